@@ -1,0 +1,18 @@
+/* commands.h -- the sinkd subcommands. Each takes the arguments after its name (argv[0] is the
+ * subcommand name), prints its own usage on --help, and returns the process exit code:
+ * 0 success, 1 runtime failure (one clear line on stderr), 2 usage error naming the option. */
+#ifndef SINKD_CLI_COMMANDS_H
+#define SINKD_CLI_COMMANDS_H
+
+int cmd_serve(int argc, char **argv);
+int cmd_swarm(int argc, char **argv);
+int cmd_contacts(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_prove(int argc, char **argv);
+int cmd_verify_bundle(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_registry(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+
+#endif

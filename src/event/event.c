@@ -1,0 +1,489 @@
+/* event.c -- canonical binary encoding, decoding and JSON rendering of sinkd's records. */
+#include "event/event.h"
+#include "util/err.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+enum field_type { F_U8, F_U32, F_U64, F_STR, F_ADDR, F_HASH };
+
+struct field {
+    uint8_t tag;
+    uint8_t type;
+    const char *name; /* JSON key */
+    size_t offset;    /* within the kind's struct */
+    size_t size;      /* for F_STR: buffer size including NUL */
+};
+
+#define FLD(tag, type, name, st, member)                                                          \
+    {                                                                                              \
+        tag, type, name, offsetof(st, member), sizeof(((st *)0)->member)                           \
+    }
+
+/* Tags are shared between kinds so a field means the same thing everywhere; never renumber. */
+static const struct field contact_fields[] = {
+    FLD(1, F_U64, "time_us", struct contact, time_us),
+    FLD(2, F_STR, "node", struct contact, node),
+    FLD(3, F_ADDR, "src", struct contact, src),
+    FLD(4, F_ADDR, "dst", struct contact, dst),
+    FLD(5, F_ADDR, "peer", struct contact, peer),
+    FLD(6, F_U8, "transport", struct contact, transport),
+    FLD(7, F_STR, "family", struct contact, family),
+    FLD(8, F_U32, "command", struct contact, command),
+    FLD(9, F_U8, "type", struct contact, msg_type),
+    FLD(10, F_STR, "host", struct contact, bot.host),
+    FLD(11, F_STR, "user", struct contact, bot.user),
+    FLD(12, F_STR, "os", struct contact, bot.os),
+    FLD(13, F_STR, "local_ip", struct contact, bot.local_ip),
+    FLD(14, F_STR, "campaign", struct contact, bot.campaign),
+    FLD(15, F_STR, "version", struct contact, bot.version),
+    FLD(16, F_STR, "bot_key", struct contact, bot_key),
+    FLD(17, F_HASH, "body_sha256", struct contact, body_sha256),
+    FLD(18, F_STR, "cc", struct contact, cc),
+    FLD(19, F_U32, "asn", struct contact, asn),
+    FLD(20, F_STR, "tags", struct contact, tags),
+    FLD(21, F_U32, "enrich_id", struct contact, enrich_id),
+};
+
+static const struct field decision_fields[] = {
+    FLD(1, F_U64, "time_us", struct decision, time_us),
+    FLD(2, F_STR, "node", struct decision, node),
+    FLD(3, F_ADDR, "src", struct decision, src),
+    FLD(8, F_U32, "command", struct decision, command),
+    FLD(32, F_STR, "bot_key", struct decision, bot_key),
+    FLD(33, F_STR, "authorisation", struct decision, authorisation),
+    FLD(34, F_U8, "verdict", struct decision, verdict),
+    FLD(35, F_HASH, "policy_sha256", struct decision, policy_sha256),
+};
+
+static const struct field command_fields[] = {
+    FLD(1, F_U64, "time_us", struct command_record, time_us),
+    FLD(2, F_STR, "node", struct command_record, node),
+    FLD(3, F_ADDR, "src", struct command_record, src),
+    FLD(8, F_U32, "command", struct command_record, command),
+    FLD(32, F_STR, "bot_key", struct command_record, bot_key),
+    FLD(33, F_STR, "authorisation", struct command_record, authorisation),
+    FLD(36, F_HASH, "bytes_sha256", struct command_record, bytes_sha256),
+    FLD(37, F_STR, "error", struct command_record, error),
+};
+
+static const struct field note_fields[] = {
+    FLD(1, F_U64, "time_us", struct note_record, time_us),
+    FLD(2, F_STR, "node", struct note_record, node),
+    FLD(38, F_HASH, "sha256", struct note_record, sha256),
+    FLD(39, F_U32, "id", struct note_record, id),
+    FLD(40, F_STR, "detail", struct note_record, detail),
+};
+
+struct kind_desc {
+    const char *name;
+    const struct field *fields;
+    size_t nfields;
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+static const struct kind_desc kinds[] = {
+    [RECORD_CONTACT] = {"contact", contact_fields, N(contact_fields)},
+    [RECORD_DECISION] = {"decision", decision_fields, N(decision_fields)},
+    [RECORD_COMMAND_SENT] = {"command-sent", command_fields, N(command_fields)},
+    [RECORD_COMMAND_FAILED] = {"command-failed", command_fields, N(command_fields)},
+    [RECORD_POLICY_LOADED] = {"policy-loaded", note_fields, N(note_fields)},
+    [RECORD_TABLE_LOADED] = {"table-loaded", note_fields, N(note_fields)},
+    [RECORD_NODE_STARTED] = {"node-started", note_fields, N(note_fields)},
+    [RECORD_NODE_STOPPED] = {"node-stopped", note_fields, N(note_fields)},
+};
+
+static const struct kind_desc *kind_lookup(uint8_t kind)
+{
+    if (kind == 0 || kind >= N(kinds)) {
+        return NULL;
+    }
+    return &kinds[kind];
+}
+
+const char *event_kind_name(uint8_t kind)
+{
+    const struct kind_desc *k = kind_lookup(kind);
+    return k ? k->name : "unknown";
+}
+
+const char *event_msg_type_name(uint8_t msg_type)
+{
+    switch (msg_type) {
+    case CONTACT_MSG_HELLO:
+        return "hello";
+    case CONTACT_MSG_MACHINE_INFO:
+        return "machine-info";
+    case CONTACT_MSG_HEARTBEAT:
+        return "heartbeat";
+    default:
+        return "other";
+    }
+}
+
+const char *event_transport_name(uint8_t transport)
+{
+    return transport == CONTACT_TRANSPORT_HTTP ? "http" : "tcp";
+}
+
+const char *event_verdict_name(uint8_t verdict)
+{
+    static const char *const names[] = {
+        [VERDICT_SEND] = "send",
+        [VERDICT_DRY_RUN] = "dry-run",
+        [VERDICT_NOT_AUTHORISED] = "not-authorised",
+        [VERDICT_EXCLUDED] = "excluded",
+        [VERDICT_OUTSIDE_WINDOW] = "outside-window",
+        [VERDICT_RATE_LIMITED] = "rate-limited",
+        [VERDICT_ALREADY_SENT] = "already-sent",
+    };
+    if (verdict == 0 || verdict >= N(names)) {
+        return "unknown";
+    }
+    return names[verdict];
+}
+
+static size_t addr_ip_len(uint8_t family)
+{
+    return family == AF_INET ? 4 : 16;
+}
+
+static const uint8_t zero_hash[32];
+
+/* Encoded value length of one field, 0 when the field is empty and therefore omitted. */
+static size_t field_len(const struct field *f, const uint8_t *base)
+{
+    const uint8_t *p = base + f->offset;
+    switch (f->type) {
+    case F_U8:
+        return *p ? 1 : 0;
+    case F_U32: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v ? 4 : 0;
+    }
+    case F_U64: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return v ? 8 : 0;
+    }
+    case F_STR:
+        return strnlen((const char *)p, f->size - 1);
+    case F_ADDR: {
+        const struct net_addr *a = (const struct net_addr *)p;
+        if (a->family != AF_INET && a->family != AF_INET6) {
+            return 0;
+        }
+        return 1 + addr_ip_len(a->family) + 2;
+    }
+    case F_HASH:
+        return memcmp(p, zero_hash, 32) ? 32 : 0;
+    }
+    return 0;
+}
+
+static void put_be(uint8_t *out, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    }
+}
+
+static uint64_t get_be(const uint8_t *in, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        v = (v << 8) | in[i];
+    }
+    return v;
+}
+
+static void field_write(const struct field *f, const uint8_t *base, uint8_t *out, size_t len)
+{
+    const uint8_t *p = base + f->offset;
+    switch (f->type) {
+    case F_U8:
+        out[0] = *p;
+        break;
+    case F_U32: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        put_be(out, v, 4);
+        break;
+    }
+    case F_U64: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        put_be(out, v, 8);
+        break;
+    }
+    case F_STR:
+    case F_HASH:
+        memcpy(out, p, len);
+        break;
+    case F_ADDR: {
+        const struct net_addr *a = (const struct net_addr *)p;
+        out[0] = a->family == AF_INET ? 4 : 6;
+        memcpy(out + 1, a->ip, addr_ip_len(a->family));
+        put_be(out + 1 + addr_ip_len(a->family), a->port, 2);
+        break;
+    }
+    }
+}
+
+int event_encode(const struct record *rec, uint8_t *out, size_t cap)
+{
+    const struct kind_desc *k = kind_lookup(rec->kind);
+    if (k == NULL || cap < 2) {
+        return -1;
+    }
+    const uint8_t *base = (const uint8_t *)&rec->u;
+    size_t pos = 0;
+    out[pos++] = EVENT_RECORD_VERSION;
+    out[pos++] = rec->kind;
+    for (size_t i = 0; i < k->nfields; i++) {
+        const struct field *f = &k->fields[i];
+        size_t len = field_len(f, base);
+        if (len == 0) {
+            continue;
+        }
+        if (pos + 3 + len > cap) {
+            return -1;
+        }
+        out[pos] = f->tag;
+        put_be(out + pos + 1, len, 2);
+        field_write(f, base, out + pos + 3, len);
+        pos += 3 + len;
+    }
+    return (int)pos;
+}
+
+static int field_read(const struct field *f, uint8_t *base, const uint8_t *v, size_t len, char *err,
+                      size_t errlen)
+{
+    uint8_t *p = base + f->offset;
+    switch (f->type) {
+    case F_U8:
+        if (len != 1 || v[0] == 0) {
+            return err_set(err, errlen, "field '%s': bad u8", f->name);
+        }
+        *p = v[0];
+        return 0;
+    case F_U32: {
+        if (len != 4) {
+            return err_set(err, errlen, "field '%s': length %zu, expected 4", f->name, len);
+        }
+        uint32_t x = (uint32_t)get_be(v, 4);
+        if (x == 0) {
+            return err_set(err, errlen, "field '%s': zero must be omitted", f->name);
+        }
+        memcpy(p, &x, 4);
+        return 0;
+    }
+    case F_U64: {
+        if (len != 8) {
+            return err_set(err, errlen, "field '%s': length %zu, expected 8", f->name, len);
+        }
+        uint64_t x = get_be(v, 8);
+        if (x == 0) {
+            return err_set(err, errlen, "field '%s': zero must be omitted", f->name);
+        }
+        memcpy(p, &x, 8);
+        return 0;
+    }
+    case F_STR:
+        if (len >= f->size || memchr(v, '\0', len) != NULL) {
+            return err_set(err, errlen, "field '%s': string too long or holds NUL", f->name);
+        }
+        memcpy(p, v, len);
+        p[len] = '\0';
+        return 0;
+    case F_HASH:
+        if (len != 32 || memcmp(v, zero_hash, 32) == 0) {
+            return err_set(err, errlen, "field '%s': bad hash", f->name);
+        }
+        memcpy(p, v, 32);
+        return 0;
+    case F_ADDR: {
+        struct net_addr *a = (struct net_addr *)p;
+        if (len == 7 && v[0] == 4) {
+            a->family = AF_INET;
+        } else if (len == 19 && v[0] == 6) {
+            a->family = AF_INET6;
+        } else {
+            return err_set(err, errlen, "field '%s': bad address", f->name);
+        }
+        memcpy(a->ip, v + 1, addr_ip_len(a->family));
+        a->port = (uint16_t)get_be(v + 1 + addr_ip_len(a->family), 2);
+        return 0;
+    }
+    }
+    return err_set(err, errlen, "field '%s': unknown type", f->name);
+}
+
+int event_decode(const uint8_t *buf, size_t len, struct record *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (len < 2) {
+        return err_set(err, errlen, "record truncated (%zu bytes)", len);
+    }
+    if (buf[0] != EVENT_RECORD_VERSION) {
+        return err_set(err, errlen, "unknown record version %u", buf[0]);
+    }
+    const struct kind_desc *k = kind_lookup(buf[1]);
+    if (k == NULL) {
+        return err_set(err, errlen, "unknown record kind %u", buf[1]);
+    }
+    out->kind = buf[1];
+    uint8_t *base = (uint8_t *)&out->u;
+    size_t pos = 2;
+    size_t next_field = 0;
+    while (pos < len) {
+        if (len - pos < 3) {
+            return err_set(err, errlen, "field header truncated at byte %zu", pos);
+        }
+        uint8_t tag = buf[pos];
+        size_t flen = (size_t)get_be(buf + pos + 1, 2);
+        if (flen == 0 || flen > len - pos - 3) {
+            return err_set(err, errlen, "field tag %u at byte %zu: bad length %zu", tag, pos,
+                           flen);
+        }
+        while (next_field < k->nfields && k->fields[next_field].tag < tag) {
+            next_field++;
+        }
+        if (next_field == k->nfields || k->fields[next_field].tag != tag) {
+            return err_set(err, errlen, "field tag %u at byte %zu: unknown, repeated or out of order",
+                           tag, pos);
+        }
+        if (field_read(&k->fields[next_field], base, buf + pos + 3, flen, err, errlen) != 0) {
+            return -1;
+        }
+        next_field++;
+        pos += 3 + flen;
+    }
+    return 0;
+}
+
+void event_format_time(uint64_t time_us, char out[32])
+{
+    time_t secs = (time_t)(time_us / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char date[24];
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%06uZ", date, (unsigned)(time_us % 1000000));
+}
+
+uint64_t event_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void hex(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static void json_set_addr(json_t *obj, const char *prefix, const struct net_addr *a)
+{
+    char key[32];
+    char ip[NET_ADDR_STRLEN];
+    net_addr_format_ip(a, ip);
+    snprintf(key, sizeof(key), "%s_ip", prefix);
+    json_object_set_new(obj, key, json_string(ip));
+    snprintf(key, sizeof(key), "%s_port", prefix);
+    json_object_set_new(obj, key, json_integer(a->port));
+}
+
+json_t *event_to_json(const struct record *rec)
+{
+    const struct kind_desc *k = kind_lookup(rec->kind);
+    if (k == NULL) {
+        return NULL;
+    }
+    json_t *obj = json_object();
+    json_object_set_new(obj, "kind", json_string(k->name));
+    const uint8_t *base = (const uint8_t *)&rec->u;
+    for (size_t i = 0; i < k->nfields; i++) {
+        const struct field *f = &k->fields[i];
+        const uint8_t *p = base + f->offset;
+        switch (f->type) {
+        case F_U8:
+            if (rec->kind == RECORD_CONTACT && f->tag == 6) {
+                json_object_set_new(obj, "transport", json_string(event_transport_name(*p)));
+            } else if (rec->kind == RECORD_CONTACT && f->tag == 9) {
+                json_object_set_new(obj, "type", json_string(event_msg_type_name(*p)));
+            } else if (f->tag == 34) {
+                json_object_set_new(obj, "verdict", json_string(event_verdict_name(*p)));
+            } else {
+                json_object_set_new(obj, f->name, json_integer(*p));
+            }
+            break;
+        case F_U32: {
+            uint32_t v;
+            memcpy(&v, p, 4);
+            if (f->tag == 8) {
+                char cmd[16];
+                snprintf(cmd, sizeof(cmd), "0x%04x", v);
+                json_object_set_new(obj, "command", json_string(cmd));
+            } else {
+                json_object_set_new(obj, f->name, json_integer(v));
+            }
+            break;
+        }
+        case F_U64: {
+            uint64_t v;
+            memcpy(&v, p, 8);
+            char when[32];
+            event_format_time(v, when);
+            json_object_set_new(obj, "time", json_string(when));
+            break;
+        }
+        case F_STR:
+            json_object_set_new(obj, f->name, json_string((const char *)p));
+            break;
+        case F_ADDR:
+            if (((const struct net_addr *)p)->family != 0) {
+                json_set_addr(obj, f->name, (const struct net_addr *)p);
+            }
+            break;
+        case F_HASH: {
+            char h[65];
+            hex(p, 32, h);
+            json_object_set_new(obj, f->name, json_string(memcmp(p, zero_hash, 32) ? h : ""));
+            break;
+        }
+        }
+    }
+    return obj;
+}
+
+void event_bot_key(const struct contact *c, char out[33])
+{
+    /* family + host + user + local_ip + campaign: the fields a bot reports about itself that do
+     * not change between its calls. Each is bounded, so the buffer cannot overflow. */
+    char input[sizeof(c->family) + sizeof(c->bot) + 16];
+    uint8_t digest[32];
+    const struct bot_identity *b = &c->bot;
+    int n;
+    if (b->host[0] == '\0' && b->user[0] == '\0') {
+        char ip[NET_ADDR_STRLEN];
+        net_addr_format_ip(&c->src, ip);
+        n = snprintf(input, sizeof(input), "%s\nip:%s", c->family, ip);
+    } else {
+        n = snprintf(input, sizeof(input), "%s\n%s\n%s\n%s\n%s\n", c->family, b->host, b->user,
+                     b->local_ip, b->campaign);
+    }
+    SHA256((const uint8_t *)input, (size_t)n, digest);
+    hex(digest, 16, out);
+}

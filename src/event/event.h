@@ -1,0 +1,155 @@
+/* event.h -- the facts sinkd records (contacts, decisions, commands, operational notes), their one
+ * canonical versioned binary encoding (what the evidence log stores) and their JSON rendering. */
+#ifndef SINKD_EVENT_EVENT_H
+#define SINKD_EVENT_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "util/addr.h"
+
+/* Bot identity fields as received (UTF-8, NUL-terminated, "" when the message carried none). */
+struct bot_identity {
+    char host[64];     /* computer name */
+    char user[64];     /* user name */
+    char os[32];       /* "6.1.7601 SP1" */
+    char local_ip[46]; /* address behind NAT, as the bot reports it */
+    char campaign[64]; /* group / campaign string */
+    char version[32];  /* malware build / version */
+};
+
+enum contact_transport {
+    CONTACT_TRANSPORT_TCP = 1,  /* raw packets on a TCP stream */
+    CONTACT_TRANSPORT_HTTP = 2, /* packet as the body of an HTTP POST */
+};
+
+enum contact_msg_type {
+    CONTACT_MSG_OTHER = 0,
+    CONTACT_MSG_HELLO = 1,        /* first packet on a connection without machine information */
+    CONTACT_MSG_MACHINE_INFO = 2, /* the bot describes itself */
+    CONTACT_MSG_HEARTBEAT = 3,    /* later polls / keep-alives on the same connection */
+};
+
+/* One message received from one bot. */
+struct contact {
+    uint64_t time_us; /* UTC, microseconds since the epoch */
+    char node[32];    /* which sinkd node recorded it */
+    struct net_addr src;  /* the bot, after PROXY */
+    struct net_addr dst;  /* the seized address it called, after PROXY */
+    struct net_addr peer; /* the TCP peer when it differs from src (a trusted proxy), else family 0 */
+    uint8_t transport;    /* enum contact_transport */
+    char family[16];      /* protocol family, "plugx" */
+    uint32_t command;     /* family-specific command id */
+    uint8_t msg_type;     /* enum contact_msg_type */
+    struct bot_identity bot; /* as carried by this message (heartbeats carry none) */
+    /* event_bot_key() of the bot: from this message's identity, or, for messages that carry none,
+     * from the identity an earlier message on the same connection gave; "" if never identified. */
+    char bot_key[33];
+    uint8_t body_sha256[32]; /* SHA-256 of the decrypted, decompressed message body */
+    /* Enrichment, filled before the record is written. */
+    char cc[3];         /* ISO 3166-1 alpha-2, "" if unknown */
+    uint32_t asn;       /* 0 if unknown */
+    char tags[64];      /* operator sector tags, comma-separated, "" if none */
+    uint32_t enrich_id; /* identifies the table-loaded record describing the data versions used */
+};
+
+/* Remediation verdicts (issue: remediate only where authorised). */
+enum decision_verdict {
+    VERDICT_SEND = 1,
+    VERDICT_DRY_RUN = 2,
+    VERDICT_NOT_AUTHORISED = 3,
+    VERDICT_EXCLUDED = 4,
+    VERDICT_OUTSIDE_WINDOW = 5,
+    VERDICT_RATE_LIMITED = 6,
+    VERDICT_ALREADY_SENT = 7,
+};
+
+struct decision {
+    uint64_t time_us;
+    char node[32];
+    char bot_key[33];       /* event_bot_key() */
+    struct net_addr src;    /* where the bot called from */
+    char authorisation[64]; /* authorisation id, "" if none applied */
+    uint8_t verdict;        /* enum decision_verdict */
+    uint32_t command;       /* command that would be / is sent */
+    uint8_t policy_sha256[32];
+};
+
+/* command-sent / command-failed */
+struct command_record {
+    uint64_t time_us;
+    char node[32];
+    char bot_key[33];
+    struct net_addr src;
+    char authorisation[64];
+    uint32_t command;
+    uint8_t bytes_sha256[32]; /* SHA-256 of the exact bytes written to the socket */
+    char error[128];          /* command-failed only */
+};
+
+/* policy-loaded, table-loaded, node-started, node-stopped: operational facts. */
+struct note_record {
+    uint64_t time_us;
+    char node[32];
+    uint8_t sha256[32]; /* policy file hash, table data hash, ... (zero when not applicable) */
+    uint32_t id;        /* table-loaded: the enrich_id contacts refer to */
+    char detail[512];   /* human-readable: file name, versions, listen addresses, ... */
+};
+
+enum record_kind {
+    RECORD_CONTACT = 1,
+    RECORD_DECISION = 2,
+    RECORD_COMMAND_SENT = 3,
+    RECORD_COMMAND_FAILED = 4,
+    RECORD_POLICY_LOADED = 5,
+    RECORD_TABLE_LOADED = 6,
+    RECORD_NODE_STARTED = 7,
+    RECORD_NODE_STOPPED = 8,
+};
+
+struct record {
+    uint8_t kind; /* enum record_kind */
+    union {
+        struct contact contact;
+        struct decision decision;
+        struct command_record command;
+        struct note_record note;
+    } u;
+};
+
+/* Encoding version written as the first byte of every record. */
+#define EVENT_RECORD_VERSION 1
+/* No record encodes to more than this (all fields are bounded). */
+#define EVENT_RECORD_MAX 2048
+
+/* Canonical encoding: version(1) kind(1) then fields as tag(1) len(2, big-endian) value, in
+ * ascending tag order, each at most once, empty fields omitted. Returns bytes written or -1 if
+ * cap is too small. */
+int event_encode(const struct record *rec, uint8_t *out, size_t cap);
+
+/* Pure decoder. Returns 0 or -1 with a message (unknown version, truncated field, duplicate or
+ * out-of-order tag, over-long string, ...). Unknown tags are errors: the encoding is canonical. */
+int event_decode(const uint8_t *buf, size_t len, struct record *out, char *err, size_t errlen);
+
+/* JSON rendering as printed by `sinkd contacts` (one object per record). */
+json_t *event_to_json(const struct record *rec);
+
+const char *event_kind_name(uint8_t kind);
+const char *event_msg_type_name(uint8_t msg_type);
+const char *event_transport_name(uint8_t transport);
+const char *event_verdict_name(uint8_t verdict);
+
+/* Stable bot key: first 16 bytes of SHA-256 over the family and identity fields (see
+ * docs/registry.md), as 32 lowercase hex characters. Bots that sent no identity are keyed by
+ * source IP instead ("ip:" prefix inside the hash input). */
+void event_bot_key(const struct contact *c, char out[33]);
+
+/* Current UTC time in microseconds. */
+uint64_t event_now_us(void);
+
+/* "2026-11-23T09:15:13.123456Z" */
+void event_format_time(uint64_t time_us, char out[32]);
+
+#endif
