@@ -52,6 +52,10 @@ struct plugx_conn {
     uint8_t identified;  /* a machine-information message was seen on this connection */
     uint32_t packets;    /* packets decoded so far */
     uint64_t rng;        /* xorshift state for reply keys */
+    /* Added by the codec (struct stays at 24 bytes): what the replies echo and mirror. */
+    uint32_t last_job;     /* job field of the last packet decoded, echoed in replies */
+    uint16_t last_command; /* command of the last packet decoded */
+    uint8_t shared_run;    /* the bot's last packet used PLUGX_FLAG_SHARED_RUN */
 };
 
 /* A decoded packet. body points into the caller's scratch buffer (decrypted, decompressed). */
