@@ -1,0 +1,249 @@
+/* log.h -- the evidence log: RFC 6962 Merkle tree, C2SP tlog-tiles on disk, signed checkpoints,
+ * proofs and evidence bundles. The whole contract of src/evidence/ (see docs/evidence.md). */
+#ifndef SINKD_EVIDENCE_LOG_H
+#define SINKD_EVIDENCE_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EVLOG_HASH_SIZE 32
+#define EVLOG_ENTRY_MAX 65535 /* C2SP tlog-tiles: entries are framed with a uint16 length */
+#define EVLOG_TILE_HEIGHT 8   /* C2SP tlog-tiles: fixed tile height */
+#define EVLOG_TILE_WIDTH 256  /* hashes in a full tile */
+#define EVLOG_PROOF_MAX 64    /* a proof in a tree of size < 2^63 has fewer hashes */
+#define EVLOG_NAME_MAX 200    /* longest key name / origin accepted */
+#define EVLOG_NOTE_MAX 8192   /* longest signed note read or written */
+#define EVLOG_SIGS_MAX 16     /* signature lines accepted in a note (C2SP signed-note: >= 16) */
+#define EVLOG_PATH_MAX 4096
+
+/* Error codes (negative). Each function also fills the optional err buffer. */
+#define EVLOG_EINVAL (-1)   /* bad argument or malformed input */
+#define EVLOG_EIO (-2)      /* a system call failed */
+#define EVLOG_ECRYPTO (-3)  /* libcrypto failed */
+#define EVLOG_EVERIFY (-4)  /* a signature, proof, hash or consistency check failed */
+#define EVLOG_ECORRUPT (-5) /* on-disk data is damaged in a way recovery must not repair */
+#define EVLOG_ENOMEM (-6)
+#define EVLOG_EFULL (-7) /* a bound was reached (staged batch, entry size) */
+
+/* ---- RFC 6962 / RFC 9162 Merkle tree (SHA-256) -------------------------------------------- */
+
+/* RFC 6962 §2.1: leaf = SHA-256(0x00 || entry), node = SHA-256(0x01 || left || right). */
+void evlog_leaf_hash(const uint8_t *entry, size_t len, uint8_t out[EVLOG_HASH_SIZE]);
+void evlog_node_hash(const uint8_t left[EVLOG_HASH_SIZE], const uint8_t right[EVLOG_HASH_SIZE],
+                     uint8_t out[EVLOG_HASH_SIZE]);
+
+/* Source of stored hashes: the hash of the complete subtree of 2^level leaves starting at leaf
+ * index << level. Returns 0 or a negative code (and may fill err). */
+typedef int (*evlog_hash_reader)(void *ctx, unsigned level, uint64_t index,
+                                 uint8_t out[EVLOG_HASH_SIZE], char *err, size_t errlen);
+
+/* MTH(D[0:size]) (SHA-256("") for size 0). */
+int evlog_tree_hash(evlog_hash_reader rd, void *ctx, uint64_t size, uint8_t out[EVLOG_HASH_SIZE],
+                    char *err, size_t errlen);
+/* RFC 6962 §2.1.1 audit path of leaf `index` in a tree of `size`; *n receives the hash count. */
+int evlog_prove_inclusion(evlog_hash_reader rd, void *ctx, uint64_t index, uint64_t size,
+                          uint8_t proof[EVLOG_PROOF_MAX][EVLOG_HASH_SIZE], size_t *n, char *err,
+                          size_t errlen);
+/* RFC 6962 §2.1.2 consistency proof from old_size to new_size (0 < old <= new, else empty). */
+int evlog_prove_consistency(evlog_hash_reader rd, void *ctx, uint64_t old_size, uint64_t new_size,
+                            uint8_t proof[EVLOG_PROOF_MAX][EVLOG_HASH_SIZE], size_t *n, char *err,
+                            size_t errlen);
+/* RFC 9162 §2.1.3.2 / §2.1.4.2 iterative verifiers: 0 if the proof holds, EVLOG_EVERIFY if not. */
+int evlog_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[EVLOG_HASH_SIZE],
+                           const uint8_t (*proof)[EVLOG_HASH_SIZE], size_t n,
+                           const uint8_t root[EVLOG_HASH_SIZE]);
+int evlog_verify_consistency(uint64_t old_size, uint64_t new_size,
+                             const uint8_t old_root[EVLOG_HASH_SIZE],
+                             const uint8_t new_root[EVLOG_HASH_SIZE],
+                             const uint8_t (*proof)[EVLOG_HASH_SIZE], size_t n);
+
+/* Incremental tree: the right frontier (one complete subtree hash per set bit of size). Appending
+ * costs one leaf hash plus, amortised, one node hash. */
+struct evlog_frontier {
+    uint64_t size;
+    uint8_t hash[64][EVLOG_HASH_SIZE]; /* hash[i] = subtree of 2^i leaves, valid iff size bit i */
+};
+void evlog_frontier_init(struct evlog_frontier *f);
+/* Adds one leaf hash; calls done(ctx, level, index, hash) for every complete subtree formed
+ * whose height is a multiple of the tile height (tile-level hashes), done may be NULL. */
+void evlog_frontier_push(struct evlog_frontier *f, const uint8_t leaf[EVLOG_HASH_SIZE],
+                         void (*done)(void *ctx, unsigned level, uint64_t index,
+                                      const uint8_t hash[EVLOG_HASH_SIZE]),
+                         void *ctx);
+void evlog_frontier_root(const struct evlog_frontier *f, uint8_t out[EVLOG_HASH_SIZE]);
+
+/* ---- C2SP tlog-tiles ---------------------------------------------------------------------- */
+
+#define EVLOG_TILE_ENTRIES (-1) /* `level` value naming the entry bundles (tile/entries/...) */
+
+/* "tile/<L>/<N>[.p/<W>]" or "tile/entries/<N>[.p/<W>]" (width 256 = full, 1..255 = partial);
+ * N in 3-digit groups, all but the last prefixed 'x'. Returns the length or EVLOG_EINVAL. */
+int evlog_tile_path(int level, uint64_t n, unsigned width, char *out, size_t cap);
+
+/* Reads stored hashes from a tlog-tiles directory for a tree of `size` (falls back from a
+ * missing partial tile to the full tile, as C2SP clients do). Usable as evlog_hash_reader. */
+struct evlog_tile_reader;
+int evlog_tile_reader_open(struct evlog_tile_reader **out, const char *log_dir, uint64_t size,
+                           char *err, size_t errlen);
+int evlog_tile_reader_hash(void *reader, unsigned level, uint64_t index,
+                           uint8_t out[EVLOG_HASH_SIZE], char *err, size_t errlen);
+void evlog_tile_reader_close(struct evlog_tile_reader *r);
+
+/* ---- C2SP signed-note, keys and checkpoints ----------------------------------------------- */
+
+/* golang.org/x/mod sumdb/note key formats:
+ *   signer   PRIVATE+KEY+<name>+<8 hex keyid>+<base64(0x01 || seed32)>
+ *   verifier <name>+<8 hex keyid>+<base64(0x01 || pub32)>
+ * key ID = SHA-256(name || 0x0A || 0x01 || pub32)[:4] big-endian. */
+struct evlog_signer {
+    char name[EVLOG_NAME_MAX + 1];
+    uint32_t keyid;
+    uint8_t seed[32];
+    uint8_t pub[32];
+};
+struct evlog_verifier {
+    char name[EVLOG_NAME_MAX + 1];
+    uint32_t keyid;
+    uint8_t pub[32];
+};
+
+/* Key names: non-empty, printable ASCII/UTF-8 without spaces or '+'. */
+bool evlog_key_name_valid(const char *name);
+int evlog_signer_from_seed(const char *name, const uint8_t seed[32], struct evlog_signer *out,
+                           char *err, size_t errlen);
+void evlog_signer_verifier(const struct evlog_signer *s, struct evlog_verifier *out);
+/* Parsers are pure over (text, len); trailing "\n" is allowed. */
+int evlog_signer_parse(const char *text, size_t len, struct evlog_signer *out, char *err,
+                       size_t errlen);
+int evlog_verifier_parse(const char *text, size_t len, struct evlog_verifier *out, char *err,
+                         size_t errlen);
+/* Formatters return the length written (no newline) or EVLOG_EINVAL if cap is too small. */
+int evlog_signer_format(const struct evlog_signer *s, char *out, size_t cap);
+int evlog_verifier_format(const struct evlog_verifier *v, char *out, size_t cap);
+/* Reads a key file (first line). */
+int evlog_signer_load(const char *path, struct evlog_signer *out, char *err, size_t errlen);
+int evlog_verifier_load(const char *path, struct evlog_verifier *out, char *err, size_t errlen);
+
+/* Signs `text` (must end in '\n') as a C2SP signed note: text "\n" "— name base64(keyid||sig)\n".
+ * Returns the note length or a negative code. */
+int evlog_note_sign(const struct evlog_signer *s, const char *text, size_t len, char *out,
+                    size_t cap, char *err, size_t errlen);
+/* Verifies a signed note with one known key (C2SP signed-note rules: unknown signatures are
+ * ignored, a known one must verify, at least one must). On success *text_len is the length of
+ * the signed text (a prefix of note). */
+int evlog_note_open(const char *note, size_t len, const struct evlog_verifier *v, size_t *text_len,
+                    char *err, size_t errlen);
+
+struct evlog_checkpoint {
+    char origin[EVLOG_NAME_MAX + 1];
+    uint64_t size;
+    uint8_t root[EVLOG_HASH_SIZE];
+};
+/* C2SP tlog-checkpoint body: origin, decimal size, base64 root, each ending in '\n'. */
+int evlog_checkpoint_format(const struct evlog_checkpoint *c, char *out, size_t cap);
+/* Parses a checkpoint text (extension lines after the root are allowed and ignored). */
+int evlog_checkpoint_parse(const char *text, size_t len, struct evlog_checkpoint *out, char *err,
+                           size_t errlen);
+/* evlog_note_open + evlog_checkpoint_parse; also requires origin == key name. */
+int evlog_checkpoint_open(const char *note, size_t len, const struct evlog_verifier *v,
+                          struct evlog_checkpoint *out, char *err, size_t errlen);
+
+/* Writes <keys_dir>/log.key (0600, signer) and <keys_dir>/log.vkey (0644, verifier) for a fresh
+ * Ed25519 key named `origin`. Refuses to overwrite an existing key. */
+int evlog_keygen(const char *keys_dir, const char *origin, char *err, size_t errlen);
+
+/* ---- the log (one writer thread owns it) -------------------------------------------------- */
+
+struct evlog_options {
+    const char *origin;          /* checkpoint origin = key name; NULL: taken from the key */
+    uint64_t checkpoint_entries; /* publish after this many new entries (0: 100000) */
+    uint64_t checkpoint_ms;      /* ... or after this many ms with new entries (0: 1000) */
+    bool create_key;             /* generate <state>/keys/log.key if <state>/keys has none */
+    size_t max_batch_bytes;      /* staged bytes before evlog_append says EVLOG_EFULL (0: 64 MiB) */
+};
+
+/* What open found (for the operator's log line). */
+struct evlog_recovery {
+    uint64_t size;          /* durable entries after recovery */
+    uint64_t cut_bytes;     /* bytes of a torn tail removed from the journal */
+    uint64_t checkpoints;   /* published checkpoints checked against the recovered tree */
+    uint64_t tiles_written; /* tiles / bundles (re)written from the journal */
+};
+
+struct evlog;
+/* Opens (creating if needed) <state_dir>/journal and <state_dir>/log. Replays the journal,
+ * checks every batch's commit record, cuts a torn last batch (reported in *rec, never silently
+ * kept), rebuilds the tree and refuses to open (EVLOG_ECORRUPT) unless the tree matches every
+ * checkpoint in log/checkpoints/. rec may be NULL. */
+int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_options *opt,
+               struct evlog_recovery *rec, char *err, size_t errlen);
+/* Stages one entry (1..65535 bytes) in memory; not durable until evlog_commit. *index_out (may be
+ * NULL) receives its leaf index. */
+int evlog_append(struct evlog *log, const uint8_t *entry, size_t len, uint64_t *index_out);
+/* Makes every staged entry durable: one write + fdatasync of the journal (group commit). */
+int evlog_commit(struct evlog *log, char *err, size_t errlen);
+/* Commits, then signs and publishes a checkpoint if the policy says one is due. Returns 1 if one
+ * was published, 0 if not due, negative on error. */
+int evlog_maybe_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen);
+/* Commits and publishes a checkpoint for the current size now (no-op if already published). */
+int evlog_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen);
+uint64_t evlog_size(const struct evlog *log);   /* durable entries */
+uint64_t evlog_staged(const struct evlog *log); /* staged, not yet durable */
+/* Root of the durable tree. */
+void evlog_root(const struct evlog *log, uint8_t out[EVLOG_HASH_SIZE]);
+/* Commit + final checkpoint + free. Returns the first error (err filled) or 0. */
+int evlog_close(struct evlog *log, char *err, size_t errlen);
+
+/* Reader of durable entries (any thread or process, concurrently with the writer). */
+struct evlog_reader;
+int evlog_reader_open(struct evlog_reader **out, const char *state_dir, uint64_t start_index,
+                      char *err, size_t errlen);
+/* 1: entry, len and index set (valid until the next call); 0: no more durable entries now (call
+ * again later for newer ones); negative: error. */
+int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len, uint64_t *index,
+                      char *err, size_t errlen);
+void evlog_reader_close(struct evlog_reader *r);
+
+/* Pure parser of the journal framing (used by recovery, the reader and the fuzzer). Given the
+ * bytes of one batch starting at buf, returns the batch length (> 0) and fills first and count if
+ * it is complete and well formed, 0 if more bytes are needed, negative if malformed. Does not
+ * check the commit root (that needs hashing). */
+int evlog_journal_parse_batch(const uint8_t *buf, size_t len, uint64_t *first, uint32_t *count);
+
+/* ---- offline verification and evidence bundles -------------------------------------------- */
+
+struct evlog_verify_report {
+    uint64_t entries;     /* entries checked (size of the latest checkpoint) */
+    uint64_t checkpoints; /* checkpoints whose signature, root and consistency were checked */
+    uint64_t tiles;       /* tile and bundle files checked */
+};
+/* Checks a tlog-tiles directory: every checkpoint's signature, every entry against the level-0
+ * tiles, every tile against the level below, every checkpoint root against the recomputed tree
+ * and consistency proofs between consecutive checkpoints. On failure returns EVLOG_EVERIFY (or
+ * another negative code) with err naming the file, entry index and byte. */
+int evlog_verify_dir(const char *log_dir, const struct evlog_verifier *v,
+                     struct evlog_verify_report *rep, char *err, size_t errlen);
+
+/* Writes an evidence bundle to out_dir (created; must not exist or be empty): entries/<i>.bin,
+ * bundle.json (inclusion proofs to the latest checkpoint), checkpoint, log.vkey, README.txt.
+ * `describe(ctx, entry, len, out, cap)` may add a human rendering (entries/<i>.json); may be
+ * NULL. */
+int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
+                       const char *out_dir,
+                       int (*describe)(void *ctx, const uint8_t *entry, size_t len, char **out),
+                       void *describe_ctx, char *err, size_t errlen);
+
+struct evlog_bundle_report {
+    uint64_t entries;   /* entries whose inclusion was verified */
+    uint64_t tree_size; /* checkpoint size they were proved against */
+};
+/* Verifies a bundle directory against its own log.vkey (or `v` if non-NULL). */
+int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v,
+                        struct evlog_bundle_report *rep, char *err, size_t errlen);
+/* Pure check of a bundle.json manifest text (used by verify and the fuzzer): parses it and
+ * verifies every proof against `cp`, with entry bytes supplied by the manifest's leaf hashes. */
+int evlog_bundle_parse_manifest(const char *json, size_t len, struct evlog_checkpoint *cp_out,
+                                uint64_t *entries_out, char *err, size_t errlen);
+
+#endif
