@@ -18,7 +18,7 @@ struct field {
     size_t size;      /* for F_STR: buffer size including NUL */
 };
 
-#define FLD(tag, type, name, st, member)                                                          \
+#define FLD(tag, type, name, st, member)                                                           \
     {                                                                                              \
         tag, type, name, offsetof(st, member), sizeof(((st *)0)->member)                           \
     }
@@ -348,15 +348,14 @@ int event_decode(const uint8_t *buf, size_t len, struct record *out, char *err, 
         uint8_t tag = buf[pos];
         size_t flen = (size_t)get_be(buf + pos + 1, 2);
         if (flen == 0 || flen > len - pos - 3) {
-            return err_set(err, errlen, "field tag %u at byte %zu: bad length %zu", tag, pos,
-                           flen);
+            return err_set(err, errlen, "field tag %u at byte %zu: bad length %zu", tag, pos, flen);
         }
         while (next_field < k->nfields && k->fields[next_field].tag < tag) {
             next_field++;
         }
         if (next_field == k->nfields || k->fields[next_field].tag != tag) {
-            return err_set(err, errlen, "field tag %u at byte %zu: unknown, repeated or out of order",
-                           tag, pos);
+            return err_set(err, errlen,
+                           "field tag %u at byte %zu: unknown, repeated or out of order", tag, pos);
         }
         if (field_read(&k->fields[next_field], base, buf + pos + 3, flen, err, errlen) != 0) {
             return -1;

@@ -34,15 +34,16 @@ enum contact_msg_type {
 
 /* One message received from one bot. */
 struct contact {
-    uint64_t time_us; /* UTC, microseconds since the epoch */
-    char node[32];    /* which sinkd node recorded it */
-    struct net_addr src;  /* the bot, after PROXY */
-    struct net_addr dst;  /* the seized address it called, after PROXY */
-    struct net_addr peer; /* the TCP peer when it differs from src (a trusted proxy), else family 0 */
-    uint8_t transport;    /* enum contact_transport */
-    char family[16];      /* protocol family, "plugx" */
-    uint32_t command;     /* family-specific command id */
-    uint8_t msg_type;     /* enum contact_msg_type */
+    uint64_t time_us;    /* UTC, microseconds since the epoch */
+    char node[32];       /* which sinkd node recorded it */
+    struct net_addr src; /* the bot, after PROXY */
+    struct net_addr dst; /* the seized address it called, after PROXY */
+    struct net_addr
+        peer;          /* the TCP peer when it differs from src (a trusted proxy), else family 0 */
+    uint8_t transport; /* enum contact_transport */
+    char family[16];   /* protocol family, "plugx" */
+    uint32_t command;  /* family-specific command id */
+    uint8_t msg_type;  /* enum contact_msg_type */
     struct bot_identity bot; /* as carried by this message (heartbeats carry none) */
     /* event_bot_key() of the bot: from this message's identity, or, for messages that carry none,
      * from the identity an earlier message on the same connection gave; "" if never identified. */

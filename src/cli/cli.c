@@ -1,0 +1,51 @@
+/* cli.c -- strict option-value parsing and uniform usage errors for the subcommands. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifndef SINKD_DATA_DIR
+#define SINKD_DATA_DIR "data"
+#endif
+
+bool cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t min, uint64_t max,
+                   uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    if (text == NULL || text[0] == '\0' || text[0] == '-' || text[0] == '+') {
+        cli_usage_error(cmd, "--%s: '%s' is not a number", opt, text ? text : "");
+        return false;
+    }
+    unsigned long long v = strtoull(text, &end, 0);
+    if (errno != 0 || *end != '\0') {
+        cli_usage_error(cmd, "--%s: '%s' is not a number", opt, text);
+        return false;
+    }
+    if (v < min || v > max) {
+        cli_usage_error(cmd, "--%s: %llu is out of range (%llu-%llu)", opt, v,
+                        (unsigned long long)min, (unsigned long long)max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "sinkd %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'sinkd %s --help'.\n", cmd);
+    return 2;
+}
+
+const char *cli_data_dir(void)
+{
+    const char *env = getenv("SINKD_DATA_DIR");
+    return env != NULL && env[0] != '\0' ? env : SINKD_DATA_DIR;
+}

@@ -1,0 +1,269 @@
+/* cmd_contacts.c -- `sinkd contacts`: the recorded contacts as JSON lines, read from the log. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "event/event.h"
+#include "evidence/log.h"
+
+static const char contacts_usage[] =
+    "usage: sinkd contacts --state DIR [--all] [--summary]\n"
+    "\n"
+    "Prints every contact recorded in DIR's evidence log as one JSON object per line, with\n"
+    "its log index: index, time, src_ip, src_port, dst_ip, dst_port, transport, family,\n"
+    "command, type, bot_key and the bot-identity fields (host, user, os, local_ip, campaign,\n"
+    "version), plus enrichment (cc, asn, tags) where known. Safe while the server runs: only\n"
+    "durable entries are read.\n"
+    "\n"
+    "  --all       print every record kind (decisions, commands, node and policy notes too)\n"
+    "  --summary   print totals instead (JSON): contacts, messages by type, unique bots,\n"
+    "              unique source IPs, first/last time, contacts per second, and the server's\n"
+    "              own counters from its last node-stopped record\n"
+    "  --help      this text\n";
+
+/* Open-addressing set of 16-byte keys (bot keys, IPs) for the summary. */
+struct keyset {
+    uint8_t (*keys)[17]; /* byte 0: used flag */
+    size_t cap;
+    size_t n;
+};
+
+static uint64_t key_hash(const uint8_t *k)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < 16; i++) {
+        h = (h ^ k[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+static int keyset_add(struct keyset *s, const uint8_t key[16])
+{
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        uint8_t(*keys)[17] = calloc(cap, sizeof(*keys));
+        if (keys == NULL) {
+            return -1;
+        }
+        for (size_t i = 0; i < s->cap; i++) {
+            if (s->keys[i][0]) {
+                size_t j = key_hash(s->keys[i] + 1) & (cap - 1);
+                while (keys[j][0]) {
+                    j = (j + 1) & (cap - 1);
+                }
+                memcpy(keys[j], s->keys[i], 17);
+            }
+        }
+        free(s->keys);
+        s->keys = keys;
+        s->cap = cap;
+    }
+    size_t j = key_hash(key) & (s->cap - 1);
+    while (s->keys[j][0]) {
+        if (memcmp(s->keys[j] + 1, key, 16) == 0) {
+            return 0;
+        }
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->keys[j][0] = 1;
+    memcpy(s->keys[j] + 1, key, 16);
+    s->n++;
+    return 1;
+}
+
+struct summary {
+    uint64_t records;
+    uint64_t contacts;
+    uint64_t by_type[4];
+    uint64_t by_transport[3];
+    uint64_t first_us;
+    uint64_t last_us;
+    struct keyset bots;
+    struct keyset ips;
+    json_t *last_stopped;
+    uint64_t node_started;
+};
+
+static void summary_add(struct summary *s, const struct record *rec)
+{
+    s->records++;
+    if (rec->kind == RECORD_NODE_STARTED) {
+        s->node_started++;
+    }
+    if (rec->kind == RECORD_NODE_STOPPED) {
+        json_decref(s->last_stopped);
+        s->last_stopped = json_loads(rec->u.note.detail, 0, NULL);
+    }
+    if (rec->kind != RECORD_CONTACT) {
+        return;
+    }
+    const struct contact *c = &rec->u.contact;
+    s->contacts++;
+    s->by_type[c->msg_type & 3]++;
+    s->by_transport[c->transport <= 2 ? c->transport : 0]++;
+    if (s->first_us == 0 || c->time_us < s->first_us) {
+        s->first_us = c->time_us;
+    }
+    if (c->time_us > s->last_us) {
+        s->last_us = c->time_us;
+    }
+    if (c->bot_key[0] != '\0') {
+        uint8_t key[16];
+        for (int i = 0; i < 16; i++) {
+            unsigned v = 0;
+            sscanf(c->bot_key + 2 * i, "%2x", &v);
+            key[i] = (uint8_t)v;
+        }
+        keyset_add(&s->bots, key);
+    }
+    uint8_t ip[16] = {0};
+    memcpy(ip, c->src.ip, c->src.family == AF_INET ? 4 : 16);
+    if (c->src.family == AF_INET) {
+        ip[15] ^= 0x4; /* keep IPv4 and IPv6 spaces apart */
+    }
+    keyset_add(&s->ips, ip);
+}
+
+static void summary_print(struct summary *s)
+{
+    json_t *o = json_object();
+    double span = s->last_us > s->first_us ? (double)(s->last_us - s->first_us) / 1e6 : 0.0;
+    char first[32] = "";
+    char last[32] = "";
+    if (s->contacts > 0) {
+        event_format_time(s->first_us, first);
+        event_format_time(s->last_us, last);
+    }
+    json_object_set_new(o, "records", json_integer((json_int_t)s->records));
+    json_object_set_new(o, "contacts", json_integer((json_int_t)s->contacts));
+    json_t *types = json_object();
+    for (uint8_t t = 0; t < 4; t++) {
+        json_object_set_new(types, event_msg_type_name(t), json_integer((json_int_t)s->by_type[t]));
+    }
+    json_object_set_new(o, "by_type", types);
+    json_t *tr = json_object();
+    json_object_set_new(tr, "tcp",
+                        json_integer((json_int_t)s->by_transport[CONTACT_TRANSPORT_TCP]));
+    json_object_set_new(tr, "http",
+                        json_integer((json_int_t)s->by_transport[CONTACT_TRANSPORT_HTTP]));
+    json_object_set_new(o, "by_transport", tr);
+    json_object_set_new(o, "unique_bots", json_integer((json_int_t)s->bots.n));
+    json_object_set_new(o, "unique_source_ips", json_integer((json_int_t)s->ips.n));
+    json_object_set_new(o, "first", json_string(first));
+    json_object_set_new(o, "last", json_string(last));
+    json_object_set_new(o, "contacts_per_second",
+                        json_real(span > 0 ? (double)s->contacts / span : 0.0));
+    json_object_set_new(o, "node_starts", json_integer((json_int_t)s->node_started));
+    if (s->last_stopped != NULL) {
+        json_object_set(o, "server", s->last_stopped);
+    }
+    char *text = json_dumps(o, JSON_COMPACT);
+    puts(text);
+    free(text);
+    json_decref(o);
+}
+
+int cmd_contacts(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"state", required_argument, NULL, 's'},
+        {"all", no_argument, NULL, 'a'},
+        {"summary", no_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *state = NULL;
+    bool all = false;
+    bool summary = false;
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            state = optarg;
+            break;
+        case 'a':
+            all = true;
+            break;
+        case 'S':
+            summary = true;
+            break;
+        case 'h':
+            fputs(contacts_usage, stdout);
+            return 0;
+        default:
+            return cli_usage_error("contacts", "unknown or incomplete option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind < argc) {
+        return cli_usage_error("contacts", "unexpected argument '%s'", argv[optind]);
+    }
+    if (state == NULL) {
+        return cli_usage_error("contacts", "--state DIR is required");
+    }
+    char err[512];
+    struct evlog_reader *r = NULL;
+    if (evlog_reader_open(&r, state, 0, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sinkd contacts: %s\n", err);
+        return 1;
+    }
+    struct summary sum;
+    memset(&sum, 0, sizeof(sum));
+    int status = 0;
+    for (;;) {
+        const uint8_t *entry;
+        size_t len;
+        uint64_t index;
+        int rc = evlog_reader_next(r, &entry, &len, &index, err, sizeof(err));
+        if (rc == 0) {
+            break;
+        }
+        if (rc < 0) {
+            fprintf(stderr, "sinkd contacts: %s\n", err);
+            status = 1;
+            break;
+        }
+        struct record rec;
+        if (event_decode(entry, len, &rec, err, sizeof(err)) != 0) {
+            fprintf(stderr, "sinkd contacts: entry %llu: %s\n", (unsigned long long)index, err);
+            status = 1;
+            continue;
+        }
+        if (summary) {
+            summary_add(&sum, &rec);
+            continue;
+        }
+        if (!all && rec.kind != RECORD_CONTACT) {
+            continue;
+        }
+        json_t *o = event_to_json(&rec);
+        json_object_set_new(o, "index", json_integer((json_int_t)index));
+        char *text = json_dumps(o, JSON_COMPACT);
+        if (text == NULL || puts(text) == EOF) {
+            free(text);
+            json_decref(o);
+            status = 1;
+            break;
+        }
+        free(text);
+        json_decref(o);
+    }
+    evlog_reader_close(r);
+    if (summary) {
+        summary_print(&sum);
+        free(sum.bots.keys);
+        free(sum.ips.keys);
+        json_decref(sum.last_stopped);
+    }
+    if (fflush(stdout) != 0) {
+        status = 1;
+    }
+    return status;
+}

@@ -1,0 +1,326 @@
+/* cmd_serve.c -- `sinkd serve`: options to a server_config, then run until SIGTERM/SIGINT. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "net/server.h"
+#include "util/addr.h"
+
+static const char serve_usage[] =
+    "usage: sinkd serve --state DIR [options]\n"
+    "\n"
+    "Listens on the seized C2 address(es), answers bots in their own protocol and records every\n"
+    "contact in the evidence log under DIR before acknowledging it.\n"
+    "\n"
+    "  --state DIR              state directory (created if missing): journal, log/, keys/\n"
+    "  --listen HOST:PORT       address to listen on, repeatable; IPv6 as [::1]:443\n"
+    "                           (default 127.0.0.1:4443)\n"
+    "  --trusted-proxy CIDR     peers that must open with a PROXY v1/v2 header, repeatable;\n"
+    "                           a PROXY header from anyone else is refused\n"
+    "  --workers N              event-loop threads (default: number of cores)\n"
+    "  --node NAME              node name recorded in every record (default: host name)\n"
+    "  --origin NAME            evidence log origin / key name (default: sinkd.local/NODE)\n"
+    "  --max-connections N      open connections per process (default 16000)\n"
+    "  --max-per-ip N           connections per source address after PROXY (default 64)\n"
+    "  --header-timeout MS      time for the PROXY header and each message (default 10000)\n"
+    "  --idle-timeout MS        idle time between messages (default 180000)\n"
+    "  --max-message BYTES      largest message incl. HTTP headers (default 73728)\n"
+    "  --max-inflight N         messages per connection awaiting durability (default 8)\n"
+    "  --plugx-ciphers LIST     cipher families to detect, e.g. A,B,C,RC4 (default all)\n"
+    "  --plugx-c-consts C0,C1,C2,C3  family C constants (default 0x013377BA,0x1B1,0x10F1,0x70C3)\n"
+    "  --plugx-rc4-key KEY      RC4 family key string\n"
+    "  --uninstall-command ID   PlugX uninstall command id (default 0x1005)\n"
+    "  --checkpoint-entries N   publish a signed checkpoint every N entries (default 100000)\n"
+    "  --checkpoint-ms MS       ... or every MS milliseconds with new entries (default 1000)\n"
+    "  --ready-file FILE        write the bound addresses to FILE once listening\n"
+    "  --help                   this text\n"
+    "\n"
+    "Signals: SIGTERM/SIGINT drain in-flight work and exit 0.\n";
+
+struct ready_ctx {
+    const char *path;
+    const struct server_config *cfg;
+};
+
+static void on_ready(void *arg)
+{
+    struct ready_ctx *r = arg;
+    fprintf(r->cfg->log, "sinkd: serving (%u workers)\n", r->cfg->workers);
+    if (r->path == NULL) {
+        return;
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", r->path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        fprintf(r->cfg->log, "sinkd: cannot write %s\n", tmp);
+        return;
+    }
+    fprintf(f, "pid %ld\n", (long)getpid());
+    fclose(f);
+    rename(tmp, r->path);
+}
+
+static bool parse_ciphers(const char *text, uint8_t *mask)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", text);
+    *mask = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (strcmp(tok, "A") == 0) {
+            *mask |= 1u << PLUGX_CIPHER_A;
+        } else if (strcmp(tok, "B") == 0) {
+            *mask |= 1u << PLUGX_CIPHER_B;
+        } else if (strcmp(tok, "C") == 0) {
+            *mask |= 1u << PLUGX_CIPHER_C;
+        } else if (strcmp(tok, "RC4") == 0) {
+            *mask |= 1u << PLUGX_CIPHER_RC4;
+        } else {
+            return false;
+        }
+    }
+    return *mask != 0;
+}
+
+static bool parse_c_consts(const char *text, uint32_t out[4])
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", text);
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *end = NULL;
+        unsigned long long v = strtoull(tok, &end, 0);
+        if (n == 4 || *end != '\0' || end == tok || v > 0xFFFFFFFFull) {
+            return false;
+        }
+        out[n++] = (uint32_t)v;
+    }
+    return n == 4;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    enum {
+        OPT_STATE = 256,
+        OPT_LISTEN,
+        OPT_TRUSTED,
+        OPT_WORKERS,
+        OPT_NODE,
+        OPT_ORIGIN,
+        OPT_MAXCONN,
+        OPT_MAXPERIP,
+        OPT_HEADER_TIMEOUT,
+        OPT_IDLE_TIMEOUT,
+        OPT_MAX_MESSAGE,
+        OPT_MAX_INFLIGHT,
+        OPT_CIPHERS,
+        OPT_C_CONSTS,
+        OPT_RC4_KEY,
+        OPT_UNINSTALL,
+        OPT_CP_ENTRIES,
+        OPT_CP_MS,
+        OPT_READY,
+        OPT_HELP,
+    };
+    static const struct option options[] = {
+        {"state", required_argument, NULL, OPT_STATE},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"trusted-proxy", required_argument, NULL, OPT_TRUSTED},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"node", required_argument, NULL, OPT_NODE},
+        {"origin", required_argument, NULL, OPT_ORIGIN},
+        {"max-connections", required_argument, NULL, OPT_MAXCONN},
+        {"max-per-ip", required_argument, NULL, OPT_MAXPERIP},
+        {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+        {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
+        {"plugx-ciphers", required_argument, NULL, OPT_CIPHERS},
+        {"plugx-c-consts", required_argument, NULL, OPT_C_CONSTS},
+        {"plugx-rc4-key", required_argument, NULL, OPT_RC4_KEY},
+        {"uninstall-command", required_argument, NULL, OPT_UNINSTALL},
+        {"checkpoint-entries", required_argument, NULL, OPT_CP_ENTRIES},
+        {"checkpoint-ms", required_argument, NULL, OPT_CP_MS},
+        {"ready-file", required_argument, NULL, OPT_READY},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    struct server_config cfg;
+    server_config_default(&cfg);
+    const char *ready_path = NULL;
+    static char hostname[32];
+    static char origin[128];
+    if (gethostname(hostname, sizeof(hostname)) != 0 || hostname[0] == '\0') {
+        snprintf(hostname, sizeof(hostname), "sinkd");
+    }
+    hostname[sizeof(hostname) - 1] = '\0';
+    cfg.node = hostname;
+    char err[512];
+    uint64_t v;
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_STATE:
+            cfg.state_dir = optarg;
+            break;
+        case OPT_LISTEN:
+            if (cfg.nlisten == SERVER_MAX_LISTEN) {
+                return cli_usage_error("serve", "--listen: at most %d addresses",
+                                       SERVER_MAX_LISTEN);
+            }
+            if (net_addr_parse_hostport(optarg, &cfg.listen[cfg.nlisten], err, sizeof(err)) != 0) {
+                return cli_usage_error("serve", "--listen: %s", err);
+            }
+            cfg.nlisten++;
+            break;
+        case OPT_TRUSTED:
+            if (cfg.ntrusted == SERVER_MAX_TRUSTED) {
+                return cli_usage_error("serve", "--trusted-proxy: at most %d prefixes",
+                                       SERVER_MAX_TRUSTED);
+            }
+            if (net_cidr_parse(optarg, &cfg.trusted[cfg.ntrusted], err, sizeof(err)) != 0) {
+                return cli_usage_error("serve", "--trusted-proxy: %s", err);
+            }
+            cfg.ntrusted++;
+            break;
+        case OPT_WORKERS:
+            if (!cli_parse_u64("serve", "workers", optarg, 1, SERVER_MAX_WORKERS, &v)) {
+                return 2;
+            }
+            cfg.workers = (unsigned)v;
+            break;
+        case OPT_NODE:
+            if (strlen(optarg) == 0 || strlen(optarg) >= 32) {
+                return cli_usage_error("serve", "--node: '%s' must be 1-31 characters", optarg);
+            }
+            cfg.node = optarg;
+            break;
+        case OPT_ORIGIN:
+            cfg.origin = optarg;
+            break;
+        case OPT_MAXCONN:
+            if (!cli_parse_u64("serve", "max-connections", optarg, 1, 10000000, &v)) {
+                return 2;
+            }
+            cfg.limits.max_connections = (uint32_t)v;
+            break;
+        case OPT_MAXPERIP:
+            if (!cli_parse_u64("serve", "max-per-ip", optarg, 1, 10000000, &v)) {
+                return 2;
+            }
+            cfg.limits.max_per_ip = (uint32_t)v;
+            break;
+        case OPT_HEADER_TIMEOUT:
+            if (!cli_parse_u64("serve", "header-timeout", optarg, 100, 3600000, &v)) {
+                return 2;
+            }
+            cfg.limits.header_timeout_ms = (uint32_t)v;
+            break;
+        case OPT_IDLE_TIMEOUT:
+            if (!cli_parse_u64("serve", "idle-timeout", optarg, 100, 86400000, &v)) {
+                return 2;
+            }
+            cfg.limits.idle_timeout_ms = (uint32_t)v;
+            break;
+        case OPT_MAX_MESSAGE:
+            if (!cli_parse_u64("serve", "max-message", optarg, 64, 1 << 20, &v)) {
+                return 2;
+            }
+            cfg.limits.max_message = (uint32_t)v;
+            break;
+        case OPT_MAX_INFLIGHT:
+            if (!cli_parse_u64("serve", "max-inflight", optarg, 1, 1024, &v)) {
+                return 2;
+            }
+            cfg.limits.max_inflight = (uint32_t)v;
+            break;
+        case OPT_CIPHERS:
+            if (!parse_ciphers(optarg, &cfg.plugx.ciphers_enabled)) {
+                return cli_usage_error("serve", "--plugx-ciphers: '%s' is not a list of A,B,C,RC4",
+                                       optarg);
+            }
+            break;
+        case OPT_C_CONSTS:
+            if (!parse_c_consts(optarg, cfg.plugx.c_consts)) {
+                return cli_usage_error(
+                    "serve", "--plugx-c-consts: '%s' is not four 32-bit numbers C0,C1,C2,C3",
+                    optarg);
+            }
+            break;
+        case OPT_RC4_KEY:
+            if (strlen(optarg) == 0 || strlen(optarg) > sizeof(cfg.plugx.rc4_key)) {
+                return cli_usage_error("serve", "--plugx-rc4-key: must be 1-%zu bytes",
+                                       sizeof(cfg.plugx.rc4_key));
+            }
+            memcpy(cfg.plugx.rc4_key, optarg, strlen(optarg));
+            cfg.plugx.rc4_key_len = strlen(optarg);
+            break;
+        case OPT_UNINSTALL:
+            if (!cli_parse_u64("serve", "uninstall-command", optarg, 1, 0xFFFF, &v)) {
+                return 2;
+            }
+            cfg.plugx.uninstall_command = (uint16_t)v;
+            break;
+        case OPT_CP_ENTRIES:
+            if (!cli_parse_u64("serve", "checkpoint-entries", optarg, 1, UINT32_MAX, &v)) {
+                return 2;
+            }
+            cfg.checkpoint_every = (uint32_t)v;
+            break;
+        case OPT_CP_MS:
+            if (!cli_parse_u64("serve", "checkpoint-ms", optarg, 10, 86400000, &v)) {
+                return 2;
+            }
+            cfg.checkpoint_interval_ms = (uint32_t)v;
+            break;
+        case OPT_READY:
+            ready_path = optarg;
+            break;
+        case OPT_HELP:
+            fputs(serve_usage, stdout);
+            return 0;
+        default:
+            return cli_usage_error("serve", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) {
+        return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    }
+    if (cfg.state_dir == NULL) {
+        return cli_usage_error("serve", "--state DIR is required");
+    }
+    if (cfg.nlisten == 0) {
+        net_addr_parse_hostport("127.0.0.1:4443", &cfg.listen[0], NULL, 0);
+        cfg.nlisten = 1;
+    }
+    if (cfg.origin == NULL) {
+        snprintf(origin, sizeof(origin), "sinkd.local/%s", cfg.node);
+        cfg.origin = origin;
+    }
+    if (mkdir(cfg.state_dir, 0750) != 0 && access(cfg.state_dir, W_OK) != 0) {
+        fprintf(stderr, "sinkd serve: state directory %s: cannot create or write\n", cfg.state_dir);
+        return 1;
+    }
+    /* A bot that vanishes mid-write must not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stderr, NULL, _IOLBF, 0);
+    struct ready_ctx ready = {ready_path, &cfg};
+    cfg.on_ready = on_ready;
+    cfg.ready_ctx = &ready;
+    if (server_run(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sinkd serve: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "sinkd: stopped cleanly\n");
+    return 0;
+}

@@ -1,0 +1,78 @@
+/* pipeline.h -- hands records from worker threads to the one evidence-writer thread and hands
+ * "durable up to here" back, so a bot's reply leaves only after its record is on disk. */
+#ifndef SINKD_NET_PIPELINE_H
+#define SINKD_NET_PIPELINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <uv.h>
+
+#define PIPE_RECORD_MAX 896 /* every record a worker submits fits (contacts are ~700 at most) */
+#define PIPE_REPLY_MAX 96   /* largest reply a worker sends on durability */
+
+/* What to do when a slot's record is durable. The worker interprets it. */
+struct pipe_slot {
+    void *owner; /* the connection, kept alive while it owns slots */
+    uint16_t record_len;
+    uint16_t reply_len;
+    uint8_t kind; /* worker-defined */
+    uint8_t record[PIPE_RECORD_MAX];
+    uint8_t reply[PIPE_REPLY_MAX];
+};
+
+/* Single producer (a worker), single consumer (the writer) ring of slots with three cursors:
+ * head (worker: next free), appended (writer: next to append), durable (writer: everything
+ * before it is on disk) and done (worker: next to complete). */
+struct pipe_ring {
+    struct pipe_slot *slots;
+    uint64_t mask;
+    _Atomic uint64_t head;
+    _Atomic uint64_t durable;
+    uint64_t appended; /* writer thread only */
+    uint64_t done;     /* worker thread only */
+    uv_async_t *wake;  /* signalled when durable advances */
+};
+
+struct pipeline_stats {
+    _Atomic uint64_t entries;
+    _Atomic uint64_t batches;
+    _Atomic uint64_t max_batch;
+    _Atomic uint64_t commit_errors;
+    _Atomic uint64_t log_size;
+    _Atomic int stalled; /* 1 while commits fail (disk full, I/O error) */
+};
+
+struct evlog;
+struct pipeline;
+
+/* Starts the writer thread over an open log. wakes[i] is worker i's async handle. */
+int pipeline_start(struct pipeline **out, struct evlog *log, unsigned nrings, uint32_t slots,
+                   uv_async_t **wakes, FILE *logfile, char *err, size_t errlen);
+
+struct pipe_ring *pipeline_ring(struct pipeline *p, unsigned i);
+
+/* Worker side. Returns a slot to fill, or NULL when the ring is full (back-pressure). */
+struct pipe_slot *pipe_reserve(struct pipe_ring *ring);
+/* Publishes the slot filled after pipe_reserve(). */
+void pipe_publish(struct pipeline *p, struct pipe_ring *ring);
+/* Returns the next completed slot (durable) or NULL; call pipe_release() after handling it. */
+struct pipe_slot *pipe_next_durable(struct pipe_ring *ring);
+void pipe_release(struct pipe_ring *ring);
+/* Slots in use (reserved and not yet released). */
+uint64_t pipe_in_use(const struct pipe_ring *ring);
+
+/* Appends a record from a non-worker thread before workers start or after they stop (node
+ * started/stopped, policy-loaded) and waits until it is durable. */
+int pipeline_append_sync(struct pipeline *p, const uint8_t *record, size_t len, char *err,
+                         size_t errlen);
+
+const struct pipeline_stats *pipeline_stats(const struct pipeline *p);
+
+/* Stops the writer after everything submitted is durable; the log stays open (caller closes). */
+void pipeline_stop(struct pipeline *p);
+
+#endif

@@ -1,0 +1,1339 @@
+/* server.c -- workers, listeners and the life of a bot connection: PROXY, transport detection,
+ * decode, record, wait for durability, reply. */
+#include "net/server.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <http_parser.h>
+#include <jansson.h>
+#include <uv.h>
+
+#include "event/event.h"
+#include "evidence/log.h"
+#include "net/ipcount.h"
+#include "net/pipeline.h"
+#include "net/proxy.h"
+#include "util/err.h"
+
+#define READ_SLAB 65536
+#define SWEEP_MS 250
+#define WRITE_QUEUE_MAX 65536 /* a peer that stops reading its replies is cut off past this */
+
+enum conn_phase {
+    PHASE_PROXY,  /* trusted peer: a PROXY header must come first */
+    PHASE_DETECT, /* raw PlugX or HTTP? */
+    PHASE_RAW,
+    PHASE_HTTP,
+};
+
+enum slot_kind {
+    SLOT_REPLY_RAW = 1,
+    SLOT_REPLY_HTTP = 2,
+};
+
+struct conn_list {
+    struct conn *head;
+    struct conn *tail;
+};
+
+struct http_state {
+    http_parser parser;
+    uint8_t *body;
+    uint32_t body_len;
+    uint8_t in_message; /* between the first byte of a request and its end */
+    uint8_t complete;   /* a whole request is waiting to be handled */
+    uint8_t keep_alive; /* of the request being handled */
+    uint8_t is_post;
+};
+
+struct worker;
+
+struct conn {
+    uv_tcp_t tcp;
+    struct worker *w;
+    struct conn *prev; /* in the worker's header or idle list */
+    struct conn *next;
+    struct conn_list *list;
+    struct conn *blocked_next; /* in the worker's back-pressure list */
+    uint64_t deadline_ms;
+    uint8_t *buf; /* bytes of a message not yet complete; NULL while idle */
+    uint32_t len;
+    uint32_t cap;
+    struct net_addr peer;  /* TCP peer */
+    struct net_addr local; /* our socket address */
+    struct net_addr src;   /* the bot, after PROXY */
+    struct net_addr dst;
+    struct http_state *http;
+    uint16_t inflight; /* records waiting for durability */
+    uint8_t phase;
+    uint8_t trusted;
+    uint8_t closing;
+    uint8_t handle_closed;
+    uint8_t blocked;
+    uint8_t ip_counted;
+    uint8_t has_bot_key;
+    uint8_t close_after_reply;
+    uint8_t bot_key[16];
+    union {
+        struct plugx_conn plugx;
+        uint64_t align;
+        uint8_t bytes[32];
+    } proto;
+};
+
+struct worker_stats {
+    uint64_t accepted;
+    uint64_t rejected; /* over a connection limit */
+    uint64_t contacts;
+    uint64_t by_type[4];
+    uint64_t bad_peers;
+    uint64_t timeouts;
+    uint64_t replies;
+};
+
+struct server;
+
+struct worker {
+    unsigned id;
+    struct server *srv;
+    uv_loop_t loop;
+    uv_tcp_t listeners[SERVER_MAX_LISTEN];
+    size_t nlisteners;
+    uv_async_t wake;
+    uv_async_t stop;
+    uv_timer_t sweep;
+    pthread_t thread;
+    struct pipe_ring *ring;
+    struct conn_list header_list; /* waiting for a PROXY header or a message to complete */
+    struct conn_list idle_list;   /* between messages */
+    struct conn *blocked;         /* stopped reading: writer ring or inflight limit full */
+    uint32_t nconns;
+    uint8_t stopping;
+    uint64_t stop_deadline_ms;
+    uint64_t log_window_ms;
+    uint32_t log_count;
+    uint32_t log_suppressed;
+    uint64_t seed;
+    struct worker_stats stats;
+    uint8_t readbuf[READ_SLAB];
+    uint8_t scratch[PROTO_SCRATCH_SIZE];
+};
+
+struct server {
+    const struct server_config *cfg;
+    const struct proto_family *family;
+    const void *family_cfg;
+    struct evlog *log;
+    struct pipeline *pipe;
+    struct ipcount *ipcount;
+    struct worker *workers;
+    unsigned nworkers;
+    _Atomic uint32_t nconns;
+    uv_loop_t main_loop;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    uv_signal_t sighup;
+};
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static void list_remove(struct conn *c)
+{
+    struct conn_list *l = c->list;
+    if (l == NULL) {
+        return;
+    }
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        l->head = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    } else {
+        l->tail = c->prev;
+    }
+    c->prev = c->next = NULL;
+    c->list = NULL;
+}
+
+static void list_push(struct conn_list *l, struct conn *c, uint64_t deadline_ms)
+{
+    list_remove(c);
+    c->deadline_ms = deadline_ms;
+    c->prev = l->tail;
+    c->next = NULL;
+    if (l->tail != NULL) {
+        l->tail->next = c;
+    } else {
+        l->head = c;
+    }
+    l->tail = c;
+    c->list = l;
+}
+
+static void format_endpoint(const struct net_addr *a, char *out, size_t len)
+{
+    char ip[NET_ADDR_STRLEN];
+    net_addr_format_ip(a, ip);
+    snprintf(out, len, a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, a->port);
+}
+
+/* One line per bad peer, with a per-worker budget so a flood cannot turn into a log flood. */
+__attribute__((format(printf, 2, 3))) static void bad_peer(struct conn *c, const char *fmt, ...)
+{
+    struct worker *w = c->w;
+    uint64_t now = uv_now(&w->loop);
+    w->stats.bad_peers++;
+    if (now - w->log_window_ms >= 1000) {
+        if (w->log_suppressed > 0) {
+            fprintf(w->srv->cfg->log, "sinkd: worker %u: %u more bad-peer lines suppressed\n",
+                    w->id, w->log_suppressed);
+        }
+        w->log_window_ms = now;
+        w->log_count = 0;
+        w->log_suppressed = 0;
+    }
+    if (w->log_count >= w->srv->cfg->limits.bad_peer_log_per_s) {
+        w->log_suppressed++;
+        return;
+    }
+    w->log_count++;
+    char who[80];
+    char via[96] = "";
+    char what[256];
+    format_endpoint(c->src.family ? &c->src : &c->peer, who, sizeof(who));
+    if (c->src.family && !net_addr_equal_ip(&c->src, &c->peer)) {
+        char peer[80];
+        format_endpoint(&c->peer, peer, sizeof(peer));
+        snprintf(via, sizeof(via), " (via %s)", peer);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    fprintf(w->srv->cfg->log, "sinkd: bad peer %s%s: %s\n", who, via, what);
+}
+
+/* ---- connection teardown ------------------------------------------------------------------ */
+
+static void conn_free(struct conn *c)
+{
+    free(c->buf);
+    if (c->http != NULL) {
+        free(c->http->body);
+        free(c->http);
+    }
+    free(c);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct worker *w = c->w;
+    c->handle_closed = 1;
+    w->nconns--;
+    atomic_fetch_sub(&w->srv->nconns, 1);
+    if (c->inflight == 0) {
+        conn_free(c);
+    }
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = 1;
+    list_remove(c);
+    if (c->ip_counted) {
+        ipcount_release(c->w->srv->ipcount, &c->src);
+        c->ip_counted = 0;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+struct write_req {
+    uv_write_t req;
+    struct conn *conn;
+    size_t len;
+    uint8_t data[];
+};
+
+static void on_write_done(uv_write_t *req, int status)
+{
+    struct write_req *wr = (struct write_req *)req;
+    struct conn *c = wr->conn;
+    free(wr);
+    if (status < 0 && !c->closing) {
+        conn_close(c);
+    }
+}
+
+/* Sends bytes, trying the socket directly first (replies are small, so this almost always
+ * completes without allocating). */
+static void conn_send(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->closing || len == 0) {
+        return;
+    }
+    size_t off = 0;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n == (int)len) {
+            return;
+        }
+        if (n > 0) {
+            off = (size_t)n;
+        } else if (n != UV_EAGAIN) {
+            conn_close(c);
+            return;
+        }
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + len - off > WRITE_QUEUE_MAX) {
+        bad_peer(c, "not reading its replies (%zu bytes queued)",
+                 uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp));
+        conn_close(c);
+        return;
+    }
+    struct write_req *wr = malloc(sizeof(*wr) + len - off);
+    if (wr == NULL) {
+        conn_close(c);
+        return;
+    }
+    wr->conn = c;
+    wr->len = len - off;
+    memcpy(wr->data, data + off, len - off);
+    uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)wr->len);
+    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write_done) != 0) {
+        free(wr);
+        conn_close(c);
+    }
+}
+
+static void conn_send_http(struct conn *c, const uint8_t *body, size_t len, bool keep_alive)
+{
+    uint8_t out[256 + PIPE_REPLY_MAX];
+    int n = snprintf((char *)out, 256,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                     "Content-Length: %zu\r\nConnection: %s\r\n\r\n",
+                     len, keep_alive ? "keep-alive" : "close");
+    memcpy(out + n, body, len);
+    conn_send(c, out, (size_t)n + len);
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+static void conn_process(struct conn *c, const uint8_t *data, size_t len);
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct conn *c = h->data;
+    /* One slab per worker: read callbacks run one at a time and leave no pointer into it. */
+    buf->base = (char *)c->w->readbuf;
+    buf->len = READ_SLAB;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+    if (n < 0) {
+        if (n != UV_EOF && n != UV_ECONNRESET) {
+            bad_peer(c, "read error: %s", uv_strerror((int)n));
+        }
+        conn_close(c);
+        return;
+    }
+    if (n == 0 || c->closing) {
+        return;
+    }
+    conn_process(c, (const uint8_t *)buf->base, (size_t)n);
+}
+
+static void conn_block(struct conn *c)
+{
+    if (!c->blocked) {
+        c->blocked = 1;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->blocked_next = c->w->blocked;
+        c->w->blocked = c;
+    }
+}
+
+static bool conn_can_submit(struct conn *c)
+{
+    const struct net_limits *lim = &c->w->srv->cfg->limits;
+    return c->inflight < lim->max_inflight && pipe_reserve(c->w->ring) != NULL;
+}
+
+/* Records one decoded message and queues its reply behind the record's durability. */
+static void handle_message(struct conn *c, const struct proto_message *msg, uint8_t transport)
+{
+    struct worker *w = c->w;
+    struct server *srv = w->srv;
+    struct record rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.kind = RECORD_CONTACT;
+    struct contact *ct = &rec.u.contact;
+    ct->time_us = event_now_us();
+    snprintf(ct->node, sizeof(ct->node), "%s", srv->cfg->node);
+    ct->src = c->src;
+    ct->dst = c->dst;
+    if (!net_addr_equal_ip(&c->src, &c->peer) || c->src.port != c->peer.port) {
+        ct->peer = c->peer;
+    }
+    ct->transport = transport;
+    snprintf(ct->family, sizeof(ct->family), "%s", srv->family->name);
+    ct->command = msg->command;
+    ct->msg_type = msg->msg_type;
+    memcpy(ct->body_sha256, msg->body_sha256, 32);
+    if (msg->has_identity) {
+        ct->bot = msg->bot;
+        event_bot_key(ct, ct->bot_key);
+        for (int i = 0; i < 16; i++) {
+            unsigned v;
+            sscanf(ct->bot_key + 2 * i, "%2x", &v);
+            c->bot_key[i] = (uint8_t)v;
+        }
+        c->has_bot_key = 1;
+    } else if (c->has_bot_key) {
+        for (int i = 0; i < 16; i++) {
+            snprintf(ct->bot_key + 2 * i, 3, "%02x", c->bot_key[i]);
+        }
+    }
+
+    struct pipe_slot *slot = pipe_reserve(w->ring); /* conn_can_submit() said there is one */
+    int rlen = event_encode(&rec, slot->record, PIPE_RECORD_MAX);
+    ptrdiff_t reply =
+        srv->family->encode_reply(srv->family_cfg, &c->proto, msg, slot->reply, PIPE_REPLY_MAX);
+    if (rlen < 0 || reply < 0) {
+        /* Bounded fields make this unreachable; refuse the message rather than lose it silently. */
+        bad_peer(c, "internal: cannot encode record or reply");
+        conn_close(c);
+        return;
+    }
+    slot->owner = c;
+    slot->record_len = (uint16_t)rlen;
+    slot->reply_len = (uint16_t)reply;
+    slot->kind = transport == CONTACT_TRANSPORT_HTTP ? SLOT_REPLY_HTTP : SLOT_REPLY_RAW;
+    c->inflight++;
+    pipe_publish(srv->pipe, w->ring);
+    w->stats.contacts++;
+    w->stats.by_type[msg->msg_type & 3]++;
+}
+
+static bool starts_with_http_method(const uint8_t *p, size_t len, bool *need_more)
+{
+    static const char *const methods[] = {"POST ",   "GET ",     "PUT ",   "HEAD ", "OPTIONS ",
+                                          "DELETE ", "CONNECT ", "PATCH ", "TRACE "};
+    *need_more = false;
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        size_t m = strlen(methods[i]);
+        size_t n = len < m ? len : m;
+        if (memcmp(p, methods[i], n) == 0) {
+            if (len >= m) {
+                return true;
+            }
+            *need_more = true;
+        }
+    }
+    return false;
+}
+
+static int http_on_message_begin(http_parser *p)
+{
+    struct conn *c = p->data;
+    c->http->in_message = 1;
+    return 0;
+}
+
+static int http_on_body(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    struct http_state *h = c->http;
+    uint32_t limit = c->w->srv->cfg->limits.max_message;
+    if (h->body_len + len > limit) {
+        return -1;
+    }
+    uint8_t *nb = realloc(h->body, h->body_len + len);
+    if (nb == NULL) {
+        return -1;
+    }
+    h->body = nb;
+    memcpy(h->body + h->body_len, at, len);
+    h->body_len += (uint32_t)len;
+    return 0;
+}
+
+static int http_on_headers_complete(http_parser *p)
+{
+    struct conn *c = p->data;
+    if (p->content_length != ULLONG_MAX && p->content_length > c->w->srv->cfg->limits.max_message) {
+        return -1;
+    }
+    return 0;
+}
+
+static int http_on_message_complete(http_parser *p)
+{
+    struct conn *c = p->data;
+    c->http->complete = 1;
+    c->http->in_message = 0;
+    c->http->keep_alive = (uint8_t)http_should_keep_alive(p);
+    c->http->is_post = p->method == HTTP_POST;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings http_settings = {
+    .on_message_begin = http_on_message_begin,
+    .on_body = http_on_body,
+    .on_headers_complete = http_on_headers_complete,
+    .on_message_complete = http_on_message_complete,
+};
+
+/* Handles a complete HTTP request: its body must be exactly one packet. Returns false when the
+ * connection was closed. */
+static bool http_handle_request(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct server *srv = w->srv;
+    struct http_state *h = c->http;
+    h->complete = 0;
+    if (!h->is_post) {
+        bad_peer(c, "HTTP %s instead of POST", http_method_str(h->parser.method));
+        static const char resp[] = "HTTP/1.1 405 Method Not Allowed\r\nAllow: POST\r\n"
+                                   "Content-Length: 0\r\nConnection: close\r\n\r\n";
+        conn_send(c, (const uint8_t *)resp, sizeof(resp) - 1);
+        conn_close(c);
+        return false;
+    }
+    struct proto_message msg;
+    char err[160] = "";
+    ptrdiff_t r = srv->family->decode(srv->family_cfg, &c->proto, h->body, h->body_len, &msg,
+                                      w->scratch, sizeof(w->scratch), err, sizeof(err));
+    if (r <= 0 || (size_t)r != h->body_len) {
+        bad_peer(c, "HTTP body of %u bytes is not one %s packet%s%s", h->body_len,
+                 srv->family->name, err[0] ? ": " : "", err);
+        conn_close(c);
+        return false;
+    }
+    free(h->body);
+    h->body = NULL;
+    h->body_len = 0;
+    if (!h->keep_alive) {
+        c->close_after_reply = 1;
+    }
+    handle_message(c, &msg, CONTACT_TRANSPORT_HTTP);
+    return !c->closing;
+}
+
+/* Consumes what it can from p[0..len); returns bytes consumed or -1 if the connection closed.
+ * Stops early (returning fewer bytes) when it must wait for more input or for durability. */
+static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
+{
+    struct worker *w = c->w;
+    struct server *srv = w->srv;
+    size_t pos = 0;
+    char err[160];
+    while (!c->closing) {
+        if (c->phase == PHASE_HTTP && c->http->complete) {
+            if (!conn_can_submit(c)) {
+                conn_block(c);
+                return (ptrdiff_t)pos;
+            }
+            if (!http_handle_request(c)) {
+                return -1;
+            }
+            http_parser_pause(&c->http->parser, 0);
+            continue;
+        }
+        if (pos == len) {
+            break;
+        }
+        const uint8_t *q = p + pos;
+        size_t n = len - pos;
+        switch (c->phase) {
+        case PHASE_PROXY: {
+            struct proxy_header hdr;
+            err[0] = '\0';
+            ptrdiff_t r = proxy_parse(q, n, &hdr, err, sizeof(err));
+            if (r == 0) {
+                return (ptrdiff_t)pos;
+            }
+            if (r < 0) {
+                bad_peer(c, "trusted proxy sent a bad PROXY header: %s", err);
+                conn_close(c);
+                return -1;
+            }
+            if (!hdr.local) {
+                c->src = hdr.src;
+                c->dst = hdr.dst;
+            }
+            if (!ipcount_acquire(srv->ipcount, &c->src, srv->cfg->limits.max_per_ip)) {
+                w->stats.rejected++;
+                bad_peer(c, "more than %u connections from this address",
+                         srv->cfg->limits.max_per_ip);
+                conn_close(c);
+                return -1;
+            }
+            c->ip_counted = 1;
+            c->phase = PHASE_DETECT;
+            pos += (size_t)r;
+            break;
+        }
+        case PHASE_DETECT: {
+            if (!c->trusted) {
+                int d = proxy_detect(q, n);
+                if (d > 0) {
+                    bad_peer(c, "PROXY header from a peer that is not a trusted proxy");
+                    conn_close(c);
+                    return -1;
+                }
+                if (d == 0) {
+                    return (ptrdiff_t)pos;
+                }
+            }
+            bool need_more = false;
+            if (starts_with_http_method(q, n, &need_more)) {
+                c->http = calloc(1, sizeof(*c->http));
+                if (c->http == NULL) {
+                    conn_close(c);
+                    return -1;
+                }
+                http_parser_init(&c->http->parser, HTTP_REQUEST);
+                c->http->parser.data = c;
+                c->phase = PHASE_HTTP;
+                break;
+            }
+            if (need_more) {
+                return (ptrdiff_t)pos;
+            }
+            int d = srv->family->detect(srv->family_cfg, q, n);
+            if (d == 0) {
+                return (ptrdiff_t)pos;
+            }
+            if (d < 0) {
+                bad_peer(c, "neither HTTP nor %s (first bytes %02x %02x %02x %02x)",
+                         srv->family->name, q[0], n > 1 ? q[1] : 0, n > 2 ? q[2] : 0,
+                         n > 3 ? q[3] : 0);
+                conn_close(c);
+                return -1;
+            }
+            c->phase = PHASE_RAW;
+            break;
+        }
+        case PHASE_RAW: {
+            if (!conn_can_submit(c)) {
+                conn_block(c);
+                return (ptrdiff_t)pos;
+            }
+            struct proto_message msg;
+            err[0] = '\0';
+            ptrdiff_t r = srv->family->decode(srv->family_cfg, &c->proto, q, n, &msg, w->scratch,
+                                              sizeof(w->scratch), err, sizeof(err));
+            if (r == PROTO_NEED_MORE) {
+                if (n >= srv->cfg->limits.max_message) {
+                    bad_peer(c, "message larger than %u bytes", srv->cfg->limits.max_message);
+                    conn_close(c);
+                    return -1;
+                }
+                return (ptrdiff_t)pos;
+            }
+            if (r < 0) {
+                bad_peer(c, "%s: %s", srv->family->name, err[0] ? err : "malformed packet");
+                conn_close(c);
+                return -1;
+            }
+            pos += (size_t)r;
+            handle_message(c, &msg, CONTACT_TRANSPORT_TCP);
+            break;
+        }
+        case PHASE_HTTP: {
+            size_t used = http_parser_execute(&c->http->parser, &http_settings, (const char *)q, n);
+            enum http_errno e = HTTP_PARSER_ERRNO(&c->http->parser);
+            if (e != HPE_OK && e != HPE_PAUSED) {
+                bad_peer(c, "HTTP: %s", http_errno_description(e));
+                conn_close(c);
+                return -1;
+            }
+            if (c->http->parser.upgrade) {
+                bad_peer(c, "HTTP upgrade requested");
+                conn_close(c);
+                return -1;
+            }
+            pos += used;
+            if (!c->http->complete && used < n) {
+                bad_peer(c, "HTTP parser stopped");
+                conn_close(c);
+                return -1;
+            }
+            break;
+        }
+        }
+    }
+    return c->closing ? -1 : (ptrdiff_t)pos;
+}
+
+/* Feeds newly read bytes (or, with len 0, resumes buffered ones) and keeps the leftover. */
+static void conn_process(struct conn *c, const uint8_t *data, size_t len)
+{
+    struct worker *w = c->w;
+    const struct net_limits *lim = &w->srv->cfg->limits;
+    const uint8_t *view = data;
+    size_t view_len = len;
+    if (c->len > 0) {
+        if (len > 0) {
+            if ((size_t)c->len + len > lim->max_message + PROXY_V2_MAX) {
+                bad_peer(c, "more than %u bytes without a complete message", lim->max_message);
+                conn_close(c);
+                return;
+            }
+            if (c->len + len > c->cap) {
+                uint32_t cap = c->cap ? c->cap : 256;
+                while (cap < c->len + len) {
+                    cap *= 2;
+                }
+                uint8_t *nb = realloc(c->buf, cap);
+                if (nb == NULL) {
+                    conn_close(c);
+                    return;
+                }
+                c->buf = nb;
+                c->cap = cap;
+            }
+            memcpy(c->buf + c->len, data, len);
+            c->len += (uint32_t)len;
+        }
+        view = c->buf;
+        view_len = c->len;
+    }
+    ptrdiff_t used = conn_consume(c, view, view_len);
+    if (used < 0) {
+        return;
+    }
+    size_t rest = view_len - (size_t)used;
+    if (rest == 0) {
+        free(c->buf);
+        c->buf = NULL;
+        c->len = c->cap = 0;
+    } else if (view == c->buf) {
+        memmove(c->buf, c->buf + used, rest);
+        c->len = (uint32_t)rest;
+    } else {
+        c->buf = malloc(rest);
+        if (c->buf == NULL) {
+            conn_close(c);
+            return;
+        }
+        memcpy(c->buf, data + used, rest);
+        c->len = c->cap = (uint32_t)rest;
+    }
+    /* A message that has started must finish within the header timeout (slow-drip peers);
+     * between messages the idle timeout applies. */
+    uint64_t now = uv_now(&w->loop);
+    bool mid_message =
+        c->len > 0 || c->phase == PHASE_PROXY || (c->phase == PHASE_HTTP && c->http->in_message);
+    if (mid_message) {
+        if (c->list != &w->header_list) {
+            list_push(&w->header_list, c, now + lim->header_timeout_ms);
+        }
+    } else {
+        list_push(&w->idle_list, c, now + lim->idle_timeout_ms);
+    }
+}
+
+/* ---- durability completions --------------------------------------------------------------- */
+
+static void resume_blocked(struct worker *w)
+{
+    struct conn *list = w->blocked;
+    w->blocked = NULL;
+    while (list != NULL) {
+        struct conn *c = list;
+        list = c->blocked_next;
+        c->blocked_next = NULL;
+        c->blocked = 0;
+        if (c->closing) {
+            continue;
+        }
+        conn_process(c, NULL, 0);
+        if (!c->closing && !c->blocked) {
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+        }
+    }
+}
+
+static void complete_durable(struct worker *w)
+{
+    struct pipe_slot *slot;
+    while ((slot = pipe_next_durable(w->ring)) != NULL) {
+        struct conn *c = slot->owner;
+        if (c != NULL) {
+            c->inflight--;
+            if (!c->closing) {
+                if (slot->kind == SLOT_REPLY_HTTP) {
+                    conn_send_http(c, slot->reply, slot->reply_len, !c->close_after_reply);
+                } else {
+                    conn_send(c, slot->reply, slot->reply_len);
+                }
+                w->stats.replies++;
+                if (c->close_after_reply && c->inflight == 0) {
+                    conn_close(c);
+                }
+            } else if (c->handle_closed && c->inflight == 0) {
+                conn_free(c);
+            }
+        }
+        pipe_release(w->ring);
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    struct worker *w = a->data;
+    complete_durable(w);
+    resume_blocked(w);
+}
+
+/* ---- accepting ---------------------------------------------------------------------------- */
+
+static bool is_trusted(const struct server_config *cfg, const struct net_addr *peer)
+{
+    for (size_t i = 0; i < cfg->ntrusted; i++) {
+        if (net_cidr_contains(&cfg->trusted[i], peer)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct worker *w = listener->data;
+    struct server *srv = w->srv;
+    const struct server_config *cfg = srv->cfg;
+    if (status < 0) {
+        /* libuv already sheds the pending connection on EMFILE/ENFILE with its reserve
+         * descriptor; say so once per second at most. */
+        uint64_t now = uv_now(&w->loop);
+        if (now - w->log_window_ms >= 1000) {
+            w->log_window_ms = now;
+            fprintf(cfg->log, "sinkd: worker %u: accept: %s\n", w->id, uv_strerror(status));
+        }
+        return;
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return;
+    }
+    c->w = w;
+    uv_tcp_init(&w->loop, &c->tcp);
+    c->tcp.data = c;
+    w->nconns++;
+    atomic_fetch_add(&srv->nconns, 1);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+        net_addr_from_sockaddr(&c->peer, (struct sockaddr *)&ss);
+    }
+    sslen = sizeof(ss);
+    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+        net_addr_from_sockaddr(&c->local, (struct sockaddr *)&ss);
+    }
+    c->src = c->peer;
+    c->dst = c->local;
+    w->stats.accepted++;
+    if (w->stopping || atomic_load(&srv->nconns) > cfg->limits.max_connections) {
+        w->stats.rejected++;
+        if (!w->stopping) {
+            bad_peer(c, "connection limit of %u reached", cfg->limits.max_connections);
+        }
+        conn_close(c);
+        return;
+    }
+    c->trusted = is_trusted(cfg, &c->peer);
+    if (c->trusted) {
+        c->phase = PHASE_PROXY;
+    } else {
+        if (!ipcount_acquire(srv->ipcount, &c->src, cfg->limits.max_per_ip)) {
+            w->stats.rejected++;
+            bad_peer(c, "more than %u connections from this address", cfg->limits.max_per_ip);
+            conn_close(c);
+            return;
+        }
+        c->ip_counted = 1;
+        c->phase = PHASE_DETECT;
+    }
+    srv->family->conn_init(srv->family_cfg, &c->proto, w->seed++ * 0x9E3779B97F4A7C15ull);
+    uv_tcp_nodelay(&c->tcp, 1);
+    list_push(&w->header_list, c, uv_now(&w->loop) + cfg->limits.header_timeout_ms);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ---- timeouts and shutdown ---------------------------------------------------------------- */
+
+static void expire(struct worker *w, struct conn_list *l, uint64_t now, const char *what)
+{
+    struct conn *c = l->head;
+    while (c != NULL && c->deadline_ms <= now) {
+        struct conn *next = c->next;
+        if (c->inflight == 0) {
+            w->stats.timeouts++;
+            if (what != NULL) {
+                bad_peer(c, "%s", what);
+            }
+            conn_close(c);
+        }
+        c = next;
+    }
+}
+
+static void close_handle_if_open(uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    close_handle_if_open(h);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    expire(w, &w->header_list, now, "header timeout: no complete message in time");
+    expire(w, &w->idle_list, now, NULL);
+    if (!w->stopping) {
+        return;
+    }
+    /* Draining: close every connection that has nothing in flight; after the drain timeout,
+     * close the rest too (their records are durable, only the reply is lost). */
+    bool force = now >= w->stop_deadline_ms;
+    struct conn_list *lists[] = {&w->header_list, &w->idle_list};
+    for (size_t i = 0; i < 2; i++) {
+        struct conn *c = lists[i]->head;
+        while (c != NULL) {
+            struct conn *next = c->next;
+            if (c->inflight == 0 || force) {
+                conn_close(c);
+            }
+            c = next;
+        }
+    }
+    for (struct conn *c = w->blocked; c != NULL; c = c->blocked_next) {
+        if (c->inflight == 0 || force) {
+            conn_close(c);
+        }
+    }
+    if (w->nconns == 0 || force) {
+        close_handle_if_open((uv_handle_t *)&w->wake);
+        close_handle_if_open((uv_handle_t *)&w->stop);
+        close_handle_if_open((uv_handle_t *)&w->sweep);
+    }
+}
+
+static void on_stop(uv_async_t *a)
+{
+    struct worker *w = a->data;
+    if (w->stopping) {
+        return;
+    }
+    w->stopping = 1;
+    w->stop_deadline_ms = uv_now(&w->loop) + w->srv->cfg->limits.drain_timeout_ms;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        close_handle_if_open((uv_handle_t *)&w->listeners[i]);
+    }
+    on_sweep(&w->sweep);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* ---- listeners ---------------------------------------------------------------------------- */
+
+/* Each worker gets its own socket per listen address (SO_REUSEPORT), so the kernel spreads
+ * connections across workers without a shared accept lock. */
+static int open_listener(const struct net_addr *addr, uint16_t *bound_port, char *err,
+                         size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    struct net_addr a = *addr;
+    if (*bound_port != 0) {
+        a.port = *bound_port;
+    }
+    net_addr_to_sockaddr(&a, &ss, &sslen);
+    char where[80];
+    format_endpoint(&a, where, sizeof(where));
+    int fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        return err_set(err, errlen, "listen %s: socket: %s", where, strerror(errno));
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        close(fd);
+        return err_set(err, errlen, "listen %s: SO_REUSEPORT: %s", where, strerror(errno));
+    }
+    if (a.family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
+        int e = errno;
+        close(fd);
+        return err_set(err, errlen, "listen %s: %s", where, strerror(e));
+    }
+    if (*bound_port == 0) {
+        struct sockaddr_storage got;
+        socklen_t gotlen = sizeof(got);
+        struct net_addr g;
+        getsockname(fd, (struct sockaddr *)&got, &gotlen);
+        net_addr_from_sockaddr(&g, (struct sockaddr *)&got);
+        *bound_port = g.port;
+    }
+    return fd;
+}
+
+static int worker_init(struct server *srv, struct worker *w, unsigned id, int *fds, char *err,
+                       size_t errlen)
+{
+    w->id = id;
+    w->srv = srv;
+    w->seed = ((uint64_t)id + 1) * 0x2545F4914F6CDD1Dull ^ event_now_us();
+    if (uv_loop_init(&w->loop) != 0) {
+        return err_set(err, errlen, "cannot create event loop");
+    }
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_async_init(&w->loop, &w->stop, on_stop);
+    w->stop.data = w;
+    uv_timer_init(&w->loop, &w->sweep);
+    w->sweep.data = w;
+    for (size_t i = 0; i < srv->cfg->nlisten; i++) {
+        uv_tcp_init(&w->loop, &w->listeners[i]);
+        w->listeners[i].data = w;
+        int rc = uv_tcp_open(&w->listeners[i], fds[i]);
+        fds[i] = -1; /* the handle owns it now, and closes it */
+        if (rc == 0) {
+            rc = uv_listen((uv_stream_t *)&w->listeners[i], 4096, on_connection);
+        }
+        w->nlisteners = i + 1;
+        if (rc != 0) {
+            return err_set(err, errlen, "listen: %s", uv_strerror(rc));
+        }
+    }
+    uv_timer_start(&w->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    return 0;
+}
+
+/* ---- the whole server --------------------------------------------------------------------- */
+
+void server_config_default(struct server_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->node = "sinkd";
+    cfg->origin = NULL;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->workers = cores > 0 ? (unsigned)cores : 1;
+    cfg->limits.max_connections = 16000;
+    cfg->limits.max_per_ip = 64;
+    cfg->limits.header_timeout_ms = 10000;
+    cfg->limits.idle_timeout_ms = 180000;
+    cfg->limits.max_message = 65536 + 8192;
+    cfg->limits.max_inflight = 8;
+    cfg->limits.ring_slots = 16384;
+    cfg->limits.drain_timeout_ms = 5000;
+    cfg->limits.bad_peer_log_per_s = 50;
+    plugx_config_default(&cfg->plugx);
+    cfg->checkpoint_every = 100000;
+    cfg->checkpoint_interval_ms = 1000;
+    cfg->registry = true;
+    cfg->log = stderr;
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct server *srv = s->data;
+    if (signum == SIGHUP) {
+        fprintf(srv->cfg->log, "sinkd: SIGHUP: nothing to reload yet\n");
+        return;
+    }
+    fprintf(srv->cfg->log, "sinkd: %s: draining\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        uv_async_send(&srv->workers[i].stop);
+    }
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    uv_close((uv_handle_t *)&srv->sighup, NULL);
+}
+
+static int append_note(struct server *srv, uint8_t kind, const char *detail, char *err,
+                       size_t errlen)
+{
+    struct record rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.kind = kind;
+    rec.u.note.time_us = event_now_us();
+    snprintf(rec.u.note.node, sizeof(rec.u.note.node), "%s", srv->cfg->node);
+    snprintf(rec.u.note.detail, sizeof(rec.u.note.detail), "%s", detail);
+    uint8_t buf[EVENT_RECORD_MAX];
+    int n = event_encode(&rec, buf, sizeof(buf));
+    if (n < 0) {
+        return err_set(err, errlen, "cannot encode %s record", event_kind_name(kind));
+    }
+    return pipeline_append_sync(srv->pipe, buf, (size_t)n, err, errlen);
+}
+
+static void started_detail(const struct server *srv, char *out, size_t len)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "version", json_string(SINKD_VERSION));
+    json_t *listen = json_array();
+    for (size_t i = 0; i < srv->cfg->nlisten; i++) {
+        char ep[80];
+        format_endpoint(&srv->cfg->listen[i], ep, sizeof(ep));
+        json_array_append_new(listen, json_string(ep));
+    }
+    json_object_set_new(o, "listen", listen);
+    json_object_set_new(o, "workers", json_integer(srv->nworkers));
+    json_object_set_new(o, "family", json_string(srv->family->name));
+    json_object_set_new(o, "enforce", json_boolean(srv->cfg->enforce));
+    json_object_set_new(o, "uninstall_command", json_integer(srv->cfg->plugx.uninstall_command));
+    char *s = json_dumps(o, JSON_COMPACT);
+    snprintf(out, len, "%s", s ? s : "{}");
+    free(s);
+    json_decref(o);
+}
+
+static void stopped_detail(const struct server *srv, char *out, size_t len)
+{
+    struct worker_stats t;
+    memset(&t, 0, sizeof(t));
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        const struct worker_stats *s = &srv->workers[i].stats;
+        t.accepted += s->accepted;
+        t.rejected += s->rejected;
+        t.contacts += s->contacts;
+        for (int k = 0; k < 4; k++) {
+            t.by_type[k] += s->by_type[k];
+        }
+        t.bad_peers += s->bad_peers;
+        t.timeouts += s->timeouts;
+        t.replies += s->replies;
+    }
+    const struct pipeline_stats *ps = pipeline_stats(srv->pipe);
+    snprintf(out, len,
+             "{\"connections\":%llu,\"rejected\":%llu,\"contacts\":%llu,\"hello\":%llu,"
+             "\"machine_info\":%llu,\"heartbeat\":%llu,\"other\":%llu,\"replies\":%llu,"
+             "\"bad_peers\":%llu,\"timeouts\":%llu,\"batches\":%llu,\"max_batch\":%llu,"
+             "\"commit_errors\":%llu}",
+             (unsigned long long)t.accepted, (unsigned long long)t.rejected,
+             (unsigned long long)t.contacts, (unsigned long long)t.by_type[CONTACT_MSG_HELLO],
+             (unsigned long long)t.by_type[CONTACT_MSG_MACHINE_INFO],
+             (unsigned long long)t.by_type[CONTACT_MSG_HEARTBEAT],
+             (unsigned long long)t.by_type[CONTACT_MSG_OTHER], (unsigned long long)t.replies,
+             (unsigned long long)t.bad_peers, (unsigned long long)t.timeouts,
+             (unsigned long long)atomic_load(&ps->batches),
+             (unsigned long long)atomic_load(&ps->max_batch),
+             (unsigned long long)atomic_load(&ps->commit_errors));
+}
+
+/* After the workers have stopped, settle what the writer finished for them. */
+static void settle_after_stop(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        struct pipe_slot *slot;
+        while ((slot = pipe_next_durable(w->ring)) != NULL) {
+            struct conn *c = slot->owner;
+            if (c != NULL && --c->inflight == 0 && c->handle_closed) {
+                conn_free(c);
+            }
+            pipe_release(w->ring);
+        }
+    }
+}
+
+int server_run(const struct server_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->nlisten == 0) {
+        return err_set(err, errlen, "no listen address");
+    }
+    struct server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        return err_set(err, errlen, "out of memory");
+    }
+    srv->cfg = cfg;
+    srv->family = &plugx_family;
+    srv->family_cfg = &cfg->plugx;
+    srv->nworkers = cfg->workers ? cfg->workers : 1;
+    if (srv->nworkers > SERVER_MAX_WORKERS) {
+        srv->nworkers = SERVER_MAX_WORKERS;
+    }
+    int rc = -1;
+    int fds[SERVER_MAX_WORKERS][SERVER_MAX_LISTEN];
+    memset(fds, -1, sizeof(fds));
+    uv_async_t *wakes[SERVER_MAX_WORKERS];
+    unsigned started = 0;
+    bool main_loop_ready = false;
+    char detail[512];
+
+    srv->ipcount = ipcount_new();
+    srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
+    if (srv->ipcount == NULL || srv->workers == NULL) {
+        err_set(err, errlen, "out of memory");
+        goto out;
+    }
+    /* Bind first: a port in use should fail before anything is written to the log. */
+    for (size_t l = 0; l < cfg->nlisten; l++) {
+        uint16_t port = cfg->listen[l].port;
+        for (unsigned i = 0; i < srv->nworkers; i++) {
+            fds[i][l] = open_listener(&cfg->listen[l], &port, err, errlen);
+            if (fds[i][l] < 0) {
+                goto out;
+            }
+        }
+    }
+    struct evlog_options lopt;
+    memset(&lopt, 0, sizeof(lopt));
+    lopt.origin = cfg->origin;
+    lopt.create_key = true;
+    lopt.checkpoint_entries = cfg->checkpoint_every;
+    lopt.checkpoint_ms = cfg->checkpoint_interval_ms;
+    struct evlog_recovery recovery;
+    if (evlog_open(&srv->log, cfg->state_dir, &lopt, &recovery, err, errlen) != 0) {
+        goto out;
+    }
+    fprintf(cfg->log, "sinkd: evidence log: %llu entries%s", (unsigned long long)recovery.size,
+            recovery.cut_bytes ? "" : "\n");
+    if (recovery.cut_bytes) {
+        fprintf(cfg->log, ", torn tail of %llu bytes cut (an unacknowledged batch)\n",
+                (unsigned long long)recovery.cut_bytes);
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        wakes[i] = &srv->workers[i].wake;
+    }
+    if (pipeline_start(&srv->pipe, srv->log, srv->nworkers, cfg->limits.ring_slots, wakes, cfg->log,
+                       err, errlen) != 0) {
+        goto out;
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        srv->workers[i].ring = pipeline_ring(srv->pipe, i);
+        if (worker_init(srv, &srv->workers[i], i, fds[i], err, errlen) != 0) {
+            goto out;
+        }
+    }
+    started_detail(srv, detail, sizeof(detail));
+    if (append_note(srv, RECORD_NODE_STARTED, detail, err, errlen) != 0) {
+        goto out;
+    }
+
+    uv_loop_init(&srv->main_loop);
+    main_loop_ready = true;
+    uv_signal_init(&srv->main_loop, &srv->sigint);
+    uv_signal_init(&srv->main_loop, &srv->sigterm);
+    uv_signal_init(&srv->main_loop, &srv->sighup);
+    srv->sigint.data = srv->sigterm.data = srv->sighup.data = srv;
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&srv->sighup, on_signal, SIGHUP);
+
+    for (; started < srv->nworkers; started++) {
+        if (pthread_create(&srv->workers[started].thread, NULL, worker_main,
+                           &srv->workers[started]) != 0) {
+            err_set(err, errlen, "cannot start worker thread");
+            goto out;
+        }
+    }
+    if (cfg->on_ready != NULL) {
+        cfg->on_ready(cfg->ready_ctx);
+    }
+    uv_run(&srv->main_loop, UV_RUN_DEFAULT);
+    rc = 0;
+
+out:
+    if (started < srv->nworkers && started > 0) {
+        for (unsigned i = 0; i < started; i++) {
+            uv_async_send(&srv->workers[i].stop);
+        }
+    }
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(srv->workers[i].thread, NULL);
+    }
+    if (srv->pipe != NULL) {
+        if (started > 0) {
+            char stop_err[256];
+            stopped_detail(srv, detail, sizeof(detail));
+            if (append_note(srv, RECORD_NODE_STOPPED, detail, stop_err, sizeof(stop_err)) != 0) {
+                fprintf(cfg->log, "sinkd: %s\n", stop_err);
+            }
+        }
+        pipeline_stop(srv->pipe);
+        settle_after_stop(srv);
+    }
+    if (srv->workers != NULL) {
+        for (unsigned i = 0; i < srv->nworkers; i++) {
+            struct worker *w = &srv->workers[i];
+            if (w->srv == NULL) {
+                continue;
+            }
+            if (started == 0) {
+                /* Never ran: close what worker_init opened so the loop can be freed. */
+                uv_walk(&w->loop, walk_close, NULL);
+                uv_run(&w->loop, UV_RUN_DEFAULT);
+            }
+            uv_loop_close(&w->loop);
+        }
+    }
+    if (main_loop_ready) {
+        uv_walk(&srv->main_loop, walk_close, NULL);
+        uv_run(&srv->main_loop, UV_RUN_DEFAULT);
+        uv_loop_close(&srv->main_loop);
+    }
+    if (srv->log != NULL) {
+        char close_err[256];
+        if (evlog_close(srv->log, close_err, sizeof(close_err)) != 0) {
+            fprintf(cfg->log, "sinkd: closing the evidence log: %s\n", close_err);
+            rc = -1;
+            err_set(err, errlen, "closing the evidence log: %s", close_err);
+        }
+    }
+    for (unsigned i = 0; i < SERVER_MAX_WORKERS && i < srv->nworkers; i++) {
+        for (size_t l = 0; l < cfg->nlisten; l++) {
+            if (fds[i][l] >= 0) {
+                close(fds[i][l]);
+            }
+        }
+    }
+    ipcount_free(srv->ipcount);
+    free(srv->workers);
+    free(srv);
+    return rc;
+}

@@ -1,0 +1,68 @@
+/* server.h -- `sinkd serve`: listeners, workers, connection lifecycle, and the path from a
+ * decoded bot message to a durable evidence record and the reply that acknowledges it. */
+#ifndef SINKD_NET_SERVER_H
+#define SINKD_NET_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "proto/plugx/plugx.h"
+#include "util/addr.h"
+
+#define SERVER_MAX_LISTEN 16
+#define SERVER_MAX_TRUSTED 64
+#define SERVER_MAX_WORKERS 64
+#define SERVER_MAX_TAG_FILES 16
+
+/* Every bound a peer could push against, with its default (docs/limits.md). */
+struct net_limits {
+    uint32_t max_connections;    /* open bot connections per process; default 16000 */
+    uint32_t max_per_ip;         /* per source address (after PROXY); default 64 */
+    uint32_t header_timeout_ms;  /* PROXY header + first full message; default 10000 */
+    uint32_t idle_timeout_ms;    /* no complete message for this long; default 180000 */
+    uint32_t max_message;        /* bytes of one message incl. headers; default 65536 + 8192 */
+    uint32_t max_inflight;       /* records per connection awaiting durability; default 8 */
+    uint32_t ring_slots;         /* per-worker queue to the evidence writer; default 16384 */
+    uint32_t drain_timeout_ms;   /* on SIGTERM, wait this long for in-flight work; default 5000 */
+    uint32_t bad_peer_log_per_s; /* log lines about bad peers per worker per second; default 50 */
+};
+
+struct server_config {
+    const char *state_dir;
+    const char *node;   /* node name recorded in every record */
+    const char *origin; /* evidence log origin (= key name) */
+    struct net_addr listen[SERVER_MAX_LISTEN];
+    size_t nlisten;
+    struct net_cidr trusted[SERVER_MAX_TRUSTED];
+    size_t ntrusted;
+    unsigned workers;
+    struct net_limits limits;
+    struct plugx_config plugx;
+    uint32_t checkpoint_every;       /* entries */
+    uint32_t checkpoint_interval_ms; /* or this long */
+    /* Enrichment data; NULL paths disable that part. */
+    const char *geoip_path;
+    const char *asn_v4_path;
+    const char *asn_v6_path;
+    const char *data_version;
+    const char *tag_files[SERVER_MAX_TAG_FILES + 1];
+    /* Remediation. */
+    const char *policy_path; /* NULL: no policy, every decision is not-authorised */
+    bool enforce;            /* --enforce; needed together with mode = enforce in the policy */
+    bool registry;           /* run the registry follower (default on) */
+    FILE *log;               /* operational log lines */
+    /* Called once all listeners are bound (tests and the demo wait for it). */
+    void (*on_ready)(void *ctx);
+    void *ready_ctx;
+};
+
+void server_config_default(struct server_config *cfg);
+
+/* Runs until SIGTERM or SIGINT, then drains and returns 0; SIGHUP reloads enrichment tables and
+ * the policy. Returns -1 with a message in err when it cannot start (port in use, unwritable
+ * state directory, bad data file, bad policy). */
+int server_run(const struct server_config *cfg, char *err, size_t errlen);
+
+#endif
