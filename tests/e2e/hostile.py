@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""hostile.py -- hostile peers for the e2e tests (loopback only, bounded in time and count).
+
+Each mode opens connections from 127.0.0.1 (an untrusted peer) to the server and misbehaves in
+one way. PlugX packets are built here from the published keystream A (docs/plugx.md), not with
+sinkd's code, so the test checks the server against an independent encoder.
+"""
+import socket
+import struct
+import sys
+import time
+
+M = 0xFFFFFFFF
+
+
+def keystream_a(key, n):
+    k0 = k1 = k2 = k3 = key
+    out = bytearray()
+    for _ in range(n):
+        k0 = (k0 + (k0 >> 3) - 0x11111111) & M
+        k1 = (k1 + (k1 >> 5) - 0x22222222) & M
+        k2 = (k2 + 0x44444444 - (k2 << 9)) & M
+        k3 = (k3 + 0x33333333 - (k3 << 7)) & M
+        out.append((k0 + k1 + k2 + k3) & 0xFF)
+    return bytes(out)
+
+
+def xor(data, ks):
+    return bytes(a ^ b for a, b in zip(data, ks))
+
+
+def packet(cmd, body=b"", comp_size=None, decomp_size=None, flags_extra=0x01000000, key=0x12345678):
+    comp = len(body) if comp_size is None else comp_size
+    decomp = len(body) if decomp_size is None else decomp_size
+    plain = struct.pack("<IHHI", cmd | flags_extra, comp, decomp, 0)
+    ks = keystream_a(key, 16)
+    header = struct.pack("<I", key) + xor(plain, ks[4:16])
+    return header + xor(body, keystream_a(key, len(body)))
+
+
+assert keystream_a(0x12345678, 16).hex() == "a6282d18278a2aeac369b7747defc1dd"
+
+
+def lznt1_bomb(chunks):
+    """Chunks that each expand 5 bytes into 4096: one literal, then one maximal copy token."""
+    out = bytearray()
+    for _ in range(chunks):
+        data = bytes([0b00000010, ord("A")]) + struct.pack("<H", (0 << 12) | (4095 - 3))
+        out += struct.pack("<H", 0xB000 | (len(data) - 1)) + data
+    return bytes(out)
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def closed_by_server(s, wait=5.0):
+    s.settimeout(wait)
+    try:
+        while True:
+            data = s.recv(4096)
+            if not data:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def expect_closed(name, s, wait=5.0):
+    if not closed_by_server(s, wait):
+        print(f"hostile {name}: server did not close the connection", file=sys.stderr)
+        sys.exit(1)
+    s.close()
+
+
+def main():
+    mode, port = sys.argv[1], int(sys.argv[2])
+    count = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    if mode == "garbage":
+        for i in range(count):
+            s = connect(port)
+            s.sendall(bytes((i * 37 + j * 11) & 0xFF for j in range(200)).replace(b"P", b"Q"))
+            expect_closed(mode, s)
+    elif mode == "truncated":  # 10 of 16 header bytes, then silence: header timeout
+        socks = []
+        for _ in range(count):
+            s = connect(port)
+            s.sendall(packet(0x1000)[:10])
+            socks.append(s)
+        for s in socks:
+            expect_closed(mode, s, 15)
+    elif mode == "zero-length":  # a legal empty poll: must be answered, not refused
+        s = connect(port)
+        s.sendall(packet(0x1000))
+        s.settimeout(5)
+        reply = s.recv(64)
+        if len(reply) < 16:
+            print("hostile zero-length: no reply to an empty poll", file=sys.stderr)
+            sys.exit(1)
+        s.close()
+    elif mode == "huge-length":  # sizes at the 16-bit maximum with no body; HTTP 2^32-1
+        s = connect(port)
+        s.sendall(packet(0x1000, b"", comp_size=0xFFFF, decomp_size=0xFFFF))
+        expect_closed(mode, s, 15)
+        s = connect(port)
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4294967295\r\n\r\n")
+        expect_closed(mode + "-http", s)
+    elif mode == "bomb":  # 16 chunks of 5 bytes expanding to 64 KiB, declared as 100 bytes
+        body = lznt1_bomb(16)
+        s = connect(port)
+        s.sendall(packet(0x1001, body, decomp_size=100, flags_extra=0))
+        expect_closed(mode, s)
+    elif mode == "proxy-untrusted":
+        s = connect(port)
+        sig = b"\r\n\r\n\x00\r\nQUIT\n"
+        s.sendall(sig + bytes([0x21, 0x11]) + struct.pack(">H", 12) + bytes([8, 8, 8, 8, 127, 0, 0, 1]) + struct.pack(">HH", 1234, port))
+        expect_closed(mode, s)
+        s = connect(port)
+        s.sendall(b"PROXY TCP4 8.8.8.8 127.0.0.1 1234 443\r\n")
+        expect_closed(mode + "-v1", s)
+    elif mode == "drip":  # one byte per second of a valid packet: must be cut off
+        socks = [connect(port) for _ in range(count)]
+        data = packet(0x1000)
+        deadline = time.time() + 20
+        for i in range(len(data)):
+            for s in list(socks):
+                try:
+                    s.sendall(data[i:i + 1])
+                except OSError:
+                    socks.remove(s)
+            if not socks or time.time() > deadline:
+                break
+            time.sleep(1)
+        for s in socks:
+            expect_closed(mode, s, 15)
+    else:
+        print(f"unknown mode {mode}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

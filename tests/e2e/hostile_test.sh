@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# hostile_test.sh -- garbage, truncated headers, zero and maximal lengths, a decompression bomb,
+# PROXY from an untrusted peer and a one-byte-per-second drip, while honest bots keep working:
+# the server never crashes, logs one line per bad peer, keeps every honest contact, stays bounded.
+source "$(dirname "$0")/lib.sh"
+hostile="$SINKD_SOURCE_DIR/tests/e2e/hostile.py"
+
+state="$E2E_DIR/state"
+port=$(free_port)
+start_server "$state" "$port" --workers 2 --header-timeout 2000
+rss_before=$(rss_kb "$SERVER_PID")
+
+"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 300 --duration 14 --concurrency 300 \
+    --source-net 127.0.1.0/24 --heartbeat-ms 500 --json "$E2E_DIR/swarm.json" \
+    >"$E2E_DIR/swarm.txt" &
+swarm=$!
+E2E_PIDS+=("$swarm")
+
+sleep 1
+pids=()
+python3 "$hostile" garbage "$port" 300 & pids+=($!)
+python3 "$hostile" truncated "$port" 100 & pids+=($!)
+python3 "$hostile" zero-length "$port" & pids+=($!)
+python3 "$hostile" huge-length "$port" & pids+=($!)
+python3 "$hostile" bomb "$port" & pids+=($!)
+python3 "$hostile" proxy-untrusted "$port" & pids+=($!)
+python3 "$hostile" drip "$port" 50 & pids+=($!)
+for p in "${pids[@]}"; do
+    wait "$p" || fail "a hostile client saw the server misbehave (pid $p)"
+done
+kill -0 "$SERVER_PID" || fail "server died under hostile input"
+rss_during=$(rss_kb "$SERVER_PID")
+wait "$swarm" || fail "swarm failed"
+stop_server
+
+log="$E2E_DIR/serve.log"
+grep -q "PROXY header from a peer that is not a trusted proxy" "$log" || fail "no log line for untrusted PROXY"
+grep -q "neither HTTP nor plugx" "$log" || fail "no log line for garbage"
+grep -q "header timeout" "$log" || fail "no log line for truncated/drip peers"
+grep -q "HTTP" "$log" || fail "no log line for the 2^32-1 Content-Length"
+grep -Eq "bad peer 127\.0\.0\.1:[0-9]+: plugx: .*(decompress|size|LZNT1)" "$log" || fail "no log line for the decompression bomb"
+lines=$(grep -c "bad peer" "$log")
+[ "$lines" -ge 400 ] || fail "expected a line per bad peer, got $lines"
+
+python3 - "$E2E_DIR/swarm.json" <<'PY' || fail "honest bots were hurt"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["bots_run"] == 300, s
+assert s["bots_answered"] == 300, s
+assert sum(s["errors"].values()) == 0, s["errors"]
+PY
+honest=$("$SINKD_BINARY" contacts --state "$state" | grep -vc '"src_ip":"127.0.0.1"')
+replies=$(json_field "$E2E_DIR/swarm.json" 'd["replies_received"]')
+[ "$honest" -ge "$replies" ] || fail "honest contacts in log $honest < replies the swarm received $replies"
+growth=$((rss_during - rss_before))
+[ "$growth" -lt 204800 ] || fail "server RSS grew by ${growth} kB under attack"
+echo "ok: $lines bad-peer lines, RSS growth ${growth} kB, $honest honest contacts"

@@ -1,0 +1,71 @@
+# lib.sh -- shared helpers for end-to-end tests: a scratch dir, a free loopback port, a server.
+# Sourced by tests/e2e/*_test.sh; they run under ctest with SINKD_BINARY and SINKD_SOURCE_DIR set.
+set -euo pipefail
+: "${SINKD_BINARY:?SINKD_BINARY must point at the sinkd executable}"
+: "${SINKD_SOURCE_DIR:?}"
+export SINKD_DATA_DIR="$SINKD_SOURCE_DIR/data"
+# ASan's quarantine would otherwise look like unbounded growth in the memory checks.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=16:detect_leaks=1}"
+
+E2E_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sinkd-e2e.XXXXXX")
+E2E_PIDS=()
+e2e_cleanup() {
+    for pid in "${E2E_PIDS[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [ "${E2E_KEEP:-0}" = 1 ]; then
+        echo "kept $E2E_DIR" >&2
+    else
+        rm -rf "$E2E_DIR"
+    fi
+}
+trap e2e_cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    [ -f "$E2E_DIR/serve.log" ] && { echo "--- serve.log (tail)" >&2; tail -30 "$E2E_DIR/serve.log" >&2; }
+    exit 1
+}
+
+free_port() {
+    local p
+    for _ in $(seq 1 100); do
+        p=$((20000 + RANDOM % 25000))
+        if ! ss -Htln "sport = :$p" | grep -q .; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# start_server STATE PORT [extra serve options...]; sets SERVER_PID
+start_server() {
+    local state=$1 port=$2
+    shift 2
+    rm -f "$E2E_DIR/ready"
+    "$SINKD_BINARY" serve --state "$state" --listen "127.0.0.1:$port" \
+        --trusted-proxy 127.0.1.0/24 --ready-file "$E2E_DIR/ready" "$@" \
+        2>>"$E2E_DIR/serve.log" &
+    SERVER_PID=$!
+    E2E_PIDS+=("$SERVER_PID")
+    for _ in $(seq 1 200); do
+        [ -f "$E2E_DIR/ready" ] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited during start"
+        sleep 0.05
+    done
+    fail "server not ready after 10 s"
+}
+
+stop_server() {
+    kill -TERM "$SERVER_PID"
+    local status=0
+    wait "$SERVER_PID" || status=$?
+    [ "$status" -eq 0 ] || fail "server exited with status $status after SIGTERM"
+}
+
+json_field() { # FILE EXPR  (python expression over `d`)
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# serve_swarm_test.sh -- the real server against real emulated bots: every bot the swarm ran is
+# recorded, every reply a bot got stands for a durable contact, `contacts` prints what scripts
+# rely on, SIGTERM drains and exits 0, a restart appends to the same log.
+source "$(dirname "$0")/lib.sh"
+
+state="$E2E_DIR/state"
+port=$(free_port)
+start_server "$state" "$port" --workers 2
+"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 400 --duration 6 --concurrency 400 \
+    --source-net 127.0.1.0/24 --heartbeat-ms 500 --http-share 0.3 --cipher mix \
+    --json "$E2E_DIR/swarm.json" >"$E2E_DIR/swarm.txt" || fail "swarm exited non-zero"
+stop_server
+
+"$SINKD_BINARY" contacts --state "$state" >"$E2E_DIR/contacts.jsonl" || fail "contacts failed"
+"$SINKD_BINARY" contacts --state "$state" --summary >"$E2E_DIR/summary.json" || fail "summary failed"
+
+python3 - "$E2E_DIR/swarm.json" "$E2E_DIR/summary.json" "$E2E_DIR/contacts.jsonl" <<'PY' || fail "numbers do not add up"
+import json, sys
+swarm = json.load(open(sys.argv[1]))
+summary = json.load(open(sys.argv[2]))
+rows = [json.loads(l) for l in open(sys.argv[3])]
+def check(cond, what):
+    if not cond:
+        print("check failed:", what, file=sys.stderr)
+        sys.exit(1)
+check(swarm["bots_run"] == 400, f"swarm ran {swarm['bots_run']} of 400 bots")
+check(swarm["bots_answered"] == swarm["bots_run"], "every bot that ran was answered")
+check(sum(swarm["errors"].values()) == 0, f"swarm errors {swarm['errors']}")
+check(summary["unique_bots"] == swarm["bots_answered"], f"server unique bots {summary['unique_bots']} vs swarm {swarm['bots_answered']}")
+check(summary["contacts"] >= swarm["replies_received"], "every reply stands for a durable contact")
+check(summary["contacts"] == len(rows), "contacts prints every contact")
+check(summary["by_transport"]["http"] > 0 and summary["by_transport"]["tcp"] > 0, "both transports used")
+need = {"index", "time", "src_ip", "src_port", "dst_ip", "dst_port", "transport", "family",
+        "command", "type", "host", "user", "os", "local_ip", "campaign", "version", "bot_key"}
+for r in rows:
+    check(need <= r.keys(), f"fields missing: {need - r.keys()}")
+    check(r["family"] == "plugx" and r["dst_ip"] == "127.0.0.1", "family and destination")
+    check(not r["src_ip"].startswith("127."), "source is the address presented through PROXY v2")
+infos = [r for r in rows if r["type"] == "machine-info"]
+check(infos and all(r["host"] and r["user"] and r["os"] for r in infos), "machine-info carries identity")
+idx = [r["index"] for r in rows]
+check(idx == sorted(idx) and len(set(idx)) == len(idx), "indices increase")
+PY
+
+# A restart appends to the same log: the contacts of the first run are still there.
+before=$(wc -l <"$E2E_DIR/contacts.jsonl")
+start_server "$state" "$port" --workers 1
+python3 "$SINKD_SOURCE_DIR/tests/e2e/hostile.py" zero-length "$port" || fail "empty poll not answered"
+stop_server
+after=$("$SINKD_BINARY" contacts --state "$state" | wc -l)
+[ "$after" -eq $((before + 1)) ] || fail "after restart: $after contacts, expected $((before + 1))"
+
+# CLI errors: usage errors exit 2 naming the option, runtime errors exit 1 with one line.
+set +e
+"$SINKD_BINARY" serve --state "$state" --listen nonsense >/dev/null 2>"$E2E_DIR/err.txt"; s1=$?
+"$SINKD_BINARY" serve --state "$state" --bogus >/dev/null 2>>"$E2E_DIR/err.txt"; s2=$?
+"$SINKD_BINARY" serve --state "$state" --workers 0 >/dev/null 2>>"$E2E_DIR/err.txt"; s3=$?
+set -e
+[ "$s1" -eq 2 ] && [ "$s2" -eq 2 ] && [ "$s3" -eq 2 ] || fail "usage errors exit 2 (got $s1 $s2 $s3)"
+grep -q -- "--listen" "$E2E_DIR/err.txt" && grep -q -- "--bogus" "$E2E_DIR/err.txt" || fail "usage errors name the option"
+# Port in use: a socket without SO_REUSEPORT holds it (sinkd's own workers share theirs).
+python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(5)' "$port" &
+holder=$!
+sleep 0.5
+set +e
+"$SINKD_BINARY" serve --state "$E2E_DIR/fourth" --listen "127.0.0.1:$port" >/dev/null 2>"$E2E_DIR/inuse.txt"; s5=$?
+set -e
+kill "$holder" 2>/dev/null || true
+[ "$s5" -eq 1 ] || fail "port in use exits 1 (got $s5)"
+grep -q "in use" "$E2E_DIR/inuse.txt" || fail "port in use is said clearly: $(cat "$E2E_DIR/inuse.txt")"
+echo "ok"
