@@ -1,0 +1,307 @@
+/* follow.c -- the registry's one writer thread: tails the evidence log and applies it in
+ * batches, off every worker's path, plus the synchronous catch-up that rebuild uses. */
+#include "registry/internal.h"
+#include "registry/registry.h"
+#include "util/err.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FOLLOW_BATCH_MAX_DEFAULT 5000
+#define FOLLOW_BATCH_MS_DEFAULT 50
+#define FOLLOW_IDLE_MS_DEFAULT 20
+/* Upper bounds so a mistyped config cannot make a transaction or a stall unbounded. */
+#define FOLLOW_BATCH_MAX_LIMIT REGISTRY_AUTOFLUSH_RECORDS
+#define FOLLOW_MS_LIMIT 10000
+
+struct registry_follower {
+    pthread_t thread;
+    pthread_t self; /* set by the thread itself: pthread_create may store `thread` too late */
+    bool self_set;
+    pthread_mutex_t mu; /* guards stop and stats */
+    bool stop;
+    struct registry *reg;
+    const struct registry_log_ops *ops;
+    void *reader;
+    size_t batch_max;
+    unsigned batch_ms, idle_ms;
+    uint64_t start_ns;
+    struct registry_follow_stats stats;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+bool registry_internal_on_follower_thread(struct registry *reg)
+{
+    struct registry_follower *f = *registry_internal_follower(reg);
+    return f != NULL && f->self_set && pthread_equal(f->self, pthread_self());
+}
+
+static void record_batch(struct registry_follower *f, uint64_t n, uint64_t seen)
+{
+    pthread_mutex_lock(&f->mu);
+    struct registry_follow_stats *s = &f->stats;
+    s->batches++;
+    s->records += n;
+    s->batch_last = n;
+    if (n > s->batch_max) {
+        s->batch_max = n;
+    }
+    s->batch_avg = (double)s->records / (double)s->batches;
+    s->applied_index = registry_applied_index(f->reg);
+    if (seen > s->log_size_seen) {
+        s->log_size_seen = seen;
+    }
+    s->lag = s->log_size_seen > s->applied_index ? s->log_size_seen - s->applied_index : 0;
+    if (s->lag > s->lag_max) {
+        s->lag_max = s->lag;
+    }
+    s->bad_records = registry_internal_bad_records(f->reg);
+    double secs = (double)(now_ns() - f->start_ns) / 1e9;
+    s->records_per_s = secs > 0 ? (double)s->records / secs : 0;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void record_error(struct registry_follower *f, int code, const char *text)
+{
+    pthread_mutex_lock(&f->mu);
+    f->stats.error = code;
+    snprintf(f->stats.error_text, sizeof(f->stats.error_text), "%s", text);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void *follow_main(void *arg)
+{
+    struct registry_follower *f = arg;
+    char err[256] = "";
+    f->self = pthread_self();
+    f->self_set = true;
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        bool stopping = f->stop;
+        pthread_mutex_unlock(&f->mu);
+
+        uint64_t t0 = now_ns(), n = 0, seen = 0;
+        int rc;
+        /* One batch: until batch_max records, batch_ms elapsed, or the durable end. */
+        for (;;) {
+            const uint8_t *entry;
+            size_t len;
+            uint64_t index;
+            rc = f->ops->next(f->reader, &entry, &len, &index, err, sizeof(err));
+            if (rc <= 0) {
+                break;
+            }
+            seen = index + 1;
+            int arc = registry_apply(f->reg, index, entry, len, err, sizeof(err));
+            if (arc < 0 && arc != REGISTRY_E_DECODE) {
+                rc = arc;
+                break;
+            }
+            n++;
+            if (n >= f->batch_max || now_ns() - t0 >= (uint64_t)f->batch_ms * 1000000ULL) {
+                break;
+            }
+        }
+        if (rc < 0) {
+            record_error(f, rc, err);
+            registry_flush(f->reg, NULL, 0);
+            return NULL;
+        }
+        if (n > 0) {
+            if (registry_flush(f->reg, err, sizeof(err)) < 0) {
+                record_error(f, REGISTRY_ERR, err);
+                return NULL;
+            }
+            if (f->ops->size != NULL) {
+                int64_t size = f->ops->size(f->reader);
+                if (size > 0 && (uint64_t)size > seen) {
+                    seen = (uint64_t)size;
+                }
+            }
+            record_batch(f, n, seen);
+        }
+        if (rc == 0) {
+            /* At the durable end: leave if asked (everything durable is applied), else poll. */
+            if (stopping) {
+                return NULL;
+            }
+            sleep_ms(f->idle_ms);
+        }
+    }
+}
+
+static const struct registry_log_ops *resolve_ops(const struct registry_log_ops *ops, char *err,
+                                                  size_t errlen)
+{
+    if (ops == NULL) {
+        ops = registry_internal_evlog_ops();
+    }
+    if (ops == NULL || ops->open == NULL || ops->next == NULL || ops->close == NULL) {
+        err_set(err, errlen, "registry: no evidence log reader in this build");
+        return NULL;
+    }
+    return ops;
+}
+
+int registry_follow_start(struct registry *reg, const struct registry_follow_config *cfg, char *err,
+                          size_t errlen)
+{
+    struct registry_follower **slot = registry_internal_follower(reg);
+    if (*slot != NULL) {
+        err_set(err, errlen, "registry: a follower is already running");
+        return REGISTRY_E_BUSY;
+    }
+    const struct registry_log_ops *ops = resolve_ops(cfg->ops, err, errlen);
+    if (ops == NULL) {
+        return REGISTRY_ERR;
+    }
+    /* Commit anything the caller applied by hand so the thread starts on a clean batch. */
+    if (registry_flush(reg, err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
+    struct registry_follower *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        return err_set(err, errlen, "registry: out of memory");
+    }
+    f->reg = reg;
+    f->ops = ops;
+    f->batch_max = cfg->batch_max ? cfg->batch_max : FOLLOW_BATCH_MAX_DEFAULT;
+    if (f->batch_max > FOLLOW_BATCH_MAX_LIMIT) {
+        f->batch_max = FOLLOW_BATCH_MAX_LIMIT;
+    }
+    f->batch_ms = cfg->batch_ms ? cfg->batch_ms : FOLLOW_BATCH_MS_DEFAULT;
+    f->idle_ms = cfg->idle_ms ? cfg->idle_ms : FOLLOW_IDLE_MS_DEFAULT;
+    if (f->batch_ms > FOLLOW_MS_LIMIT) {
+        f->batch_ms = FOLLOW_MS_LIMIT;
+    }
+    if (f->idle_ms > FOLLOW_MS_LIMIT) {
+        f->idle_ms = FOLLOW_MS_LIMIT;
+    }
+    f->stats.applied_index = registry_applied_index(reg);
+    f->stats.log_size_seen = f->stats.applied_index;
+    if (ops->open(&f->reader, cfg->state_dir, registry_applied_index(reg), err, errlen) < 0) {
+        free(f);
+        return REGISTRY_ERR;
+    }
+    if (pthread_mutex_init(&f->mu, NULL) != 0) {
+        ops->close(f->reader);
+        free(f);
+        return err_set(err, errlen, "registry: cannot create a mutex");
+    }
+    f->start_ns = now_ns();
+    /* Publish before the thread starts so registry_apply() on it recognises its owner; the
+     * thread id is compared only from the thread itself, after pthread_create has set it. */
+    *slot = f;
+    if (pthread_create(&f->thread, NULL, follow_main, f) != 0) {
+        *slot = NULL;
+        pthread_mutex_destroy(&f->mu);
+        ops->close(f->reader);
+        free(f);
+        return err_set(err, errlen, "registry: cannot start the follower thread");
+    }
+    return 0;
+}
+
+void registry_follow_stats(struct registry *reg, struct registry_follow_stats *out)
+{
+    struct registry_follower *f = *registry_internal_follower(reg);
+    memset(out, 0, sizeof(*out));
+    if (f == NULL) {
+        out->applied_index = registry_applied_index(reg);
+        return;
+    }
+    pthread_mutex_lock(&f->mu);
+    *out = f->stats;
+    pthread_mutex_unlock(&f->mu);
+}
+
+int registry_follow_stop(struct registry *reg, char *err, size_t errlen)
+{
+    struct registry_follower **slot = registry_internal_follower(reg);
+    struct registry_follower *f = *slot;
+    if (f == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&f->mu);
+    f->stop = true;
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->thread, NULL);
+    int rc = f->stats.error;
+    if (rc < 0) {
+        err_set(err, errlen, "%s", f->stats.error_text);
+    }
+    *slot = NULL;
+    f->ops->close(f->reader);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+    return rc;
+}
+
+int64_t registry_catch_up(struct registry *reg, const char *state_dir,
+                          const struct registry_log_ops *ops, size_t batch_max, char *err,
+                          size_t errlen)
+{
+    if (*registry_internal_follower(reg) != NULL) {
+        err_set(err, errlen, "registry: a follower thread owns the writer");
+        return REGISTRY_E_BUSY;
+    }
+    ops = resolve_ops(ops, err, errlen);
+    if (ops == NULL) {
+        return REGISTRY_ERR;
+    }
+    if (batch_max == 0 || batch_max > FOLLOW_BATCH_MAX_LIMIT) {
+        batch_max = FOLLOW_BATCH_MAX_LIMIT;
+    }
+    void *reader = NULL;
+    if (ops->open(&reader, state_dir, registry_applied_index(reg), err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
+    int64_t count = 0;
+    size_t in_batch = 0;
+    int rc;
+    for (;;) {
+        const uint8_t *entry;
+        size_t len;
+        uint64_t index;
+        rc = ops->next(reader, &entry, &len, &index, err, errlen);
+        if (rc <= 0) {
+            break;
+        }
+        int arc = registry_apply(reg, index, entry, len, err, errlen);
+        if (arc < 0 && arc != REGISTRY_E_DECODE) {
+            rc = arc;
+            break;
+        }
+        count++;
+        if (++in_batch >= batch_max) {
+            if ((rc = registry_flush(reg, err, errlen)) < 0) {
+                break;
+            }
+            in_batch = 0;
+        }
+    }
+    ops->close(reader);
+    if (rc < 0) {
+        registry_flush(reg, NULL, 0);
+        return rc;
+    }
+    if (registry_flush(reg, err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
+    return count;
+}

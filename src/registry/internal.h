@@ -1,0 +1,20 @@
+/* internal.h -- what the registry's own files share (not part of the module contract). */
+#ifndef SINKD_REGISTRY_INTERNAL_H
+#define SINKD_REGISTRY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct registry;
+struct registry_follower;
+struct registry_log_ops;
+
+uint64_t registry_internal_bad_records(const struct registry *reg);
+/* The follower slot of a registry (NULL when none runs). */
+struct registry_follower **registry_internal_follower(struct registry *reg);
+/* True when called on the registry's follower thread. */
+bool registry_internal_on_follower_thread(struct registry *reg);
+/* The evidence log's reader as registry_log_ops, or NULL when this build has none. */
+const struct registry_log_ops *registry_internal_evlog_ops(void);
+
+#endif

@@ -1,0 +1,204 @@
+/* registry.h -- the victim registry: a derived, rebuildable view of the evidence log (one row per
+ * bot, per-source-IP and per-day aggregates) behind one backend-neutral interface. */
+#ifndef SINKD_REGISTRY_REGISTRY_H
+#define SINKD_REGISTRY_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event/event.h"
+#include "util/addr.h"
+
+/* Error codes (all negative; -1 is the generic failure err_set() returns). */
+enum registry_error {
+    REGISTRY_ERR = -1,       /* database / I/O failure, message in err */
+    REGISTRY_E_DECODE = -2,  /* entry is not a valid record; it is counted and skipped */
+    REGISTRY_E_GAP = -3,     /* log_index is beyond the next index to apply */
+    REGISTRY_E_BUSY = -4,    /* a follower thread owns the registry's writer */
+    REGISTRY_E_VERSION = -5, /* database schema is newer than this build knows */
+};
+
+/* Schema version this build migrates to (PRAGMA user_version; see docs/registry.md). */
+#define REGISTRY_SCHEMA_VERSION 2
+/* A batch is committed automatically when it reaches this many records even if the caller never
+ * calls registry_flush(), so one transaction (and its WAL growth) stays bounded. */
+#define REGISTRY_AUTOFLUSH_RECORDS 100000
+
+struct registry;
+
+/* Opens (creating and migrating as needed) the registry at `path`. A path of the form
+ * "postgresql://..." selects the PostgreSQL backend (not built yet: returns REGISTRY_ERR); anything
+ * else is an SQLite file. One struct registry is used by one thread at a time. */
+int registry_open(struct registry **out, const char *path, char *err, size_t errlen);
+
+/* Commits any open batch and frees everything. NULL is allowed. */
+void registry_close(struct registry *reg);
+
+/* Applies log entry `log_index` (canonical record bytes). Entries must be applied in log order:
+ * returns 1 applied, 0 already applied (log_index < registry_applied_index(): re-applying is a
+ * no-op, so replay after a crash is safe), REGISTRY_E_GAP if log_index skips ahead,
+ * REGISTRY_E_DECODE if the bytes do not decode (the index still advances: an undecodable entry
+ * is skipped the same way by every rebuild), or another negative code. Work is batched into one
+ * transaction until registry_flush(). */
+int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entry, size_t len,
+                   char *err, size_t errlen);
+
+/* Commits the open batch (together with the applied index, so a restart resumes exactly). */
+int registry_flush(struct registry *reg, char *err, size_t errlen);
+
+/* Number of log entries applied so far: the index of the next entry to apply. Includes the
+ * uncommitted batch. */
+uint64_t registry_applied_index(const struct registry *reg);
+
+/* ---- Following the evidence log ---------------------------------------------------------- */
+
+/* How the follower reads a log. The default (ops == NULL in the config) is the evidence log's
+ * reader (evidence/log.h); tests and tools may supply their own. next() returns 1 with an entry
+ * (valid until the next call), 0 at the durable end (call again later), < 0 on error. size(),
+ * optional, returns the number of entries durable now, for the lag figure. */
+struct registry_log_ops {
+    int (*open)(void **reader, const char *state_dir, uint64_t start_index, char *err,
+                size_t errlen);
+    int (*next)(void *reader, const uint8_t **entry, size_t *len, uint64_t *index, char *err,
+                size_t errlen);
+    void (*close)(void *reader);
+    int64_t (*size)(void *reader);
+};
+
+struct registry_follow_config {
+    const char *state_dir;              /* holds log/ */
+    const struct registry_log_ops *ops; /* NULL: the evidence log */
+    size_t batch_max;                   /* records per transaction; 0 -> 5000 */
+    unsigned batch_ms;                  /* commit a non-empty batch after this long; 0 -> 50 */
+    unsigned idle_ms;                   /* poll interval at the end of the log; 0 -> 20 */
+};
+
+struct registry_follow_stats {
+    uint64_t batches;
+    uint64_t records;     /* entries applied by the follower */
+    uint64_t bad_records; /* REGISTRY_E_DECODE entries skipped */
+    uint64_t batch_last, batch_max;
+    double batch_avg;
+    uint64_t applied_index; /* committed */
+    uint64_t log_size_seen; /* largest durable log size the follower has seen */
+    uint64_t lag;           /* log_size_seen - applied_index at the last commit */
+    uint64_t lag_max;
+    double records_per_s; /* over the follower's life so far */
+    int error;            /* 0, or the code that stopped the follower */
+    char error_text[256];
+};
+
+/* Starts the one writer thread that tails the log from registry_applied_index(). While it runs,
+ * only registry_follow_stats() and registry_follow_stop() may be called on `reg` (other calls
+ * return REGISTRY_E_BUSY); reports open their own read-only struct registry. */
+int registry_follow_start(struct registry *reg, const struct registry_follow_config *cfg, char *err,
+                          size_t errlen);
+void registry_follow_stats(struct registry *reg, struct registry_follow_stats *out);
+/* Drains what is durable now, commits, joins the thread. Returns the follower's error, if any. */
+int registry_follow_stop(struct registry *reg, char *err, size_t errlen);
+
+/* Applies every entry durable now, from registry_applied_index(), and commits: what rebuild and
+ * a catch-up at start-up do, on the calling thread. Returns the number of entries read or < 0. */
+int64_t registry_catch_up(struct registry *reg, const char *state_dir,
+                          const struct registry_log_ops *ops, size_t batch_max, char *err,
+                          size_t errlen);
+
+/* ---- Queries (what reports use) ----------------------------------------------------------- */
+
+/* One bot: identity, first/last contact, its latest contact's addresses and enrichment, and its
+ * remediation state. */
+struct registry_bot {
+    char bot_key[33];
+    char family[16];
+    struct bot_identity bot; /* latest non-empty value of each field */
+    uint64_t first_seen_us, last_seen_us;
+    struct net_addr src; /* latest contact's source address and port */
+    struct net_addr dst; /* latest contact's destination (the seized address) */
+    uint8_t transport;   /* enum contact_transport of the latest contact */
+    char node[32];
+    char cc[3];
+    uint32_t asn;
+    char tags[64];
+    uint64_t contacts;
+    uint64_t commanded_at_us; /* first command-sent record; 0 if never */
+    char authorisation[64];   /* of the last decision or command */
+    uint8_t last_verdict;     /* enum decision_verdict of the last decision; 0 if none */
+    uint64_t last_decision_us;
+    uint64_t seen_after_command; /* contacts later than commanded_at_us */
+    uint64_t last_seen_after_command_us;
+};
+
+enum registry_order {
+    REGISTRY_ORDER_LAST_SEEN = 0, /* oldest first */
+    REGISTRY_ORDER_CC = 1,        /* country, then last seen */
+    REGISTRY_ORDER_ASN = 2,       /* ASN, then last seen */
+};
+
+/* Which bots a query covers. Zero-initialised means "all". */
+struct registry_filter {
+    uint64_t since_us; /* last_seen_us >= since_us (0: no bound) */
+    uint64_t until_us; /* last_seen_us < until_us (0: no bound) */
+    const char *cc;    /* only this country ("" = unknown country); NULL: any */
+    bool asn_set;      /* only bots whose ASN is `asn` */
+    uint32_t asn;
+    const char *tag;   /* with tagged_first: bots carrying this tag come first in each group */
+    bool tagged_first; /* order flagged bots before the others (within each cc/ASN group) */
+    bool tagged_only;  /* only bots carrying `tag` */
+    enum registry_order order;
+};
+
+/* Calls fn for each matching bot in the requested order; a non-zero return from fn stops the walk
+ * and is returned. `flagged` tells whether the bot carries filter->tag. */
+typedef int (*registry_bot_fn)(void *ctx, const struct registry_bot *bot, bool flagged);
+int registry_bots(struct registry *reg, const struct registry_filter *f, registry_bot_fn fn,
+                  void *ctx, char *err, size_t errlen);
+
+/* Looks one bot up. Returns 1 found, 0 not found, < 0 error. */
+int registry_bot_get(struct registry *reg, const char *bot_key, struct registry_bot *out, char *err,
+                     size_t errlen);
+
+/* Totals over the filter's window (since/until/cc/asn/tag): bots by identity (bot rows) and
+ * source IPs by address (IP rows), each counted by its last contact. */
+struct registry_totals {
+    uint64_t bots;
+    uint64_t ips;
+    uint64_t contacts;           /* contacts of the counted bots */
+    uint64_t commanded;          /* counted bots with a command sent */
+    uint64_t seen_after_command; /* commanded bots that called again afterwards */
+};
+int registry_totals(struct registry *reg, const struct registry_filter *f,
+                    struct registry_totals *out, char *err, size_t errlen);
+
+enum registry_group {
+    REGISTRY_GROUP_CC = 0,
+    REGISTRY_GROUP_ASN = 1,
+    REGISTRY_GROUP_TAGS = 2, /* the bot's tag list as stored ("hospital,energy") */
+};
+
+struct registry_group_row {
+    char key[64]; /* country code, decimal ASN or tag list; "" unknown */
+    uint32_t asn; /* REGISTRY_GROUP_ASN */
+    uint64_t count;
+};
+
+/* Counts bots (by identity) or source IPs (by address) per group over the filter's window,
+ * largest first, at most `limit` rows (0: all). */
+typedef int (*registry_group_fn)(void *ctx, const struct registry_group_row *row);
+int registry_group_bots(struct registry *reg, const struct registry_filter *f,
+                        enum registry_group g, size_t limit, registry_group_fn fn, void *ctx,
+                        char *err, size_t errlen);
+int registry_group_ips(struct registry *reg, const struct registry_filter *f, enum registry_group g,
+                       size_t limit, registry_group_fn fn, void *ctx, char *err, size_t errlen);
+
+/* The per-day curve (UTC days): unique bots, unique source IPs and contacts seen on each day,
+ * for one country (cc != NULL) or in total. Days are those overlapping [since_us, until_us). */
+struct registry_day {
+    int64_t day; /* days since 1970-01-01 */
+    uint64_t bots, ips, contacts;
+};
+typedef int (*registry_day_fn)(void *ctx, const struct registry_day *day);
+int registry_days(struct registry *reg, uint64_t since_us, uint64_t until_us, const char *cc,
+                  registry_day_fn fn, void *ctx, char *err, size_t errlen);
+
+#endif
