@@ -486,6 +486,9 @@ static bool parse_list(struct parse_state *st, int key, const char *value)
             *comma = '\0';
         }
         char *item = trim(save);
+        if (*item == '\0' && comma == NULL && save != buf) {
+            return true; /* a trailing comma before an indented continuation line */
+        }
         if (*item == '\0') {
             return FAIL(st, "empty entry in '%s'", auth_keys[key].name);
         }
