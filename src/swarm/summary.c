@@ -1,0 +1,90 @@
+/* summary.c -- the swarm's counts as a readable text block and as JSON (names in docs/swarm.md). */
+#include "swarm/swarm.h"
+#include "util/err.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+
+void swarm_summary_print(const struct swarm_summary *s, FILE *out)
+{
+    const struct swarm_hist *h = &s->latency_us;
+    fprintf(out, "swarm: %.1f s, %u bots: %u run, %u answered\n", s->duration_s, s->bots,
+            s->bots_run, s->bots_answered);
+    fprintf(out, "  contacts sent %llu, replies received %llu\n",
+            (unsigned long long)s->contacts_sent, (unsigned long long)s->replies_received);
+    fprintf(out, "  reply latency us: p50 %llu  p90 %llu  p99 %llu  max %llu\n",
+            (unsigned long long)swarm_hist_percentile(h, 0.50),
+            (unsigned long long)swarm_hist_percentile(h, 0.90),
+            (unsigned long long)swarm_hist_percentile(h, 0.99), (unsigned long long)h->max);
+    fprintf(out, "  errors: connect %llu, reset %llu, timeout %llu, protocol %llu\n",
+            (unsigned long long)s->err_connect, (unsigned long long)s->err_reset,
+            (unsigned long long)s->err_timeout, (unsigned long long)s->err_protocol);
+    fprintf(out, "  uninstalled %u, ignored uninstall %u\n", s->uninstalled, s->uninstall_ignored);
+    fprintf(out, "  top countries (bots run):");
+    /* the eight largest, by insertion into a fixed top list */
+    size_t top[8];
+    size_t ntop = 0;
+    for (size_t i = 0; i < s->countries; i++) {
+        uint32_t b = s->per_country[i].bots;
+        if (b == 0) {
+            continue;
+        }
+        size_t at = ntop;
+        while (at > 0 && s->per_country[top[at - 1]].bots < b) {
+            at--;
+        }
+        if (at >= 8) {
+            continue;
+        }
+        size_t move = ntop < 8 ? ntop : 7;
+        memmove(top + at + 1, top + at, (move - at) * sizeof(top[0]));
+        top[at] = i;
+        if (ntop < 8) {
+            ntop++;
+        }
+    }
+    for (size_t k = 0; k < ntop; k++) {
+        fprintf(out, " %s %u", s->per_country[top[k]].cc, s->per_country[top[k]].bots);
+    }
+    fprintf(out, "\n");
+}
+
+static json_t *to_json(const struct swarm_summary *s)
+{
+    const struct swarm_hist *h = &s->latency_us;
+    json_t *pc = json_object();
+    for (size_t i = 0; pc != NULL && i < s->countries; i++) {
+        if (s->per_country[i].bots > 0) {
+            json_object_set_new(pc, s->per_country[i].cc, json_integer(s->per_country[i].bots));
+        }
+    }
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I},"
+        " s:I, s:I, s:f, s:o}",
+        "bots", (json_int_t)s->bots, "bots_run", (json_int_t)s->bots_run, "bots_answered",
+        (json_int_t)s->bots_answered, "contacts_sent", (json_int_t)s->contacts_sent,
+        "replies_received", (json_int_t)s->replies_received, "latency_us", "p50",
+        (json_int_t)swarm_hist_percentile(h, 0.50), "p90",
+        (json_int_t)swarm_hist_percentile(h, 0.90), "p99",
+        (json_int_t)swarm_hist_percentile(h, 0.99), "max", (json_int_t)h->max, "errors", "connect",
+        (json_int_t)s->err_connect, "reset", (json_int_t)s->err_reset, "timeout",
+        (json_int_t)s->err_timeout, "protocol", (json_int_t)s->err_protocol, "uninstalled",
+        (json_int_t)s->uninstalled, "uninstall_ignored", (json_int_t)s->uninstall_ignored,
+        "duration_s", s->duration_s, "per_country", pc);
+}
+
+int swarm_summary_write_json(const struct swarm_summary *s, const char *path, char *err,
+                             size_t errlen)
+{
+    json_t *j = to_json(s);
+    if (j == NULL) {
+        return err_set(err, errlen, "%s: cannot build JSON summary", path), SWARM_E_NOMEM;
+    }
+    int rc = json_dump_file(j, path, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(j);
+    if (rc != 0) {
+        return err_set(err, errlen, "%s: cannot write: %s", path, strerror(errno)), SWARM_E_FILE;
+    }
+    return 0;
+}
