@@ -299,6 +299,13 @@ void pipeline_stop(struct pipeline *p)
     pthread_cond_signal(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->thread, NULL);
+}
+
+void pipeline_free(struct pipeline *p)
+{
+    if (p == NULL) {
+        return;
+    }
     for (unsigned i = 0; i <= p->nrings; i++) {
         free(p->rings[i].slots);
     }

@@ -72,7 +72,9 @@ int pipeline_append_sync(struct pipeline *p, const uint8_t *record, size_t len, 
 
 const struct pipeline_stats *pipeline_stats(const struct pipeline *p);
 
-/* Stops the writer after everything submitted is durable; the log stays open (caller closes). */
+/* Stops the writer after everything submitted is durable; the rings stay readable so the
+ * caller can settle completions, then pipeline_free(). The log stays open (caller closes). */
 void pipeline_stop(struct pipeline *p);
+void pipeline_free(struct pipeline *p);
 
 #endif

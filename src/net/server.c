@@ -1297,6 +1297,7 @@ out:
         }
         pipeline_stop(srv->pipe);
         settle_after_stop(srv);
+        pipeline_free(srv->pipe);
     }
     if (srv->workers != NULL) {
         for (unsigned i = 0; i < srv->nworkers; i++) {
