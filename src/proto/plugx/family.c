@@ -10,6 +10,9 @@
 #define PLUGX_REPLY_BODY_MAX 64
 #define OLD_COMMAND_MAX 0x8 /* old builds number the core commands 0x0-0x8 */
 
+/* net/ holds one of these per connection, by the hundred thousand. */
+_Static_assert(sizeof(struct plugx_conn) <= 32, "struct plugx_conn must stay within 32 bytes");
+
 static int family_detect(const void *config, const uint8_t *buf, size_t len)
 {
     const struct plugx_config *cfg = config;

@@ -136,8 +136,9 @@ static size_t compress_chunk(const uint8_t *in, size_t n, uint8_t *out)
         size_t flag_at = op++;
         uint8_t flags = 0;
         for (int bit = 0; bit < 8 && pos < n; bit++) {
-            size_t best_len = 0, best_off = 0;
+            size_t best_len = 0;
             if (pos > 0 && n - pos >= MATCH_MIN) {
+                size_t best_off = 0;
                 unsigned lbits = length_bits(pos);
                 size_t max_len = ((size_t)1 << lbits) - 1 + MATCH_MIN;
                 if (max_len > n - pos) {

@@ -285,9 +285,13 @@ static int parse_fallback(const uint8_t *body, size_t len, struct bot_identity *
             size_t ascii;
             size_t n = text_run(body, len, i, &ascii);
             if (n >= FALLBACK_MIN_UNITS && 2 * ascii >= n) {
-                char *dst = found == 0 ? out->host : out->user;
-                utf16le_to_utf8(body + i, n, dst,
-                                found == 0 ? sizeof(out->host) : sizeof(out->user));
+                char *dst = out->host;
+                size_t cap = sizeof(out->host);
+                if (found == 1) {
+                    dst = out->user;
+                    cap = sizeof(out->user);
+                }
+                utf16le_to_utf8(body + i, n, dst, cap);
                 found++;
             }
             i += 2 * (n > 0 ? n : 1);

@@ -7,6 +7,8 @@
  * in the caller's RC4_KEY and cannot fail. This file alone silences the deprecation warning. */
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 
+#include <string.h>
+
 #include "proto/plugx/keystream.h"
 
 void plugx_rc4_init(RC4_KEY *rc4, const uint8_t *cfg_key, size_t cfg_key_len, uint32_t key)
@@ -16,9 +18,7 @@ void plugx_rc4_init(RC4_KEY *rc4, const uint8_t *cfg_key, size_t cfg_key_len, ui
     uint8_t material[64 + 4];
     size_t n = cfg_key_len > 64 ? 64 : cfg_key_len;
 
-    for (size_t i = 0; i < n; i++) {
-        material[i] = cfg_key[i];
-    }
+    memcpy(material, cfg_key, n);
     plugx_put_le32(material + n, key);
     RC4_set_key(rc4, (int)(n + 4), material);
 }
