@@ -65,9 +65,22 @@ struct evlog_frontier {
     uint8_t hash[64][EVLOG_HASH_SIZE]; /* hash[i] = subtree of 2^i leaves, valid iff size bit i */
 };
 void evlog_frontier_init(struct evlog_frontier *f);
-/* Adds one leaf hash; calls done(ctx, level, index, hash) for every complete subtree formed
- * whose height is a multiple of the tile height (tile-level hashes), done may be NULL. */
-void evlog_frontier_push(struct evlog_frontier *f, const uint8_t leaf[EVLOG_HASH_SIZE],
+
+/* A reusable SHA-256 context for hot paths (avoids libcrypto's per-call algorithm fetch). One per
+ * thread. */
+struct evlog_hasher;
+struct evlog_hasher *evlog_hasher_new(void);
+void evlog_hasher_free(struct evlog_hasher *h);
+void evlog_hasher_leaf(struct evlog_hasher *h, const uint8_t *entry, size_t len,
+                       uint8_t out[EVLOG_HASH_SIZE]);
+void evlog_hasher_node(struct evlog_hasher *h, const uint8_t left[EVLOG_HASH_SIZE],
+                       const uint8_t right[EVLOG_HASH_SIZE], uint8_t out[EVLOG_HASH_SIZE]);
+
+/* Adds one leaf hash; calls done(ctx, tile_level, index, hash) for the leaf (tile level 0) and
+ * for every complete subtree formed whose height is a multiple of the tile height (the hashes
+ * tiles store); done may be NULL, h may be NULL (slower one-shot hashing). */
+void evlog_frontier_push(struct evlog_frontier *f, struct evlog_hasher *h,
+                         const uint8_t leaf[EVLOG_HASH_SIZE],
                          void (*done)(void *ctx, unsigned level, uint64_t index,
                                       const uint8_t hash[EVLOG_HASH_SIZE]),
                          void *ctx);
@@ -178,7 +191,7 @@ struct evlog;
  * checkpoint in log/checkpoints/. rec may be NULL. */
 int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_options *opt,
                struct evlog_recovery *rec, char *err, size_t errlen);
-/* Stages one entry (1..65535 bytes) in memory; not durable until evlog_commit. *index_out (may be
+/* Stages one entry (0..65535 bytes) in memory; not durable until evlog_commit. *index_out (may be
  * NULL) receives its leaf index. */
 int evlog_append(struct evlog *log, const uint8_t *entry, size_t len, uint64_t *index_out);
 /* Makes every staged entry durable: one write + fdatasync of the journal (group commit). */

@@ -1,6 +1,7 @@
 /* merkle.c -- RFC 6962 hashing, proof generation and the RFC 9162 iterative proof verifiers. */
 #include "evidence/log.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -275,7 +276,64 @@ void evlog_frontier_init(struct evlog_frontier *f)
     memset(f, 0, sizeof *f);
 }
 
-void evlog_frontier_push(struct evlog_frontier *f, const uint8_t leaf[EVLOG_HASH_SIZE],
+struct evlog_hasher {
+    EVP_MD *md;
+    EVP_MD_CTX *ctx;
+};
+
+struct evlog_hasher *evlog_hasher_new(void)
+{
+    struct evlog_hasher *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        return NULL;
+    }
+    h->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    h->ctx = EVP_MD_CTX_new();
+    if (h->md == NULL || h->ctx == NULL) {
+        evlog_hasher_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void evlog_hasher_free(struct evlog_hasher *h)
+{
+    if (h != NULL) {
+        EVP_MD_CTX_free(h->ctx);
+        EVP_MD_free(h->md);
+        free(h);
+    }
+}
+
+static void hasher_run(struct evlog_hasher *h, const uint8_t *a, size_t alen, const uint8_t *b,
+                       size_t blen, uint8_t out[EVLOG_HASH_SIZE])
+{
+    if (EVP_DigestInit_ex2(h->ctx, h->md, NULL) != 1 || EVP_DigestUpdate(h->ctx, a, alen) != 1 ||
+        (blen > 0 && EVP_DigestUpdate(h->ctx, b, blen) != 1) ||
+        EVP_DigestFinal_ex(h->ctx, out, NULL) != 1) {
+        memset(out, 0, EVLOG_HASH_SIZE);
+    }
+}
+
+void evlog_hasher_leaf(struct evlog_hasher *h, const uint8_t *entry, size_t len,
+                       uint8_t out[EVLOG_HASH_SIZE])
+{
+    static const uint8_t prefix = 0x00;
+    hasher_run(h, &prefix, 1, entry, len, out);
+}
+
+void evlog_hasher_node(struct evlog_hasher *h, const uint8_t left[EVLOG_HASH_SIZE],
+                       const uint8_t right[EVLOG_HASH_SIZE], uint8_t out[EVLOG_HASH_SIZE])
+{
+    uint8_t buf[1 + 2 * EVLOG_HASH_SIZE];
+    buf[0] = 0x01;
+    memcpy(buf + 1, left, EVLOG_HASH_SIZE);
+    memcpy(buf + 1 + EVLOG_HASH_SIZE, right, EVLOG_HASH_SIZE);
+    hasher_run(h, buf, sizeof buf, NULL, 0, out);
+}
+
+void evlog_frontier_push(struct evlog_frontier *f, struct evlog_hasher *hs,
+                         const uint8_t leaf[EVLOG_HASH_SIZE],
                          void (*done)(void *ctx, unsigned level, uint64_t index,
                                       const uint8_t hash[EVLOG_HASH_SIZE]),
                          void *ctx)
@@ -289,11 +347,15 @@ void evlog_frontier_push(struct evlog_frontier *f, const uint8_t leaf[EVLOG_HASH
     }
     /* Each trailing one bit of the old size is a left sibling waiting for this subtree. */
     while (pos & 1) {
-        evlog_node_hash(f->hash[level], h, h);
+        if (hs != NULL) {
+            evlog_hasher_node(hs, f->hash[level], h, h);
+        } else {
+            evlog_node_hash(f->hash[level], h, h);
+        }
         level++;
         pos >>= 1;
         if (done != NULL && level % EVLOG_TILE_HEIGHT == 0) {
-            done(ctx, level / EVLOG_TILE_HEIGHT, pos >> 0, h);
+            done(ctx, level / EVLOG_TILE_HEIGHT, pos, h);
         }
     }
     memcpy(f->hash[level], h, EVLOG_HASH_SIZE);

@@ -118,7 +118,7 @@ static void test_std_leaves_and_roots(void **state)
         struct evlog_frontier f;
         evlog_frontier_init(&f);
         for (uint64_t i = 0; i < n; i++) {
-            evlog_frontier_push(&f, std_leaf_hashes[i], NULL, NULL);
+            evlog_frontier_push(&f, NULL, std_leaf_hashes[i], NULL, NULL);
         }
         uint8_t froot[32];
         evlog_frontier_root(&f, froot);

@@ -1,0 +1,1109 @@
+/* log.c -- the append side of the evidence log: journal with group commit, recovery, tiles and
+ * checkpoint publication; and the journal reader. Design in docs/evidence.md. */
+#define _GNU_SOURCE /* syncfs(2): one flush of every tile written since the last checkpoint */
+#include "evidence/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "util/err.h"
+
+/* Journal: a 16-byte file header ("SNKDWAL1", durable length u64 BE), then batches:
+ *   header  "BTCH" count:u32 first:u64 payload_len:u64                     (24 bytes)
+ *   payload count x (len:u16 BE || entry)          -- the tlog-tiles bundle framing
+ *   trailer "CMIT" 0:u32 size_after:u64 root:32                            (48 bytes)
+ * The trailer is the commit record: the tree root after the batch, so replay detects a torn or
+ * altered tail by re-hashing. All integers big-endian. */
+#define WAL_MAGIC "SNKDWAL1"
+#define WAL_HDR 16
+#define BATCH_HDR 24
+#define BATCH_TRL 48
+#define BATCH_MAX_ENTRIES (1u << 24)
+#define DEFAULT_BATCH_BYTES (64u << 20)
+#define DEFAULT_CP_ENTRIES 1000000u
+#define DEFAULT_CP_MS 10000u
+#define CHECKPOINTS_MAX 10000000u
+#define TILE_LEVELS 8
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+int evlog_journal_parse_batch(const uint8_t *buf, size_t len, uint64_t *first, uint32_t *count)
+{
+    if (len < BATCH_HDR) {
+        return memcmp(buf, "BTCH", len < 4 ? len : 4) == 0 ? 0 : EVLOG_ECORRUPT;
+    }
+    if (memcmp(buf, "BTCH", 4) != 0) {
+        return EVLOG_ECORRUPT;
+    }
+    uint32_t n = get32(buf + 4);
+    uint64_t f = get64(buf + 8), plen = get64(buf + 16);
+    if (n == 0 || n > BATCH_MAX_ENTRIES || plen < 2ull * n || plen > 65537ull * n ||
+        f > UINT64_MAX - n) {
+        return EVLOG_ECORRUPT;
+    }
+    uint64_t total = BATCH_HDR + plen + BATCH_TRL;
+    if (total > INT32_MAX) {
+        return EVLOG_ECORRUPT;
+    }
+    if (len < total) {
+        return 0;
+    }
+    const uint8_t *p = buf + BATCH_HDR;
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (off + 2 > plen) {
+            return EVLOG_ECORRUPT;
+        }
+        uint32_t el = (uint32_t)p[off] << 8 | p[off + 1];
+        if (off + 2 + el > plen) {
+            return EVLOG_ECORRUPT;
+        }
+        off += 2 + el;
+    }
+    if (off != plen) {
+        return EVLOG_ECORRUPT;
+    }
+    const uint8_t *t = p + plen;
+    if (memcmp(t, "CMIT", 4) != 0 || get32(t + 4) != 0 || get64(t + 8) != f + n) {
+        return EVLOG_ECORRUPT;
+    }
+    *first = f;
+    *count = n;
+    return (int)total;
+}
+
+struct cp_entry {
+    uint64_t size;
+    uint8_t root[EVLOG_HASH_SIZE];
+};
+
+struct tile_buf {
+    uint8_t hashes[EVLOG_TILE_WIDTH][EVLOG_HASH_SIZE];
+};
+
+struct evlog {
+    char state[EVLOG_PATH_MAX];
+    char logdir[EVLOG_PATH_MAX];
+    int wal_fd;
+    int log_fd; /* the log directory, for syncfs and directory fsync */
+    uint64_t wal_len;
+    struct evlog_signer signer;
+    struct evlog_verifier verifier;
+    struct evlog_hasher *hasher;
+    struct evlog_frontier tree; /* durable tree */
+    struct tile_buf tiles[TILE_LEVELS];
+    uint8_t *bundle; /* entry bundle of the current level-0 tile */
+    size_t bundle_len, bundle_cap;
+    /* staged batch: BATCH_HDR reserved, then payload */
+    uint8_t *stage;
+    size_t stage_len, stage_cap, stage_max;
+    uint32_t staged;
+    /* checkpoint policy and state */
+    uint64_t cp_entries, cp_ms;
+    uint64_t cp_size, cp_time_ms;
+    bool cp_time_set;
+    bool broken;     /* a write failed half-way: the in-memory tree is ahead of disk */
+    bool recovering; /* replaying: write tiles only where missing or after the last checkpoint */
+    uint64_t rewrite_from; /* during replay: tiles ending after this leaf index are rewritten */
+    uint64_t tiles_written;
+    int io_err;
+    char io_msg[256];
+};
+
+static int sys_err(char *err, size_t errlen, const char *what, const char *path)
+{
+    err_set(err, errlen, "%s %s: %s", what, path, strerror(errno));
+    return EVLOG_EIO;
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[EVLOG_PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s", path) >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p != '\0'; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -1 : 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Writes path (relative to the log dir) via a temporary file and rename; durable if sync. */
+static int write_file_atomic(struct evlog *log, const char *rel, const void *buf, size_t len,
+                             bool sync, char *err, size_t errlen)
+{
+    char path[EVLOG_PATH_MAX + 160], tmp[EVLOG_PATH_MAX + 170];
+    snprintf(path, sizeof path, "%s/%s", log->logdir, rel);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    if (mkdirs(path) != 0) {
+        return sys_err(err, errlen, "mkdir", path);
+    }
+    *slash = '/';
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return sys_err(err, errlen, "create", tmp);
+    }
+    if (write_all(fd, buf, len) != 0 || (sync && fsync(fd) != 0)) {
+        int rc = sys_err(err, errlen, "write", tmp);
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        int rc = sys_err(err, errlen, "rename", tmp);
+        unlink(tmp);
+        return rc;
+    }
+    if (sync) {
+        *slash = '\0';
+        int rc = fsync_dir(path);
+        *slash = '/';
+        if (rc != 0) {
+            return sys_err(err, errlen, "fsync", path);
+        }
+    }
+    return 0;
+}
+
+/* Removes tile/<L>/<N>.p/ once the full tile exists (C2SP tlog-tiles allows it). */
+static void remove_partials(struct evlog *log, int level, uint64_t n)
+{
+    char rel[160], dir[EVLOG_PATH_MAX + 200];
+    evlog_tile_path(level, n, EVLOG_TILE_WIDTH, rel, sizeof rel);
+    snprintf(dir, sizeof dir, "%s/%s.p", log->logdir, rel);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *de;
+    int guard = 0;
+    while ((de = readdir(d)) != NULL && guard++ < 1000) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        char f[EVLOG_PATH_MAX + 480];
+        snprintf(f, sizeof f, "%s/%s", dir, de->d_name);
+        unlink(f);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* A full tile or bundle: written once, in place, not fsynced here (syncfs at the next
+ * checkpoint; recovery rewrites any written after the last checkpoint). */
+static void write_full(struct evlog *log, int level, uint64_t n, const void *buf, size_t len)
+{
+    char rel[160];
+    evlog_tile_path(level, n, EVLOG_TILE_WIDTH, rel, sizeof rel);
+    uint64_t end_leaf = (n + 1) << (EVLOG_TILE_HEIGHT * (level < 0 ? 0 : level) + 8);
+    if (level > 0 && EVLOG_TILE_HEIGHT * level + 8 >= 64) {
+        end_leaf = UINT64_MAX;
+    }
+    if (log->recovering && end_leaf <= log->rewrite_from) {
+        /* Covered by a published checkpoint (and so by a syncfs): only repair if missing. */
+        char path[EVLOG_PATH_MAX + 200];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", log->logdir, rel);
+        if (stat(path, &st) == 0 && (size_t)st.st_size == len) {
+            return;
+        }
+    }
+    if (log->io_err == 0 &&
+        write_file_atomic(log, rel, buf, len, false, log->io_msg, sizeof log->io_msg) != 0) {
+        log->io_err = EVLOG_EIO;
+        return;
+    }
+    log->tiles_written++;
+    remove_partials(log, level, n);
+}
+
+static void on_tile_hash(void *ctx, unsigned level, uint64_t index,
+                         const uint8_t hash[EVLOG_HASH_SIZE])
+{
+    struct evlog *log = ctx;
+    if (level >= TILE_LEVELS) {
+        return;
+    }
+    unsigned slot = (unsigned)(index % EVLOG_TILE_WIDTH);
+    memcpy(log->tiles[level].hashes[slot], hash, EVLOG_HASH_SIZE);
+    if (slot == EVLOG_TILE_WIDTH - 1) {
+        uint64_t n = index / EVLOG_TILE_WIDTH;
+        write_full(log, (int)level, n, log->tiles[level].hashes, sizeof log->tiles[level]);
+        if (level == 0) {
+            write_full(log, EVLOG_TILE_ENTRIES, n, log->bundle, log->bundle_len);
+            log->bundle_len = 0;
+        }
+    }
+}
+
+/* Adds one durable entry to the in-memory tree, bundle and tiles. */
+static int tree_add(struct evlog *log, const uint8_t *entry, size_t len)
+{
+    if (log->bundle_len + 2 + len > log->bundle_cap) {
+        size_t cap = log->bundle_cap * 2 + 2 + len;
+        uint8_t *b = realloc(log->bundle, cap);
+        if (b == NULL) {
+            return EVLOG_ENOMEM;
+        }
+        log->bundle = b;
+        log->bundle_cap = cap;
+    }
+    log->bundle[log->bundle_len] = (uint8_t)(len >> 8);
+    log->bundle[log->bundle_len + 1] = (uint8_t)len;
+    memcpy(log->bundle + log->bundle_len + 2, entry, len);
+    log->bundle_len += 2 + len;
+    uint8_t leaf[EVLOG_HASH_SIZE];
+    evlog_hasher_leaf(log->hasher, entry, len, leaf);
+    evlog_frontier_push(&log->tree, log->hasher, leaf, on_tile_hash, log);
+    return 0;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------------- */
+
+static int read_file(const char *path, char *buf, size_t cap, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+        if (got == cap) {
+            break;
+        }
+    }
+    close(fd);
+    *len = got;
+    return 0;
+}
+
+static int cmp_cp(const void *a, const void *b)
+{
+    const struct cp_entry *x = a, *y = b;
+    return x->size < y->size ? -1 : x->size > y->size ? 1 : 0;
+}
+
+/* Loads and verifies every published checkpoint (log/checkpoints/<size> and log/checkpoint). */
+static int load_checkpoints(struct evlog *log, struct cp_entry **out, size_t *n, char *err,
+                            size_t errlen)
+{
+    char dir[EVLOG_PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/checkpoints", log->logdir);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return sys_err(err, errlen, "open", dir);
+    }
+    struct cp_entry *list = NULL;
+    size_t count = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    bool latest_done = false;
+    for (;;) {
+        char path[EVLOG_PATH_MAX + 300];
+        if (!latest_done) {
+            latest_done = true;
+            snprintf(path, sizeof path, "%s/checkpoint", log->logdir);
+            if (access(path, F_OK) != 0) {
+                continue;
+            }
+        } else {
+            de = readdir(d);
+            if (de == NULL) {
+                break;
+            }
+            if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp") != NULL) {
+                continue;
+            }
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        }
+        char note[EVLOG_NOTE_MAX];
+        size_t len;
+        struct evlog_checkpoint cp;
+        char e[256];
+        if (read_file(path, note, sizeof note, &len) != 0) {
+            rc = sys_err(err, errlen, "read", path);
+            break;
+        }
+        if (evlog_checkpoint_open(note, len, &log->verifier, &cp, e, sizeof e) != 0) {
+            err_set(err, errlen, "%s: %s", path, e);
+            rc = EVLOG_ECORRUPT;
+            break;
+        }
+        if (count == cap) {
+            if (cap >= CHECKPOINTS_MAX) {
+                err_set(err, errlen, "%s: more than %u checkpoints", dir, CHECKPOINTS_MAX);
+                rc = EVLOG_EFULL;
+                break;
+            }
+            cap = cap ? cap * 2 : 64;
+            struct cp_entry *l = realloc(list, cap * sizeof *l);
+            if (l == NULL) {
+                rc = EVLOG_ENOMEM;
+                break;
+            }
+            list = l;
+        }
+        list[count].size = cp.size;
+        memcpy(list[count].root, cp.root, EVLOG_HASH_SIZE);
+        count++;
+    }
+    closedir(d);
+    if (rc != 0) {
+        free(list);
+        return rc;
+    }
+    if (count > 0) {
+        qsort(list, count, sizeof *list, cmp_cp);
+    }
+    *out = list;
+    *n = count;
+    return 0;
+}
+
+static int publish_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen)
+{
+    uint64_t size = log->tree.size;
+    /* Partial tiles for this size (C2SP: logs MUST serve them for published sizes). */
+    for (int level = 0; level < TILE_LEVELS; level++) {
+        uint64_t avail = size >> (EVLOG_TILE_HEIGHT * level);
+        unsigned w = (unsigned)(avail % EVLOG_TILE_WIDTH);
+        if (avail == 0) {
+            break;
+        }
+        if (w == 0) {
+            continue;
+        }
+        uint64_t n = avail / EVLOG_TILE_WIDTH;
+        char rel[160];
+        evlog_tile_path(level, n, w, rel, sizeof rel);
+        int rc = write_file_atomic(log, rel, log->tiles[level].hashes, (size_t)w * EVLOG_HASH_SIZE,
+                                   false, err, errlen);
+        if (rc == 0 && level == 0) {
+            evlog_tile_path(EVLOG_TILE_ENTRIES, n, w, rel, sizeof rel);
+            rc = write_file_atomic(log, rel, log->bundle, log->bundle_len, false, err, errlen);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    /* Every tile written since the last checkpoint reaches the disk before the checkpoint that
+     * commits to them is published. */
+    if (syncfs(log->log_fd) != 0) {
+        return sys_err(err, errlen, "syncfs", log->logdir);
+    }
+    struct evlog_checkpoint cp;
+    snprintf(cp.origin, sizeof cp.origin, "%s", log->signer.name);
+    cp.size = size;
+    evlog_frontier_root(&log->tree, cp.root);
+    char text[512], note[1024];
+    int tl = evlog_checkpoint_format(&cp, text, sizeof text);
+    if (tl < 0) {
+        return err_set(err, errlen, "checkpoint text too long"), EVLOG_EINVAL;
+    }
+    int nl = evlog_note_sign(&log->signer, text, (size_t)tl, note, sizeof note, err, errlen);
+    if (nl < 0) {
+        return nl;
+    }
+    char rel[64];
+    snprintf(rel, sizeof rel, "checkpoints/%llu", (unsigned long long)size);
+    int rc = write_file_atomic(log, rel, note, (size_t)nl, true, err, errlen);
+    if (rc == 0) {
+        rc = write_file_atomic(log, "checkpoint", note, (size_t)nl, true, err, errlen);
+    }
+    if (rc == 0) {
+        log->cp_size = size;
+        log->cp_time_ms = now_ms;
+        log->cp_time_set = true;
+    }
+    return rc;
+}
+
+/* ---- journal replay ----------------------------------------------------------------------- */
+
+static int set_durable_len(struct evlog *log)
+{
+    uint8_t b[8];
+    put64(b, log->wal_len);
+    return pwrite(log->wal_fd, b, 8, 8) == 8 ? 0 : -1;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
+                  struct evlog_recovery *rec, char *err, size_t errlen)
+{
+    char wal[EVLOG_PATH_MAX + 32];
+    snprintf(wal, sizeof wal, "%s/journal/wal", log->state);
+    struct stat st;
+    if (fstat(log->wal_fd, &st) != 0) {
+        return sys_err(err, errlen, "stat", wal);
+    }
+    uint64_t flen = (uint64_t)st.st_size;
+    if (flen < WAL_HDR) {
+        uint8_t h[WAL_HDR] = WAL_MAGIC;
+        put64(h + 8, WAL_HDR);
+        if (pwrite(log->wal_fd, h, WAL_HDR, 0) != WAL_HDR || ftruncate(log->wal_fd, WAL_HDR) != 0 ||
+            fsync(log->wal_fd) != 0) {
+            return sys_err(err, errlen, "initialise", wal);
+        }
+        flen = WAL_HDR;
+    } else {
+        uint8_t h[WAL_HDR];
+        if (pread(log->wal_fd, h, WAL_HDR, 0) != WAL_HDR || memcmp(h, WAL_MAGIC, 8) != 0) {
+            err_set(err, errlen, "%s: not a sinkd journal (bad magic)", wal);
+            return EVLOG_ECORRUPT;
+        }
+    }
+    size_t cap = 1 << 20, next_cp = 0;
+    uint8_t *buf = malloc(cap);
+    if (buf == NULL) {
+        return EVLOG_ENOMEM;
+    }
+    uint64_t off = WAL_HDR;
+    int rc = 0;
+    bool torn = false;
+    while (off < flen && rc == 0) {
+        size_t have = flen - off < BATCH_HDR ? (size_t)(flen - off) : BATCH_HDR;
+        if (pread(log->wal_fd, buf, have, (off_t)off) != (ssize_t)have) {
+            rc = sys_err(err, errlen, "read", wal);
+            break;
+        }
+        uint64_t total = have == BATCH_HDR ? BATCH_HDR + get64(buf + 16) + BATCH_TRL : 0;
+        if (have < BATCH_HDR || memcmp(buf, "BTCH", 4) != 0 || total > INT32_MAX ||
+            off + total > flen) {
+            /* Cannot be a complete batch: a torn tail is a prefix of a batch (kill -9) or zeros
+             * (power loss on some file systems); anything else is damage. */
+            size_t cmp = have < 4 ? have : 4;
+            size_t rest = (size_t)(flen - off);
+            if ((have >= 4 && memcmp(buf, "BTCH", 4) == 0) || memcmp(buf, "BTCH", cmp) == 0) {
+                torn = true;
+            } else if (rest <= cap && pread(log->wal_fd, buf, rest, (off_t)off) == (ssize_t)rest &&
+                       all_zero(buf, rest)) {
+                torn = true;
+            } else {
+                err_set(err, errlen, "%s: damaged batch header at byte %llu (not a torn tail)", wal,
+                        (unsigned long long)off);
+                rc = EVLOG_ECORRUPT;
+            }
+            break;
+        }
+        if (total > cap) {
+            uint8_t *b = realloc(buf, total);
+            if (b == NULL) {
+                rc = EVLOG_ENOMEM;
+                break;
+            }
+            buf = b;
+            cap = total;
+        }
+        if (pread(log->wal_fd, buf, total, (off_t)off) != (ssize_t)total) {
+            rc = sys_err(err, errlen, "read", wal);
+            break;
+        }
+        uint64_t first;
+        uint32_t count;
+        int n = evlog_journal_parse_batch(buf, total, &first, &count);
+        bool last = off + total == flen;
+        if (n <= 0 || first != log->tree.size) {
+            if (last) {
+                torn = true;
+            } else {
+                err_set(err, errlen, "%s: malformed batch at byte %llu (entry %llu)", wal,
+                        (unsigned long long)off, (unsigned long long)log->tree.size);
+                rc = EVLOG_ECORRUPT;
+            }
+            break;
+        }
+        /* Re-hash the batch on a copy of the tree; keep it only if the commit root matches. */
+        struct evlog_frontier before = log->tree;
+        uint64_t bundle_before = log->bundle_len;
+        const uint8_t *p = buf + BATCH_HDR;
+        for (uint32_t i = 0; i < count && rc == 0; i++) {
+            size_t el = (size_t)p[0] << 8 | p[1];
+            rc = tree_add(log, p + 2, el);
+            p += 2 + el;
+            while (rc == 0 && next_cp < ncp && cps[next_cp].size == log->tree.size) {
+                uint8_t root[EVLOG_HASH_SIZE];
+                evlog_frontier_root(&log->tree, root);
+                if (memcmp(root, cps[next_cp].root, EVLOG_HASH_SIZE) != 0) {
+                    err_set(err, errlen,
+                            "published checkpoint %llu does not match the journal's tree: "
+                            "refusing to open (log/checkpoints/%llu)",
+                            (unsigned long long)cps[next_cp].size,
+                            (unsigned long long)cps[next_cp].size);
+                    rc = EVLOG_ECORRUPT;
+                }
+                next_cp++;
+            }
+        }
+        if (rc != 0) {
+            break;
+        }
+        uint8_t root[EVLOG_HASH_SIZE];
+        evlog_frontier_root(&log->tree, root);
+        if (memcmp(root, buf + total - EVLOG_HASH_SIZE, EVLOG_HASH_SIZE) != 0) {
+            if (!last) {
+                err_set(err, errlen,
+                        "%s: batch at byte %llu (entries %llu..%llu) fails its "
+                        "commit root",
+                        wal, (unsigned long long)off, (unsigned long long)first,
+                        (unsigned long long)(first + count - 1));
+                rc = EVLOG_ECORRUPT;
+                break;
+            }
+            log->tree = before;
+            log->bundle_len = (size_t)bundle_before;
+            torn = true;
+            break;
+        }
+        off += total;
+    }
+    free(buf);
+    if (rc == 0 && log->io_err != 0) {
+        err_set(err, errlen, "%s", log->io_msg);
+        rc = log->io_err;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (torn) {
+        if (ftruncate(log->wal_fd, (off_t)off) != 0 || fsync(log->wal_fd) != 0) {
+            return sys_err(err, errlen, "truncate", wal);
+        }
+        rec->cut_bytes = flen - off;
+    }
+    if (ncp > 0 && cps[ncp - 1].size > log->tree.size) {
+        err_set(err, errlen,
+                "checkpoint %llu was published but the journal holds only %llu durable "
+                "entries: refusing to open",
+                (unsigned long long)cps[ncp - 1].size, (unsigned long long)log->tree.size);
+        return EVLOG_ECORRUPT;
+    }
+    for (size_t i = 0; i < ncp; i++) {
+        if (cps[i].size == 0) {
+            static const uint8_t empty[EVLOG_HASH_SIZE] = {
+                0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4,
+                0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b,
+                0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
+            if (memcmp(cps[i].root, empty, EVLOG_HASH_SIZE) != 0) {
+                err_set(err, errlen, "published checkpoint 0 has a non-empty root");
+                return EVLOG_ECORRUPT;
+            }
+        }
+    }
+    log->wal_len = off;
+    if (set_durable_len(log) != 0 || fsync(log->wal_fd) != 0) {
+        return sys_err(err, errlen, "write", wal);
+    }
+    return 0;
+}
+
+/* ---- open / append / commit ----------------------------------------------------------------- */
+
+static int load_or_create_key(struct evlog *log, const struct evlog_options *opt, char *err,
+                              size_t errlen)
+{
+    char keys[EVLOG_PATH_MAX + 16], kpath[EVLOG_PATH_MAX + 32];
+    snprintf(keys, sizeof keys, "%s/keys", log->state);
+    snprintf(kpath, sizeof kpath, "%s/log.key", keys);
+    if (access(kpath, F_OK) != 0) {
+        if (!opt->create_key) {
+            err_set(err, errlen, "%s: no signing key (run `sinkd keygen`)", kpath);
+            return EVLOG_EINVAL;
+        }
+        if (opt->origin == NULL) {
+            err_set(err, errlen, "%s: no signing key and no origin to create one", kpath);
+            return EVLOG_EINVAL;
+        }
+        int rc = evlog_keygen(keys, opt->origin, err, errlen);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    int rc = evlog_signer_load(kpath, &log->signer, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (opt->origin != NULL && strcmp(opt->origin, log->signer.name) != 0) {
+        err_set(err, errlen, "%s: key is named '%s' but the log origin is '%s'", kpath,
+                log->signer.name, opt->origin);
+        return EVLOG_EINVAL;
+    }
+    evlog_signer_verifier(&log->signer, &log->verifier);
+    return 0;
+}
+
+int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_options *opt,
+               struct evlog_recovery *rec, char *err, size_t errlen)
+{
+    static const struct evlog_options defaults = {0};
+    struct evlog_recovery dummy;
+    if (opt == NULL) {
+        opt = &defaults;
+    }
+    if (rec == NULL) {
+        rec = &dummy;
+    }
+    memset(rec, 0, sizeof *rec);
+    *out = NULL;
+    struct evlog *log = calloc(1, sizeof *log);
+    if (log == NULL) {
+        return err_set(err, errlen, "out of memory"), EVLOG_ENOMEM;
+    }
+    log->wal_fd = -1;
+    log->log_fd = -1;
+    int rc = 0;
+    struct cp_entry *cps = NULL;
+    size_t ncp = 0;
+    if ((size_t)snprintf(log->state, sizeof log->state, "%s", state_dir) >= 3000) {
+        err_set(err, errlen, "state directory path too long");
+        rc = EVLOG_EINVAL;
+        goto fail;
+    }
+    snprintf(log->logdir, sizeof log->logdir, "%s/log", state_dir);
+    log->cp_entries = opt->checkpoint_entries ? opt->checkpoint_entries : DEFAULT_CP_ENTRIES;
+    log->cp_ms = opt->checkpoint_ms ? opt->checkpoint_ms : DEFAULT_CP_MS;
+    log->stage_max = opt->max_batch_bytes ? opt->max_batch_bytes : DEFAULT_BATCH_BYTES;
+    if (log->stage_max > INT32_MAX / 2) {
+        log->stage_max = INT32_MAX / 2;
+    }
+    const char *sub[] = {"", "/journal", "/log", "/log/tile", "/log/checkpoints"};
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+        char d[EVLOG_PATH_MAX + 32];
+        snprintf(d, sizeof d, "%s%s", state_dir, sub[i]);
+        if (mkdirs(d) != 0) {
+            rc = sys_err(err, errlen, "mkdir", d);
+            goto fail;
+        }
+    }
+    rc = load_or_create_key(log, opt, err, errlen);
+    if (rc != 0) {
+        goto fail;
+    }
+    log->hasher = evlog_hasher_new();
+    if (log->hasher == NULL) {
+        err_set(err, errlen, "libcrypto: cannot fetch SHA-256");
+        rc = EVLOG_ECRYPTO;
+        goto fail;
+    }
+    char wal[EVLOG_PATH_MAX + 32];
+    snprintf(wal, sizeof wal, "%s/journal/wal", state_dir);
+    log->wal_fd = open(wal, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    log->log_fd = open(log->logdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (log->wal_fd < 0 || log->log_fd < 0) {
+        rc = sys_err(err, errlen, "open", log->wal_fd < 0 ? wal : log->logdir);
+        goto fail;
+    }
+    char jdir[EVLOG_PATH_MAX + 16];
+    snprintf(jdir, sizeof jdir, "%s/journal", state_dir);
+    fsync_dir(jdir);
+    rc = load_checkpoints(log, &cps, &ncp, err, errlen);
+    if (rc != 0) {
+        goto fail;
+    }
+    log->recovering = true;
+    log->rewrite_from = ncp > 0 ? cps[ncp - 1].size : 0;
+    rc = replay(log, cps, ncp, rec, err, errlen);
+    log->recovering = false;
+    if (rc != 0) {
+        goto fail;
+    }
+    log->cp_size = ncp > 0 ? cps[ncp - 1].size : 0;
+    free(cps);
+    cps = NULL;
+    rec->size = log->tree.size;
+    rec->checkpoints = ncp;
+    rec->tiles_written = log->tiles_written;
+    log->stage_cap = 1 << 16;
+    log->stage = malloc(log->stage_cap);
+    if (log->stage == NULL) {
+        rc = EVLOG_ENOMEM;
+        goto fail;
+    }
+    log->stage_len = BATCH_HDR;
+    if (ncp == 0 || log->cp_size != log->tree.size) {
+        /* Publish what recovery found, so every durable entry is committed to by a signature. */
+        rc = publish_checkpoint(log, 0, err, errlen);
+        if (rc != 0) {
+            goto fail;
+        }
+        log->cp_time_set = false;
+    }
+    *out = log;
+    return 0;
+fail:
+    free(cps);
+    log->broken = true;
+    if (log->wal_fd >= 0) {
+        close(log->wal_fd);
+    }
+    if (log->log_fd >= 0) {
+        close(log->log_fd);
+    }
+    evlog_hasher_free(log->hasher);
+    free(log->bundle);
+    free(log->stage);
+    memset(&log->signer, 0, sizeof log->signer);
+    free(log);
+    return rc;
+}
+
+int evlog_append(struct evlog *log, const uint8_t *entry, size_t len, uint64_t *index_out)
+{
+    if (log->broken) {
+        return EVLOG_EIO;
+    }
+    if (len > EVLOG_ENTRY_MAX || (entry == NULL && len > 0)) {
+        return EVLOG_EINVAL;
+    }
+    if (log->stage_len + 2 + len > log->stage_max || log->staged >= BATCH_MAX_ENTRIES) {
+        return EVLOG_EFULL;
+    }
+    if (log->stage_len + 2 + len + BATCH_TRL > log->stage_cap) {
+        size_t cap = log->stage_cap * 2;
+        while (cap < log->stage_len + 2 + len + BATCH_TRL) {
+            cap *= 2;
+        }
+        uint8_t *b = realloc(log->stage, cap);
+        if (b == NULL) {
+            return EVLOG_ENOMEM;
+        }
+        log->stage = b;
+        log->stage_cap = cap;
+    }
+    uint8_t *p = log->stage + log->stage_len;
+    p[0] = (uint8_t)(len >> 8);
+    p[1] = (uint8_t)len;
+    if (len > 0) {
+        memcpy(p + 2, entry, len);
+    }
+    log->stage_len += 2 + len;
+    if (index_out != NULL) {
+        *index_out = log->tree.size + log->staged;
+    }
+    log->staged++;
+    return 0;
+}
+
+int evlog_commit(struct evlog *log, char *err, size_t errlen)
+{
+    if (log->broken) {
+        return err_set(err, errlen, "evidence log is unusable after an earlier write error"),
+               EVLOG_EIO;
+    }
+    if (log->staged == 0) {
+        return 0;
+    }
+    uint64_t first = log->tree.size;
+    uint8_t *h = log->stage;
+    memcpy(h, "BTCH", 4);
+    put32(h + 4, log->staged);
+    put64(h + 8, first);
+    put64(h + 16, log->stage_len - BATCH_HDR);
+    /* Hash into the tree first: the commit record carries the root after the batch. The tree
+     * is then ahead of the disk until the fsync returns; a failure marks the log broken. */
+    const uint8_t *p = log->stage + BATCH_HDR;
+    for (uint32_t i = 0; i < log->staged; i++) {
+        size_t el = (size_t)p[0] << 8 | p[1];
+        if (tree_add(log, p + 2, el) != 0) {
+            log->broken = true;
+            return err_set(err, errlen, "out of memory"), EVLOG_ENOMEM;
+        }
+        p += 2 + el;
+    }
+    uint8_t *t = log->stage + log->stage_len;
+    memcpy(t, "CMIT", 4);
+    put32(t + 4, 0);
+    put64(t + 8, log->tree.size);
+    evlog_frontier_root(&log->tree, t + 16);
+    size_t total = log->stage_len + BATCH_TRL;
+    ssize_t n = pwrite(log->wal_fd, log->stage, total, (off_t)log->wal_len);
+    if (n != (ssize_t)total || fdatasync(log->wal_fd) != 0) {
+        log->broken = true;
+        return err_set(err, errlen, "journal write/fdatasync failed: %s", strerror(errno)),
+               EVLOG_EIO;
+    }
+    log->wal_len += total;
+    /* Readers trust only bytes below the durable length, set after the fdatasync. */
+    if (set_durable_len(log) != 0) {
+        log->broken = true;
+        return err_set(err, errlen, "journal header write failed: %s", strerror(errno)), EVLOG_EIO;
+    }
+    log->staged = 0;
+    log->stage_len = BATCH_HDR;
+    if (log->io_err != 0) {
+        /* A tile could not be written; the journal is durable, so reopening repairs it. */
+        log->broken = true;
+        err_set(err, errlen, "%s", log->io_msg);
+        return log->io_err;
+    }
+    return 0;
+}
+
+int evlog_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen)
+{
+    int rc = evlog_commit(log, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (log->tree.size == log->cp_size) {
+        return 0;
+    }
+    rc = publish_checkpoint(log, now_ms, err, errlen);
+    if (rc != 0) {
+        log->broken = true;
+        return rc;
+    }
+    return 1;
+}
+
+int evlog_maybe_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen)
+{
+    int rc = evlog_commit(log, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!log->cp_time_set) {
+        log->cp_time_ms = now_ms;
+        log->cp_time_set = true;
+    }
+    uint64_t pending = log->tree.size - log->cp_size;
+    if (pending == 0) {
+        return 0;
+    }
+    if (pending >= log->cp_entries || now_ms - log->cp_time_ms >= log->cp_ms) {
+        return evlog_checkpoint(log, now_ms, err, errlen);
+    }
+    return 0;
+}
+
+uint64_t evlog_size(const struct evlog *log)
+{
+    return log->tree.size;
+}
+
+uint64_t evlog_staged(const struct evlog *log)
+{
+    return log->staged;
+}
+
+void evlog_root(const struct evlog *log, uint8_t out[EVLOG_HASH_SIZE])
+{
+    evlog_frontier_root(&log->tree, out);
+}
+
+int evlog_close(struct evlog *log, char *err, size_t errlen)
+{
+    if (log == NULL) {
+        return 0;
+    }
+    int rc = 0;
+    if (!log->broken) {
+        rc = evlog_checkpoint(log, log->cp_time_ms, err, errlen);
+        if (rc > 0) {
+            rc = 0;
+        }
+    }
+    close(log->wal_fd);
+    close(log->log_fd);
+    evlog_hasher_free(log->hasher);
+    free(log->bundle);
+    free(log->stage);
+    memset(&log->signer, 0, sizeof log->signer);
+    free(log);
+    return rc;
+}
+
+/* ---- reader ------------------------------------------------------------------------------- */
+
+struct evlog_reader {
+    int fd;
+    char path[EVLOG_PATH_MAX + 32];
+    uint64_t off;  /* journal offset of the next batch */
+    uint64_t next; /* index of the next entry to return */
+    uint8_t *buf;  /* current batch */
+    size_t cap;
+    size_t pos, end;     /* payload cursor within buf */
+    uint64_t batch_next; /* index of the entry at pos */
+    uint32_t left;       /* entries left in the current batch */
+};
+
+int evlog_reader_open(struct evlog_reader **out, const char *state_dir, uint64_t start_index,
+                      char *err, size_t errlen)
+{
+    struct evlog_reader *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return err_set(err, errlen, "out of memory"), EVLOG_ENOMEM;
+    }
+    snprintf(r->path, sizeof r->path, "%s/journal/wal", state_dir);
+    r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
+    if (r->fd < 0) {
+        int rc = sys_err(err, errlen, "open", r->path);
+        free(r);
+        return rc;
+    }
+    r->off = WAL_HDR;
+    r->next = start_index;
+    *out = r;
+    return 0;
+}
+
+void evlog_reader_close(struct evlog_reader *r)
+{
+    if (r != NULL) {
+        close(r->fd);
+        free(r->buf);
+        free(r);
+    }
+}
+
+int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len, uint64_t *index,
+                      char *err, size_t errlen)
+{
+    for (;;) {
+        while (r->left > 0) {
+            size_t el = (size_t)r->buf[r->pos] << 8 | r->buf[r->pos + 1];
+            const uint8_t *e = r->buf + r->pos + 2;
+            uint64_t idx = r->batch_next;
+            r->pos += 2 + el;
+            r->batch_next++;
+            r->left--;
+            if (idx >= r->next) {
+                r->next = idx + 1;
+                *entry = e;
+                *len = el;
+                *index = idx;
+                return 1;
+            }
+        }
+        uint8_t h[WAL_HDR];
+        if (pread(r->fd, h, WAL_HDR, 0) != WAL_HDR || memcmp(h, WAL_MAGIC, 8) != 0) {
+            return err_set(err, errlen, "%s: not a sinkd journal", r->path), EVLOG_ECORRUPT;
+        }
+        uint64_t durable = get64(h + 8);
+        if (r->off + BATCH_HDR > durable) {
+            return 0;
+        }
+        uint8_t bh[BATCH_HDR];
+        if (pread(r->fd, bh, BATCH_HDR, (off_t)r->off) != BATCH_HDR) {
+            return sys_err(err, errlen, "read", r->path);
+        }
+        uint32_t count = get32(bh + 4);
+        uint64_t first = get64(bh + 8);
+        uint64_t total = BATCH_HDR + get64(bh + 16) + BATCH_TRL;
+        if (memcmp(bh, "BTCH", 4) != 0 || total > INT32_MAX || r->off + total > durable) {
+            return err_set(err, errlen, "%s: bad batch at byte %llu", r->path,
+                           (unsigned long long)r->off),
+                   EVLOG_ECORRUPT;
+        }
+        if (first + count <= r->next) {
+            r->off += total; /* skip whole batches before the start index */
+            continue;
+        }
+        if (total > r->cap) {
+            uint8_t *b = realloc(r->buf, total);
+            if (b == NULL) {
+                return err_set(err, errlen, "out of memory"), EVLOG_ENOMEM;
+            }
+            r->buf = b;
+            r->cap = total;
+        }
+        if (pread(r->fd, r->buf, total, (off_t)r->off) != (ssize_t)total) {
+            return sys_err(err, errlen, "read", r->path);
+        }
+        uint64_t f2;
+        uint32_t c2;
+        if (evlog_journal_parse_batch(r->buf, total, &f2, &c2) != (int)total) {
+            return err_set(err, errlen, "%s: malformed batch at byte %llu", r->path,
+                           (unsigned long long)r->off),
+                   EVLOG_ECORRUPT;
+        }
+        r->off += total;
+        r->pos = BATCH_HDR;
+        r->batch_next = f2;
+        r->left = c2;
+    }
+}

@@ -1,0 +1,278 @@
+/* evidence_log_test.c -- the append side: tiles against the TLOG.md / x/mod vectors, group
+ * commit, the reader, and recovery from torn tails and inconsistent checkpoints. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/sha.h>
+
+#include "evidence/log.h"
+
+#define PN_SKEY                                                                                    \
+    "PRIVATE+KEY+example.com/testlog+3814a360+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz\n"
+
+static char *make_state(void)
+{
+    static char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/evidence_log_test.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char keys[128], path[160];
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    mkdir(keys, 0700);
+    snprintf(path, sizeof path, "%s/log.key", keys);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(PN_SKEY, f);
+    fclose(f);
+    return dir;
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int file_sha256(const char *dir, const char *rel, char hex[65], long *size)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/log/%s", dir, rel);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return -1;
+    }
+    static uint8_t buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    uint8_t h[32];
+    SHA256(buf, n, h);
+    for (int i = 0; i < 32; i++) {
+        sprintf(hex + 2 * i, "%02x", h[i]);
+    }
+    *size = (long)n;
+    return 0;
+}
+
+static void assert_file(const char *dir, const char *rel, long size, const char *sha)
+{
+    char hex[65];
+    long got;
+    if (file_sha256(dir, rel, hex, &got) != 0) {
+        fail_msg("missing %s", rel);
+    }
+    assert_int_equal(got, size);
+    assert_string_equal(hex, sha);
+}
+
+static struct evlog *open_log(const char *dir)
+{
+    struct evlog *log;
+    char err[512];
+    struct evlog_options opt = {.origin = "example.com/testlog"};
+    int rc = evlog_open(&log, dir, &opt, NULL, err, sizeof err);
+    if (rc != 0) {
+        fail_msg("open: %s", err);
+    }
+    return log;
+}
+
+/* TLOG.md §4: the 8-leaf test tree and the 1000-entry log. */
+static void test_tlog_md_tiles(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    struct evlog *log = open_log(dir);
+    static const char *leaves[8] = {
+        "",
+        "\x00",
+        "\x10",
+        "\x20\x21",
+        "\x30\x31",
+        "\x40\x41\x42\x43",
+        "\x50\x51\x52\x53\x54\x55\x56\x57",
+        "\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f"};
+    static const size_t lens[8] = {0, 1, 1, 2, 2, 4, 8, 16};
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(evlog_append(log, (const uint8_t *)leaves[i], lens[i], NULL), 0);
+    }
+    char err[256];
+    assert_int_equal(evlog_checkpoint(log, 1, err, sizeof err), 1);
+    assert_file(dir, "tile/0/000.p/8", 256,
+                "aea2f1bbb5140fd5f8eacb503fdf54c00c3d860c72588e40233addd416bc8f10");
+    static const uint8_t bundle[] = {0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x10, 0x00, 0x02,
+                                     0x20, 0x21, 0x00, 0x02, 0x30, 0x31, 0x00, 0x04, 0x40, 0x41,
+                                     0x42, 0x43, 0x00, 0x08, 0x50, 0x51, 0x52, 0x53, 0x54, 0x55,
+                                     0x56, 0x57, 0x00, 0x10, 0x60, 0x61, 0x62, 0x63, 0x64, 0x65,
+                                     0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f};
+    char bp[256];
+    snprintf(bp, sizeof bp, "%s/log/tile/entries/000.p/8", dir);
+    FILE *bf = fopen(bp, "rb");
+    assert_non_null(bf);
+    uint8_t got[128];
+    assert_int_equal(fread(got, 1, sizeof got, bf), sizeof bundle);
+    fclose(bf);
+    assert_memory_equal(got, bundle, sizeof bundle);
+    /* Example B of TLOG.md: the checkpoint file is that exact signed note. */
+    const char *cpb =
+        "example.com/testlog\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n\n"
+        "\xe2\x80\x94 example.com/testlog OBSjYCxDpu8fyr7NuKXgNXWu25Ks4wrlnX0eQ6wwwqxrq"
+        "024FLZEvzeTT+bFbmvjSu2f7p78iGvweJAOSG9YRH8huA0=\n";
+    char cpp[256], note[1024];
+    snprintf(cpp, sizeof cpp, "%s/log/checkpoint", dir);
+    bf = fopen(cpp, "rb");
+    assert_non_null(bf);
+    size_t nn = fread(note, 1, sizeof note - 1, bf);
+    fclose(bf);
+    note[nn] = '\0';
+    assert_string_equal(note, cpb);
+    snprintf(cpp, sizeof cpp, "%s/log/checkpoints/8", dir);
+    assert_int_equal(access(cpp, F_OK), 0);
+    snprintf(cpp, sizeof cpp, "%s/log/checkpoints/0", dir); /* published at first open */
+    assert_int_equal(access(cpp, F_OK), 0);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    rm_rf(dir);
+
+    dir = make_state();
+    log = open_log(dir);
+    for (int i = 0; i < 1000; i++) {
+        char e[8];
+        int n = snprintf(e, sizeof e, "%d", i);
+        uint64_t idx;
+        assert_int_equal(evlog_append(log, (const uint8_t *)e, (size_t)n, &idx), 0);
+        assert_int_equal(idx, (uint64_t)i);
+        if (i % 97 == 0) {
+            assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+        }
+    }
+    assert_int_equal(evlog_checkpoint(log, 1, err, sizeof err), 1);
+    assert_int_equal(evlog_size(log), 1000);
+    assert_file(dir, "tile/0/000", 8192,
+                "b9704a8bfbee2c61185ceb38904a49f3f703c81e194b5b2ccdc254c2bdaaa62b");
+    assert_file(dir, "tile/0/001", 8192,
+                "7fa38f76670ec457da625d72c7308a2ff9a6840c7aadd930c35dcd113e270ea6");
+    assert_file(dir, "tile/0/002", 8192,
+                "79146a292281f1bbd7d731620f2afab9ff699f4accb8610958fb35c850b44509");
+    assert_file(dir, "tile/0/003.p/232", 7424,
+                "f7e68f240d21b6b483d83c06c072aad13843d6719c78b1120e1faed55395be82");
+    assert_file(dir, "tile/1/000.p/3", 96,
+                "2bcffebcff63f75d3844eaf07a17e05634b92cf94f63756d6b7add7e9a7882a8");
+    assert_file(dir, "tile/entries/000", 1170,
+                "94693d5c6d6a0355ec07bac8214516c1ce6a5100b0588f226fd95f26571157d7");
+    assert_file(dir, "tile/entries/001", 1280,
+                "5fe4aac99b8684b6be75ab07d873a303403af4572a90b57ade35cd9e6fa15dbd");
+    assert_file(dir, "tile/entries/002", 1280,
+                "12351eddf5dcc0f732428490c084036af6790804a5aeadb7ea584439a01e5f35");
+    assert_file(dir, "tile/entries/003.p/232", 1160,
+                "2f8721f57382a46f7a5b47367af3d2b29ef86bf281ee3605c6be140565924a17");
+    char path[256];
+    snprintf(path, sizeof path, "%s/log/tile/2", dir);
+    assert_int_not_equal(access(path, F_OK), 0); /* no level-2 tile below 65536 entries */
+    uint8_t root[32];
+    evlog_root(log, root);
+    static const uint8_t want[32] = {0x63, 0x8a, 0xfa, 0x98, 0x02, 0x29, 0x25, 0xba,
+                                     0xcf, 0xdd, 0xad, 0xb1, 0x5e, 0xf2, 0x2f, 0xd0,
+                                     0x19, 0x9c, 0x1a, 0xc9, 0x9c, 0x29, 0x73, 0xb6,
+                                     0x15, 0x82, 0x43, 0xd1, 0x3f, 0xce, 0x05, 0xc2};
+    assert_memory_equal(root, want, 32);
+    /* The tile reader reproduces the root and proofs from the files alone. */
+    struct evlog_tile_reader *tr;
+    assert_int_equal(evlog_tile_reader_open(&tr, "", 1000, NULL, 0), 0);
+    evlog_tile_reader_close(tr);
+    char ld[128];
+    snprintf(ld, sizeof ld, "%s/log", dir);
+    assert_int_equal(evlog_tile_reader_open(&tr, ld, 1000, NULL, 0), 0);
+    uint8_t r2[32], proof[EVLOG_PROOF_MAX][32];
+    assert_int_equal(evlog_tree_hash(evlog_tile_reader_hash, tr, 1000, r2, err, sizeof err), 0);
+    assert_memory_equal(r2, want, 32);
+    size_t pn;
+    assert_int_equal(
+        evlog_prove_inclusion(evlog_tile_reader_hash, tr, 777, 1000, proof, &pn, err, sizeof err),
+        0);
+    assert_int_equal(pn, 10); /* TLOG.md: Go's ProveRecord gives 10 hashes */
+    uint8_t leaf[32];
+    evlog_leaf_hash((const uint8_t *)"777", 3, leaf);
+    assert_int_equal(evlog_verify_inclusion(777, 1000, leaf, (const uint8_t(*)[32])proof, pn, root),
+                     0);
+    evlog_tile_reader_close(tr);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    rm_rf(dir);
+}
+
+/* tests/vectors/tlog-vectors.txt tile_data_sha256: full tiles and partial tiles at every width
+ * (x/mod computed them). Each partial tile is checked right after the checkpoint at its size. */
+static void test_go_tile_vectors(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    struct evlog *log = open_log(dir);
+    char err[256];
+    struct {
+        unsigned L, N, W;
+        char hex[65];
+        uint64_t size;
+    } vec[128];
+    int nvec = 0;
+    const char *src = getenv("SINKD_SOURCE_DIR");
+    char vp[512];
+    snprintf(vp, sizeof vp, "%s/tests/vectors/tlog-vectors.txt", src ? src : ".");
+    FILE *f = fopen(vp, "r");
+    assert_non_null(f);
+    char line[512];
+    while (fgets(line, sizeof line, f) != NULL && nvec < 128) {
+        if (sscanf(line, "tile_data_sha256 L=%u N=%u W=%u %64s", &vec[nvec].L, &vec[nvec].N,
+                   &vec[nvec].W, vec[nvec].hex) == 4) {
+            /* the tree size at which this tile (at this width) is the newest one */
+            uint64_t unit = vec[nvec].L == 0 ? 1 : 256;
+            vec[nvec].size = ((uint64_t)vec[nvec].N * 256 + vec[nvec].W) * unit;
+            nvec++;
+        }
+    }
+    fclose(f);
+    assert_int_equal(nvec, 84);
+    int checked = 0;
+    for (int i = 0; i < 1100; i++) {
+        char e[64];
+        int n = snprintf(e, sizeof e, "sinkd test entry %d\n", i);
+        assert_int_equal(evlog_append(log, (const uint8_t *)e, (size_t)n, NULL), 0);
+        uint64_t size = (uint64_t)i + 1;
+        for (int v = 0; v < nvec; v++) {
+            if (vec[v].size != size) {
+                continue;
+            }
+            assert_true(evlog_checkpoint(log, 1, err, sizeof err) >= 0);
+            char rel[64], hex[65];
+            long sz;
+            evlog_tile_path((int)vec[v].L, vec[v].N, vec[v].W, rel, sizeof rel);
+            if (file_sha256(dir, rel, hex, &sz) != 0) {
+                fail_msg("missing %s at size %llu", rel, (unsigned long long)size);
+            }
+            assert_int_equal(sz, (long)vec[v].W * 32);
+            assert_string_equal(hex, vec[v].hex);
+            checked++;
+        }
+    }
+    assert_int_equal(checked, 84);
+    /* Partial tiles superseded by a full tile are removed (C2SP allows it); the full one stays. */
+    char path[256];
+    snprintf(path, sizeof path, "%s/log/tile/0/003.p", dir);
+    assert_int_not_equal(access(path, F_OK), 0);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    rm_rf(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tlog_md_tiles),
+        cmocka_unit_test(test_go_tile_vectors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
