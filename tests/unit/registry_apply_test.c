@@ -1,0 +1,506 @@
+/* registry_apply_test.c -- registry: migrations, idempotent apply, NAT vs identity counts,
+ * per-day counters, remediation columns, follower batching and rebuild == incremental. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "registry/registry.h"
+
+#define DAY_US 86400000000ULL
+#define T0 (1767225600ULL * 1000000ULL) /* 2026-01-01T00:00:00Z */
+
+struct logbuf {
+    uint8_t entry[4096][EVENT_RECORD_MAX];
+    size_t len[4096];
+    size_t n;       /* entries written */
+    size_t durable; /* entries a reader may see */
+};
+
+static void tmp_path(char *out, size_t cap, const char *name)
+{
+    char dir[] = "/tmp/sinkd-registry-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
+static size_t push_contact(struct logbuf *lb, uint64_t t, const char *ip, uint16_t port,
+                           const char *host, const char *cc, uint32_t asn, const char *tags)
+{
+    struct record r;
+    memset(&r, 0, sizeof(r));
+    r.kind = RECORD_CONTACT;
+    struct contact *c = &r.u.contact;
+    c->time_us = t;
+    snprintf(c->node, sizeof(c->node), "node-a");
+    assert_int_equal(net_addr_parse_ip(ip, &c->src), 0);
+    c->src.port = port;
+    assert_int_equal(net_addr_parse_ip("198.51.100.7", &c->dst), 0);
+    c->dst.port = 443;
+    c->transport = CONTACT_TRANSPORT_TCP;
+    snprintf(c->family, sizeof(c->family), "plugx");
+    c->msg_type = CONTACT_MSG_MACHINE_INFO;
+    if (host != NULL) {
+        snprintf(c->bot.host, sizeof(c->bot.host), "%s", host);
+        snprintf(c->bot.user, sizeof(c->bot.user), "user");
+        snprintf(c->bot.local_ip, sizeof(c->bot.local_ip), "10.0.0.5");
+    }
+    event_bot_key(c, c->bot_key);
+    snprintf(c->cc, sizeof(c->cc), "%s", cc);
+    c->asn = asn;
+    snprintf(c->tags, sizeof(c->tags), "%s", tags);
+    int n = event_encode(&r, lb->entry[lb->n], EVENT_RECORD_MAX);
+    assert_true(n > 0);
+    lb->len[lb->n] = (size_t)n;
+    return lb->n++;
+}
+
+static void push_command(struct logbuf *lb, uint8_t kind, uint64_t t, const char *bot_key,
+                         uint8_t verdict)
+{
+    struct record r;
+    memset(&r, 0, sizeof(r));
+    r.kind = kind;
+    if (kind == RECORD_DECISION) {
+        r.u.decision.time_us = t;
+        snprintf(r.u.decision.bot_key, sizeof(r.u.decision.bot_key), "%s", bot_key);
+        snprintf(r.u.decision.authorisation, sizeof(r.u.decision.authorisation), "auth-1");
+        r.u.decision.verdict = verdict;
+    } else {
+        r.u.command.time_us = t;
+        snprintf(r.u.command.bot_key, sizeof(r.u.command.bot_key), "%s", bot_key);
+        snprintf(r.u.command.authorisation, sizeof(r.u.command.authorisation), "auth-1");
+    }
+    int n = event_encode(&r, lb->entry[lb->n], EVENT_RECORD_MAX);
+    assert_true(n > 0);
+    lb->len[lb->n++] = (size_t)n;
+}
+
+static const char *key_of(struct logbuf *lb, size_t i)
+{
+    static struct record r;
+    assert_int_equal(event_decode(lb->entry[i], lb->len[i], &r, NULL, 0), 0);
+    return r.u.contact.bot_key;
+}
+
+/* The NAT data set: three machines behind 203.0.113.1, one machine moving between two dynamic
+ * addresses on two days, one bot that never identified itself; a command for one bot. */
+static void build_dataset(struct logbuf *lb)
+{
+    lb->n = 0;
+    push_contact(lb, T0 + 1000, "203.0.113.1", 50001, "PC-A", "DE", 3320, "hospital");
+    push_contact(lb, T0 + 2000, "203.0.113.1", 50002, "PC-B", "DE", 3320, "");
+    push_contact(lb, T0 + 3000, "203.0.113.1", 50003, "PC-C", "DE", 3320, "");
+    push_contact(lb, T0 + 4000, "192.0.2.10", 40000, "LAPTOP", "FR", 3215, "");
+    push_contact(lb, T0 + DAY_US + 10, "192.0.2.77", 40001, "LAPTOP", "FR", 3215, "energy");
+    push_contact(lb, T0 + DAY_US + 20, "2001:db8::5", 1234, NULL, "", 0, "");
+    push_contact(lb, T0 + DAY_US + 30, "203.0.113.1", 50004, "PC-A", "DE", 3320, "hospital");
+    push_command(lb, RECORD_DECISION, T0 + DAY_US + 40, key_of(lb, 0), VERDICT_SEND);
+    push_command(lb, RECORD_COMMAND_SENT, T0 + DAY_US + 50, key_of(lb, 0), 0);
+    push_contact(lb, T0 + 2 * DAY_US, "203.0.113.1", 50005, "PC-A", "DE", 3320, "hospital");
+    lb->durable = lb->n;
+}
+
+static void apply_all(struct registry *reg, struct logbuf *lb, size_t from, size_t to)
+{
+    char err[256];
+    for (size_t i = from; i < to; i++) {
+        int rc = registry_apply(reg, i, lb->entry[i], lb->len[i], err, sizeof(err));
+        assert_true(rc >= 0);
+    }
+}
+
+static void test_migrate_from_v0(void **state)
+{
+    (void)state;
+    char path[256], err[256];
+    tmp_path(path, sizeof(path), "registry.db");
+    struct registry *reg;
+    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    registry_close(reg);
+
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), REGISTRY_SCHEMA_VERSION);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    /* Step back to version 1 by hand (drop what migration 2 added), with a bot row in it. */
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "ALTER TABLE bot DROP COLUMN commanded_at_us; ALTER TABLE bot DROP COLUMN "
+                     "authorisation; ALTER TABLE bot DROP COLUMN last_verdict; ALTER TABLE bot "
+                     "DROP COLUMN last_decision_us; ALTER TABLE bot DROP COLUMN "
+                     "seen_after_command; ALTER TABLE bot DROP COLUMN "
+                     "last_seen_after_command_us; INSERT INTO bot VALUES('k1','plugx','h','u',"
+                     "'','','','',1,2,'192.0.2.1',5,'198.51.100.7',443,1,'n','DE',3320,'',7);"
+                     "PRAGMA user_version = 1;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    struct registry_bot b;
+    assert_int_equal(registry_bot_get(reg, "k1", &b, err, sizeof(err)), 1);
+    assert_int_equal(b.contacts, 7);
+    assert_int_equal(b.commanded_at_us, 0);
+    assert_string_equal(b.authorisation, "");
+    registry_close(reg);
+
+    /* A schema from the future is refused, not silently used. */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), REGISTRY_E_VERSION);
+    assert_null(reg);
+}
+
+static void test_idempotent_and_resume(void **state)
+{
+    (void)state;
+    static struct logbuf lb;
+    char path[256], err[256];
+    build_dataset(&lb);
+    tmp_path(path, sizeof(path), "registry.db");
+    struct registry *reg;
+    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    apply_all(reg, &lb, 0, 5);
+    assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
+    assert_int_equal(registry_applied_index(reg), 5);
+    /* Re-applying an applied index changes nothing. */
+    assert_int_equal(registry_apply(reg, 0, lb.entry[0], lb.len[0], err, sizeof(err)), 0);
+    assert_int_equal(registry_apply(reg, 4, lb.entry[4], lb.len[4], err, sizeof(err)), 0);
+    /* Skipping ahead is refused. */
+    assert_int_equal(registry_apply(reg, 7, lb.entry[7], lb.len[7], err, sizeof(err)),
+                     REGISTRY_E_GAP);
+    registry_close(reg);
+
+    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    assert_int_equal(registry_applied_index(reg), 5);
+    struct registry_bot b;
+    assert_int_equal(registry_bot_get(reg, key_of(&lb, 0), &b, err, sizeof(err)), 1);
+    assert_int_equal(b.contacts, 1);
+    /* Replaying the whole log after the restart applies only the rest. */
+    apply_all(reg, &lb, 0, lb.n);
+    assert_int_equal(registry_applied_index(reg), lb.n);
+    assert_int_equal(registry_bot_get(reg, key_of(&lb, 0), &b, err, sizeof(err)), 1);
+    assert_int_equal(b.contacts, 3);
+    /* Undecodable bytes are skipped, counted, and still advance the index. */
+    uint8_t junk[3] = {0x7f, 1, 2};
+    assert_int_equal(registry_apply(reg, lb.n, junk, sizeof(junk), err, sizeof(err)),
+                     REGISTRY_E_DECODE);
+    assert_int_equal(registry_applied_index(reg), lb.n + 1);
+    registry_close(reg);
+}
+
+static void test_counts_nat_days_remediation(void **state)
+{
+    (void)state;
+    static struct logbuf lb;
+    char path[256], err[256];
+    build_dataset(&lb);
+    tmp_path(path, sizeof(path), "registry.db");
+    struct registry *reg;
+    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    apply_all(reg, &lb, 0, lb.n);
+    assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
+
+    struct registry_filter all = {0};
+    struct registry_totals t;
+    assert_int_equal(registry_totals(reg, &all, &t, err, sizeof(err)), 0);
+    /* 5 machines (PC-A, PC-B, PC-C, LAPTOP, the anonymous one) on 4 addresses. */
+    assert_int_equal(t.bots, 5);
+    assert_int_equal(t.ips, 4);
+    assert_int_equal(t.contacts, 8);
+    assert_int_equal(t.commanded, 1);
+    assert_int_equal(t.seen_after_command, 1);
+
+    /* LAPTOP's row follows its latest contact: new address, new tag. */
+    struct registry_bot b;
+    assert_int_equal(registry_bot_get(reg, key_of(&lb, 3), &b, err, sizeof(err)), 1);
+    assert_int_equal(b.first_seen_us, T0 + 4000);
+    assert_int_equal(b.last_seen_us, T0 + DAY_US + 10);
+    char ip[NET_ADDR_STRLEN];
+    net_addr_format_ip(&b.src, ip);
+    assert_string_equal(ip, "192.0.2.77");
+    assert_int_equal(b.src.port, 40001);
+    assert_string_equal(b.tags, "energy");
+    assert_string_equal(b.bot.host, "LAPTOP");
+
+    /* PC-A: commanded at day 1 + 50us, seen once after (day 2). */
+    assert_int_equal(registry_bot_get(reg, key_of(&lb, 0), &b, err, sizeof(err)), 1);
+    assert_int_equal(b.commanded_at_us, T0 + DAY_US + 50);
+    assert_int_equal(b.last_verdict, VERDICT_SEND);
+    assert_string_equal(b.authorisation, "auth-1");
+    assert_int_equal(b.seen_after_command, 1);
+    assert_int_equal(b.last_seen_after_command_us, T0 + 2 * DAY_US);
+    assert_int_equal(b.contacts, 3);
+
+    /* Anonymous bot keyed by its source IP. */
+    struct record r;
+    assert_int_equal(event_decode(lb.entry[5], lb.len[5], &r, NULL, 0), 0);
+    char k[33];
+    event_bot_key(&r.u.contact, k);
+    assert_int_equal(registry_bot_get(reg, k, &b, err, sizeof(err)), 1);
+
+    struct registry_totals de;
+    struct registry_filter fde = {.cc = "DE"};
+    assert_int_equal(registry_totals(reg, &fde, &de, err, sizeof(err)), 0);
+    assert_int_equal(de.bots, 3);
+    assert_int_equal(de.ips, 1);
+
+    registry_close(reg);
+}
+
+struct day_capture {
+    struct registry_day d[8];
+    size_t n;
+};
+
+static int cap_day(void *ctx, const struct registry_day *d)
+{
+    struct day_capture *c = ctx;
+    if (c->n < 8) {
+        c->d[c->n++] = *d;
+    }
+    return 0;
+}
+
+static void test_days(void **state)
+{
+    (void)state;
+    static struct logbuf lb;
+    char path[256], err[256];
+    build_dataset(&lb);
+    /* A second call of PC-A on day 2, from the same IP: counted once per day. */
+    push_contact(&lb, T0 + 2 * DAY_US + 99, "203.0.113.1", 50006, "PC-A", "DE", 3320, "hospital");
+    tmp_path(path, sizeof(path), "registry.db");
+    struct registry *reg;
+    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    apply_all(reg, &lb, 0, lb.n);
+    assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
+    struct day_capture c = {0};
+    assert_int_equal(registry_days(reg, 0, 0, NULL, cap_day, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.n, 3);
+    /* Day 0: PC-A, PC-B, PC-C behind one IP, LAPTOP on another. */
+    assert_int_equal(c.d[0].day, (int64_t)(T0 / DAY_US));
+    assert_int_equal(c.d[0].bots, 4);
+    assert_int_equal(c.d[0].ips, 2);
+    assert_int_equal(c.d[0].contacts, 4);
+    /* Day 1: LAPTOP (new IP), anonymous, PC-A. */
+    assert_int_equal(c.d[1].bots, 3);
+    assert_int_equal(c.d[1].ips, 3);
+    assert_int_equal(c.d[2].bots, 1);
+    assert_int_equal(c.d[2].ips, 1);
+    assert_int_equal(c.d[2].contacts, 2);
+    /* Per country, and a window that starts on day 1. */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(registry_days(reg, T0 + DAY_US, 0, "DE", cap_day, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.d[0].bots, 1);
+    assert_int_equal(c.d[0].ips, 1);
+    registry_close(reg);
+}
+
+/* ---- a fake log for the follower --------------------------------------------------------- */
+
+struct fake_reader {
+    struct logbuf *lb;
+    size_t pos;
+};
+
+static int fake_open(void **reader, const char *state_dir, uint64_t start, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    struct fake_reader *r = calloc(1, sizeof(*r));
+    r->lb = (struct logbuf *)(uintptr_t)strtoull(state_dir, NULL, 16);
+    r->pos = start;
+    *reader = r;
+    return 0;
+}
+
+static int fake_next(void *reader, const uint8_t **entry, size_t *len, uint64_t *index, char *err,
+                     size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    struct fake_reader *r = reader;
+    if (r->pos >= __atomic_load_n(&r->lb->durable, __ATOMIC_ACQUIRE)) {
+        return 0;
+    }
+    *entry = r->lb->entry[r->pos];
+    *len = r->lb->len[r->pos];
+    *index = r->pos++;
+    return 1;
+}
+
+static void fake_close(void *reader)
+{
+    free(reader);
+}
+
+static int64_t fake_size(void *reader)
+{
+    struct fake_reader *r = reader;
+    return (int64_t)__atomic_load_n(&r->lb->durable, __ATOMIC_ACQUIRE);
+}
+
+static const struct registry_log_ops fake_ops = {fake_open, fake_next, fake_close, fake_size};
+
+struct dump {
+    char *buf;
+    size_t len;
+    FILE *f;
+};
+
+static int dump_bot(void *ctx, const struct registry_bot *b, bool flagged)
+{
+    (void)flagged;
+    FILE *f = ctx;
+    char ip[NET_ADDR_STRLEN];
+    net_addr_format_ip(&b->src, ip);
+    fprintf(f, "%s %s %s %s %llu %llu %s:%u %s %u %s %llu %llu %s %u %llu\n", b->bot_key, b->family,
+            b->bot.host, b->bot.user, (unsigned long long)b->first_seen_us,
+            (unsigned long long)b->last_seen_us, ip, b->src.port, b->cc, b->asn, b->tags,
+            (unsigned long long)b->contacts, (unsigned long long)b->commanded_at_us,
+            b->authorisation, b->last_verdict, (unsigned long long)b->seen_after_command);
+    return 0;
+}
+
+static int dump_day(void *ctx, const struct registry_day *d)
+{
+    fprintf(ctx, "day %lld %llu %llu %llu\n", (long long)d->day, (unsigned long long)d->bots,
+            (unsigned long long)d->ips, (unsigned long long)d->contacts);
+    return 0;
+}
+
+static char *dump_registry(const char *path)
+{
+    char err[256];
+    struct registry *reg;
+    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    struct registry_filter all = {.order = REGISTRY_ORDER_CC};
+    assert_int_equal(registry_bots(reg, &all, dump_bot, f, err, sizeof(err)), 0);
+    assert_int_equal(registry_days(reg, 0, 0, NULL, dump_day, f, err, sizeof(err)), 0);
+    assert_int_equal(registry_days(reg, 0, 0, "DE", dump_day, f, err, sizeof(err)), 0);
+    fprintf(f, "next %llu\n", (unsigned long long)registry_applied_index(reg));
+    fclose(f);
+    registry_close(reg);
+    return buf;
+}
+
+static void wait_applied(struct registry *reg, uint64_t want)
+{
+    struct registry_follow_stats s;
+    for (int i = 0; i < 500; i++) { /* at most 5 s */
+        registry_follow_stats(reg, &s);
+        if (s.applied_index >= want) {
+            return;
+        }
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("follower stuck at %llu of %llu", (unsigned long long)s.applied_index,
+             (unsigned long long)want);
+}
+
+static void test_follower_and_rebuild(void **state)
+{
+    (void)state;
+    static struct logbuf lb;
+    char inc[256], fol[256], reb[256], err[256], handle[32];
+    build_dataset(&lb);
+    /* More traffic: 2000 contacts of 300 bots over 3 days, so batches have something to do. */
+    for (size_t i = 0; i < 2000; i++) {
+        char host[32], ip[32];
+        snprintf(host, sizeof(host), "HOST-%zu", i % 300);
+        snprintf(ip, sizeof(ip), "192.0.2.%zu", (i * 7) % 250 + 1);
+        push_contact(&lb, T0 + (i % 3) * DAY_US + i, ip, (uint16_t)(1024 + i), host,
+                     i % 2 ? "DE" : "NL", 64496 + (uint32_t)(i % 5), i % 11 ? "" : "hospital");
+    }
+    snprintf(handle, sizeof(handle), "%llx", (unsigned long long)(uintptr_t)&lb);
+
+    /* Incremental, applied by hand in odd-sized batches. */
+    tmp_path(inc, sizeof(inc), "registry.db");
+    struct registry *reg;
+    assert_int_equal(registry_open(&reg, inc, err, sizeof(err)), 0);
+    for (size_t i = 0; i < lb.n; i++) {
+        apply_all(reg, &lb, i, i + 1);
+        if (i % 7 == 0) {
+            assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
+        }
+    }
+    registry_close(reg);
+
+    /* Follower, with the log growing while it runs. */
+    tmp_path(fol, sizeof(fol), "registry.db");
+    assert_int_equal(registry_open(&reg, fol, err, sizeof(err)), 0);
+    lb.durable = 0;
+    struct registry_follow_config cfg = {
+        .state_dir = handle, .ops = &fake_ops, .batch_max = 64, .batch_ms = 5, .idle_ms = 1};
+    assert_int_equal(registry_follow_start(reg, &cfg, err, sizeof(err)), 0);
+    /* The writer is the follower's while it runs. */
+    assert_int_equal(registry_apply(reg, 0, lb.entry[0], lb.len[0], err, sizeof(err)),
+                     REGISTRY_E_BUSY);
+    for (size_t d = 500; d <= lb.n; d += 500) {
+        __atomic_store_n(&lb.durable, d, __ATOMIC_RELEASE);
+        wait_applied(reg, d);
+    }
+    __atomic_store_n(&lb.durable, lb.n, __ATOMIC_RELEASE);
+    wait_applied(reg, lb.n);
+    struct registry_follow_stats s;
+    registry_follow_stats(reg, &s);
+    assert_int_equal(s.records, lb.n);
+    assert_true(s.batch_max <= 64);
+    assert_true(s.batch_max >= 1);
+    assert_true(s.batches >= lb.n / 64);
+    assert_int_equal(s.lag, 0);
+    assert_int_equal(s.log_size_seen, lb.n);
+    assert_int_equal(registry_follow_stop(reg, err, sizeof(err)), 0);
+    registry_close(reg);
+
+    /* Rebuild: everything in one catch-up. */
+    tmp_path(reb, sizeof(reb), "registry.db");
+    assert_int_equal(registry_open(&reg, reb, err, sizeof(err)), 0);
+    assert_int_equal(registry_catch_up(reg, handle, &fake_ops, 0, err, sizeof(err)), (int64_t)lb.n);
+    /* A second catch-up has nothing left to do. */
+    assert_int_equal(registry_catch_up(reg, handle, &fake_ops, 0, err, sizeof(err)), 0);
+    registry_close(reg);
+
+    char *a = dump_registry(inc), *b = dump_registry(fol), *c = dump_registry(reb);
+    assert_true(strlen(a) > 1000);
+    assert_string_equal(a, b);
+    assert_string_equal(a, c);
+    free(a);
+    free(b);
+    free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_migrate_from_v0),
+        cmocka_unit_test(test_idempotent_and_resume),
+        cmocka_unit_test(test_counts_nat_days_remediation),
+        cmocka_unit_test(test_days),
+        cmocka_unit_test(test_follower_and_rebuild),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
