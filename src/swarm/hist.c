@@ -46,6 +46,9 @@ uint64_t swarm_hist_percentile(const struct swarm_hist *h, double p)
     for (size_t i = 0; i < SWARM_HIST_BUCKETS; i++) {
         seen += h->buckets[i];
         if (seen >= target) {
+            if (i == SWARM_HIST_BUCKETS - 1) {
+                return h->max; /* the last bucket also holds everything above its range */
+            }
             uint64_t up = bucket_upper(i);
             return up < h->max ? up : h->max;
         }
