@@ -545,6 +545,9 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
     uint64_t off = WAL_HDR;
     int rc = 0;
     bool torn = false;
+    while (next_cp < ncp && cps[next_cp].size == 0) {
+        next_cp++; /* the empty tree's root is checked after replay */
+    }
     while (off < flen && rc == 0) {
         size_t have = flen - off < BATCH_HDR ? (size_t)(flen - off) : BATCH_HDR;
         if (pread(log->wal_fd, buf, have, (off_t)off) != (ssize_t)have) {

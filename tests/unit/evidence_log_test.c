@@ -268,11 +268,215 @@ static void test_go_tile_vectors(void **state)
     rm_rf(dir);
 }
 
+static void append_n(struct evlog *log, int from, int n)
+{
+    for (int i = from; i < from + n; i++) {
+        char e[64];
+        int len = snprintf(e, sizeof e, "entry %d", i);
+        assert_int_equal(evlog_append(log, (const uint8_t *)e, (size_t)len, NULL), 0);
+    }
+}
+
+/* The reader returns exactly the durable entries, in order, and later ones as they commit. */
+static void test_reader(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    struct evlog *log = open_log(dir);
+    char err[256];
+    append_n(log, 0, 300);
+    assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+    append_n(log, 300, 5); /* staged only: must not be visible */
+    struct evlog_reader *r;
+    assert_int_equal(evlog_reader_open(&r, dir, 0, err, sizeof err), 0);
+    const uint8_t *e;
+    size_t len;
+    uint64_t idx;
+    for (int i = 0; i < 300; i++) {
+        assert_int_equal(evlog_reader_next(r, &e, &len, &idx, err, sizeof err), 1);
+        char want[64];
+        int n = snprintf(want, sizeof want, "entry %d", i);
+        assert_int_equal(idx, (uint64_t)i);
+        assert_int_equal(len, (size_t)n);
+        assert_memory_equal(e, want, len);
+    }
+    assert_int_equal(evlog_reader_next(r, &e, &len, &idx, err, sizeof err), 0);
+    assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+    assert_int_equal(evlog_reader_next(r, &e, &len, &idx, err, sizeof err), 1);
+    assert_int_equal(idx, 300);
+    evlog_reader_close(r);
+    /* start in the middle of a batch */
+    assert_int_equal(evlog_reader_open(&r, dir, 299, err, sizeof err), 0);
+    assert_int_equal(evlog_reader_next(r, &e, &len, &idx, err, sizeof err), 1);
+    assert_int_equal(idx, 299);
+    assert_memory_equal(e, "entry 299", 9);
+    evlog_reader_close(r);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    rm_rf(dir);
+}
+
+static long wal_size(const char *dir)
+{
+    char p[256];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/journal/wal", dir);
+    assert_int_equal(stat(p, &st), 0);
+    return (long)st.st_size;
+}
+
+static void truncate_wal(const char *dir, long len)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/journal/wal", dir);
+    assert_int_equal(truncate(p, len), 0);
+}
+
+/* kill -9 during a commit leaves a prefix of the last batch: every such prefix is cut on open,
+ * the tree equals the previous durable one and stays consistent with published checkpoints. */
+static void test_recovery_torn_tail(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    char err[512];
+    struct evlog *log = open_log(dir);
+    append_n(log, 0, 600);
+    assert_int_equal(evlog_checkpoint(log, 1, err, sizeof err), 1);
+    append_n(log, 600, 7);
+    assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+    uint8_t root607[32];
+    evlog_root(log, root607);
+    long before = wal_size(dir);
+    append_n(log, 607, 11);
+    assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+    long after = wal_size(dir);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    /* the close published checkpoint 618; remove it so a cut to 607 is legal */
+    char p[256];
+    snprintf(p, sizeof p, "%s/log/checkpoints/618", dir);
+    assert_int_equal(unlink(p), 0);
+    snprintf(p, sizeof p, "%s/log/checkpoint", dir);
+    assert_int_equal(unlink(p), 0);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s.snap && cp -a %s %s.snap", dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    for (long cut = before; cut < after; cut++) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s && cp -a %s.snap %s", dir, dir, dir);
+        assert_int_equal(system(cmd), 0);
+        truncate_wal(dir, cut);
+        struct evlog *l2;
+        struct evlog_recovery rec;
+        struct evlog_options opt = {.origin = "example.com/testlog"};
+        int rc = evlog_open(&l2, dir, &opt, &rec, err, sizeof err);
+        if (rc != 0) {
+            fail_msg("cut at %ld: %s", cut, err);
+        }
+        assert_int_equal(rec.size, 607);
+        assert_int_equal(rec.cut_bytes, (uint64_t)(cut - before));
+        uint8_t r[32];
+        evlog_root(l2, r);
+        assert_memory_equal(r, root607, 32);
+        assert_int_equal(wal_size(dir), before);
+        /* the recovered log keeps working */
+        append_n(l2, 607, 1);
+        assert_int_equal(evlog_commit(l2, err, sizeof err), 0);
+        assert_int_equal(evlog_size(l2), 608);
+        assert_int_equal(evlog_close(l2, err, sizeof err), 0);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s.snap", dir);
+    assert_int_equal(system(cmd), 0);
+    rm_rf(dir);
+}
+
+static void expect_refuse(const char *dir, const char *what)
+{
+    struct evlog *l2;
+    char err[512] = "";
+    struct evlog_options opt = {.origin = "example.com/testlog"};
+    int rc = evlog_open(&l2, dir, &opt, NULL, err, sizeof err);
+    if (rc == 0) {
+        fail_msg("%s: open accepted it", what);
+    }
+    assert_true(strlen(err) > 10);
+}
+
+/* Recovery never accepts what it cannot explain as a torn tail. */
+static void test_recovery_refuses(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    char err[512], cmd[512];
+    struct evlog *log = open_log(dir);
+    append_n(log, 0, 300);
+    assert_int_equal(evlog_checkpoint(log, 1, err, sizeof err), 1);
+    long mid = wal_size(dir);
+    append_n(log, 300, 50);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0); /* checkpoint 350 */
+    snprintf(cmd, sizeof cmd, "cp -a %s %s.snap", dir, dir);
+    assert_int_equal(system(cmd), 0);
+
+    /* 1. journal shorter than a published checkpoint */
+    truncate_wal(dir, mid + 10);
+    expect_refuse(dir, "journal behind checkpoint 350");
+
+    /* 2. a validly signed checkpoint whose root disagrees with the journal */
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -a %s.snap %s", dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    struct evlog_signer s;
+    const char *sk = PN_SKEY;
+    assert_int_equal(evlog_signer_parse(sk, strlen(sk), &s, NULL, 0), 0);
+    struct evlog_checkpoint cp = {.origin = "example.com/testlog", .size = 200};
+    memset(cp.root, 0x5a, 32);
+    char text[256], note[1024], path[256];
+    int tl = evlog_checkpoint_format(&cp, text, sizeof text);
+    int nl = evlog_note_sign(&s, text, (size_t)tl, note, sizeof note, NULL, 0);
+    snprintf(path, sizeof path, "%s/log/checkpoints/200", dir);
+    FILE *f = fopen(path, "w");
+    fwrite(note, 1, (size_t)nl, f);
+    fclose(f);
+    expect_refuse(dir, "forged checkpoint 200");
+
+    /* 3. a checkpoint with a bad signature */
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s && cp -a %s.snap %s && sed -i 's/^350$/351/' %s/log/checkpoints/350", dir,
+             dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    expect_refuse(dir, "checkpoint with a broken signature");
+
+    /* 4. a flipped byte inside an earlier (complete) batch */
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -a %s.snap %s", dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/journal/wal", dir);
+    f = fopen(path, "r+b");
+    fseek(f, 200, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 200, SEEK_SET);
+    fputc(c ^ 0x20, f);
+    fclose(f);
+    expect_refuse(dir, "flipped byte in batch 1");
+
+    /* 5. garbage appended after the last batch is damage, not a torn tail */
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -a %s.snap %s && printf 'garbage' >> %s/journal/wal",
+             dir, dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    expect_refuse(dir, "garbage tail");
+
+    /* and the untouched copy opens */
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -a %s.snap %s", dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    log = open_log(dir);
+    assert_int_equal(evlog_size(log), 350);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s.snap", dir);
+    assert_int_equal(system(cmd), 0);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tlog_md_tiles),
-        cmocka_unit_test(test_go_tile_vectors),
+        cmocka_unit_test(test_tlog_md_tiles),    cmocka_unit_test(test_go_tile_vectors),
+        cmocka_unit_test(test_reader),           cmocka_unit_test(test_recovery_torn_tail),
+        cmocka_unit_test(test_recovery_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
