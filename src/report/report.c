@@ -841,5 +841,6 @@ int64_t report_write(struct registry *reg, const struct report_options *opt, FIL
         rc = err_set(err, errlen, "report: closing summary: %s", strerror(errno));
     }
     summary_free(s);
+    free(s);
     return rc < 0 ? rc : 0;
 }
