@@ -188,21 +188,27 @@ static void format_endpoint(const struct net_addr *a, char *out, size_t len)
     snprintf(out, len, a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, a->port);
 }
 
+/* Starts a new one-second logging window, first saying how many lines the last one dropped. */
+static void flush_suppressed(struct worker *w, uint64_t now)
+{
+    if (now - w->log_window_ms < 1000) {
+        return;
+    }
+    if (w->log_suppressed > 0) {
+        fprintf(w->srv->cfg->log, "sinkd: worker %u: %u more bad peers (lines suppressed)\n", w->id,
+                w->log_suppressed);
+    }
+    w->log_window_ms = now;
+    w->log_count = 0;
+    w->log_suppressed = 0;
+}
+
 /* One line per bad peer, with a per-worker budget so a flood cannot turn into a log flood. */
 __attribute__((format(printf, 2, 3))) static void bad_peer(struct conn *c, const char *fmt, ...)
 {
     struct worker *w = c->w;
-    uint64_t now = uv_now(&w->loop);
     w->stats.bad_peers++;
-    if (now - w->log_window_ms >= 1000) {
-        if (w->log_suppressed > 0) {
-            fprintf(w->srv->cfg->log, "sinkd: worker %u: %u more bad-peer lines suppressed\n",
-                    w->id, w->log_suppressed);
-        }
-        w->log_window_ms = now;
-        w->log_count = 0;
-        w->log_suppressed = 0;
-    }
+    flush_suppressed(w, uv_now(&w->loop));
     if (w->log_count >= w->srv->cfg->limits.bad_peer_log_per_s) {
         w->log_suppressed++;
         return;
@@ -924,6 +930,7 @@ static void on_sweep(uv_timer_t *t)
 {
     struct worker *w = t->data;
     uint64_t now = uv_now(&w->loop);
+    flush_suppressed(w, now);
     expire(w, &w->header_list, now, "header timeout: no complete message in time");
     expire(w, &w->idle_list, now, NULL);
     if (!w->stopping) {
@@ -949,6 +956,7 @@ static void on_sweep(uv_timer_t *t)
         }
     }
     if (w->nconns == 0 || force) {
+        flush_suppressed(w, now + 1000);
         close_handle_if_open((uv_handle_t *)&w->wake);
         close_handle_if_open((uv_handle_t *)&w->stop);
         close_handle_if_open((uv_handle_t *)&w->sweep);
@@ -1070,7 +1078,7 @@ void server_config_default(struct server_config *cfg)
     cfg->limits.max_inflight = 8;
     cfg->limits.ring_slots = 16384;
     cfg->limits.drain_timeout_ms = 5000;
-    cfg->limits.bad_peer_log_per_s = 50;
+    cfg->limits.bad_peer_log_per_s = 200;
     plugx_config_default(&cfg->plugx);
     cfg->checkpoint_every = 100000;
     cfg->checkpoint_interval_ms = 1000;

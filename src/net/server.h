@@ -26,7 +26,7 @@ struct net_limits {
     uint32_t max_inflight;       /* records per connection awaiting durability; default 8 */
     uint32_t ring_slots;         /* per-worker queue to the evidence writer; default 16384 */
     uint32_t drain_timeout_ms;   /* on SIGTERM, wait this long for in-flight work; default 5000 */
-    uint32_t bad_peer_log_per_s; /* log lines about bad peers per worker per second; default 50 */
+    uint32_t bad_peer_log_per_s; /* log lines about bad peers per worker per second; default 200 */
 };
 
 struct server_config {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostile.py -- hostile peers for the e2e tests (loopback only, bounded in time and count).
 
-Each mode opens connections from 127.0.0.1 (an untrusted peer) to the server and misbehaves in
+Each mode opens connections from 127.0.2.0/24 (untrusted peers) to the server and misbehaves in
 one way. PlugX packets are built here from the published keystream A (docs/plugx.md), not with
 sinkd's code, so the test checks the server against an independent encoder.
 """
@@ -50,8 +50,15 @@ def lznt1_bomb(chunks):
     return bytes(out)
 
 
+_next_source = [0]
+
+
 def connect(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    # Spread over 127.0.2.0/24 (untrusted loopback addresses) so the per-address connection
+    # cap does not hide the behaviour each mode tests.
+    _next_source[0] += 1
+    source = f"127.0.2.{1 + _next_source[0] % 250}"
+    s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 

@@ -38,9 +38,11 @@ grep -q "PROXY header from a peer that is not a trusted proxy" "$log" || fail "n
 grep -q "neither HTTP nor plugx" "$log" || fail "no log line for garbage"
 grep -q "header timeout" "$log" || fail "no log line for truncated/drip peers"
 grep -q "HTTP" "$log" || fail "no log line for the 2^32-1 Content-Length"
-grep -Eq "bad peer 127\.0\.0\.1:[0-9]+: plugx: .*(decompress|size|LZNT1)" "$log" || fail "no log line for the decompression bomb"
-lines=$(grep -c "bad peer" "$log")
-[ "$lines" -ge 400 ] || fail "expected a line per bad peer, got $lines"
+grep -Eq "bad peer 127\.0\.2\.[0-9]+:[0-9]+: plugx: .*(decompress|size|LZNT1)" "$log" || fail "no log line for the decompression bomb"
+# One line per bad peer; under a flood the per-second budget folds the excess into a count.
+lines=$(grep -c "bad peer " "$log")
+folded=$({ grep -Eo "[0-9]+ more bad peers" "$log" || true; } | awk '{s += $1} END {print s + 0}')
+[ $((lines + folded)) -ge 450 ] || fail "expected a line per bad peer, got $lines lines + $folded folded"
 
 python3 - "$E2E_DIR/swarm.json" <<'PY' || fail "honest bots were hurt"
 import json, sys
@@ -49,7 +51,7 @@ assert s["bots_run"] == 300, s
 assert s["bots_answered"] == 300, s
 assert sum(s["errors"].values()) == 0, s["errors"]
 PY
-honest=$("$SINKD_BINARY" contacts --state "$state" | grep -vc '"src_ip":"127.0.0.1"')
+honest=$("$SINKD_BINARY" contacts --state "$state" | grep -vc '"src_ip":"127.0.2.')
 replies=$(json_field "$E2E_DIR/swarm.json" 'd["replies_received"]')
 [ "$honest" -ge "$replies" ] || fail "honest contacts in log $honest < replies the swarm received $replies"
 growth=$((rss_during - rss_before))
