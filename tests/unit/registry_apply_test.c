@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "evidence/log.h"
 #include "registry/registry.h"
 
 #define DAY_US 86400000000ULL
@@ -493,6 +494,43 @@ static void test_follower_and_rebuild(void **state)
     free(c);
 }
 
+/* The real evidence log: the follower (default ops) applies what the log writer made durable. */
+static void test_evidence_log_follow(void **state)
+{
+    (void)state;
+    static struct logbuf lb;
+    char dir[] = "/tmp/sinkd-registry-state-XXXXXX", db[256], err[256];
+    assert_non_null(mkdtemp(dir));
+    build_dataset(&lb);
+    struct evlog_options opt = {.origin = "sinkd.test/registry", .create_key = true};
+    struct evlog *log;
+    assert_int_equal(evlog_open(&log, dir, &opt, NULL, err, sizeof(err)), 0);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(evlog_append(log, lb.entry[i], lb.len[i], NULL), 0);
+    }
+    assert_int_equal(evlog_commit(log, err, sizeof(err)), 0);
+
+    snprintf(db, sizeof(db), "%s/registry.db", dir);
+    struct registry *reg;
+    assert_int_equal(registry_open(&reg, db, err, sizeof(err)), 0);
+    struct registry_follow_config cfg = {.state_dir = dir, .idle_ms = 1};
+    assert_int_equal(registry_follow_start(reg, &cfg, err, sizeof(err)), 0);
+    wait_applied(reg, 5);
+    for (size_t i = 5; i < lb.n; i++) {
+        assert_int_equal(evlog_append(log, lb.entry[i], lb.len[i], NULL), 0);
+    }
+    assert_int_equal(evlog_commit(log, err, sizeof(err)), 0);
+    wait_applied(reg, lb.n);
+    assert_int_equal(registry_follow_stop(reg, err, sizeof(err)), 0);
+    assert_int_equal(evlog_close(log, err, sizeof(err)), 0);
+    struct registry_totals t;
+    struct registry_filter all = {0};
+    assert_int_equal(registry_totals(reg, &all, &t, err, sizeof(err)), 0);
+    assert_int_equal(t.bots, 5);
+    assert_int_equal(t.ips, 4);
+    registry_close(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_counts_nat_days_remediation),
         cmocka_unit_test(test_days),
         cmocka_unit_test(test_follower_and_rebuild),
+        cmocka_unit_test(test_evidence_log_follow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
