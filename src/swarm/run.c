@@ -360,7 +360,8 @@ static void on_timer(uv_timer_t *t)
 }
 
 /* The answer to the packet we are waiting for. */
-static void on_reply(struct conn *c, uint16_t command)
+/* Counts the reply to the packet in flight (latency, answered machine information). */
+static void note_reply(struct conn *c)
 {
     struct engine *e = c->e;
     c->awaiting = false;
@@ -371,6 +372,11 @@ static void on_reply(struct conn *c, uint16_t command)
         e->flags[c->bot] |= BOT_ANSWERED;
         e->sum->bots_answered++;
     }
+}
+
+static void on_reply(struct conn *c, uint16_t command)
+{
+    note_reply(c);
     if (c->server_close) {
         conn_finish(c, OUT_NORMAL);
         return;
@@ -394,9 +400,8 @@ static void on_packet(struct conn *c, uint16_t command)
         if (!c->fail) {
             e->flags[c->bot] |= BOT_UNINSTALLED;
             e->sum->uninstalled++;
-            if (c->awaiting) { /* it is also the answer to what we sent */
-                e->sum->replies_received++;
-                swarm_hist_add(&e->sum->latency_us, now_us() - c->sent_us);
+            if (c->awaiting) {
+                note_reply(c); /* it is also the answer to what we sent */
             }
             conn_finish(c, OUT_DONE);
             return;
