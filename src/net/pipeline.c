@@ -182,7 +182,7 @@ static void *writer_main(void *arg)
             pthread_cond_broadcast(&p->durable_cv);
             pthread_mutex_unlock(&p->mu);
         }
-        if (evlog_maybe_checkpoint(p->log, now_ms(), err, sizeof(err)) != 0) {
+        if (evlog_maybe_checkpoint(p->log, now_ms(), err, sizeof(err)) < 0) {
             fprintf(p->logfile, "sinkd: evidence: checkpoint failed: %s\n", err);
         }
         if (staged > 0) {
