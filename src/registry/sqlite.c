@@ -108,7 +108,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " WHERE bot_key = ?1",
     [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    [ST_BEGIN] = "BEGIN",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
 };
 
@@ -439,6 +439,24 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
         err_set(err, errlen, "registry: a follower thread owns the writer");
         return REGISTRY_E_BUSY;
     }
+    if (!reg->in_txn) {
+        /* Take the write lock, then re-read the applied index under it: another writer (a
+         * `sinkd report --catch-up` next to a running server) may have moved it, and applying
+         * from a stale index would count entries twice. */
+        if (step_done(reg, reg->stmt[ST_BEGIN], err, errlen, "begin") < 0) {
+            return REGISTRY_ERR;
+        }
+        reg->in_txn = true;
+        int64_t next = meta_get(reg, "next_index");
+        int64_t bad = meta_get(reg, "bad_records");
+        if (next < 0 || bad < 0) {
+            exec_sql(reg, "ROLLBACK", NULL, 0);
+            reg->in_txn = false;
+            return db_err(reg, err, errlen, "reading the applied index");
+        }
+        reg->next_index = (uint64_t)next;
+        reg->bad_records = (uint64_t)bad;
+    }
     if (log_index < reg->next_index) {
         return 0;
     }
@@ -446,12 +464,6 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
         err_set(err, errlen, "registry: log index %" PRIu64 " given, %" PRIu64 " expected",
                 log_index, reg->next_index);
         return REGISTRY_E_GAP;
-    }
-    if (!reg->in_txn) {
-        if (step_done(reg, reg->stmt[ST_BEGIN], err, errlen, "begin") < 0) {
-            return REGISTRY_ERR;
-        }
-        reg->in_txn = true;
     }
     struct record rec;
     char derr[128];
