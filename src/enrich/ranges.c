@@ -777,8 +777,10 @@ int enrich_tags_load(struct enrich_tables *t, const char *const *paths, char *co
             rules[i] = tmp;
         }
     }
-    qsort(rules, np, sizeof(*rules), rule_cmp_prefix);
-    qsort(rules + np, n - np, sizeof(*rules), rule_cmp_asn);
+    if (n > 0) { /* qsort(NULL, 0, ...) is undefined */
+        qsort(rules, np, sizeof(*rules), rule_cmp_prefix);
+        qsort(rules + np, n - np, sizeof(*rules), rule_cmp_asn);
+    }
     size_t split = 0;
     while (split < np && rules[split].family == 4) {
         split++;
