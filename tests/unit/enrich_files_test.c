@@ -163,6 +163,8 @@ static void test_longest_prefix_match(void **state)
                                         "10.1.2.0/24,c\n"
                                         "10.1.2.3,d\n"
                                         "10.1.3.0/24,e\n"
+                                        "10.1.0.0/24,f,same first address as 10.1.0.0/16\n"
+                                        "2001:db8::/48,h\n"
                                         "::/0,world6\n"
                                         "2001:db8::/32,g\n"
                                         "ffff::/16,top\n",
@@ -173,7 +175,9 @@ static void test_longest_prefix_match(void **state)
     assert_string_equal(tags_of(t, "9.255.255.255"), "world");
     assert_string_equal(tags_of(t, "10.0.0.0"), "a");
     assert_string_equal(tags_of(t, "10.0.255.255"), "a");
-    assert_string_equal(tags_of(t, "10.1.0.0"), "b");
+    assert_string_equal(tags_of(t, "10.1.0.0"), "f");
+    assert_string_equal(tags_of(t, "10.1.0.255"), "f");
+    assert_string_equal(tags_of(t, "10.1.1.0"), "b");
     assert_string_equal(tags_of(t, "10.1.2.2"), "c");
     assert_string_equal(tags_of(t, "10.1.2.3"), "d");
     assert_string_equal(tags_of(t, "10.1.2.4"), "c");
@@ -185,7 +189,9 @@ static void test_longest_prefix_match(void **state)
     assert_string_equal(tags_of(t, "255.255.255.255"), "world");
     assert_string_equal(tags_of(t, "::"), "world6");
     assert_string_equal(tags_of(t, "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff"), "world6");
-    assert_string_equal(tags_of(t, "2001:db8::"), "g");
+    assert_string_equal(tags_of(t, "2001:db8::"), "h");
+    assert_string_equal(tags_of(t, "2001:db8:0:ffff:ffff:ffff:ffff:ffff"), "h");
+    assert_string_equal(tags_of(t, "2001:db8:1::"), "g");
     assert_string_equal(tags_of(t, "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"), "g");
     assert_string_equal(tags_of(t, "2001:db9::"), "world6");
     assert_string_equal(tags_of(t, "fffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), "world6");
@@ -193,7 +199,7 @@ static void test_longest_prefix_match(void **state)
     assert_string_equal(tags_of(t, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), "top");
     struct enrich_stats st;
     enrich_tables_stats(t, &st);
-    assert_int_equal(st.tag_rules, 9);
+    assert_int_equal(st.tag_rules, 11);
     enrich_free(t);
 }
 
