@@ -38,7 +38,14 @@ static const char serve_usage[] =
     "  --uninstall-command ID   PlugX uninstall command id (default 0x1005)\n"
     "  --checkpoint-entries N   publish a signed checkpoint every N entries (default 100000)\n"
     "  --checkpoint-ms MS       ... or every MS milliseconds with new entries (default 1000)\n"
-    "  --ready-file FILE        write the bound addresses to FILE once listening\n"
+    "  --geoip FILE             country database, any MaxMind-format file (default: the pinned\n"
+    "                           ip-location-db geo-whois-asn-country MMDB in the data dir)\n"
+    "  --asn-v4 FILE, --asn-v6 FILE  ASN range CSVs (default: pinned ip-location-db asn)\n"
+    "  --tags FILE              sector tag file (prefix-or-ASN,tag[,label]), repeatable\n"
+    "  --no-enrich              record no country, ASN or tags\n"
+    "  --data-dir DIR           where the pinned data lives (default $SINKD_DATA_DIR or the\n"
+    "                           build's data/ folder)\n"
+    "  --ready-file FILE        write the server's pid to FILE once listening\n"
     "  --help                   this text\n"
     "\n"
     "Signals: SIGTERM/SIGINT drain in-flight work and exit 0.\n";
@@ -128,6 +135,12 @@ int cmd_serve(int argc, char **argv)
         OPT_CP_ENTRIES,
         OPT_CP_MS,
         OPT_READY,
+        OPT_GEOIP,
+        OPT_ASN4,
+        OPT_ASN6,
+        OPT_TAGS,
+        OPT_NO_ENRICH,
+        OPT_DATA_DIR,
         OPT_HELP,
     };
     static const struct option options[] = {
@@ -150,12 +163,21 @@ int cmd_serve(int argc, char **argv)
         {"checkpoint-entries", required_argument, NULL, OPT_CP_ENTRIES},
         {"checkpoint-ms", required_argument, NULL, OPT_CP_MS},
         {"ready-file", required_argument, NULL, OPT_READY},
+        {"geoip", required_argument, NULL, OPT_GEOIP},
+        {"asn-v4", required_argument, NULL, OPT_ASN4},
+        {"asn-v6", required_argument, NULL, OPT_ASN6},
+        {"tags", required_argument, NULL, OPT_TAGS},
+        {"no-enrich", no_argument, NULL, OPT_NO_ENRICH},
+        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     struct server_config cfg;
     server_config_default(&cfg);
     const char *ready_path = NULL;
+    const char *data_dir = cli_data_dir();
+    bool no_enrich = false;
+    size_t ntags = 0;
     static char hostname[32];
     static char origin[128];
     if (gethostname(hostname, sizeof(hostname)) != 0 || hostname[0] == '\0') {
@@ -286,6 +308,27 @@ int cmd_serve(int argc, char **argv)
         case OPT_READY:
             ready_path = optarg;
             break;
+        case OPT_GEOIP:
+            cfg.geoip_path = optarg;
+            break;
+        case OPT_ASN4:
+            cfg.asn_v4_path = optarg;
+            break;
+        case OPT_ASN6:
+            cfg.asn_v6_path = optarg;
+            break;
+        case OPT_TAGS:
+            if (ntags == SERVER_MAX_TAG_FILES) {
+                return cli_usage_error("serve", "--tags: at most %d files", SERVER_MAX_TAG_FILES);
+            }
+            cfg.tag_files[ntags++] = optarg;
+            break;
+        case OPT_NO_ENRICH:
+            no_enrich = true;
+            break;
+        case OPT_DATA_DIR:
+            data_dir = optarg;
+            break;
         case OPT_HELP:
             fputs(serve_usage, stdout);
             return 0;
@@ -302,6 +345,25 @@ int cmd_serve(int argc, char **argv)
     if (cfg.nlisten == 0) {
         net_addr_parse_hostport("127.0.0.1:4443", &cfg.listen[0], NULL, 0);
         cfg.nlisten = 1;
+    }
+    static char geoip[4096], asn4[4096], asn6[4096];
+    if (no_enrich) {
+        cfg.geoip_path = cfg.asn_v4_path = cfg.asn_v6_path = NULL;
+        cfg.tag_files[0] = NULL;
+    } else {
+        if (cfg.geoip_path == NULL) {
+            snprintf(geoip, sizeof(geoip),
+                     "%s/npm/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb", data_dir);
+            cfg.geoip_path = geoip;
+        }
+        if (cfg.asn_v4_path == NULL) {
+            snprintf(asn4, sizeof(asn4), "%s/npm/asn/asn-ipv4.csv", data_dir);
+            cfg.asn_v4_path = asn4;
+        }
+        if (cfg.asn_v6_path == NULL) {
+            snprintf(asn6, sizeof(asn6), "%s/npm/asn/asn-ipv6.csv", data_dir);
+            cfg.asn_v6_path = asn6;
+        }
     }
     if (cfg.origin == NULL) {
         snprintf(origin, sizeof(origin), "sinkd.local/%s", cfg.node);

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "enrich/enrich.h"
 #include "event/event.h"
 #include "evidence/log.h"
 #include "net/ipcount.h"
@@ -135,6 +136,7 @@ struct server {
     struct evlog *log;
     struct pipeline *pipe;
     struct ipcount *ipcount;
+    struct enrich_handle enrich;
     struct worker *workers;
     unsigned nworkers;
     _Atomic uint32_t nconns;
@@ -406,6 +408,9 @@ static void handle_message(struct conn *c, const struct proto_message *msg, uint
     ct->command = msg->command;
     ct->msg_type = msg->msg_type;
     memcpy(ct->body_sha256, msg->body_sha256, 32);
+    const struct enrich_tables *tables = enrich_handle_acquire(&srv->enrich);
+    enrich_apply(tables, ct);
+    enrich_handle_release(&srv->enrich, tables);
     if (msg->has_identity) {
         ct->bot = msg->bot;
         event_bot_key(ct, ct->bot_key);
@@ -1086,11 +1091,66 @@ void server_config_default(struct server_config *cfg)
     cfg->log = stderr;
 }
 
+static int append_note(struct server *srv, uint8_t kind, const char *detail, char *err,
+                       size_t errlen);
+
+static int load_tables(const struct server_config *cfg, struct enrich_tables **out, char *err,
+                       size_t errlen)
+{
+    struct enrich_config ec;
+    memset(&ec, 0, sizeof(ec));
+    ec.mmdb_path = cfg->geoip_path;
+    ec.asn_v4_path = cfg->asn_v4_path;
+    ec.asn_v6_path = cfg->asn_v6_path;
+    ec.tag_paths = cfg->tag_files;
+    return enrich_load(out, &ec, err, errlen);
+}
+
+/* The table-loaded record every later contact's enrich_id refers to. */
+static int record_tables(struct server *srv, const struct enrich_tables *tables, char *err,
+                         size_t errlen)
+{
+    struct record rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.kind = RECORD_TABLE_LOADED;
+    rec.u.note.time_us = event_now_us();
+    snprintf(rec.u.note.node, sizeof(rec.u.note.node), "%s", srv->cfg->node);
+    rec.u.note.id = enrich_tables_id(tables);
+    enrich_tables_sha256(tables, rec.u.note.sha256);
+    enrich_tables_describe(tables, rec.u.note.detail, sizeof(rec.u.note.detail));
+    uint8_t buf[EVENT_RECORD_MAX];
+    int n = event_encode(&rec, buf, sizeof(buf));
+    if (n < 0) {
+        return err_set(err, errlen, "cannot encode the table-loaded record");
+    }
+    return pipeline_append_sync(srv->pipe, buf, (size_t)n, err, errlen);
+}
+
+static void reload(struct server *srv)
+{
+    char err[512];
+    struct enrich_tables *tables = NULL;
+    if (load_tables(srv->cfg, &tables, err, sizeof(err)) != 0) {
+        fprintf(srv->cfg->log, "sinkd: SIGHUP: enrichment data NOT reloaded, old tables stay: %s\n",
+                err);
+        return;
+    }
+    /* Recorded before use, so no contact refers to tables the log has not described. */
+    if (record_tables(srv, tables, err, sizeof(err)) != 0) {
+        fprintf(srv->cfg->log, "sinkd: SIGHUP: %s; old tables stay\n", err);
+        enrich_free(tables);
+        return;
+    }
+    fprintf(srv->cfg->log, "sinkd: SIGHUP: enrichment tables %08x loaded\n",
+            enrich_tables_id(tables));
+    enrich_handle_swap(&srv->enrich, tables);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct server *srv = s->data;
     if (signum == SIGHUP) {
-        fprintf(srv->cfg->log, "sinkd: SIGHUP: nothing to reload yet\n");
+        reload(srv);
         return;
     }
     fprintf(srv->cfg->log, "sinkd: %s: draining\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -1211,6 +1271,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     uv_async_t *wakes[SERVER_MAX_WORKERS];
     unsigned started = 0;
     bool main_loop_ready = false;
+    bool enrich_ready = false;
     char detail[512];
 
     srv->ipcount = ipcount_new();
@@ -1229,6 +1290,12 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
             }
         }
     }
+    struct enrich_tables *tables = NULL;
+    if (load_tables(cfg, &tables, err, errlen) != 0) {
+        goto out;
+    }
+    enrich_handle_init(&srv->enrich, tables);
+    enrich_ready = true;
     struct evlog_options lopt;
     memset(&lopt, 0, sizeof(lopt));
     lopt.origin = cfg->origin;
@@ -1259,7 +1326,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         }
     }
     started_detail(srv, detail, sizeof(detail));
-    if (append_note(srv, RECORD_NODE_STARTED, detail, err, errlen) != 0) {
+    if (append_note(srv, RECORD_NODE_STARTED, detail, err, errlen) != 0 ||
+        record_tables(srv, tables, err, errlen) != 0) {
         goto out;
     }
 
@@ -1340,6 +1408,9 @@ out:
                 close(fds[i][l]);
             }
         }
+    }
+    if (enrich_ready) {
+        enrich_handle_destroy(&srv->enrich);
     }
     ipcount_free(srv->ipcount);
     free(srv->workers);

@@ -42,12 +42,11 @@ struct server_config {
     struct plugx_config plugx;
     uint32_t checkpoint_every;       /* entries */
     uint32_t checkpoint_interval_ms; /* or this long */
-    /* Enrichment data; NULL paths disable that part. */
+    /* Enrichment data; NULL paths disable that part. Reloaded on SIGHUP. */
     const char *geoip_path;
     const char *asn_v4_path;
     const char *asn_v6_path;
-    const char *data_version;
-    const char *tag_files[SERVER_MAX_TAG_FILES + 1];
+    const char *tag_files[SERVER_MAX_TAG_FILES + 1]; /* NULL-terminated */
     /* Remediation. */
     const char *policy_path; /* NULL: no policy, every decision is not-authorised */
     bool enforce;            /* --enforce; needed together with mode = enforce in the policy */

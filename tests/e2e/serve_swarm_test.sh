@@ -39,6 +39,17 @@ for r in rows:
     check(not r["src_ip"].startswith("127."), "source is the address presented through PROXY v2")
 infos = [r for r in rows if r["type"] == "machine-info"]
 check(infos and all(r["host"] and r["user"] and r["os"] for r in infos), "machine-info carries identity")
+# Enrichment: the country the server derived (MMDB) for each bot equals the country the swarm
+# drew the bot's address from (ip-location-db ranges): two independent paths through the data.
+import collections
+server_cc = collections.Counter()
+seen = set()
+for r in infos:
+    if r["bot_key"] not in seen:
+        seen.add(r["bot_key"])
+        server_cc[r["cc"]] += 1
+check(dict(server_cc) == swarm["per_country"], f"countries differ: {dict(server_cc)} vs {swarm['per_country']}")
+check(all(r["asn"] > 0 for r in infos), "every bot address has an ASN")
 idx = [r["index"] for r in rows]
 check(idx == sorted(idx) and len(set(idx)) == len(idx), "indices increase")
 PY
