@@ -35,7 +35,8 @@ mutants=(
     "window start ignored|s/a->not_before_us <= now_us \&\& //"
     "enforce flag ignored|s/== POLICY_MODE_ENFORCE \&\& enforce_flag/== POLICY_MODE_ENFORCE || enforce_flag/"
     "once_per_bot ignored|s/!((bot->sent >> i) \& 1)/1/"
-    "rate: token before due|s/if (tat > now) {/if (tat > now + b->interval_ns) {/"
+    "rate: token before due|s/if (tat > now + b->tolerance_ns) {/if (tat > now + b->tolerance_ns + b->interval_ns) {/"
+    "rate: burst ignored|s/if (tat > now + b->tolerance_ns) {/if (tat > now) {/"
     "rate: other policy's state accepted|s/rate->owner == p \&\&/1 \&\&/"
 )
 

@@ -12,6 +12,7 @@
 struct rate_bucket {
     _Alignas(64) _Atomic uint64_t tat_ns; /* the next token is due at this time */
     uint64_t interval_ns;                 /* 1e9 / rate */
+    uint64_t tolerance_ns;                /* (burst - 1) x interval */
     char id[POLICY_ID_MAX + 1];           /* for carrying state over a reload */
 };
 
@@ -38,6 +39,7 @@ int policy_rate_new(const struct policy *p, const struct policy_rate *carry,
     for (size_t i = 0; i < r->n; i++) {
         const struct policy_authorisation *a = p->auth[i];
         r->b[i].interval_ns = a->interval_ns;
+        r->b[i].tolerance_ns = a->tolerance_ns;
         memcpy(r->b[i].id, a->id, sizeof(r->b[i].id));
         atomic_init(&r->b[i].tat_ns, 0);
         for (size_t j = 0; carry != NULL && j < carry->n; j++) {
@@ -55,22 +57,21 @@ void policy_rate_free(struct policy_rate *rate)
     free(rate);
 }
 
-/* Takes a token if one is due. A token is due when now >= tat. The next one is due one interval
- * after the previous due time if the caller was less than an interval late (so callers arriving a
- * little late, or a clock read in whole microseconds, cost no throughput), else one interval
- * after now (no credit for idle time). Hence at most rate x T + 2 tokens in any interval T, and
- * exactly rate per second on average while demand exceeds it. */
+/* Takes a token if one is due: GCRA (ITU-T I.371 virtual scheduling). A token is due when
+ * tat <= now + tolerance; taking it moves tat to max(tat, now) + interval. So a quiet bucket
+ * holds `burst` tokens, and over any interval T at most rate x T + burst are taken; while demand
+ * exceeds the rate, exactly rate per second on average. */
 static bool rate_take(struct rate_bucket *b, uint64_t now_us)
 {
     uint64_t now = now_us * 1000;
     uint64_t tat = atomic_load_explicit(&b->tat_ns, memory_order_relaxed);
-    /* Bounded: each failed CAS means another worker took a token or moved tat forward; after
-     * that many the bucket is contended enough to call it empty. */
+    /* Bounded: each failed CAS means another worker took a token; after that many the bucket is
+     * contended enough to call it empty. */
     for (int tries = 0; tries < 256; tries++) {
-        if (tat > now) {
+        if (tat > now + b->tolerance_ns) {
             return false;
         }
-        uint64_t next = now - tat < b->interval_ns ? tat + b->interval_ns : now + b->interval_ns;
+        uint64_t next = (tat > now ? tat : now) + b->interval_ns;
         if (atomic_compare_exchange_weak_explicit(&b->tat_ns, &tat, next, memory_order_acq_rel,
                                                   memory_order_relaxed)) {
             return true;

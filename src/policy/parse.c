@@ -24,6 +24,7 @@ enum key_id {
     K_NOT_BEFORE,
     K_NOT_AFTER,
     K_RATE,
+    K_BURST,
     K_ONCE_PER_BOT,
     K_COMMAND,
     K_MODE,
@@ -45,6 +46,7 @@ static const struct {
     [K_NOT_BEFORE] = {"not_before", false, true},
     [K_NOT_AFTER] = {"not_after", false, true},
     [K_RATE] = {"rate", false, true},
+    [K_BURST] = {"burst", false, false},
     [K_ONCE_PER_BOT] = {"once_per_bot", false, false},
     [K_COMMAND] = {"command", false, true},
     [K_MODE] = {"mode", false, false},
@@ -525,6 +527,19 @@ static bool parse_scalar(struct parse_state *st, int key, const char *value)
         }
         a->interval_ns = (uint64_t)(1e9 / a->rate + 0.5);
         return true;
+    case K_BURST: {
+        uint64_t v = 0;
+        size_t n = 0;
+        for (; value[n] >= '0' && value[n] <= '9' && n < 8; n++) {
+            v = v * 10 + (uint64_t)(value[n] - '0');
+        }
+        if (n == 0 || value[n] != '\0' || v < 1 || v > POLICY_BURST_MAX) {
+            return FAIL(st, "bad burst '%s' (a whole number of commands, 1..%u)", value,
+                        POLICY_BURST_MAX);
+        }
+        a->burst = (uint32_t)v;
+        return true;
+    }
     case K_ONCE_PER_BOT:
         if (strcmp(value, "true") == 0) {
             a->once_per_bot = true;
@@ -631,6 +646,13 @@ static bool check_authorisation(struct parse_state *st, size_t idx)
     if (a->n_countries == 0 && a->n_asns == 0 && a->n_prefixes == 0) {
         return fail_at(st, a->line, "empty scope: give at least one of countries, asns, prefixes");
     }
+    if (a->burst == 0) {
+        /* default: a tenth of a second's worth, so a worker descheduled for a moment, or a clock
+         * read in whole microseconds, does not lose tokens; at least 1 */
+        double b = a->rate / 10;
+        a->burst = b <= 1 ? 1 : (uint32_t)(b + 0.999999);
+    }
+    a->tolerance_ns = (uint64_t)(a->burst - 1) * a->interval_ns;
     if (a->not_after_us <= a->not_before_us) {
         return fail_at(st, st->auth_key_line[idx][K_NOT_AFTER],
                        "'not_after' must be later than 'not_before'");

@@ -23,6 +23,7 @@
 #define POLICY_ID_MAX 63          /* characters in an authorisation id (decision field) */
 #define POLICY_TEXT_MAX 511       /* authority, legal_reference, name, version */
 #define POLICY_RATE_MAX 1000000.0 /* commands per second */
+#define POLICY_BURST_MAX 1000000u /* commands back to back */
 
 enum policy_mode {
     POLICY_MODE_DRY_RUN = 0, /* the default */

@@ -26,6 +26,8 @@ struct policy_authorisation {
     uint64_t not_after_us;  /* exclusive */
     double rate;            /* commands per second, as written */
     uint64_t interval_ns;   /* 1e9 / rate, rounded */
+    uint32_t burst;         /* tokens a quiet bucket holds */
+    uint64_t tolerance_ns;  /* (burst - 1) x interval: how far ahead of time a token may go */
     bool once_per_bot;
     uint8_t command;    /* enum policy_command */
     uint8_t mode;       /* enum policy_mode */

@@ -52,6 +52,7 @@ struct ref_auth {
     struct ref_prefix xpfx[2];
     uint64_t nb, na; /* window, microseconds */
     unsigned rate;   /* whole commands per second, so 1e9/rate is exact */
+    unsigned burst;  /* 0: not written, the default applies */
     int once, enforce;
     uint64_t tat_ns; /* reference rate state */
 };
@@ -127,13 +128,16 @@ static int ref_excludes(const struct ref_auth *a, const struct ref_bot *b)
     return 0;
 }
 
+/* GCRA as docs/policy.md states it: a quiet bucket holds `burst` tokens (default a tenth of a
+ * second's worth, at least 1), one more every 1/rate seconds. */
 static int ref_take(struct ref_auth *a, uint64_t now_us)
 {
     uint64_t now = now_us * 1000, iv = 1000000000ull / a->rate;
-    if (now < a->tat_ns) {
+    uint64_t burst = a->burst ? a->burst : a->rate <= 10 ? 1 : (a->rate + 9) / 10;
+    if (a->tat_ns > now + (burst - 1) * iv) {
         return 0;
     }
-    a->tat_ns = (now - a->tat_ns < iv) ? a->tat_ns + iv : now + iv;
+    a->tat_ns = (a->tat_ns > now ? a->tat_ns : now) + iv;
     return 1;
 }
 
@@ -237,6 +241,7 @@ static void random_auth(struct ref_auth *a, int i)
     a->na = a->nb + (1 + pick(30)) * SEC;
     static const unsigned rates[] = {1, 2, 5, 10, 100, 1000};
     a->rate = rates[pick(6)];
+    a->burst = pick(3) == 0 ? 1 + pick(3) : 0;
     a->once = pick(4) != 0;
     a->enforce = (int)pick(2);
 }
@@ -293,6 +298,9 @@ static char *policy_text(const struct ref_auth *auth, int n, size_t *len)
         }
         fprintf(f, "not_before = %s\nnot_after = %s\nrate = %u\ncommand = uninstall\n", nb, na,
                 a->rate);
+        if (a->burst) {
+            fprintf(f, "burst = %u\n", a->burst);
+        }
         if (a->once == 0 || pick(2)) {
             fprintf(f, "once_per_bot = %s\n", a->once ? "true" : "false");
         }
