@@ -371,7 +371,9 @@ static bool seen_before(struct cc_seen *s, const char *name)
         }
     }
     if (s->n < REPORT_CC_FILES_MAX) {
-        snprintf(s->name[s->n++], 3, "%s", name);
+        /* names here are report_cc_name() output: exactly two characters */
+        memcpy(s->name[s->n], name, 2);
+        s->name[s->n++][2] = '\0';
     }
     return false;
 }

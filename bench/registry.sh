@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# registry.sh -- registry figures: (a) follower batch size, lag and rate while records stream into
+# the evidence log; (b) bulk apply of BOTS bots / CONTACTS contacts through registry_apply, then
+# the per-country GROUP BY through sinkd vs the sqlite3 CLI on the same database (ratio, goal
+# <= 1.0x) and peak memory. Usage: bench/registry.sh [STREAM_N] [BOTS] [CONTACTS]
+# Full size: bench/registry.sh 200000 3000000 10000000
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+stream_n=${1:-200000}
+bots=${2:-300000}
+contacts=${3:-1000000}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# -Werror is left to the CMake build: other modules compiled here may be mid-edit.
+cc -std=c11 -O2 -g -Wall -Wextra -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+    -DSINKD_VERSION='"bench"' -I"$src/src" "$src/bench/registry_bench.c" \
+    "$src"/src/registry/*.c "$src"/src/report/*.c "$src"/src/evidence/*.c "$src"/src/event/*.c \
+    "$src"/src/util/*.c $(pkg-config --cflags --libs sqlite3 libcrypto jansson) -lpthread -lm \
+    -o "$out/registry_bench"
+
+echo "# $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), sqlite $(sqlite3 --version | cut -d' ' -f1)"
+echo "## (a) follower while the log grows"
+mkdir "$out/state"
+"$out/registry_bench" stream "$out/state" "$stream_n" $((stream_n / 3))
+
+echo "## (b) $bots bots, $contacts contacts"
+db="$out/registry.db"
+"$out/registry_bench" bulk "$db" "$bots" "$contacts"
+echo "database: $(du -m "$db" | cut -f1) MiB"
+sql="SELECT cc, count(*) AS n FROM bot WHERE 1 GROUP BY cc ORDER BY n DESC, cc;"
+best() { # best of 3 wall times in ms of "$@"
+    local b=999999999 s e
+    for _ in 1 2 3; do
+        s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N)
+        (( (e - s) / 1000000 < b )) && b=$(( (e - s) / 1000000 ))
+    done
+    echo "$b"
+}
+ours=$(best "$out/registry_bench" summary "$db" cc)
+cli=$(best sqlite3 "$db" "$sql")
+full=$(best "$out/registry_bench" summary "$db" full)
+echo "per-country GROUP BY: sinkd ${ours} ms, sqlite3 CLI ${cli} ms, ratio $(awk "BEGIN{printf \"%.2f\", $ours/($cli>0?$cli:1)}")x"
+echo "full summary report (totals, days, top cc/asn, sectors): ${full} ms"
+/usr/bin/time -v "$out/registry_bench" summary "$db" full 2>&1 >/dev/null | grep -E "Maximum resident" | sed 's/^\s*/summary peak memory: /'
+/usr/bin/time -v sqlite3 "$db" "$sql" 2>&1 >/dev/null | grep -E "Maximum resident" | sed 's/^\s*/sqlite3 CLI peak memory: /'
