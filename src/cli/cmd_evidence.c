@@ -1,0 +1,338 @@
+/* cmd_evidence.c -- `sinkd keygen`, `verify`, `prove` and `verify-bundle`: the evidence log's
+ * operator and auditor commands. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "event/event.h"
+#include "evidence/log.h"
+
+#define PROVE_MAX_ENTRIES 100000u
+
+static const char keygen_usage[] =
+    "usage: sinkd keygen --name ORIGIN [--out DIR]\n"
+    "\n"
+    "Creates the evidence log's Ed25519 signing key in DIR (default ./keys): log.key (signer,\n"
+    "mode 0600, golang.org/x/mod note format) and log.vkey (public verifier key to give to\n"
+    "courts, CERTs and witnesses). ORIGIN names the log in every checkpoint, for example\n"
+    "sinkhole.example.org/node1. Refuses to overwrite an existing key.\n"
+    "\n"
+    "  --name ORIGIN  log origin and key name (no spaces, no '+')\n"
+    "  --out DIR      key directory (default: keys)\n"
+    "  --help         this text\n";
+
+static const char verify_usage[] =
+    "usage: sinkd verify LOG_DIR --key VKEY_FILE\n"
+    "\n"
+    "Checks a C2SP tlog-tiles evidence log offline: every checkpoint's signature, every entry\n"
+    "against its leaf hash, every tile against the level below, every checkpoint's root\n"
+    "against the tree recomputed from the entries, and consistency between consecutive\n"
+    "checkpoints. Prints the first mismatch (file, byte, entry index) and exits 1 on any.\n"
+    "\n"
+    "  --key FILE  the log's verifier key (state/keys/log.vkey)\n"
+    "  --help      this text\n";
+
+static const char prove_usage[] =
+    "usage: sinkd prove --state DIR (--bot KEY | --entry INDEX)... --out BUNDLE_DIR\n"
+    "\n"
+    "Writes an evidence bundle: the chosen log entries, their inclusion proofs to the latest\n"
+    "signed checkpoint, the checkpoint, the verifier key and a README explaining how to check\n"
+    "it by hand. --bot selects every record (contact, decision, command) of that bot key.\n"
+    "\n"
+    "  --state DIR    the sinkd state directory\n"
+    "  --bot KEY      32-hex bot key (as in `sinkd contacts`), may repeat\n"
+    "  --entry INDEX  one log entry, may repeat\n"
+    "  --out DIR      bundle directory to create\n"
+    "  --help         this text\n";
+
+static const char verify_bundle_usage[] =
+    "usage: sinkd verify-bundle BUNDLE_DIR [--key VKEY_FILE]\n"
+    "\n"
+    "Checks an evidence bundle: the checkpoint signature (with the bundle's log.vkey, or\n"
+    "VKEY_FILE), each entry file against its leaf hash and each inclusion proof against the\n"
+    "signed root. Exits 1 on any mismatch.\n"
+    "\n"
+    "  --key FILE  verifier key to trust instead of the bundle's own log.vkey\n"
+    "  --help      this text\n";
+
+static bool is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* Option with a value: "--opt VALUE" or "--opt=VALUE". */
+static const char *opt_value(const char *cmd, int argc, char **argv, int *i, const char *name,
+                             int *rc)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') {
+        return argv[*i] + n + 1;
+    }
+    if (strcmp(argv[*i], name) != 0) {
+        return NULL;
+    }
+    if (*i + 1 >= argc) {
+        *rc = cli_usage_error(cmd, "option '%s' needs a value", name);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int cmd_keygen(int argc, char **argv)
+{
+    const char *name = NULL, *out = "keys";
+    for (int i = 1; i < argc; i++) {
+        int rc = 0;
+        const char *v;
+        if (is_help(argv[i])) {
+            fputs(keygen_usage, stdout);
+            return 0;
+        } else if ((v = opt_value("keygen", argc, argv, &i, "--name", &rc)) != NULL) {
+            name = v;
+        } else if ((v = opt_value("keygen", argc, argv, &i, "--out", &rc)) != NULL) {
+            out = v;
+        } else if (rc != 0) {
+            return rc;
+        } else {
+            return cli_usage_error("keygen", "unknown option '%s'", argv[i]);
+        }
+    }
+    if (name == NULL) {
+        return cli_usage_error("keygen", "--name is required");
+    }
+    if (!evlog_key_name_valid(name)) {
+        return cli_usage_error("keygen", "--name: '%s' is not a valid key name (no spaces, no '+')",
+                               name);
+    }
+    char err[512];
+    if (evlog_keygen(out, name, err, sizeof err) != 0) {
+        fprintf(stderr, "sinkd keygen: %s\n", err);
+        return 1;
+    }
+    printf("%s/log.key (signer, keep secret)\n%s/log.vkey (verifier, publish)\n", out, out);
+    return 0;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+    const char *dir = NULL, *key = NULL;
+    for (int i = 1; i < argc; i++) {
+        int rc = 0;
+        const char *v;
+        if (is_help(argv[i])) {
+            fputs(verify_usage, stdout);
+            return 0;
+        } else if ((v = opt_value("verify", argc, argv, &i, "--key", &rc)) != NULL) {
+            key = v;
+        } else if (rc != 0) {
+            return rc;
+        } else if (argv[i][0] == '-') {
+            return cli_usage_error("verify", "unknown option '%s'", argv[i]);
+        } else if (dir == NULL) {
+            dir = argv[i];
+        } else {
+            return cli_usage_error("verify", "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (dir == NULL || key == NULL) {
+        return cli_usage_error("verify", "LOG_DIR and --key are required");
+    }
+    char err[1024];
+    struct evlog_verifier vk;
+    if (evlog_verifier_load(key, &vk, err, sizeof err) != 0) {
+        fprintf(stderr, "sinkd verify: %s\n", err);
+        return 1;
+    }
+    struct evlog_verify_report rep;
+    if (evlog_verify_dir(dir, &vk, &rep, err, sizeof err) != 0) {
+        fprintf(stderr, "sinkd verify: FAILED: %s: %s\n", dir, err);
+        return 1;
+    }
+    printf("sinkd verify: OK: %s: %llu entries, %llu checkpoints, %llu tile files checked\n", dir,
+           (unsigned long long)rep.entries, (unsigned long long)rep.checkpoints,
+           (unsigned long long)rep.tiles);
+    return 0;
+}
+
+static int describe_record(void *ctx, const uint8_t *entry, size_t len, char **out)
+{
+    (void)ctx;
+    struct record *rec = malloc(sizeof *rec);
+    if (rec == NULL) {
+        return -1;
+    }
+    char err[128];
+    json_t *j = NULL;
+    if (event_decode(entry, len, rec, err, sizeof err) == 0) {
+        j = event_to_json(rec);
+    }
+    free(rec);
+    if (j == NULL) {
+        return -1;
+    }
+    *out = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    return *out != NULL ? 0 : -1;
+}
+
+static const char *record_bot_key(const struct record *rec)
+{
+    switch (rec->kind) {
+    case RECORD_CONTACT:
+        return rec->u.contact.bot_key;
+    case RECORD_DECISION:
+        return rec->u.decision.bot_key;
+    case RECORD_COMMAND_SENT:
+    case RECORD_COMMAND_FAILED:
+        return rec->u.command.bot_key;
+    default:
+        return NULL;
+    }
+}
+
+int cmd_prove(int argc, char **argv)
+{
+    const char *state = NULL, *out = NULL;
+    const char *bots[64];
+    size_t nbots = 0, n = 0;
+    uint64_t *idx = calloc(PROVE_MAX_ENTRIES, sizeof *idx);
+    if (idx == NULL) {
+        fprintf(stderr, "sinkd prove: out of memory\n");
+        return 1;
+    }
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *v;
+        if (is_help(argv[i])) {
+            fputs(prove_usage, stdout);
+            free(idx);
+            return 0;
+        } else if ((v = opt_value("prove", argc, argv, &i, "--state", &rc)) != NULL) {
+            state = v;
+        } else if ((v = opt_value("prove", argc, argv, &i, "--out", &rc)) != NULL) {
+            out = v;
+        } else if ((v = opt_value("prove", argc, argv, &i, "--bot", &rc)) != NULL) {
+            if (nbots == sizeof bots / sizeof bots[0]) {
+                rc = cli_usage_error("prove", "at most 64 --bot options");
+            } else if (strlen(v) != 32 || strspn(v, "0123456789abcdef") != 32) {
+                rc = cli_usage_error("prove", "--bot: '%s' is not a 32-hex bot key", v);
+            } else {
+                bots[nbots++] = v;
+            }
+        } else if ((v = opt_value("prove", argc, argv, &i, "--entry", &rc)) != NULL) {
+            uint64_t e;
+            if (!cli_parse_u64("prove", "entry", v, 0, UINT64_MAX - 1, &e)) {
+                rc = 2;
+            } else if (n == PROVE_MAX_ENTRIES) {
+                rc = cli_usage_error("prove", "more than %u entries", PROVE_MAX_ENTRIES);
+            } else {
+                idx[n++] = e;
+            }
+        } else if (rc == 0) {
+            rc = cli_usage_error("prove", "unknown option '%s'", argv[i]);
+        }
+    }
+    if (rc == 0 && (state == NULL || out == NULL || (n == 0 && nbots == 0))) {
+        rc = cli_usage_error("prove", "--state, --out and at least one --bot or --entry are "
+                                      "required");
+    }
+    if (rc != 0) {
+        free(idx);
+        return rc;
+    }
+    char err[1024];
+    if (nbots > 0) {
+        /* Scan the durable entries for the bots' records. */
+        struct evlog_reader *r;
+        struct record *rec = malloc(sizeof *rec);
+        if (rec == NULL || evlog_reader_open(&r, state, 0, err, sizeof err) != 0) {
+            fprintf(stderr, "sinkd prove: %s\n", rec == NULL ? "out of memory" : err);
+            free(rec);
+            free(idx);
+            return 1;
+        }
+        const uint8_t *entry;
+        size_t len;
+        uint64_t index;
+        int got;
+        size_t before = n;
+        while ((got = evlog_reader_next(r, &entry, &len, &index, err, sizeof err)) == 1) {
+            char derr[64];
+            if (event_decode(entry, len, rec, derr, sizeof derr) != 0) {
+                continue;
+            }
+            const char *bk = record_bot_key(rec);
+            for (size_t b = 0; bk != NULL && b < nbots; b++) {
+                if (strcmp(bk, bots[b]) == 0 && n < PROVE_MAX_ENTRIES) {
+                    idx[n++] = index;
+                    break;
+                }
+            }
+        }
+        evlog_reader_close(r);
+        free(rec);
+        if (got < 0) {
+            fprintf(stderr, "sinkd prove: %s\n", err);
+            free(idx);
+            return 1;
+        }
+        if (n == before) {
+            fprintf(stderr, "sinkd prove: no records of the given bot key(s) in %s\n", state);
+            free(idx);
+            return 1;
+        }
+    }
+    rc = evlog_bundle_write(state, idx, n, out, describe_record, NULL, err, sizeof err);
+    free(idx);
+    if (rc != 0) {
+        fprintf(stderr, "sinkd prove: %s\n", err);
+        return 1;
+    }
+    printf("sinkd prove: %zu entries with inclusion proofs written to %s\n", n, out);
+    return 0;
+}
+
+int cmd_verify_bundle(int argc, char **argv)
+{
+    const char *dir = NULL, *key = NULL;
+    for (int i = 1; i < argc; i++) {
+        int rc = 0;
+        const char *v;
+        if (is_help(argv[i])) {
+            fputs(verify_bundle_usage, stdout);
+            return 0;
+        } else if ((v = opt_value("verify-bundle", argc, argv, &i, "--key", &rc)) != NULL) {
+            key = v;
+        } else if (rc != 0) {
+            return rc;
+        } else if (argv[i][0] == '-') {
+            return cli_usage_error("verify-bundle", "unknown option '%s'", argv[i]);
+        } else if (dir == NULL) {
+            dir = argv[i];
+        } else {
+            return cli_usage_error("verify-bundle", "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (dir == NULL) {
+        return cli_usage_error("verify-bundle", "BUNDLE_DIR is required");
+    }
+    char err[1024];
+    struct evlog_verifier vk;
+    if (key != NULL && evlog_verifier_load(key, &vk, err, sizeof err) != 0) {
+        fprintf(stderr, "sinkd verify-bundle: %s\n", err);
+        return 1;
+    }
+    struct evlog_bundle_report rep;
+    if (evlog_bundle_verify(dir, key != NULL ? &vk : NULL, &rep, err, sizeof err) != 0) {
+        fprintf(stderr, "sinkd verify-bundle: FAILED: %s: %s\n", dir, err);
+        return 1;
+    }
+    printf("sinkd verify-bundle: OK: %llu entries included in the signed tree of size %llu\n",
+           (unsigned long long)rep.entries, (unsigned long long)rep.tree_size);
+    return 0;
+}
