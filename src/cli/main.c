@@ -14,6 +14,13 @@ static const struct subcommand subcommands[] = {
     {"serve", cmd_serve, "run the sinkhole"},
     {"swarm", cmd_swarm, "emulate infected machines calling a sinkhole (loopback only)"},
     {"contacts", cmd_contacts, "print recorded contacts as JSON lines"},
+    {"report", cmd_report, "victim reports for CERTs (Shadowserver CSV, IntelMQ JSON, summary)"},
+    {"registry", cmd_registry, "the victim registry (registry rebuild)"},
+    {"policy", cmd_policy, "remediation policy files (policy check)"},
+    {"keygen", cmd_keygen, "create an evidence-log signing key"},
+    {"verify", cmd_verify, "verify an evidence log offline"},
+    {"prove", cmd_prove, "write an evidence bundle for one bot or entry"},
+    {"verify-bundle", cmd_verify_bundle, "verify an evidence bundle offline"},
 };
 
 static void usage(FILE *out)
