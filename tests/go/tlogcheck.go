@@ -1,0 +1,289 @@
+// tlogcheck.go -- independent verifier of sinkd evidence logs and bundles, written only against
+// golang.org/x/mod/sumdb/{note,tlog} (Debian golang-golang-x-mod-dev). Shares no code with sinkd.
+//
+//	tlogcheck log    LOG_DIR VKEY_FILE   verify checkpoint signatures, tree hash from tiles,
+//	                                     every entry against its tile, consistency of checkpoints
+//	tlogcheck bundle BUNDLE_DIR          verify a `sinkd prove` bundle
+//
+// Build offline: GO111MODULE=off GOPATH=/usr/share/gocode go run tlogcheck.go ...
+package main
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+type checkpoint struct {
+	origin string
+	size   int64
+	hash   tlog.Hash
+}
+
+// openCheckpoint verifies a C2SP checkpoint note and parses its first three lines
+// (tlog.ParseTree only accepts the go.sum header, TLOG.md section 2).
+func openCheckpoint(msg []byte, v note.Verifier) (checkpoint, error) {
+	n, err := note.Open(msg, note.VerifierList(v))
+	if err != nil {
+		return checkpoint{}, err
+	}
+	lines := strings.SplitN(n.Text, "\n", 4)
+	if len(lines) < 4 {
+		return checkpoint{}, fmt.Errorf("checkpoint: fewer than 3 lines")
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 0 || (len(lines[1]) > 1 && lines[1][0] == '0') {
+		return checkpoint{}, fmt.Errorf("checkpoint: bad size %q", lines[1])
+	}
+	h, err := tlog.ParseHash(lines[2])
+	if err != nil {
+		return checkpoint{}, err
+	}
+	if lines[0] != v.Name() {
+		return checkpoint{}, fmt.Errorf("checkpoint: origin %q is not the key name %q", lines[0], v.Name())
+	}
+	return checkpoint{lines[0], size, h}, nil
+}
+
+// c2spPath maps x/mod tile paths to C2SP tlog-tiles paths (TLOG.md section 4).
+func c2spPath(t tlog.Tile) string {
+	p := strings.Replace(t.Path(), "tile/8/", "tile/", 1)
+	return strings.Replace(p, "tile/data/", "tile/entries/", 1)
+}
+
+type dirTiles struct{ dir string }
+
+func (d dirTiles) Height() int { return 8 }
+
+func (d dirTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	out := make([][]byte, len(tiles))
+	for i, t := range tiles {
+		b, err := os.ReadFile(filepath.Join(d.dir, c2spPath(t)))
+		if err != nil && t.W < 256 {
+			// C2SP: a partial tile may be replaced by the full one; use its prefix.
+			full := t
+			full.W = 256
+			b, err = os.ReadFile(filepath.Join(d.dir, c2spPath(full)))
+			if err == nil && len(b) >= t.W*32 {
+				b = b[:t.W*32]
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+func (d dirTiles) SaveTiles([]tlog.Tile, [][]byte) {}
+
+func fail(format string, a ...interface{}) {
+	fmt.Fprintf(os.Stderr, "tlogcheck: FAIL: "+format+"\n", a...)
+	os.Exit(1)
+}
+
+func checkLog(dir, vkeyFile string) {
+	vk, err := os.ReadFile(vkeyFile)
+	if err != nil {
+		fail("%v", err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(vk)))
+	if err != nil {
+		fail("vkey: %v", err)
+	}
+	msg, err := os.ReadFile(filepath.Join(dir, "checkpoint"))
+	if err != nil {
+		fail("%v", err)
+	}
+	latest, err := openCheckpoint(msg, v)
+	if err != nil {
+		fail("checkpoint: %v", err)
+	}
+	tree := tlog.Tree{N: latest.size, Hash: latest.hash}
+	// TileHashReader authenticates every tile it reads against the signed tree hash.
+	hr := tlog.TileHashReader(tree, dirTiles{dir})
+	th, err := tlog.TreeHash(latest.size, hr)
+	if err != nil || th != latest.hash {
+		fail("tree hash from tiles: %v (%v != %v)", err, th, latest.hash)
+	}
+	// Every entry: leaf hash from the bundle equals the authenticated level-0 hash.
+	for n := int64(0); n*256 < latest.size; n++ {
+		w := latest.size - n*256
+		if w > 256 {
+			w = 256
+		}
+		t := tlog.Tile{H: 8, L: -1, N: n, W: int(w)}
+		data, err := dirTiles{dir}.ReadTiles([]tlog.Tile{t})
+		if err != nil {
+			fail("entries: %v", err)
+		}
+		b := data[0]
+		idx := make([]int64, w)
+		for i := range idx {
+			idx[i] = n*256 + int64(i)
+		}
+		hashes, err := hr.ReadHashes(storedIndexes(idx))
+		if err != nil {
+			fail("hashes of tile %d: %v", n, err)
+		}
+		off := 0
+		for i := int64(0); i < w; i++ {
+			if off+2 > len(b) {
+				fail("%s: entry %d truncated at byte %d", c2spPath(t), n*256+i, off)
+			}
+			l := int(b[off])<<8 | int(b[off+1])
+			if off+2+l > len(b) {
+				fail("%s: entry %d truncated at byte %d", c2spPath(t), n*256+i, off)
+			}
+			if tlog.RecordHash(b[off+2:off+2+l]) != hashes[i] {
+				fail("entry %d (%s byte %d) does not match its leaf hash", n*256+i, c2spPath(t), off)
+			}
+			off += 2 + l
+		}
+		if off != len(b) {
+			fail("%s: %d trailing bytes", c2spPath(t), len(b)-off)
+		}
+	}
+	// Every archived checkpoint: signature, then consistency with the latest tree.
+	ents, err := os.ReadDir(filepath.Join(dir, "checkpoints"))
+	if err != nil {
+		fail("%v", err)
+	}
+	var sizes []int64
+	cps := map[int64]checkpoint{}
+	for _, e := range ents {
+		m, err := os.ReadFile(filepath.Join(dir, "checkpoints", e.Name()))
+		if err != nil {
+			fail("%v", err)
+		}
+		c, err := openCheckpoint(m, v)
+		if err != nil {
+			fail("checkpoints/%s: %v", e.Name(), err)
+		}
+		if strconv.FormatInt(c.size, 10) != e.Name() || c.size > latest.size {
+			fail("checkpoints/%s: holds size %d", e.Name(), c.size)
+		}
+		sizes = append(sizes, c.size)
+		cps[c.size] = c
+	}
+	sort.Slice(sizes, func(i, j int) bool { return sizes[i] < sizes[j] })
+	if len(sizes) == 0 || sizes[len(sizes)-1] != latest.size || cps[latest.size].hash != latest.hash {
+		fail("checkpoints/: latest checkpoint %d not archived", latest.size)
+	}
+	for _, s := range sizes {
+		c := cps[s]
+		if s == 0 {
+			continue
+		}
+		p, err := tlog.ProveTree(latest.size, s, hr)
+		if err != nil {
+			fail("consistency %d -> %d: %v", s, latest.size, err)
+		}
+		if err := tlog.CheckTree(p, latest.size, latest.hash, s, c.hash); err != nil {
+			fail("checkpoints/%d is not consistent with checkpoint %d: %v", s, latest.size, err)
+		}
+	}
+	fmt.Printf("tlogcheck: OK: %s: %d entries, %d checkpoints consistent\n", dir, latest.size, len(sizes))
+}
+
+// storedIndexes maps leaf indexes to x/mod's stored-hash indexes (level 0).
+func storedIndexes(leaves []int64) []int64 {
+	out := make([]int64, len(leaves))
+	for i, n := range leaves {
+		out[i] = tlog.StoredHashIndex(0, n)
+	}
+	return out
+}
+
+type manifest struct {
+	Format   string `json:"format"`
+	Origin   string `json:"origin"`
+	TreeSize int64  `json:"tree_size"`
+	Root     string `json:"root"`
+	Entries  []struct {
+		Index          int64    `json:"index"`
+		File           string   `json:"file"`
+		LeafHash       string   `json:"leaf_hash"`
+		InclusionProof []string `json:"inclusion_proof"`
+	} `json:"entries"`
+}
+
+func checkBundle(dir string) {
+	vk, err := os.ReadFile(filepath.Join(dir, "log.vkey"))
+	if err != nil {
+		fail("%v", err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(vk)))
+	if err != nil {
+		fail("log.vkey: %v", err)
+	}
+	msg, err := os.ReadFile(filepath.Join(dir, "checkpoint"))
+	if err != nil {
+		fail("%v", err)
+	}
+	cp, err := openCheckpoint(msg, v)
+	if err != nil {
+		fail("checkpoint: %v", err)
+	}
+	mb, err := os.ReadFile(filepath.Join(dir, "bundle.json"))
+	if err != nil {
+		fail("%v", err)
+	}
+	var m manifest
+	dec := json.NewDecoder(bytes.NewReader(mb))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		fail("bundle.json: %v", err)
+	}
+	if m.TreeSize != cp.size || m.Origin != cp.origin || m.Root != cp.hash.String() {
+		fail("bundle.json: tree head differs from the signed checkpoint")
+	}
+	for _, e := range m.Entries {
+		if e.File != fmt.Sprintf("entries/%d.bin", e.Index) {
+			fail("bundle.json: entry %d names %q", e.Index, e.File)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.File))
+		if err != nil {
+			fail("%v", err)
+		}
+		leaf := tlog.RecordHash(data)
+		if hex.EncodeToString(leaf[:]) != e.LeafHash {
+			fail("%s: does not hash to the leaf hash of entry %d", e.File, e.Index)
+		}
+		var proof tlog.RecordProof
+		for _, p := range e.InclusionProof {
+			b, err := hex.DecodeString(p)
+			if err != nil || len(b) != 32 {
+				fail("entry %d: bad proof hash", e.Index)
+			}
+			var h tlog.Hash
+			copy(h[:], b)
+			proof = append(proof, h)
+		}
+		if err := tlog.CheckRecord(proof, cp.size, cp.hash, e.Index, leaf); err != nil {
+			fail("entry %d: inclusion proof: %v", e.Index, err)
+		}
+	}
+	fmt.Printf("tlogcheck: OK: bundle %s: %d entries in the signed tree of size %d\n", dir, len(m.Entries), cp.size)
+}
+
+func main() {
+	if len(os.Args) == 4 && os.Args[1] == "log" {
+		checkLog(os.Args[2], os.Args[3])
+	} else if len(os.Args) == 3 && os.Args[1] == "bundle" {
+		checkBundle(os.Args[2])
+	} else {
+		fmt.Fprintln(os.Stderr, "usage: tlogcheck log LOG_DIR VKEY_FILE | tlogcheck bundle BUNDLE_DIR")
+		os.Exit(2)
+	}
+}
