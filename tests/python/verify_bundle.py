@@ -28,7 +28,7 @@ def b64(s):
 
 
 def parse_vkey(text):
-    name, keyid, key = text.strip().split("+")
+    name, keyid, key = text.strip().split("+", 2)
     raw = b64(key)
     if len(raw) != 33 or raw[0] != 1:
         raise ValueError("not an Ed25519 verifier key")
