@@ -43,7 +43,10 @@ static const char *const policy_text =
     "not_before = 2020-01-01T00:00:00Z\nnot_after = 2099-01-01T00:00:00Z\n"
     "rate = 1000000\ncommand = uninstall\n";
 
-static void bench_decide(double seconds)
+/* mix: bots from the swarm's top eight countries, some tagged, some already sent (most are
+ * not authorised). scoped: every bot in NG or IN, untagged, never sent, so every decision walks
+ * the whole rule to the rate bucket (an atomic load, and a CAS when a token is due). */
+static void bench_decide(double seconds, int scoped)
 {
     static const char *const ccs[] = {"NG", "IN", "CN", "IR", "ID", "GB", "IQ", "US"};
     static const char *const tags[] = {"", "", "", "school", "hospital"};
@@ -57,10 +60,10 @@ static void bench_decide(double seconds)
         bots[i].src.ip[1] = (uint8_t)(x >> 8) % 128;
         bots[i].src.ip[2] = (uint8_t)(x >> 16);
         bots[i].src.ip[3] = (uint8_t)(x >> 24);
-        memcpy(bots[i].cc, ccs[(x >> 32) % 8], 3);
+        memcpy(bots[i].cc, ccs[scoped ? (x >> 32) % 2 : (x >> 32) % 8], 3);
         bots[i].asn = (x >> 40) % 2 ? 2856 : 1234;
-        bots[i].tags = tags[(x >> 48) % 5];
-        bots[i].sent = (x >> 56) % 4 == 0 ? 1 : 0;
+        bots[i].tags = scoped ? "" : tags[(x >> 48) % 5];
+        bots[i].sent = !scoped && (x >> 56) % 4 == 0 ? 1 : 0;
     }
     struct policy *p = load(policy_text);
     struct policy_rate *r = NULL;
@@ -81,8 +84,8 @@ static void bench_decide(double seconds)
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     double cpu = (double)(c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
     double wall = (double)(now - t0) / 1e6;
-    printf("decide: %llu decisions in %.2f s CPU (%.2f s wall): %.2f M decisions/s per core\n",
-           (unsigned long long)n, cpu, wall, n / cpu / 1e6);
+    printf("decide (%s): %llu decisions in %.2f s CPU (%.2f s wall): %.2f M decisions/s per core\n",
+           scoped ? "all in scope" : "swarm mix", (unsigned long long)n, cpu, wall, n / cpu / 1e6);
     printf("        verdicts: dry-run %lu, not-authorised %lu, excluded %lu, already-sent %lu, "
            "rate-limited %lu\n",
            counts[VERDICT_DRY_RUN], counts[VERDICT_NOT_AUTHORISED], counts[VERDICT_EXCLUDED],
@@ -172,7 +175,8 @@ int main(int argc, char **argv)
     if (secs <= 0 || secs > 60) {
         secs = 3.0;
     }
-    bench_decide(secs);
+    bench_decide(secs, 0);
+    bench_decide(secs, 1);
     double worst = 0;
     static const double rates[] = {100, 1000, 10000, 100000};
     static const int threads[] = {2, 4, 8};
