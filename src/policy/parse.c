@@ -481,6 +481,14 @@ static bool parse_list(struct parse_state *st, int key, const char *value)
         return FAIL(st, "value of '%s' too long", auth_keys[key].name);
     }
     memcpy(buf, value, n + 1);
+    /* inih strips " ; comment" after a value but not after a continuation line; list entries
+     * never hold ';', so cut it here for both. */
+    for (char *c = buf; *c != '\0'; c++) {
+        if (*c == ';' && c > buf && is_blank(c[-1])) {
+            *c = '\0';
+            break;
+        }
+    }
     char *save = buf;
     for (;;) {
         char *comma = strchr(save, ',');

@@ -49,6 +49,11 @@ has out "located in NG"
 has out "located in IN"
 has out "enforce: sends only if the server also runs with --enforce"
 
+# The commented example in docs/policy.md is a valid policy too.
+awk '/^```ini/{f=1;next}/^```/{f=0}f' "$src/docs/policy.md" >"$work/doc.ini"
+run 0 policy check "$work/doc.ini"
+has out "located in FR, GP, MQ, RE, YT"
+
 # Invalid: a bad country on line 23 of a copy of the example.
 sed '23s/countries = FR/countries = FR, XX/' "$src/data/policy/example.ini" >"$work/bad.ini"
 run 1 policy check "$work/bad.ini"
