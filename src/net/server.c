@@ -23,6 +23,7 @@
 #include "net/ipcount.h"
 #include "net/pipeline.h"
 #include "net/proxy.h"
+#include "registry/registry.h"
 #include "util/err.h"
 
 #define READ_SLAB 65536
@@ -137,6 +138,7 @@ struct server {
     struct pipeline *pipe;
     struct ipcount *ipcount;
     struct enrich_handle enrich;
+    struct registry *registry; /* derived view, fed by its own follower thread */
     struct worker *workers;
     unsigned nworkers;
     _Atomic uint32_t nconns;
@@ -1233,6 +1235,46 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
              (unsigned long long)atomic_load(&ps->commit_errors));
 }
 
+/* The registry is a derived view: its follower thread tails the durable log on its own, so no
+ * worker and not the evidence writer ever waits on SQLite. */
+static int start_registry(struct server *srv, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/registry.db", srv->cfg->state_dir);
+    if (registry_open(&srv->registry, path, err, errlen) != 0) {
+        srv->registry = NULL;
+        return -1;
+    }
+    struct registry_follow_config fc;
+    memset(&fc, 0, sizeof(fc));
+    fc.state_dir = srv->cfg->state_dir;
+    if (registry_follow_start(srv->registry, &fc, err, errlen) != 0) {
+        registry_close(srv->registry);
+        srv->registry = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void stop_registry(struct server *srv)
+{
+    char err[256];
+    struct registry_follow_stats st;
+    if (registry_follow_stop(srv->registry, err, sizeof(err)) != 0) {
+        fprintf(srv->cfg->log,
+                "sinkd: registry follower: %s (rebuild with `sinkd registry rebuild`)\n", err);
+    }
+    registry_follow_stats(srv->registry, &st);
+    fprintf(srv->cfg->log,
+            "sinkd: registry: %llu records in %llu batches (avg %.0f, max %llu), lag max %llu, "
+            "applied up to %llu\n",
+            (unsigned long long)st.records, (unsigned long long)st.batches, st.batch_avg,
+            (unsigned long long)st.batch_max, (unsigned long long)st.lag_max,
+            (unsigned long long)st.applied_index);
+    registry_close(srv->registry);
+    srv->registry = NULL;
+}
+
 /* After the workers have stopped, settle what the writer finished for them. */
 static void settle_after_stop(struct server *srv)
 {
@@ -1319,6 +1361,9 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
                        err, errlen) != 0) {
         goto out;
     }
+    if (cfg->registry && start_registry(srv, err, errlen) != 0) {
+        goto out;
+    }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         srv->workers[i].ring = pipeline_ring(srv->pipe, i);
         if (worker_init(srv, &srv->workers[i], i, fds[i], err, errlen) != 0) {
@@ -1374,6 +1419,9 @@ out:
         pipeline_stop(srv->pipe);
         settle_after_stop(srv);
         pipeline_free(srv->pipe);
+    }
+    if (srv->registry != NULL) {
+        stop_registry(srv);
     }
     if (srv->workers != NULL) {
         for (unsigned i = 0; i < srv->nworkers; i++) {

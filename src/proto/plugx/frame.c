@@ -1,5 +1,6 @@
 /* frame.c -- PlugX packet framing: the pure stream decoder with cipher detection, and the
  * encoder (PLUGX.md "Packet", public decoders 2013-2015). */
+#include <stdbool.h>
 #include <string.h>
 
 #include "proto/plugx/frame.h"
@@ -128,66 +129,27 @@ static ptrdiff_t inflate_body(struct plugx_ks *ks, const uint8_t *body, size_t c
     return 0;
 }
 
-ptrdiff_t plugx_decode(const struct plugx_config *cfg, struct plugx_conn *conn, const uint8_t *buf,
-                       size_t len, struct plugx_packet *out, uint8_t *scratch, size_t scratch_cap,
-                       char *err, size_t errlen)
+/* Decodes one packet as `cipher`. *plausible tells whether the header passed its checks, so
+ * detection can tell "not this cipher" from "this cipher, but a bad body". */
+static ptrdiff_t decode_as(const struct plugx_config *cfg, int cipher, const uint8_t *buf,
+                           size_t len, struct plugx_packet *out, uint8_t *scratch,
+                           size_t scratch_cap, bool *plausible, const char **why)
 {
     struct plugx_ks ks;
     uint8_t hdr[12];
-    const char *why = "no enabled cipher";
-    int cipher = -1, rc = PROTO_E_CIPHER;
-
-    if (len < PLUGX_HEADER_SIZE) {
-        return PROTO_NEED_MORE;
+    plugx_header_decrypt(cfg, cipher, buf, &ks, hdr);
+    int rc = plugx_header_check(cfg, hdr, why);
+    *plausible = rc == 0;
+    if (rc < 0) {
+        return rc;
     }
-    if (conn->cipher < 0) {
-        /* Detection: the first family, in enum order, whose header is plausible. A header that
-         * only fails the size limit is reported as such rather than as an unknown cipher. */
-        for (int c = 0; c < PLUGX_CIPHER_COUNT; c++) {
-            if (!plugx_cipher_enabled(cfg, c)) {
-                continue;
-            }
-            const char *cwhy;
-            plugx_header_decrypt(cfg, c, buf, &ks, hdr);
-            int crc = plugx_header_check(cfg, hdr, &cwhy);
-            if (crc == 0) {
-                cipher = c;
-                break;
-            }
-            if (crc == PROTO_E_TOO_LARGE && rc == PROTO_E_CIPHER) {
-                rc = crc;
-                why = cwhy;
-            }
-        }
-        if (cipher < 0) {
-            if (rc == PROTO_E_CIPHER) {
-                why = "no enabled cipher yields a plausible header";
-            }
-            err_set(err, errlen, "plugx: %s", why);
-            return rc;
-        }
-    } else {
-        cipher = conn->cipher;
-        if (!plugx_cipher_enabled(cfg, cipher)) {
-            err_set(err, errlen, "plugx: connection's cipher %d is not enabled", cipher);
-            return PROTO_E_CIPHER;
-        }
-        plugx_header_decrypt(cfg, cipher, buf, &ks, hdr);
-        rc = plugx_header_check(cfg, hdr, &why);
-        if (rc < 0) {
-            err_set(err, errlen, "plugx: %s", why);
-            return rc;
-        }
-    }
-
     uint32_t flags = plugx_le32(hdr);
     uint16_t comp = plugx_le16(hdr + 4), decomp = plugx_le16(hdr + 6);
     if (len - PLUGX_HEADER_SIZE < comp) {
         return PROTO_NEED_MORE;
     }
     if (scratch_cap < decomp) {
-        err_set(err, errlen, "plugx: scratch of %zu bytes for a %u-byte body", scratch_cap,
-                (unsigned)decomp);
+        *why = "scratch buffer smaller than decomp_size";
         return PROTO_E_SPACE;
     }
     if ((flags & PLUGX_FLAG_SHARED_RUN) == 0) {
@@ -197,13 +159,11 @@ ptrdiff_t plugx_decode(const struct plugx_config *cfg, struct plugx_conn *conn, 
     if (flags & PLUGX_FLAG_UNCOMPRESSED) {
         plugx_ks_xor(&ks, body, scratch, comp); /* comp == decomp: checked with the header */
     } else {
-        rc = inflate_body(&ks, body, comp, scratch, decomp, &why);
+        rc = (int)inflate_body(&ks, body, comp, scratch, decomp, why);
         if (rc < 0) {
-            err_set(err, errlen, "plugx: %s", why);
             return rc;
         }
     }
-
     out->key = plugx_le32(buf);
     out->flags = flags;
     out->command = (uint16_t)flags;
@@ -213,15 +173,93 @@ ptrdiff_t plugx_decode(const struct plugx_config *cfg, struct plugx_conn *conn, 
     out->cipher = (uint8_t)cipher;
     out->body = scratch;
     out->body_len = decomp;
+    return (ptrdiff_t)(PLUGX_HEADER_SIZE + comp);
+}
 
-    conn->cipher = (int8_t)cipher;
+ptrdiff_t plugx_decode(const struct plugx_config *cfg, struct plugx_conn *conn, const uint8_t *buf,
+                       size_t len, struct plugx_packet *out, uint8_t *scratch, size_t scratch_cap,
+                       char *err, size_t errlen)
+{
+    const char *why = "no enabled cipher";
+    bool plausible = false;
+    ptrdiff_t r;
+
+    if (len < PLUGX_HEADER_SIZE) {
+        return PROTO_NEED_MORE;
+    }
+    if (conn->cipher >= 0) {
+        if (!plugx_cipher_enabled(cfg, conn->cipher)) {
+            err_set(err, errlen, "plugx: connection's cipher %d is not enabled", conn->cipher);
+            return PROTO_E_CIPHER;
+        }
+        r = decode_as(cfg, conn->cipher, buf, len, out, scratch, scratch_cap, &plausible, &why);
+    } else {
+        /* Detection: a 16-byte header decrypts to something plausible under a wrong family about
+         * once in 20,000 tries, so a family is chosen only when the WHOLE packet decodes under
+         * it (sizes, LZNT1 stream, exact decomp_size); families are tried in enum order. If
+         * none decodes yet but one is plausible and incomplete, wait for more bytes (bounded by
+         * max_body and the header timeout). Otherwise report the first plausible family's error,
+         * else an over-limit size, else "no cipher". */
+        ptrdiff_t first_err = 0;
+        const char *first_why = NULL;
+        ptrdiff_t size_err = 0;
+        const char *size_why = NULL;
+        bool need_more = false;
+        r = PROTO_E_CIPHER;
+        for (int c = 0; c < PLUGX_CIPHER_COUNT; c++) {
+            if (!plugx_cipher_enabled(cfg, c)) {
+                continue;
+            }
+            const char *cwhy = NULL;
+            ptrdiff_t cr =
+                decode_as(cfg, c, buf, len, out, scratch, scratch_cap, &plausible, &cwhy);
+            if (cr > 0) {
+                r = cr;
+                break;
+            }
+            if (cr == PROTO_NEED_MORE) {
+                need_more = true;
+            } else if (cr == PROTO_E_SPACE) {
+                err_set(err, errlen, "plugx: %s", cwhy);
+                return cr;
+            } else if (plausible && first_err == 0) {
+                first_err = cr;
+                first_why = cwhy;
+            } else if (cr == PROTO_E_TOO_LARGE && size_err == 0) {
+                size_err = cr;
+                size_why = cwhy;
+            }
+        }
+        if (r <= 0) {
+            if (need_more) {
+                return PROTO_NEED_MORE;
+            }
+            if (first_err != 0) {
+                r = first_err;
+                why = first_why;
+            } else if (size_err != 0) {
+                r = size_err;
+                why = size_why;
+            } else {
+                r = PROTO_E_CIPHER;
+                why = "no enabled cipher yields a plausible header";
+            }
+        }
+    }
+    if (r <= 0) {
+        if (r < 0) {
+            err_set(err, errlen, "plugx: %s", why);
+        }
+        return r;
+    }
+    conn->cipher = (int8_t)out->cipher;
     if (conn->packets < UINT32_MAX) {
         conn->packets++;
     }
     conn->last_job = out->job;
     conn->last_command = out->command;
-    conn->shared_run = (flags & PLUGX_FLAG_SHARED_RUN) != 0;
-    return (ptrdiff_t)(PLUGX_HEADER_SIZE + comp);
+    conn->shared_run = (out->flags & PLUGX_FLAG_SHARED_RUN) != 0;
+    return r;
 }
 
 ptrdiff_t plugx_encode(const struct plugx_config *cfg, enum plugx_cipher cipher, uint32_t key,
