@@ -177,7 +177,7 @@ static int parse_key_tail(const char *text, size_t len, char name[EVLOG_NAME_MAX
     }
     memcpy(name, text, nlen);
     name[nlen] = '\0';
-    if (!evlog_key_name_valid(name)) {
+    if (strlen(name) != nlen || !evlog_key_name_valid(name)) {
         err_set(err, errlen, "key: invalid name");
         return EVLOG_EINVAL;
     }
