@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "event/event.h"
 #include "evidence/log.h"
+#include "util/keyset.h"
 
 static const char contacts_usage[] =
     "usage: sinkd contacts --state DIR [--all] [--summary]\n"
@@ -25,56 +26,6 @@ static const char contacts_usage[] =
     "              unique source IPs, first/last time, contacts per second, and the server's\n"
     "              own counters from its last node-stopped record\n"
     "  --help      this text\n";
-
-/* Open-addressing set of 16-byte keys (bot keys, IPs) for the summary. */
-struct keyset {
-    uint8_t (*keys)[17]; /* byte 0: used flag */
-    size_t cap;
-    size_t n;
-};
-
-static uint64_t key_hash(const uint8_t *k)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < 16; i++) {
-        h = (h ^ k[i]) * 1099511628211ull;
-    }
-    return h;
-}
-
-static int keyset_add(struct keyset *s, const uint8_t key[16])
-{
-    if ((s->n + 1) * 2 > s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        uint8_t(*keys)[17] = calloc(cap, sizeof(*keys));
-        if (keys == NULL) {
-            return -1;
-        }
-        for (size_t i = 0; i < s->cap; i++) {
-            if (s->keys[i][0]) {
-                size_t j = key_hash(s->keys[i] + 1) & (cap - 1);
-                while (keys[j][0]) {
-                    j = (j + 1) & (cap - 1);
-                }
-                memcpy(keys[j], s->keys[i], 17);
-            }
-        }
-        free(s->keys);
-        s->keys = keys;
-        s->cap = cap;
-    }
-    size_t j = key_hash(key) & (s->cap - 1);
-    while (s->keys[j][0]) {
-        if (memcmp(s->keys[j] + 1, key, 16) == 0) {
-            return 0;
-        }
-        j = (j + 1) & (s->cap - 1);
-    }
-    s->keys[j][0] = 1;
-    memcpy(s->keys[j] + 1, key, 16);
-    s->n++;
-    return 1;
-}
 
 struct summary {
     uint64_t records;
@@ -258,8 +209,8 @@ int cmd_contacts(int argc, char **argv)
     evlog_reader_close(r);
     if (summary) {
         summary_print(&sum);
-        free(sum.bots.keys);
-        free(sum.ips.keys);
+        keyset_free(&sum.bots);
+        keyset_free(&sum.ips);
         json_decref(sum.last_stopped);
     }
     if (fflush(stdout) != 0) {

@@ -45,6 +45,11 @@ static const char serve_usage[] =
     "  --no-enrich              record no country, ASN or tags\n"
     "  --data-dir DIR           where the pinned data lives (default $SINKD_DATA_DIR or the\n"
     "                           build's data/ folder)\n"
+    "  --policy FILE            remediation policy (see docs/policy.md); without one no decision\n"
+    "                           is made and nothing can be sent\n"
+    "  --enforce                allow sending commands where the policy says mode = enforce;\n"
+    "                           without it every would-be send is recorded as dry-run\n"
+    "  --no-registry            do not run the registry follower\n"
     "  --ready-file FILE        write the server's pid to FILE once listening\n"
     "  --help                   this text\n"
     "\n"
@@ -141,6 +146,9 @@ int cmd_serve(int argc, char **argv)
         OPT_TAGS,
         OPT_NO_ENRICH,
         OPT_DATA_DIR,
+        OPT_POLICY,
+        OPT_ENFORCE,
+        OPT_NO_REGISTRY,
         OPT_HELP,
     };
     static const struct option options[] = {
@@ -169,6 +177,9 @@ int cmd_serve(int argc, char **argv)
         {"tags", required_argument, NULL, OPT_TAGS},
         {"no-enrich", no_argument, NULL, OPT_NO_ENRICH},
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+        {"policy", required_argument, NULL, OPT_POLICY},
+        {"enforce", no_argument, NULL, OPT_ENFORCE},
+        {"no-registry", no_argument, NULL, OPT_NO_REGISTRY},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -328,6 +339,15 @@ int cmd_serve(int argc, char **argv)
             break;
         case OPT_DATA_DIR:
             data_dir = optarg;
+            break;
+        case OPT_POLICY:
+            cfg.policy_path = optarg;
+            break;
+        case OPT_ENFORCE:
+            cfg.enforce = true;
+            break;
+        case OPT_NO_REGISTRY:
+            cfg.registry = false;
             break;
         case OPT_HELP:
             fputs(serve_usage, stdout);

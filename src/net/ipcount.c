@@ -6,8 +6,9 @@
 #include <string.h>
 
 #define IPCOUNT_SHARDS 64
-#define IPCOUNT_BUCKETS 1024 /* per shard; chains grow with distinct IPs, bounded by connections   \
-                              */
+#define IPCOUNT_BUCKETS                                                                            \
+    1024 /* per shard; chains grow with distinct IPs, bounded by connections                       \
+          */
 
 struct ipcount_node {
     struct ipcount_node *next;

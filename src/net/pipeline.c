@@ -83,6 +83,11 @@ void pipe_release(struct pipe_ring *ring)
     ring->done++;
 }
 
+uint64_t pipe_free_slots(const struct pipe_ring *ring)
+{
+    return ring->mask + 1 - pipe_in_use(ring);
+}
+
 uint64_t pipe_in_use(const struct pipe_ring *ring)
 {
     return atomic_load_explicit(&ring->head, memory_order_relaxed) - ring->done;

@@ -62,6 +62,8 @@ void pipe_publish(struct pipeline *p, struct pipe_ring *ring);
 /* Returns the next completed slot (durable) or NULL; call pipe_release() after handling it. */
 struct pipe_slot *pipe_next_durable(struct pipe_ring *ring);
 void pipe_release(struct pipe_ring *ring);
+/* Slots free for pipe_reserve() now. */
+uint64_t pipe_free_slots(const struct pipe_ring *ring);
 /* Slots in use (reserved and not yet released). */
 uint64_t pipe_in_use(const struct pipe_ring *ring);
 

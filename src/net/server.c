@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <http_parser.h>
+#include <openssl/sha.h>
 #include <jansson.h>
 #include <uv.h>
 
@@ -23,8 +24,10 @@
 #include "net/ipcount.h"
 #include "net/pipeline.h"
 #include "net/proxy.h"
+#include "policy/policy.h"
 #include "registry/registry.h"
 #include "util/err.h"
+#include "util/keyset.h"
 
 #define READ_SLAB 65536
 #define SWEEP_MS 250
@@ -38,8 +41,10 @@ enum conn_phase {
 };
 
 enum slot_kind {
-    SLOT_REPLY_RAW = 1,
-    SLOT_REPLY_HTTP = 2,
+    SLOT_REPLY_RAW = 1,  /* a contact: send the reply once durable */
+    SLOT_REPLY_HTTP = 2, /* the same, wrapped in an HTTP response */
+    SLOT_RECORD = 3,     /* a record with nothing to do once durable */
+    SLOT_SEND = 4,       /* a decision with verdict send: only now may the command be encoded */
 };
 
 struct conn_list {
@@ -100,6 +105,9 @@ struct worker_stats {
     uint64_t bad_peers;
     uint64_t timeouts;
     uint64_t replies;
+    uint64_t decisions[8]; /* by enum decision_verdict */
+    uint64_t commands_sent;
+    uint64_t commands_failed;
 };
 
 struct server;
@@ -138,7 +146,9 @@ struct server {
     struct pipeline *pipe;
     struct ipcount *ipcount;
     struct enrich_handle enrich;
-    struct registry *registry; /* derived view, fed by its own follower thread */
+    struct registry *registry;     /* derived view, fed by its own follower thread */
+    struct policy_handle *policy;  /* NULL: no policy loaded, no decisions */
+    struct keyset_shared *decided; /* (bot, authorisation) pairs already sent or dry-run */
     struct worker *workers;
     unsigned nworkers;
     _Atomic uint32_t nconns;
@@ -386,8 +396,11 @@ static void conn_block(struct conn *c)
 static bool conn_can_submit(struct conn *c)
 {
     const struct net_limits *lim = &c->w->srv->cfg->limits;
-    return c->inflight < lim->max_inflight && pipe_reserve(c->w->ring) != NULL;
+    /* Room for the contact and the decision that may follow it. */
+    return c->inflight + 2u <= lim->max_inflight && pipe_free_slots(c->w->ring) >= 2;
 }
+
+static void decide(struct conn *c, const struct contact *ct);
 
 /* Records one decoded message and queues its reply behind the record's durability. */
 static void handle_message(struct conn *c, const struct proto_message *msg, uint8_t transport)
@@ -446,6 +459,88 @@ static void handle_message(struct conn *c, const struct proto_message *msg, uint
     pipe_publish(srv->pipe, w->ring);
     w->stats.contacts++;
     w->stats.by_type[msg->msg_type & 3]++;
+    if (srv->policy != NULL && msg->msg_type == CONTACT_MSG_MACHINE_INFO && ct->bot_key[0]) {
+        decide(c, ct);
+    }
+}
+
+/* The key of a (bot, authorisation) pair in the decided set. */
+static void decided_key(const char *bot_key, const char *authorisation, uint8_t out[KEYSET_KEY])
+{
+    char input[33 + POLICY_ID_MAX + 2];
+    uint8_t digest[32];
+    int n = snprintf(input, sizeof(input), "%s\n%s", bot_key, authorisation);
+    SHA256((const uint8_t *)input, (size_t)n, digest);
+    memcpy(out, digest, KEYSET_KEY);
+}
+
+/* One decision per session, when the bot identifies itself: the verdict is recorded right behind
+ * the contact, and a `send` verdict only queues the command behind the decision's durability
+ * (complete_durable() encodes and sends it). Without --enforce and mode = enforce the policy
+ * module never returns send; the check here is a second lock on the same door. */
+static void decide(struct conn *c, const struct contact *ct)
+{
+    struct worker *w = c->w;
+    struct server *srv = w->srv;
+    const struct policy_live *live = policy_handle_acquire(srv->policy);
+    if (live == NULL) {
+        return;
+    }
+    const struct policy *p = policy_live_policy(live);
+    struct policy_bot bot;
+    memset(&bot, 0, sizeof(bot));
+    bot.src = ct->src;
+    memcpy(bot.cc, ct->cc, sizeof(bot.cc));
+    bot.asn = ct->asn;
+    bot.tags = ct->tags;
+    size_t nauth = policy_authorisation_count(p);
+    for (size_t i = 0; i < nauth && i < 64; i++) {
+        uint8_t key[KEYSET_KEY];
+        decided_key(ct->bot_key, policy_authorisation_id(p, i), key);
+        if (keyset_shared_contains(srv->decided, key)) {
+            bot.sent |= 1ull << i;
+        }
+    }
+    struct policy_verdict v;
+    policy_decide(p, &bot, event_now_us(), policy_live_rate(live), srv->cfg->enforce, &v);
+    if (v.verdict == VERDICT_SEND && !srv->cfg->enforce) {
+        v.verdict = VERDICT_DRY_RUN;
+    }
+    struct record rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.kind = RECORD_DECISION;
+    struct decision *d = &rec.u.decision;
+    d->time_us = event_now_us();
+    snprintf(d->node, sizeof(d->node), "%s", srv->cfg->node);
+    memcpy(d->bot_key, ct->bot_key, sizeof(d->bot_key));
+    d->src = ct->src;
+    snprintf(d->authorisation, sizeof(d->authorisation), "%s", v.authorisation_id);
+    d->verdict = v.verdict;
+    if (v.verdict == VERDICT_SEND || v.verdict == VERDICT_DRY_RUN) {
+        d->command = srv->cfg->plugx.uninstall_command;
+        /* Marked now, not when durable: a second session of the same bot on another worker must
+         * see it at once, or it could be sent twice. A dry run marks too, so it predicts what
+         * enforcing would do (once per bot). */
+        uint8_t key[KEYSET_KEY];
+        decided_key(ct->bot_key, v.authorisation_id, key);
+        keyset_shared_add(srv->decided, key);
+    }
+    memcpy(d->policy_sha256, policy_sha256(p), 32);
+    policy_live_release(live);
+
+    struct pipe_slot *slot = pipe_reserve(w->ring); /* conn_can_submit() kept room for it */
+    int rlen = event_encode(&rec, slot->record, PIPE_RECORD_MAX);
+    if (slot == NULL || rlen < 0) {
+        bad_peer(c, "internal: cannot queue the decision record; nothing will be sent");
+        return;
+    }
+    slot->owner = c;
+    slot->record_len = (uint16_t)rlen;
+    slot->reply_len = 0;
+    slot->kind = v.verdict == VERDICT_SEND ? SLOT_SEND : SLOT_RECORD;
+    c->inflight++;
+    pipe_publish(srv->pipe, w->ring);
+    w->stats.decisions[v.verdict < 8 ? v.verdict : 0]++;
 }
 
 static bool starts_with_http_method(const uint8_t *p, size_t len, bool *need_more)
@@ -790,14 +885,79 @@ static void resume_blocked(struct worker *w)
     }
 }
 
+/* The decision in `slot` is durable: encode the command, send it, and record what left (or
+ * why nothing did). Called with the decision's slot already released, so a slot is free. */
+static void send_command(struct worker *w, struct conn *c, const struct decision *d)
+{
+    struct server *srv = w->srv;
+    struct record rec;
+    memset(&rec, 0, sizeof(rec));
+    struct command_record *cr = &rec.u.command;
+    uint8_t bytes[PIPE_REPLY_MAX];
+    ptrdiff_t n = 0;
+    if (!c->closing) {
+        n = srv->family->encode_uninstall(srv->family_cfg, &c->proto, bytes, sizeof(bytes));
+    }
+    cr->time_us = event_now_us();
+    snprintf(cr->node, sizeof(cr->node), "%s", srv->cfg->node);
+    memcpy(cr->bot_key, d->bot_key, sizeof(cr->bot_key));
+    cr->src = d->src;
+    memcpy(cr->authorisation, d->authorisation, sizeof(cr->authorisation));
+    cr->command = d->command;
+    if (n > 0) {
+        conn_send(c, bytes, (size_t)n);
+        SHA256(bytes, (size_t)n, cr->bytes_sha256);
+    }
+    if (n > 0 && !c->closing) {
+        rec.kind = RECORD_COMMAND_SENT;
+        w->stats.commands_sent++;
+    } else {
+        rec.kind = RECORD_COMMAND_FAILED;
+        snprintf(cr->error, sizeof(cr->error), "%s",
+                 c->closing ? "connection closed before the command could be sent"
+                            : "the protocol module could not encode the command");
+        w->stats.commands_failed++;
+    }
+    struct pipe_slot *slot = pipe_reserve(w->ring);
+    int rlen = slot ? event_encode(&rec, slot->record, PIPE_RECORD_MAX) : -1;
+    if (rlen < 0) {
+        fprintf(srv->cfg->log, "sinkd: internal: could not queue the %s record\n",
+                event_kind_name(rec.kind));
+        return;
+    }
+    slot->owner = NULL;
+    slot->record_len = (uint16_t)rlen;
+    slot->reply_len = 0;
+    slot->kind = SLOT_RECORD;
+    pipe_publish(srv->pipe, w->ring);
+}
+
 static void complete_durable(struct worker *w)
 {
     struct pipe_slot *slot;
     while ((slot = pipe_next_durable(w->ring)) != NULL) {
         struct conn *c = slot->owner;
+        if (slot->kind == SLOT_SEND && c != NULL) {
+            struct record rec;
+            int ok = event_decode(slot->record, slot->record_len, &rec, NULL, 0) == 0 &&
+                     rec.kind == RECORD_DECISION && rec.u.decision.verdict == VERDICT_SEND;
+            c->inflight--;
+            pipe_release(w->ring); /* frees the slot send_command() may need */
+            if (ok) {
+                send_command(w, c, &rec.u.decision);
+            }
+            if (c->handle_closed && c->inflight == 0) {
+                conn_free(c);
+            }
+            continue;
+        }
         if (c != NULL) {
             c->inflight--;
-            if (!c->closing) {
+            if (slot->kind == SLOT_RECORD) {
+                if (c->handle_closed && c->inflight == 0) {
+                    conn_free(c);
+                }
+            } else if (!c->closing) {
                 if (slot->kind == SLOT_REPLY_HTTP) {
                     conn_send_http(c, slot->reply, slot->reply_len, !c->close_after_reply);
                 } else {
@@ -1128,9 +1288,87 @@ static int record_tables(struct server *srv, const struct enrich_tables *tables,
     return pipeline_append_sync(srv->pipe, buf, (size_t)n, err, errlen);
 }
 
+static int record_policy(struct server *srv, const struct policy *p, char *err, size_t errlen)
+{
+    struct record rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.kind = RECORD_POLICY_LOADED;
+    rec.u.note.time_us = event_now_us();
+    snprintf(rec.u.note.node, sizeof(rec.u.note.node), "%s", srv->cfg->node);
+    memcpy(rec.u.note.sha256, policy_sha256(p), 32);
+    char ids[256] = "";
+    size_t n = policy_authorisation_count(p);
+    for (size_t i = 0, used = 0; i < n && used < sizeof(ids) - 1; i++) {
+        used += (size_t)snprintf(ids + used, sizeof(ids) - used, "%s%s", i ? "," : "",
+                                 policy_authorisation_id(p, i));
+    }
+    snprintf(rec.u.note.detail, sizeof(rec.u.note.detail),
+             "file=%s name=%s version=%s authorisations=%s enforce_flag=%s", srv->cfg->policy_path,
+             policy_name(p), policy_version(p), ids, srv->cfg->enforce ? "yes" : "no");
+    uint8_t buf[EVENT_RECORD_MAX];
+    int len = event_encode(&rec, buf, sizeof(buf));
+    if (len < 0) {
+        return err_set(err, errlen, "cannot encode the policy-loaded record");
+    }
+    return pipeline_append_sync(srv->pipe, buf, (size_t)len, err, errlen);
+}
+
+/* Which (bot, authorisation) pairs were already decided send or dry-run: read back from the
+ * log, the only source of truth, so once-per-bot holds across restarts. */
+static int rebuild_decided(struct server *srv, char *err, size_t errlen)
+{
+    struct evlog_reader *r = NULL;
+    if (evlog_reader_open(&r, srv->cfg->state_dir, 0, err, errlen) != 0) {
+        return -1;
+    }
+    int rc;
+    const uint8_t *entry;
+    size_t len;
+    uint64_t index;
+    while ((rc = evlog_reader_next(r, &entry, &len, &index, err, errlen)) == 1) {
+        struct record rec;
+        if (len < 2 || entry[1] != RECORD_DECISION || event_decode(entry, len, &rec, NULL, 0)) {
+            continue;
+        }
+        const struct decision *d = &rec.u.decision;
+        if (d->verdict == VERDICT_SEND || d->verdict == VERDICT_DRY_RUN) {
+            uint8_t key[KEYSET_KEY];
+            decided_key(d->bot_key, d->authorisation, key);
+            keyset_shared_add(srv->decided, key);
+        }
+    }
+    evlog_reader_close(r);
+    return rc < 0 ? -1 : 0;
+}
+
+static void reload_policy(struct server *srv)
+{
+    char err[512];
+    struct policy *p = NULL;
+    if (policy_load_file(srv->cfg->policy_path, &p, err, sizeof(err)) != 0) {
+        fprintf(srv->cfg->log,
+                "sinkd: SIGHUP: policy NOT reloaded, the old one stays in force: %s\n", err);
+        return;
+    }
+    /* Recorded before it is used: every decision refers to a policy the log already holds. */
+    if (record_policy(srv, p, err, sizeof(err)) != 0) {
+        fprintf(srv->cfg->log, "sinkd: SIGHUP: policy NOT reloaded: %s\n", err);
+        policy_free(p);
+        return;
+    }
+    if (policy_handle_replace(srv->policy, p, err, sizeof(err)) != 0) { /* owns p even then */
+        fprintf(srv->cfg->log, "sinkd: SIGHUP: policy NOT reloaded: %s\n", err);
+        return;
+    }
+    fprintf(srv->cfg->log, "sinkd: SIGHUP: policy %s reloaded\n", srv->cfg->policy_path);
+}
+
 static void reload(struct server *srv)
 {
     char err[512];
+    if (srv->policy != NULL) {
+        reload_policy(srv);
+    }
     struct enrich_tables *tables = NULL;
     if (load_tables(srv->cfg, &tables, err, sizeof(err)) != 0) {
         fprintf(srv->cfg->log, "sinkd: SIGHUP: enrichment data NOT reloaded, old tables stay: %s\n",
@@ -1364,6 +1602,22 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     if (cfg->registry && start_registry(srv, err, errlen) != 0) {
         goto out;
     }
+    if (cfg->policy_path != NULL) {
+        struct policy *p = NULL;
+        srv->decided = keyset_shared_new();
+        if (srv->decided == NULL || rebuild_decided(srv, err, errlen) != 0 ||
+            policy_load_file(cfg->policy_path, &p, err, errlen) != 0) {
+            goto out;
+        }
+        if (record_policy(srv, p, err, errlen) != 0) {
+            policy_free(p);
+            goto out;
+        }
+        if (policy_handle_new(p, &srv->policy, err, errlen) != 0) { /* owns p even then */
+            srv->policy = NULL;
+            goto out;
+        }
+    }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         srv->workers[i].ring = pipeline_ring(srv->pipe, i);
         if (worker_init(srv, &srv->workers[i], i, fds[i], err, errlen) != 0) {
@@ -1460,6 +1714,8 @@ out:
     if (enrich_ready) {
         enrich_handle_destroy(&srv->enrich);
     }
+    policy_handle_free(srv->policy);
+    keyset_shared_free(srv->decided);
     ipcount_free(srv->ipcount);
     free(srv->workers);
     free(srv);

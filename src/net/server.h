@@ -48,7 +48,7 @@ struct server_config {
     const char *asn_v6_path;
     const char *tag_files[SERVER_MAX_TAG_FILES + 1]; /* NULL-terminated */
     /* Remediation. */
-    const char *policy_path; /* NULL: no policy, every decision is not-authorised */
+    const char *policy_path; /* NULL: no policy, no decisions, nothing can ever be sent */
     bool enforce;            /* --enforce; needed together with mode = enforce in the policy */
     bool registry;           /* run the registry follower (default on) */
     FILE *log;               /* operational log lines */
