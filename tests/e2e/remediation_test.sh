@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# remediation_test.sh -- the remediation rule end to end with real bots:
+#  1. mode = enforce without --enforce: nothing is sent, every would-be send is a dry-run;
+#  2. with --enforce: commands go only to bots of the authorised countries, each behind a
+#     durable send decision, and the bots that obey stop calling;
+#  3. kill -9 while commands are going out, repeatedly: no bot ever received a command whose
+#     send decision is not in the recovered log.
+source "$(dirname "$0")/lib.sh"
+policy="$SINKD_SOURCE_DIR/data/policy/demo.ini"
+
+audit() { # STATE SWARM_JSON ENFORCED(0/1)
+    "$SINKD_BINARY" contacts --state "$1" --all >"$E2E_DIR/all.jsonl"
+    python3 - "$E2E_DIR/all.jsonl" "$2" "$3" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+swarm = json.load(open(sys.argv[2]))
+enforced = sys.argv[3] == "1"
+def check(cond, what):
+    if not cond:
+        print("check failed:", what, file=sys.stderr)
+        sys.exit(1)
+cc_of = {}
+for r in rows:
+    if r["kind"] == "contact" and r["bot_key"]:
+        cc_of[r["bot_key"]] = r["cc"]
+sends = {}
+seen_decision = set()
+for r in rows:
+    if r["kind"] == "decision":
+        seen_decision.add(r["index"])
+        if r["verdict"] == "send":
+            sends[(r["bot_key"], r["authorisation"])] = r["index"]
+            check(cc_of.get(r["bot_key"]) in ("NG", "IN"), f"send outside scope: {r}")
+        if r["verdict"] == "dry-run":
+            check(cc_of.get(r["bot_key"]) in ("NG", "IN"), f"dry-run outside scope: {r}")
+    if r["kind"] == "command-sent":
+        key = (r["bot_key"], r["authorisation"])
+        check(key in sends and sends[key] < r["index"], f"command without an earlier durable send decision: {r}")
+received = swarm["uninstalled"] + swarm["uninstall_ignored"]
+if not enforced:
+    check(not sends, "a send decision without --enforce")
+    check(not any(r["kind"] == "command-sent" for r in rows), "a command without --enforce")
+    check(received == 0, f"bots received {received} commands without --enforce")
+    check(any(r["kind"] == "decision" and r["verdict"] == "dry-run" for r in rows), "no dry-run at all")
+else:
+    check(received > 0, "enforce sent nothing")
+    # Every command a bot received stands for a durable send decision.
+    check(received <= len(sends), f"bots received {received} commands, only {len(sends)} send decisions are durable")
+    dist = {}
+    for (bot, auth) in sends:
+        dist[cc_of.get(bot)] = dist.get(cc_of.get(bot), 0) + 1
+    print("sends by country:", dist, "commands received:", received)
+PY
+}
+
+# 1. dry-run: mode = enforce in the policy, but no --enforce.
+port=$(free_port)
+start_server "$E2E_DIR/dry" "$port" --policy "$policy"
+"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 300 --duration 5 \
+    --source-net 127.0.1.0/24 --heartbeat-ms 300 --json "$E2E_DIR/dry.json" >/dev/null || fail "swarm"
+stop_server
+audit "$E2E_DIR/dry" "$E2E_DIR/dry.json" 0 || fail "dry-run audit"
+
+# 2. enforce.
+start_server "$E2E_DIR/enf" "$port" --policy "$policy" --enforce
+"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 300 --duration 5 \
+    --source-net 127.0.1.0/24 --heartbeat-ms 300 --json "$E2E_DIR/enf.json" >/dev/null || fail "swarm"
+stop_server
+audit "$E2E_DIR/enf" "$E2E_DIR/enf.json" 1 || fail "enforce audit"
+uninstalled=$(json_field "$E2E_DIR/enf.json" 'd["uninstalled"]')
+[ "$uninstalled" -gt 0 ] || fail "no bot obeyed the uninstall command"
+
+# 3. kill -9 while commands go out.
+state="$E2E_DIR/crash"
+start_server "$state" "$port" --policy "$policy" --enforce
+"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 1500 --duration 9 --concurrency 1500 \
+    --source-net 127.0.1.0/24 --heartbeat-ms 200 --json "$E2E_DIR/crash.json" >/dev/null &
+swarm=$!
+E2E_PIDS+=("$swarm")
+for round in 1 2 3; do
+    sleep 1.5
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    start_server "$state" "$port" --policy "$policy" --enforce
+done
+wait "$swarm" || fail "swarm failed"
+stop_server
+"$SINKD_BINARY" verify "$state/log" --key "$state/keys/log.vkey" >/dev/null || fail "log does not verify"
+audit "$state" "$E2E_DIR/crash.json" 1 || fail "crash audit"
+echo "ok"
