@@ -1498,11 +1498,13 @@ static void stop_registry(struct server *srv)
 {
     char err[256];
     struct registry_follow_stats st;
+    /* Figures of the running follower (stop drains the rest and ends its statistics). */
+    registry_follow_stats(srv->registry, &st);
     if (registry_follow_stop(srv->registry, err, sizeof(err)) != 0) {
         fprintf(srv->cfg->log,
                 "sinkd: registry follower: %s (rebuild with `sinkd registry rebuild`)\n", err);
     }
-    registry_follow_stats(srv->registry, &st);
+    st.applied_index = registry_applied_index(srv->registry);
     fprintf(srv->cfg->log,
             "sinkd: registry: %llu records in %llu batches (avg %.0f, max %llu), lag max %llu, "
             "applied up to %llu\n",
