@@ -5,7 +5,7 @@ BOTS ?= 10000
 DURATION ?= 20
 ENFORCE ?= 0
 
-.PHONY: all deps build release debug fuzz-build demo check test format lint clean
+.PHONY: all deps build release debug fuzz-build sinkd demo check test format lint clean
 
 all: build
 
@@ -14,19 +14,27 @@ deps:
 
 build: release debug
 
+# Build output goes to build/<dir>.log; on failure its tail is shown.
+BUILD = cmake --build build/$(1) -j $(JOBS) $(2) >build/$(1).log 2>&1 \
+	|| { tail -40 build/$(1).log; echo "build of build/$(1) failed (full log: build/$(1).log)"; exit 1; }
+
 release: deps
-	@cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
-	@cmake --build build/release -j $(JOBS)
+	@mkdir -p build && cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@echo "building build/release"; $(call BUILD,release)
 
 debug: deps
-	@cmake -S . -B build/debug -DCMAKE_BUILD_TYPE=Debug -DSINKD_SANITIZE=ON >/dev/null
-	@cmake --build build/debug -j $(JOBS)
+	@mkdir -p build && cmake -S . -B build/debug -DCMAKE_BUILD_TYPE=Debug -DSINKD_SANITIZE=ON >/dev/null
+	@echo "building build/debug (ASan+UBSan)"; $(call BUILD,debug)
 
 fuzz-build: deps
-	@CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSINKD_FUZZ=ON >/dev/null
-	@cmake --build build/fuzz -j $(JOBS)
+	@mkdir -p build && CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSINKD_FUZZ=ON >/dev/null
+	@echo "building build/fuzz (libFuzzer)"; $(call BUILD,fuzz)
 
-demo: release
+sinkd: deps
+	@mkdir -p build && cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@echo "building build/release/sinkd"; $(call BUILD,release,--target sinkd)
+
+demo: sinkd
 	@BOTS=$(BOTS) DURATION=$(DURATION) ENFORCE=$(ENFORCE) ./scripts/demo.sh build/release/sinkd
 
 test: release

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # demo.sh -- run sinkd against a swarm of emulated PlugX bots on loopback and print what happened.
 # Usage: scripts/demo.sh path/to/sinkd   (BOTS, DURATION, ENFORCE from the environment)
+# Phase 1 counts and notifies: contacts, victims by country/ASN/sector, CERT reports, the signed
+# log verified. Phase 2 applies the demo remediation policy: dry-run unless ENFORCE=1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 bots=${BOTS:-10000}
 duration=${DURATION:-20}
+enforce=${ENFORCE:-0}
 export SINKD_DATA_DIR="$here/data"
 
 out="$here/out/demo-$(date -u +%Y%m%dT%H%M%SZ)"
-state="$out/state"
 mkdir -p "$out"
 
 # A free loopback port (the demo never leaves 127.0.0.0/8).
@@ -23,40 +25,51 @@ for _ in $(seq 1 50); do
 done
 [ -n "$port" ] || { echo "demo: no free port found" >&2; exit 1; }
 
-# The swarm presents each bot's public-looking address through PROXY v2 from 127.0.1.0/24,
-# which is the only trusted proxy range; anything else on loopback is an ordinary peer.
-"$bin" serve --state "$state" --listen "127.0.0.1:$port" --trusted-proxy 127.0.1.0/24 \
-    --ready-file "$out/ready" 2>"$out/serve.log" &
-server=$!
-cleanup() { kill -TERM "$server" 2>/dev/null || true; }
+server=""
+cleanup() { [ -z "$server" ] || kill -TERM "$server" 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-    [ -f "$out/ready" ] && break
-    kill -0 "$server" 2>/dev/null || { echo "demo: server failed to start:" >&2; cat "$out/serve.log" >&2; exit 1; }
-    sleep 0.1
-done
-[ -f "$out/ready" ] || { echo "demo: server not ready after 10 s" >&2; exit 1; }
 
-echo "sinkd demo: $bots emulated bots for ${duration}s against 127.0.0.1:$port (state in ${out#"$here"/})"
-"$bin" swarm --target "127.0.0.1:$port" --bots "$bots" --duration "$duration" \
-    --source-net 127.0.1.0/24 --json "$out/swarm.json" >"$out/swarm.txt"
+# run_phase NAME SWARM_OPTS... -- SERVE_OPTS...
+run_phase() {
+    local name=$1
+    shift
+    local swarm_opts=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do swarm_opts+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    local dir="$out/$name"
+    mkdir -p "$dir"
+    # The swarm presents each bot's public-looking address through PROXY v2 from
+    # 127.0.1.0/24, the only trusted proxy range; anything else on loopback is an ordinary peer.
+    "$bin" serve --state "$dir/state" --listen "127.0.0.1:$port" --trusted-proxy 127.0.1.0/24 \
+        --tags "$here/data/tags/example-sectors.csv" --tags "$here/data/tags/demo-sectors.csv" \
+        --ready-file "$dir/ready" "$@" \
+        2>"$dir/serve.log" &
+    server=$!
+    for _ in $(seq 1 100); do
+        [ -f "$dir/ready" ] && break
+        kill -0 "$server" 2>/dev/null || { echo "demo: server failed to start:" >&2; cat "$dir/serve.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    [ -f "$dir/ready" ] || { echo "demo: server not ready after 10 s" >&2; exit 1; }
+    "$bin" swarm --target "127.0.0.1:$port" --bots "$bots" --duration "$duration" \
+        --source-net 127.0.1.0/24 --json "$dir/swarm.json" "${swarm_opts[@]}" >"$dir/swarm.txt"
+    kill -TERM "$server"
+    local status=0
+    wait "$server" || status=$?
+    server=""
+    [ "$status" -eq 0 ] || { echo "demo: server exited with $status" >&2; tail -20 "$dir/serve.log" >&2; exit 1; }
+    "$bin" contacts --state "$dir/state" --summary >"$dir/summary.json"
+}
 
-kill -TERM "$server"
-set +e
-wait "$server"
-serve_status=$?
-set -e
-trap - EXIT
-[ "$serve_status" -eq 0 ] || { echo "demo: server exited with $serve_status" >&2; tail -20 "$out/serve.log" >&2; exit 1; }
+echo "sinkd demo, phase 1: $bots emulated PlugX bots for ${duration}s against 127.0.0.1:$port"
+echo "(output in ${out#"$here"/})"
+run_phase count -- 
 
-"$bin" contacts --state "$state" --summary >"$out/summary.json"
-
-python3 - "$out/swarm.json" "$out/summary.json" "$out/serve.log" <<'PY'
+python3 - "$out/count/swarm.json" "$out/count/summary.json" <<'PY'
 import json, sys
 swarm = json.load(open(sys.argv[1]))
 server = json.load(open(sys.argv[2]))
 srv = server.get("server", {})
-bad_lines = sum(1 for line in open(sys.argv[3]) if "bad peer" in line)
 lat = swarm.get("latency_us", {})
 t = server["by_type"]
 print()
@@ -75,7 +88,7 @@ print(f"  bots run / answered   {swarm['bots_run']:>10} / {swarm['bots_answered'
 print(f"  contacts sent         {swarm['contacts_sent']:>10}   replies received {swarm['replies_received']}")
 print(f"  reply latency         p50 {lat.get('p50', 0)/1000:.2f} ms, p99 {lat.get('p99', 0)/1000:.2f} ms, max {lat.get('max', 0)/1000:.2f} ms")
 errs = swarm.get("errors", {})
-print(f"  errors                " + ", ".join(f"{k} {v}" for k, v in errs.items()))
+print("  errors                " + ", ".join(f"{k} {v}" for k, v in errs.items()))
 print()
 problems = []
 if swarm["bots_run"] != swarm["bots_answered"]:
@@ -92,3 +105,69 @@ if problems:
 print("numbers add up: every bot the swarm ran was seen and recorded by the server,")
 print("and every reply a bot received stands for a contact that is durable in the log.")
 PY
+
+state="$out/count/state"
+reports="$out/count/reports"
+echo
+echo "victims (registry; top countries, ASNs, flagged sectors):"
+"$bin" report --state "$state" --catch-up --format summary --top 8 | sed -n '/^top countries/,$p' | sed 's/^/  /'
+mkdir -p "$reports/shadowserver" "$reports/intelmq"
+"$bin" report --state "$state" --format csv --split country --out "$reports/shadowserver" --tag hospital >/dev/null
+"$bin" report --state "$state" --format intelmq --split country --out "$reports/intelmq" --tag hospital >/dev/null
+echo
+echo "per-country CERT reports: $(ls "$reports/shadowserver" | wc -l) Shadowserver CSV files and $(ls "$reports/intelmq" | wc -l) IntelMQ files in ${reports#"$here"/}"
+
+echo
+echo "evidence log:"
+"$bin" verify "$state/log" --key "$state/keys/log.vkey" | sed 's/^/  /'
+echo "  signed checkpoint (verifier key: $(cat "$state/keys/log.vkey")):"
+sed 's/^/    /' "$state/log/checkpoint"
+
+echo
+if [ "$enforce" = 1 ]; then
+    mode_text="ENFORCING: the uninstall command is sent to the emulated bots"
+    enforce_opts=(--enforce)
+else
+    mode_text="dry-run: decisions are recorded, nothing is sent (make demo ENFORCE=1 sends)"
+    enforce_opts=()
+fi
+echo "sinkd demo, phase 2: remediation policy data/policy/demo.ini (NG and IN); $mode_text"
+"$bin" policy check "$here/data/policy/demo.ini" >"$out/policy-check.txt"
+run_phase remediate --uninstall-fail-share 0.1 -- --policy "$here/data/policy/demo.ini" "${enforce_opts[@]}"
+
+"$bin" contacts --state "$out/remediate/state" --all >"$out/remediate/records.jsonl"
+python3 - "$out/remediate/records.jsonl" "$out/remediate/swarm.json" "$enforce" <<'PY'
+import collections, json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+swarm = json.load(open(sys.argv[2]))
+enforce = sys.argv[3] == "1"
+cc = {}
+for r in rows:
+    if r["kind"] == "contact" and r["bot_key"]:
+        cc[r["bot_key"]] = r["cc"] or "??"
+verdicts = collections.defaultdict(collections.Counter)
+for r in rows:
+    if r["kind"] == "decision":
+        verdicts[cc.get(r["bot_key"], "??")][r["verdict"]] += 1
+print()
+print("decisions per country (one per bot session):")
+shown = sorted(verdicts, key=lambda c: (-sum(v for k, v in verdicts[c].items() if k != "not-authorised"), -sum(verdicts[c].values())))[:6]
+for c in shown:
+    print(f"  {c}  " + ", ".join(f"{k} {v}" for k, v in sorted(verdicts[c].items())))
+others = sum(sum(v.values()) for c, v in verdicts.items() if c not in shown)
+print(f"  other countries: {others} decisions, all not-authorised")
+sent = {r["bot_key"]: r["index"] for r in rows if r["kind"] == "command-sent"}
+if not enforce:
+    assert not sent and swarm["uninstalled"] == 0, "dry-run must send nothing"
+    print("dry-run: 0 commands sent, 0 bots uninstalled")
+    sys.exit(0)
+again = {b for b in sent if any(r["kind"] == "contact" and r["bot_key"] == b and r["index"] > sent[b] for r in rows)}
+per = collections.Counter(cc.get(b, "??") for b in sent)
+print(f"commands sent: {len(sent)} ({', '.join(f'{k} {v}' for k, v in per.most_common())})")
+print(f"bots that called again after the command: {len(again)} (the swarm's 10% that ignore it, if they came back in time)")
+share = 100.0 * (len(sent) - len(again)) / len(sent) if sent else 0.0
+print(f"disinfection share: {share:.1f}% of commanded bots fell silent")
+print(f"swarm: {swarm['uninstalled']} bots uninstalled themselves, {swarm['uninstall_ignored']} ignored the command")
+PY
+echo
+echo "demo finished: everything above is in ${out#"$here"/}"
