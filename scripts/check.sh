@@ -38,7 +38,7 @@ for fuzzer in build/fuzz/*_fuzz; do
     seeds=()
     [ -d "fuzz/corpus/$name" ] && seeds=("fuzz/corpus/$name")
     out="build/fuzz/$name.log"
-    if "$fuzzer" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 \
+    if "$fuzzer" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
         -artifact_prefix="build/fuzz/$name-" "$corpus" "${seeds[@]}" >"$out" 2>&1; then
         execs=$(grep -Eo "stat::number_of_executed_units: *[0-9]+" "$out" | grep -Eo "[0-9]+$" || true)
         [ -n "$execs" ] || execs=$(grep -Eo "#[0-9]+" "$out" | tail -1 | tr -d '#')

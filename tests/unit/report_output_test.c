@@ -185,7 +185,7 @@ static void test_csv_header_and_rows(void **state)
     int64_t rows;
     char *out = run(fx, &o, &rows);
     char *whole = strdup(out);
-    char *lines[32];
+    char *lines[32] = {0};
     int n = lines_of(out, lines, 32);
     assert_string_equal(lines[0], EXPECTED_HEADER);
     assert_int_equal(rows, 6);
@@ -250,7 +250,7 @@ static void test_split_country(void **state)
     for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof(path), "%s/%s.csv", out, ccs[i]);
         assert_true(read_file(path, buf, sizeof(buf)) > 0);
-        char *lines[16];
+        char *lines[16] = {0};
         int n = lines_of(buf, lines, 16);
         assert_string_equal(lines[0], EXPECTED_HEADER);
         assert_int_equal(n - 1, want[i]);
