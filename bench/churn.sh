@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# churn.sh -- accept, PlugX poll, reply, close, as fast as one C client can drive it: sinkd
+# (durable log, with and without enrichment) against nginx `stream { return ...; }`, same client,
+# same box, in one run. Prints connections/s for each, the ratio, and whether every completed
+# exchange is a durable contact in the log.
+# Usage: bench/churn.sh [SECONDS] [CONCURRENT]   (defaults 10 s, 200 connections)
+source "$(dirname "$0")/lib.sh"
+DURATION=${1:-10}
+CONNS=${2:-200}
+WORKERS=${WORKERS:-2}
+client="$TOOLS/churn_client"
+
+# run_client NAME PORT SERVER_CPU_FN [client options]: client JSON in $B_DIR/NAME.json, and the
+# CPU seconds the client and the server used, to show which side was the limit.
+run_client() {
+    local name=$1 port=$2 cpufn=$3
+    shift 3
+    local before after
+    before=$($cpufn)
+    local TIMEFORMAT='%U %S'
+    { time "$client" --target "127.0.0.1:$port" --duration "$DURATION" --conns "$CONNS" \
+        --source-net 127.0.4.0/24 --sources 32 "$@" >"$B_DIR/$name.json"; } 2>"$B_DIR/$name.time"
+    after=$($cpufn)
+    CLIENT_CPU=$(awk '{print $1 + $2}' "$B_DIR/$name.time")
+    SERVER_CPU=$(awk -v a="$before" -v b="$after" 'BEGIN{printf "%.1f", b - a}')
+}
+
+sinkd_cpu() { cpu_s "$SINKD_PID"; }
+
+run_sinkd() { # NAME [serve options]
+    local name=$1 port
+    shift
+    port=$(free_port)
+    start_sinkd "$name" "$port" --workers "$WORKERS" "$@"
+    run_client "$name" "$port" sinkd_cpu
+    stop_sinkd
+    local completed contacts rate
+    completed=$(json '["completed"]' <"$B_DIR/$name.json")
+    rate=$(json '["per_second"]' <"$B_DIR/$name.json")
+    contacts=$(contacts_total "$name")
+    printf '%-22s %8s conn/s  completed %8s  durable contacts %8s  %s  p50 %s us p99 %s us  cpu: server %ss client %ss\n' \
+        "$name" "$rate" "$completed" "$contacts" \
+        "$([ "$contacts" -ge "$completed" ] && echo "none lost" || echo "LOST $((completed - contacts))")" \
+        "$(json '["latency_us"]["p50"]' <"$B_DIR/$name.json")" \
+        "$(json '["latency_us"]["p99"]' <"$B_DIR/$name.json")" "$SERVER_CPU" "$CLIENT_CPU"
+    eval "RATE_${name//-/_}=$rate"
+}
+
+echo "churn: ${DURATION} s per server, $CONNS concurrent client connections, 1 client thread,"
+echo "       sources 127.0.4.1-32, client closes with RST (SO_LINGER 0: no TIME_WAIT),"
+echo "       $(nproc) cores shared by client and server, open-files limit $FD_LIMIT"
+run_sinkd sinkd-no-enrich --no-enrich
+run_sinkd sinkd-enrich
+
+port=$(free_port)
+start_nginx nginx "load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes $WORKERS;
+worker_rlimit_nofile 20000;
+events { worker_connections 20000; }
+stream { server { listen 127.0.0.1:$port reuseport; return \"0123456789abcdef\"; } }"
+run_client nginx "$port" nginx_cpu_s --expect 16
+stop_nginx
+RATE_nginx=$(json '["per_second"]' <"$B_DIR/nginx.json")
+printf '%-22s %8s conn/s  completed %8s  p50 %s us p99 %s us  resets %s  cpu: server %ss client %ss\n' \
+    nginx-stream-return "$RATE_nginx" "$(json '["completed"]' <"$B_DIR/nginx.json")" \
+    "$(json '["latency_us"]["p50"]' <"$B_DIR/nginx.json")" \
+    "$(json '["latency_us"]["p99"]' <"$B_DIR/nginx.json")" \
+    "$(json '["resets"]' <"$B_DIR/nginx.json")" "$SERVER_CPU" "$CLIENT_CPU"
+awk -v a="$RATE_sinkd_no_enrich" -v b="$RATE_sinkd_enrich" -v n="$RATE_nginx" 'BEGIN {
+    printf "ratio sinkd/nginx: %.2fx without enrichment, %.2fx with enrichment (goal >= 1.0x)\n", a / n, b / n }'
