@@ -96,7 +96,7 @@ struct note_record {
     char node[32];
     uint8_t sha256[32]; /* policy file hash, table data hash, ... (zero when not applicable) */
     uint32_t id;        /* table-loaded: the enrich_id contacts refer to */
-    char detail[512];   /* human-readable: file name, versions, listen addresses, ... */
+    char detail[1024];  /* human-readable: file name, versions, listen addresses, ... */
 };
 
 enum record_kind {

@@ -22,7 +22,15 @@ struct pipeline {
     _Atomic int stop;
     FILE *logfile;
     struct pipeline_stats stats;
+    struct hist durable_us; /* under mu */
 };
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t now_ms(void)
 {
@@ -61,6 +69,8 @@ struct pipe_slot *pipe_reserve(struct pipe_ring *ring)
 
 void pipe_publish(struct pipeline *p, struct pipe_ring *ring)
 {
+    uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
+    ring->slots[head & ring->mask].published_ns = mono_ns();
     atomic_fetch_add_explicit(&ring->head, 1, memory_order_release);
     if (atomic_load_explicit(&p->idle, memory_order_acquire)) {
         pthread_mutex_lock(&p->mu);
@@ -163,6 +173,7 @@ static void *writer_main(void *arg)
 {
     struct pipeline *p = arg;
     uint64_t *batch_end = calloc(p->nrings + 1, sizeof(uint64_t));
+    uint64_t *batch_start = calloc(p->nrings + 1, sizeof(uint64_t));
     char err[512];
     for (;;) {
         uint64_t staged = stage_published(p, batch_end);
@@ -174,16 +185,26 @@ static void *writer_main(void *arg)
                 atomic_store(&p->stats.max_batch, staged);
             }
             atomic_store(&p->stats.log_size, evlog_size(p->log));
+            /* Latency is read before `durable` moves: after that the worker may reuse slots. */
+            pthread_mutex_lock(&p->mu);
+            uint64_t now = mono_ns();
             for (unsigned i = 0; i <= p->nrings; i++) {
                 struct pipe_ring *ring = &p->rings[i];
-                if (atomic_load_explicit(&ring->durable, memory_order_relaxed) != batch_end[i]) {
+                batch_start[i] = atomic_load_explicit(&ring->durable, memory_order_relaxed);
+                for (uint64_t s = batch_start[i]; s < batch_end[i]; s++) {
+                    uint64_t t = ring->slots[s & ring->mask].published_ns;
+                    hist_add(&p->durable_us, now > t ? (now - t) / 1000 : 0);
+                }
+            }
+            for (unsigned i = 0; i <= p->nrings; i++) {
+                struct pipe_ring *ring = &p->rings[i];
+                if (batch_start[i] != batch_end[i]) {
                     atomic_store_explicit(&ring->durable, batch_end[i], memory_order_release);
                     if (ring->wake != NULL) {
                         uv_async_send(ring->wake);
                     }
                 }
             }
-            pthread_mutex_lock(&p->mu);
             pthread_cond_broadcast(&p->durable_cv);
             pthread_mutex_unlock(&p->mu);
         }
@@ -214,6 +235,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&p->mu);
     }
     free(batch_end);
+    free(batch_start);
     return NULL;
 }
 
@@ -259,6 +281,13 @@ int pipeline_start(struct pipeline **out, struct evlog *log, unsigned nrings, ui
     return 0;
 }
 
+void pipeline_durable_latency(struct pipeline *p, struct hist *out)
+{
+    pthread_mutex_lock(&p->mu);
+    *out = p->durable_us;
+    pthread_mutex_unlock(&p->mu);
+}
+
 int pipeline_append_sync(struct pipeline *p, const uint8_t *record, size_t len, char *err,
                          size_t errlen)
 {
@@ -281,6 +310,7 @@ int pipeline_append_sync(struct pipeline *p, const uint8_t *record, size_t len, 
     slot->record_len = (uint16_t)len;
     slot->reply_len = 0;
     slot->owner = NULL;
+    slot->published_ns = mono_ns();
     uint64_t target = atomic_load(&ring->head) + 1;
     atomic_store_explicit(&ring->head, target, memory_order_release);
     pthread_cond_signal(&p->work_cv);

@@ -11,8 +11,10 @@
 
 #include <uv.h>
 
-#define PIPE_RECORD_MAX 896 /* every record a worker submits fits (contacts are ~700 at most) */
-#define PIPE_REPLY_MAX 96   /* largest reply a worker sends on durability */
+#include "util/hist.h"
+
+#define PIPE_RECORD_MAX 1152 /* every record fits: contacts ~700 at most, notes ~1060 */
+#define PIPE_REPLY_MAX 96    /* largest reply a worker sends on durability */
 
 /* What to do when a slot's record is durable. The worker interprets it. */
 struct pipe_slot {
@@ -20,6 +22,7 @@ struct pipe_slot {
     uint16_t record_len;
     uint16_t reply_len;
     uint8_t kind; /* worker-defined */
+    uint64_t published_ns; /* CLOCK_MONOTONIC when the worker published it */
     uint8_t record[PIPE_RECORD_MAX];
     uint8_t reply[PIPE_REPLY_MAX];
 };
@@ -73,6 +76,9 @@ int pipeline_append_sync(struct pipeline *p, const uint8_t *record, size_t len, 
                          size_t errlen);
 
 const struct pipeline_stats *pipeline_stats(const struct pipeline *p);
+
+/* Publish-to-durable latency of every record so far, in microseconds (a copy). */
+void pipeline_durable_latency(struct pipeline *p, struct hist *out);
 
 /* Stops the writer after everything submitted is durable; the rings stay readable so the
  * caller can settle completions, then pipeline_free(). The log stays open (caller closes). */

@@ -1243,7 +1243,7 @@ void server_config_default(struct server_config *cfg)
     cfg->limits.idle_timeout_ms = 180000;
     cfg->limits.max_message = 65536 + 8192;
     cfg->limits.max_inflight = 8;
-    cfg->limits.ring_slots = 16384;
+    cfg->limits.ring_slots = 8192;
     cfg->limits.drain_timeout_ms = 5000;
     cfg->limits.bad_peer_log_per_s = 200;
     plugx_config_default(&cfg->plugx);
@@ -1455,13 +1455,23 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
         t.bad_peers += s->bad_peers;
         t.timeouts += s->timeouts;
         t.replies += s->replies;
+        for (int k = 0; k < 8; k++) {
+            t.decisions[k] += s->decisions[k];
+        }
+        t.commands_sent += s->commands_sent;
+        t.commands_failed += s->commands_failed;
     }
     const struct pipeline_stats *ps = pipeline_stats(srv->pipe);
+    struct hist lat;
+    pipeline_durable_latency(srv->pipe, &lat);
     snprintf(out, len,
              "{\"connections\":%llu,\"rejected\":%llu,\"contacts\":%llu,\"hello\":%llu,"
              "\"machine_info\":%llu,\"heartbeat\":%llu,\"other\":%llu,\"replies\":%llu,"
              "\"bad_peers\":%llu,\"timeouts\":%llu,\"batches\":%llu,\"max_batch\":%llu,"
-             "\"commit_errors\":%llu}",
+             "\"commit_errors\":%llu,\"durable_us\":{\"p50\":%llu,\"p99\":%llu,\"max\":%llu},"
+             "\"decisions\":{\"send\":%llu,\"dry_run\":%llu,\"not_authorised\":%llu,"
+             "\"excluded\":%llu,\"outside_window\":%llu,\"rate_limited\":%llu,"
+             "\"already_sent\":%llu},\"commands_sent\":%llu,\"commands_failed\":%llu}",
              (unsigned long long)t.accepted, (unsigned long long)t.rejected,
              (unsigned long long)t.contacts, (unsigned long long)t.by_type[CONTACT_MSG_HELLO],
              (unsigned long long)t.by_type[CONTACT_MSG_MACHINE_INFO],
@@ -1470,7 +1480,23 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
              (unsigned long long)t.bad_peers, (unsigned long long)t.timeouts,
              (unsigned long long)atomic_load(&ps->batches),
              (unsigned long long)atomic_load(&ps->max_batch),
-             (unsigned long long)atomic_load(&ps->commit_errors));
+             (unsigned long long)atomic_load(&ps->commit_errors),
+             (unsigned long long)hist_percentile(&lat, 0.50),
+             (unsigned long long)hist_percentile(&lat, 0.99), (unsigned long long)lat.max,
+             (unsigned long long)t.decisions[VERDICT_SEND],
+             (unsigned long long)t.decisions[VERDICT_DRY_RUN],
+             (unsigned long long)t.decisions[VERDICT_NOT_AUTHORISED],
+             (unsigned long long)t.decisions[VERDICT_EXCLUDED],
+             (unsigned long long)t.decisions[VERDICT_OUTSIDE_WINDOW],
+             (unsigned long long)t.decisions[VERDICT_RATE_LIMITED],
+             (unsigned long long)t.decisions[VERDICT_ALREADY_SENT],
+             (unsigned long long)t.commands_sent, (unsigned long long)t.commands_failed);
+    fprintf(srv->cfg->log,
+            "sinkd: contact-to-durable latency p50 %llu us, p99 %llu us, max %llu us over %llu "
+            "records\n",
+            (unsigned long long)hist_percentile(&lat, 0.50),
+            (unsigned long long)hist_percentile(&lat, 0.99), (unsigned long long)lat.max,
+            (unsigned long long)lat.count);
 }
 
 /* The registry is a derived view: its follower thread tails the durable log on its own, so no
@@ -1554,7 +1580,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     unsigned started = 0;
     bool main_loop_ready = false;
     bool enrich_ready = false;
-    char detail[512];
+    char detail[1024];
 
     srv->ipcount = ipcount_new();
     srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));

@@ -24,7 +24,7 @@ struct net_limits {
     uint32_t idle_timeout_ms;    /* no complete message for this long; default 180000 */
     uint32_t max_message;        /* bytes of one message incl. headers; default 65536 + 8192 */
     uint32_t max_inflight;       /* records per connection awaiting durability; default 8 */
-    uint32_t ring_slots;         /* per-worker queue to the evidence writer; default 16384 */
+    uint32_t ring_slots;         /* per-worker queue to the evidence writer; default 8192 */
     uint32_t drain_timeout_ms;   /* on SIGTERM, wait this long for in-flight work; default 5000 */
     uint32_t bad_peer_log_per_s; /* log lines about bad peers per worker per second; default 200 */
 };

@@ -8,15 +8,15 @@
 
 void swarm_summary_print(const struct swarm_summary *s, FILE *out)
 {
-    const struct swarm_hist *h = &s->latency_us;
+    const struct hist *h = &s->latency_us;
     fprintf(out, "swarm: %.1f s, %u bots: %u run, %u answered\n", s->duration_s, s->bots,
             s->bots_run, s->bots_answered);
     fprintf(out, "  contacts sent %llu, replies received %llu\n",
             (unsigned long long)s->contacts_sent, (unsigned long long)s->replies_received);
     fprintf(out, "  reply latency us: p50 %llu  p90 %llu  p99 %llu  max %llu\n",
-            (unsigned long long)swarm_hist_percentile(h, 0.50),
-            (unsigned long long)swarm_hist_percentile(h, 0.90),
-            (unsigned long long)swarm_hist_percentile(h, 0.99), (unsigned long long)h->max);
+            (unsigned long long)hist_percentile(h, 0.50),
+            (unsigned long long)hist_percentile(h, 0.90),
+            (unsigned long long)hist_percentile(h, 0.99), (unsigned long long)h->max);
     fprintf(out, "  errors: connect %llu, reset %llu, timeout %llu, protocol %llu\n",
             (unsigned long long)s->err_connect, (unsigned long long)s->err_reset,
             (unsigned long long)s->err_timeout, (unsigned long long)s->err_protocol);
@@ -52,7 +52,7 @@ void swarm_summary_print(const struct swarm_summary *s, FILE *out)
 
 static json_t *to_json(const struct swarm_summary *s)
 {
-    const struct swarm_hist *h = &s->latency_us;
+    const struct hist *h = &s->latency_us;
     json_t *pc = json_object();
     for (size_t i = 0; pc != NULL && i < s->countries; i++) {
         if (s->per_country[i].bots > 0) {
@@ -65,9 +65,9 @@ static json_t *to_json(const struct swarm_summary *s)
         "bots", (json_int_t)s->bots, "bots_run", (json_int_t)s->bots_run, "bots_answered",
         (json_int_t)s->bots_answered, "contacts_sent", (json_int_t)s->contacts_sent,
         "replies_received", (json_int_t)s->replies_received, "latency_us", "p50",
-        (json_int_t)swarm_hist_percentile(h, 0.50), "p90",
-        (json_int_t)swarm_hist_percentile(h, 0.90), "p99",
-        (json_int_t)swarm_hist_percentile(h, 0.99), "max", (json_int_t)h->max, "errors", "connect",
+        (json_int_t)hist_percentile(h, 0.50), "p90",
+        (json_int_t)hist_percentile(h, 0.90), "p99",
+        (json_int_t)hist_percentile(h, 0.99), "max", (json_int_t)h->max, "errors", "connect",
         (json_int_t)s->err_connect, "reset", (json_int_t)s->err_reset, "timeout",
         (json_int_t)s->err_timeout, "protocol", (json_int_t)s->err_protocol, "uninstalled",
         (json_int_t)s->uninstalled, "uninstall_ignored", (json_int_t)s->uninstall_ignored,

@@ -12,6 +12,7 @@
 #include "event/event.h"
 #include "proto/plugx/plugx.h"
 #include "util/addr.h"
+#include "util/hist.h"
 
 #define SWARM_MAX_BOTS 10000000u      /* identities are computed, so only the flags scale */
 #define SWARM_MAX_CONCURRENCY 100000u /* simultaneous connections (bounded by open files too) */
@@ -72,21 +73,6 @@ uint64_t swarm_ranges_size(const struct swarm_ranges *r, const char *cc);
  * Returns 0 and *ip (host order), or -1 if cc has no ranges. */
 int swarm_ranges_pick(const struct swarm_ranges *r, const char *cc, uint64_t r64, uint32_t *ip);
 
-/* ---- latency histogram: fixed log buckets, 16 per power of two (<= 6.25% error) ---- */
-#define SWARM_HIST_SUB 16
-#define SWARM_HIST_BUCKETS (SWARM_HIST_SUB + 40 * SWARM_HIST_SUB)
-
-struct swarm_hist {
-    uint64_t buckets[SWARM_HIST_BUCKETS];
-    uint64_t count;
-    uint64_t max;
-};
-
-void swarm_hist_add(struct swarm_hist *h, uint64_t value);
-/* Smallest bucket upper bound with at least p (0..1] of the values at or below it, capped at the
- * exact maximum; 0 when empty. */
-uint64_t swarm_hist_percentile(const struct swarm_hist *h, double p);
-
 /* ---- bots ---- */
 enum swarm_cipher_choice {
     SWARM_CIPHER_MIX = -1, /* per bot, uniform over A, B, C, RC4 */
@@ -135,7 +121,7 @@ struct swarm_summary {
     uint32_t uninstalled, uninstall_ignored;
     uint32_t connected_bots; /* bots that completed at least one TCP connect */
     double duration_s;
-    struct swarm_hist latency_us;
+    struct hist latency_us;
     struct swarm_country_count *per_country; /* bots run, per country, `countries` entries */
     size_t countries;
 };

@@ -215,11 +215,11 @@ static void test_bot_identity(void **state)
 static void test_hist(void **state)
 {
     (void)state;
-    struct swarm_hist *h = calloc(1, sizeof(*h));
+    struct hist *h = calloc(1, sizeof(*h));
     assert_non_null(h);
-    assert_int_equal(swarm_hist_percentile(h, 0.5), 0);
+    assert_int_equal(hist_percentile(h, 0.5), 0);
     for (uint64_t v = 1; v <= 1000; v++) {
-        swarm_hist_add(h, v * 100); /* 100 us .. 100 ms, uniform */
+        hist_add(h, v * 100); /* 100 us .. 100 ms, uniform */
     }
     assert_int_equal(h->count, 1000);
     assert_int_equal(h->max, 100000);
@@ -228,19 +228,19 @@ static void test_hist(void **state)
         uint64_t exact;
     } want[] = {{0.5, 50000}, {0.9, 90000}, {0.99, 99000}, {0.001, 100}};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        uint64_t got = swarm_hist_percentile(h, want[i].p);
+        uint64_t got = hist_percentile(h, want[i].p);
         /* an upper bucket bound: never below the exact value, at most 1/16 above */
         assert_true(got >= want[i].exact);
         assert_true(got <= want[i].exact + want[i].exact / 16);
     }
-    assert_int_equal(swarm_hist_percentile(h, 1.0), 100000);
+    assert_int_equal(hist_percentile(h, 1.0), 100000);
     /* small values are exact; huge ones land in the last bucket without overflow */
     memset(h, 0, sizeof(*h));
-    swarm_hist_add(h, 3);
-    swarm_hist_add(h, 7);
-    assert_int_equal(swarm_hist_percentile(h, 0.5), 3);
-    swarm_hist_add(h, UINT64_MAX);
-    assert_int_equal(swarm_hist_percentile(h, 1.0), UINT64_MAX);
+    hist_add(h, 3);
+    hist_add(h, 7);
+    assert_int_equal(hist_percentile(h, 0.5), 3);
+    hist_add(h, UINT64_MAX);
+    assert_int_equal(hist_percentile(h, 1.0), UINT64_MAX);
     assert_int_equal(h->max, UINT64_MAX);
     free(h);
 }

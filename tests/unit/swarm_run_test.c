@@ -230,7 +230,7 @@ static void test_run_counts(void **state)
     assert_int_equal(s.proxy_headers, s.hellos);
     assert_int_equal(s.proxy_public, s.proxy_headers); /* public source, our port as dest */
     assert_int_equal(sum.latency_us.count, sum.replies_received);
-    assert_true(swarm_hist_percentile(&sum.latency_us, 0.5) > 0);
+    assert_true(hist_percentile(&sum.latency_us, 0.5) > 0);
     uint32_t per_country = 0;
     for (size_t i = 0; i < sum.countries; i++) {
         per_country += sum.per_country[i].bots;
