@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# idle.sh -- user-space memory per idle bot connection: sinkd holding N connections that have
+# done hello + machine-info and heartbeat every 60 s, against nginx holding N idle HTTP
+# keep-alive connections, in one run. Bounded by the 20,000 open-files hard limit per process.
+# Usage: bench/idle.sh [CONNECTIONS] [SETTLE_SECONDS]   (defaults 18000, 10)
+source "$(dirname "$0")/lib.sh"
+COUNT=${1:-18000}
+SETTLE=${2:-10}
+WORKERS=${WORKERS:-2}
+client="$TOOLS/idle_client"
+[ "$COUNT" -le $((FD_LIMIT - 500)) ] || die "$COUNT connections do not fit the open-files limit $FD_LIMIT"
+
+# hold NAME PORT PID_RSS_FN DIRTY_FN [client options]: runs the client, waits until every
+# connection is set up, lets it settle, reads memory, then ends the client.
+hold() {
+    local name=$1 port=$2 rssfn=$3 dirtyfn=$4
+    shift 4
+    sleep 1
+    local rss0 dirty0 rss1 dirty1 est
+    rss0=$($rssfn)
+    dirty0=$($dirtyfn)
+    rm -f "$B_DIR/$name.ready"
+    "$client" --target "127.0.0.1:$port" --count "$COUNT" --duration $((SETTLE + 120)) \
+        --source-net 127.0.5.0/24 --sources 250 --heartbeat-s 60 \
+        --ready-file "$B_DIR/$name.ready" "$@" >"$B_DIR/$name.client" &
+    local cpid=$!
+    B_PIDS+=("$cpid")
+    for _ in $(seq 1 1200); do
+        [ -s "$B_DIR/$name.ready" ] && break
+        sleep 0.1
+    done
+    [ -s "$B_DIR/$name.ready" ] || die "$name: client did not finish setting up"
+    sleep "$SETTLE"
+    rss1=$($rssfn)
+    dirty1=$($dirtyfn)
+    est=$(ss -Htn state established "dport = :$port" | wc -l)
+    kill -TERM "$cpid"
+    wait "$cpid" || true
+    local per per_dirty
+    per=$(awk -v a="$rss0" -v b="$rss1" -v n="$est" 'BEGIN{printf "%.0f", (b - a) * 1024 / n}')
+    per_dirty=$(awk -v a="$dirty0" -v b="$dirty1" -v n="$est" 'BEGIN{printf "%.0f", (b - a) * 1024 / n}')
+    printf '%-6s %5s connections held (ss), RSS %6s -> %6s kB, Private_Dirty %6s -> %6s kB: %5s B/conn (RSS), %5s B/conn (dirty)\n' \
+        "$name" "$est" "$rss0" "$rss1" "$dirty0" "$dirty1" "$per" "$per_dirty"
+    printf '       client: %s\n' "$(tail -1 "$B_DIR/$name.client")"
+    eval "PER_$name=$per"
+}
+
+echo "idle: $COUNT connections from 250 sources in 127.0.5.0/24, settle ${SETTLE} s, open-files limit $FD_LIMIT"
+echo "      (one client process and one server process each hold $COUNT descriptors)"
+
+sinkd_rss() { rss_kb "$SINKD_PID"; }
+sinkd_dirty() { private_dirty_kb "$SINKD_PID"; }
+# Cold: a fresh server. Its writer rings (16,384 slots per worker, calloc'd, paged in as records
+# pass through) grow with the first ~33k records, whoever sends them: a fixed cost that lands
+# in the cold per-connection figure.
+port=$(free_port)
+start_sinkd sinkd "$port" --workers "$WORKERS" --max-connections $((COUNT + 1000)) \
+    --max-per-ip 200 --idle-timeout 600000
+hold sinkd "$port" sinkd_rss sinkd_dirty
+stop_sinkd
+echo "       sinkd contacts logged: $(contacts_total sinkd) (2 per connection + heartbeats)"
+# Warm: the same, after 60,000 short poll exchanges (50 at a time, so few connections' worth of
+# memory is left behind) have cycled the rings once: what each further connection costs.
+port=$(free_port)
+start_sinkd sinkdw "$port" --workers "$WORKERS" --max-connections $((COUNT + 1000)) \
+    --max-per-ip 200 --idle-timeout 600000
+"$TOOLS/churn_client" --target "127.0.0.1:$port" --duration 30 --conns 50 --max-conns 60000 \
+    --source-net 127.0.4.0/24 --sources 32 >"$B_DIR/warmup.json"
+echo "       warm-up: $(cat "$B_DIR/warmup.json")"
+hold sinkdw "$port" sinkd_rss sinkd_dirty
+stop_sinkd
+
+port=$(free_port)
+start_nginx nginx "worker_processes $WORKERS;
+worker_rlimit_nofile 20000;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:$port reuseport;
+        keepalive_timeout 600s;
+        keepalive_requests 1000000;
+        location / { return 204; }
+    }
+}"
+hold nginx "$port" nginx_workers_rss_kb nginx_workers_dirty_kb --http
+stop_nginx
+awk -v s="$PER_sinkd" -v w="$PER_sinkdw" -v n="$PER_nginx" 'BEGIN {
+    printf "ratio sinkd/nginx bytes per idle connection: cold %.2fx, warm %.2fx (goal <= 1.0x)\n", s / n, w / n }'
