@@ -28,6 +28,8 @@ static const char serve_usage[] =
     "  --origin NAME            evidence log origin / key name (default: sinkd.local/NODE)\n"
     "  --max-connections N      open connections per process (default 16000)\n"
     "  --max-per-ip N           connections per source address after PROXY (default 64)\n"
+    "  --conn-rate-per-ip N     new connections per second per address (default 20, 0: off)\n"
+    "  --conn-burst-per-ip N    ... of which this many back to back (default 40)\n"
     "  --header-timeout MS      time for the PROXY header and each message (default 10000)\n"
     "  --idle-timeout MS        idle time between messages (default 180000)\n"
     "  --max-message BYTES      largest message incl. HTTP headers (default 73728)\n"
@@ -130,6 +132,8 @@ int cmd_serve(int argc, char **argv)
         OPT_MAXCONN,
         OPT_MAXPERIP,
         OPT_HEADER_TIMEOUT,
+        OPT_CONN_RATE,
+        OPT_CONN_BURST,
         OPT_IDLE_TIMEOUT,
         OPT_MAX_MESSAGE,
         OPT_MAX_INFLIGHT,
@@ -161,6 +165,8 @@ int cmd_serve(int argc, char **argv)
         {"max-connections", required_argument, NULL, OPT_MAXCONN},
         {"max-per-ip", required_argument, NULL, OPT_MAXPERIP},
         {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+        {"conn-rate-per-ip", required_argument, NULL, OPT_CONN_RATE},
+        {"conn-burst-per-ip", required_argument, NULL, OPT_CONN_BURST},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
         {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
@@ -252,6 +258,18 @@ int cmd_serve(int argc, char **argv)
                 return 2;
             }
             cfg.limits.max_per_ip = (uint32_t)v;
+            break;
+        case OPT_CONN_RATE:
+            if (!cli_parse_u64("serve", "conn-rate-per-ip", optarg, 0, 1000000, &v)) {
+                return 2;
+            }
+            cfg.limits.conn_rate_per_ip = (uint32_t)v;
+            break;
+        case OPT_CONN_BURST:
+            if (!cli_parse_u64("serve", "conn-burst-per-ip", optarg, 1, 1000000, &v)) {
+                return 2;
+            }
+            cfg.limits.conn_burst_per_ip = (uint32_t)v;
             break;
         case OPT_HEADER_TIMEOUT:
             if (!cli_parse_u64("serve", "header-timeout", optarg, 100, 3600000, &v)) {

@@ -127,6 +127,7 @@ struct worker {
     struct conn_list idle_list;   /* between messages */
     struct conn *blocked;         /* stopped reading: writer ring or inflight limit full */
     uint32_t nconns;
+    unsigned sweep_ticks;
     uint8_t stopping;
     uint64_t stop_deadline_ms;
     uint64_t log_window_ms;
@@ -145,6 +146,7 @@ struct server {
     struct evlog *log;
     struct pipeline *pipe;
     struct ipcount *ipcount;
+    struct ipcount_limits iplimits;
     struct enrich_handle enrich;
     struct registry *registry;     /* derived view, fed by its own follower thread */
     struct policy_handle *policy;  /* NULL: no policy loaded, no decisions */
@@ -242,6 +244,29 @@ __attribute__((format(printf, 2, 3))) static void bad_peer(struct conn *c, const
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
     fprintf(w->srv->cfg->log, "sinkd: bad peer %s%s: %s\n", who, via, what);
+}
+
+/* Per-address admission (cap and rate); logs and counts a refusal. */
+static bool admit_address(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct server *srv = w->srv;
+    enum ipcount_verdict v =
+        ipcount_acquire(srv->ipcount, &c->src, &srv->iplimits, uv_now(&w->loop));
+    if (v == IPCOUNT_OK) {
+        c->ip_counted = 1;
+        return true;
+    }
+    w->stats.rejected++;
+    if (v == IPCOUNT_TOO_MANY) {
+        bad_peer(c, "more than %u connections from this address", srv->iplimits.max_open);
+    } else if (v == IPCOUNT_TOO_FAST) {
+        bad_peer(c, "more than %u new connections per second from this address",
+                 srv->iplimits.rate);
+    } else {
+        bad_peer(c, "too many distinct addresses to track (%u)", srv->cfg->limits.max_tracked_ips);
+    }
+    return false;
 }
 
 /* ---- connection teardown ------------------------------------------------------------------ */
@@ -691,14 +716,10 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
                 c->src = hdr.src;
                 c->dst = hdr.dst;
             }
-            if (!ipcount_acquire(srv->ipcount, &c->src, srv->cfg->limits.max_per_ip)) {
-                w->stats.rejected++;
-                bad_peer(c, "more than %u connections from this address",
-                         srv->cfg->limits.max_per_ip);
+            if (!admit_address(c)) {
                 conn_close(c);
                 return -1;
             }
-            c->ip_counted = 1;
             c->phase = PHASE_DETECT;
             pos += (size_t)r;
             break;
@@ -1047,13 +1068,10 @@ static void on_connection(uv_stream_t *listener, int status)
     if (c->trusted) {
         c->phase = PHASE_PROXY;
     } else {
-        if (!ipcount_acquire(srv->ipcount, &c->src, cfg->limits.max_per_ip)) {
-            w->stats.rejected++;
-            bad_peer(c, "more than %u connections from this address", cfg->limits.max_per_ip);
+        if (!admit_address(c)) {
             conn_close(c);
             return;
         }
-        c->ip_counted = 1;
         c->phase = PHASE_DETECT;
     }
     srv->family->conn_init(srv->family_cfg, &c->proto, w->seed++ * 0x9E3779B97F4A7C15ull);
@@ -1098,6 +1116,7 @@ static void on_sweep(uv_timer_t *t)
     struct worker *w = t->data;
     uint64_t now = uv_now(&w->loop);
     flush_suppressed(w, now);
+    ipcount_sweep(w->srv->ipcount, &w->srv->iplimits, now, w->sweep_ticks++);
     expire(w, &w->header_list, now, "header timeout: no complete message in time");
     expire(w, &w->idle_list, now, NULL);
     if (!w->stopping) {
@@ -1239,6 +1258,9 @@ void server_config_default(struct server_config *cfg)
     cfg->workers = cores > 0 ? (unsigned)cores : 1;
     cfg->limits.max_connections = 16000;
     cfg->limits.max_per_ip = 64;
+    cfg->limits.conn_rate_per_ip = 20;
+    cfg->limits.conn_burst_per_ip = 40;
+    cfg->limits.max_tracked_ips = 1000000;
     cfg->limits.header_timeout_ms = 10000;
     cfg->limits.idle_timeout_ms = 180000;
     cfg->limits.max_message = 65536 + 8192;
@@ -1582,7 +1604,10 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     bool enrich_ready = false;
     char detail[1024];
 
-    srv->ipcount = ipcount_new();
+    srv->ipcount = ipcount_new(cfg->limits.max_tracked_ips);
+    srv->iplimits.max_open = cfg->limits.max_per_ip;
+    srv->iplimits.rate = cfg->limits.conn_rate_per_ip;
+    srv->iplimits.burst = cfg->limits.conn_burst_per_ip;
     srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
     if (srv->ipcount == NULL || srv->workers == NULL) {
         err_set(err, errlen, "out of memory");

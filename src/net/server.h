@@ -20,6 +20,9 @@
 struct net_limits {
     uint32_t max_connections;    /* open bot connections per process; default 16000 */
     uint32_t max_per_ip;         /* per source address (after PROXY); default 64 */
+    uint32_t conn_rate_per_ip;   /* new connections per second per address; default 20 */
+    uint32_t conn_burst_per_ip;  /* ... back to back; default 40 */
+    uint32_t max_tracked_ips;    /* addresses remembered for the two above; default 1000000 */
     uint32_t header_timeout_ms;  /* PROXY header + first full message; default 10000 */
     uint32_t idle_timeout_ms;    /* no complete message for this long; default 180000 */
     uint32_t max_message;        /* bytes of one message incl. headers; default 65536 + 8192 */
