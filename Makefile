@@ -49,7 +49,7 @@ format:
 lint: release
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --suppress=missingIncludeSystem --inline-suppr -I src $$(git ls-files 'src/*.c')
-	@clang-tidy -p build/release --quiet $$(git ls-files 'src/*.c') 2>/dev/null
+	@clang-tidy -p build/release --quiet --warnings-as-errors='*' $$(git ls-files 'src/*.c') 2>/dev/null
 
 clean:
 	rm -rf build

@@ -131,11 +131,10 @@ enum ipcount_verdict ipcount_acquire(struct ipcount *t, const struct net_addr *i
         }
     }
     if (found == NULL) {
-        if (atomic_load(&t->tracked) >= t->max_tracked) {
-            /* Too many distinct addresses to remember: fail closed for new ones rather than
-             * grow without bound (the global connection cap still applies to everyone). */
-            v = IPCOUNT_NOMEM;
-        } else if ((found = calloc(1, sizeof(*found))) == NULL) {
+        /* Too many distinct addresses to remember: fail closed for new ones rather than grow
+         * without bound (the global connection cap still applies to everyone). */
+        if (atomic_load(&t->tracked) >= t->max_tracked ||
+            (found = calloc(1, sizeof(*found))) == NULL) {
             v = IPCOUNT_NOMEM;
         } else {
             found->family = key.family;

@@ -554,7 +554,7 @@ static void decide(struct conn *c, const struct contact *ct)
     policy_live_release(live);
 
     struct pipe_slot *slot = pipe_reserve(w->ring); /* conn_can_submit() kept room for it */
-    int rlen = event_encode(&rec, slot->record, PIPE_RECORD_MAX);
+    int rlen = slot != NULL ? event_encode(&rec, slot->record, PIPE_RECORD_MAX) : -1;
     if (slot == NULL || rlen < 0) {
         bad_peer(c, "internal: cannot queue the decision record; nothing will be sent");
         return;
@@ -862,7 +862,7 @@ static void conn_process(struct conn *c, const uint8_t *data, size_t len)
     } else if (view == c->buf) {
         memmove(c->buf, c->buf + used, rest);
         c->len = (uint32_t)rest;
-    } else {
+    } else if (data != NULL) { /* view == data: keep the unconsumed tail of this read */
         c->buf = malloc(rest);
         if (c->buf == NULL) {
             conn_close(c);

@@ -9,7 +9,7 @@ int err_set(char *err, size_t errlen, const char *fmt, ...)
     if (err != NULL && errlen > 0) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
+        vsnprintf(err, errlen, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
         va_end(ap);
     }
     return -1;
