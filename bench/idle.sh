@@ -55,7 +55,7 @@ sinkd_dirty() { private_dirty_kb "$SINKD_PID"; }
 # in the cold per-connection figure.
 port=$(free_port)
 start_sinkd sinkd "$port" --workers "$WORKERS" --max-connections $((COUNT + 1000)) \
-    --max-per-ip 200 --idle-timeout 600000
+    --max-per-ip 200 --conn-rate-per-ip 0 --idle-timeout 600000
 hold sinkd "$port" sinkd_rss sinkd_dirty
 stop_sinkd
 echo "       sinkd contacts logged: $(contacts_total sinkd) (2 per connection + heartbeats)"
@@ -63,7 +63,7 @@ echo "       sinkd contacts logged: $(contacts_total sinkd) (2 per connection + 
 # memory is left behind) have cycled the rings once: what each further connection costs.
 port=$(free_port)
 start_sinkd sinkdw "$port" --workers "$WORKERS" --max-connections $((COUNT + 1000)) \
-    --max-per-ip 200 --idle-timeout 600000
+    --max-per-ip 200 --conn-rate-per-ip 0 --idle-timeout 600000
 "$TOOLS/churn_client" --target "127.0.0.1:$port" --duration 30 --conns 50 --max-conns 60000 \
     --source-net 127.0.4.0/24 --sources 32 >"$B_DIR/warmup.json"
 echo "       warm-up: $(cat "$B_DIR/warmup.json")"
