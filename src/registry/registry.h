@@ -20,7 +20,7 @@ enum registry_error {
 };
 
 /* Schema version this build migrates to (PRAGMA user_version; see docs/registry.md). */
-#define REGISTRY_SCHEMA_VERSION 2
+#define REGISTRY_SCHEMA_VERSION 3
 /* A batch is committed automatically when it reaches this many records even if the caller never
  * calls registry_flush(), so one transaction (and its WAL growth) stays bounded. */
 #define REGISTRY_AUTOFLUSH_RECORDS 100000

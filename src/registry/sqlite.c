@@ -7,11 +7,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define US_PER_DAY 86400000000ULL
+/* Bytes of the file SQLite may map (PRAGMA mmap_size); the file is read through the map. */
+#define REGISTRY_MMAP_BYTES "1073741824"
 
 /* Ordered migrations: migration[i] takes user_version i to i + 1. Never edit a released one;
  * append a new one and bump REGISTRY_SCHEMA_VERSION. */
@@ -48,20 +51,84 @@ static const char *const migrations[REGISTRY_SCHEMA_VERSION] = {
     "ALTER TABLE bot ADD COLUMN last_decision_us INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE bot ADD COLUMN seen_after_command INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE bot ADD COLUMN last_seen_after_command_us INTEGER NOT NULL DEFAULT 0;",
+    /* 2 -> 3: compact keys and cheap updates. Bots get an integer row id and a 16-byte blob key
+     * (was 32 hex characters); the per-day bot set refers to the row id; source IPs are 4- or
+     * 16-byte blobs. The cc/asn indexes lose last_seen_us, which every contact changes: they now
+     * move only when a bot changes country or AS. sinkd_unhex16() and sinkd_ipblob() are
+     * registered by registry_open(); rows whose key does not convert are dropped (v2 only ever
+     * wrote event_bot_key() hex and formatted addresses). */
+    "CREATE TABLE bot3(id INTEGER PRIMARY KEY, bot_key BLOB NOT NULL UNIQUE,"
+    " family TEXT NOT NULL, host TEXT NOT NULL, user TEXT NOT NULL, os TEXT NOT NULL,"
+    " local_ip TEXT NOT NULL, campaign TEXT NOT NULL, version TEXT NOT NULL,"
+    " first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL,"
+    " src_ip TEXT NOT NULL, src_port INTEGER NOT NULL, dst_ip TEXT NOT NULL,"
+    " dst_port INTEGER NOT NULL, transport INTEGER NOT NULL, node TEXT NOT NULL,"
+    " cc TEXT NOT NULL, asn INTEGER NOT NULL, tags TEXT NOT NULL, contacts INTEGER NOT NULL,"
+    " commanded_at_us INTEGER NOT NULL DEFAULT 0, authorisation TEXT NOT NULL DEFAULT '',"
+    " last_verdict INTEGER NOT NULL DEFAULT 0, last_decision_us INTEGER NOT NULL DEFAULT 0,"
+    " seen_after_command INTEGER NOT NULL DEFAULT 0,"
+    " last_seen_after_command_us INTEGER NOT NULL DEFAULT 0);"
+    "INSERT OR IGNORE INTO bot3(bot_key, family, host, user, os, local_ip, campaign, version,"
+    " first_seen_us, last_seen_us, src_ip, src_port, dst_ip, dst_port, transport, node, cc, asn,"
+    " tags, contacts, commanded_at_us, authorisation, last_verdict, last_decision_us,"
+    " seen_after_command, last_seen_after_command_us)"
+    " SELECT sinkd_unhex16(bot_key), family, host, user, os, local_ip, campaign, version,"
+    " first_seen_us, last_seen_us, src_ip, src_port, dst_ip, dst_port, transport, node, cc, asn,"
+    " tags, contacts, commanded_at_us, authorisation, last_verdict, last_decision_us,"
+    " seen_after_command, last_seen_after_command_us FROM bot"
+    " WHERE sinkd_unhex16(bot_key) IS NOT NULL ORDER BY first_seen_us, bot_key;"
+    "CREATE TABLE source_ip3(ip BLOB PRIMARY KEY NOT NULL, cc TEXT NOT NULL,"
+    " asn INTEGER NOT NULL, first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL,"
+    " contacts INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO source_ip3 SELECT sinkd_ipblob(ip), cc, asn, first_seen_us,"
+    " last_seen_us, contacts FROM source_ip WHERE sinkd_ipblob(ip) IS NOT NULL;"
+    "CREATE TABLE day_bot3(day INTEGER NOT NULL, bot INTEGER NOT NULL, PRIMARY KEY(day, bot))"
+    " WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO day_bot3 SELECT d.day, b.id FROM day_bot d JOIN bot3 b"
+    " ON b.bot_key = sinkd_unhex16(d.bot_key);"
+    "CREATE TABLE day_ip3(day INTEGER NOT NULL, ip BLOB NOT NULL, PRIMARY KEY(day, ip))"
+    " WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO day_ip3 SELECT day, sinkd_ipblob(ip) FROM day_ip"
+    " WHERE sinkd_ipblob(ip) IS NOT NULL;"
+    "DROP TABLE bot; DROP TABLE source_ip; DROP TABLE day_bot; DROP TABLE day_ip;"
+    "ALTER TABLE bot3 RENAME TO bot; ALTER TABLE source_ip3 RENAME TO source_ip;"
+    "ALTER TABLE day_bot3 RENAME TO day_bot; ALTER TABLE day_ip3 RENAME TO day_ip;"
+    "CREATE INDEX bot_cc ON bot(cc); CREATE INDEX bot_asn ON bot(asn);"
+    "CREATE INDEX source_ip_cc ON source_ip(cc); CREATE INDEX source_ip_asn ON source_ip(asn);",
 };
 
 /* Identity fields are part of the key (host/user/local_ip/campaign) or may be absent from a
  * heartbeat, so an empty value never overwrites a known one. Location fields follow the latest
- * contact by time, not by log order, so a late-arriving older record cannot move a bot back. */
-#define KEEP(col)                                                                                  \
-#col " = CASE WHEN excluded." #col " <> '' THEN excluded." #col " ELSE " #col " END"
-#define LATEST(col)                                                                                \
-#col " = CASE WHEN excluded.last_seen_us >= last_seen_us THEN excluded." #col " ELSE " #col    \
-         " END"
+ * contact by time (?9), not by log order, so a late-arriving older record cannot move a bot back.
+ * In an UPDATE every right-hand side reads the row's old values. */
+#define KEEP(col, n) #col " = CASE WHEN ?" #n " <> '' THEN ?" #n " ELSE " #col " END, "
+#define LATEST(col, n) #col " = CASE WHEN ?9 >= last_seen_us THEN ?" #n " ELSE " #col " END, "
+
+/* The columns a contact moves that no index covers. Updating only these leaves the bot_key, cc
+ * and asn indexes untouched, which is what makes the common update (a known bot calling again
+ * from the same country and AS) one row write instead of one row plus four index writes. */
+#define BOT_SET_HOT                                                                                \
+    "UPDATE bot SET contacts = contacts + 1, first_seen_us = min(first_seen_us, ?9),"              \
+    " last_seen_us = max(last_seen_us, ?9), " KEEP(family, 2) KEEP(host, 3) KEEP(user, 4) KEEP(    \
+        os, 5) KEEP(local_ip, 6) KEEP(campaign, 7) KEEP(version,                                   \
+                                                        8) LATEST(src_ip, 10) LATEST(src_port, 11) \
+        LATEST(dst_ip, 12) LATEST(dst_port, 13) LATEST(transport, 14) LATEST(node, 15) LATEST(     \
+            tags,                                                                                  \
+            18) " seen_after_command = seen_after_command + (commanded_at_us > 0 AND ?9 > "        \
+                "commanded_at_us),"                                                                \
+                " last_seen_after_command_us = CASE WHEN commanded_at_us > 0 AND ?9 > "            \
+                "commanded_at_us"                                                                  \
+                " THEN max(last_seen_after_command_us, ?9) ELSE last_seen_after_command_us END"
 
 enum stmt_id {
-    ST_BOT_UPSERT,
-    ST_IP_UPSERT,
+    ST_BOT_FIND,
+    ST_BOT_INSERT,
+    ST_BOT_UPDATE_HOT,
+    ST_BOT_UPDATE_MOVED,
+    ST_IP_FIND,
+    ST_IP_INSERT,
+    ST_IP_UPDATE_HOT,
+    ST_IP_UPDATE_MOVED,
     ST_DAY_BOT,
     ST_DAY_IP,
     ST_DAY_CC,
@@ -73,32 +140,33 @@ enum stmt_id {
     ST_COUNT
 };
 
+/* Bot statements share one parameter layout: ?1 key (16-byte blob), ?2..?8 family, host, user,
+ * os, local_ip, campaign, version, ?9 time, ?10 src_ip, ?11 src_port, ?12 dst_ip, ?13 dst_port,
+ * ?14 transport, ?15 node, ?16 cc, ?17 asn, ?18 tags, ?19 row id. */
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_BOT_UPSERT] =
+    [ST_BOT_FIND] = "SELECT id, last_seen_us, cc, asn FROM bot WHERE bot_key = ?1",
+    [ST_BOT_INSERT] =
         "INSERT INTO bot(bot_key, family, host, user, os, local_ip, campaign, version,"
         " first_seen_us, last_seen_us, src_ip, src_port, dst_ip, dst_port, transport, node, cc,"
         " asn, tags, contacts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13,"
-        " ?14, ?15, ?16, ?17, ?18, 1)"
-        " ON CONFLICT(bot_key) DO UPDATE SET contacts = contacts + 1,"
-        " first_seen_us = min(first_seen_us, excluded.first_seen_us),"
-        " last_seen_us = max(last_seen_us, excluded.last_seen_us), " KEEP(family) ", " KEEP(host) ", " KEEP(user) ", " KEEP(os) ", " KEEP(local_ip) ", " KEEP(campaign) ", " KEEP(version) ", " LATEST(
-            src_ip) ", " LATEST(src_port) ", " LATEST(dst_ip) ", " LATEST(dst_port) ", " LATEST(transport) ", " LATEST(node) ", " LATEST(cc) ", " LATEST(asn) ", " LATEST(tags) ","
-                                                                                                                                                                                " seen_after_command = seen_after_command +"
-                                                                                                                                                                                "  (commanded_at_us > 0 AND excluded.last_seen_us > commanded_at_us),"
-                                                                                                                                                                                " last_seen_after_command_us = CASE WHEN commanded_at_us > 0 AND"
-                                                                                                                                                                                "  excluded.last_seen_us > commanded_at_us THEN max(last_seen_after_command_us,"
-                                                                                                                                                                                "  excluded.last_seen_us) ELSE last_seen_after_command_us END",
-    [ST_IP_UPSERT] =
-        "INSERT INTO source_ip(ip, cc, asn, first_seen_us, last_seen_us, contacts)"
-        " VALUES(?1, ?2, ?3, ?4, ?4, 1) ON CONFLICT(ip) DO UPDATE SET"
-        " contacts = contacts + 1,"
-        " first_seen_us = min(first_seen_us, excluded.first_seen_us),"
-        " last_seen_us = max(last_seen_us, excluded.last_seen_us), " LATEST(cc) ", " LATEST(asn),
-    [ST_DAY_BOT] = "INSERT OR IGNORE INTO day_bot(day, bot_key) VALUES(?1, ?2)",
+        " ?14, ?15, ?16, ?17, ?18, 1)",
+    [ST_BOT_UPDATE_HOT] = BOT_SET_HOT " WHERE id = ?19",
+    /* Only used when this contact is the bot's latest and its country or AS changed. */
+    [ST_BOT_UPDATE_MOVED] = BOT_SET_HOT ", cc = ?16, asn = ?17 WHERE id = ?19",
+    [ST_IP_FIND] = "SELECT last_seen_us, cc, asn FROM source_ip WHERE ip = ?1",
+    [ST_IP_INSERT] = "INSERT INTO source_ip(ip, cc, asn, first_seen_us, last_seen_us, contacts)"
+                     " VALUES(?1, ?2, ?3, ?4, ?4, 1)",
+    [ST_IP_UPDATE_HOT] = "UPDATE source_ip SET contacts = contacts + 1,"
+                         " first_seen_us = min(first_seen_us, ?4),"
+                         " last_seen_us = max(last_seen_us, ?4) WHERE ip = ?1",
+    [ST_IP_UPDATE_MOVED] = "UPDATE source_ip SET contacts = contacts + 1,"
+                           " first_seen_us = min(first_seen_us, ?4),"
+                           " last_seen_us = max(last_seen_us, ?4), cc = ?2, asn = ?3 WHERE ip = ?1",
+    [ST_DAY_BOT] = "INSERT OR IGNORE INTO day_bot(day, bot) VALUES(?1, ?2)",
     [ST_DAY_IP] = "INSERT OR IGNORE INTO day_ip(day, ip) VALUES(?1, ?2)",
-    [ST_DAY_CC] = "INSERT INTO day_cc(day, cc, bots, ips, contacts) VALUES(?1, ?2, ?3, ?4, 1)"
+    [ST_DAY_CC] = "INSERT INTO day_cc(day, cc, bots, ips, contacts) VALUES(?1, ?2, ?3, ?4, ?5)"
                   " ON CONFLICT(day, cc) DO UPDATE SET bots = bots + excluded.bots,"
-                  " ips = ips + excluded.ips, contacts = contacts + 1",
+                  " ips = ips + excluded.ips, contacts = contacts + excluded.contacts",
     [ST_DECISION] = "UPDATE bot SET last_verdict = ?2, last_decision_us = ?3,"
                     " authorisation = CASE WHEN ?4 <> '' THEN ?4 ELSE authorisation END"
                     " WHERE bot_key = ?1",
@@ -112,13 +180,29 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
 };
 
+/* Per-day, per-country counters of the open batch, kept in memory and written once per batch:
+ * thousands of contacts a batch land on a few hundred (day, country) rows. Open addressing over
+ * a power-of-two table; written out early when half full so probing stays short. */
+#define DAYCC_SLOTS 4096
+#define DAYCC_FLUSH_AT (DAYCC_SLOTS / 2)
+
+struct daycc {
+    int64_t day;
+    char cc[3];
+    bool used;
+    uint32_t bots, ips, contacts;
+};
+
 struct registry {
     sqlite3 *db;
-    sqlite3_stmt *stmt[ST_COUNT];
+    sqlite3_stmt *stmt[ST_COUNT]; /* prepared on the first apply: readers never need them */
+    bool writer_ready;
     uint64_t next_index;  /* including the open batch */
     uint64_t bad_records; /* including the open batch */
     size_t batch_records; /* records in the open transaction */
     bool in_txn;
+    struct daycc *daycc; /* DAYCC_SLOTS, allocated with the writer statements */
+    size_t daycc_n;
     struct registry_follower *follower; /* follow.c */
 };
 
@@ -197,6 +281,78 @@ static int64_t meta_get(struct registry *reg, const char *key)
     return v;
 }
 
+/* ---- keys and addresses as stored ----------------------------------------------------------- */
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* event_bot_key() text (32 hex characters) -> the 16 bytes the bot table stores. */
+static bool key_from_hex(const char *hex, uint8_t out[16])
+{
+    for (int i = 0; i < 16; i++) {
+        int hi = hex_value(hex[2 * i]);
+        int lo = hi < 0 ? -1 : hex_value(hex[2 * i + 1]);
+        if (lo < 0) {
+            return false;
+        }
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return hex[32] == '\0';
+}
+
+static void key_to_hex(const uint8_t *key, int len, char out[33])
+{
+    static const char digits[] = "0123456789abcdef";
+    int n = 0;
+    for (int i = 0; i < len && i < 16; i++) {
+        out[n++] = digits[key[i] >> 4];
+        out[n++] = digits[key[i] & 15];
+    }
+    out[n] = '\0';
+}
+
+/* An address as a source_ip key: 4 or 16 network-order bytes (0 for no address). */
+static int ip_key_len(const struct net_addr *a)
+{
+    return a->family == AF_INET ? 4 : a->family == AF_INET6 ? 16 : 0;
+}
+
+/* SQL functions for the 2 -> 3 migration: NULL when the text does not convert. */
+static void sql_unhex16(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const unsigned char *t = sqlite3_value_text(argv[0]);
+    uint8_t key[16];
+    if (t == NULL || !key_from_hex((const char *)t, key)) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    sqlite3_result_blob(ctx, key, sizeof(key), SQLITE_TRANSIENT);
+}
+
+static void sql_ipblob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const unsigned char *t = sqlite3_value_text(argv[0]);
+    struct net_addr a;
+    if (t == NULL || net_addr_parse_ip((const char *)t, &a) < 0) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    sqlite3_result_blob(ctx, a.ip, ip_key_len(&a), SQLITE_TRANSIENT);
+}
+
 int registry_open(struct registry **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;
@@ -218,12 +374,26 @@ int registry_open(struct registry **out, const char *path, char *err, size_t err
     /* A report may read while the follower writes: wait for its commit rather than fail. */
     sqlite3_busy_timeout(reg->db, 10000);
     /* WAL: readers never block the writer; synchronous=NORMAL: a power cut may lose the last
-     * batches but never corrupts, and the log (the source of truth) replays them. */
+     * batches but never corrupts, and the log (the source of truth) replays them.
+     * mmap: pages are read in place instead of copied into the cache (reports scan whole
+     * indexes; the writer's lookups miss the cache at millions of bots). A 64 MiB WAL between
+     * checkpoints lets a page rewritten by several batches be copied back once; the file is cut
+     * back to that size afterwards. */
     if (exec_sql(reg,
                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                  " PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
-                 " PRAGMA cache_size=-65536;",
+                 " PRAGMA cache_size=-65536; PRAGMA mmap_size=" REGISTRY_MMAP_BYTES ";"
+                 " PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=67108864;",
                  err, errlen) < 0) {
+        goto fail;
+    }
+    if (sqlite3_create_function(reg->db, "sinkd_unhex16", 1,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                sql_unhex16, NULL, NULL) != SQLITE_OK ||
+        sqlite3_create_function(reg->db, "sinkd_ipblob", 1,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                sql_ipblob, NULL, NULL) != SQLITE_OK) {
+        db_err(reg, err, errlen, "registering functions");
         goto fail;
     }
     rc = migrate(reg, err, errlen);
@@ -231,13 +401,6 @@ int registry_open(struct registry **out, const char *path, char *err, size_t err
         goto fail;
     }
     rc = REGISTRY_ERR;
-    for (int i = 0; i < ST_COUNT; i++) {
-        if (sqlite3_prepare_v3(reg->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &reg->stmt[i],
-                               NULL) != SQLITE_OK) {
-            db_err(reg, err, errlen, "preparing statements");
-            goto fail;
-        }
-    }
     int64_t next = meta_get(reg, "next_index");
     int64_t bad = meta_get(reg, "bad_records");
     if (next < 0 || bad < 0) {
@@ -251,6 +414,27 @@ int registry_open(struct registry **out, const char *path, char *err, size_t err
 fail:
     registry_close(reg);
     return rc;
+}
+
+/* The write path's statements and batch counters, made on the first apply so a report's open
+ * costs no statement compilation it will never use. */
+static int writer_prepare(struct registry *reg, char *err, size_t errlen)
+{
+    if (reg->writer_ready) {
+        return 0;
+    }
+    reg->daycc = calloc(DAYCC_SLOTS, sizeof(*reg->daycc));
+    if (reg->daycc == NULL) {
+        return err_set(err, errlen, "registry: out of memory");
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(reg->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &reg->stmt[i],
+                               NULL) != SQLITE_OK) {
+            return db_err(reg, err, errlen, "preparing statements");
+        }
+    }
+    reg->writer_ready = true;
+    return 0;
 }
 
 void registry_close(struct registry *reg)
@@ -268,6 +452,7 @@ void registry_close(struct registry *reg)
         sqlite3_finalize(reg->stmt[i]);
     }
     sqlite3_close(reg->db);
+    free(reg->daycc);
     free(reg);
 }
 
@@ -290,23 +475,90 @@ static int meta_set(struct registry *reg, const char *key, uint64_t value, char 
     return step_done(reg, st, err, errlen, "saving the applied index");
 }
 
+static void daycc_add(struct registry *reg, int64_t day, const char *cc, int bots, int ips)
+{
+    size_t h =
+        ((size_t)day * 31u + (unsigned char)cc[0] * 131u + (unsigned char)(cc[0] ? cc[1] : 0)) &
+        (DAYCC_SLOTS - 1);
+    for (;;) {
+        struct daycc *d = &reg->daycc[h];
+        if (!d->used) {
+            d->used = true;
+            d->day = day;
+            snprintf(d->cc, sizeof(d->cc), "%s", cc);
+            reg->daycc_n++;
+            d->bots = (uint32_t)bots;
+            d->ips = (uint32_t)ips;
+            d->contacts = 1;
+            return;
+        }
+        if (d->day == day && strcmp(d->cc, cc) == 0) {
+            d->bots += (uint32_t)bots;
+            d->ips += (uint32_t)ips;
+            d->contacts++;
+            return;
+        }
+        h = (h + 1) & (DAYCC_SLOTS - 1);
+    }
+}
+
+static void daycc_clear(struct registry *reg)
+{
+    if (reg->daycc != NULL && reg->daycc_n > 0) {
+        memset(reg->daycc, 0, DAYCC_SLOTS * sizeof(*reg->daycc));
+    }
+    reg->daycc_n = 0;
+}
+
+/* Writes the batch's day counters into the open transaction. */
+static int daycc_write(struct registry *reg, char *err, size_t errlen)
+{
+    if (reg->daycc_n == 0) {
+        return 0;
+    }
+    sqlite3_stmt *st = reg->stmt[ST_DAY_CC];
+    for (size_t i = 0; i < DAYCC_SLOTS; i++) {
+        const struct daycc *d = &reg->daycc[i];
+        if (!d->used) {
+            continue;
+        }
+        sqlite3_bind_int64(st, 1, d->day);
+        sqlite3_bind_text(st, 2, d->cc, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, d->bots);
+        sqlite3_bind_int64(st, 4, d->ips);
+        sqlite3_bind_int64(st, 5, d->contacts);
+        if (step_done(reg, st, err, errlen, "day_cc upsert") < 0) {
+            return REGISTRY_ERR;
+        }
+    }
+    daycc_clear(reg);
+    return 0;
+}
+
+/* Drops the open batch: rolls back and re-reads the committed position so the caller can replay
+ * from the log. */
+static void batch_abort(struct registry *reg)
+{
+    exec_sql(reg, "ROLLBACK", NULL, 0);
+    reg->in_txn = false;
+    reg->batch_records = 0;
+    daycc_clear(reg);
+    int64_t next = meta_get(reg, "next_index");
+    int64_t bad = meta_get(reg, "bad_records");
+    reg->next_index = next < 0 ? 0 : (uint64_t)next;
+    reg->bad_records = bad < 0 ? 0 : (uint64_t)bad;
+}
+
 int registry_flush(struct registry *reg, char *err, size_t errlen)
 {
     if (!reg->in_txn) {
         return 0;
     }
-    if (meta_set(reg, "next_index", reg->next_index, err, errlen) < 0 ||
+    if (daycc_write(reg, err, errlen) < 0 ||
+        meta_set(reg, "next_index", reg->next_index, err, errlen) < 0 ||
         meta_set(reg, "bad_records", reg->bad_records, err, errlen) < 0 ||
         step_done(reg, reg->stmt[ST_COMMIT], err, errlen, "commit") < 0) {
-        /* The batch is lost as a whole; re-read the committed position so the caller can
-         * replay from the log. */
-        exec_sql(reg, "ROLLBACK", NULL, 0);
-        reg->in_txn = false;
-        reg->batch_records = 0;
-        int64_t next = meta_get(reg, "next_index");
-        int64_t bad = meta_get(reg, "bad_records");
-        reg->next_index = next < 0 ? 0 : (uint64_t)next;
-        reg->bad_records = bad < 0 ? 0 : (uint64_t)bad;
+        batch_abort(reg);
         return REGISTRY_ERR;
     }
     reg->in_txn = false;
@@ -334,23 +586,92 @@ static void bind_str(sqlite3_stmt *st, int i, const char *s)
     sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
 }
 
+/* Reads the FIND statement's row (if any) and resets it. Returns 1 found, 0 not, < 0 error. */
+struct found_row {
+    int64_t id;
+    int64_t last_seen_us;
+    char cc[3];
+    uint32_t asn;
+};
+
+static int find_row(struct registry *reg, sqlite3_stmt *st, bool has_id, struct found_row *out,
+                    char *err, size_t errlen)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int off = has_id ? 1 : 0;
+        out->id = has_id ? sqlite3_column_int64(st, 0) : 0;
+        out->last_seen_us = sqlite3_column_int64(st, off);
+        const unsigned char *cc = sqlite3_column_text(st, off + 1);
+        snprintf(out->cc, sizeof(out->cc), "%s", cc ? (const char *)cc : "");
+        out->asn = (uint32_t)sqlite3_column_int64(st, off + 2);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) {
+        return 1;
+    }
+    if (rc == SQLITE_DONE) {
+        return 0;
+    }
+    return db_err(reg, err, errlen, "lookup");
+}
+
+/* Adds (day, member) to a per-day set unless the member's last contact was already on that day:
+ * every bot/IP's last-seen day is always in its set (the contact that set it inserted it), so
+ * the insert and its lookup are needed only for the first contact of a day. Returns 1 when the
+ * member is new for the day, 0 if not, < 0 on error. */
+static int day_set_add(struct registry *reg, enum stmt_id id, int64_t day, bool known,
+                       int64_t last_seen_us, const void *member, int member_len, int64_t member_id,
+                       char *err, size_t errlen)
+{
+    if (known && last_seen_us >= 0 && (uint64_t)last_seen_us / US_PER_DAY == (uint64_t)day) {
+        return 0;
+    }
+    sqlite3_stmt *st = reg->stmt[id];
+    sqlite3_bind_int64(st, 1, day);
+    if (member != NULL) {
+        sqlite3_bind_blob(st, 2, member_len ? member : "", member_len, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_int64(st, 2, member_id);
+    }
+    if (step_done(reg, st, err, errlen, "per-day set insert") < 0) {
+        return REGISTRY_ERR;
+    }
+    return sqlite3_changes(reg->db) > 0;
+}
+
 static int apply_contact(struct registry *reg, const struct contact *c, char *err, size_t errlen)
 {
-    char key[33], src[NET_ADDR_STRLEN], dst[NET_ADDR_STRLEN];
-    /* "" means the connection never identified itself: key it by source IP as event_bot_key()
-     * does, so the bot is still counted once per address. */
-    if (c->bot_key[0] != '\0') {
-        memcpy(key, c->bot_key, sizeof(key));
-    } else {
-        event_bot_key(c, key);
+    char src[NET_ADDR_STRLEN], dst[NET_ADDR_STRLEN];
+    uint8_t key[16];
+    /* "" (or anything not a key) means the connection never identified itself: key it by source
+     * IP as event_bot_key() does, so the bot is still counted once per address. */
+    if (!key_from_hex(c->bot_key, key)) {
+        char hex[33];
+        event_bot_key(c, hex);
+        if (!key_from_hex(hex, key)) {
+            return err_set(err, errlen, "registry: bot key '%s' is not 32 hex digits", hex);
+        }
     }
     net_addr_format_ip(&c->src, src);
     net_addr_format_ip(&c->dst, dst);
     int64_t t = (int64_t)c->time_us;
     int64_t day = (int64_t)(c->time_us / US_PER_DAY);
 
-    sqlite3_stmt *st = reg->stmt[ST_BOT_UPSERT];
-    bind_str(st, 1, key);
+    struct found_row bot = {0};
+    sqlite3_stmt *st = reg->stmt[ST_BOT_FIND];
+    sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
+    int known = find_row(reg, st, true, &bot, err, errlen);
+    if (known < 0) {
+        return REGISTRY_ERR;
+    }
+    enum stmt_id which = ST_BOT_INSERT;
+    if (known) {
+        bool moved = t >= bot.last_seen_us && (strcmp(bot.cc, c->cc) != 0 || bot.asn != c->asn);
+        which = moved ? ST_BOT_UPDATE_MOVED : ST_BOT_UPDATE_HOT;
+    }
+    st = reg->stmt[which];
+    sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
     bind_str(st, 2, c->family);
     bind_str(st, 3, c->bot.host);
     bind_str(st, 4, c->bot.user);
@@ -368,12 +689,31 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     bind_str(st, 16, c->cc);
     sqlite3_bind_int64(st, 17, c->asn);
     bind_str(st, 18, c->tags);
+    if (known) {
+        sqlite3_bind_int64(st, 19, bot.id);
+    }
     if (step_done(reg, st, err, errlen, "bot upsert") < 0) {
         return REGISTRY_ERR;
     }
+    if (!known) {
+        bot.id = sqlite3_last_insert_rowid(reg->db);
+    }
 
-    st = reg->stmt[ST_IP_UPSERT];
-    bind_str(st, 1, src);
+    int iplen = ip_key_len(&c->src);
+    struct found_row ip = {0};
+    st = reg->stmt[ST_IP_FIND];
+    sqlite3_bind_blob(st, 1, iplen ? (const void *)c->src.ip : "", iplen, SQLITE_STATIC);
+    int ip_known = find_row(reg, st, false, &ip, err, errlen);
+    if (ip_known < 0) {
+        return REGISTRY_ERR;
+    }
+    which = ST_IP_INSERT;
+    if (ip_known) {
+        bool moved = t >= ip.last_seen_us && (strcmp(ip.cc, c->cc) != 0 || ip.asn != c->asn);
+        which = moved ? ST_IP_UPDATE_MOVED : ST_IP_UPDATE_HOT;
+    }
+    st = reg->stmt[which];
+    sqlite3_bind_blob(st, 1, iplen ? (const void *)c->src.ip : "", iplen, SQLITE_STATIC);
     bind_str(st, 2, c->cc);
     sqlite3_bind_int64(st, 3, c->asn);
     sqlite3_bind_int64(st, 4, t);
@@ -383,46 +723,49 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
 
     /* Per-day distinct counts kept incrementally: the set insert tells whether this is the
      * bot's (IP's) first contact of the day, and only then the counter moves. */
-    st = reg->stmt[ST_DAY_BOT];
-    sqlite3_bind_int64(st, 1, day);
-    bind_str(st, 2, key);
-    if (step_done(reg, st, err, errlen, "day_bot insert") < 0) {
+    int new_bot =
+        day_set_add(reg, ST_DAY_BOT, day, known, bot.last_seen_us, NULL, 0, bot.id, err, errlen);
+    if (new_bot < 0) {
         return REGISTRY_ERR;
     }
-    int new_bot = sqlite3_changes(reg->db) > 0;
-    st = reg->stmt[ST_DAY_IP];
-    sqlite3_bind_int64(st, 1, day);
-    bind_str(st, 2, src);
-    if (step_done(reg, st, err, errlen, "day_ip insert") < 0) {
+    int new_ip = day_set_add(reg, ST_DAY_IP, day, ip_known, ip.last_seen_us, c->src.ip, iplen, 0,
+                             err, errlen);
+    if (new_ip < 0) {
         return REGISTRY_ERR;
     }
-    int new_ip = sqlite3_changes(reg->db) > 0;
-    st = reg->stmt[ST_DAY_CC];
-    sqlite3_bind_int64(st, 1, day);
-    bind_str(st, 2, c->cc);
-    sqlite3_bind_int(st, 3, new_bot);
-    sqlite3_bind_int(st, 4, new_ip);
-    return step_done(reg, st, err, errlen, "day_cc upsert");
+    daycc_add(reg, day, c->cc, new_bot, new_ip);
+    if (reg->daycc_n >= DAYCC_FLUSH_AT) {
+        return daycc_write(reg, err, errlen);
+    }
+    return 0;
 }
 
 static int apply_record(struct registry *reg, const struct record *rec, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
+    uint8_t key[16];
     switch (rec->kind) {
     case RECORD_CONTACT:
         return apply_contact(reg, &rec->u.contact, err, errlen);
     case RECORD_DECISION:
         /* A decision always follows a contact of the same bot, so the row exists; a decision
-         * for an unknown key updates nothing rather than inventing a bot with no contact. */
+         * for an unknown (or malformed) key updates nothing rather than inventing a bot with no
+         * contact. */
+        if (!key_from_hex(rec->u.decision.bot_key, key)) {
+            return 0;
+        }
         st = reg->stmt[ST_DECISION];
-        bind_str(st, 1, rec->u.decision.bot_key);
+        sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
         sqlite3_bind_int(st, 2, rec->u.decision.verdict);
         sqlite3_bind_int64(st, 3, (int64_t)rec->u.decision.time_us);
         bind_str(st, 4, rec->u.decision.authorisation);
         return step_done(reg, st, err, errlen, "decision update");
     case RECORD_COMMAND_SENT:
+        if (!key_from_hex(rec->u.command.bot_key, key)) {
+            return 0;
+        }
         st = reg->stmt[ST_COMMAND];
-        bind_str(st, 1, rec->u.command.bot_key);
+        sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (int64_t)rec->u.command.time_us);
         bind_str(st, 3, rec->u.command.authorisation);
         return step_done(reg, st, err, errlen, "command update");
@@ -438,6 +781,9 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
     if (reg->follower != NULL && !registry_internal_on_follower_thread(reg)) {
         err_set(err, errlen, "registry: a follower thread owns the writer");
         return REGISTRY_E_BUSY;
+    }
+    if (writer_prepare(reg, err, errlen) < 0) {
+        return REGISTRY_ERR;
     }
     if (!reg->in_txn) {
         /* Take the write lock, then re-read the applied index under it: another writer (a
@@ -475,13 +821,7 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
     } else if (apply_record(reg, &rec, err, errlen) < 0) {
         /* Statement failures leave the transaction open but this record half-applied: roll the
          * whole batch back so the registry stays a function of a log prefix. */
-        exec_sql(reg, "ROLLBACK", NULL, 0);
-        reg->in_txn = false;
-        reg->batch_records = 0;
-        int64_t next = meta_get(reg, "next_index");
-        int64_t bad = meta_get(reg, "bad_records");
-        reg->next_index = next < 0 ? 0 : (uint64_t)next;
-        reg->bad_records = bad < 0 ? 0 : (uint64_t)bad;
+        batch_abort(reg);
         return REGISTRY_ERR;
     }
     reg->next_index++;
@@ -569,7 +909,7 @@ static void col_addr(sqlite3_stmt *st, int ip, int port, struct net_addr *out)
 static void row_to_bot(sqlite3_stmt *st, struct registry_bot *b)
 {
     memset(b, 0, sizeof(*b));
-    col_str(st, 0, b->bot_key, sizeof(b->bot_key));
+    key_to_hex(sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0), b->bot_key);
     col_str(st, 1, b->family, sizeof(b->family));
     col_str(st, 2, b->bot.host, sizeof(b->bot.host));
     col_str(st, 3, b->bot.user, sizeof(b->bot.user));
@@ -600,6 +940,10 @@ static int reader_ok(struct registry *reg, char *err, size_t errlen)
     if (reg->follower != NULL) {
         err_set(err, errlen, "registry: a follower thread owns this connection; open another");
         return REGISTRY_E_BUSY;
+    }
+    /* A query inside this connection's own open batch sees the batch's day counters too. */
+    if (reg->in_txn && daycc_write(reg, err, errlen) < 0) {
+        return REGISTRY_ERR;
     }
     return 0;
 }
@@ -650,7 +994,12 @@ int registry_bot_get(struct registry *reg, const char *bot_key, struct registry_
     if (prepare(reg, "SELECT " BOT_COLUMNS " FROM bot WHERE bot_key = ?1", &st, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
-    sqlite3_bind_text(st, 1, bot_key, -1, SQLITE_STATIC);
+    uint8_t key[16];
+    if (!key_from_hex(bot_key, key)) {
+        sqlite3_finalize(st);
+        return 0;
+    }
+    sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
     int step = sqlite3_step(st);
     int rc = 0;
     if (step == SQLITE_ROW) {

@@ -139,24 +139,78 @@ static void test_migrate_from_v0(void **state)
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
-    /* Step back to version 1 by hand (drop what migration 2 added), with a bot row in it. */
+    sqlite3_close(db);
+    /* A version-1 file as sinkd 1 wrote it (migration 0 -> 1 verbatim), with one bot in it:
+     * opening it runs 1 -> 2 (remediation columns) and 2 -> 3 (blob keys, integer bot ids). */
+    unlink(path);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(
-        sqlite3_exec(db,
-                     "ALTER TABLE bot DROP COLUMN commanded_at_us; ALTER TABLE bot DROP COLUMN "
-                     "authorisation; ALTER TABLE bot DROP COLUMN last_verdict; ALTER TABLE bot "
-                     "DROP COLUMN last_decision_us; ALTER TABLE bot DROP COLUMN "
-                     "seen_after_command; ALTER TABLE bot DROP COLUMN "
-                     "last_seen_after_command_us; INSERT INTO bot VALUES('k1','plugx','h','u',"
-                     "'','','','',1,2,'192.0.2.1',5,'198.51.100.7',443,1,'n','DE',3320,'',7);"
-                     "PRAGMA user_version = 1;",
-                     NULL, NULL, NULL),
+        sqlite3_exec(
+            db,
+            "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+            "INSERT INTO meta(key, value) VALUES('next_index', 0), ('bad_records', 0);"
+            "CREATE TABLE bot("
+            " bot_key TEXT PRIMARY KEY NOT NULL, family TEXT NOT NULL,"
+            " host TEXT NOT NULL, user TEXT NOT NULL, os TEXT NOT NULL, local_ip TEXT NOT NULL,"
+            " campaign TEXT NOT NULL, version TEXT NOT NULL,"
+            " first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL,"
+            " src_ip TEXT NOT NULL, src_port INTEGER NOT NULL, dst_ip TEXT NOT NULL,"
+            " dst_port INTEGER NOT NULL, transport INTEGER NOT NULL, node TEXT NOT NULL,"
+            " cc TEXT NOT NULL, asn INTEGER NOT NULL, tags TEXT NOT NULL, contacts INTEGER NOT "
+            "NULL);"
+            "CREATE TABLE source_ip(ip TEXT PRIMARY KEY NOT NULL, cc TEXT NOT NULL, asn INTEGER "
+            "NOT NULL, first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL, contacts "
+            "INTEGER NOT NULL) WITHOUT ROWID;"
+            "CREATE TABLE day_bot(day INTEGER NOT NULL, bot_key TEXT NOT NULL,"
+            " PRIMARY KEY(day, bot_key)) WITHOUT ROWID;"
+            "CREATE TABLE day_ip(day INTEGER NOT NULL, ip TEXT NOT NULL, PRIMARY KEY(day, ip))"
+            " WITHOUT ROWID;"
+            "CREATE TABLE day_cc(day INTEGER NOT NULL, cc TEXT NOT NULL, bots INTEGER NOT NULL,"
+            " ips INTEGER NOT NULL, contacts INTEGER NOT NULL, PRIMARY KEY(day, cc)) WITHOUT "
+            "ROWID;"
+            "CREATE INDEX bot_cc ON bot(cc, last_seen_us);"
+            "CREATE INDEX bot_asn ON bot(asn, last_seen_us);"
+            "CREATE INDEX bot_last_seen ON bot(last_seen_us);"
+            "CREATE INDEX source_ip_cc ON source_ip(cc, last_seen_us);"
+            "CREATE INDEX source_ip_asn ON source_ip(asn, last_seen_us);"
+            "INSERT INTO bot VALUES('00112233445566778899aabbccddeeff',"
+            "'plugx','h','u','','','','',1,2,'192.0.2.1',5,'198.51.100.7',443,1,'n','DE',"
+            "3320,'',7); INSERT INTO source_ip VALUES('192.0.2.1','DE',3320,1,2,7);"
+            "INSERT INTO day_bot VALUES(0,'00112233445566778899aabbccddeeff');"
+            "INSERT INTO day_ip VALUES(0,'192.0.2.1');"
+            "PRAGMA user_version = 1;",
+            NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
 
     assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
     struct registry_bot b;
-    assert_int_equal(registry_bot_get(reg, "k1", &b, err, sizeof(err)), 1);
+    assert_int_equal(
+        registry_bot_get(reg, "00112233445566778899aabbccddeeff", &b, err, sizeof(err)), 1);
     assert_int_equal(b.contacts, 7);
+    assert_string_equal(b.bot_key, "00112233445566778899aabbccddeeff");
+    assert_string_equal(b.cc, "DE");
+    /* 2 -> 3 carried the source IP over as a blob key. */
+    struct registry_totals tot;
+    struct registry_filter all = {0};
+    assert_int_equal(registry_totals(reg, &all, &tot, err, sizeof(err)), 0);
+    assert_int_equal(tot.bots, 1);
+    assert_int_equal(tot.ips, 1);
+    /* ...and the per-day sets: a contact of the same bot and IP on day 0 is not new that day. */
+    registry_close(reg);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT count(*) FROM day_bot JOIN bot ON"
+                                        " bot.id = day_bot.bot), (SELECT count(*) FROM day_ip"
+                                        " WHERE ip = x'c0000201')",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    assert_int_equal(sqlite3_column_int(st, 1), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
     assert_int_equal(b.commanded_at_us, 0);
     assert_string_equal(b.authorisation, "");
     registry_close(reg);
