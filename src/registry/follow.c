@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#define FOLLOW_BATCH_MAX_DEFAULT 5000
+#define FOLLOW_BATCH_MAX_DEFAULT 20000
 #define FOLLOW_BATCH_MS_DEFAULT 50
 #define FOLLOW_IDLE_MS_DEFAULT 20
 /* Upper bounds so a mistyped config cannot make a transaction or a stall unbounded. */

@@ -79,9 +79,12 @@ static const char *const migrations[REGISTRY_SCHEMA_VERSION] = {
     " WHERE sinkd_unhex16(bot_key) IS NOT NULL ORDER BY first_seen_us, bot_key;"
     "CREATE TABLE source_ip3(ip BLOB PRIMARY KEY NOT NULL, cc TEXT NOT NULL,"
     " asn INTEGER NOT NULL, first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL,"
-    " contacts INTEGER NOT NULL) WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO source_ip3 SELECT sinkd_ipblob(ip), cc, asn, first_seen_us,"
+    " contacts INTEGER NOT NULL, identified INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO source_ip3(ip, cc, asn, first_seen_us, last_seen_us, contacts)"
+    " SELECT sinkd_ipblob(ip), cc, asn, first_seen_us,"
     " last_seen_us, contacts FROM source_ip WHERE sinkd_ipblob(ip) IS NOT NULL;"
+    "UPDATE source_ip3 SET identified = 1 WHERE ip IN (SELECT sinkd_ipblob(src_ip) FROM bot3"
+    " WHERE host <> '' OR user <> '' OR local_ip <> '' OR campaign <> '');"
     "CREATE TABLE day_bot3(day INTEGER NOT NULL, bot INTEGER NOT NULL, PRIMARY KEY(day, bot))"
     " WITHOUT ROWID;"
     "INSERT OR IGNORE INTO day_bot3 SELECT d.day, b.id FROM day_bot d JOIN bot3 b"
@@ -131,6 +134,10 @@ enum stmt_id {
     ST_IP_UPDATE_MOVED,
     ST_DAY_BOT,
     ST_DAY_IP,
+    ST_BOT_GET_ANON,
+    ST_BOT_DELETE,
+    ST_DAY_BOT_DELETE,
+    ST_BOT_ABSORB,
     ST_DAY_CC,
     ST_DECISION,
     ST_COMMAND,
@@ -153,20 +160,31 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BOT_UPDATE_HOT] = BOT_SET_HOT " WHERE id = ?19",
     /* Only used when this contact is the bot's latest and its country or AS changed. */
     [ST_BOT_UPDATE_MOVED] = BOT_SET_HOT ", cc = ?16, asn = ?17 WHERE id = ?19",
-    [ST_IP_FIND] = "SELECT last_seen_us, cc, asn FROM source_ip WHERE ip = ?1",
-    [ST_IP_INSERT] = "INSERT INTO source_ip(ip, cc, asn, first_seen_us, last_seen_us, contacts)"
-                     " VALUES(?1, ?2, ?3, ?4, ?4, 1)",
+    [ST_IP_FIND] = "SELECT last_seen_us, cc, asn, identified FROM source_ip WHERE ip = ?1",
+    [ST_IP_INSERT] = "INSERT INTO source_ip(ip, cc, asn, first_seen_us, last_seen_us, contacts,"
+                     " identified) VALUES(?1, ?2, ?3, ?4, ?4, 1, ?5)",
     [ST_IP_UPDATE_HOT] = "UPDATE source_ip SET contacts = contacts + 1,"
                          " first_seen_us = min(first_seen_us, ?4),"
-                         " last_seen_us = max(last_seen_us, ?4) WHERE ip = ?1",
+                         " last_seen_us = max(last_seen_us, ?4), identified = max(identified, ?5)"
+                         " WHERE ip = ?1",
     [ST_IP_UPDATE_MOVED] = "UPDATE source_ip SET contacts = contacts + 1,"
                            " first_seen_us = min(first_seen_us, ?4),"
-                           " last_seen_us = max(last_seen_us, ?4), cc = ?2, asn = ?3 WHERE ip = ?1",
+                           " last_seen_us = max(last_seen_us, ?4), cc = ?2, asn = ?3,"
+                           " identified = max(identified, ?5) WHERE ip = ?1",
     [ST_DAY_BOT] = "INSERT OR IGNORE INTO day_bot(day, bot) VALUES(?1, ?2)",
     [ST_DAY_IP] = "INSERT OR IGNORE INTO day_ip(day, ip) VALUES(?1, ?2)",
     [ST_DAY_CC] = "INSERT INTO day_cc(day, cc, bots, ips, contacts) VALUES(?1, ?2, ?3, ?4, ?5)"
                   " ON CONFLICT(day, cc) DO UPDATE SET bots = bots + excluded.bots,"
                   " ips = ips + excluded.ips, contacts = contacts + excluded.contacts",
+    /* An unidentified first message (a hello before machine-info) is keyed by source IP; once
+     * the same IP identifies itself that row was the identified bot all along and is folded
+     * into it (contacts, first seen, per-day sets and counters). */
+    [ST_BOT_GET_ANON] = "SELECT id, contacts, first_seen_us, last_seen_us, cc FROM bot"
+                        " WHERE bot_key = ?1",
+    [ST_BOT_DELETE] = "DELETE FROM bot WHERE id = ?1",
+    [ST_DAY_BOT_DELETE] = "DELETE FROM day_bot WHERE day = ?1 AND bot = ?2",
+    [ST_BOT_ABSORB] = "UPDATE bot SET contacts = contacts + ?2,"
+                      " first_seen_us = min(first_seen_us, ?3) WHERE id = ?1",
     [ST_DECISION] = "UPDATE bot SET last_verdict = ?2, last_decision_us = ?3,"
                     " authorisation = CASE WHEN ?4 <> '' THEN ?4 ELSE authorisation END"
                     " WHERE bot_key = ?1",
@@ -190,7 +208,7 @@ struct daycc {
     int64_t day;
     char cc[3];
     bool used;
-    uint32_t bots, ips, contacts;
+    int64_t bots, ips, contacts;
 };
 
 struct registry {
@@ -475,7 +493,8 @@ static int meta_set(struct registry *reg, const char *key, uint64_t value, char 
     return step_done(reg, st, err, errlen, "saving the applied index");
 }
 
-static void daycc_add(struct registry *reg, int64_t day, const char *cc, int bots, int ips)
+static void daycc_add(struct registry *reg, int64_t day, const char *cc, int bots, int ips,
+                      int contacts)
 {
     size_t h =
         ((size_t)day * 31u + (unsigned char)cc[0] * 131u + (unsigned char)(cc[0] ? cc[1] : 0)) &
@@ -487,15 +506,15 @@ static void daycc_add(struct registry *reg, int64_t day, const char *cc, int bot
             d->day = day;
             snprintf(d->cc, sizeof(d->cc), "%s", cc);
             reg->daycc_n++;
-            d->bots = (uint32_t)bots;
-            d->ips = (uint32_t)ips;
-            d->contacts = 1;
+            d->bots = bots;
+            d->ips = ips;
+            d->contacts = contacts;
             return;
         }
         if (d->day == day && strcmp(d->cc, cc) == 0) {
-            d->bots += (uint32_t)bots;
-            d->ips += (uint32_t)ips;
-            d->contacts++;
+            d->bots += bots;
+            d->ips += ips;
+            d->contacts += contacts;
             return;
         }
         h = (h + 1) & (DAYCC_SLOTS - 1);
@@ -592,6 +611,7 @@ struct found_row {
     int64_t last_seen_us;
     char cc[3];
     uint32_t asn;
+    bool identified; /* source_ip rows */
 };
 
 static int find_row(struct registry *reg, sqlite3_stmt *st, bool has_id, struct found_row *out,
@@ -605,6 +625,7 @@ static int find_row(struct registry *reg, sqlite3_stmt *st, bool has_id, struct 
         const unsigned char *cc = sqlite3_column_text(st, off + 1);
         snprintf(out->cc, sizeof(out->cc), "%s", cc ? (const char *)cc : "");
         out->asn = (uint32_t)sqlite3_column_int64(st, off + 2);
+        out->identified = !has_id && sqlite3_column_int(st, 3) != 0;
     }
     sqlite3_reset(st);
     if (rc == SQLITE_ROW) {
@@ -640,72 +661,138 @@ static int day_set_add(struct registry *reg, enum stmt_id id, int64_t day, bool 
     return sqlite3_changes(reg->db) > 0;
 }
 
+/* The key event_bot_key() gives a contact that carries no identity: family and source IP. */
+static int anon_key(const struct contact *c, uint8_t key[16], char *err, size_t errlen)
+{
+    struct contact anon = *c;
+    char hex[33];
+    memset(&anon.bot, 0, sizeof(anon.bot));
+    anon.bot_key[0] = '\0';
+    event_bot_key(&anon, hex);
+    if (!key_from_hex(hex, key)) {
+        return err_set(err, errlen, "registry: bot key '%s' is not 32 hex digits", hex);
+    }
+    return 0;
+}
+
+/* First identified contact from an address: fold the address-keyed row made by that address's
+ * earlier unidentified contacts into bot `into` and take it out of the per-day bot counts. */
+static int absorb_anon(struct registry *reg, const struct contact *c, int64_t into, char *err,
+                       size_t errlen)
+{
+    uint8_t key[16];
+    if (anon_key(c, key, err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
+    sqlite3_stmt *st = reg->stmt[ST_BOT_GET_ANON];
+    sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? 0 : db_err(reg, err, errlen, "address-keyed bot");
+    }
+    int64_t id = sqlite3_column_int64(st, 0), contacts = sqlite3_column_int64(st, 1);
+    int64_t first = sqlite3_column_int64(st, 2), last = sqlite3_column_int64(st, 3);
+    char cc[3];
+    const unsigned char *t = sqlite3_column_text(st, 4);
+    snprintf(cc, sizeof(cc), "%s", t ? (const char *)t : "");
+    sqlite3_reset(st);
+    if (id == into) {
+        return 0;
+    }
+    /* The row lived from its first to its last contact: its days are in that range. */
+    for (int64_t d = first / (int64_t)US_PER_DAY; d <= last / (int64_t)US_PER_DAY; d++) {
+        st = reg->stmt[ST_DAY_BOT_DELETE];
+        sqlite3_bind_int64(st, 1, d);
+        sqlite3_bind_int64(st, 2, id);
+        if (step_done(reg, st, err, errlen, "per-day set delete") < 0) {
+            return REGISTRY_ERR;
+        }
+        if (sqlite3_changes(reg->db) > 0) {
+            daycc_add(reg, d, cc, -1, 0, 0);
+        }
+    }
+    st = reg->stmt[ST_BOT_DELETE];
+    sqlite3_bind_int64(st, 1, id);
+    if (step_done(reg, st, err, errlen, "bot delete") < 0) {
+        return REGISTRY_ERR;
+    }
+    st = reg->stmt[ST_BOT_ABSORB];
+    sqlite3_bind_int64(st, 1, into);
+    sqlite3_bind_int64(st, 2, contacts);
+    sqlite3_bind_int64(st, 3, first);
+    return step_done(reg, st, err, errlen, "bot absorb");
+}
+
 static int apply_contact(struct registry *reg, const struct contact *c, char *err, size_t errlen)
 {
     char src[NET_ADDR_STRLEN], dst[NET_ADDR_STRLEN];
     uint8_t key[16];
     /* "" (or anything not a key) means the connection never identified itself: key it by source
      * IP as event_bot_key() does, so the bot is still counted once per address. */
-    if (!key_from_hex(c->bot_key, key)) {
-        char hex[33];
-        event_bot_key(c, hex);
-        if (!key_from_hex(hex, key)) {
-            return err_set(err, errlen, "registry: bot key '%s' is not 32 hex digits", hex);
-        }
+    bool identified = key_from_hex(c->bot_key, key);
+    if (!identified && anon_key(c, key, err, errlen) < 0) {
+        return REGISTRY_ERR;
     }
     net_addr_format_ip(&c->src, src);
     net_addr_format_ip(&c->dst, dst);
     int64_t t = (int64_t)c->time_us;
     int64_t day = (int64_t)(c->time_us / US_PER_DAY);
 
-    struct found_row bot = {0};
-    sqlite3_stmt *st = reg->stmt[ST_BOT_FIND];
-    sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
-    int known = find_row(reg, st, true, &bot, err, errlen);
-    if (known < 0) {
-        return REGISTRY_ERR;
-    }
-    enum stmt_id which = ST_BOT_INSERT;
-    if (known) {
-        bool moved = t >= bot.last_seen_us && (strcmp(bot.cc, c->cc) != 0 || bot.asn != c->asn);
-        which = moved ? ST_BOT_UPDATE_MOVED : ST_BOT_UPDATE_HOT;
-    }
-    st = reg->stmt[which];
-    sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
-    bind_str(st, 2, c->family);
-    bind_str(st, 3, c->bot.host);
-    bind_str(st, 4, c->bot.user);
-    bind_str(st, 5, c->bot.os);
-    bind_str(st, 6, c->bot.local_ip);
-    bind_str(st, 7, c->bot.campaign);
-    bind_str(st, 8, c->bot.version);
-    sqlite3_bind_int64(st, 9, t);
-    bind_str(st, 10, src);
-    sqlite3_bind_int(st, 11, c->src.port);
-    bind_str(st, 12, dst);
-    sqlite3_bind_int(st, 13, c->dst.port);
-    sqlite3_bind_int(st, 14, c->transport);
-    bind_str(st, 15, c->node);
-    bind_str(st, 16, c->cc);
-    sqlite3_bind_int64(st, 17, c->asn);
-    bind_str(st, 18, c->tags);
-    if (known) {
-        sqlite3_bind_int64(st, 19, bot.id);
-    }
-    if (step_done(reg, st, err, errlen, "bot upsert") < 0) {
-        return REGISTRY_ERR;
-    }
-    if (!known) {
-        bot.id = sqlite3_last_insert_rowid(reg->db);
-    }
-
     int iplen = ip_key_len(&c->src);
     struct found_row ip = {0};
-    st = reg->stmt[ST_IP_FIND];
+    enum stmt_id which;
+    sqlite3_stmt *st = reg->stmt[ST_IP_FIND];
     sqlite3_bind_blob(st, 1, iplen ? (const void *)c->src.ip : "", iplen, SQLITE_STATIC);
     int ip_known = find_row(reg, st, false, &ip, err, errlen);
     if (ip_known < 0) {
         return REGISTRY_ERR;
+    }
+    /* An unidentified contact from an address an identified bot has called from belongs to that
+     * bot (its hello before its machine-info): it counts for the IP, not as another bot. */
+    bool bot_row = identified || !(ip_known && ip.identified);
+    struct found_row bot = {0};
+    int known = 0;
+    if (bot_row) {
+        st = reg->stmt[ST_BOT_FIND];
+        sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
+        known = find_row(reg, st, true, &bot, err, errlen);
+        if (known < 0) {
+            return REGISTRY_ERR;
+        }
+        which = ST_BOT_INSERT;
+        if (known) {
+            bool moved = t >= bot.last_seen_us && (strcmp(bot.cc, c->cc) != 0 || bot.asn != c->asn);
+            which = moved ? ST_BOT_UPDATE_MOVED : ST_BOT_UPDATE_HOT;
+        }
+        st = reg->stmt[which];
+        sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
+        bind_str(st, 2, c->family);
+        bind_str(st, 3, c->bot.host);
+        bind_str(st, 4, c->bot.user);
+        bind_str(st, 5, c->bot.os);
+        bind_str(st, 6, c->bot.local_ip);
+        bind_str(st, 7, c->bot.campaign);
+        bind_str(st, 8, c->bot.version);
+        sqlite3_bind_int64(st, 9, t);
+        bind_str(st, 10, src);
+        sqlite3_bind_int(st, 11, c->src.port);
+        bind_str(st, 12, dst);
+        sqlite3_bind_int(st, 13, c->dst.port);
+        sqlite3_bind_int(st, 14, c->transport);
+        bind_str(st, 15, c->node);
+        bind_str(st, 16, c->cc);
+        sqlite3_bind_int64(st, 17, c->asn);
+        bind_str(st, 18, c->tags);
+        if (known) {
+            sqlite3_bind_int64(st, 19, bot.id);
+        }
+        if (step_done(reg, st, err, errlen, "bot upsert") < 0) {
+            return REGISTRY_ERR;
+        }
+        if (!known) {
+            bot.id = sqlite3_last_insert_rowid(reg->db);
+        }
     }
     which = ST_IP_INSERT;
     if (ip_known) {
@@ -717,14 +804,19 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     bind_str(st, 2, c->cc);
     sqlite3_bind_int64(st, 3, c->asn);
     sqlite3_bind_int64(st, 4, t);
+    sqlite3_bind_int(st, 5, identified);
     if (step_done(reg, st, err, errlen, "source ip upsert") < 0) {
+        return REGISTRY_ERR;
+    }
+    if (identified && ip_known && !ip.identified && absorb_anon(reg, c, bot.id, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
 
     /* Per-day distinct counts kept incrementally: the set insert tells whether this is the
      * bot's (IP's) first contact of the day, and only then the counter moves. */
-    int new_bot =
-        day_set_add(reg, ST_DAY_BOT, day, known, bot.last_seen_us, NULL, 0, bot.id, err, errlen);
+    int new_bot = !bot_row ? 0
+                           : day_set_add(reg, ST_DAY_BOT, day, known, bot.last_seen_us, NULL, 0,
+                                         bot.id, err, errlen);
     if (new_bot < 0) {
         return REGISTRY_ERR;
     }
@@ -733,7 +825,7 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     if (new_ip < 0) {
         return REGISTRY_ERR;
     }
-    daycc_add(reg, day, c->cc, new_bot, new_ip);
+    daycc_add(reg, day, c->cc, new_bot, new_ip, 1);
     if (reg->daycc_n >= DAYCC_FLUSH_AT) {
         return daycc_write(reg, err, errlen);
     }

@@ -676,12 +676,14 @@ static void summary_text(FILE *out, const struct report_options *o, const struct
                 lookup(&s->cc_ips, s->cc_bots.rows[i].key));
     }
     fprintf(out, "\ntop ASNs\n");
-    fprintf(out, "  %-12s %10s %10s\n", "asn", "bots", "ips");
+    fprintf(out, "  %-12s %10s %10s  %s\n", "asn", "bots", "ips", o->as_name ? "name" : "");
     for (size_t i = 0; i < s->asn_bots.n; i++) {
         char name[24];
-        snprintf(name, sizeof(name), "AS%" PRIu32, s->asn_bots.rows[i].asn);
-        fprintf(out, "  %-12s %10" PRIu64 " %10" PRIu64 "\n", name, s->asn_bots.rows[i].count,
-                s->asn_ips.rows[i].count);
+        uint32_t asn = s->asn_bots.rows[i].asn;
+        const char *org = asn && o->as_name ? o->as_name(o->as_name_ctx, asn) : NULL;
+        snprintf(name, sizeof(name), "AS%" PRIu32, asn);
+        fprintf(out, "  %-12s %10" PRIu64 " %10" PRIu64 "  %s\n", name, s->asn_bots.rows[i].count,
+                s->asn_ips.rows[i].count, org ? org : "");
     }
     fprintf(out, "\nflagged sectors (bots by tag)\n");
     for (size_t i = 0; i < s->ntags; i++) {
@@ -697,8 +699,8 @@ static void summary_text(FILE *out, const struct report_options *o, const struct
     }
 }
 
-static json_t *group_json(const struct group_list *bots, const struct group_list *ips, bool cc,
-                          bool ips_parallel)
+static json_t *group_json(const struct report_options *o, const struct group_list *bots,
+                          const struct group_list *ips, bool cc, bool ips_parallel)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < bots->n; i++) {
@@ -709,6 +711,9 @@ static json_t *group_json(const struct group_list *bots, const struct group_list
             json_object_set_new(r, "cc", json_string(name));
         } else {
             json_object_set_new(r, "asn", json_integer(bots->rows[i].asn));
+            if (bots->rows[i].asn && o->as_name != NULL) {
+                jset_str(r, "as_name", o->as_name(o->as_name_ctx, bots->rows[i].asn));
+            }
         }
         json_object_set_new(r, "bots", json_integer((json_int_t)bots->rows[i].count));
         uint64_t nip = ips_parallel ? ips->rows[i].count : lookup(ips, bots->rows[i].key);
@@ -755,8 +760,8 @@ static int summary_json(FILE *out, const struct report_options *o, const struct 
         json_array_append_new(days, r);
     }
     json_object_set_new(j, "days", days);
-    json_object_set_new(j, "top_countries", group_json(&s->cc_bots, &s->cc_ips, true, false));
-    json_object_set_new(j, "top_asns", group_json(&s->asn_bots, &s->asn_ips, false, true));
+    json_object_set_new(j, "top_countries", group_json(o, &s->cc_bots, &s->cc_ips, true, false));
+    json_object_set_new(j, "top_asns", group_json(o, &s->asn_bots, &s->asn_ips, false, true));
     json_t *tags = json_object();
     for (size_t i = 0; i < s->ntags; i++) {
         json_object_set_new(tags, s->tag_counts[i].tag,
