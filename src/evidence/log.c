@@ -1,16 +1,18 @@
-/* log.c -- the append side of the evidence log: journal with group commit, recovery, tiles and
- * checkpoint publication; and the journal reader. Design in docs/evidence.md. */
+/* log.c -- the append side of the evidence log: journal with group commit, recovery, the
+ * background tile writer and checkpoint publication; and the journal reader. Design in
+ * docs/evidence.md. */
 #define _GNU_SOURCE /* syncfs(2): one flush of every tile written since the last checkpoint */
 #include "evidence/log.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/err.h"
@@ -27,10 +29,15 @@
 #define BATCH_TRL 48
 #define BATCH_MAX_ENTRIES (1u << 24)
 #define DEFAULT_BATCH_BYTES (64u << 20)
-#define DEFAULT_CP_ENTRIES 1000000u
-#define DEFAULT_CP_MS 10000u
+#define DEFAULT_TILE_QUEUE_BYTES (256u << 20)
+#define TILE_RETRY_MS 1000 /* the tile writer retries a failed write this often */
+#define DEFAULT_CP_ENTRIES 100000u
+#define DEFAULT_CP_MS 1000u
 #define CHECKPOINTS_MAX 10000000u
 #define TILE_LEVELS 8
+#define TILE_SLOTS (TILE_LEVELS + 1) /* hash tiles of levels 0..7, then entry bundles */
+#define TILE_BYTES (EVLOG_TILE_WIDTH * EVLOG_HASH_SIZE)
+#define PARTIALS_UNKNOWN UINT64_MAX
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -106,8 +113,43 @@ struct cp_entry {
     uint8_t root[EVLOG_HASH_SIZE];
 };
 
-struct tile_buf {
-    uint8_t hashes[EVLOG_TILE_WIDTH][EVLOG_HASH_SIZE];
+/* Work for the tile writer: a tile or entry bundle (full or partial) to write, or a signed
+ * checkpoint to publish once everything queued before it is on disk. */
+enum job_kind { JOB_TILE, JOB_CHECKPOINT };
+struct tile_job {
+    struct tile_job *next;
+    enum job_kind kind;
+    int level; /* 0..7, or EVLOG_TILE_ENTRIES for an entry bundle */
+    uint64_t n;
+    unsigned width;  /* EVLOG_TILE_WIDTH for a full tile */
+    uint8_t *data;   /* owned: hashes, bundle bytes or the signed note */
+    size_t len, cap; /* cap: allocated bytes (a full bundle buffer is reused on rollback) */
+    uint64_t size;   /* JOB_CHECKPOINT: the tree size it commits to */
+};
+
+struct job_list {
+    struct tile_job *head, *tail;
+    size_t bytes;
+};
+
+/* The tile writer: a thread that turns the in-memory hashes into C2SP files, so creating files
+ * (slow on some file systems) never sits on evlog_commit's path. Durability rests on the
+ * journal alone; a checkpoint is published only after the tiles it names are on disk. */
+struct tile_writer {
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* jobs queued, or stop */
+    pthread_cond_t idle; /* a job finished or failed */
+    struct job_list queue;
+    bool stop;
+    int err;          /* last failure (retried every TILE_RETRY_MS), 0 once a retry succeeds */
+    uint64_t err_seq; /* failures so far (reported once each) */
+    char msg[256];
+    uint64_t published; /* size of the newest checkpoint on disk */
+    uint64_t files;     /* tiles and bundles written */
+    /* used by one thread at a time: replay during open, then the writer thread */
+    uint64_t partials_of[TILE_SLOTS]; /* 1 + tile with partials on disk, 0 none, or unknown */
 };
 
 struct evlog {
@@ -119,24 +161,27 @@ struct evlog {
     struct evlog_signer signer;
     struct evlog_verifier verifier;
     struct evlog_hasher *hasher;
-    struct evlog_frontier tree; /* durable tree */
-    struct tile_buf tiles[TILE_LEVELS];
-    uint8_t *bundle; /* entry bundle of the current level-0 tile */
+    struct evlog_frontier tree; /* durable tree (during evlog_commit: including the batch) */
+    uint8_t *tile[TILE_LEVELS]; /* the tile being filled at each level (TILE_BYTES each) */
+    uint8_t *bundle;            /* entry bundle of the current level-0 tile */
     size_t bundle_len, bundle_cap;
+    struct job_list pending; /* full tiles completed by the batch being committed */
+    int add_err;             /* allocation failure while hashing a batch */
     /* staged batch: BATCH_HDR reserved, then payload */
     uint8_t *stage;
     size_t stage_len, stage_cap, stage_max;
     uint32_t staged;
+    size_t tile_queue_max;
     /* checkpoint policy and state */
     uint64_t cp_entries, cp_ms;
-    uint64_t cp_size, cp_time_ms;
+    uint64_t cp_size, cp_time_ms; /* newest checkpoint handed to the tile writer */
     bool cp_time_set;
-    bool broken;     /* a write failed half-way: the in-memory tree is ahead of disk */
+    uint64_t err_seq_seen;
+    bool broken;     /* the journal may be ahead of or behind the in-memory tree */
     bool recovering; /* replaying: write tiles only where missing or after the last checkpoint */
-    uint64_t rewrite_from; /* during replay: tiles ending after this leaf index are rewritten */
-    uint64_t tiles_written;
-    int io_err;
-    char io_msg[256];
+    uint64_t rewrite_from;  /* during replay: tiles ending after this leaf index are rewritten */
+    uint64_t tiles_written; /* during replay */
+    struct tile_writer tw;
 };
 
 static int sys_err(char *err, size_t errlen, const char *what, const char *path)
@@ -256,32 +301,281 @@ static void remove_partials(struct evlog *log, int level, uint64_t n)
     rmdir(dir);
 }
 
-/* A full tile or bundle: written once, in place, not fsynced here (syncfs at the next
- * checkpoint; recovery rewrites any written after the last checkpoint). */
-static void write_full(struct evlog *log, int level, uint64_t n, const void *buf, size_t len)
+static int slot_of(int level)
 {
-    char rel[160];
-    evlog_tile_path(level, n, EVLOG_TILE_WIDTH, rel, sizeof rel);
-    uint64_t end_leaf = (n + 1) << (EVLOG_TILE_HEIGHT * (level < 0 ? 0 : level) + 8);
-    if (level > 0 && EVLOG_TILE_HEIGHT * level + 8 >= 64) {
-        end_leaf = UINT64_MAX;
-    }
-    if (log->recovering && end_leaf <= log->rewrite_from) {
-        /* Covered by a published checkpoint (and so by a syncfs): only repair if missing. */
-        char path[EVLOG_PATH_MAX + 200];
+    return level < 0 ? TILE_LEVELS : level;
+}
+
+/* Writes one tile or bundle in place (no temporary file: no client asks for a tile before a
+ * checkpoint names it, and the checkpoint is written only after a syncfs). Full tiles that an
+ * existing checkpoint already covers are only repaired during replay, if missing or short. */
+static int tile_store(struct evlog *log, const struct tile_job *j, char *err, size_t errlen)
+{
+    struct tile_writer *tw = &log->tw;
+    int slot = slot_of(j->level);
+    char rel[160], path[EVLOG_PATH_MAX + 200];
+    evlog_tile_path(j->level, j->n, j->width, rel, sizeof rel);
+    snprintf(path, sizeof path, "%s/%s", log->logdir, rel);
+    if (log->recovering && j->width == EVLOG_TILE_WIDTH) {
+        unsigned shift = EVLOG_TILE_HEIGHT * (unsigned)(j->level < 0 ? 0 : j->level) + 8;
+        uint64_t end_leaf =
+            shift >= 64 || (j->n + 1) > (UINT64_MAX >> shift) ? UINT64_MAX : (j->n + 1) << shift;
         struct stat st;
-        snprintf(path, sizeof path, "%s/%s", log->logdir, rel);
-        if (stat(path, &st) == 0 && (size_t)st.st_size == len) {
-            return;
+        if (end_leaf <= log->rewrite_from && stat(path, &st) == 0 && (size_t)st.st_size == j->len) {
+            return 0; /* covered by a published checkpoint, so synced before it */
         }
     }
-    if (log->io_err == 0 &&
-        write_file_atomic(log, rel, buf, len, false, log->io_msg, sizeof log->io_msg) != 0) {
-        log->io_err = EVLOG_EIO;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT) {
+        /* A new directory every 1000 tiles: make it only when the file cannot be created */
+        char *slash = strrchr(path, '/');
+        *slash = '\0';
+        if (mkdirs(path) != 0) {
+            return sys_err(err, errlen, "mkdir", path);
+        }
+        *slash = '/';
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    }
+    if (fd < 0) {
+        return sys_err(err, errlen, "create", path);
+    }
+    if (write_all(fd, j->data, j->len) != 0) {
+        int rc = sys_err(err, errlen, "write", path);
+        close(fd);
+        return rc;
+    }
+    if (close(fd) != 0) {
+        return sys_err(err, errlen, "close", path);
+    }
+    if (j->width == EVLOG_TILE_WIDTH) {
+        if (tw->partials_of[slot] == j->n + 1 || tw->partials_of[slot] == PARTIALS_UNKNOWN) {
+            remove_partials(log, j->level, j->n);
+            tw->partials_of[slot] = 0;
+        }
+    } else {
+        tw->partials_of[slot] = j->n + 1;
+    }
+    if (log->recovering) {
+        log->tiles_written++;
+    }
+    return 0;
+}
+
+/* Publishes a checkpoint whose tiles were written by the jobs before it. */
+static int checkpoint_store(struct evlog *log, const struct tile_job *j, char *err, size_t errlen)
+{
+    /* Every tile written since the last checkpoint reaches the disk before the checkpoint that
+     * commits to them is published. */
+    if (syncfs(log->log_fd) != 0) {
+        return sys_err(err, errlen, "syncfs", log->logdir);
+    }
+    char rel[64];
+    snprintf(rel, sizeof rel, "checkpoints/%llu", (unsigned long long)j->size);
+    int rc = write_file_atomic(log, rel, j->data, j->len, true, err, errlen);
+    if (rc == 0) {
+        rc = write_file_atomic(log, "checkpoint", j->data, j->len, true, err, errlen);
+    }
+    return rc;
+}
+
+static int job_run(struct evlog *log, const struct tile_job *j, char *err, size_t errlen)
+{
+    return j->kind == JOB_TILE ? tile_store(log, j, err, errlen)
+                               : checkpoint_store(log, j, err, errlen);
+}
+
+static size_t job_bytes(const struct tile_job *j)
+{
+    return sizeof *j + j->cap;
+}
+
+static void job_free(struct tile_job *j)
+{
+    if (j != NULL) {
+        free(j->data);
+        free(j);
+    }
+}
+
+static void list_push(struct job_list *l, struct tile_job *j)
+{
+    j->next = NULL;
+    if (l->tail != NULL) {
+        l->tail->next = j;
+    } else {
+        l->head = j;
+    }
+    l->tail = j;
+    l->bytes += job_bytes(j);
+}
+
+static void list_free(struct job_list *l)
+{
+    while (l->head != NULL) {
+        struct tile_job *j = l->head;
+        l->head = j->next;
+        job_free(j);
+    }
+    l->tail = NULL;
+    l->bytes = 0;
+}
+
+static void *tile_writer_main(void *arg)
+{
+    struct evlog *log = arg;
+    struct tile_writer *tw = &log->tw;
+    pthread_mutex_lock(&tw->mu);
+    for (;;) {
+        while (tw->queue.head == NULL && !tw->stop) {
+            pthread_cond_wait(&tw->work, &tw->mu);
+        }
+        if (tw->queue.head == NULL) {
+            break;
+        }
+        /* The head stays queued while it is written: evlog_* only ever appends at the tail. */
+        struct tile_job *j = tw->queue.head;
+        pthread_mutex_unlock(&tw->mu);
+        char msg[sizeof tw->msg];
+        int rc = job_run(log, j, msg, sizeof msg);
+        pthread_mutex_lock(&tw->mu);
+        if (rc == 0) {
+            tw->queue.head = j->next;
+            if (tw->queue.head == NULL) {
+                tw->queue.tail = NULL;
+            }
+            tw->queue.bytes -= job_bytes(j);
+            if (j->kind == JOB_CHECKPOINT) {
+                tw->published = j->size;
+            } else {
+                tw->files++;
+            }
+            tw->err = 0;
+            job_free(j);
+            pthread_cond_broadcast(&tw->idle);
+            continue;
+        }
+        /* Disk full or an I/O error: keep the job and everything after it (a checkpoint must
+         * never be published without its tiles), say so, and retry later. */
+        tw->err = rc;
+        tw->err_seq++;
+        memcpy(tw->msg, msg, sizeof msg);
+        pthread_cond_broadcast(&tw->idle);
+        if (tw->stop) {
+            break;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += TILE_RETRY_MS / 1000;
+        pthread_cond_timedwait(&tw->work, &tw->mu, &until);
+        if (tw->stop) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&tw->mu);
+    return NULL;
+}
+
+/* Hands a list of jobs to the tile writer (or, during replay, writes them now). */
+static int tw_submit(struct evlog *log, struct job_list *l, char *err, size_t errlen)
+{
+    struct tile_writer *tw = &log->tw;
+    if (l->head == NULL) {
+        return 0;
+    }
+    if (!tw->started) {
+        int rc = 0;
+        for (struct tile_job *j = l->head; j != NULL && rc == 0; j = j->next) {
+            rc = job_run(log, j, err, errlen);
+        }
+        list_free(l);
+        return rc;
+    }
+    pthread_mutex_lock(&tw->mu);
+    if (tw->queue.tail != NULL) {
+        tw->queue.tail->next = l->head;
+    } else {
+        tw->queue.head = l->head;
+    }
+    tw->queue.tail = l->tail;
+    tw->queue.bytes += l->bytes;
+    pthread_cond_signal(&tw->work);
+    pthread_mutex_unlock(&tw->mu);
+    memset(l, 0, sizeof *l);
+    return 0;
+}
+
+/* Waits until the tile writer has written everything queued; a failure is returned (not
+ * waited out: the writer keeps retrying on its own). */
+static int tw_wait_idle(struct evlog *log, char *err, size_t errlen)
+{
+    struct tile_writer *tw = &log->tw;
+    if (!tw->started) {
+        return 0;
+    }
+    pthread_mutex_lock(&tw->mu);
+    while (tw->queue.head != NULL && tw->err == 0) {
+        pthread_cond_wait(&tw->idle, &tw->mu);
+    }
+    int rc = tw->queue.head != NULL ? tw->err : 0;
+    if (rc != 0) {
+        err_set(err, errlen, "tile writer: %s", tw->msg);
+    }
+    pthread_mutex_unlock(&tw->mu);
+    return rc;
+}
+
+static void tw_stop(struct evlog *log)
+{
+    struct tile_writer *tw = &log->tw;
+    if (tw->started) {
+        pthread_mutex_lock(&tw->mu);
+        tw->stop = true;
+        pthread_cond_broadcast(&tw->work);
+        pthread_mutex_unlock(&tw->mu);
+        pthread_join(tw->thread, NULL);
+        tw->started = false;
+    }
+    list_free(&tw->queue);
+}
+
+static struct tile_job *job_new(enum job_kind kind, int level, uint64_t n, unsigned width)
+{
+    struct tile_job *j = calloc(1, sizeof *j);
+    if (j != NULL) {
+        j->kind = kind;
+        j->level = level;
+        j->n = n;
+        j->width = width;
+    }
+    return j;
+}
+
+/* Moves the completed tile (or bundle) at `level` into a job on the batch's pending list and
+ * starts a fresh buffer; nothing is copied. */
+static void emit_full(struct evlog *log, int level, uint64_t n)
+{
+    bool bundle = level < 0;
+    size_t cap = bundle ? log->bundle_cap : TILE_BYTES;
+    struct tile_job *j = job_new(JOB_TILE, level, n, EVLOG_TILE_WIDTH);
+    uint8_t *fresh = malloc(cap);
+    if (j == NULL || fresh == NULL) {
+        free(j);
+        free(fresh);
+        log->add_err = EVLOG_ENOMEM;
         return;
     }
-    log->tiles_written++;
-    remove_partials(log, level, n);
+    j->cap = cap;
+    if (bundle) {
+        j->data = log->bundle;
+        j->len = log->bundle_len;
+        log->bundle = fresh;
+        log->bundle_len = 0;
+    } else {
+        j->data = log->tile[level];
+        j->len = TILE_BYTES;
+        log->tile[level] = fresh;
+    }
+    list_push(&log->pending, j);
 }
 
 static void on_tile_hash(void *ctx, unsigned level, uint64_t index,
@@ -292,19 +586,19 @@ static void on_tile_hash(void *ctx, unsigned level, uint64_t index,
         return;
     }
     unsigned slot = (unsigned)(index % EVLOG_TILE_WIDTH);
-    memcpy(log->tiles[level].hashes[slot], hash, EVLOG_HASH_SIZE);
+    memcpy(log->tile[level] + (size_t)slot * EVLOG_HASH_SIZE, hash, EVLOG_HASH_SIZE);
     if (slot == EVLOG_TILE_WIDTH - 1) {
         uint64_t n = index / EVLOG_TILE_WIDTH;
-        write_full(log, (int)level, n, log->tiles[level].hashes, sizeof log->tiles[level]);
+        emit_full(log, (int)level, n);
         if (level == 0) {
-            write_full(log, EVLOG_TILE_ENTRIES, n, log->bundle, log->bundle_len);
-            log->bundle_len = 0;
+            emit_full(log, EVLOG_TILE_ENTRIES, n);
         }
     }
 }
 
-/* Adds one durable entry to the in-memory tree, bundle and tiles. */
-static int tree_add(struct evlog *log, const uint8_t *entry, size_t len)
+/* Adds one entry to the in-memory tree, bundle and tiles. `framed` is the entry with its
+ * 2-byte length prefix (the journal and bundle framing). */
+static int tree_add(struct evlog *log, const uint8_t *framed, size_t len)
 {
     if (log->bundle_len + 2 + len > log->bundle_cap) {
         size_t cap = log->bundle_cap * 2 + 2 + len;
@@ -315,14 +609,42 @@ static int tree_add(struct evlog *log, const uint8_t *entry, size_t len)
         log->bundle = b;
         log->bundle_cap = cap;
     }
-    log->bundle[log->bundle_len] = (uint8_t)(len >> 8);
-    log->bundle[log->bundle_len + 1] = (uint8_t)len;
-    memcpy(log->bundle + log->bundle_len + 2, entry, len);
+    memcpy(log->bundle + log->bundle_len, framed, 2 + len);
     log->bundle_len += 2 + len;
     uint8_t leaf[EVLOG_HASH_SIZE];
-    evlog_hasher_leaf(log->hasher, entry, len, leaf);
+    evlog_hasher_leaf(log->hasher, framed + 2, len, leaf);
     evlog_frontier_push(&log->tree, log->hasher, leaf, on_tile_hash, log);
-    return 0;
+    int rc = log->add_err;
+    log->add_err = 0;
+    return rc;
+}
+
+/* Undoes the hashing of a batch that did not reach the journal: the tree goes back to
+ * `before`, and each level takes back the buffer it had at the start of the batch (the first
+ * full tile the batch completed at that level; later slots are overwritten on the next try). */
+static void batch_rollback(struct evlog *log, const struct evlog_frontier *before,
+                           size_t bundle_before)
+{
+    bool restored[TILE_SLOTS] = {false};
+    for (struct tile_job *j = log->pending.head; j != NULL; j = j->next) {
+        int slot = slot_of(j->level);
+        if (restored[slot]) {
+            continue;
+        }
+        restored[slot] = true;
+        if (slot == TILE_LEVELS) {
+            free(log->bundle);
+            log->bundle = j->data;
+            log->bundle_cap = j->cap;
+        } else {
+            free(log->tile[slot]);
+            log->tile[slot] = j->data;
+        }
+        j->data = NULL;
+    }
+    list_free(&log->pending);
+    log->tree = *before;
+    log->bundle_len = bundle_before;
 }
 
 /* ---- checkpoints -------------------------------------------------------------------------- */
@@ -435,11 +757,15 @@ static int load_checkpoints(struct evlog *log, struct cp_entry **out, size_t *n,
     return 0;
 }
 
+/* Queues the partial tiles for the current size, then the signed checkpoint, behind every full
+ * tile already queued. The tile writer publishes it once they are all on disk. */
 static int publish_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen)
 {
     uint64_t size = log->tree.size;
+    struct job_list jobs = {0};
+    int rc = 0;
     /* Partial tiles for this size (C2SP: logs MUST serve them for published sizes). */
-    for (int level = 0; level < TILE_LEVELS; level++) {
+    for (int level = 0; level < TILE_LEVELS && rc == 0; level++) {
         uint64_t avail = size >> (EVLOG_TILE_HEIGHT * level);
         unsigned w = (unsigned)(avail % EVLOG_TILE_WIDTH);
         if (avail == 0) {
@@ -449,22 +775,22 @@ static int publish_checkpoint(struct evlog *log, uint64_t now_ms, char *err, siz
             continue;
         }
         uint64_t n = avail / EVLOG_TILE_WIDTH;
-        char rel[160];
-        evlog_tile_path(level, n, w, rel, sizeof rel);
-        int rc = write_file_atomic(log, rel, log->tiles[level].hashes, (size_t)w * EVLOG_HASH_SIZE,
-                                   false, err, errlen);
-        if (rc == 0 && level == 0) {
-            evlog_tile_path(EVLOG_TILE_ENTRIES, n, w, rel, sizeof rel);
-            rc = write_file_atomic(log, rel, log->bundle, log->bundle_len, false, err, errlen);
+        for (int b = 0; b < (level == 0 ? 2 : 1) && rc == 0; b++) {
+            const uint8_t *src = b == 0 ? log->tile[level] : log->bundle;
+            size_t len = b == 0 ? (size_t)w * EVLOG_HASH_SIZE : log->bundle_len;
+            struct tile_job *j = job_new(JOB_TILE, b == 0 ? level : EVLOG_TILE_ENTRIES, n, w);
+            uint8_t *copy = malloc(len ? len : 1);
+            if (j == NULL || copy == NULL) {
+                free(j);
+                free(copy);
+                rc = EVLOG_ENOMEM;
+                break;
+            }
+            memcpy(copy, src, len);
+            j->data = copy;
+            j->len = j->cap = len;
+            list_push(&jobs, j);
         }
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    /* Every tile written since the last checkpoint reaches the disk before the checkpoint that
-     * commits to them is published. */
-    if (syncfs(log->log_fd) != 0) {
-        return sys_err(err, errlen, "syncfs", log->logdir);
     }
     struct evlog_checkpoint cp;
     snprintf(cp.origin, sizeof cp.origin, "%s", log->signer.name);
@@ -472,19 +798,32 @@ static int publish_checkpoint(struct evlog *log, uint64_t now_ms, char *err, siz
     evlog_frontier_root(&log->tree, cp.root);
     char text[512], note[1024];
     int tl = evlog_checkpoint_format(&cp, text, sizeof text);
-    if (tl < 0) {
-        return err_set(err, errlen, "checkpoint text too long"), EVLOG_EINVAL;
+    int nl = tl < 0
+                 ? tl
+                 : evlog_note_sign(&log->signer, text, (size_t)tl, note, sizeof note, err, errlen);
+    if (rc == 0 && nl < 0) {
+        rc = nl;
+        if (tl < 0) {
+            err_set(err, errlen, "checkpoint text too long");
+        }
     }
-    int nl = evlog_note_sign(&log->signer, text, (size_t)tl, note, sizeof note, err, errlen);
-    if (nl < 0) {
-        return nl;
+    struct tile_job *j = rc == 0 ? job_new(JOB_CHECKPOINT, 0, 0, 0) : NULL;
+    if (rc == 0 && (j == NULL || (j->data = malloc((size_t)nl)) == NULL)) {
+        free(j);
+        rc = EVLOG_ENOMEM;
     }
-    char rel[64];
-    snprintf(rel, sizeof rel, "checkpoints/%llu", (unsigned long long)size);
-    int rc = write_file_atomic(log, rel, note, (size_t)nl, true, err, errlen);
-    if (rc == 0) {
-        rc = write_file_atomic(log, "checkpoint", note, (size_t)nl, true, err, errlen);
+    if (rc != 0) {
+        if (rc == EVLOG_ENOMEM) {
+            err_set(err, errlen, "out of memory");
+        }
+        list_free(&jobs);
+        return rc;
     }
+    memcpy(j->data, note, (size_t)nl);
+    j->len = j->cap = (size_t)nl;
+    j->size = size;
+    list_push(&jobs, j);
+    rc = tw_submit(log, &jobs, err, errlen);
     if (rc == 0) {
         log->cp_size = size;
         log->cp_time_ms = now_ms;
@@ -602,11 +941,11 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
         }
         /* Re-hash the batch on a copy of the tree; keep it only if the commit root matches. */
         struct evlog_frontier before = log->tree;
-        uint64_t bundle_before = log->bundle_len;
+        size_t bundle_before = log->bundle_len;
         const uint8_t *p = buf + BATCH_HDR;
         for (uint32_t i = 0; i < count && rc == 0; i++) {
             size_t el = (size_t)p[0] << 8 | p[1];
-            rc = tree_add(log, p + 2, el);
+            rc = tree_add(log, p, el);
             p += 2 + el;
             while (rc == 0 && next_cp < ncp && cps[next_cp].size == log->tree.size) {
                 uint8_t root[EVLOG_HASH_SIZE];
@@ -623,6 +962,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
             }
         }
         if (rc != 0) {
+            list_free(&log->pending);
             break;
         }
         uint8_t root[EVLOG_HASH_SIZE];
@@ -635,20 +975,19 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
                         wal, (unsigned long long)off, (unsigned long long)first,
                         (unsigned long long)(first + count - 1));
                 rc = EVLOG_ECORRUPT;
+                list_free(&log->pending);
                 break;
             }
-            log->tree = before;
-            log->bundle_len = (size_t)bundle_before;
+            batch_rollback(log, &before, bundle_before);
             torn = true;
             break;
         }
+        /* The batch is part of the tree: (re)write its full tiles now, before the tile writer
+         * starts, so the files match the journal when open returns. */
+        rc = tw_submit(log, &log->pending, err, errlen);
         off += total;
     }
     free(buf);
-    if (rc == 0 && log->io_err != 0) {
-        err_set(err, errlen, "%s", log->io_msg);
-        rc = log->io_err;
-    }
     if (rc != 0) {
         return rc;
     }
@@ -719,6 +1058,31 @@ static int load_or_create_key(struct evlog *log, const struct evlog_options *opt
     return 0;
 }
 
+/* Frees everything (the tile writer is stopped first; what it had not written yet is rebuilt
+ * from the journal at the next open). */
+static void log_free(struct evlog *log)
+{
+    tw_stop(log);
+    if (log->wal_fd >= 0) {
+        close(log->wal_fd);
+    }
+    if (log->log_fd >= 0) {
+        close(log->log_fd);
+    }
+    evlog_hasher_free(log->hasher);
+    list_free(&log->pending);
+    for (int i = 0; i < TILE_LEVELS; i++) {
+        free(log->tile[i]);
+    }
+    free(log->bundle);
+    free(log->stage);
+    pthread_mutex_destroy(&log->tw.mu);
+    pthread_cond_destroy(&log->tw.work);
+    pthread_cond_destroy(&log->tw.idle);
+    memset(&log->signer, 0, sizeof log->signer);
+    free(log);
+}
+
 int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_options *opt,
                struct evlog_recovery *rec, char *err, size_t errlen)
 {
@@ -738,6 +1102,12 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     }
     log->wal_fd = -1;
     log->log_fd = -1;
+    pthread_mutex_init(&log->tw.mu, NULL);
+    pthread_cond_init(&log->tw.work, NULL);
+    pthread_cond_init(&log->tw.idle, NULL);
+    for (int i = 0; i < TILE_SLOTS; i++) {
+        log->tw.partials_of[i] = PARTIALS_UNKNOWN;
+    }
     int rc = 0;
     struct cp_entry *cps = NULL;
     size_t ncp = 0;
@@ -753,6 +1123,26 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     if (log->stage_max > INT32_MAX / 2) {
         log->stage_max = INT32_MAX / 2;
     }
+    log->tile_queue_max =
+        opt->max_tile_queue_bytes ? opt->max_tile_queue_bytes : DEFAULT_TILE_QUEUE_BYTES;
+    for (int i = 0; i < TILE_LEVELS; i++) {
+        log->tile[i] = malloc(TILE_BYTES);
+    }
+    log->bundle_cap = 1 << 16;
+    log->bundle = malloc(log->bundle_cap);
+    log->stage_cap = 1 << 16;
+    log->stage = malloc(log->stage_cap);
+    for (int i = 0; i < TILE_LEVELS; i++) {
+        if (log->tile[i] == NULL) {
+            log->bundle_cap = 0;
+        }
+    }
+    if (log->bundle == NULL || log->stage == NULL || log->bundle_cap == 0) {
+        err_set(err, errlen, "out of memory");
+        rc = EVLOG_ENOMEM;
+        goto fail;
+    }
+    log->stage_len = BATCH_HDR;
     const char *sub[] = {"", "/journal", "/log", "/log/tile", "/log/checkpoints"};
     for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
         char d[EVLOG_PATH_MAX + 32];
@@ -795,21 +1185,25 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
         goto fail;
     }
     log->cp_size = ncp > 0 ? cps[ncp - 1].size : 0;
+    log->tw.published = log->cp_size;
     free(cps);
     cps = NULL;
     rec->size = log->tree.size;
     rec->checkpoints = ncp;
     rec->tiles_written = log->tiles_written;
-    log->stage_cap = 1 << 16;
-    log->stage = malloc(log->stage_cap);
-    if (log->stage == NULL) {
-        rc = EVLOG_ENOMEM;
+    rc = pthread_create(&log->tw.thread, NULL, tile_writer_main, log);
+    if (rc != 0) {
+        err_set(err, errlen, "cannot start the tile writer: %s", strerror(rc));
+        rc = EVLOG_EIO;
         goto fail;
     }
-    log->stage_len = BATCH_HDR;
+    log->tw.started = true;
     if (ncp == 0 || log->cp_size != log->tree.size) {
         /* Publish what recovery found, so every durable entry is committed to by a signature. */
         rc = publish_checkpoint(log, 0, err, errlen);
+        if (rc == 0) {
+            rc = tw_wait_idle(log, err, errlen);
+        }
         if (rc != 0) {
             goto fail;
         }
@@ -820,17 +1214,7 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
 fail:
     free(cps);
     log->broken = true;
-    if (log->wal_fd >= 0) {
-        close(log->wal_fd);
-    }
-    if (log->log_fd >= 0) {
-        close(log->log_fd);
-    }
-    evlog_hasher_free(log->hasher);
-    free(log->bundle);
-    free(log->stage);
-    memset(&log->signer, 0, sizeof log->signer);
-    free(log);
+    log_free(log);
     return rc;
 }
 
@@ -871,6 +1255,26 @@ int evlog_append(struct evlog *log, const uint8_t *entry, size_t len, uint64_t *
     return 0;
 }
 
+/* Waits while the tile writer is more than tile_queue_max bytes behind (memory stays bounded
+ * when files cannot be created as fast as entries arrive). If it is behind because writes
+ * fail, returns the failure instead: nothing has changed, the caller may retry the commit. */
+static int tile_backpressure(struct evlog *log, char *err, size_t errlen)
+{
+    struct tile_writer *tw = &log->tw;
+    int rc = 0;
+    pthread_mutex_lock(&tw->mu);
+    while (tw->queue.bytes > log->tile_queue_max && tw->err == 0) {
+        pthread_cond_wait(&tw->idle, &tw->mu);
+    }
+    if (tw->queue.bytes > log->tile_queue_max) {
+        rc = tw->err;
+        err_set(err, errlen, "tile writer is %zu bytes behind and failing: %s", tw->queue.bytes,
+                tw->msg);
+    }
+    pthread_mutex_unlock(&tw->mu);
+    return rc;
+}
+
 int evlog_commit(struct evlog *log, char *err, size_t errlen)
 {
     if (log->broken) {
@@ -880,19 +1284,27 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
     if (log->staged == 0) {
         return 0;
     }
+    int rc = tile_backpressure(log, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
     uint64_t first = log->tree.size;
     uint8_t *h = log->stage;
     memcpy(h, "BTCH", 4);
     put32(h + 4, log->staged);
     put64(h + 8, first);
     put64(h + 16, log->stage_len - BATCH_HDR);
-    /* Hash into the tree first: the commit record carries the root after the batch. The tree
-     * is then ahead of the disk until the fsync returns; a failure marks the log broken. */
+    /* Hash into the tree first: the commit record carries the root after the batch. If the
+     * journal write fails the batch is rolled back and stays staged, so the call can be
+     * retried (disk full); only a failed fdatasync makes the log unusable (the kernel may have
+     * dropped the pages it could not write, so a retry would prove nothing). */
+    struct evlog_frontier before = log->tree;
+    size_t bundle_before = log->bundle_len;
     const uint8_t *p = log->stage + BATCH_HDR;
     for (uint32_t i = 0; i < log->staged; i++) {
         size_t el = (size_t)p[0] << 8 | p[1];
-        if (tree_add(log, p + 2, el) != 0) {
-            log->broken = true;
+        if (tree_add(log, p, el) != 0) {
+            batch_rollback(log, &before, bundle_before);
             return err_set(err, errlen, "out of memory"), EVLOG_ENOMEM;
         }
         p += 2 + el;
@@ -904,10 +1316,18 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
     evlog_frontier_root(&log->tree, t + 16);
     size_t total = log->stage_len + BATCH_TRL;
     ssize_t n = pwrite(log->wal_fd, log->stage, total, (off_t)log->wal_len);
-    if (n != (ssize_t)total || fdatasync(log->wal_fd) != 0) {
+    if (n != (ssize_t)total) {
+        int e = n < 0 ? errno : ENOSPC;
+        batch_rollback(log, &before, bundle_before);
+        /* Drop a partial write, so the next batch is not followed by its leftovers. */
+        if (ftruncate(log->wal_fd, (off_t)log->wal_len) != 0) {
+            log->broken = true;
+        }
+        return err_set(err, errlen, "journal write failed: %s", strerror(e)), EVLOG_EIO;
+    }
+    if (fdatasync(log->wal_fd) != 0) {
         log->broken = true;
-        return err_set(err, errlen, "journal write/fdatasync failed: %s", strerror(errno)),
-               EVLOG_EIO;
+        return err_set(err, errlen, "journal fdatasync failed: %s", strerror(errno)), EVLOG_EIO;
     }
     log->wal_len += total;
     /* Readers trust only bytes below the durable length, set after the fdatasync. */
@@ -917,13 +1337,22 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
     }
     log->staged = 0;
     log->stage_len = BATCH_HDR;
-    if (log->io_err != 0) {
-        /* A tile could not be written; the journal is durable, so reopening repairs it. */
-        log->broken = true;
-        err_set(err, errlen, "%s", log->io_msg);
-        return log->io_err;
+    return tw_submit(log, &log->pending, err, errlen);
+}
+
+/* A tile writer failure not reported yet (each is reported once; it keeps retrying). */
+static int tile_writer_error(struct evlog *log, char *err, size_t errlen)
+{
+    struct tile_writer *tw = &log->tw;
+    int rc = 0;
+    pthread_mutex_lock(&tw->mu);
+    if (tw->err != 0 && tw->err_seq != log->err_seq_seen) {
+        log->err_seq_seen = tw->err_seq;
+        rc = tw->err;
+        err_set(err, errlen, "tile writer (retrying): %s", tw->msg);
     }
-    return 0;
+    pthread_mutex_unlock(&tw->mu);
+    return rc;
 }
 
 int evlog_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen)
@@ -932,15 +1361,16 @@ int evlog_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errle
     if (rc != 0) {
         return rc;
     }
-    if (log->tree.size == log->cp_size) {
-        return 0;
+    int published = 0;
+    if (log->tree.size != log->cp_size) {
+        rc = publish_checkpoint(log, now_ms, err, errlen);
+        if (rc != 0) {
+            return rc;
+        }
+        published = 1;
     }
-    rc = publish_checkpoint(log, now_ms, err, errlen);
-    if (rc != 0) {
-        log->broken = true;
-        return rc;
-    }
-    return 1;
+    rc = tw_wait_idle(log, err, errlen);
+    return rc != 0 ? rc : published;
 }
 
 int evlog_maybe_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen)
@@ -949,18 +1379,26 @@ int evlog_maybe_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t
     if (rc != 0) {
         return rc;
     }
+    rc = tile_writer_error(log, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
     if (!log->cp_time_set) {
         log->cp_time_ms = now_ms;
         log->cp_time_set = true;
     }
     uint64_t pending = log->tree.size - log->cp_size;
-    if (pending == 0) {
+    if (pending == 0 || (pending < log->cp_entries && now_ms - log->cp_time_ms < log->cp_ms)) {
         return 0;
     }
-    if (pending >= log->cp_entries || now_ms - log->cp_time_ms >= log->cp_ms) {
-        return evlog_checkpoint(log, now_ms, err, errlen);
+    pthread_mutex_lock(&log->tw.mu);
+    bool behind = log->tw.published != log->cp_size;
+    pthread_mutex_unlock(&log->tw.mu);
+    if (behind) {
+        return 0; /* the previous one is still being written: the next one will cover these */
     }
-    return 0;
+    rc = publish_checkpoint(log, now_ms, err, errlen);
+    return rc != 0 ? rc : 1;
 }
 
 uint64_t evlog_size(const struct evlog *log)
@@ -990,13 +1428,7 @@ int evlog_close(struct evlog *log, char *err, size_t errlen)
             rc = 0;
         }
     }
-    close(log->wal_fd);
-    close(log->log_fd);
-    evlog_hasher_free(log->hasher);
-    free(log->bundle);
-    free(log->stage);
-    memset(&log->signer, 0, sizeof log->signer);
-    free(log);
+    log_free(log);
     return rc;
 }
 

@@ -174,6 +174,9 @@ struct evlog_options {
     uint64_t checkpoint_ms;      /* ... or after this many ms with new entries (0: 1000) */
     bool create_key;             /* generate <state>/keys/log.key if <state>/keys has none */
     size_t max_batch_bytes;      /* staged bytes before evlog_append says EVLOG_EFULL (0: 64 MiB) */
+    size_t max_tile_queue_bytes; /* tiles/bundles not yet written by the tile writer before
+                                    evlog_commit waits for it (0: 256 MiB, ~1.1 M 200-byte
+                                    entries) */
 };
 
 /* What open found (for the operator's log line). */
@@ -194,18 +197,25 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
 /* Stages one entry (0..65535 bytes) in memory; not durable until evlog_commit. *index_out (may be
  * NULL) receives its leaf index. */
 int evlog_append(struct evlog *log, const uint8_t *entry, size_t len, uint64_t *index_out);
-/* Makes every staged entry durable: one write + fdatasync of the journal (group commit). */
+/* Makes every staged entry durable: one write + fdatasync of the journal (group commit). Tiles
+ * and entry bundles are written afterwards by the log's tile writer thread. If the journal
+ * write fails (disk full) nothing changes and the call may be retried; if the tile writer is
+ * max_tile_queue_bytes behind it waits, or fails (retryable) while the tile writer is failing. */
 int evlog_commit(struct evlog *log, char *err, size_t errlen);
-/* Commits, then signs and publishes a checkpoint if the policy says one is due. Returns 1 if one
- * was published, 0 if not due, negative on error. */
+/* Commits, then, if the policy says one is due and the previous one is on disk, signs a
+ * checkpoint and hands it to the tile writer, which publishes it once its tiles are durable.
+ * Returns 1 if one was queued, 0 if not, negative on error (including a tile writer failure,
+ * reported once per failed attempt; the writer retries every second). */
 int evlog_maybe_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen);
-/* Commits and publishes a checkpoint for the current size now (no-op if already published). */
+/* Commits and publishes a checkpoint for the current size, and returns once it and every tile
+ * are on disk. 1 if a new one was published, 0 if the size was already published. */
 int evlog_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen);
 uint64_t evlog_size(const struct evlog *log);   /* durable entries */
 uint64_t evlog_staged(const struct evlog *log); /* staged, not yet durable */
 /* Root of the durable tree. */
 void evlog_root(const struct evlog *log, uint8_t out[EVLOG_HASH_SIZE]);
-/* Commit + final checkpoint + free. Returns the first error (err filled) or 0. */
+/* Commit + final checkpoint (waits for the tile writer) + free. Returns the first error (err
+ * filled) or 0. */
 int evlog_close(struct evlog *log, char *err, size_t errlen);
 
 /* Reader of durable entries (any thread or process, concurrently with the writer). */
