@@ -1,5 +1,6 @@
 /* evidence_log_test.c -- the append side: tiles against the TLOG.md / x/mod vectors, group
- * commit, the reader, and recovery from torn tails and inconsistent checkpoints. */
+ * commit, the reader, recovery from torn tails and inconsistent checkpoints, a failed journal
+ * write (retryable) and a failing tile writer (no checkpoint without its tiles). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -471,12 +475,181 @@ static void test_recovery_refuses(void **state)
     rm_rf(dir);
 }
 
+static void verify_log(const char *dir, uint64_t want_entries)
+{
+    char path[256], err[512];
+    struct evlog_verifier v;
+    snprintf(path, sizeof path, "%s/log", dir);
+    struct evlog_signer s;
+    assert_int_equal(evlog_signer_parse(PN_SKEY, strlen(PN_SKEY), &s, NULL, 0), 0);
+    evlog_signer_verifier(&s, &v);
+    struct evlog_verify_report rep;
+    if (evlog_verify_dir(path, &v, &rep, err, sizeof err) != 0) {
+        fail_msg("verify: %s", err);
+    }
+    assert_int_equal(rep.entries, want_entries);
+}
+
+/* A journal write that fails (here: RLIMIT_FSIZE, as a full disk would) changes nothing: the
+ * batch stays staged, the tree and the tiles it would have completed are rolled back, and the
+ * commit succeeds once space returns. The batch crosses two tile boundaries. */
+static void test_commit_retry_after_write_failure(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    char err[512];
+    struct evlog *log = open_log(dir);
+    append_n(log, 0, 250);
+    assert_int_equal(evlog_checkpoint(log, 1, err, sizeof err), 1);
+    uint8_t root250[32];
+    evlog_root(log, root250);
+    append_n(log, 250, 300);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)wal_size(dir) + 100;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    assert_int_equal(evlog_commit(log, err, sizeof err), EVLOG_EIO);
+    assert_int_equal(evlog_commit(log, err, sizeof err), EVLOG_EIO);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    assert_int_equal(evlog_size(log), 250);
+    assert_int_equal(evlog_staged(log), 300);
+    uint8_t r[32];
+    evlog_root(log, r);
+    assert_memory_equal(r, root250, 32);
+    assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+    assert_int_equal(evlog_size(log), 550);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    verify_log(dir, 550);
+    log = open_log(dir);
+    assert_int_equal(evlog_size(log), 550);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    rm_rf(dir);
+}
+
+/* A torn last batch that crossed a tile boundary is cut, and the entries written after it
+ * produce correct tiles and bundles (the rollback restores the buffers the batch replaced). */
+static void test_torn_batch_across_tiles(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    char err[512];
+    long before = 0;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* a writer that dies without closing (kill -9 after the commit) */
+        struct evlog *log;
+        struct evlog_options opt = {.origin = "example.com/testlog"};
+        if (evlog_open(&log, dir, &opt, NULL, err, sizeof err) != 0) {
+            _exit(1);
+        }
+        for (int i = 0; i < 270; i++) {
+            char e[64];
+            int n = snprintf(e, sizeof e, "first %d", i);
+            evlog_append(log, (const uint8_t *)e, (size_t)n, NULL);
+            if (i == 249 && evlog_checkpoint(log, 1, err, sizeof err) != 1) {
+                _exit(2);
+            }
+        }
+        _exit(evlog_commit(log, err, sizeof err) == 0 ? 0 : 3);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* damage the last entry of the last batch: its commit root no longer matches */
+    long len = wal_size(dir);
+    char p[256];
+    snprintf(p, sizeof p, "%s/journal/wal", dir);
+    FILE *f = fopen(p, "r+b");
+    assert_non_null(f);
+    fseek(f, len - 48 - 1, SEEK_SET);
+    fputc('X', f);
+    fclose(f);
+    struct evlog *log;
+    struct evlog_recovery rec;
+    struct evlog_options opt = {.origin = "example.com/testlog"};
+    if (evlog_open(&log, dir, &opt, &rec, err, sizeof err) != 0) {
+        fail_msg("open: %s", err);
+    }
+    before = len - (long)rec.cut_bytes;
+    assert_true(rec.cut_bytes > 0);
+    assert_int_equal(wal_size(dir), before);
+    assert_int_equal(evlog_size(log), 250);
+    append_n(log, 250, 300);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    verify_log(dir, 550);
+    rm_rf(dir);
+}
+
+/* The tile writer cannot write (tile/entries is a file): commits still succeed and readers see
+ * every committed entry, but no checkpoint is published without its tiles; once the obstacle
+ * is gone the writer's retry publishes it. */
+static void test_tile_writer_failure(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    char err[512], path[256];
+    struct evlog *log = open_log(dir);
+    snprintf(path, sizeof path, "%s/log/tile/entries", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    append_n(log, 0, 300);
+    assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+    assert_true(evlog_checkpoint(log, 1, err, sizeof err) < 0);
+    assert_non_null(strstr(err, "tile/entries"));
+    /* reported to the server's loop, once per failed attempt */
+    assert_true(evlog_maybe_checkpoint(log, 1, err, sizeof err) < 0);
+    assert_int_equal(evlog_maybe_checkpoint(log, 1, err, sizeof err), 0);
+    append_n(log, 300, 10);
+    assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+    struct evlog_reader *r;
+    assert_int_equal(evlog_reader_open(&r, dir, 0, err, sizeof err), 0);
+    const uint8_t *e;
+    size_t len;
+    uint64_t idx;
+    int got = 0;
+    while (evlog_reader_next(r, &e, &len, &idx, err, sizeof err) == 1) {
+        got++;
+    }
+    evlog_reader_close(r);
+    assert_int_equal(got, 310);
+    char cp[256], note[1024];
+    snprintf(cp, sizeof cp, "%s/log/checkpoint", dir);
+    f = fopen(cp, "rb");
+    assert_non_null(f);
+    size_t nn = fread(note, 1, sizeof note - 1, f);
+    fclose(f);
+    note[nn] = '\0';
+    assert_non_null(strstr(note, "\n0\n")); /* still the empty tree */
+    assert_int_equal(unlink(path), 0);
+    int rc = -1;
+    for (int i = 0; i < 50 && rc < 0; i++) {
+        usleep(100 * 1000);
+        rc = evlog_checkpoint(log, 2, err, sizeof err);
+    }
+    if (rc < 0) {
+        fail_msg("tile writer did not recover: %s", err);
+    }
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    verify_log(dir, 310);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tlog_md_tiles),    cmocka_unit_test(test_go_tile_vectors),
-        cmocka_unit_test(test_reader),           cmocka_unit_test(test_recovery_torn_tail),
+        cmocka_unit_test(test_tlog_md_tiles),
+        cmocka_unit_test(test_go_tile_vectors),
+        cmocka_unit_test(test_reader),
+        cmocka_unit_test(test_recovery_torn_tail),
         cmocka_unit_test(test_recovery_refuses),
+        cmocka_unit_test(test_commit_retry_after_write_failure),
+        cmocka_unit_test(test_torn_batch_across_tiles),
+        cmocka_unit_test(test_tile_writer_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
