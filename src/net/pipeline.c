@@ -54,25 +54,77 @@ static int ring_init(struct pipe_ring *ring, uint32_t slots, uv_async_t *wake)
     atomic_init(&ring->durable, 0);
     ring->appended = 0;
     ring->done = 0;
+    ring->rewound_at = 0;
     ring->wake = wake;
     return 0;
+}
+
+/* The next multiple of the ring size after position pos. */
+static uint64_t next_lap(const struct pipe_ring *ring, uint64_t pos)
+{
+    return (pos | ring->mask) + 1;
+}
+
+/* Whether the last rewind slot has not been completed yet: the slots from `done` to it sit at the
+ * end of the ring, the new ones grow from slot 0 towards them. */
+static bool rewind_pending(const struct pipe_ring *ring)
+{
+    return ring->rewound_at != 0 && ring->done <= ring->rewound_at;
+}
+
+uint64_t pipe_in_use(const struct pipe_ring *ring)
+{
+    uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
+    if (rewind_pending(ring)) {
+        return (ring->rewound_at + 1 - ring->done) + (head - next_lap(ring, ring->rewound_at));
+    }
+    return head - ring->done;
+}
+
+uint64_t pipe_free_slots(const struct pipe_ring *ring)
+{
+    if (rewind_pending(ring)) {
+        uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
+        return (ring->done & ring->mask) - (head & ring->mask);
+    }
+    return ring->mask + 1 - pipe_in_use(ring);
 }
 
 struct pipe_slot *pipe_reserve(struct pipe_ring *ring)
 {
     uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
-    if (head - ring->done > ring->mask) {
+    uint64_t used = head - ring->done;
+    if (!rewind_pending(ring) && (head & ring->mask) >= PIPE_REWIND_AT &&
+        used <= PIPE_REWIND_INUSE && ring->mask + 1 >= 2 * PIPE_REWIND_AT) {
+        /* Few records in flight and far into the ring: continue at slot 0, so the pages at the
+         * end of the ring are only touched when load keeps more than PIPE_REWIND_INUSE in flight.
+         * The writer skips the rewind slot without appending it. */
+        struct pipe_slot *marker = &ring->slots[head & ring->mask];
+        marker->rewind = 1;
+        marker->owner = NULL;
+        marker->record_len = 0;
+        marker->reply_len = 0;
+        ring->rewound_at = head;
+        head = next_lap(ring, head);
+        atomic_store_explicit(&ring->head, head, memory_order_release);
+    }
+    if (pipe_free_slots(ring) == 0) {
         return NULL;
     }
-    return &ring->slots[head & ring->mask];
+    struct pipe_slot *slot = &ring->slots[head & ring->mask];
+    slot->rewind = 0;
+    return slot;
 }
 
 void pipe_publish(struct pipeline *p, struct pipe_ring *ring)
 {
     uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
     ring->slots[head & ring->mask].published_ns = mono_ns();
-    atomic_fetch_add_explicit(&ring->head, 1, memory_order_release);
-    if (atomic_load_explicit(&p->idle, memory_order_acquire)) {
+    atomic_fetch_add_explicit(&ring->head, 1, memory_order_seq_cst);
+    /* Only the publisher that flips `idle` signals: the writer, once awake, stages every ring,
+     * so further signals in the same idle period would be wasted futex calls. */
+    if (atomic_load_explicit(&p->idle, memory_order_seq_cst) &&
+        atomic_exchange_explicit(&p->idle, 0, memory_order_seq_cst) == 1) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_signal(&p->work_cv);
         pthread_mutex_unlock(&p->mu);
@@ -82,25 +134,19 @@ void pipe_publish(struct pipeline *p, struct pipe_ring *ring)
 struct pipe_slot *pipe_next_durable(struct pipe_ring *ring)
 {
     uint64_t durable = atomic_load_explicit(&ring->durable, memory_order_acquire);
-    if (ring->done == durable) {
-        return NULL;
+    while (ring->done != durable) {
+        struct pipe_slot *slot = &ring->slots[ring->done & ring->mask];
+        if (!slot->rewind) {
+            return slot;
+        }
+        ring->done = next_lap(ring, ring->done);
     }
-    return &ring->slots[ring->done & ring->mask];
+    return NULL;
 }
 
 void pipe_release(struct pipe_ring *ring)
 {
     ring->done++;
-}
-
-uint64_t pipe_free_slots(const struct pipe_ring *ring)
-{
-    return ring->mask + 1 - pipe_in_use(ring);
-}
-
-uint64_t pipe_in_use(const struct pipe_ring *ring)
-{
-    return atomic_load_explicit(&ring->head, memory_order_relaxed) - ring->done;
 }
 
 struct pipe_ring *pipeline_ring(struct pipeline *p, unsigned i)
@@ -122,6 +168,10 @@ static uint64_t stage_published(struct pipeline *p, uint64_t *batch_end)
         uint64_t head = atomic_load_explicit(&ring->head, memory_order_acquire);
         while (ring->appended < head) {
             struct pipe_slot *slot = &ring->slots[ring->appended & ring->mask];
+            if (slot->rewind) {
+                ring->appended = next_lap(ring, ring->appended);
+                continue;
+            }
             uint64_t index;
             char err[256];
             if (evlog_append(p->log, slot->record, slot->record_len, &index) != 0) {
@@ -192,8 +242,13 @@ static void *writer_main(void *arg)
                 struct pipe_ring *ring = &p->rings[i];
                 batch_start[i] = atomic_load_explicit(&ring->durable, memory_order_relaxed);
                 for (uint64_t s = batch_start[i]; s < batch_end[i]; s++) {
-                    uint64_t t = ring->slots[s & ring->mask].published_ns;
-                    hist_add(&p->durable_us, now > t ? (now - t) / 1000 : 0);
+                    const struct pipe_slot *slot = &ring->slots[s & ring->mask];
+                    if (slot->rewind) {
+                        s = next_lap(ring, s) - 1;
+                        continue;
+                    }
+                    hist_add(&p->durable_us,
+                             now > slot->published_ns ? (now - slot->published_ns) / 1000 : 0);
                 }
             }
             for (unsigned i = 0; i <= p->nrings; i++) {

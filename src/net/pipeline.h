@@ -15,29 +15,38 @@
 
 #define PIPE_RECORD_MAX 1152 /* every record fits: contacts ~700 at most, notes ~1060 */
 #define PIPE_REPLY_MAX 96    /* largest reply a worker sends on durability */
+/* A worker ring whose head is this many slots in and holds at most PIPE_REWIND_INUSE slots goes
+ * back to slot 0, so light and moderate load keep reusing the same few hundred kilobytes instead
+ * of paging in the whole ring (1.3 KB x ring_slots per worker). */
+#define PIPE_REWIND_AT 512
+#define PIPE_REWIND_INUSE 64
 
 /* What to do when a slot's record is durable. The worker interprets it. */
 struct pipe_slot {
     void *owner; /* the connection, kept alive while it owns slots */
     uint16_t record_len;
     uint16_t reply_len;
-    uint8_t kind; /* worker-defined */
+    uint8_t kind;          /* worker-defined */
+    uint8_t rewind;        /* pipeline-internal: not a record; the ring continues at slot 0 */
     uint64_t published_ns; /* CLOCK_MONOTONIC when the worker published it */
     uint8_t record[PIPE_RECORD_MAX];
     uint8_t reply[PIPE_REPLY_MAX];
 };
 
-/* Single producer (a worker), single consumer (the writer) ring of slots with three cursors:
+/* Single producer (a worker), single consumer (the writer) ring of slots with four cursors:
  * head (worker: next free), appended (writer: next to append), durable (writer: everything
- * before it is on disk) and done (worker: next to complete). */
+ * before it is on disk) and done (worker: next to complete). Cursors only grow; a rewind slot
+ * makes both sides skip to the next multiple of the ring size (the skipped slots are never
+ * touched, and do not count as in use). */
 struct pipe_ring {
     struct pipe_slot *slots;
     uint64_t mask;
     _Atomic uint64_t head;
     _Atomic uint64_t durable;
-    uint64_t appended; /* writer thread only */
-    uint64_t done;     /* worker thread only */
-    uv_async_t *wake;  /* signalled when durable advances */
+    uint64_t appended;   /* writer thread only */
+    uint64_t done;       /* worker thread only */
+    uint64_t rewound_at; /* worker only: position of the last rewind slot (0: none) */
+    uv_async_t *wake;    /* signalled when durable advances */
 };
 
 struct pipeline_stats {
@@ -65,9 +74,9 @@ void pipe_publish(struct pipeline *p, struct pipe_ring *ring);
 /* Returns the next completed slot (durable) or NULL; call pipe_release() after handling it. */
 struct pipe_slot *pipe_next_durable(struct pipe_ring *ring);
 void pipe_release(struct pipe_ring *ring);
-/* Slots free for pipe_reserve() now. */
+/* Slots pipe_reserve() can hand out now. */
 uint64_t pipe_free_slots(const struct pipe_ring *ring);
-/* Slots in use (reserved and not yet released). */
+/* Slots in use (published and not yet released). */
 uint64_t pipe_in_use(const struct pipe_ring *ring);
 
 /* Appends a record from a non-worker thread before workers start or after they stop (node
