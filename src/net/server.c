@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -29,9 +30,17 @@
 #include "util/err.h"
 #include "util/keyset.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#endif
+
 #define READ_SLAB 65536
 #define SWEEP_MS 250
 #define WRITE_QUEUE_MAX 65536 /* a peer that stops reading its replies is cut off past this */
+#define CONN_CHUNK 64         /* connections allocated together by a worker's connection pool */
 
 enum conn_phase {
     PHASE_PROXY,  /* trusted peer: a PROXY header must come first */
@@ -64,31 +73,38 @@ struct http_state {
 
 struct worker;
 
+enum conn_on_list {
+    ON_NO_LIST = 0,
+    ON_HEADER_LIST = 1,
+    ON_IDLE_LIST = 2,
+};
+
+/* Every idle bot holds one of these, so it is kept small (DESIGN: <= 1 KiB per idle connection,
+ * nginx holds ~530 B): the worker is the loop's container, the list is a 2-bit tag, our own
+ * address is only kept as `dst`, and the flags are bits. */
 struct conn {
-    uv_tcp_t tcp;
-    struct worker *w;
+    uv_tcp_t tcp;      /* first: a handle pointer is the connection pointer */
     struct conn *prev; /* in the worker's header or idle list */
     struct conn *next;
-    struct conn_list *list;
-    struct conn *blocked_next; /* in the worker's back-pressure list */
+    struct conn *blocked_next; /* in the worker's back-pressure list; free-list link when free */
     uint64_t deadline_ms;
     uint8_t *buf; /* bytes of a message not yet complete; NULL while idle */
     uint32_t len;
     uint32_t cap;
-    struct net_addr peer;  /* TCP peer */
-    struct net_addr local; /* our socket address */
-    struct net_addr src;   /* the bot, after PROXY */
-    struct net_addr dst;
     struct http_state *http;
-    uint16_t inflight; /* records waiting for durability */
-    uint8_t phase;
-    uint8_t trusted;
-    uint8_t closing;
-    uint8_t handle_closed;
-    uint8_t blocked;
-    uint8_t ip_counted;
-    uint8_t has_bot_key;
-    uint8_t close_after_reply;
+    struct net_addr peer; /* TCP peer */
+    struct net_addr src;  /* the bot, after PROXY */
+    struct net_addr dst;  /* where the bot connected to, after PROXY */
+    uint16_t inflight;    /* records waiting for durability */
+    uint8_t phase : 2;
+    uint8_t list : 2; /* enum conn_on_list */
+    uint8_t trusted : 1;
+    uint8_t closing : 1;
+    uint8_t handle_closed : 1;
+    uint8_t blocked : 1;
+    uint8_t ip_counted : 1;
+    uint8_t has_bot_key : 1;
+    uint8_t close_after_reply : 1;
     uint8_t bot_key[16];
     union {
         struct plugx_conn plugx;
@@ -112,6 +128,16 @@ struct worker_stats {
 
 struct server;
 
+/* Connections come from per-worker chunks of CONN_CHUNK and go back to a free list: no malloc
+ * header or rounding per connection, and the short-lived allocations of set-up exchanges cannot
+ * fragment the memory idle connections sit in. Chunks are kept until the server stops, so the
+ * pool is bounded by the peak of open connections (max_connections). */
+struct conn_pool {
+    struct conn *free;  /* linked through blocked_next */
+    void *chunks;       /* each chunk starts with the pointer to the next one */
+    uint32_t allocated; /* connections in chunks */
+};
+
 struct worker {
     unsigned id;
     struct server *srv;
@@ -126,6 +152,7 @@ struct worker {
     struct conn_list header_list; /* waiting for a PROXY header or a message to complete */
     struct conn_list idle_list;   /* between messages */
     struct conn *blocked;         /* stopped reading: writer ring or inflight limit full */
+    struct conn_pool pool;
     uint32_t nconns;
     unsigned sweep_ticks;
     uint8_t stopping;
@@ -141,6 +168,10 @@ struct worker {
 
 struct server {
     const struct server_config *cfg;
+    /* Each listener's bound address; a connection's own address is read back with getsockname
+     * only for wildcard listeners, where it is not known in advance. */
+    struct net_addr bound[SERVER_MAX_LISTEN];
+    bool bound_wildcard[SERVER_MAX_LISTEN];
     const struct proto_family *family;
     const void *family_cfg;
     struct evlog *log;
@@ -162,9 +193,27 @@ struct server {
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
+static struct worker *conn_worker(const struct conn *c)
+{
+    return (struct worker *)((char *)c->tcp.loop - offsetof(struct worker, loop));
+}
+
+static struct conn_list *conn_list_of(struct conn *c)
+{
+    struct worker *w = conn_worker(c);
+    switch (c->list) {
+    case ON_HEADER_LIST:
+        return &w->header_list;
+    case ON_IDLE_LIST:
+        return &w->idle_list;
+    default:
+        return NULL;
+    }
+}
+
 static void list_remove(struct conn *c)
 {
-    struct conn_list *l = c->list;
+    struct conn_list *l = conn_list_of(c);
     if (l == NULL) {
         return;
     }
@@ -179,11 +228,13 @@ static void list_remove(struct conn *c)
         l->tail = c->prev;
     }
     c->prev = c->next = NULL;
-    c->list = NULL;
+    c->list = ON_NO_LIST;
 }
 
-static void list_push(struct conn_list *l, struct conn *c, uint64_t deadline_ms)
+static void list_push(struct conn *c, enum conn_on_list which, uint64_t deadline_ms)
 {
+    struct worker *w = conn_worker(c);
+    struct conn_list *l = which == ON_HEADER_LIST ? &w->header_list : &w->idle_list;
     list_remove(c);
     c->deadline_ms = deadline_ms;
     c->prev = l->tail;
@@ -194,7 +245,7 @@ static void list_push(struct conn_list *l, struct conn *c, uint64_t deadline_ms)
         l->head = c;
     }
     l->tail = c;
-    c->list = l;
+    c->list = (uint8_t)which;
 }
 
 static void format_endpoint(const struct net_addr *a, char *out, size_t len)
@@ -222,7 +273,7 @@ static void flush_suppressed(struct worker *w, uint64_t now)
 /* One line per bad peer, with a per-worker budget so a flood cannot turn into a log flood. */
 __attribute__((format(printf, 2, 3))) static void bad_peer(struct conn *c, const char *fmt, ...)
 {
-    struct worker *w = c->w;
+    struct worker *w = conn_worker(c);
     w->stats.bad_peers++;
     flush_suppressed(w, uv_now(&w->loop));
     if (w->log_count >= w->srv->cfg->limits.bad_peer_log_per_s) {
@@ -249,7 +300,7 @@ __attribute__((format(printf, 2, 3))) static void bad_peer(struct conn *c, const
 /* Per-address admission (cap and rate); logs and counts a refusal. */
 static bool admit_address(struct conn *c)
 {
-    struct worker *w = c->w;
+    struct worker *w = conn_worker(c);
     struct server *srv = w->srv;
     enum ipcount_verdict v =
         ipcount_acquire(srv->ipcount, &c->src, &srv->iplimits, uv_now(&w->loop));
@@ -271,20 +322,64 @@ static bool admit_address(struct conn *c)
 
 /* ---- connection teardown ------------------------------------------------------------------ */
 
+static struct conn *conn_alloc(struct worker *w)
+{
+    struct conn_pool *pool = &w->pool;
+    if (pool->free == NULL) {
+        /* One chunk: the link to the previous chunk, then CONN_CHUNK connections. */
+        size_t head = (sizeof(void *) + _Alignof(struct conn) - 1) & ~(_Alignof(struct conn) - 1);
+        char *chunk = malloc(head + CONN_CHUNK * sizeof(struct conn));
+        if (chunk == NULL) {
+            return NULL;
+        }
+        *(void **)chunk = pool->chunks;
+        pool->chunks = chunk;
+        pool->allocated += CONN_CHUNK;
+        struct conn *conns = (struct conn *)(chunk + head);
+        for (size_t i = CONN_CHUNK; i-- > 0;) {
+            conns[i].blocked_next = pool->free;
+            pool->free = &conns[i];
+        }
+        ASAN_POISON_MEMORY_REGION(conns, CONN_CHUNK * sizeof(struct conn));
+    }
+    struct conn *c = pool->free;
+    ASAN_UNPOISON_MEMORY_REGION(c, sizeof(*c));
+    pool->free = c->blocked_next;
+    memset(c, 0, sizeof(*c));
+    return c;
+}
+
 static void conn_free(struct conn *c)
 {
+    struct conn_pool *pool = &conn_worker(c)->pool;
     free(c->buf);
     if (c->http != NULL) {
         free(c->http->body);
         free(c->http);
     }
-    free(c);
+    c->blocked_next = pool->free;
+    pool->free = c;
+    /* In sanitizer builds a pooled connection is poisoned, so a use after free still trips. */
+    ASAN_POISON_MEMORY_REGION(c, sizeof(*c));
+}
+
+static void conn_pool_destroy(struct conn_pool *pool)
+{
+    void *chunk = pool->chunks;
+    while (chunk != NULL) {
+        void *next = *(void **)chunk;
+        free(chunk);
+        chunk = next;
+    }
+    pool->chunks = NULL;
+    pool->free = NULL;
+    pool->allocated = 0;
 }
 
 static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
-    struct worker *w = c->w;
+    struct worker *w = conn_worker(c);
     c->handle_closed = 1;
     w->nconns--;
     atomic_fetch_sub(&w->srv->nconns, 1);
@@ -301,7 +396,7 @@ static void conn_close(struct conn *c)
     c->closing = 1;
     list_remove(c);
     if (c->ip_counted) {
-        ipcount_release(c->w->srv->ipcount, &c->src);
+        ipcount_release(conn_worker(c)->srv->ipcount, &c->src);
         c->ip_counted = 0;
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
@@ -388,7 +483,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     struct conn *c = h->data;
     /* One slab per worker: read callbacks run one at a time and leave no pointer into it. */
-    buf->base = (char *)c->w->readbuf;
+    buf->base = (char *)conn_worker(c)->readbuf;
     buf->len = READ_SLAB;
 }
 
@@ -413,16 +508,16 @@ static void conn_block(struct conn *c)
     if (!c->blocked) {
         c->blocked = 1;
         uv_read_stop((uv_stream_t *)&c->tcp);
-        c->blocked_next = c->w->blocked;
-        c->w->blocked = c;
+        c->blocked_next = conn_worker(c)->blocked;
+        conn_worker(c)->blocked = c;
     }
 }
 
 static bool conn_can_submit(struct conn *c)
 {
-    const struct net_limits *lim = &c->w->srv->cfg->limits;
+    const struct net_limits *lim = &conn_worker(c)->srv->cfg->limits;
     /* Room for the contact and the decision that may follow it. */
-    return c->inflight + 2u <= lim->max_inflight && pipe_free_slots(c->w->ring) >= 2;
+    return c->inflight + 2u <= lim->max_inflight && pipe_free_slots(conn_worker(c)->ring) >= 2;
 }
 
 static void decide(struct conn *c, const struct contact *ct);
@@ -430,7 +525,7 @@ static void decide(struct conn *c, const struct contact *ct);
 /* Records one decoded message and queues its reply behind the record's durability. */
 static void handle_message(struct conn *c, const struct proto_message *msg, uint8_t transport)
 {
-    struct worker *w = c->w;
+    struct worker *w = conn_worker(c);
     struct server *srv = w->srv;
     struct record rec;
     memset(&rec, 0, sizeof(rec));
@@ -505,7 +600,7 @@ static void decided_key(const char *bot_key, const char *authorisation, uint8_t 
  * module never returns send; the check here is a second lock on the same door. */
 static void decide(struct conn *c, const struct contact *ct)
 {
-    struct worker *w = c->w;
+    struct worker *w = conn_worker(c);
     struct server *srv = w->srv;
     const struct policy_live *live = policy_handle_acquire(srv->policy);
     if (live == NULL) {
@@ -597,7 +692,7 @@ static int http_on_body(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
     struct http_state *h = c->http;
-    uint32_t limit = c->w->srv->cfg->limits.max_message;
+    uint32_t limit = conn_worker(c)->srv->cfg->limits.max_message;
     if (h->body_len + len > limit) {
         return -1;
     }
@@ -614,7 +709,8 @@ static int http_on_body(http_parser *p, const char *at, size_t len)
 static int http_on_headers_complete(http_parser *p)
 {
     struct conn *c = p->data;
-    if (p->content_length != ULLONG_MAX && p->content_length > c->w->srv->cfg->limits.max_message) {
+    if (p->content_length != ULLONG_MAX &&
+        p->content_length > conn_worker(c)->srv->cfg->limits.max_message) {
         return -1;
     }
     return 0;
@@ -642,7 +738,7 @@ static const http_parser_settings http_settings = {
  * connection was closed. */
 static bool http_handle_request(struct conn *c)
 {
-    struct worker *w = c->w;
+    struct worker *w = conn_worker(c);
     struct server *srv = w->srv;
     struct http_state *h = c->http;
     h->complete = 0;
@@ -678,7 +774,7 @@ static bool http_handle_request(struct conn *c)
  * Stops early (returning fewer bytes) when it must wait for more input or for durability. */
 static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
 {
-    struct worker *w = c->w;
+    struct worker *w = conn_worker(c);
     struct server *srv = w->srv;
     size_t pos = 0;
     char err[160];
@@ -820,7 +916,7 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
 /* Feeds newly read bytes (or, with len 0, resumes buffered ones) and keeps the leftover. */
 static void conn_process(struct conn *c, const uint8_t *data, size_t len)
 {
-    struct worker *w = c->w;
+    struct worker *w = conn_worker(c);
     const struct net_limits *lim = &w->srv->cfg->limits;
     const uint8_t *view = data;
     size_t view_len = len;
@@ -877,11 +973,11 @@ static void conn_process(struct conn *c, const uint8_t *data, size_t len)
     bool mid_message =
         c->len > 0 || c->phase == PHASE_PROXY || (c->phase == PHASE_HTTP && c->http->in_message);
     if (mid_message) {
-        if (c->list != &w->header_list) {
-            list_push(&w->header_list, c, now + lim->header_timeout_ms);
+        if (c->list != ON_HEADER_LIST) {
+            list_push(c, ON_HEADER_LIST, now + lim->header_timeout_ms);
         }
     } else {
-        list_push(&w->idle_list, c, now + lim->idle_timeout_ms);
+        list_push(c, ON_IDLE_LIST, now + lim->idle_timeout_ms);
     }
 }
 
@@ -1030,11 +1126,10 @@ static void on_connection(uv_stream_t *listener, int status)
         }
         return;
     }
-    struct conn *c = calloc(1, sizeof(*c));
+    struct conn *c = conn_alloc(w);
     if (c == NULL) {
         return;
     }
-    c->w = w;
     uv_tcp_init(&w->loop, &c->tcp);
     c->tcp.data = c;
     w->nconns++;
@@ -1049,12 +1144,16 @@ static void on_connection(uv_stream_t *listener, int status)
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
         net_addr_from_sockaddr(&c->peer, (struct sockaddr *)&ss);
     }
-    sslen = sizeof(ss);
-    if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
-        net_addr_from_sockaddr(&c->local, (struct sockaddr *)&ss);
+    size_t li = (size_t)((uv_tcp_t *)listener - w->listeners);
+    if (srv->bound_wildcard[li]) {
+        sslen = sizeof(ss);
+        if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+            net_addr_from_sockaddr(&c->dst, (struct sockaddr *)&ss);
+        }
+    } else {
+        c->dst = srv->bound[li];
     }
     c->src = c->peer;
-    c->dst = c->local;
     w->stats.accepted++;
     if (w->stopping || atomic_load(&srv->nconns) > cfg->limits.max_connections) {
         w->stats.rejected++;
@@ -1075,8 +1174,12 @@ static void on_connection(uv_stream_t *listener, int status)
         c->phase = PHASE_DETECT;
     }
     srv->family->conn_init(srv->family_cfg, &c->proto, w->seed++ * 0x9E3779B97F4A7C15ull);
+#ifndef __linux__
+    /* Linux copies TCP_NODELAY from the listener at accept (open_listener sets it there), which
+     * saves a setsockopt per connection; elsewhere set it here. */
     uv_tcp_nodelay(&c->tcp, 1);
-    list_push(&w->header_list, c, uv_now(&w->loop) + cfg->limits.header_timeout_ms);
+#endif
+    list_push(c, ON_HEADER_LIST, uv_now(&w->loop) + cfg->limits.header_timeout_ms);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -1199,6 +1302,9 @@ static int open_listener(const struct net_addr *addr, uint16_t *bound_port, char
     if (a.family == AF_INET6) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     }
+    /* Replies are single writes that must not wait for the peer's delayed ACK (a command right
+     * after a reply would); accepted sockets inherit this on Linux. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
         int e = errno;
         close(fd);
@@ -1466,8 +1572,10 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
 {
     struct worker_stats t;
     memset(&t, 0, sizeof(t));
+    uint64_t pool_peak = 0;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         const struct worker_stats *s = &srv->workers[i].stats;
+        pool_peak += srv->workers[i].pool.allocated;
         t.accepted += s->accepted;
         t.rejected += s->rejected;
         t.contacts += s->contacts;
@@ -1519,6 +1627,13 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
             (unsigned long long)hist_percentile(&lat, 0.50),
             (unsigned long long)hist_percentile(&lat, 0.99), (unsigned long long)lat.max,
             (unsigned long long)lat.count);
+    uint64_t batches = atomic_load(&ps->batches);
+    fprintf(srv->cfg->log,
+            "sinkd: group commits: %llu for %llu records (avg %.1f, max %llu); connection pool "
+            "peak %llu\n",
+            (unsigned long long)batches, (unsigned long long)atomic_load(&ps->entries),
+            batches ? (double)atomic_load(&ps->entries) / (double)batches : 0.0,
+            (unsigned long long)atomic_load(&ps->max_batch), (unsigned long long)pool_peak);
 }
 
 /* The registry is a derived view: its follower thread tails the durable log on its own, so no
@@ -1622,6 +1737,11 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
                 goto out;
             }
         }
+        srv->bound[l] = cfg->listen[l];
+        srv->bound[l].port = port;
+        static const uint8_t any[16];
+        srv->bound_wildcard[l] =
+            memcmp(cfg->listen[l].ip, any, cfg->listen[l].family == AF_INET ? 4 : 16) == 0;
     }
     struct enrich_tables *tables = NULL;
     if (load_tables(cfg, &tables, err, errlen) != 0) {
@@ -1742,6 +1862,7 @@ out:
                 uv_run(&w->loop, UV_RUN_DEFAULT);
             }
             uv_loop_close(&w->loop);
+            conn_pool_destroy(&w->pool);
         }
     }
     if (main_loop_ready) {
