@@ -20,7 +20,7 @@ enum registry_error {
 };
 
 /* Schema version this build migrates to (PRAGMA user_version; see docs/registry.md). */
-#define REGISTRY_SCHEMA_VERSION 3
+#define REGISTRY_SCHEMA_VERSION 4
 /* A batch is committed automatically when it reaches this many records even if the caller never
  * calls registry_flush(), so one transaction (and its WAL growth) stays bounded. */
 #define REGISTRY_AUTOFLUSH_RECORDS 100000
@@ -200,5 +200,52 @@ struct registry_day {
 typedef int (*registry_day_fn)(void *ctx, const struct registry_day *day);
 int registry_days(struct registry *reg, uint64_t since_us, uint64_t until_us, const char *cc,
                   registry_day_fn fn, void *ctx, char *err, size_t errlen);
+
+/* ---- Remediation effectiveness (DESIGN.md "Remediation safety" 5) -------------------------- */
+
+/* The registry records, per bot, the first contact later than its command + 1 h and + 24 h, so a
+ * report can tell "seen again after 1 h / 24 h" as of any cut-off time. */
+#define REGISTRY_AFTER_1H_US 3600000000ULL
+#define REGISTRY_AFTER_24H_US 86400000000ULL
+
+/* One bot under one authorisation: its send and dry-run decisions, the commands that went out or
+ * failed, and its contacts after the first command. Times are 0 when there was none. Contacts
+ * count as "after" when later than first_command_us and applied after the command-sent record
+ * (the server only writes later contacts after it; see docs/registry.md). */
+struct registry_remediation {
+    char bot_key[33];
+    char cc[3];   /* the bot's latest contact */
+    uint32_t asn; /* the bot's latest contact */
+    char authorisation[64];
+    uint64_t send_decisions, first_send_us;    /* decision records with verdict send */
+    uint64_t dry_runs, first_dry_run_us;       /* decision records with verdict dry-run */
+    uint64_t commands_sent, first_command_us;  /* command-sent records */
+    uint64_t commands_failed, first_failed_us; /* command-failed records */
+    uint64_t seen_after;                       /* contacts later than first_command_us */
+    uint64_t first_after_us, last_after_us;
+    uint64_t first_after_1h_us;  /* first contact later than first_command_us + 1 h */
+    uint64_t first_after_24h_us; /* first contact later than first_command_us + 24 h */
+};
+
+/* Calls fn for every (bot, authorisation) with a send or dry-run decision or a command record,
+ * grouped by bot; within a bot, the authorisation commanded first comes first (then those never
+ * commanded). A non-zero return from fn stops the walk and is returned. */
+typedef int (*registry_remediation_fn)(void *ctx, const struct registry_remediation *row);
+int registry_remediation(struct registry *reg, registry_remediation_fn fn, void *ctx, char *err,
+                         size_t errlen);
+
+/* Per UTC day: command-sent and command-failed records, and commanded bots seen that day after
+ * their first command (each bot once a day). Days overlapping [since_us, until_us). */
+struct registry_remediation_day {
+    int64_t day; /* days since 1970-01-01 */
+    uint64_t commands_sent, commands_failed, commanded_seen;
+};
+typedef int (*registry_remediation_day_fn)(void *ctx, const struct registry_remediation_day *day);
+int registry_remediation_days(struct registry *reg, uint64_t since_us, uint64_t until_us,
+                              registry_remediation_day_fn fn, void *ctx, char *err, size_t errlen);
+
+/* The latest time of any record applied (contact, decision, command, note such as node-stopped):
+ * how far the data reaches, the end of every bot's observation window. 0 when empty. */
+int registry_data_end(struct registry *reg, uint64_t *out_us, char *err, size_t errlen);
 
 #endif

@@ -98,6 +98,43 @@ static const char *const migrations[REGISTRY_SCHEMA_VERSION] = {
     "ALTER TABLE day_bot3 RENAME TO day_bot; ALTER TABLE day_ip3 RENAME TO day_ip;"
     "CREATE INDEX bot_cc ON bot(cc); CREATE INDEX bot_asn ON bot(asn);"
     "CREATE INDEX source_ip_cc ON source_ip(cc); CREATE INDEX source_ip_asn ON source_ip(asn);",
+    /* 3 -> 4: effectiveness (DESIGN.md "Remediation safety" 5). One row per (bot, authorisation)
+     * with its send/dry-run decisions, commands sent/failed and its contacts after the first
+     * command, including the first contact past +1 h and +24 h so a report can cut at any time;
+     * the per-day command counts and commanded-bots-seen sets; the data's end time. A v3 file
+     * kept only the bot's first command time, its authorisation, the count and the last contact
+     * after it: those are carried over (the first contact after the command, and past 1 h / 24 h,
+     * become that last contact, an upper bound); `sinkd registry rebuild` makes them exact. */
+    "CREATE TABLE remediation(bot INTEGER NOT NULL, authorisation TEXT NOT NULL,"
+    " send_decisions INTEGER NOT NULL DEFAULT 0, first_send_us INTEGER NOT NULL DEFAULT 0,"
+    " dry_runs INTEGER NOT NULL DEFAULT 0, first_dry_run_us INTEGER NOT NULL DEFAULT 0,"
+    " commands_sent INTEGER NOT NULL DEFAULT 0, first_command_us INTEGER NOT NULL DEFAULT 0,"
+    " commands_failed INTEGER NOT NULL DEFAULT 0, first_failed_us INTEGER NOT NULL DEFAULT 0,"
+    " seen_after INTEGER NOT NULL DEFAULT 0, first_after_us INTEGER NOT NULL DEFAULT 0,"
+    " last_after_us INTEGER NOT NULL DEFAULT 0, first_after_1h_us INTEGER NOT NULL DEFAULT 0,"
+    " first_after_24h_us INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(bot, authorisation))"
+    " WITHOUT ROWID;"
+    "CREATE TABLE day_commanded(day INTEGER NOT NULL, bot INTEGER NOT NULL,"
+    " PRIMARY KEY(day, bot)) WITHOUT ROWID;"
+    "CREATE TABLE day_remediation(day INTEGER PRIMARY KEY, commands_sent INTEGER NOT NULL"
+    " DEFAULT 0, commands_failed INTEGER NOT NULL DEFAULT 0, commanded_seen INTEGER NOT NULL"
+    " DEFAULT 0);"
+    "INSERT INTO remediation(bot, authorisation, send_decisions, first_send_us, commands_sent,"
+    " first_command_us, seen_after, first_after_us, last_after_us, first_after_1h_us,"
+    " first_after_24h_us)"
+    " SELECT id, authorisation, 1, commanded_at_us, 1, commanded_at_us, seen_after_command,"
+    " CASE WHEN seen_after_command > 0 THEN last_seen_after_command_us ELSE 0 END,"
+    " last_seen_after_command_us,"
+    " CASE WHEN last_seen_after_command_us > commanded_at_us + 3600000000"
+    " THEN last_seen_after_command_us ELSE 0 END,"
+    " CASE WHEN last_seen_after_command_us > commanded_at_us + 86400000000"
+    " THEN last_seen_after_command_us ELSE 0 END FROM bot WHERE commanded_at_us > 0;"
+    "INSERT OR IGNORE INTO remediation(bot, authorisation, dry_runs, first_dry_run_us)"
+    " SELECT id, authorisation, 1, last_decision_us FROM bot WHERE last_verdict = 2;"
+    "INSERT INTO day_remediation(day, commands_sent) SELECT commanded_at_us / 86400000000,"
+    " count(*) FROM bot WHERE commanded_at_us > 0 GROUP BY 1;"
+    "INSERT INTO meta(key, value) SELECT 'data_end_us', coalesce(max(max(last_seen_us,"
+    " last_decision_us, commanded_at_us)), 0) FROM bot;",
 };
 
 /* Identity fields are part of the key (host/user/local_ip/campaign) or may be absent from a
@@ -141,6 +178,11 @@ enum stmt_id {
     ST_DAY_CC,
     ST_DECISION,
     ST_COMMAND,
+    ST_REM_DECISION,
+    ST_REM_COMMAND,
+    ST_REM_CONTACT,
+    ST_DAY_COMMANDED,
+    ST_DAY_REM,
     ST_META_SET,
     ST_BEGIN,
     ST_COMMIT,
@@ -151,7 +193,7 @@ enum stmt_id {
  * os, local_ip, campaign, version, ?9 time, ?10 src_ip, ?11 src_port, ?12 dst_ip, ?13 dst_port,
  * ?14 transport, ?15 node, ?16 cc, ?17 asn, ?18 tags, ?19 row id. */
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_BOT_FIND] = "SELECT id, last_seen_us, cc, asn FROM bot WHERE bot_key = ?1",
+    [ST_BOT_FIND] = "SELECT id, last_seen_us, cc, asn, commanded_at_us FROM bot WHERE bot_key = ?1",
     [ST_BOT_INSERT] =
         "INSERT INTO bot(bot_key, family, host, user, os, local_ip, campaign, version,"
         " first_seen_us, last_seen_us, src_ip, src_port, dst_ip, dst_port, transport, node, cc,"
@@ -192,6 +234,51 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " ELSE min(commanded_at_us, ?2) END,"
                    " authorisation = CASE WHEN ?3 <> '' THEN ?3 ELSE authorisation END"
                    " WHERE bot_key = ?1",
+    /* ?1 key, ?2 authorisation, ?3 send decisions, ?4 dry runs, ?5 time. A decision for a key
+     * with no bot row inserts nothing (SELECT finds no bot). */
+    [ST_REM_DECISION] =
+        "INSERT INTO remediation(bot, authorisation, send_decisions, first_send_us, dry_runs,"
+        " first_dry_run_us) SELECT id, ?2, ?3, ?3 * ?5, ?4, ?4 * ?5 FROM bot WHERE bot_key = ?1"
+        " ON CONFLICT(bot, authorisation) DO UPDATE SET"
+        " send_decisions = send_decisions + excluded.send_decisions,"
+        " first_send_us = CASE WHEN excluded.first_send_us = 0 THEN first_send_us"
+        " WHEN first_send_us = 0 THEN excluded.first_send_us"
+        " ELSE min(first_send_us, excluded.first_send_us) END,"
+        " dry_runs = dry_runs + excluded.dry_runs,"
+        " first_dry_run_us = CASE WHEN excluded.first_dry_run_us = 0 THEN first_dry_run_us"
+        " WHEN first_dry_run_us = 0 THEN excluded.first_dry_run_us"
+        " ELSE min(first_dry_run_us, excluded.first_dry_run_us) END",
+    /* ?1 key, ?2 authorisation, ?3 sent (0/1), ?4 failed (0/1), ?5 time. */
+    [ST_REM_COMMAND] =
+        "INSERT INTO remediation(bot, authorisation, commands_sent, first_command_us,"
+        " commands_failed, first_failed_us) SELECT id, ?2, ?3, ?3 * ?5, ?4, ?4 * ?5 FROM bot"
+        " WHERE bot_key = ?1 ON CONFLICT(bot, authorisation) DO UPDATE SET"
+        " commands_sent = commands_sent + excluded.commands_sent,"
+        " first_command_us = CASE WHEN excluded.first_command_us = 0 THEN first_command_us"
+        " WHEN first_command_us = 0 THEN excluded.first_command_us"
+        " ELSE min(first_command_us, excluded.first_command_us) END,"
+        " commands_failed = commands_failed + excluded.commands_failed,"
+        " first_failed_us = CASE WHEN excluded.first_failed_us = 0 THEN first_failed_us"
+        " WHEN first_failed_us = 0 THEN excluded.first_failed_us"
+        " ELSE min(first_failed_us, excluded.first_failed_us) END",
+    /* A contact of a commanded bot (?1 row id) at ?2: every authorisation it was commanded
+     * under before ?2 counts it; minimums, not "first applied", so log order does not matter. */
+    [ST_REM_CONTACT] =
+        "UPDATE remediation SET seen_after = seen_after + 1,"
+        " first_after_us = CASE WHEN first_after_us = 0 OR ?2 < first_after_us THEN ?2"
+        " ELSE first_after_us END, last_after_us = max(last_after_us, ?2),"
+        " first_after_1h_us = CASE WHEN ?2 > first_command_us + 3600000000 AND"
+        " (first_after_1h_us = 0 OR ?2 < first_after_1h_us) THEN ?2 ELSE first_after_1h_us END,"
+        " first_after_24h_us = CASE WHEN ?2 > first_command_us + 86400000000 AND"
+        " (first_after_24h_us = 0 OR ?2 < first_after_24h_us) THEN ?2"
+        " ELSE first_after_24h_us END"
+        " WHERE bot = ?1 AND first_command_us > 0 AND ?2 > first_command_us",
+    [ST_DAY_COMMANDED] = "INSERT OR IGNORE INTO day_commanded(day, bot) VALUES(?1, ?2)",
+    [ST_DAY_REM] = "INSERT INTO day_remediation(day, commands_sent, commands_failed,"
+                   " commanded_seen) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(day) DO UPDATE SET"
+                   " commands_sent = commands_sent + excluded.commands_sent,"
+                   " commands_failed = commands_failed + excluded.commands_failed,"
+                   " commanded_seen = commanded_seen + excluded.commanded_seen",
     [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -217,6 +304,7 @@ struct registry {
     bool writer_ready;
     uint64_t next_index;  /* including the open batch */
     uint64_t bad_records; /* including the open batch */
+    uint64_t data_end_us; /* latest record time applied, including the open batch */
     size_t batch_records; /* records in the open transaction */
     bool in_txn;
     struct daycc *daycc; /* DAYCC_SLOTS, allocated with the writer statements */
@@ -421,12 +509,14 @@ int registry_open(struct registry **out, const char *path, char *err, size_t err
     rc = REGISTRY_ERR;
     int64_t next = meta_get(reg, "next_index");
     int64_t bad = meta_get(reg, "bad_records");
-    if (next < 0 || bad < 0) {
+    int64_t end = meta_get(reg, "data_end_us");
+    if (next < 0 || bad < 0 || end < 0) {
         err_set(err, errlen, "registry: %s: meta table is missing its rows", path);
         goto fail;
     }
     reg->next_index = (uint64_t)next;
     reg->bad_records = (uint64_t)bad;
+    reg->data_end_us = (uint64_t)end;
     *out = reg;
     return 0;
 fail:
@@ -564,8 +654,10 @@ static void batch_abort(struct registry *reg)
     daycc_clear(reg);
     int64_t next = meta_get(reg, "next_index");
     int64_t bad = meta_get(reg, "bad_records");
+    int64_t end = meta_get(reg, "data_end_us");
     reg->next_index = next < 0 ? 0 : (uint64_t)next;
     reg->bad_records = bad < 0 ? 0 : (uint64_t)bad;
+    reg->data_end_us = end < 0 ? 0 : (uint64_t)end;
 }
 
 int registry_flush(struct registry *reg, char *err, size_t errlen)
@@ -576,6 +668,7 @@ int registry_flush(struct registry *reg, char *err, size_t errlen)
     if (daycc_write(reg, err, errlen) < 0 ||
         meta_set(reg, "next_index", reg->next_index, err, errlen) < 0 ||
         meta_set(reg, "bad_records", reg->bad_records, err, errlen) < 0 ||
+        meta_set(reg, "data_end_us", reg->data_end_us, err, errlen) < 0 ||
         step_done(reg, reg->stmt[ST_COMMIT], err, errlen, "commit") < 0) {
         batch_abort(reg);
         return REGISTRY_ERR;
@@ -611,7 +704,8 @@ struct found_row {
     int64_t last_seen_us;
     char cc[3];
     uint32_t asn;
-    bool identified; /* source_ip rows */
+    bool identified;         /* source_ip rows */
+    int64_t commanded_at_us; /* bot rows */
 };
 
 static int find_row(struct registry *reg, sqlite3_stmt *st, bool has_id, struct found_row *out,
@@ -626,6 +720,7 @@ static int find_row(struct registry *reg, sqlite3_stmt *st, bool has_id, struct 
         snprintf(out->cc, sizeof(out->cc), "%s", cc ? (const char *)cc : "");
         out->asn = (uint32_t)sqlite3_column_int64(st, off + 2);
         out->identified = !has_id && sqlite3_column_int(st, 3) != 0;
+        out->commanded_at_us = has_id ? sqlite3_column_int64(st, 4) : 0;
     }
     sqlite3_reset(st);
     if (rc == SQLITE_ROW) {
@@ -659,6 +754,17 @@ static int day_set_add(struct registry *reg, enum stmt_id id, int64_t day, bool 
         return REGISTRY_ERR;
     }
     return sqlite3_changes(reg->db) > 0;
+}
+
+static int day_rem_add(struct registry *reg, int64_t day, int sent, int failed, int seen, char *err,
+                       size_t errlen)
+{
+    sqlite3_stmt *st = reg->stmt[ST_DAY_REM];
+    sqlite3_bind_int64(st, 1, day);
+    sqlite3_bind_int(st, 2, sent);
+    sqlite3_bind_int(st, 3, failed);
+    sqlite3_bind_int(st, 4, seen);
+    return step_done(reg, st, err, errlen, "per-day remediation counts");
 }
 
 /* The key event_bot_key() gives a contact that carries no identity: family and source IP. */
@@ -722,6 +828,29 @@ static int absorb_anon(struct registry *reg, const struct contact *c, int64_t in
     sqlite3_bind_int64(st, 2, contacts);
     sqlite3_bind_int64(st, 3, first);
     return step_done(reg, st, err, errlen, "bot absorb");
+}
+
+/* A contact at t of commanded bot `id`, later than its first command: the per-authorisation
+ * after-command figures and, on its first such contact of the day, the per-day seen count. */
+static int after_command(struct registry *reg, int64_t id, int64_t t, int64_t day, char *err,
+                         size_t errlen)
+{
+    sqlite3_stmt *st = reg->stmt[ST_REM_CONTACT];
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, t);
+    if (step_done(reg, st, err, errlen, "remediation contact") < 0) {
+        return REGISTRY_ERR;
+    }
+    st = reg->stmt[ST_DAY_COMMANDED];
+    sqlite3_bind_int64(st, 1, day);
+    sqlite3_bind_int64(st, 2, id);
+    if (step_done(reg, st, err, errlen, "commanded-seen set insert") < 0) {
+        return REGISTRY_ERR;
+    }
+    if (sqlite3_changes(reg->db) == 0) {
+        return 0;
+    }
+    return day_rem_add(reg, day, 0, 0, 1, err, errlen);
 }
 
 static int apply_contact(struct registry *reg, const struct contact *c, char *err, size_t errlen)
@@ -793,6 +922,12 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
         if (!known) {
             bot.id = sqlite3_last_insert_rowid(reg->db);
         }
+        /* Only a commanded bot's later contacts touch the remediation tables: the common
+         * contact costs nothing more. */
+        if (known && bot.commanded_at_us > 0 && t > bot.commanded_at_us &&
+            after_command(reg, bot.id, t, day, err, errlen) < 0) {
+            return REGISTRY_ERR;
+        }
     }
     which = ST_IP_INSERT;
     if (ip_known) {
@@ -832,37 +967,99 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     return 0;
 }
 
+/* Send and dry-run decisions and command records into the per-(bot, authorisation) row; a
+ * command also into the per-day counts. Returns 0 or REGISTRY_ERR. */
+static int remediation_record(struct registry *reg, enum stmt_id id, const uint8_t key[16],
+                              const char *authorisation, int a, int b, uint64_t time_us, char *err,
+                              size_t errlen)
+{
+    sqlite3_stmt *st = reg->stmt[id];
+    sqlite3_bind_blob(st, 1, key, 16, SQLITE_STATIC);
+    bind_str(st, 2, authorisation);
+    sqlite3_bind_int(st, 3, a);
+    sqlite3_bind_int(st, 4, b);
+    sqlite3_bind_int64(st, 5, (int64_t)time_us);
+    if (step_done(reg, st, err, errlen, "remediation update") < 0) {
+        return REGISTRY_ERR;
+    }
+    /* No row changed: the key has no bot (see the decision case below); count nothing. */
+    if (id == ST_REM_COMMAND && sqlite3_changes(reg->db) > 0) {
+        return day_rem_add(reg, (int64_t)(time_us / US_PER_DAY), a, b, 0, err, errlen);
+    }
+    return 0;
+}
+
+static uint64_t record_time(const struct record *rec)
+{
+    switch (rec->kind) {
+    case RECORD_CONTACT:
+        return rec->u.contact.time_us;
+    case RECORD_DECISION:
+        return rec->u.decision.time_us;
+    case RECORD_COMMAND_SENT:
+    case RECORD_COMMAND_FAILED:
+        return rec->u.command.time_us;
+    default:
+        return rec->u.note.time_us;
+    }
+}
+
 static int apply_record(struct registry *reg, const struct record *rec, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     uint8_t key[16];
+    /* Every record, node-stopped included, shows the sinkhole was observing until then. */
+    uint64_t t = record_time(rec);
+    if (t > reg->data_end_us) {
+        reg->data_end_us = t;
+    }
     switch (rec->kind) {
     case RECORD_CONTACT:
         return apply_contact(reg, &rec->u.contact, err, errlen);
-    case RECORD_DECISION:
+    case RECORD_DECISION: {
         /* A decision always follows a contact of the same bot, so the row exists; a decision
          * for an unknown (or malformed) key updates nothing rather than inventing a bot with no
          * contact. */
-        if (!key_from_hex(rec->u.decision.bot_key, key)) {
+        const struct decision *d = &rec->u.decision;
+        if (!key_from_hex(d->bot_key, key)) {
             return 0;
         }
         st = reg->stmt[ST_DECISION];
         sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, rec->u.decision.verdict);
-        sqlite3_bind_int64(st, 3, (int64_t)rec->u.decision.time_us);
-        bind_str(st, 4, rec->u.decision.authorisation);
-        return step_done(reg, st, err, errlen, "decision update");
-    case RECORD_COMMAND_SENT:
-        if (!key_from_hex(rec->u.command.bot_key, key)) {
+        sqlite3_bind_int(st, 2, d->verdict);
+        sqlite3_bind_int64(st, 3, (int64_t)d->time_us);
+        bind_str(st, 4, d->authorisation);
+        if (step_done(reg, st, err, errlen, "decision update") < 0) {
+            return REGISTRY_ERR;
+        }
+        if (d->verdict != VERDICT_SEND && d->verdict != VERDICT_DRY_RUN) {
             return 0;
         }
-        st = reg->stmt[ST_COMMAND];
-        sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (int64_t)rec->u.command.time_us);
-        bind_str(st, 3, rec->u.command.authorisation);
-        return step_done(reg, st, err, errlen, "command update");
+        return remediation_record(reg, ST_REM_DECISION, key, d->authorisation,
+                                  d->verdict == VERDICT_SEND, d->verdict == VERDICT_DRY_RUN,
+                                  d->time_us, err, errlen);
+    }
+    case RECORD_COMMAND_SENT:
+    case RECORD_COMMAND_FAILED: {
+        const struct command_record *c = &rec->u.command;
+        bool sent = rec->kind == RECORD_COMMAND_SENT;
+        if (!key_from_hex(c->bot_key, key)) {
+            return 0;
+        }
+        if (sent) {
+            st = reg->stmt[ST_COMMAND];
+            sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, (int64_t)c->time_us);
+            bind_str(st, 3, c->authorisation);
+            if (step_done(reg, st, err, errlen, "command update") < 0) {
+                return REGISTRY_ERR;
+            }
+        }
+        return remediation_record(reg, ST_REM_COMMAND, key, c->authorisation, sent, !sent,
+                                  c->time_us, err, errlen);
+    }
     default:
-        /* command-failed and operational notes do not change a bot's row. */
+        /* Operational notes do not change a bot's row. */
         return 0;
     }
 }
@@ -887,13 +1084,15 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
         reg->in_txn = true;
         int64_t next = meta_get(reg, "next_index");
         int64_t bad = meta_get(reg, "bad_records");
-        if (next < 0 || bad < 0) {
+        int64_t end = meta_get(reg, "data_end_us");
+        if (next < 0 || bad < 0 || end < 0) {
             exec_sql(reg, "ROLLBACK", NULL, 0);
             reg->in_txn = false;
             return db_err(reg, err, errlen, "reading the applied index");
         }
         reg->next_index = (uint64_t)next;
         reg->bad_records = (uint64_t)bad;
+        reg->data_end_us = (uint64_t)end;
     }
     if (log_index < reg->next_index) {
         return 0;
@@ -1257,4 +1456,108 @@ int registry_days(struct registry *reg, uint64_t since_us, uint64_t until_us, co
     }
     sqlite3_finalize(st);
     return rc;
+}
+
+/* ---- remediation effectiveness ------------------------------------------------------------ */
+
+int registry_remediation(struct registry *reg, registry_remediation_fn fn, void *ctx, char *err,
+                         size_t errlen)
+{
+    int rc = reader_ok(reg, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    sqlite3_stmt *st = NULL;
+    if (prepare(reg,
+                "SELECT b.bot_key, b.cc, b.asn, r.authorisation, r.send_decisions,"
+                " r.first_send_us, r.dry_runs, r.first_dry_run_us, r.commands_sent,"
+                " r.first_command_us, r.commands_failed, r.first_failed_us, r.seen_after,"
+                " r.first_after_us, r.last_after_us, r.first_after_1h_us, r.first_after_24h_us"
+                " FROM remediation r JOIN bot b ON b.id = r.bot"
+                " ORDER BY r.bot, r.first_command_us = 0, r.first_command_us, r.authorisation",
+                &st, err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct registry_remediation r;
+        memset(&r, 0, sizeof(r));
+        key_to_hex(sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0), r.bot_key);
+        col_str(st, 1, r.cc, sizeof(r.cc));
+        r.asn = (uint32_t)sqlite3_column_int64(st, 2);
+        col_str(st, 3, r.authorisation, sizeof(r.authorisation));
+        uint64_t *v[] = {&r.send_decisions,    &r.first_send_us,   &r.dry_runs,
+                         &r.first_dry_run_us,  &r.commands_sent,   &r.first_command_us,
+                         &r.commands_failed,   &r.first_failed_us, &r.seen_after,
+                         &r.first_after_us,    &r.last_after_us,   &r.first_after_1h_us,
+                         &r.first_after_24h_us};
+        for (int i = 0; i < (int)(sizeof(v) / sizeof(v[0])); i++) {
+            *v[i] = (uint64_t)sqlite3_column_int64(st, 4 + i);
+        }
+        rc = fn(ctx, &r);
+        if (rc != 0) {
+            break;
+        }
+    }
+    if (rc == 0 && step != SQLITE_DONE) {
+        rc = db_err(reg, err, errlen, "reading remediation rows");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int registry_remediation_days(struct registry *reg, uint64_t since_us, uint64_t until_us,
+                              registry_remediation_day_fn fn, void *ctx, char *err, size_t errlen)
+{
+    int rc = reader_ok(reg, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    sqlite3_stmt *st = NULL;
+    if (prepare(reg,
+                "SELECT day, commands_sent, commands_failed, commanded_seen FROM day_remediation"
+                " WHERE day >= ?1 AND day <= ?2 ORDER BY day",
+                &st, err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
+    /* until is exclusive, as in registry_days(). */
+    sqlite3_bind_int64(st, 1, (int64_t)(since_us / US_PER_DAY));
+    sqlite3_bind_int64(st, 2, until_us ? (int64_t)((until_us - 1) / US_PER_DAY) : INT64_MAX);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct registry_remediation_day d = {
+            .day = sqlite3_column_int64(st, 0),
+            .commands_sent = (uint64_t)sqlite3_column_int64(st, 1),
+            .commands_failed = (uint64_t)sqlite3_column_int64(st, 2),
+            .commanded_seen = (uint64_t)sqlite3_column_int64(st, 3),
+        };
+        rc = fn(ctx, &d);
+        if (rc != 0) {
+            break;
+        }
+    }
+    if (rc == 0 && step != SQLITE_DONE) {
+        rc = db_err(reg, err, errlen, "reading remediation days");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int registry_data_end(struct registry *reg, uint64_t *out_us, char *err, size_t errlen)
+{
+    int rc = reader_ok(reg, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    /* Inside this connection's own batch the in-memory value is ahead of the meta row. */
+    if (reg->in_txn) {
+        *out_us = reg->data_end_us;
+        return 0;
+    }
+    int64_t v = meta_get(reg, "data_end_us");
+    if (v < 0) {
+        return db_err(reg, err, errlen, "reading the data end");
+    }
+    *out_us = (uint64_t)v;
+    return 0;
 }
