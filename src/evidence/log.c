@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #define DEFAULT_BATCH_BYTES (64u << 20)
 #define DEFAULT_TILE_QUEUE_BYTES (256u << 20)
 #define TILE_RETRY_MS 1000 /* the tile writer retries a failed write this often */
+#define TILE_WRITER_NICE 5
 #define DEFAULT_CP_ENTRIES 100000u
 #define DEFAULT_CP_MS 1000u
 #define CHECKPOINTS_MAX 10000000u
@@ -424,6 +426,10 @@ static void *tile_writer_main(void *arg)
 {
     struct evlog *log = arg;
     struct tile_writer *tw = &log->tw;
+    /* Background work: when the CPUs are busy the thread that commits (and so answers bots)
+     * goes first. Linux nice values are per thread; back-pressure bounds how far this one may
+     * fall behind. Failure is harmless (the thread just keeps the default priority). */
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), TILE_WRITER_NICE);
     pthread_mutex_lock(&tw->mu);
     for (;;) {
         while (tw->queue.head == NULL && !tw->stop) {
