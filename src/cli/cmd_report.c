@@ -140,6 +140,10 @@ static void report_usage(FILE *out)
 {
     fprintf(out,
             "usage: sinkd report --state DIR [options]\n"
+            "  --remediation           the remediation (effectiveness) report instead of bot\n"
+            "                          rows: csv, summary or summary-json; --since/--until then\n"
+            "                          select decisions and commands by time and cut the\n"
+            "                          observation off at --until (docs/reports.md)\n"
             "  --format csv|intelmq|summary|summary-json   (default csv)\n"
             "  --split country|asn     one file per country (<CC>.csv, unknown ZZ) or per ASN\n"
             "                          (AS<n>.csv) in --out DIR\n"
@@ -204,6 +208,7 @@ int cmd_report(int argc, char **argv)
         {"top", required_argument, NULL, 'n'},
         {"catch-up", no_argument, NULL, 'c'},
         {"no-as-names", no_argument, NULL, 'N'},
+        {"remediation", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -267,6 +272,9 @@ int cmd_report(int argc, char **argv)
         case 'N':
             as_names = false;
             break;
+        case 'R':
+            o.remediation = true;
+            break;
         case 'h':
             report_usage(stdout);
             return 0;
@@ -298,7 +306,7 @@ int cmd_report(int argc, char **argv)
     /* Only IntelMQ rows and summaries name ASes; Shadowserver's CSV has no such column. A
      * missing or unreadable data file leaves names out rather than failing the report. */
     struct as_names names = {0};
-    if (as_names && o.format != REPORT_CSV) {
+    if (as_names && o.format != REPORT_CSV && !o.remediation) {
         if (as_names_load(&names, err, sizeof(err)) < 0) {
             fprintf(stderr, "sinkd report: AS names left out: %s\n", err);
         } else {
@@ -317,7 +325,8 @@ int cmd_report(int argc, char **argv)
         fprintf(stderr, "sinkd report: stdout: %s\n", strerror(errno));
         return 1;
     }
-    if (o.out_dir != NULL && (o.format == REPORT_CSV || o.format == REPORT_INTELMQ)) {
+    if (o.out_dir != NULL && !o.remediation &&
+        (o.format == REPORT_CSV || o.format == REPORT_INTELMQ)) {
         fprintf(stderr, "sinkd report: %" PRId64 " bots written to %s\n", rows, o.out_dir);
     }
     return 0;

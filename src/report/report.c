@@ -1,6 +1,7 @@
 /* report.c -- CERT victim reports: Shadowserver-style CSV, IntelMQ JSON lines, split files and
  * summaries, all read from the registry through registry.h only. */
 #include "report/report.h"
+#include "report/internal.h"
 #include "util/err.h"
 
 #include <ctype.h>
@@ -796,6 +797,15 @@ int64_t report_write(struct registry *reg, const struct report_options *opt, FIL
     }
     if (o.since_us && o.until_us && o.until_us <= o.since_us) {
         return err_set(err, errlen, "report: --until must be later than --since");
+    }
+    if (o.remediation) {
+        if (o.tag != NULL) {
+            return err_set(err, errlen, "report: --tag does not apply to --remediation");
+        }
+        if (o.out_dir == NULL && out == NULL) {
+            return err_set(err, errlen, "report: no output");
+        }
+        return report_remediation_write(reg, &o, out, err, errlen);
     }
     uint64_t now_us = o.now_us ? o.now_us : event_now_us();
     if (o.format == REPORT_CSV || o.format == REPORT_INTELMQ) {

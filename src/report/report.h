@@ -39,6 +39,10 @@ struct report_options {
     size_t top;                /* summary: rows in the top-country / top-ASN tables; 0 -> 10 */
     report_as_name_fn as_name;
     void *as_name_ctx;
+    /* The remediation (effectiveness) report instead of victim rows (docs/reports.md): formats
+     * csv, summary, summary-json; since/until then select decisions and commands by their time
+     * and cut the observation off at until. */
+    bool remediation;
 };
 
 /* The CSV header, in order (REPORTS.md section 1: the current Shadowserver page's order, with
@@ -46,9 +50,10 @@ struct report_options {
 #define REPORT_CSV_NCOLUMNS 31
 extern const char *const report_csv_columns[REPORT_CSV_NCOLUMNS];
 
-/* Writes the report. With out_dir, files are created there (the directory must exist) and `out`
- * is unused; without it, everything goes to `out` (a split then needs out_dir: error). Returns
- * the number of bot rows written (summaries: 0) or < 0 with a message. */
+/* Writes the report. With opt->remediation, the remediation report (to `out`, or to
+ * out_dir/remediation.{csv,txt,json}). With out_dir, files are created there (the directory must
+ * exist) and `out` is unused; without it, everything goes to `out` (a split then needs out_dir:
+ * error). Returns the number of bot rows written (summaries: 0) or < 0 with a message. */
 int64_t report_write(struct registry *reg, const struct report_options *opt, FILE *out, char *err,
                      size_t errlen);
 
