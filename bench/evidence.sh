@@ -1,13 +1,16 @@
 #!/bin/bash
 # evidence.sh -- evidence log figures: durable appends/s of 200-byte records in group-commit
-# batches vs the SHA-256 limit of `openssl speed -evp sha256` measured in the same run, and
-# `sinkd verify` throughput on a large log.
-# Usage: bench/evidence.sh [BUILD_DIR] ; env COUNT (appends, default 2000000), VERIFY_COUNT
-# (default 10000000), BATCH (default 10000), WORK (scratch dir, default /tmp).
+# batches vs the SHA-256 limit of `openssl speed -evp sha256` measured in the same run,
+# evlog_commit latency for small batches (what a bot's reply waits for), and `sinkd verify`
+# throughput on a large log.
+# Usage: bench/evidence.sh [BUILD_DIR] ; env COUNT (appends per run, default 1000000: fits the
+# tile writer's 256 MiB queue), RUNS (default 3), VERIFY_COUNT (default 10000000), BATCH
+# (default 10000), WORK (scratch dir, default /tmp).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$src/build/Release}
-count=${COUNT:-2000000}
+count=${COUNT:-1000000}
+runs=${RUNS:-3}
 vcount=${VERIFY_COUNT:-10000000}
 batch=${BATCH:-10000}
 work=$(mktemp -d "${WORK:-/tmp}/sinkd-evidence-bench.XXXXXX")
@@ -30,11 +33,25 @@ echo "sha256 64B: ${b64}k B/s, 256B: ${b256}k B/s -> tree hashing limit ~ $limit
 echo "== hashing only (leaf + frontier), 200-byte records"
 "$work/tool" hashbench 200 2000000
 
-echo "== durable appends: $count x 200 B, batches of $batch (write + fdatasync per batch)"
-out=$("$work/tool" gen "$work/a" bench.example/log "$count" 200 "$batch" 1000000)
-echo "$out"
-rate=$(echo "$out" | sed -n 's/.*appends_per_s=\([0-9]*\).*/\1/p')
-python3 -c "print('appends/s = $rate = %.1f%% of the SHA-256 limit ($limit/s)' % (100.0 * $rate / $limit))"
+echo "== durable appends: $count x 200 B, batches of $batch (write + fdatasync per batch), $runs runs"
+# appends_per_s: the commit path (hash + journal write + fdatasync), what bots wait for.
+# close_s: the tile writer catching up afterwards (tiles/bundles are created in the background);
+# with_tiles_per_s counts it in.
+best=0
+for r in $(seq 1 "$runs"); do
+    out=$("$work/tool" gen "$work/a$r" bench.example/log "$count" 200 "$batch" 1000000)
+    rate=$(echo "$out" | sed -n 's/.*appends_per_s=\([0-9]*\).*/\1/p')
+    secs=$(echo "$out" | sed -n 's/.* seconds=\([0-9.]*\).*/\1/p')
+    close=$(echo "$out" | sed -n 's/.*close_s=\([0-9.]*\).*/\1/p')
+    echo "$out with_tiles_per_s=$(python3 -c "print(int($count / ($secs + $close)))") load=$(cut -d' ' -f1 /proc/loadavg)"
+    [ "$rate" -gt "$best" ] && best=$rate
+done
+python3 -c "print('best appends/s = $best = %.1f%% of the SHA-256 limit ($limit/s)' % (100.0 * $best / $limit))"
+
+echo "== evlog_commit latency, 200-byte records, server checkpoint policy (100000 entries / 1 s)"
+for b in 1 10 100; do
+    "$work/tool" latency "$work/lat$b" "$b" 3000
+done
 
 echo "== verify throughput: $vcount entries of 200 B"
 free=$(df -Pk "$work" | awk 'NR==2 {print $4}')

@@ -33,6 +33,7 @@
 #define DEFAULT_TILE_QUEUE_BYTES (256u << 20)
 #define TILE_RETRY_MS 1000 /* the tile writer retries a failed write this often */
 #define TILE_WRITER_NICE 5
+#define OVERLAP_MIN_BYTES (256u << 10)
 #define DEFAULT_CP_ENTRIES 100000u
 #define DEFAULT_CP_MS 1000u
 #define CHECKPOINTS_MAX 10000000u
@@ -1281,6 +1282,17 @@ static int tile_backpressure(struct evlog *log, char *err, size_t errlen)
     return rc;
 }
 
+/* A journal write failed (nothing hashed, or rolled back): drop what was written past the
+ * durable end, so the next batch is not followed by leftovers, and let the caller retry. */
+static int journal_write_failed(struct evlog *log, ssize_t n, char *err, size_t errlen)
+{
+    int e = n < 0 ? errno : ENOSPC;
+    if (ftruncate(log->wal_fd, (off_t)log->wal_len) != 0) {
+        log->broken = true;
+    }
+    return err_set(err, errlen, "journal write failed: %s", strerror(e)), EVLOG_EIO;
+}
+
 int evlog_commit(struct evlog *log, char *err, size_t errlen)
 {
     if (log->broken) {
@@ -1300,10 +1312,23 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
     put32(h + 4, log->staged);
     put64(h + 8, first);
     put64(h + 16, log->stage_len - BATCH_HDR);
-    /* Hash into the tree first: the commit record carries the root after the batch. If the
-     * journal write fails the batch is rolled back and stays staged, so the call can be
-     * retried (disk full); only a failed fdatasync makes the log unusable (the kernel may have
-     * dropped the pages it could not write, so a retry would prove nothing). */
+    /* The commit record carries the tree root after the batch. A large batch's entries go to
+     * the journal before they are hashed, so the device transfers them while the CPU hashes
+     * (sync_file_range starts the writeback); a small one is written in one piece after (its
+     * trailer shares the last page, which would otherwise be written twice). If a journal
+     * write fails the batch is rolled back and stays staged, so the call can be retried (disk
+     * full); only a failed fdatasync makes the log unusable (the kernel may have dropped the
+     * pages it could not write, so a retry would prove nothing). */
+    bool overlap = log->stage_len >= OVERLAP_MIN_BYTES;
+    ssize_t n;
+    if (overlap) {
+        n = pwrite(log->wal_fd, log->stage, log->stage_len, (off_t)log->wal_len);
+        if (n != (ssize_t)log->stage_len) {
+            return journal_write_failed(log, n, err, errlen);
+        }
+        (void)sync_file_range(log->wal_fd, (off_t)log->wal_len, (off_t)log->stage_len,
+                              SYNC_FILE_RANGE_WRITE);
+    }
     struct evlog_frontier before = log->tree;
     size_t bundle_before = log->bundle_len;
     const uint8_t *p = log->stage + BATCH_HDR;
@@ -1311,6 +1336,7 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
         size_t el = (size_t)p[0] << 8 | p[1];
         if (tree_add(log, p, el) != 0) {
             batch_rollback(log, &before, bundle_before);
+            (void)journal_write_failed(log, 0, err, errlen);
             return err_set(err, errlen, "out of memory"), EVLOG_ENOMEM;
         }
         p += 2 + el;
@@ -1321,15 +1347,16 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
     put64(t + 8, log->tree.size);
     evlog_frontier_root(&log->tree, t + 16);
     size_t total = log->stage_len + BATCH_TRL;
-    ssize_t n = pwrite(log->wal_fd, log->stage, total, (off_t)log->wal_len);
+    if (overlap) {
+        n = pwrite(log->wal_fd, t, BATCH_TRL, (off_t)(log->wal_len + log->stage_len)) == BATCH_TRL
+                ? (ssize_t)total
+                : -1;
+    } else {
+        n = pwrite(log->wal_fd, log->stage, total, (off_t)log->wal_len);
+    }
     if (n != (ssize_t)total) {
-        int e = n < 0 ? errno : ENOSPC;
         batch_rollback(log, &before, bundle_before);
-        /* Drop a partial write, so the next batch is not followed by its leftovers. */
-        if (ftruncate(log->wal_fd, (off_t)log->wal_len) != 0) {
-            log->broken = true;
-        }
-        return err_set(err, errlen, "journal write failed: %s", strerror(e)), EVLOG_EIO;
+        return journal_write_failed(log, n, err, errlen);
     }
     if (fdatasync(log->wal_fd) != 0) {
         log->broken = true;
