@@ -574,8 +574,13 @@ int report_remediation_write(struct registry *reg, const struct report_options *
         rc = err_set(err, errlen, "report: no output");
     }
     if (rc == 0) {
-        qsort(s->cc.g, s->cc.n, sizeof(*s->cc.g), cmp_cc);
-        qsort(s->auth.g, s->auth.n, sizeof(*s->auth.g), cmp_key);
+        /* qsort's array may not be NULL even with no elements (C11 7.22.5). */
+        if (s->cc.n > 0) {
+            qsort(s->cc.g, s->cc.n, sizeof(*s->cc.g), cmp_cc);
+        }
+        if (s->auth.n > 0) {
+            qsort(s->auth.g, s->auth.n, sizeof(*s->auth.g), cmp_key);
+        }
         if (o->format == REPORT_SUMMARY) {
             write_text(dst, o, data_end, s, &days);
         } else if (o->format == REPORT_CSV) {

@@ -443,6 +443,27 @@ static int dump_day(void *ctx, const struct registry_day *d)
     return 0;
 }
 
+static int dump_remediation(void *ctx, const struct registry_remediation *r)
+{
+    fprintf(ctx, "rem %s %s %s %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu\n",
+            r->bot_key, r->cc, r->authorisation, (unsigned long long)r->send_decisions,
+            (unsigned long long)r->first_send_us, (unsigned long long)r->dry_runs,
+            (unsigned long long)r->first_dry_run_us, (unsigned long long)r->commands_sent,
+            (unsigned long long)r->first_command_us, (unsigned long long)r->commands_failed,
+            (unsigned long long)r->first_failed_us, (unsigned long long)r->seen_after,
+            (unsigned long long)r->first_after_us, (unsigned long long)r->last_after_us,
+            (unsigned long long)r->first_after_1h_us, (unsigned long long)r->first_after_24h_us);
+    return 0;
+}
+
+static int dump_remediation_day(void *ctx, const struct registry_remediation_day *d)
+{
+    fprintf(ctx, "remday %lld %llu %llu %llu\n", (long long)d->day,
+            (unsigned long long)d->commands_sent, (unsigned long long)d->commands_failed,
+            (unsigned long long)d->commanded_seen);
+    return 0;
+}
+
 static char *dump_registry(const char *path)
 {
     char err[256];
@@ -455,6 +476,12 @@ static char *dump_registry(const char *path)
     assert_int_equal(registry_bots(reg, &all, dump_bot, f, err, sizeof(err)), 0);
     assert_int_equal(registry_days(reg, 0, 0, NULL, dump_day, f, err, sizeof(err)), 0);
     assert_int_equal(registry_days(reg, 0, 0, "DE", dump_day, f, err, sizeof(err)), 0);
+    assert_int_equal(registry_remediation(reg, dump_remediation, f, err, sizeof(err)), 0);
+    assert_int_equal(
+        registry_remediation_days(reg, 0, 0, dump_remediation_day, f, err, sizeof(err)), 0);
+    uint64_t end = 0;
+    assert_int_equal(registry_data_end(reg, &end, err, sizeof(err)), 0);
+    fprintf(f, "end %llu\n", (unsigned long long)end);
     fprintf(f, "next %llu\n", (unsigned long long)registry_applied_index(reg));
     fclose(f);
     registry_close(reg);
