@@ -359,6 +359,11 @@ static int child_drop_to_nobody(void *arg)
     }
     uid_t uid = pw->pw_uid;
     gid_t gid = pw->pw_gid;
+    /* Root's supplementary groups must not survive the drop. */
+    gid_t root_groups[] = {0, 4};
+    if (setgroups(2, root_groups) != 0) {
+        return 13;
+    }
     char err[256];
     if (sandbox_drop_privileges("nobody", state_dir, err, sizeof(err)) != 0) {
         fprintf(stderr, "drop: %s\n", err);
@@ -373,8 +378,8 @@ static int child_drop_to_nobody(void *arg)
     gid_t groups[64];
     int n = getgroups(64, groups);
     for (int i = 0; i < n; i++) {
-        if (groups[i] == 0) {
-            return 5; /* root's group must not survive */
+        if (groups[i] == 0 || groups[i] == 4) {
+            return 5;
         }
     }
     char v[64];
@@ -431,7 +436,11 @@ static int child_drop_keep_uid(void *arg)
         return 2;
     }
     proc_status("NoNewPrivs", v, sizeof(v));
-    return strcmp(v, "1") == 0 ? 0 : 3;
+    if (strcmp(v, "1") != 0) {
+        return 3;
+    }
+    /* No uid change here, so only the explicit prctl makes it non-dumpable. */
+    return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : 4;
 }
 
 static void test_drop_without_user_drops_capabilities(void **state)
