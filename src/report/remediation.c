@@ -323,6 +323,25 @@ static void window_text(const struct report_options *o, uint64_t data_end, char 
     }
 }
 
+/* Prints prefix + text wrapped at 100 columns, continuation lines indented by two spaces. */
+static void wrap(FILE *out, const char *prefix, const char *text)
+{
+    size_t col = (size_t)fprintf(out, "%s", prefix);
+    const char *p = text;
+    while (*p) {
+        size_t word = strcspn(p, " ");
+        if (col > 2 && col + 1 + word > 100) {
+            fputs("\n ", out);
+            col = 1;
+        }
+        fprintf(out, "%s%.*s", col > 0 && p != text ? " " : "", (int)word, p);
+        col += word + 1;
+        p += word;
+        p += strspn(p, " ");
+    }
+    fputc('\n', out);
+}
+
 static void write_text(FILE *out, const struct report_options *o, uint64_t data_end,
                        const struct rem_state *s, const struct rem_day_list *days)
 {
@@ -331,7 +350,8 @@ static void write_text(FILE *out, const struct report_options *o, uint64_t data_
     const struct rem_counts *t = &s->total;
     fprintf(out, "sinkd remediation report, decisions and commands in [%s, %s) UTC\n", a, b);
     fprintf(out, "data end (latest record):       %s UTC\n", e);
-    fprintf(out, "observation rule: %s\n\n", RULE);
+    wrap(out, "observation rule: ", RULE);
+    fputc('\n', out);
     fprintf(out, "bots decided send:              %" PRIu64 "\n", t->send_decided);
     fprintf(out, "bots commanded:                 %" PRIu64 "\n", t->commanded);
     fprintf(out, "commands sent / failed:         %" PRIu64 " / %" PRIu64 "\n", t->commands_sent,
