@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "enrich/enrich.h"
 #include "report/report.h"
+#include "util/err.h"
 
 /* AS number -> organisation name, from the ASN CSVs the enrich module reads (its pure line
  * parser, no range tables: a report needs names by number, not lookups by address). Open
@@ -81,8 +82,7 @@ static int as_names_file(struct as_names *t, const char *path, char *err, size_t
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
+        return err_set(err, errlen, "%s: %s", path, strerror(errno));
     }
     char *line = NULL;
     size_t cap = 0;
@@ -100,13 +100,11 @@ static int as_names_file(struct as_names *t, const char *path, char *err, size_t
             continue;
         }
         if (enrich_asn_parse_line(line, (size_t)len, &row, perr, sizeof(perr)) != 1) {
-            snprintf(err, errlen, "%s:%lu: %s", path, lineno, perr);
-            rc = -1;
+            rc = err_set(err, errlen, "%s:%lu: %s", path, lineno, perr);
             break;
         }
         if (as_names_add(t, row.asn, row.name) < 0) {
-            snprintf(err, errlen, "%s:%lu: too many AS names", path, lineno);
-            rc = -1;
+            rc = err_set(err, errlen, "%s:%lu: too many AS names", path, lineno);
             break;
         }
     }
