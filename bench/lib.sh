@@ -52,7 +52,9 @@ start_sinkd() {
     shift 2
     rm -rf "${B_DIR:?}/$name"
     mkdir -p "$B_DIR/$name"
-    "$SINKD" serve --state "$B_DIR/$name/state" --listen "127.0.0.1:$port" \
+    local as_root=()
+    [ "$(id -u)" -ne 0 ] || as_root=(--allow-root) # benches run in throwaway sandboxes
+    "$SINKD" serve "${as_root[@]}" --state "$B_DIR/$name/state" --listen "127.0.0.1:$port" \
         --ready-file "$B_DIR/$name/ready" "$@" 2>"$B_DIR/$name/serve.log" &
     SINKD_PID=$!
     B_PIDS+=("$SINKD_PID")

@@ -40,7 +40,10 @@ run_phase() {
     mkdir -p "$dir"
     # The swarm presents each bot's public-looking address through PROXY v2 from
     # 127.0.1.0/24, the only trusted proxy range; anything else on loopback is an ordinary peer.
-    "$bin" serve --state "$dir/state" --listen "127.0.0.1:$port" --trusted-proxy 127.0.1.0/24 \
+    local as_root=()
+    # As root (a throwaway machine), run as root explicitly; a real node uses --user.
+    [ "$(id -u)" -ne 0 ] || as_root=(--allow-root)
+    "$bin" serve "${as_root[@]}" --state "$dir/state" --listen "127.0.0.1:$port" --trusted-proxy 127.0.1.0/24 \
         --tags "$here/data/tags/example-sectors.csv" --tags "$here/data/tags/demo-sectors.csv" \
         --ready-file "$dir/ready" "$@" \
         2>"$dir/serve.log" &

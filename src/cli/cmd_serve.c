@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "net/sandbox.h"
 #include "net/server.h"
 #include "util/addr.h"
 
@@ -52,6 +53,11 @@ static const char serve_usage[] =
     "  --enforce                allow sending commands where the policy says mode = enforce;\n"
     "                           without it every would-be send is recorded as dry-run\n"
     "  --no-registry            do not run the registry follower\n"
+    "  --user USER              after binding, become USER (required when started as root,\n"
+    "                           unless --allow-root); every capability is dropped either way\n"
+    "  --allow-root             run as root anyway (tests, throwaway sandboxes)\n"
+    "  --seccomp kill|log|off   system-call allow-list on every thread once started (default\n"
+    "                           kill: a call off the list ends the process; log: kernel logs it)\n"
     "  --ready-file FILE        write the server's pid to FILE once listening\n"
     "  --help                   this text\n"
     "\n"
@@ -153,6 +159,9 @@ int cmd_serve(int argc, char **argv)
         OPT_POLICY,
         OPT_ENFORCE,
         OPT_NO_REGISTRY,
+        OPT_USER,
+        OPT_ALLOW_ROOT,
+        OPT_SECCOMP,
         OPT_HELP,
     };
     static const struct option options[] = {
@@ -186,6 +195,9 @@ int cmd_serve(int argc, char **argv)
         {"policy", required_argument, NULL, OPT_POLICY},
         {"enforce", no_argument, NULL, OPT_ENFORCE},
         {"no-registry", no_argument, NULL, OPT_NO_REGISTRY},
+        {"user", required_argument, NULL, OPT_USER},
+        {"allow-root", no_argument, NULL, OPT_ALLOW_ROOT},
+        {"seccomp", required_argument, NULL, OPT_SECCOMP},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -194,6 +206,7 @@ int cmd_serve(int argc, char **argv)
     const char *ready_path = NULL;
     const char *data_dir = cli_data_dir();
     bool no_enrich = false;
+    bool allow_root = false;
     size_t ntags = 0;
     static char hostname[32];
     static char origin[128];
@@ -367,6 +380,23 @@ int cmd_serve(int argc, char **argv)
         case OPT_NO_REGISTRY:
             cfg.registry = false;
             break;
+        case OPT_USER:
+            cfg.user = optarg;
+            break;
+        case OPT_ALLOW_ROOT:
+            allow_root = true;
+            break;
+        case OPT_SECCOMP:
+            if (strcmp(optarg, "kill") == 0) {
+                cfg.seccomp = SERVER_SECCOMP_KILL;
+            } else if (strcmp(optarg, "log") == 0) {
+                cfg.seccomp = SERVER_SECCOMP_LOG;
+            } else if (strcmp(optarg, "off") == 0) {
+                cfg.seccomp = SERVER_SECCOMP_OFF;
+            } else {
+                return cli_usage_error("serve", "--seccomp: '%s' is not kill, log or off", optarg);
+            }
+            break;
         case OPT_HELP:
             fputs(serve_usage, stdout);
             return 0;
@@ -409,6 +439,11 @@ int cmd_serve(int argc, char **argv)
     }
     if (mkdir(cfg.state_dir, 0750) != 0 && access(cfg.state_dir, W_OK) != 0) {
         fprintf(stderr, "sinkd serve: state directory %s: cannot create or write\n", cfg.state_dir);
+        return 1;
+    }
+    if (sandbox_check_user(cfg.user, allow_root, err, sizeof(err)) != 0 ||
+        sandbox_prepare_state_dir(cfg.state_dir, cfg.user, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sinkd serve: %s\n", err);
         return 1;
     }
     /* A bot that vanishes mid-write must not kill the process. */

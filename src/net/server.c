@@ -25,6 +25,7 @@
 #include "net/ipcount.h"
 #include "net/pipeline.h"
 #include "net/proxy.h"
+#include "net/sandbox.h"
 #include "policy/policy.h"
 #include "registry/registry.h"
 #include "util/err.h"
@@ -1743,6 +1744,11 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         srv->bound_wildcard[l] =
             memcmp(cfg->listen[l].ip, any, cfg->listen[l].family == AF_INET ? 4 : 16) == 0;
     }
+    /* Bound (ports below 1024 need root): now give privilege up for good, while the process
+     * still has one thread (no-new-privs and capabilities are per thread). */
+    if (sandbox_drop_privileges(cfg->user, cfg->state_dir, err, errlen) != 0) {
+        goto out;
+    }
     struct enrich_tables *tables = NULL;
     if (load_tables(cfg, &tables, err, errlen) != 0) {
         goto out;
@@ -1817,6 +1823,20 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         if (pthread_create(&srv->workers[started].thread, NULL, worker_main,
                            &srv->workers[started]) != 0) {
             err_set(err, errlen, "cannot start worker thread");
+            goto out;
+        }
+    }
+    /* Start-up is over and every thread exists: confine them all (TSYNC). */
+    if (cfg->seccomp != SERVER_SECCOMP_OFF) {
+        if (!sandbox_seccomp_supported()) {
+            fprintf(cfg->log, "sinkd: seccomp is not supported here; running without it\n");
+        } else if (sandbox_install_seccomp_mode(cfg->seccomp == SERVER_SECCOMP_LOG
+                                                    ? SANDBOX_SECCOMP_LOG
+                                                    : SANDBOX_SECCOMP_KILL,
+                                                err, errlen) != 0) {
+            for (unsigned i = 0; i < started; i++) {
+                uv_async_send(&srv->workers[i].stop);
+            }
             goto out;
         }
     }

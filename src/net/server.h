@@ -54,7 +54,11 @@ struct server_config {
     const char *policy_path; /* NULL: no policy, no decisions, nothing can ever be sent */
     bool enforce;            /* --enforce; needed together with mode = enforce in the policy */
     bool registry;           /* run the registry follower (default on) */
-    FILE *log;               /* operational log lines */
+    /* Least privilege (docs/hardening.md): the user to become after binding (NULL: stay, but
+     * still drop every capability), and the seccomp allow-list installed once all threads run. */
+    const char *user;
+    enum server_seccomp { SERVER_SECCOMP_KILL, SERVER_SECCOMP_LOG, SERVER_SECCOMP_OFF } seccomp;
+    FILE *log; /* operational log lines */
     /* Called once all listeners are bound (tests and the demo wait for it). */
     void (*on_ready)(void *ctx);
     void *ready_ctx;

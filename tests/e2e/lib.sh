@@ -44,7 +44,10 @@ start_server() {
     local state=$1 port=$2
     shift 2
     rm -f "$E2E_DIR/ready"
-    "$SINKD_BINARY" serve --state "$state" --listen "127.0.0.1:$port" \
+    local as_root=()
+    # CI runs as root in a throwaway sandbox; serve refuses root without an explicit choice.
+    [ "$(id -u)" -ne 0 ] || as_root=(--allow-root)
+    "$SINKD_BINARY" serve "${as_root[@]}" --state "$state" --listen "127.0.0.1:$port" \
         --trusted-proxy 127.0.1.0/24 --ready-file "$E2E_DIR/ready" "$@" \
         2>>"$E2E_DIR/serve.log" &
     SERVER_PID=$!

@@ -77,7 +77,7 @@ python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1", int(
 holder=$!
 sleep 0.5
 set +e
-"$SINKD_BINARY" serve --state "$E2E_DIR/fourth" --listen "127.0.0.1:$port" >/dev/null 2>"$E2E_DIR/inuse.txt"; s5=$?
+"$SINKD_BINARY" serve $([ "$(id -u)" -ne 0 ] || echo --allow-root) --state "$E2E_DIR/fourth" --listen "127.0.0.1:$port" >/dev/null 2>"$E2E_DIR/inuse.txt"; s5=$?
 set -e
 kill "$holder" 2>/dev/null || true
 [ "$s5" -eq 1 ] || fail "port in use exits 1 (got $s5)"
