@@ -106,8 +106,8 @@ static int check_tile(struct vstate *vs, int level, uint64_t n, unsigned w, bool
                     i >= len    ? "missing (file too short)"
                     : i >= wlen ? "is extra (file too long)"
                                 : "differs from the hash recomputed from the entries",
-                    (unsigned long long)hidx, level, (unsigned long long)(hidx << sh),
-                    (unsigned long long)(((hidx + 1) << sh) - 1));
+                    (unsigned long long)hidx, level, (unsigned long long)hidx << sh,
+                    (((unsigned long long)hidx + 1) << sh) - 1);
             free(buf);
             return EVLOG_EVERIFY;
         }
@@ -176,7 +176,10 @@ static int load_all(const char *dir, const struct evlog_verifier *v, struct vcp 
     bool have_latest = false;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.') {
+        /* A "<size>.tmp" is a checkpoint the writer was still renaming into place when the
+         * process died (kill -9): never published, so not part of what is verified. */
+        size_t nlen = strlen(de->d_name);
+        if (de->d_name[0] == '.' || (nlen > 4 && strcmp(de->d_name + nlen - 4, ".tmp") == 0)) {
             continue;
         }
         char rel[300];
@@ -349,8 +352,8 @@ int evlog_verify_dir(const char *log_dir, const struct evlog_verifier *v,
         }
         if (rc == 1) {
             err_set(err, errlen, "%s: missing (entries %llu..%llu)", bundle ? trel : brel,
-                    (unsigned long long)(n * EVLOG_TILE_WIDTH),
-                    (unsigned long long)(n * EVLOG_TILE_WIDTH + w - 1));
+                    (unsigned long long)n * EVLOG_TILE_WIDTH,
+                    (unsigned long long)n * EVLOG_TILE_WIDTH + w - 1);
             rc = EVLOG_EVERIFY;
         }
         if (rc != 0) {
@@ -395,7 +398,7 @@ int evlog_verify_dir(const char *log_dir, const struct evlog_verifier *v,
         }
         if (rc == 0 && off != blen) {
             err_set(err, errlen, "%s: byte %zu: %zu bytes after entry %llu", brel, off, blen - off,
-                    (unsigned long long)(n * EVLOG_TILE_WIDTH + w - 1));
+                    (unsigned long long)n * EVLOG_TILE_WIDTH + w - 1);
             rc = EVLOG_EVERIFY;
         }
         free(bundle);
