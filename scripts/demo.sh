@@ -172,5 +172,9 @@ share = 100.0 * (len(sent) - len(again)) / len(sent) if sent else 0.0
 print(f"disinfection share: {share:.1f}% of commanded bots fell silent")
 print(f"swarm: {swarm['uninstalled']} bots uninstalled themselves, {swarm['uninstall_ignored']} ignored the command")
 PY
+"$bin" report --state "$out/remediate/state" --remediation --format summary \
+    >"$out/remediate/remediation-report.txt"
+echo "remediation report (registry): ${out#"$here"/}/remediate/remediation-report.txt"
+sed -n '/^bots decided send/,/^dry-run/p' "$out/remediate/remediation-report.txt" | sed 's/^/  /'
 echo
 echo "demo finished: everything above is in ${out#"$here"/}"
