@@ -1541,7 +1541,11 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
         }
         uint32_t count = get32(bh + 4);
         uint64_t first = get64(bh + 8);
-        uint64_t total = BATCH_HDR + get64(bh + 16) + BATCH_TRL;
+        uint64_t plen = get64(bh + 16);
+        /* plen is bounded before the sum: a damaged length near UINT64_MAX would wrap total to
+         * 0, which evlog_journal_parse_batch answers with 0 ("need more") and no batch. */
+        uint64_t total =
+            plen <= INT32_MAX - BATCH_HDR - BATCH_TRL ? BATCH_HDR + plen + BATCH_TRL : UINT64_MAX;
         if (memcmp(bh, "BTCH", 4) != 0 || total > INT32_MAX || r->off + total > durable) {
             return err_set(err, errlen, "%s: bad batch at byte %llu", r->path,
                            (unsigned long long)r->off),

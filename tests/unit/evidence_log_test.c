@@ -319,6 +319,37 @@ static void test_reader(void **state)
     rm_rf(dir);
 }
 
+/* A batch header whose payload length wraps the batch size to 0 (plen = 2^64 - 72) is damage:
+ * the reader reports it instead of taking an unparsed batch (garbage first index and count). */
+static void test_reader_wrapping_length(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    struct evlog *log = open_log(dir);
+    char err[256];
+    append_n(log, 0, 3);
+    assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    char p[256];
+    snprintf(p, sizeof p, "%s/journal/wal", dir);
+    FILE *f = fopen(p, "r+b");
+    assert_non_null(f);
+    /* journal header 16 bytes, then the batch header: BTCH, count, first, payload length */
+    static const uint8_t plen[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xb8};
+    assert_int_equal(fseek(f, 16 + 16, SEEK_SET), 0);
+    assert_int_equal(fwrite(plen, 1, sizeof plen, f), sizeof plen);
+    fclose(f);
+    struct evlog_reader *r;
+    assert_int_equal(evlog_reader_open(&r, dir, 0, err, sizeof err), 0);
+    const uint8_t *e;
+    size_t len;
+    uint64_t idx;
+    assert_int_equal(evlog_reader_next(r, &e, &len, &idx, err, sizeof err), EVLOG_ECORRUPT);
+    assert_non_null(strstr(err, "bad batch at byte 16"));
+    evlog_reader_close(r);
+    rm_rf(dir);
+}
+
 static long wal_size(const char *dir)
 {
     char p[256];
@@ -645,6 +676,7 @@ int main(void)
         cmocka_unit_test(test_tlog_md_tiles),
         cmocka_unit_test(test_go_tile_vectors),
         cmocka_unit_test(test_reader),
+        cmocka_unit_test(test_reader_wrapping_length),
         cmocka_unit_test(test_recovery_torn_tail),
         cmocka_unit_test(test_recovery_refuses),
         cmocka_unit_test(test_commit_retry_after_write_failure),
