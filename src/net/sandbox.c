@@ -435,7 +435,7 @@ static const char *const allowed_syscalls[] = {
     /* memory (malloc, thread stacks, the MMDB mapping) */
     "brk", "munmap", "mremap", "madvise",
     /* threads and time */
-    "futex", "set_robust_list", "rseq", "sched_yield", "sched_getaffinity", "nanosleep",
+    "futex", "set_robust_list", "rseq", "sched_yield", "setpriority", "sched_getaffinity", "nanosleep",
     "clock_nanosleep", "clock_gettime", "clock_getres", "gettimeofday", "time", "getrandom",
     /* signals (uv_signal, SIGHUP reload, SIGTERM drain) and exit */
     "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall", "exit",
