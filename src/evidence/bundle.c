@@ -217,7 +217,7 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
     char sub[EVLOG_PATH_MAX + 16];
     snprintf(sub, sizeof sub, "%s/entries", out_dir);
     if ((mkdir(out_dir, 0755) != 0 && errno != EEXIST) || mkdir(sub, 0755) != 0) {
-        rc = err_set(err, errlen, "%s: %s", errno == EEXIST ? sub : out_dir, strerror(errno));
+        err_set(err, errlen, "%s: %s", errno == EEXIST ? sub : out_dir, strerror(errno));
         free(note);
         free(vtext);
         return EVLOG_EIO;
@@ -232,10 +232,10 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
     for (size_t i = 0; rc == 0 && i < n; i++) {
         uint64_t idx = indices[i];
         if (idx >= cp.size) {
-            rc = err_set(err, errlen,
-                         "entry %llu is not covered by the latest checkpoint (size %llu); "
-                         "publish a newer checkpoint first",
-                         (unsigned long long)idx, (unsigned long long)cp.size);
+            err_set(err, errlen,
+                    "entry %llu is not covered by the latest checkpoint (size %llu); "
+                    "publish a newer checkpoint first",
+                    (unsigned long long)idx, (unsigned long long)cp.size);
             rc = EVLOG_EINVAL;
             break;
         }
@@ -254,10 +254,10 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
         }
         if (evlog_verify_inclusion(idx, cp.size, leaf, (const uint8_t(*)[EVLOG_HASH_SIZE])proof, pn,
                                    cp.root) != 0) {
-            rc = err_set(err, errlen,
-                         "entry %llu: proof does not reach the checkpoint root "
-                         "(run `sinkd verify`)",
-                         (unsigned long long)idx);
+            err_set(err, errlen,
+                    "entry %llu: proof does not reach the checkpoint root "
+                    "(run `sinkd verify`)",
+                    (unsigned long long)idx);
             rc = EVLOG_EVERIFY;
             break;
         }
@@ -371,14 +371,13 @@ static int parse_manifest(const char *json, size_t len, struct evlog_checkpoint 
             ok = unhex(json_string_value(json_array_get(ps, k)), proof[k]) == 0;
         }
         if (!ok) {
-            rc = err_set(err, errlen, "bundle.json: entry %zu: hashes must be 64 hex digits", i),
+            err_set(err, errlen, "bundle.json: entry %zu: hashes must be 64 hex digits", i);
             rc = EVLOG_EINVAL;
             break;
         }
         if (evlog_verify_inclusion((uint64_t)idx, cp->size, leaf, (const uint8_t(*)[32])proof, pn,
                                    cp->root) != 0) {
-            rc = err_set(err, errlen, "bundle.json: entry %lld: inclusion proof fails",
-                         (long long)idx),
+            err_set(err, errlen, "bundle.json: entry %lld: inclusion proof fails", (long long)idx);
             rc = EVLOG_EVERIFY;
             break;
         }
@@ -471,7 +470,7 @@ int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v,
     free(json);
     if (rc == 0 && (mcp.size != cp.size || memcmp(mcp.root, cp.root, 32) != 0 ||
                     strcmp(mcp.origin, cp.origin) != 0)) {
-        rc = err_set(err, errlen, "bundle.json: tree head differs from the signed checkpoint");
+        err_set(err, errlen, "bundle.json: tree head differs from the signed checkpoint");
         rc = EVLOG_EVERIFY;
     }
     if (rep != NULL) {

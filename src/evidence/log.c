@@ -907,10 +907,10 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
              * (power loss on some file systems); anything else is damage. */
             size_t cmp = have < 4 ? have : 4;
             size_t rest = (size_t)(flen - off);
-            if ((have >= 4 && memcmp(buf, "BTCH", 4) == 0) || memcmp(buf, "BTCH", cmp) == 0) {
-                torn = true;
-            } else if (rest <= cap && pread(log->wal_fd, buf, rest, (off_t)off) == (ssize_t)rest &&
-                       all_zero(buf, rest)) {
+            bool batch_prefix = memcmp(buf, "BTCH", cmp) == 0;
+            if (batch_prefix ||
+                (rest <= cap && pread(log->wal_fd, buf, rest, (off_t)off) == (ssize_t)rest &&
+                 all_zero(buf, rest))) {
                 torn = true;
             } else {
                 err_set(err, errlen, "%s: damaged batch header at byte %llu (not a torn tail)", wal,
@@ -1308,7 +1308,8 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
     }
     uint64_t first = log->tree.size;
     uint8_t *h = log->stage;
-    memcpy(h, "BTCH", 4);
+    /* a 4-byte magic in a binary batch header, deliberately without NUL */
+    memcpy(h, "BTCH", 4); /* NOLINT(bugprone-not-null-terminated-result) */
     put32(h + 4, log->staged);
     put64(h + 8, first);
     put64(h + 16, log->stage_len - BATCH_HDR);
@@ -1342,7 +1343,8 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
         p += 2 + el;
     }
     uint8_t *t = log->stage + log->stage_len;
-    memcpy(t, "CMIT", 4);
+    /* a 4-byte magic in a binary commit trailer, deliberately without NUL */
+    memcpy(t, "CMIT", 4); /* NOLINT(bugprone-not-null-terminated-result) */
     put32(t + 4, 0);
     put64(t + 8, log->tree.size);
     evlog_frontier_root(&log->tree, t + 16);

@@ -119,7 +119,8 @@ static uint32_t key_id(const char *name, const uint8_t pub[32])
     /* C2SP signed-note: key ID = SHA-256(name || 0x0A || type || pubkey)[:4], big-endian. */
     uint8_t buf[EVLOG_NAME_MAX + 2 + 32], h[32];
     size_t n = strlen(name);
-    memcpy(buf, name, n);
+    /* buf is hash input, not a C string: the name's bytes are followed by 0x0A, not NUL. */
+    memcpy(buf, name, n); /* NOLINT(bugprone-not-null-terminated-result) */
     buf[n] = '\n';
     buf[n + 1] = ED25519_TYPE;
     memcpy(buf + n + 2, pub, 32);
