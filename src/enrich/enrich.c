@@ -26,21 +26,25 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        return err_set(err, errlen, "%s: %s", path, strerror(errno));
+        err_set(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return err_set(err, errlen, "%s: not a regular file", path);
+        err_set(err, errlen, "%s: not a regular file", path);
+        return -1;
     }
     if ((uint64_t)st.st_size > ENRICH_FILE_MAX) {
         close(fd);
-        return err_set(err, errlen, "%s: larger than %zu bytes", path, ENRICH_FILE_MAX);
+        err_set(err, errlen, "%s: larger than %zu bytes", path, ENRICH_FILE_MAX);
+        return -1;
     }
     size_t size = (size_t)st.st_size, got = 0;
     char *buf = malloc(size + 1);
     if (buf == NULL) {
         close(fd);
-        return err_set(err, errlen, "%s: out of memory", path);
+        err_set(err, errlen, "%s: out of memory", path);
+        return -1;
     }
     while (got < size) {
         ssize_t r = read(fd, buf + got, size - got);
@@ -51,7 +55,8 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
             int e = r < 0 ? errno : EIO;
             free(buf);
             close(fd);
-            return err_set(err, errlen, "%s: %s", path, r < 0 ? strerror(e) : "file shrank");
+            err_set(err, errlen, "%s: %s", path, r < 0 ? strerror(e) : "file shrank");
+            return -1;
         }
         got += (size_t)r;
     }
@@ -426,7 +431,8 @@ static void handle_put(struct enrich_handle *h, const struct enrich_tables *t)
     if (t == NULL) {
         return; /* a swap discarded the count taken on "no tables" */
     }
-    struct enrich_tables *mt = (struct enrich_tables *)(uintptr_t)t;
+    /* Readers hold the tables as const; dropping the last reference frees them. */
+    struct enrich_tables *mt = (struct enrich_tables *)t;
     if (atomic_fetch_sub(&mt->refs, 1) == 1) {
         enrich_free(mt);
     }
@@ -435,7 +441,9 @@ static void handle_put(struct enrich_handle *h, const struct enrich_tables *t)
 const struct enrich_tables *enrich_handle_acquire(struct enrich_handle *h)
 {
     uintptr_t w = atomic_fetch_add(&h->word, 1);
-    const struct enrich_tables *t = (const struct enrich_tables *)(w & ~HANDLE_COUNT);
+    /* The handle word packs the tables pointer and a holder count (low bits) on purpose. */
+    const struct enrich_tables *t =
+        (const struct enrich_tables *)(w & ~HANDLE_COUNT); /* NOLINT(performance-no-int-to-ptr) */
     if (t == NULL || (w & HANDLE_COUNT) >= ENRICH_HANDLE_HOLDERS_MAX) {
         handle_put(h, t);
         return NULL;
@@ -453,7 +461,9 @@ void enrich_handle_release(struct enrich_handle *h, const struct enrich_tables *
 void enrich_handle_swap(struct enrich_handle *h, struct enrich_tables *tables)
 {
     uintptr_t old = atomic_exchange(&h->word, (uintptr_t)tables);
-    struct enrich_tables *t = (struct enrich_tables *)(old & ~HANDLE_COUNT);
+    /* The handle word packs the tables pointer and a holder count (low bits) on purpose. */
+    struct enrich_tables *t =
+        (struct enrich_tables *)(old & ~HANDLE_COUNT); /* NOLINT(performance-no-int-to-ptr) */
     int64_t held = (int64_t)(old & HANDLE_COUNT);
     /* refs may already be negative: readers that lost their CAS to this swap decremented it. */
     if (t != NULL && atomic_fetch_add(&t->refs, held) + held == 0) {

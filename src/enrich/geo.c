@@ -150,9 +150,9 @@ static int flatten_v4(struct enrich_tables *t, const char *path, char *err, size
     const MMDB_s *db = &t->mmdb;
     struct item {
         uint64_t record;
-        uint8_t type;
         MMDB_entry_s entry;
         uint32_t prefix;
+        uint8_t type;
         uint8_t depth;
     } stack[70];
     size_t sp = 0, cap = 1 << 16;
@@ -160,7 +160,11 @@ static int flatten_v4(struct enrich_tables *t, const char *path, char *err, size
     struct range4 r = {0};
     MMDB_search_node_s node;
     int rc = -1;
-    struct item root = {0, MMDB_RECORD_TYPE_SEARCH_NODE, {db, 0}, 0, 0};
+    struct item root = {.record = 0,
+                        .entry = {db, 0},
+                        .prefix = 0,
+                        .type = MMDB_RECORD_TYPE_SEARCH_NODE,
+                        .depth = 0};
     if (db->metadata.ip_version == 6) {
         for (int i = 0; i < 96 && root.type == MMDB_RECORD_TYPE_SEARCH_NODE; i++) {
             if (MMDB_read_node(db, (uint32_t)root.record, &node) != MMDB_SUCCESS) {
@@ -185,11 +189,16 @@ static int flatten_v4(struct enrich_tables *t, const char *path, char *err, size
             }
             uint8_t d = (uint8_t)(it.depth + 1);
             /* Right pushed first so the left (lower) half is emitted first. */
-            stack[sp++] =
-                (struct item){node.right_record, node.right_record_type, node.right_record_entry,
-                              it.prefix | (uint32_t)1 << (31 - it.depth), d};
-            stack[sp++] = (struct item){node.left_record, node.left_record_type,
-                                        node.left_record_entry, it.prefix, d};
+            stack[sp++] = (struct item){.record = node.right_record,
+                                        .entry = node.right_record_entry,
+                                        .prefix = it.prefix | (uint32_t)1 << (31 - it.depth),
+                                        .type = node.right_record_type,
+                                        .depth = d};
+            stack[sp++] = (struct item){.record = node.left_record,
+                                        .entry = node.left_record_entry,
+                                        .prefix = it.prefix,
+                                        .type = node.left_record_type,
+                                        .depth = d};
             continue;
         }
         if (it.type != MMDB_RECORD_TYPE_DATA) {

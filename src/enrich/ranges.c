@@ -532,13 +532,15 @@ static int group_set(struct enrich_tables *t, const struct tag_rule *rules, size
     char set[ENRICH_TAGS_MAX] = "";
     for (size_t k = i; k < j; k++) {
         if (set_add(set, rules[k].tag) != 0) {
-            return err_set(err, errlen, "%s:%u: tags for this %s joined with ',' exceed %d bytes",
-                           paths[rules[k].file], (unsigned)rules[k].line,
-                           rules[k].family ? "prefix" : "AS", ENRICH_TAGS_MAX - 1);
+            err_set(err, errlen, "%s:%u: tags for this %s joined with ',' exceed %d bytes",
+                    paths[rules[k].file], (unsigned)rules[k].line,
+                    rules[k].family ? "prefix" : "AS", ENRICH_TAGS_MAX - 1);
+            return -1;
         }
     }
     if (pool_add(&t->pool, set, strlen(set), off) != 0) {
-        return err_set(err, errlen, "tag tables: out of memory");
+        err_set(err, errlen, "tag tables: out of memory");
+        return -1;
     }
     return 0;
 }
