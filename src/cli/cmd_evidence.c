@@ -76,7 +76,9 @@ static const char *opt_value(const char *cmd, int argc, char **argv, int *i, con
     if (strcmp(argv[*i], name) != 0) {
         return NULL;
     }
-    if (*i + 1 >= argc) {
+    /* argv[argc] is NULL; testing the element too lets a NULL return mean only "not this
+     * option" (or an error in *rc), never a value. */
+    if (*i + 1 >= argc || argv[*i + 1] == NULL) {
         *rc = cli_usage_error(cmd, "option '%s' needs a value", name);
         return NULL;
     }

@@ -85,7 +85,7 @@ __attribute__((format(printf, 3, 4))) static int fail_at(struct parse_state *st,
     char text[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
     st->failed = true;
     st->err_line = line;

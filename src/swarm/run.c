@@ -137,11 +137,11 @@ static struct slot heap_pop(struct engine *e)
     struct slot last = e->heap[--e->heap_len];
     size_t i = 0;
     for (;;) {
-        size_t l = 2 * i + 1, m = i;
+        size_t l = 2 * i + 1;
         if (l >= e->heap_len) {
             break;
         }
-        m = (l + 1 < e->heap_len && e->heap[l + 1].due_ms < e->heap[l].due_ms) ? l + 1 : l;
+        size_t m = (l + 1 < e->heap_len && e->heap[l + 1].due_ms < e->heap[l].due_ms) ? l + 1 : l;
         if (e->heap[m].due_ms >= last.due_ms) {
             break;
         }
