@@ -33,10 +33,10 @@ enum plugx_cipher {
 };
 
 struct plugx_config {
-    uint8_t ciphers_enabled;  /* bit (1 << enum plugx_cipher); detection tries them in enum order */
-    uint32_t c_consts[4];     /* family C constants */
-    uint8_t rc4_key[64];      /* family RC4 key */
-    size_t rc4_key_len;       /* 0 disables RC4 even when enabled */
+    uint8_t ciphers_enabled; /* bit (1 << enum plugx_cipher); detection tries them in enum order */
+    uint32_t c_consts[4];    /* family C constants */
+    uint8_t rc4_key[64];     /* family RC4 key */
+    size_t rc4_key_len;      /* 0 disables RC4 even when enabled */
     uint16_t uninstall_command; /* default PLUGX_CMD_UNINSTALL_DEFAULT */
     uint32_t max_body;          /* largest comp_size / decomp_size accepted, <= PLUGX_BODY_LIMIT */
 };
@@ -48,10 +48,10 @@ void plugx_config_default(struct plugx_config *cfg);
 
 /* Per-connection state, kept small: connections are held by the hundred thousand. */
 struct plugx_conn {
-    int8_t cipher;       /* detected enum plugx_cipher, -1 before the first packet */
-    uint8_t identified;  /* a machine-information message was seen on this connection */
-    uint32_t packets;    /* packets decoded so far */
-    uint64_t rng;        /* xorshift state for reply keys */
+    int8_t cipher;      /* detected enum plugx_cipher, -1 before the first packet */
+    uint8_t identified; /* a machine-information message was seen on this connection */
+    uint32_t packets;   /* packets decoded so far */
+    uint64_t rng;       /* xorshift state for reply keys */
     /* Added by the codec (struct stays at 24 bytes): what the replies echo and mirror. */
     uint32_t last_job;     /* job field of the last packet decoded, echoed in replies */
     uint16_t last_command; /* command of the last packet decoded */
