@@ -55,7 +55,7 @@ run_phase() {
     done
     [ -f "$dir/ready" ] || { echo "demo: server not ready after 10 s" >&2; exit 1; }
     "$bin" swarm --target "127.0.0.1:$port" --bots "$bots" --duration "$duration" \
-        --source-net 127.0.1.0/24 --json "$dir/swarm.json" "${swarm_opts[@]}" >"$dir/swarm.txt"
+        --source-net 127.0.1.0/24 --http-share 0.2 --cipher mix --json "$dir/swarm.json" "${swarm_opts[@]}" >"$dir/swarm.txt"
     kill -TERM "$server"
     local status=0
     wait "$server" || status=$?
