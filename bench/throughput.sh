@@ -31,6 +31,7 @@ awk -v c="$contacts" -v d="$DURATION" -v r="$replies" -v cpu="$(awk -v a="$cpu0"
     printf "  server CPU %.1f s = %.0f us per contact\n", cpu, cpu * 1e6 / c }'
 echo "  swarm latency us: $(json '["latency_us"]' <"$B_DIR/tp.json"), errors $(json '["errors"]' <"$B_DIR/tp.json")"
 echo "  by type: $(json '["by_type"]' <"$B_DIR/tp.summary.json"); group commits: $(json '["server"]["batches"]' <"$B_DIR/tp.summary.json") (max batch $(json '["server"]["max_batch"]' <"$B_DIR/tp.summary.json"))"
+echo "  server side: $(grep -h "contact-to-durable" "$B_DIR/tp/serve.log" | sed 's/^sinkd: //')"
 echo "  server RSS at end ${rss} kB; state directory $logsize bytes ($((logsize / (contacts > 0 ? contacts : 1))) B/contact)"
 # Anchor: one SHA-256 core on this box. A contact costs its leaf hash over the record (~B
 # bytes) plus about two 64-byte interior compressions amortised in the tree.
