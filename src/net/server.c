@@ -70,6 +70,9 @@ struct http_state {
     uint8_t complete;   /* a whole request is waiting to be handled */
     uint8_t keep_alive; /* of the request being handled */
     uint8_t is_post;
+    /* HTTP cannot push: a durable send decision waits here for the bot's next request and
+     * goes out as that response's body. */
+    struct decision *pending_command;
 };
 
 struct worker;
@@ -356,6 +359,7 @@ static void conn_free(struct conn *c)
     free(c->buf);
     if (c->http != NULL) {
         free(c->http->body);
+        free(c->http->pending_command);
         free(c->http);
     }
     c->blocked_next = pool->free;
@@ -389,12 +393,21 @@ static void on_conn_closed(uv_handle_t *h)
     }
 }
 
+static void send_command(struct worker *w, struct conn *c, const struct decision *d);
+
 static void conn_close(struct conn *c)
 {
     if (c->closing) {
         return;
     }
     c->closing = 1;
+    if (c->http != NULL && c->http->pending_command != NULL) {
+        /* Decided and durable, but the bot never asked again: say so in the log. */
+        struct decision *d = c->http->pending_command;
+        c->http->pending_command = NULL;
+        send_command(conn_worker(c), c, d);
+        free(d);
+    }
     list_remove(c);
     if (c->ip_counted) {
         ipcount_release(conn_worker(c)->srv->ipcount, &c->src);
@@ -1023,7 +1036,11 @@ static void send_command(struct worker *w, struct conn *c, const struct decision
     memcpy(cr->authorisation, d->authorisation, sizeof(cr->authorisation));
     cr->command = d->command;
     if (n > 0) {
-        conn_send(c, bytes, (size_t)n);
+        if (c->http != NULL) {
+            conn_send_http(c, bytes, (size_t)n, !c->close_after_reply);
+        } else {
+            conn_send(c, bytes, (size_t)n);
+        }
         SHA256(bytes, (size_t)n, cr->bytes_sha256);
     }
     if (n > 0 && !c->closing) {
@@ -1050,6 +1067,24 @@ static void send_command(struct worker *w, struct conn *c, const struct decision
     pipe_publish(srv->pipe, w->ring);
 }
 
+/* The decision is durable. Raw TCP: the command goes out now. HTTP: it waits for the bot's
+ * next request (or, if the connection ends first, is recorded as failed when it closes). */
+static void command_ready(struct worker *w, struct conn *c, const struct decision *d)
+{
+    if (c->http == NULL || c->closing) {
+        send_command(w, c, d);
+        return;
+    }
+    if (c->http->pending_command == NULL) {
+        c->http->pending_command = malloc(sizeof(*d));
+        if (c->http->pending_command == NULL) {
+            send_command(w, c, d); /* cannot hold it: report it as failed rather than lose it */
+            return;
+        }
+        *c->http->pending_command = *d;
+    }
+}
+
 static void complete_durable(struct worker *w)
 {
     struct pipe_slot *slot;
@@ -1062,7 +1097,7 @@ static void complete_durable(struct worker *w)
             c->inflight--;
             pipe_release(w->ring); /* frees the slot send_command() may need */
             if (ok) {
-                send_command(w, c, &rec.u.decision);
+                command_ready(w, c, &rec.u.decision);
             }
             if (c->handle_closed && c->inflight == 0) {
                 conn_free(c);
@@ -1076,6 +1111,23 @@ static void complete_durable(struct worker *w)
                     conn_free(c);
                 }
             } else if (!c->closing) {
+                if (slot->kind == SLOT_REPLY_HTTP && c->http != NULL &&
+                    c->http->pending_command != NULL) {
+                    /* This response carries the waiting command instead of the usual reply. */
+                    struct decision *d = c->http->pending_command;
+                    c->http->pending_command = NULL;
+                    pipe_release(w->ring); /* frees the slot send_command() needs */
+                    send_command(w, c, d);
+                    free(d);
+                    w->stats.replies++;
+                    if (c->close_after_reply && c->inflight == 0) {
+                        conn_close(c);
+                    }
+                    if (c->handle_closed && c->inflight == 0) {
+                        conn_free(c);
+                    }
+                    continue;
+                }
                 if (slot->kind == SLOT_REPLY_HTTP) {
                     conn_send_http(c, slot->reply, slot->reply_len, !c->close_after_reply);
                 } else {
