@@ -56,13 +56,23 @@ idx = [r["index"] for r in rows]
 check(idx == sorted(idx) and len(set(idx)) == len(idx), "indices increase")
 PY
 
-# A restart appends to the same log: the contacts of the first run are still there.
+# A restart appends to the same log: the contacts of the first run are still there. This time
+# the server listens on IPv4 and IPv6 loopback at once, and a bot calls on each.
 before=$(wc -l <"$E2E_DIR/contacts.jsonl")
-start_server "$state" "$port" --workers 1
+start_server "$state" "$port" --workers 1 --listen "[::1]:$port"
 python3 "$SINKD_SOURCE_DIR/tests/e2e/hostile.py" zero-length "$port" || fail "empty poll not answered"
+python3 - "$SINKD_SOURCE_DIR/tests/e2e" "$port" <<'PY' || fail "empty poll on [::1] not answered"
+import socket, sys
+sys.path.insert(0, sys.argv[1])
+import hostile
+s = socket.create_connection(("::1", int(sys.argv[2])), timeout=5)
+s.sendall(hostile.packet(0x1000))
+assert len(s.recv(64)) >= 16
+PY
 stop_server
 after=$("$SINKD_BINARY" contacts --state "$state" | wc -l)
-[ "$after" -eq $((before + 1)) ] || fail "after restart: $after contacts, expected $((before + 1))"
+[ "$after" -eq $((before + 2)) ] || fail "after restart: $after contacts, expected $((before + 2))"
+"$SINKD_BINARY" contacts --state "$state" | tail -2 | grep -q '"dst_ip":"::1"' || fail "no contact recorded on [::1]"
 
 # CLI errors: usage errors exit 2 naming the option, runtime errors exit 1 with one line.
 set +e
