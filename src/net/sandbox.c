@@ -420,7 +420,7 @@ int sandbox_drop_privileges(const char *user, const char *state_dir, char *err, 
 static const char *const allowed_syscalls[] = {
     /* descriptors: sockets accepted from the listeners, log and registry files */
     "read", "readv", "pread64", "preadv", "write", "writev", "pwrite64", "pwritev", "lseek",
-    "close", "dup", "dup3", "fcntl", "fcntl64", "fsync", "fdatasync", "syncfs", "ftruncate",
+    "close", "dup", "dup3", "fcntl", "fcntl64", "fsync", "fdatasync", "syncfs", "sync_file_range", "ftruncate",
     "fallocate", "fstat", "fstat64", "newfstatat", "fstatat64", "statx", "stat", "lstat", "fstatfs",
     /* the evidence log and the registry (tiles, checkpoints, SQLite journal and WAL) */
     "openat", "open", "mkdir", "mkdirat", "rename", "renameat", "renameat2", "unlink", "unlinkat",

@@ -231,15 +231,17 @@ static int child_server_calls(void *arg)
         write(afd, "ok", 2) != 2 || shutdown(afd, SHUT_WR) != 0) {
         return 6;
     }
-    /* evidence files: write, fdatasync, rename, mkdir, unlink */
+    /* evidence files: write, sync_file_range (large journal batches), fdatasync, rename, mkdir,
+     * unlink */
     char path[512], path2[512], sub[512];
     snprintf(path, sizeof(path), "%s/tile.tmp", dir);
     snprintf(path2, sizeof(path2), "%s/tile", dir);
     snprintf(sub, sizeof(sub), "%s/sub", dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || pwrite(fd, buf, 2, 0) != 2 || fdatasync(fd) != 0 || fsync(fd) != 0 ||
-        close(fd) != 0 || rename(path, path2) != 0 || mkdir(sub, 0755) != 0 || rmdir(sub) != 0 ||
-        unlink(path2) != 0) {
+    if (fd < 0 || pwrite(fd, buf, 2, 0) != 2 ||
+        sync_file_range(fd, 0, 2, SYNC_FILE_RANGE_WRITE) != 0 || fdatasync(fd) != 0 ||
+        fsync(fd) != 0 || close(fd) != 0 || rename(path, path2) != 0 || mkdir(sub, 0755) != 0 ||
+        rmdir(sub) != 0 || unlink(path2) != 0) {
         return 7;
     }
     /* malloc large (mmap), time, sleep, a new thread (clone3 -> ENOSYS -> clone) */
