@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "event/event.h"
 #include "evidence/log.h"
+#include "util/hex.h"
 #include "util/keyset.h"
 
 static const char contacts_usage[] =
@@ -63,13 +64,8 @@ static void summary_add(struct summary *s, const struct record *rec)
     if (c->time_us > s->last_us) {
         s->last_us = c->time_us;
     }
-    if (c->bot_key[0] != '\0') {
-        uint8_t key[16];
-        for (int i = 0; i < 16; i++) {
-            unsigned v = 0;
-            sscanf(c->bot_key + 2 * i, "%2x", &v);
-            key[i] = (uint8_t)v;
-        }
+    uint8_t key[16];
+    if (hex_decode(c->bot_key, key, sizeof(key)) == 0) {
         keyset_add(&s->bots, key);
     }
     uint8_t ip[16] = {0};

@@ -2,6 +2,7 @@
  * versions, and the lock-free handle that swaps tables on reload. */
 #include "enrich/tables.h"
 #include "util/err.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -370,9 +371,7 @@ int enrich_tables_describe(const struct enrich_tables *t, char *out, size_t cap)
     for (size_t i = 0; i < t->n_files; i++) {
         const struct enrich_file *f = &t->files[i];
         char hex[65];
-        for (int k = 0; k < 32; k++) {
-            snprintf(hex + 2 * k, 3, "%02x", f->sha256[k]);
-        }
+        hex_encode(f->sha256, 32, hex);
         int w = snprintf(n < cap ? out + n : tmp, n < cap ? cap - n : 1, "%s%s=%s%s%s:%s",
                          i ? " " : "", f->role, f->name, f->version[0] ? "@" : "", f->version, hex);
         if (w < 0) {

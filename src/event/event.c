@@ -1,6 +1,7 @@
 /* event.c -- canonical binary encoding, decoding and JSON rendering of sinkd's records. */
 #include "event/event.h"
 #include "util/err.h"
+#include "util/hex.h"
 
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -383,16 +384,6 @@ uint64_t event_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void hex(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static void json_set_addr(json_t *obj, const char *prefix, const struct net_addr *a)
 {
     char key[32];
@@ -458,7 +449,7 @@ json_t *event_to_json(const struct record *rec)
             break;
         case F_HASH: {
             char h[65];
-            hex(p, 32, h);
+            hex_encode(p, 32, h);
             json_object_set_new(obj, f->name, json_string(memcmp(p, zero_hash, 32) ? h : ""));
             break;
         }
@@ -484,5 +475,5 @@ void event_bot_key(const struct contact *c, char out[33])
                      b->local_ip, b->campaign);
     }
     SHA256((const uint8_t *)input, (size_t)n, digest);
-    hex(digest, 16, out);
+    hex_encode(digest, 16, out);
 }

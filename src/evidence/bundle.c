@@ -1,6 +1,7 @@
 /* bundle.c -- evidence bundles: chosen entries with inclusion proofs to a signed checkpoint,
  * checkable by hand or with tools that share no code with sinkd. */
 #include "evidence/log.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,36 +53,6 @@ static const char readme[] =
     "\n"
     "Independent tools: Go golang.org/x/mod/sumdb/note + sumdb/tlog (CheckRecord), or a few\n"
     "lines of Python with hashlib and the `cryptography` package (Ed25519).\n";
-
-static void hex(const uint8_t *h, char out[65])
-{
-    static const char d[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = d[h[i] >> 4];
-        out[2 * i + 1] = d[h[i] & 15];
-    }
-    out[64] = '\0';
-}
-
-static int unhex(const char *s, uint8_t out[32])
-{
-    if (s == NULL || strlen(s) != 64) {
-        return -1;
-    }
-    for (int i = 0; i < 64; i++) {
-        char c = s[i];
-        int v = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-        if (v < 0) {
-            return -1;
-        }
-        if (i % 2 == 0) {
-            out[i / 2] = (uint8_t)(v << 4);
-        } else {
-            out[i / 2] |= (uint8_t)v;
-        }
-    }
-    return 0;
-}
 
 static int write_file(const char *dir, const char *rel, const void *buf, size_t len, char *err,
                       size_t errlen)
@@ -277,10 +248,10 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
         }
         json_t *ps = json_array();
         for (size_t k = 0; k < pn; k++) {
-            hex(proof[k], hx);
+            hex_encode(proof[k], 32, hx);
             json_array_append_new(ps, json_string(hx));
         }
-        hex(leaf, hx);
+        hex_encode(leaf, 32, hx);
         snprintf(rel, sizeof rel, "entries/%llu.bin", (unsigned long long)idx);
         json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:o}", "index", (json_int_t)idx, "file",
                                              rel, "leaf_hash", hx, "inclusion_proof", ps));
@@ -366,9 +337,9 @@ static int parse_manifest(const char *json, size_t len, struct evlog_checkpoint 
         }
         uint8_t leaf[32], proof[EVLOG_PROOF_MAX][32];
         size_t pn = json_array_size(ps);
-        bool ok = unhex(leafhex, leaf) == 0;
+        bool ok = hex_decode(leafhex, leaf, 32) == 0;
         for (size_t k = 0; ok && k < pn; k++) {
-            ok = unhex(json_string_value(json_array_get(ps, k)), proof[k]) == 0;
+            ok = hex_decode(json_string_value(json_array_get(ps, k)), proof[k], 32) == 0;
         }
         if (!ok) {
             err_set(err, errlen, "bundle.json: entry %zu: hashes must be 64 hex digits", i);

@@ -29,6 +29,7 @@
 #include "policy/policy.h"
 #include "registry/registry.h"
 #include "util/err.h"
+#include "util/hex.h"
 #include "util/keyset.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -563,16 +564,9 @@ static void handle_message(struct conn *c, const struct proto_message *msg, uint
     if (msg->has_identity) {
         ct->bot = msg->bot;
         event_bot_key(ct, ct->bot_key);
-        for (int i = 0; i < 16; i++) {
-            unsigned v;
-            sscanf(ct->bot_key + 2 * i, "%2x", &v);
-            c->bot_key[i] = (uint8_t)v;
-        }
-        c->has_bot_key = 1;
+        c->has_bot_key = hex_decode(ct->bot_key, c->bot_key, sizeof(c->bot_key)) == 0;
     } else if (c->has_bot_key) {
-        for (int i = 0; i < 16; i++) {
-            snprintf(ct->bot_key + 2 * i, 3, "%02x", c->bot_key[i]);
-        }
+        hex_encode(c->bot_key, sizeof(c->bot_key), ct->bot_key);
     }
 
     struct pipe_slot *slot = pipe_reserve(w->ring); /* conn_can_submit() said there is one */
