@@ -394,7 +394,8 @@ static void on_conn_closed(uv_handle_t *h)
     }
 }
 
-static void send_command(struct worker *w, struct conn *c, const struct decision *d);
+static void send_command(struct worker *w, struct conn *c, const struct decision *d,
+                         const char *why_not);
 
 static void conn_close(struct conn *c)
 {
@@ -406,7 +407,7 @@ static void conn_close(struct conn *c)
         /* Decided and durable, but the bot never asked again: say so in the log. */
         struct decision *d = c->http->pending_command;
         c->http->pending_command = NULL;
-        send_command(conn_worker(c), c, d);
+        send_command(conn_worker(c), c, d, "connection closed before the command could be sent");
         free(d);
     }
     list_remove(c);
@@ -1012,7 +1013,10 @@ static void resume_blocked(struct worker *w)
 
 /* The decision in `slot` is durable: encode the command, send it, and record what left (or
  * why nothing did). Called with the decision's slot already released, so a slot is free. */
-static void send_command(struct worker *w, struct conn *c, const struct decision *d)
+/* Sends the uninstall command for a durable send decision and records what happened; with
+ * why_not (or a closing connection) nothing is sent and command-failed says why. */
+static void send_command(struct worker *w, struct conn *c, const struct decision *d,
+                         const char *why_not)
 {
     struct server *srv = w->srv;
     struct record rec;
@@ -1020,7 +1024,10 @@ static void send_command(struct worker *w, struct conn *c, const struct decision
     struct command_record *cr = &rec.u.command;
     uint8_t bytes[PIPE_REPLY_MAX];
     ptrdiff_t n = 0;
-    if (!c->closing) {
+    if (c->closing && why_not == NULL) {
+        why_not = "connection closed before the command could be sent";
+    }
+    if (why_not == NULL) {
         n = srv->family->encode_uninstall(srv->family_cfg, &c->proto, bytes, sizeof(bytes));
     }
     cr->time_us = event_now_us();
@@ -1043,8 +1050,7 @@ static void send_command(struct worker *w, struct conn *c, const struct decision
     } else {
         rec.kind = RECORD_COMMAND_FAILED;
         snprintf(cr->error, sizeof(cr->error), "%s",
-                 c->closing ? "connection closed before the command could be sent"
-                            : "the protocol module could not encode the command");
+                 why_not != NULL ? why_not : "the protocol module could not encode the command");
         w->stats.commands_failed++;
     }
     struct pipe_slot *slot = pipe_reserve(w->ring);
@@ -1066,13 +1072,13 @@ static void send_command(struct worker *w, struct conn *c, const struct decision
 static void command_ready(struct worker *w, struct conn *c, const struct decision *d)
 {
     if (c->http == NULL || c->closing) {
-        send_command(w, c, d);
+        send_command(w, c, d, NULL);
         return;
     }
     if (c->http->pending_command == NULL) {
         c->http->pending_command = malloc(sizeof(*d));
         if (c->http->pending_command == NULL) {
-            send_command(w, c, d); /* cannot hold it: report it as failed rather than lose it */
+            send_command(w, c, d, "out of memory holding the command for the next HTTP request");
             return;
         }
         *c->http->pending_command = *d;
@@ -1111,7 +1117,7 @@ static void complete_durable(struct worker *w)
                     struct decision *d = c->http->pending_command;
                     c->http->pending_command = NULL;
                     pipe_release(w->ring); /* frees the slot send_command() needs */
-                    send_command(w, c, d);
+                    send_command(w, c, d, NULL);
                     free(d);
                     w->stats.replies++;
                     if (c->close_after_reply && c->inflight == 0) {
