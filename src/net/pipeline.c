@@ -120,6 +120,7 @@ void pipe_publish(struct pipeline *p, struct pipe_ring *ring)
 {
     uint64_t head = atomic_load_explicit(&ring->head, memory_order_relaxed);
     ring->slots[head & ring->mask].published_ns = mono_ns();
+    ring->slots[head & ring->mask].failed = 0;
     atomic_fetch_add_explicit(&ring->head, 1, memory_order_seq_cst);
     /* Only the publisher that flips `idle` signals: the writer, once awake, stages every ring,
      * so further signals in the same idle period would be wasted futex calls. */
@@ -160,6 +161,8 @@ const struct pipeline_stats *pipeline_stats(const struct pipeline *p)
 }
 
 /* Appends everything published so far; returns how many entries were staged. */
+static void commit_until_durable(struct pipeline *p);
+
 static uint64_t stage_published(struct pipeline *p, uint64_t *batch_end)
 {
     uint64_t staged = 0;
@@ -173,12 +176,18 @@ static uint64_t stage_published(struct pipeline *p, uint64_t *batch_end)
                 continue;
             }
             uint64_t index;
-            char err[256];
-            if (evlog_append(p->log, slot->record, slot->record_len, &index) != 0) {
-                /* Cannot happen for well-formed slots (bounded sizes); keep the ring moving so
-                 * the connection is answered, and say so loudly. */
-                snprintf(err, sizeof(err), "record of %u bytes", slot->record_len);
-                fprintf(p->logfile, "sinkd: evidence: cannot stage %s\n", err);
+            int rc = evlog_append(p->log, slot->record, slot->record_len, &index);
+            if (rc != 0) {
+                /* The staging area is full: make what is staged durable, then try once more. */
+                commit_until_durable(p);
+                rc = evlog_append(p->log, slot->record, slot->record_len, &index);
+            }
+            if (rc != 0) {
+                /* Bounded record sizes make this unreachable; if it happens, the record is not
+                 * in the log, so its connection must not be acknowledged. */
+                slot->failed = 1;
+                fprintf(p->logfile, "sinkd: evidence: cannot stage a record of %u bytes (%d)\n",
+                        slot->record_len, rc);
             }
             ring->appended++;
             staged++;
@@ -366,6 +375,7 @@ int pipeline_append_sync(struct pipeline *p, const uint8_t *record, size_t len, 
     slot->reply_len = 0;
     slot->owner = NULL;
     slot->published_ns = mono_ns();
+    slot->failed = 0;
     uint64_t target = atomic_load(&ring->head) + 1;
     atomic_store_explicit(&ring->head, target, memory_order_release);
     pthread_cond_signal(&p->work_cv);

@@ -29,6 +29,9 @@ struct pipe_slot {
     uint8_t kind;          /* worker-defined */
     uint8_t rewind;        /* pipeline-internal: not a record; the ring continues at slot 0 */
     uint64_t published_ns; /* CLOCK_MONOTONIC when the worker published it */
+    /* Set by the writer when the log refused the record: it is NOT durable, so the worker must
+     * not acknowledge it (no reply, no command). */
+    uint8_t failed;
     uint8_t record[PIPE_RECORD_MAX];
     uint8_t reply[PIPE_REPLY_MAX];
 };

@@ -1090,6 +1090,16 @@ static void complete_durable(struct worker *w)
     struct pipe_slot *slot;
     while ((slot = pipe_next_durable(w->ring)) != NULL) {
         struct conn *c = slot->owner;
+        if (slot->failed && c != NULL) {
+            /* Not in the log: no acknowledgement, no command. The bot will call again. */
+            c->inflight--;
+            pipe_release(w->ring);
+            conn_close(c);
+            if (c->handle_closed && c->inflight == 0) {
+                conn_free(c);
+            }
+            continue;
+        }
         if (slot->kind == SLOT_SEND && c != NULL) {
             struct record rec;
             int ok = event_decode(slot->record, slot->record_len, &rec, NULL, 0) == 0 &&
