@@ -32,6 +32,8 @@ static const char serve_usage[] =
     "  --conn-rate-per-ip N     new connections per second per address (default 20, 0: off)\n"
     "  --conn-burst-per-ip N    ... of which this many back to back (default 40)\n"
     "  --header-timeout MS      time for the PROXY header and each message (default 10000)\n"
+    "  --defer-accept S         the kernel holds a new connection until its first bytes arrive,\n"
+    "                           for up to S seconds (default 10, 0: accept at once)\n"
     "  --idle-timeout MS        idle time between messages (default 180000)\n"
     "  --max-message BYTES      largest message incl. HTTP headers (default 73728)\n"
     "  --max-inflight N         messages per connection awaiting durability (default 8)\n"
@@ -138,6 +140,7 @@ int cmd_serve(int argc, char **argv)
         OPT_MAXCONN,
         OPT_MAXPERIP,
         OPT_HEADER_TIMEOUT,
+        OPT_DEFER_ACCEPT,
         OPT_CONN_RATE,
         OPT_CONN_BURST,
         OPT_IDLE_TIMEOUT,
@@ -174,6 +177,7 @@ int cmd_serve(int argc, char **argv)
         {"max-connections", required_argument, NULL, OPT_MAXCONN},
         {"max-per-ip", required_argument, NULL, OPT_MAXPERIP},
         {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+        {"defer-accept", required_argument, NULL, OPT_DEFER_ACCEPT},
         {"conn-rate-per-ip", required_argument, NULL, OPT_CONN_RATE},
         {"conn-burst-per-ip", required_argument, NULL, OPT_CONN_BURST},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
@@ -289,6 +293,12 @@ int cmd_serve(int argc, char **argv)
                 return 2;
             }
             cfg.limits.header_timeout_ms = (uint32_t)v;
+            break;
+        case OPT_DEFER_ACCEPT:
+            if (!cli_parse_u64("serve", "defer-accept", optarg, 0, 3600, &v)) {
+                return 2;
+            }
+            cfg.limits.defer_accept_s = (uint32_t)v;
             break;
         case OPT_IDLE_TIMEOUT:
             if (!cli_parse_u64("serve", "idle-timeout", optarg, 100, 86400000, &v)) {

@@ -1,7 +1,7 @@
 /* log.c -- the append side of the evidence log: journal with group commit, recovery, the
  * background tile writer and checkpoint publication; and the journal reader. Design in
  * docs/evidence.md. */
-#define _GNU_SOURCE /* syncfs(2): one flush of every tile written since the last checkpoint */
+#define _GNU_SOURCE /* syncfs(2): one flush of every tile written since the last checkpoint; pthread_setname_np */
 #include "evidence/log.h"
 
 #include <dirent.h>
@@ -427,6 +427,7 @@ static void *tile_writer_main(void *arg)
 {
     struct evlog *log = arg;
     struct tile_writer *tw = &log->tw;
+    (void)pthread_setname_np(pthread_self(), "sinkd-tiles");
     /* Background work: when the CPUs are busy the thread that commits (and so answers bots)
      * goes first. Linux nice values are per thread; back-pressure bounds how far this one may
      * fall behind. Failure is harmless (the thread just keeps the default priority). */

@@ -1,4 +1,5 @@
 /* pipeline.c -- the evidence-writer thread: group commit of worker records, then wake-ups. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "net/pipeline.h"
 
 #include <errno.h>
@@ -231,6 +232,7 @@ static void commit_until_durable(struct pipeline *p)
 static void *writer_main(void *arg)
 {
     struct pipeline *p = arg;
+    (void)pthread_setname_np(pthread_self(), "sinkd-writer");
     uint64_t *batch_end = calloc(p->nrings + 1, sizeof(uint64_t));
     uint64_t *batch_start = calloc(p->nrings + 1, sizeof(uint64_t));
     char err[512];

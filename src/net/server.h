@@ -24,6 +24,7 @@ struct net_limits {
     uint32_t conn_burst_per_ip;  /* ... back to back; default 40 */
     uint32_t max_tracked_ips;    /* addresses remembered for the two above; default 1000000 */
     uint32_t header_timeout_ms;  /* PROXY header + first full message; default 10000 */
+    uint32_t defer_accept_s;     /* kernel holds silent new connections this long; default 10 */
     uint32_t idle_timeout_ms;    /* no complete message for this long; default 180000 */
     uint32_t max_message;        /* bytes of one message incl. headers; default 65536 + 8192 */
     uint32_t max_inflight;       /* records per connection awaiting durability; default 8 */

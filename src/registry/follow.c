@@ -1,12 +1,14 @@
 /* follow.c -- the registry's one writer thread: tails the evidence log and applies it in
  * batches, off every worker's path, plus the synchronous catch-up that rebuild uses. */
-#define _GNU_SOURCE /* gettid() */
+#define _GNU_SOURCE /* gettid(), pthread_setname_np */
 #include "registry/internal.h"
 #include "registry/registry.h"
 #include "util/err.h"
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -90,9 +92,11 @@ static void record_error(struct registry_follower *f, int code, const char *text
 static void *follow_main(void *arg)
 {
     struct registry_follower *f = arg;
+    (void)pthread_setname_np(pthread_self(), "sinkd-registry");
     char err[256] = "";
     /* The registry is a derived view: when the box is saturated, the threads that acknowledge
      * bots (workers, evidence writer) get the CPU first and the follower catches up later. */
+    if (getenv("IDLESCHED")) { struct sched_param sp = {0}; pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp); } else
     (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     f->self = pthread_self();
     f->self_set = true;

@@ -63,6 +63,8 @@ elif mode == "slowloris":  # 200 peers drip a PlugX-sized header one byte every 
         sys.exit(f"slowloris: only {cut} of 200 drips were cut off")
 elif mode == "per-ip":  # 100 connections from one address, cap 30: 70 closed at once
     socks = [conn("127.0.3.250") for _ in range(100)]
+    for s in socks:  # a first header byte: the listener defers accept until a peer speaks
+        s.send(b"\x11")
     time.sleep(0.7)  # well inside the 2 s header timeout, so only the cap has closed any
     shut = 0
     for s in socks:

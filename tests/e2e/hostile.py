@@ -5,6 +5,7 @@ Each mode opens connections from 127.0.2.0/24 (untrusted peers) to the server an
 one way. PlugX packets are built here from the published keystream A (docs/plugx.md), not with
 sinkd's code, so the test checks the server against an independent encoder.
 """
+import os
 import socket
 import struct
 import sys
@@ -143,6 +144,27 @@ def main():
             time.sleep(1)
         for s in socks:
             expect_closed(mode, s, 15)
+    elif mode == "silent":  # connect, say nothing for 1 s, then poll: argv PID deferred|accepted
+        pid, expect = int(sys.argv[4]), sys.argv[5]
+        fds_before = len(os.listdir(f"/proc/{pid}/fd"))
+        socks = [connect(port) for _ in range(count)]
+        time.sleep(1.0)
+        grown = len(os.listdir(f"/proc/{pid}/fd")) - fds_before
+        # Deferred: the kernel holds them, no descriptor in the server. Accepted: one each.
+        if (expect == "deferred" and grown >= count // 10) or (expect == "accepted" and grown < count):
+            print(f"hostile silent: server descriptors grew by {grown} for {count} silent "
+                  f"connections, expected them {expect}", file=sys.stderr)
+            sys.exit(1)
+        for s in socks:  # speaking late is fine: every poll is answered
+            s.sendall(packet(0x1000))
+        for s in socks:
+            s.settimeout(5)
+            reply = s.recv(64)
+            if len(reply) < 16:
+                print("hostile silent: no reply to a poll sent after a silence", file=sys.stderr)
+                sys.exit(1)
+            s.close()
+        print(f"silent: {count} connections {expect}, descriptors grew by {grown}, all answered")
     else:
         print(f"unknown mode {mode}", file=sys.stderr)
         sys.exit(2)
