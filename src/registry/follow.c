@@ -7,8 +7,6 @@
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <sched.h>
-#include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -96,7 +94,6 @@ static void *follow_main(void *arg)
     char err[256] = "";
     /* The registry is a derived view: when the box is saturated, the threads that acknowledge
      * bots (workers, evidence writer) get the CPU first and the follower catches up later. */
-    if (getenv("IDLESCHED")) { struct sched_param sp = {0}; pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp); } else
     (void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     f->self = pthread_self();
     f->self_set = true;
