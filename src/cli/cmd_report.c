@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/types.h>
 
 #include "cli/cli.h"
@@ -296,10 +297,21 @@ int cmd_report(int argc, char **argv)
         fprintf(stderr, "sinkd report: %s\n", err);
         return 1;
     }
-    if (catch_up && registry_catch_up(reg, state, NULL, 0, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sinkd report: catch-up: %s\n", err);
-        registry_close(reg);
-        return 1;
+    if (catch_up) {
+        /* Two writers would apply the same entries twice. A follower that holds the lock keeps
+         * the registry current anyway, so the report goes on with what it has applied. */
+        int lock_fd = registry_lock_writer(state, err, sizeof(err));
+        if (lock_fd < 0) {
+            fprintf(stderr, "sinkd report: catch-up skipped: %s\n", err);
+        } else {
+            int64_t n = registry_catch_up(reg, state, NULL, 0, err, sizeof(err));
+            close(lock_fd);
+            if (n < 0) {
+                fprintf(stderr, "sinkd report: catch-up: %s\n", err);
+                registry_close(reg);
+                return 1;
+            }
+        }
     }
     /* Only IntelMQ rows and summaries name ASes; Shadowserver's CSV has no such column. A
      * missing or unreadable data file leaves names out rather than failing the report. */

@@ -1442,8 +1442,13 @@ void server_config_default(struct server_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->node = "sinkd";
     cfg->origin = NULL;
+    /* One core is left to the evidence writer (every reply waits for its commit) and the tile
+     * and registry threads; workers spend most of their time in the kernel, and fewer of them
+     * take bigger batches per epoll wake-up. On 2 cores, 1 worker measured ~10 % more
+     * connections/s in bench/churn.sh and the same contacts/s with lower latency in
+     * bench/throughput.sh than 2 (docs/scale.md). */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg->workers = cores > 0 ? (unsigned)cores : 1;
+    cfg->workers = cores > 1 ? (unsigned)cores - 1 : 1;
     cfg->limits.max_connections = 16000;
     cfg->limits.max_per_ip = 64;
     cfg->limits.conn_rate_per_ip = 20;
@@ -1767,6 +1772,9 @@ static void settle_after_stop(struct server *srv)
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
         struct pipe_slot *slot;
+        if (w->ring == NULL) {
+            continue; /* start-up failed before this worker got its ring */
+        }
         while ((slot = pipe_next_durable(w->ring)) != NULL) {
             struct conn *c = slot->owner;
             if (c != NULL && --c->inflight == 0 && c->handle_closed) {

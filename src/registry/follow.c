@@ -5,8 +5,11 @@
 #include "registry/registry.h"
 #include "util/err.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -32,6 +35,7 @@ struct registry_follower {
     size_t batch_max;
     unsigned batch_ms, idle_ms;
     uint64_t start_ns;
+    int lock_fd; /* registry_lock_writer(), held while the follower runs */
     struct registry_follow_stats stats;
 };
 
@@ -165,6 +169,39 @@ static const struct registry_log_ops *resolve_ops(const struct registry_log_ops 
     return ops;
 }
 
+/* Frees a follower and lets go of the writer lock it holds. */
+static void follower_free(struct registry_follower *f)
+{
+    if (f->lock_fd >= 0) {
+        close(f->lock_fd);
+    }
+    free(f);
+}
+
+int registry_lock_writer(const char *state_dir, char *err, size_t errlen)
+{
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof(path), "%s/registry.lock", state_dir) >= sizeof(path)) {
+        return err_set(err, errlen, "registry: state directory path too long");
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return err_set(err, errlen, "registry: %s: %s", path, strerror(errno));
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            return err_set(err, errlen,
+                           "registry: %s is held by another writer (a running `sinkd serve` "
+                           "with its registry follower, `sinkd registry follow` or `rebuild`)",
+                           path);
+        }
+        return err_set(err, errlen, "registry: %s: flock: %s", path, strerror(e));
+    }
+    return fd;
+}
+
 int registry_follow_start(struct registry *reg, const struct registry_follow_config *cfg, char *err,
                           size_t errlen)
 {
@@ -181,10 +218,23 @@ int registry_follow_start(struct registry *reg, const struct registry_follow_con
     if (registry_flush(reg, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
+    /* Only the evidence log's state directory is shared with other processes; a caller's own
+     * log ops (tests, tools) name no directory to guard. */
+    int lock_fd = -1;
+    if (cfg->ops == NULL && cfg->state_dir != NULL) {
+        lock_fd = registry_lock_writer(cfg->state_dir, err, errlen);
+        if (lock_fd < 0) {
+            return REGISTRY_E_BUSY;
+        }
+    }
     struct registry_follower *f = calloc(1, sizeof(*f));
     if (f == NULL) {
+        if (lock_fd >= 0) {
+            close(lock_fd);
+        }
         return err_set(err, errlen, "registry: out of memory");
     }
+    f->lock_fd = lock_fd;
     f->reg = reg;
     f->ops = ops;
     f->batch_max = cfg->batch_max ? cfg->batch_max : FOLLOW_BATCH_MAX_DEFAULT;
@@ -202,12 +252,12 @@ int registry_follow_start(struct registry *reg, const struct registry_follow_con
     f->stats.applied_index = registry_applied_index(reg);
     f->stats.log_size_seen = f->stats.applied_index;
     if (ops->open(&f->reader, cfg->state_dir, registry_applied_index(reg), err, errlen) < 0) {
-        free(f);
+        follower_free(f);
         return REGISTRY_ERR;
     }
     if (pthread_mutex_init(&f->mu, NULL) != 0) {
         ops->close(f->reader);
-        free(f);
+        follower_free(f);
         return err_set(err, errlen, "registry: cannot create a mutex");
     }
     f->start_ns = now_ns();
@@ -218,7 +268,7 @@ int registry_follow_start(struct registry *reg, const struct registry_follow_con
         *slot = NULL;
         pthread_mutex_destroy(&f->mu);
         ops->close(f->reader);
-        free(f);
+        follower_free(f);
         return err_set(err, errlen, "registry: cannot start the follower thread");
     }
     return 0;
@@ -255,7 +305,7 @@ int registry_follow_stop(struct registry *reg, char *err, size_t errlen)
     *slot = NULL;
     f->ops->close(f->reader);
     pthread_mutex_destroy(&f->mu);
-    free(f);
+    follower_free(f);
     return rc;
 }
 

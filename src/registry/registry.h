@@ -98,6 +98,12 @@ void registry_follow_stats(struct registry *reg, struct registry_follow_stats *o
 /* Drains what is durable now, commits, joins the thread. Returns the follower's error, if any. */
 int registry_follow_stop(struct registry *reg, char *err, size_t errlen);
 
+/* The registry has one writer per state directory: `serve`'s follower thread, `sinkd registry
+ * follow` or `sinkd registry rebuild`. Takes DIR/registry.lock (flock, released when the
+ * returned descriptor is closed or the process ends); returns the descriptor, or < 0 with err
+ * naming the reason (another writer holds it). registry_follow_start takes it itself. */
+int registry_lock_writer(const char *state_dir, char *err, size_t errlen);
+
 /* Applies every entry durable now, from registry_applied_index(), and commits: what rebuild and
  * a catch-up at start-up do, on the calling thread. Returns the number of entries read or < 0. */
 int64_t registry_catch_up(struct registry *reg, const char *state_dir,
