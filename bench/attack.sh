@@ -7,7 +7,6 @@
 source "$(dirname "$0")/lib.sh"
 DURATION=${1:-15}
 BOTS=${2:-2000}
-WORKERS=${WORKERS:-2}
 attack="$TOOLS/attack"
 
 # name | attack options (empty: quiet baseline)
@@ -23,14 +22,14 @@ PHASES=(
 )
 
 printf 'attack: %s s per phase, %s honest bots (PROXY v2 via 127.0.1.0/24, heartbeat 1 s),\n' "$DURATION" "$BOTS"
-printf '        attackers from 127.0.3.0/24 on the same %s-core box; sinkd --workers %s, default limits\n' "$(nproc)" "$WORKERS"
+printf '        attackers from 127.0.3.0/24 on the same %s-core box; sinkd workers %s, default limits\n' "$(nproc)" "$SINKD_WORKERS_SHOWN"
 printf '%-16s %9s %9s %8s %9s %9s %7s %s\n' phase p50_us p99_us p99/quiet rss_max_kB replies lost attack
 quiet_p99=0
 for phase in "${PHASES[@]}"; do
     name=${phase%%|*}
     opts=${phase#*|}
     port=$(free_port)
-    start_sinkd "$name" "$port" --workers "$WORKERS" --trusted-proxy 127.0.1.0/24
+    start_sinkd "$name" "$port" "${WORKER_OPTS[@]}" --trusted-proxy 127.0.1.0/24
     apid=
     if [ -n "$opts" ]; then
         # shellcheck disable=SC2086

@@ -7,7 +7,6 @@
 source "$(dirname "$0")/lib.sh"
 DURATION=${1:-10}
 CONNS=${2:-200}
-WORKERS=${WORKERS:-2}
 client="$TOOLS/churn_client"
 
 # run_client NAME PORT SERVER_CPU_FN [client options]: client JSON in $B_DIR/NAME.json, and the
@@ -32,7 +31,7 @@ run_sinkd() { # NAME [serve options]
     shift
     port=$(free_port)
     # Per-address rate limit off: 32 client addresses stand for thousands of bots here.
-    start_sinkd "$name" "$port" --workers "$WORKERS" --conn-rate-per-ip 0 "$@"
+    start_sinkd "$name" "$port" "${WORKER_OPTS[@]}" --conn-rate-per-ip 0 "$@"
     run_client "$name" "$port" sinkd_cpu
     stop_sinkd
     local completed contacts rate
@@ -49,13 +48,14 @@ run_sinkd() { # NAME [serve options]
 
 echo "churn: ${DURATION} s per server, $CONNS concurrent client connections, 1 client thread,"
 echo "       sources 127.0.4.1-32, client closes with RST (SO_LINGER 0: no TIME_WAIT),"
-echo "       $(nproc) cores shared by client and server, open-files limit $FD_LIMIT"
+echo "       $(nproc) cores shared by client and server, open-files limit $FD_LIMIT,"
+echo "       sinkd workers $SINKD_WORKERS_SHOWN, nginx worker_processes $NGINX_WORKERS"
 run_sinkd sinkd-no-enrich --no-enrich
 run_sinkd sinkd-enrich
 
 port=$(free_port)
 start_nginx nginx "load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes $WORKERS;
+worker_processes $NGINX_WORKERS;
 worker_rlimit_nofile 20000;
 events { worker_connections 20000; }
 stream { server { listen 127.0.0.1:$port reuseport; return \"0123456789abcdef\"; } }"

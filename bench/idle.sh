@@ -6,7 +6,6 @@
 source "$(dirname "$0")/lib.sh"
 COUNT=${1:-18000}
 SETTLE=${2:-10}
-WORKERS=${WORKERS:-2}
 client="$TOOLS/idle_client"
 [ "$COUNT" -le $((FD_LIMIT - 500)) ] || die "$COUNT connections do not fit the open-files limit $FD_LIMIT"
 
@@ -54,7 +53,7 @@ sinkd_dirty() { private_dirty_kb "$SINKD_PID"; }
 # pass through) grow with the first ~33k records, whoever sends them: a fixed cost that lands
 # in the cold per-connection figure.
 port=$(free_port)
-start_sinkd sinkd "$port" --workers "$WORKERS" --max-connections $((COUNT + 1000)) \
+start_sinkd sinkd "$port" "${WORKER_OPTS[@]}" --max-connections $((COUNT + 1000)) \
     --max-per-ip 200 --conn-rate-per-ip 0 --idle-timeout 600000
 hold sinkd "$port" sinkd_rss sinkd_dirty
 stop_sinkd
@@ -62,7 +61,7 @@ echo "       sinkd contacts logged: $(contacts_total sinkd) (2 per connection + 
 # Warm: the same, after 60,000 short poll exchanges (50 at a time, so few connections' worth of
 # memory is left behind) have cycled the rings once: what each further connection costs.
 port=$(free_port)
-start_sinkd sinkdw "$port" --workers "$WORKERS" --max-connections $((COUNT + 1000)) \
+start_sinkd sinkdw "$port" "${WORKER_OPTS[@]}" --max-connections $((COUNT + 1000)) \
     --max-per-ip 200 --conn-rate-per-ip 0 --idle-timeout 600000
 "$TOOLS/churn_client" --target "127.0.0.1:$port" --duration 30 --conns 50 --max-conns 60000 \
     --source-net 127.0.4.0/24 --sources 32 >"$B_DIR/warmup.json"
@@ -70,8 +69,27 @@ echo "       warm-up: $(cat "$B_DIR/warmup.json")"
 hold sinkdw "$port" sinkd_rss sinkd_dirty
 stop_sinkd
 
+# The registry in its own process (`serve --no-registry` + `registry follow`): the serve figure
+# is what holding connections costs; the follower's growth is what learning 18,000 new bots
+# costs (its SQLite page cache, bounded at 64 MiB), reported per bot.
 port=$(free_port)
-start_nginx nginx "worker_processes $WORKERS;
+start_sinkd sinkds "$port" "${WORKER_OPTS[@]}" --max-connections $((COUNT + 1000)) \
+    --max-per-ip 200 --conn-rate-per-ip 0 --idle-timeout 600000 --no-registry
+"$SINKD" registry follow --state "$B_DIR/sinkds/state" 2>"$B_DIR/sinkds/follow.log" &
+FOLLOW_PID=$!
+B_PIDS+=("$FOLLOW_PID")
+sleep 1
+follow_rss0=$(rss_kb "$FOLLOW_PID")
+hold sinkds "$port" sinkd_rss sinkd_dirty
+follow_rss1=$(rss_kb "$FOLLOW_PID")
+kill -TERM "$FOLLOW_PID"
+wait "$FOLLOW_PID" || true
+stop_sinkd
+awk -v a="$follow_rss0" -v b="$follow_rss1" -v n="$COUNT" 'BEGIN {
+    printf "       registry follow process (separate): RSS %d -> %d kB = %.0f B per new bot\n", a, b, (b - a) * 1024 / n }'
+
+port=$(free_port)
+start_nginx nginx "worker_processes $NGINX_WORKERS;
 worker_rlimit_nofile 20000;
 events { worker_connections 20000; }
 http {
@@ -86,4 +104,6 @@ http {
 hold nginx "$port" nginx_workers_rss_kb nginx_workers_dirty_kb --http
 stop_nginx
 awk -v s="$PER_sinkd" -v w="$PER_sinkdw" -v n="$PER_nginx" 'BEGIN {
-    printf "ratio sinkd/nginx bytes per idle connection: cold %.2fx, warm %.2fx (goal <= 1.0x)\n", s / n, w / n }'
+    printf "ratio sinkd/nginx bytes per idle connection: cold %.2fx, warm %.2fx (registry follower in-process)\n", s / n, w / n }'
+awk -v s="$PER_sinkds" -v n="$PER_nginx" 'BEGIN {
+    printf "ratio sinkd/nginx bytes per idle connection, serve with the registry in its own process: %.2fx (goal <= 1.0x)\n", s / n }'

@@ -8,10 +8,9 @@ source "$(dirname "$0")/lib.sh"
 DURATION=${1:-20}
 BOTS=${2:-5000}
 HEARTBEAT=${3:-250}
-WORKERS=${WORKERS:-2}
 
 port=$(free_port)
-start_sinkd tp "$port" --workers "$WORKERS" --trusted-proxy 127.0.1.0/24 \
+start_sinkd tp "$port" "${WORKER_OPTS[@]}" --trusted-proxy 127.0.1.0/24 \
     --max-per-ip $((BOTS + 10)) --max-connections $((BOTS + 1000))
 cpu0=$(cpu_s "$SINKD_PID")
 "$SINKD" swarm --target "127.0.0.1:$port" --bots "$BOTS" --concurrency "$BOTS" \
@@ -25,7 +24,7 @@ stop_sinkd
 contacts=$(json '["contacts"]' <"$B_DIR/tp.summary.json")
 replies=$(json '["replies_received"]' <"$B_DIR/tp.json")
 logsize=$(du -sb "$B_DIR/tp/state" | awk '{print $1}')
-echo "throughput: $BOTS bots (30% HTTP, cipher mix, PROXY v2), heartbeat ${HEARTBEAT} ms +-50%, ${DURATION} s, sinkd --workers $WORKERS, $(nproc) cores shared with the swarm"
+echo "throughput: $BOTS bots (30% HTTP, cipher mix, PROXY v2), heartbeat ${HEARTBEAT} ms +-50%, ${DURATION} s, sinkd workers $SINKD_WORKERS_SHOWN, $(nproc) cores shared with the swarm"
 awk -v c="$contacts" -v d="$DURATION" -v r="$replies" -v cpu="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{print b-a}')" 'BEGIN {
     printf "  durable contacts %d in %s s = %.0f contacts/s; replies received %d (%s)\n", c, d, c / d, r, (c >= r ? "none lost" : "LOST " r - c)
     printf "  server CPU %.1f s = %.0f us per contact\n", cpu, cpu * 1e6 / c }'
