@@ -89,8 +89,8 @@ static int registry_follow(const char *state)
         registry_close(reg);
         return 1;
     }
-    fprintf(stderr, "sinkd registry follow: applying %s/log to %s from entry %" PRIu64 "\n",
-            state, path, registry_applied_index(reg));
+    fprintf(stderr, "sinkd registry follow: applying %s/log to %s from entry %" PRIu64 "\n", state,
+            path, registry_applied_index(reg));
     int sig = 0;
     sigwait(&stop, &sig);
     int rc = registry_follow_stop(reg, err, sizeof(err));

@@ -1,7 +1,9 @@
 /* log.c -- the append side of the evidence log: journal with group commit, recovery, the
  * background tile writer and checkpoint publication; and the journal reader. Design in
  * docs/evidence.md. */
-#define _GNU_SOURCE /* syncfs(2): one flush of every tile written since the last checkpoint; pthread_setname_np */
+/* _GNU_SOURCE: syncfs(2), one flush of every tile written since the last checkpoint, and
+ * pthread_setname_np. */
+#define _GNU_SOURCE
 #include "evidence/log.h"
 
 #include <dirent.h>

@@ -1343,8 +1343,8 @@ static void *worker_main(void *arg)
 
 /* Each worker gets its own socket per listen address (SO_REUSEPORT), so the kernel spreads
  * connections across workers without a shared accept lock. */
-static int open_listener(const struct net_addr *addr, uint32_t defer_accept_s,
-                         uint16_t *bound_port, char *err, size_t errlen)
+static int open_listener(const struct net_addr *addr, uint32_t defer_accept_s, uint16_t *bound_port,
+                         char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -1823,8 +1823,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     for (size_t l = 0; l < cfg->nlisten; l++) {
         uint16_t port = cfg->listen[l].port;
         for (unsigned i = 0; i < srv->nworkers; i++) {
-            fds[i][l] = open_listener(&cfg->listen[l], cfg->limits.defer_accept_s, &port, err,
-                                      errlen);
+            fds[i][l] =
+                open_listener(&cfg->listen[l], cfg->limits.defer_accept_s, &port, err, errlen);
             if (fds[i][l] < 0) {
                 goto out;
             }
