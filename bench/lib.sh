@@ -62,8 +62,10 @@ start_sinkd() {
     mkdir -p "$B_DIR/$name"
     local as_root=()
     [ "$(id -u)" -ne 0 ] || as_root=(--allow-root) # benches run in throwaway sandboxes
+    # SINKD_OPTS: extra serve options for an experiment (word-split on purpose).
+    # shellcheck disable=SC2086
     "$SINKD" serve "${as_root[@]}" --state "$B_DIR/$name/state" --listen "127.0.0.1:$port" \
-        --ready-file "$B_DIR/$name/ready" "$@" 2>"$B_DIR/$name/serve.log" &
+        --ready-file "$B_DIR/$name/ready" "$@" ${SINKD_OPTS:-} 2>"$B_DIR/$name/serve.log" &
     SINKD_PID=$!
     B_PIDS+=("$SINKD_PID")
     for _ in $(seq 1 400); do

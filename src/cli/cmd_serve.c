@@ -43,6 +43,8 @@ static const char serve_usage[] =
     "  --uninstall-command ID   PlugX uninstall command id (default 0x1005)\n"
     "  --checkpoint-entries N   publish a signed checkpoint every N entries (default 100000)\n"
     "  --checkpoint-ms MS       ... or every MS milliseconds with new entries (default 1000)\n"
+    "  --commit-delay-us US     under load, wait this long for more records before each\n"
+    "                           group commit (default 1000, 0: never)\n"
     "  --geoip FILE             country database, any MaxMind-format file (default: the pinned\n"
     "                           ip-location-db geo-whois-asn-country MMDB in the data dir)\n"
     "  --asn-v4 FILE, --asn-v6 FILE  ASN range CSVs (default: pinned ip-location-db asn)\n"
@@ -141,6 +143,7 @@ int cmd_serve(int argc, char **argv)
         OPT_MAXPERIP,
         OPT_HEADER_TIMEOUT,
         OPT_DEFER_ACCEPT,
+        OPT_COMMIT_DELAY,
         OPT_CONN_RATE,
         OPT_CONN_BURST,
         OPT_IDLE_TIMEOUT,
@@ -178,6 +181,7 @@ int cmd_serve(int argc, char **argv)
         {"max-per-ip", required_argument, NULL, OPT_MAXPERIP},
         {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
         {"defer-accept", required_argument, NULL, OPT_DEFER_ACCEPT},
+        {"commit-delay-us", required_argument, NULL, OPT_COMMIT_DELAY},
         {"conn-rate-per-ip", required_argument, NULL, OPT_CONN_RATE},
         {"conn-burst-per-ip", required_argument, NULL, OPT_CONN_BURST},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
@@ -299,6 +303,12 @@ int cmd_serve(int argc, char **argv)
                 return 2;
             }
             cfg.limits.defer_accept_s = (uint32_t)v;
+            break;
+        case OPT_COMMIT_DELAY:
+            if (!cli_parse_u64("serve", "commit-delay-us", optarg, 0, 10000, &v)) {
+                return 2;
+            }
+            cfg.commit_delay_us = (uint32_t)v;
             break;
         case OPT_IDLE_TIMEOUT:
             if (!cli_parse_u64("serve", "idle-timeout", optarg, 100, 86400000, &v)) {

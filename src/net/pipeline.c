@@ -21,6 +21,7 @@ struct pipeline {
     pthread_cond_t durable_cv; /* control-thread appenders wait here */
     _Atomic int idle;
     _Atomic int stop;
+    _Atomic uint32_t commit_delay_us;
     FILE *logfile;
     struct pipeline_stats stats;
     struct hist durable_us; /* under mu */
@@ -229,6 +230,21 @@ static void commit_until_durable(struct pipeline *p)
     }
 }
 
+void pipeline_set_commit_delay(struct pipeline *p, uint32_t delay_us)
+{
+    atomic_store_explicit(&p->commit_delay_us, delay_us, memory_order_relaxed);
+}
+
+/* Records published and not yet staged (a rewind slot counts as one: close enough here). */
+static uint64_t rings_pending(struct pipeline *p)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i <= p->nrings; i++) {
+        n += atomic_load_explicit(&p->rings[i].head, memory_order_acquire) - p->rings[i].appended;
+    }
+    return n;
+}
+
 static void *writer_main(void *arg)
 {
     struct pipeline *p = arg;
@@ -236,8 +252,17 @@ static void *writer_main(void *arg)
     uint64_t *batch_end = calloc(p->nrings + 1, sizeof(uint64_t));
     uint64_t *batch_start = calloc(p->nrings + 1, sizeof(uint64_t));
     char err[512];
+    uint64_t last_batch = 0;
     for (;;) {
+        uint32_t delay_us = atomic_load_explicit(&p->commit_delay_us, memory_order_relaxed);
+        if (delay_us > 0 && last_batch >= PIPE_DELAY_LOADED &&
+            rings_pending(p) < PIPE_DELAY_ENOUGH && !atomic_load(&p->stop)) {
+            struct timespec pause = {(time_t)(delay_us / 1000000u),
+                                     (long)(delay_us % 1000000u) * 1000};
+            nanosleep(&pause, NULL);
+        }
         uint64_t staged = stage_published(p, batch_end);
+        last_batch = staged;
         if (staged > 0) {
             commit_until_durable(p);
             atomic_fetch_add(&p->stats.entries, staged);

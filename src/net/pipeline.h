@@ -70,6 +70,14 @@ int pipeline_start(struct pipeline **out, struct evlog *log, unsigned nrings, ui
 
 struct pipe_ring *pipeline_ring(struct pipeline *p, unsigned i);
 
+/* Group-commit delay: when the last commit held at least PIPE_DELAY_LOADED records (records
+ * arrive faster than commits finish) and fewer than PIPE_DELAY_ENOUGH wait, the writer pauses
+ * this long before the next commit so that it carries more records per fdatasync (PostgreSQL's
+ * commit_delay, made conditional on load). 0 never pauses; serve sets its --commit-delay-us. */
+#define PIPE_DELAY_LOADED 4
+#define PIPE_DELAY_ENOUGH 64
+void pipeline_set_commit_delay(struct pipeline *p, uint32_t delay_us);
+
 /* Worker side. Returns a slot to fill, or NULL when the ring is full (back-pressure). */
 struct pipe_slot *pipe_reserve(struct pipe_ring *ring);
 /* Publishes the slot filled after pipe_reserve(). */

@@ -1465,6 +1465,7 @@ void server_config_default(struct server_config *cfg)
     plugx_config_default(&cfg->plugx);
     cfg->checkpoint_every = 100000;
     cfg->checkpoint_interval_ms = 1000;
+    cfg->commit_delay_us = 1000;
     cfg->registry = true;
     cfg->log = stderr;
 }
@@ -1869,6 +1870,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
                        err, errlen) != 0) {
         goto out;
     }
+    pipeline_set_commit_delay(srv->pipe, cfg->commit_delay_us);
     if (cfg->registry && start_registry(srv, err, errlen) != 0) {
         goto out;
     }
