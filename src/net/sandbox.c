@@ -87,7 +87,7 @@ int sandbox_check_user(const char *user, bool allow_root, char *err, size_t errl
         }
         return 0;
     }
-    struct sandbox_account acct;
+    struct sandbox_account acct = {0}; /* zeroed: the analyzer cannot see lookup_user() fill it */
     if (lookup_user(user, &acct, err, errlen) != 0) {
         return -1;
     }
@@ -199,7 +199,7 @@ int sandbox_prepare_state_dir(const char *dir, const char *user, char *err, size
     if (user == NULL || geteuid() != 0) {
         return 0;
     }
-    struct sandbox_account acct;
+    struct sandbox_account acct = {0}; /* zeroed: the analyzer cannot see lookup_user() fill it */
     if (lookup_user(user, &acct, err, errlen) != 0) {
         return -1;
     }
@@ -357,7 +357,7 @@ int sandbox_drop_privileges(const char *user, const char *state_dir, char *err, 
                        "thread starts",
                        threads);
     }
-    struct sandbox_account acct;
+    struct sandbox_account acct = {0}; /* zeroed: the analyzer cannot see lookup_user() fill it */
     memset(&acct, 0, sizeof(acct));
     acct.uid = getuid();
     acct.gid = getgid();

@@ -130,7 +130,7 @@ static void csv_header(FILE *f)
 static void family_slug(const char *family, char out[16])
 {
     size_t i = 0;
-    for (; family[i] && i < 15; i++) {
+    for (; i < 15 && family[i]; i++) {
         out[i] = (char)tolower((unsigned char)family[i]);
     }
     out[i] = '\0';
@@ -188,7 +188,7 @@ static json_t *json_text(const char *s)
     }
     char buf[256];
     size_t i = 0;
-    for (; s[i] && i < sizeof(buf) - 1; i++) {
+    for (; i < sizeof(buf) - 1 && s[i]; i++) {
         unsigned char c = (unsigned char)s[i];
         buf[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
     }
