@@ -84,6 +84,15 @@ def expect_closed(name, s, wait=5.0):
     s.close()
 
 
+def expect_reply(failure, s):
+    """A PlugX reply (at least a header) within 5 s, or exit 1 saying `failure`."""
+    s.settimeout(5)
+    if len(s.recv(64)) < 16:
+        print(f"hostile {failure}", file=sys.stderr)
+        sys.exit(1)
+    s.close()
+
+
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     count = int(sys.argv[3]) if len(sys.argv) > 3 else 1
@@ -103,12 +112,7 @@ def main():
     elif mode == "zero-length":  # a legal empty poll: must be answered, not refused
         s = connect(port)
         s.sendall(packet(0x1000))
-        s.settimeout(5)
-        reply = s.recv(64)
-        if len(reply) < 16:
-            print("hostile zero-length: no reply to an empty poll", file=sys.stderr)
-            sys.exit(1)
-        s.close()
+        expect_reply("zero-length: no reply to an empty poll", s)
     elif mode == "huge-length":  # sizes at the 16-bit maximum with no body; HTTP 2^32-1
         s = connect(port)
         s.sendall(packet(0x1000, b"", comp_size=0xFFFF, decomp_size=0xFFFF))
@@ -158,12 +162,7 @@ def main():
         for s in socks:  # speaking late is fine: every poll is answered
             s.sendall(packet(0x1000))
         for s in socks:
-            s.settimeout(5)
-            reply = s.recv(64)
-            if len(reply) < 16:
-                print("hostile silent: no reply to a poll sent after a silence", file=sys.stderr)
-                sys.exit(1)
-            s.close()
+            expect_reply("silent: no reply to a poll sent after a silence", s)
         print(f"silent: {count} connections {expect}, descriptors grew by {grown}, all answered")
     else:
         print(f"unknown mode {mode}", file=sys.stderr)
