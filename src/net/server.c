@@ -1466,7 +1466,6 @@ void server_config_default(struct server_config *cfg)
     plugx_config_default(&cfg->plugx);
     cfg->checkpoint_every = 100000;
     cfg->checkpoint_interval_ms = 1000;
-    cfg->commit_delay_us = 1000;
     cfg->registry = true;
     cfg->log = stderr;
 }
