@@ -13,12 +13,12 @@ FD_LIMIT=$(ulimit -n)
 "$ROOT/bench/build_tools.sh"
 
 # Each server runs with its own default number of workers for the box unless WORKERS is set:
-# sinkd cores - 1 (its evidence writer needs the last core), nginx `auto` (one per core).
+# one per core for both (sinkd's default, nginx `auto`).
 WORKERS=${WORKERS:-}
 WORKER_OPTS=()
 [ -z "$WORKERS" ] || WORKER_OPTS=(--workers "$WORKERS")
 NGINX_WORKERS=${WORKERS:-auto}
-SINKD_WORKERS_SHOWN=${WORKERS:-"default ($(($(nproc) > 1 ? $(nproc) - 1 : 1)))"}
+SINKD_WORKERS_SHOWN=${WORKERS:-"default ($(nproc))"}
 
 B_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sinkd-bench.XXXXXX")
 B_PIDS=()

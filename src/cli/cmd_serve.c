@@ -24,7 +24,7 @@ static const char serve_usage[] =
     "                           (default 127.0.0.1:4443)\n"
     "  --trusted-proxy CIDR     peers that must open with a PROXY v1/v2 header, repeatable;\n"
     "                           a PROXY header from anyone else is refused\n"
-    "  --workers N              event-loop threads (default: cores - 1, at least 1)\n"
+    "  --workers N              event-loop threads (default: number of cores)\n"
     "  --node NAME              node name recorded in every record (default: host name)\n"
     "  --origin NAME            evidence log origin / key name (default: sinkd.local/NODE)\n"
     "  --max-connections N      open connections per process (default 16000)\n"

@@ -1443,13 +1443,12 @@ void server_config_default(struct server_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->node = "sinkd";
     cfg->origin = NULL;
-    /* One core is left to the evidence writer (every reply waits for its commit) and the tile
-     * and registry threads; workers spend most of their time in the kernel, and fewer of them
-     * take bigger batches per epoll wake-up. On 2 cores, 1 worker measured ~10 % more
-     * connections/s in bench/churn.sh and the same contacts/s with lower latency in
-     * bench/throughput.sh than 2 (docs/scale.md). */
+    /* One worker per core. On 2 cores, 1 worker measured ~10 % more connections/s in
+     * bench/churn.sh (within its noise) but let attacks on the one event loop push honest bots'
+     * p99 to 4.2x the quiet figure in bench/attack.sh, against 3.4x with 2 (docs/scale.md):
+     * resilience first. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg->workers = cores > 1 ? (unsigned)cores - 1 : 1;
+    cfg->workers = cores > 0 ? (unsigned)cores : 1;
     cfg->limits.max_connections = 16000;
     cfg->limits.max_per_ip = 64;
     cfg->limits.conn_rate_per_ip = 20;
