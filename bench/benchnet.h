@@ -79,6 +79,57 @@ static inline int bn_parse_net(const char *s, uint32_t *first, uint32_t *count)
 /* Starts a non-blocking connect from source address src (host order, port chosen at connect
  * time so that one source address can use the whole ephemeral range per destination).
  * Returns the descriptor or -errno. */
+/* The options every client and attack tool takes: --target IP:PORT, --duration S,
+ * --source-net CIDR and --sources K (how many addresses of the net to use; 0: all). */
+struct bn_common {
+    const char *target, *net;
+    double duration;
+    uint32_t sources;
+};
+#define BN_COMMON_OPTIONS                                                                          \
+    {"target", 1, 0, 't'}, {"duration", 1, 0, 'd'}, {"source-net", 1, 0, 's'},                     \
+    {                                                                                              \
+        "sources", 1, 0, 'k'                                                                       \
+    }
+
+/* Takes getopt's option o if it is a common one; true if it was. */
+static inline bool bn_common_option(int o, const char *arg, struct bn_common *c)
+{
+    switch (o) {
+    case 't':
+        c->target = arg;
+        return true;
+    case 'd':
+        c->duration = atof(arg);
+        return true;
+    case 's':
+        c->net = arg;
+        return true;
+    case 'k':
+        c->sources = (uint32_t)atol(arg);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Checks and converts the common options: 0, or -1 when the target or net does not parse or the
+ * duration is outside (0, max_duration]. */
+static inline int bn_common_finish(const struct bn_common *c, double max_duration,
+                                   struct sockaddr_in *target, uint32_t *src_first,
+                                   uint32_t *src_count)
+{
+    if (c->target == NULL || bn_parse_target(c->target, target) != 0 ||
+        bn_parse_net(c->net, src_first, src_count) != 0 || c->duration <= 0 ||
+        c->duration > max_duration) {
+        return -1;
+    }
+    if (c->sources > 0 && c->sources < *src_count) {
+        *src_count = c->sources;
+    }
+    return 0;
+}
+
 static inline int bn_connect(const struct sockaddr_in *target, uint32_t src, bool linger0)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);

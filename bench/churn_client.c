@@ -149,33 +149,21 @@ static uint64_t percentile(const struct churn *c, double q)
 int main(int argc, char **argv)
 {
     static struct churn c = {.conns = 200, .max_total = 100000000, .rst = true};
-    const char *target = NULL, *net = "127.0.4.0/24";
-    double duration = 10;
-    uint32_t sources = 16;
-    static const struct option opts[] = {
-        {"target", 1, 0, 't'},    {"duration", 1, 0, 'd'},   {"conns", 1, 0, 'c'},
-        {"max-conns", 1, 0, 'n'}, {"source-net", 1, 0, 's'}, {"sources", 1, 0, 'k'},
-        {"expect", 1, 0, 'e'},    {"fin", 0, 0, 'f'},        {0, 0, 0, 0}};
+    struct bn_common common = {.net = "127.0.4.0/24", .duration = 10, .sources = 16};
+    static const struct option opts[] = {BN_COMMON_OPTIONS,        {"conns", 1, 0, 'c'},
+                                         {"max-conns", 1, 0, 'n'}, {"expect", 1, 0, 'e'},
+                                         {"fin", 0, 0, 'f'},       {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (bn_common_option(o, optarg, &common)) {
+            continue;
+        }
         switch (o) {
-        case 't':
-            target = optarg;
-            break;
-        case 'd':
-            duration = atof(optarg);
-            break;
         case 'c':
             c.conns = (uint32_t)atol(optarg);
             break;
         case 'n':
             c.max_total = (uint64_t)atoll(optarg);
-            break;
-        case 's':
-            net = optarg;
-            break;
-        case 'k':
-            sources = (uint32_t)atol(optarg);
             break;
         case 'e':
             c.expect = (uint32_t)atol(optarg);
@@ -187,16 +175,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (target == NULL || bn_parse_target(target, &c.target) != 0 ||
-        bn_parse_net(net, &c.src_first, &c.src_count) != 0 || c.conns == 0 || c.conns > 18000 ||
-        duration <= 0 || duration > 600) {
+    if (bn_common_finish(&common, 600, &c.target, &c.src_first, &c.src_count) != 0 ||
+        c.conns == 0 || c.conns > 18000) {
         fprintf(stderr, "usage: churn_client --target IP:PORT --duration S [--conns N] "
                         "[--max-conns N] [--source-net CIDR] [--sources K] [--expect BYTES] "
                         "[--fin]\n");
         return 2;
-    }
-    if (sources > 0 && sources < c.src_count) {
-        c.src_count = sources;
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -212,7 +196,7 @@ int main(int argc, char **argv)
         return 1;
     }
     uint64_t start = bn_now_us();
-    uint64_t deadline = start + (uint64_t)(duration * 1e6);
+    uint64_t deadline = start + (uint64_t)(common.duration * 1e6);
     struct epoll_event evs[1024];
     while (!stop_flag && bn_now_us() < deadline) {
         for (uint32_t i = 0; i < c.conns; i++) {

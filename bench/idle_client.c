@@ -182,30 +182,19 @@ static void open_more(struct idle *d)
 int main(int argc, char **argv)
 {
     static struct idle d = {.count = 1000, .setup_conns = 256, .heartbeat_us = 60000000};
-    const char *target = NULL, *net = "127.0.5.0/24", *ready = NULL;
-    double duration = 30;
-    uint32_t sources = 0;
-    static const struct option opts[] = {
-        {"target", 1, 0, 't'},      {"duration", 1, 0, 'd'},   {"count", 1, 0, 'n'},
-        {"source-net", 1, 0, 's'},  {"sources", 1, 0, 'k'},    {"http", 0, 0, 'H'},
-        {"heartbeat-s", 1, 0, 'b'}, {"ready-file", 1, 0, 'r'}, {0, 0, 0, 0}};
+    struct bn_common common = {.net = "127.0.5.0/24", .duration = 30};
+    const char *ready = NULL;
+    static const struct option opts[] = {BN_COMMON_OPTIONS,         {"count", 1, 0, 'n'},
+                                         {"http", 0, 0, 'H'},       {"heartbeat-s", 1, 0, 'b'},
+                                         {"ready-file", 1, 0, 'r'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (bn_common_option(o, optarg, &common)) {
+            continue;
+        }
         switch (o) {
-        case 't':
-            target = optarg;
-            break;
-        case 'd':
-            duration = atof(optarg);
-            break;
         case 'n':
             d.count = (uint32_t)atol(optarg);
-            break;
-        case 's':
-            net = optarg;
-            break;
-        case 'k':
-            sources = (uint32_t)atol(optarg);
             break;
         case 'H':
             d.http = true;
@@ -220,16 +209,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (target == NULL || bn_parse_target(target, &d.target) != 0 ||
-        bn_parse_net(net, &d.src_first, &d.src_count) != 0 || d.count == 0 || d.count > 19500 ||
-        duration <= 0 || duration > 900 || d.heartbeat_us == 0) {
+    if (bn_common_finish(&common, 900, &d.target, &d.src_first, &d.src_count) != 0 ||
+        d.count == 0 || d.count > 19500 || d.heartbeat_us == 0) {
         fprintf(stderr, "usage: idle_client --target IP:PORT --count N (<= 19500, the fd limit) "
                         "--duration S [--http] [--heartbeat-s S] [--source-net CIDR] "
                         "[--sources K] [--ready-file F]\n");
         return 2;
-    }
-    if (sources > 0 && sources < d.src_count) {
-        d.src_count = sources;
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -241,7 +226,7 @@ int main(int argc, char **argv)
         perror("idle_client");
         return 1;
     }
-    uint64_t start = bn_now_us(), deadline = start + (uint64_t)(duration * 1e6);
+    uint64_t start = bn_now_us(), deadline = start + (uint64_t)(common.duration * 1e6);
     uint64_t next_scan = 0, setup_us = 0;
     struct epoll_event evs[1024];
     while (!stop_flag && bn_now_us() < deadline) {

@@ -367,22 +367,16 @@ int main(int argc, char **argv)
 {
     struct attack a = {
         .mode = M_COUNT, .conns = 100, .max_total = 1000000, .drip_ms = 1000, .hold_ms = 20000};
-    const char *target = NULL, *net = "127.0.3.0/24";
-    double duration = 10;
-    uint32_t sources = 0;
-    static const struct option opts[] = {{"mode", 1, 0, 'm'},
-                                         {"target", 1, 0, 't'},
-                                         {"duration", 1, 0, 'd'},
-                                         {"conns", 1, 0, 'c'},
-                                         {"max-conns", 1, 0, 'n'},
-                                         {"source-net", 1, 0, 's'},
-                                         {"sources", 1, 0, 'k'},
-                                         {"drip-ms", 1, 0, 'r'},
-                                         {"hold-ms", 1, 0, 'h'},
-                                         {"rst", 0, 0, 'R'},
-                                         {0, 0, 0, 0}};
+    struct bn_common common = {.net = "127.0.3.0/24", .duration = 10};
+    static const struct option opts[] = {{"mode", 1, 0, 'm'},    BN_COMMON_OPTIONS,
+                                         {"conns", 1, 0, 'c'},   {"max-conns", 1, 0, 'n'},
+                                         {"drip-ms", 1, 0, 'r'}, {"hold-ms", 1, 0, 'h'},
+                                         {"rst", 0, 0, 'R'},     {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (bn_common_option(o, optarg, &common)) {
+            continue;
+        }
         switch (o) {
         case 'm':
             for (int i = 0; i < M_COUNT; i++) {
@@ -391,23 +385,11 @@ int main(int argc, char **argv)
                 }
             }
             break;
-        case 't':
-            target = optarg;
-            break;
-        case 'd':
-            duration = atof(optarg);
-            break;
         case 'c':
             a.conns = (uint32_t)atol(optarg);
             break;
         case 'n':
             a.max_total = (uint64_t)atoll(optarg);
-            break;
-        case 's':
-            net = optarg;
-            break;
-        case 'k':
-            sources = (uint32_t)atol(optarg);
             break;
         case 'r':
             a.drip_ms = (uint32_t)atol(optarg);
@@ -423,14 +405,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (a.mode == M_COUNT || target == NULL || bn_parse_target(target, &a.target) != 0 ||
-        bn_parse_net(net, &a.src_first, &a.src_count) != 0 || a.conns == 0 || a.conns > 60000 ||
-        duration <= 0 || duration > 3600) {
+    if (a.mode == M_COUNT ||
+        bn_common_finish(&common, 3600, &a.target, &a.src_first, &a.src_count) != 0 ||
+        a.conns == 0 || a.conns > 60000) {
         usage();
         return 2;
-    }
-    if (sources > 0 && sources < a.src_count) {
-        a.src_count = sources;
     }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && a.conns + 16 > rl.rlim_cur) {
@@ -448,7 +427,7 @@ int main(int argc, char **argv)
         return 1;
     }
     uint64_t start = bn_now_us();
-    a.deadline_us = start + (uint64_t)(duration * 1e6);
+    a.deadline_us = start + (uint64_t)(common.duration * 1e6);
     struct epoll_event evs[512];
     uint64_t next_tick = 0;
     while (!stop_flag) {
