@@ -1,11 +1,7 @@
 /* registry_remediation_test.c -- registry: the per-(bot, authorisation) remediation rows (send and
  * dry-run decisions, commands sent/failed, contacts after the first command and past +1 h/+24 h),
  * the per-day counts, the data end, and the 3 -> 4 migration of a v3 file. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-
-#include <cmocka.h>
+#include "record_fixture.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -20,21 +16,6 @@
 #define DAY_US 86400000000ULL
 #define T0 (1767225600ULL * 1000000ULL) /* 2026-01-01T00:00:00Z */
 
-struct fx {
-    char dir[64], db[128];
-    struct registry *reg;
-    uint64_t idx;
-};
-
-static void put(struct fx *f, const struct record *r)
-{
-    uint8_t buf[EVENT_RECORD_MAX];
-    char err[256];
-    int n = event_encode(r, buf, sizeof(buf));
-    assert_true(n > 0);
-    assert_int_equal(registry_apply(f->reg, f->idx++, buf, (size_t)n, err, sizeof(err)), 1);
-}
-
 static void key_of(const char *host, char out[33])
 {
     struct contact c;
@@ -44,7 +25,7 @@ static void key_of(const char *host, char out[33])
     event_bot_key(&c, out);
 }
 
-static void contact(struct fx *f, uint64_t t, const char *host)
+static void contact(struct record_fixture *f, uint64_t t, const char *host)
 {
     struct record r;
     memset(&r, 0, sizeof(r));
@@ -56,33 +37,26 @@ static void contact(struct fx *f, uint64_t t, const char *host)
     snprintf(c->bot.host, sizeof(c->bot.host), "%s", host);
     key_of(host, c->bot_key);
     snprintf(c->cc, sizeof(c->cc), "NG");
-    put(f, &r);
+    fixture_put(f, &r);
 }
 
-static void decision(struct fx *f, uint64_t t, const char *host, const char *auth, uint8_t verdict)
+static void decision(struct record_fixture *f, uint64_t t, const char *host, const char *auth,
+                     uint8_t verdict)
 {
-    struct record r;
-    memset(&r, 0, sizeof(r));
-    r.kind = RECORD_DECISION;
-    r.u.decision.time_us = t;
-    key_of(host, r.u.decision.bot_key);
-    snprintf(r.u.decision.authorisation, sizeof(r.u.decision.authorisation), "%s", auth);
-    r.u.decision.verdict = verdict;
-    put(f, &r);
+    char key[33];
+    key_of(host, key);
+    fixture_decision(f, t, key, auth, verdict);
 }
 
-static void command(struct fx *f, uint64_t t, const char *host, const char *auth, uint8_t kind)
+static void command(struct record_fixture *f, uint64_t t, const char *host, const char *auth,
+                    uint8_t kind)
 {
-    struct record r;
-    memset(&r, 0, sizeof(r));
-    r.kind = kind;
-    r.u.command.time_us = t;
-    key_of(host, r.u.command.bot_key);
-    snprintf(r.u.command.authorisation, sizeof(r.u.command.authorisation), "%s", auth);
-    put(f, &r);
+    char key[33];
+    key_of(host, key);
+    fixture_command(f, t, key, auth, kind, NULL);
 }
 
-static void open_fx(struct fx *f)
+static void open_fx(struct record_fixture *f)
 {
     char err[256];
     memset(f, 0, sizeof(*f));
@@ -92,7 +66,7 @@ static void open_fx(struct fx *f)
     assert_int_equal(registry_open(&f->reg, f->db, err, sizeof(err)), 0);
 }
 
-static void close_fx(struct fx *f)
+static void close_fx(struct record_fixture *f)
 {
     char cmd[128];
     registry_close(f->reg);
@@ -146,7 +120,7 @@ static int grab_day(void *ctx, const struct registry_remediation_day *d)
 static void test_rows(void **state)
 {
     (void)state;
-    struct fx f;
+    struct record_fixture f;
     char err[256];
     open_fx(&f);
     uint64_t tc = T0 + 10 * MIN_US;
@@ -247,7 +221,7 @@ static void test_rows(void **state)
 static void test_migrate_from_v3(void **state)
 {
     (void)state;
-    struct fx f;
+    struct record_fixture f;
     char err[256];
     open_fx(&f);
     uint64_t tc = T0 + 10 * MIN_US;

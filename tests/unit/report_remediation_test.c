@@ -2,11 +2,7 @@
  * answers: bots commanded at tc and seen again at tc + 30 min, + 2 h, + 25 h or never; a command
  * that failed; a dry run; a bot commanded under two authorisations; per country, per
  * authorisation, per day, and the observation window cut by --until / --since. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-
-#include <cmocka.h>
+#include "record_fixture.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -23,24 +19,8 @@
 #define TC (T0 + 2000000ULL)            /* the commands */
 #define TEND (TC + 30 * HOUR_US)        /* node-stopped: the data's end */
 
-struct fixture {
-    char dir[64];
-    char db[128];
-    struct registry *reg;
-    uint64_t idx;
-};
-
-static void put(struct fixture *fx, const struct record *r)
-{
-    uint8_t buf[EVENT_RECORD_MAX];
-    char err[256];
-    int n = event_encode(r, buf, sizeof(buf));
-    assert_true(n > 0);
-    assert_int_equal(registry_apply(fx->reg, fx->idx++, buf, (size_t)n, err, sizeof(err)), 1);
-}
-
 /* A contact of bot `host` from country cc; returns nothing, the key is event_bot_key(). */
-static void contact(struct fixture *fx, uint64_t t, const char *host, const char *cc)
+static void contact(struct record_fixture *fx, uint64_t t, const char *host, const char *cc)
 {
     struct record r;
     memset(&r, 0, sizeof(r));
@@ -60,7 +40,7 @@ static void contact(struct fixture *fx, uint64_t t, const char *host, const char
     event_bot_key(c, c->bot_key);
     snprintf(c->cc, sizeof(c->cc), "%s", cc);
     c->asn = 64500;
-    put(fx, &r);
+    fixture_put(fx, &r);
 }
 
 static void key_of(const char *host, char out[33])
@@ -74,35 +54,25 @@ static void key_of(const char *host, char out[33])
     event_bot_key(&c, out);
 }
 
-static void decision(struct fixture *fx, uint64_t t, const char *host, const char *auth,
+static void decision(struct record_fixture *fx, uint64_t t, const char *host, const char *auth,
                      uint8_t verdict)
 {
-    struct record r;
-    memset(&r, 0, sizeof(r));
-    r.kind = RECORD_DECISION;
-    r.u.decision.time_us = t;
-    key_of(host, r.u.decision.bot_key);
-    snprintf(r.u.decision.authorisation, sizeof(r.u.decision.authorisation), "%s", auth);
-    r.u.decision.verdict = verdict;
-    put(fx, &r);
+    char key[33];
+    key_of(host, key);
+    fixture_decision(fx, t, key, auth, verdict);
 }
 
-static void command(struct fixture *fx, uint64_t t, const char *host, const char *auth, bool sent)
+static void command(struct record_fixture *fx, uint64_t t, const char *host, const char *auth,
+                    bool sent)
 {
-    struct record r;
-    memset(&r, 0, sizeof(r));
-    r.kind = sent ? RECORD_COMMAND_SENT : RECORD_COMMAND_FAILED;
-    r.u.command.time_us = t;
-    key_of(host, r.u.command.bot_key);
-    snprintf(r.u.command.authorisation, sizeof(r.u.command.authorisation), "%s", auth);
-    if (!sent) {
-        snprintf(r.u.command.error, sizeof(r.u.command.error), "connection closed");
-    }
-    put(fx, &r);
+    char key[33];
+    key_of(host, key);
+    fixture_command(fx, t, key, auth, sent ? RECORD_COMMAND_SENT : RECORD_COMMAND_FAILED,
+                    sent ? NULL : "connection closed");
 }
 
 /* Sent and commanded as serve does it: contact, durable send decision, command-sent. */
-static void commanded(struct fixture *fx, const char *host, const char *cc, const char *auth,
+static void commanded(struct record_fixture *fx, const char *host, const char *cc, const char *auth,
                       uint64_t tc)
 {
     contact(fx, tc - 2000000ULL, host, cc);
@@ -112,7 +82,7 @@ static void commanded(struct fixture *fx, const char *host, const char *cc, cons
 
 static int setup(void **state)
 {
-    struct fixture *fx = calloc(1, sizeof(*fx));
+    struct record_fixture *fx = calloc(1, sizeof(*fx));
     char err[256];
     snprintf(fx->dir, sizeof(fx->dir), "/tmp/sinkd-remrep-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
@@ -147,7 +117,7 @@ static int setup(void **state)
     memset(&r, 0, sizeof(r));
     r.kind = RECORD_NODE_STOPPED;
     r.u.note.time_us = TEND;
-    put(fx, &r);
+    fixture_put(fx, &r);
     assert_int_equal(registry_flush(fx->reg, err, sizeof(err)), 0);
     *state = fx;
     return 0;
@@ -155,7 +125,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    struct fixture *fx = *state;
+    struct record_fixture *fx = *state;
     char cmd[160];
     registry_close(fx->reg);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
@@ -164,7 +134,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static json_t *run_json(struct fixture *fx, uint64_t since, uint64_t until)
+static json_t *run_json(struct record_fixture *fx, uint64_t since, uint64_t until)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -229,7 +199,7 @@ static void expect(json_t *o, const long long want[12])
 
 static void test_whole_data(void **state)
 {
-    struct fixture *fx = *state;
+    struct record_fixture *fx = *state;
     json_t *j = run_json(fx, 0, 0);
     json_t *t = json_object_get(j, "totals");
     /* Bots: A B C D H commanded (H once, though under two authorisations); A B C H back; B, C
@@ -279,7 +249,7 @@ static void test_whole_data(void **state)
 
 static void test_until_cuts_observation(void **state)
 {
-    struct fixture *fx = *state;
+    struct record_fixture *fx = *state;
     /* As of tc + 3 h: all five observed 1 h, none 24 h (no 24 h share at all); back so far: A
      * (30 min), H (90 min), B (2 h); past 1 h: B and H; C and D silent so far. */
     json_t *j = run_json(fx, 0, TC + 3 * HOUR_US);
@@ -304,7 +274,7 @@ static void test_until_cuts_observation(void **state)
 
 static void test_since_selects_commands(void **state)
 {
-    struct fixture *fx = *state;
+    struct record_fixture *fx = *state;
     /* From tc + 1 s: only gh-b's command (tc + 1 h) and its decision are in the window. */
     json_t *j = run_json(fx, TC + 1000000ULL, 0);
     json_t *t = json_object_get(j, "totals");
@@ -318,7 +288,7 @@ static void test_since_selects_commands(void **state)
 
 static void test_text_and_csv(void **state)
 {
-    struct fixture *fx = *state;
+    struct record_fixture *fx = *state;
     char *buf = NULL;
     size_t len = 0;
     char err[256];
@@ -374,7 +344,7 @@ static void test_empty_registry(void **state)
     char dir[] = "/tmp/sinkd-remrep-empty-XXXXXX", path[128], err[256];
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/registry.db", dir);
-    struct fixture fx = {0};
+    struct record_fixture fx = {0};
     assert_int_equal(registry_open(&fx.reg, path, err, sizeof(err)), 0);
     json_t *j = run_json(&fx, 0, 0);
     const long long zero[12] = {0};
