@@ -10,18 +10,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "registry/registry.h"
 
 static void registry_usage(FILE *out)
 {
     fprintf(out, "usage: sinkd registry rebuild --state DIR\n"
-                 "       sinkd registry follow --state DIR\n"
+                 "       sinkd registry follow --state DIR [--cache-mib N]\n"
                  "  rebuild: deletes DIR/registry.db and rebuilds it from the evidence log in\n"
                  "  DIR/log (the log is the source of truth; the registry is a derived view).\n"
                  "  follow: applies the log to DIR/registry.db as it grows, until SIGTERM or\n"
                  "  SIGINT, in its own process: for `sinkd serve --no-registry`, so the\n"
                  "  registry can have its own CPU and memory limits (docs/registry.md).\n"
+                 "  --cache-mib N: SQLite page cache, 1..65536 MiB (default 2).\n"
                  "  One writer at a time: both refuse to run while `serve`'s own follower or\n"
                  "  another of them holds DIR/registry.lock.\n");
 }
@@ -44,7 +46,7 @@ static int registry_rebuild(const char *state)
         }
     }
     snprintf(path, sizeof(path), "%s/registry.db", state);
-    struct registry *reg;
+    struct registry *reg = NULL;
     if (registry_open(&reg, path, err, sizeof(err)) < 0) {
         fprintf(stderr, "sinkd registry: %s\n", err);
         close(lock_fd);
@@ -66,7 +68,7 @@ static int registry_rebuild(const char *state)
 }
 
 /* Runs the follower thread (the same code `serve` runs in-process) until SIGTERM or SIGINT. */
-static int registry_follow(const char *state)
+static int registry_follow(const char *state, uint32_t cache_mib)
 {
     char path[4096], err[512];
     snprintf(path, sizeof(path), "%s/registry.db", state);
@@ -76,11 +78,14 @@ static int registry_follow(const char *state)
     sigaddset(&stop, SIGINT);
     /* Blocked before the thread starts, so it inherits the mask and sigwait() gets them. */
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    struct registry *reg;
-    if (registry_open(&reg, path, err, sizeof(err)) < 0) {
+    struct registry *reg = NULL;
+    if (registry_open(&reg, path, err, sizeof(err)) < 0 ||
+        registry_set_cache_mib(reg, cache_mib, err, sizeof(err)) != 0) {
         fprintf(stderr, "sinkd registry follow: %s\n", err);
+        registry_close(reg);
         return 1;
     }
+    int64_t cache_now = registry_cache_mib(reg);
     struct registry_follow_config fc;
     memset(&fc, 0, sizeof(fc));
     fc.state_dir = state;
@@ -89,8 +94,10 @@ static int registry_follow(const char *state)
         registry_close(reg);
         return 1;
     }
-    fprintf(stderr, "sinkd registry follow: applying %s/log to %s from entry %" PRIu64 "\n", state,
-            path, registry_applied_index(reg));
+    fprintf(stderr,
+            "sinkd registry follow: applying %s/log to %s from entry %" PRIu64
+            " (page cache %" PRId64 " MiB)\n",
+            state, path, registry_applied_index(reg), cache_now);
     int sig = 0;
     sigwait(&stop, &sig);
     int rc = registry_follow_stop(reg, err, sizeof(err));
@@ -120,16 +127,30 @@ int cmd_registry(int argc, char **argv)
     }
     static const struct option opts[] = {
         {"state", required_argument, NULL, 's'},
+        {"cache-mib", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *state = NULL;
+    uint32_t cache_mib = REGISTRY_CACHE_MIB_DEFAULT;
+    uint64_t v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "s:c:h", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             state = optarg;
+            break;
+        case 'c':
+            if (!follow) {
+                fprintf(stderr, "sinkd registry %s: --cache-mib is for follow only\n", argv[1]);
+                return 2;
+            }
+            if (!cli_parse_u64("registry follow", "cache-mib", optarg, 1, REGISTRY_CACHE_MIB_MAX,
+                               &v)) {
+                return 2;
+            }
+            cache_mib = (uint32_t)v;
             break;
         case 'h':
             registry_usage(stdout);
@@ -143,5 +164,5 @@ int cmd_registry(int argc, char **argv)
         fprintf(stderr, "sinkd registry %s: --state DIR is required\n", argv[1]);
         return 2;
     }
-    return follow ? registry_follow(state) : registry_rebuild(state);
+    return follow ? registry_follow(state, cache_mib) : registry_rebuild(state);
 }

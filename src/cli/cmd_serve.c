@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "net/sandbox.h"
 #include "net/server.h"
+#include "registry/registry.h"
 #include "util/addr.h"
 
 static const char serve_usage[] =
@@ -58,6 +59,7 @@ static const char serve_usage[] =
     "  --enforce                allow sending commands where the policy says mode = enforce;\n"
     "                           without it every would-be send is recorded as dry-run\n"
     "  --no-registry            do not run the registry follower\n"
+    "  --registry-cache-mib N   the follower's SQLite page cache, 1..65536 MiB (default 2)\n"
     "  --user USER              after binding, become USER (required when started as root,\n"
     "                           unless --allow-root); every capability is dropped either way\n"
     "  --allow-root             run as root anyway (tests, throwaway sandboxes)\n"
@@ -166,6 +168,7 @@ int cmd_serve(int argc, char **argv)
         OPT_POLICY,
         OPT_ENFORCE,
         OPT_NO_REGISTRY,
+        OPT_REGISTRY_CACHE,
         OPT_USER,
         OPT_ALLOW_ROOT,
         OPT_SECCOMP,
@@ -204,6 +207,7 @@ int cmd_serve(int argc, char **argv)
         {"policy", required_argument, NULL, OPT_POLICY},
         {"enforce", no_argument, NULL, OPT_ENFORCE},
         {"no-registry", no_argument, NULL, OPT_NO_REGISTRY},
+        {"registry-cache-mib", required_argument, NULL, OPT_REGISTRY_CACHE},
         {"user", required_argument, NULL, OPT_USER},
         {"allow-root", no_argument, NULL, OPT_ALLOW_ROOT},
         {"seccomp", required_argument, NULL, OPT_SECCOMP},
@@ -400,6 +404,13 @@ int cmd_serve(int argc, char **argv)
             break;
         case OPT_NO_REGISTRY:
             cfg.registry = false;
+            break;
+        case OPT_REGISTRY_CACHE:
+            if (!cli_parse_u64("serve", "registry-cache-mib", optarg, 1, REGISTRY_CACHE_MIB_MAX,
+                               &v)) {
+                return 2;
+            }
+            cfg.registry_cache_mib = (uint32_t)v;
             break;
         case OPT_USER:
             cfg.user = optarg;

@@ -85,23 +85,29 @@ enum conn_on_list {
     ON_IDLE_LIST = 2,
 };
 
-/* Every idle bot holds one of these, so it is kept small (DESIGN: <= 1 KiB per idle connection,
- * nginx holds ~530 B): the worker is the loop's container, the list is a 2-bit tag, our own
- * address is only kept as `dst`, and the flags are bits. */
+/* The bot's own endpoints as a trusted proxy's PROXY header gave them. */
+struct conn_proxied {
+    struct net_addr src; /* the bot */
+    struct net_addr dst; /* where it connected to */
+};
+
+/* Every idle bot holds one of these, so it is kept small (384 B with Debian 12's libuv; nginx holds
+ * ~560 B per idle connection here): the worker is the loop's container, the list is a 2-bit tag,
+ * the flags are bits, and only the TCP peer is stored inline: a bot behind a trusted proxy has its
+ * endpoints on the side, and our own address is the listener's (conn_dst). */
 struct conn {
     uv_tcp_t tcp;      /* first: a handle pointer is the connection pointer */
     struct conn *prev; /* in the worker's header or idle list */
     struct conn *next;
     struct conn *blocked_next; /* in the worker's back-pressure list; free-list link when free */
-    uint64_t deadline_ms;
-    uint8_t *buf; /* bytes of a message not yet complete; NULL while idle */
+    uint8_t *buf;              /* bytes of a message not yet complete; NULL while idle */
+    struct http_state *http;
+    struct conn_proxied *proxied; /* NULL: the bot is the TCP peer */
+    /* uv_now() truncated: compared with wrap-around arithmetic, as timeouts stay < 2^31 ms. */
+    uint32_t deadline_ms;
     uint32_t len;
     uint32_t cap;
-    struct http_state *http;
-    struct net_addr peer; /* TCP peer */
-    struct net_addr src;  /* the bot, after PROXY */
-    struct net_addr dst;  /* where the bot connected to, after PROXY */
-    uint16_t inflight;    /* records waiting for durability */
+    uint16_t inflight; /* records waiting for durability */
     uint8_t phase : 2;
     uint8_t list : 2; /* enum conn_on_list */
     uint8_t trusted : 1;
@@ -111,7 +117,9 @@ struct conn {
     uint8_t ip_counted : 1;
     uint8_t has_bot_key : 1;
     uint8_t close_after_reply : 1;
+    uint8_t listener; /* index into the worker's listeners */
     uint8_t bot_key[16];
+    struct net_addr peer; /* TCP peer */
     union {
         struct plugx_conn plugx;
         uint64_t align;
@@ -204,6 +212,36 @@ static struct worker *conn_worker(const struct conn *c)
     return (struct worker *)((char *)c->tcp.loop - offsetof(struct worker, loop));
 }
 
+/* The bot: the TCP peer, or what a trusted proxy said. */
+static const struct net_addr *conn_src(const struct conn *c)
+{
+    return c->proxied != NULL ? &c->proxied->src : &c->peer;
+}
+
+/* Where the bot connected to: what a trusted proxy said, or our listener's address (asked of
+ * the socket for a wildcard listener, which has no single one). */
+static void conn_dst(const struct conn *c, struct net_addr *out)
+{
+    const struct server *srv = conn_worker(c)->srv;
+    if (c->proxied != NULL) {
+        *out = c->proxied->dst;
+    } else if (srv->bound_wildcard[c->listener]) {
+        struct sockaddr_storage ss;
+        int sslen = sizeof(ss);
+        memset(out, 0, sizeof(*out));
+        if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+            net_addr_from_sockaddr(out, (struct sockaddr *)&ss);
+        }
+    } else {
+        *out = srv->bound[c->listener];
+    }
+}
+
+static bool deadline_passed(uint32_t deadline_ms, uint64_t now)
+{
+    return (int32_t)((uint32_t)now - deadline_ms) >= 0;
+}
+
 static struct conn_list *conn_list_of(struct conn *c)
 {
     struct worker *w = conn_worker(c);
@@ -242,7 +280,7 @@ static void list_push(struct conn *c, enum conn_on_list which, uint64_t deadline
     struct worker *w = conn_worker(c);
     struct conn_list *l = which == ON_HEADER_LIST ? &w->header_list : &w->idle_list;
     list_remove(c);
-    c->deadline_ms = deadline_ms;
+    c->deadline_ms = (uint32_t)deadline_ms;
     c->prev = l->tail;
     c->next = NULL;
     if (l->tail != NULL) {
@@ -290,8 +328,9 @@ __attribute__((format(printf, 2, 3))) static void bad_peer(struct conn *c, const
     char who[80];
     char via[96] = "";
     char what[256];
-    format_endpoint(c->src.family ? &c->src : &c->peer, who, sizeof(who));
-    if (c->src.family && !net_addr_equal_ip(&c->src, &c->peer)) {
+    const struct net_addr *src = conn_src(c);
+    format_endpoint(src, who, sizeof(who));
+    if (!net_addr_equal_ip(src, &c->peer)) {
         char peer[80];
         format_endpoint(&c->peer, peer, sizeof(peer));
         snprintf(via, sizeof(via), " (via %s)", peer);
@@ -310,7 +349,7 @@ static bool admit_address(struct conn *c)
     struct worker *w = conn_worker(c);
     struct server *srv = w->srv;
     enum ipcount_verdict v =
-        ipcount_acquire(srv->ipcount, &c->src, &srv->iplimits, uv_now(&w->loop));
+        ipcount_acquire(srv->ipcount, conn_src(c), &srv->iplimits, uv_now(&w->loop));
     if (v == IPCOUNT_OK) {
         c->ip_counted = 1;
         return true;
@@ -360,6 +399,7 @@ static void conn_free(struct conn *c)
 {
     struct conn_pool *pool = &conn_worker(c)->pool;
     free(c->buf);
+    free(c->proxied);
     if (c->http != NULL) {
         free(c->http->body);
         free(c->http->pending_command);
@@ -414,7 +454,7 @@ static void conn_close(struct conn *c)
     }
     list_remove(c);
     if (c->ip_counted) {
-        ipcount_release(conn_worker(c)->srv->ipcount, &c->src);
+        ipcount_release(conn_worker(c)->srv->ipcount, conn_src(c));
         c->ip_counted = 0;
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
@@ -551,9 +591,9 @@ static void handle_message(struct conn *c, const struct proto_message *msg, uint
     struct contact *ct = &rec.u.contact;
     ct->time_us = event_now_us();
     snprintf(ct->node, sizeof(ct->node), "%s", srv->cfg->node);
-    ct->src = c->src;
-    ct->dst = c->dst;
-    if (!net_addr_equal_ip(&c->src, &c->peer) || c->src.port != c->peer.port) {
+    ct->src = *conn_src(c);
+    conn_dst(c, &ct->dst);
+    if (!net_addr_equal_ip(&ct->src, &c->peer) || ct->src.port != c->peer.port) {
         ct->peer = c->peer;
     }
     ct->transport = transport;
@@ -820,8 +860,14 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
                 return -1;
             }
             if (!hdr.local) {
-                c->src = hdr.src;
-                c->dst = hdr.dst;
+                c->proxied = malloc(sizeof(*c->proxied));
+                if (c->proxied == NULL) {
+                    bad_peer(c, "out of memory for the PROXY header's addresses");
+                    conn_close(c);
+                    return -1;
+                }
+                c->proxied->src = hdr.src;
+                c->proxied->dst = hdr.dst;
             }
             if (!admit_address(c)) {
                 conn_close(c);
@@ -1209,16 +1255,7 @@ static void on_connection(uv_stream_t *listener, int status)
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
         net_addr_from_sockaddr(&c->peer, (struct sockaddr *)&ss);
     }
-    size_t li = (size_t)((uv_tcp_t *)listener - w->listeners);
-    if (srv->bound_wildcard[li]) {
-        sslen = sizeof(ss);
-        if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
-            net_addr_from_sockaddr(&c->dst, (struct sockaddr *)&ss);
-        }
-    } else {
-        c->dst = srv->bound[li];
-    }
-    c->src = c->peer;
+    c->listener = (uint8_t)((uv_tcp_t *)listener - w->listeners);
     w->stats.accepted++;
     if (w->stopping || atomic_load(&srv->nconns) > cfg->limits.max_connections) {
         w->stats.rejected++;
@@ -1253,7 +1290,7 @@ static void on_connection(uv_stream_t *listener, int status)
 static void expire(struct worker *w, struct conn_list *l, uint64_t now, const char *what)
 {
     struct conn *c = l->head;
-    while (c != NULL && c->deadline_ms <= now) {
+    while (c != NULL && deadline_passed(c->deadline_ms, now)) {
         struct conn *next = c->next;
         if (c->inflight == 0) {
             w->stats.timeouts++;
@@ -1466,6 +1503,7 @@ void server_config_default(struct server_config *cfg)
     cfg->checkpoint_every = 100000;
     cfg->checkpoint_interval_ms = 1000;
     cfg->registry = true;
+    cfg->registry_cache_mib = REGISTRY_CACHE_MIB_DEFAULT;
     cfg->log = stderr;
 }
 
@@ -1734,14 +1772,22 @@ static int start_registry(struct server *srv, char *err, size_t errlen)
         srv->registry = NULL;
         return -1;
     }
+    if (registry_set_cache_mib(srv->registry, srv->cfg->registry_cache_mib, err, errlen) != 0) {
+        registry_close(srv->registry);
+        srv->registry = NULL;
+        return -1;
+    }
     struct registry_follow_config fc;
     memset(&fc, 0, sizeof(fc));
     fc.state_dir = srv->cfg->state_dir;
+    int64_t cache_mib = registry_cache_mib(srv->registry);
     if (registry_follow_start(srv->registry, &fc, err, errlen) != 0) {
         registry_close(srv->registry);
         srv->registry = NULL;
         return -1;
     }
+    fprintf(srv->cfg->log, "sinkd: registry: following the log into %s (page cache %lld MiB)\n",
+            path, (long long)cache_mib);
     return 0;
 }
 

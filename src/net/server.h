@@ -53,9 +53,10 @@ struct server_config {
     const char *asn_v6_path;
     const char *tag_files[SERVER_MAX_TAG_FILES + 1]; /* NULL-terminated */
     /* Remediation. */
-    const char *policy_path; /* NULL: no policy, no decisions, nothing can ever be sent */
-    bool enforce;            /* --enforce; needed together with mode = enforce in the policy */
-    bool registry;           /* run the registry follower (default on) */
+    const char *policy_path;     /* NULL: no policy, no decisions, nothing can ever be sent */
+    bool enforce;                /* --enforce; needed together with mode = enforce in the policy */
+    bool registry;               /* run the registry follower (default on) */
+    uint32_t registry_cache_mib; /* its SQLite page cache; default REGISTRY_CACHE_MIB_DEFAULT */
     /* Least privilege (docs/hardening.md): the user to become after binding (NULL: stay, but
      * still drop every capability), and the seccomp allow-list installed once all threads run. */
     const char *user;

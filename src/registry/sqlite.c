@@ -339,6 +339,28 @@ static int64_t pragma_int(struct registry *reg, const char *sql)
     return v;
 }
 
+int registry_set_cache_mib(struct registry *reg, uint32_t mib, char *err, size_t errlen)
+{
+    if (mib < 1 || mib > REGISTRY_CACHE_MIB_MAX) {
+        return err_set(err, errlen, "registry: page cache of %u MiB is outside 1..%u", mib,
+                       REGISTRY_CACHE_MIB_MAX);
+    }
+    char sql[64];
+    /* A negative cache_size is in KiB, whatever the page size. */
+    snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%u", mib * 1024u);
+    return exec_sql(reg, sql, err, errlen);
+}
+
+int64_t registry_cache_mib(struct registry *reg)
+{
+    int64_t v = pragma_int(reg, "PRAGMA cache_size");
+    if (v < 0 && v != -1) {
+        return -v / 1024;
+    }
+    int64_t page = pragma_int(reg, "PRAGMA page_size");
+    return v > 0 && page > 0 ? v * page / (1024 * 1024) : -1;
+}
+
 static int migrate(struct registry *reg, char *err, size_t errlen)
 {
     int64_t version = pragma_int(reg, "PRAGMA user_version");
@@ -487,9 +509,11 @@ int registry_open(struct registry **out, const char *path, char *err, size_t err
     if (exec_sql(reg,
                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                  " PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
-                 " PRAGMA cache_size=-65536;"
                  " PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=67108864;",
                  err, errlen) < 0) {
+        goto fail;
+    }
+    if (registry_set_cache_mib(reg, REGISTRY_CACHE_MIB_DEFAULT, err, errlen) != 0) {
         goto fail;
     }
     if (sqlite3_create_function(reg->db, "sinkd_unhex16", 1,

@@ -74,6 +74,21 @@ after=$("$SINKD_BINARY" contacts --state "$state" | wc -l)
 [ "$after" -eq $((before + 2)) ] || fail "after restart: $after contacts, expected $((before + 2))"
 "$SINKD_BINARY" contacts --state "$state" | tail -2 | grep -q '"dst_ip":"::1"' || fail "no contact recorded on [::1]"
 
+# A wildcard listener has no single address of its own: the contact names the one the bot
+# called (asked of the socket), here 127.0.0.2, not 0.0.0.0 or 127.0.0.1. Only loopback is called.
+start_server "$state" "$port" --workers 1 --listen "0.0.0.0:$port"
+python3 - "$SINKD_SOURCE_DIR/tests/e2e" "$port" <<'PY' || fail "poll on 127.0.0.2 not answered"
+import socket, sys
+sys.path.insert(0, sys.argv[1])
+import hostile
+s = socket.create_connection(("127.0.0.2", int(sys.argv[2])), timeout=5)
+s.sendall(hostile.packet(0x1000))
+assert len(s.recv(64)) >= 16
+PY
+stop_server
+"$SINKD_BINARY" contacts --state "$state" | tail -1 | grep -q '"dst_ip":"127.0.0.2","dst_port":'"$port" ||
+    fail "wildcard listener: contact does not name 127.0.0.2:$port: $("$SINKD_BINARY" contacts --state "$state" | tail -1)"
+
 # CLI errors: usage errors exit 2 naming the option, runtime errors exit 1 with one line.
 set +e
 "$SINKD_BINARY" serve --state "$state" --listen nonsense >/dev/null 2>"$E2E_DIR/err.txt"; s1=$?
