@@ -439,7 +439,10 @@ static void on_conn_closed(uv_handle_t *h)
 static void send_command(struct worker *w, struct conn *c, const struct decision *d,
                          const char *why_not);
 
-static void conn_close(struct conn *c)
+/* Closes the connection; `reset`: with an RST instead of a FIN (SO_LINGER 0). For refused and
+ * bad peers: the kernel sends one segment instead of a FIN exchange and keeps no FIN_WAIT or
+ * TIME_WAIT state for them, and whatever was still unsent to them is dropped. */
+static void conn_close_how(struct conn *c, bool reset)
 {
     if (c->closing) {
         return;
@@ -457,7 +460,21 @@ static void conn_close(struct conn *c)
         ipcount_release(conn_worker(c)->srv->ipcount, conn_src(c));
         c->ip_counted = 0;
     }
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    /* uv_tcp_close_reset() closes only when it could set SO_LINGER. */
+    if (!reset || uv_tcp_close_reset(&c->tcp, on_conn_closed) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    }
+}
+
+static void conn_close(struct conn *c)
+{
+    conn_close_how(c, false);
+}
+
+/* For a peer that was refused or broke the protocol: nothing more is owed to it. */
+static void conn_refuse(struct conn *c)
+{
+    conn_close_how(c, true);
 }
 
 /* ---- writing ------------------------------------------------------------------------------ */
@@ -503,7 +520,7 @@ static void conn_send(struct conn *c, const uint8_t *data, size_t len)
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + len - off > WRITE_QUEUE_MAX) {
         bad_peer(c, "not reading its replies (%zu bytes queued)",
                  uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp));
-        conn_close(c);
+        conn_refuse(c);
         return;
     }
     struct write_req *wr = malloc(sizeof(*wr) + len - off);
@@ -808,7 +825,7 @@ static bool http_handle_request(struct conn *c)
     if (r <= 0 || (size_t)r != h->body_len) {
         bad_peer(c, "HTTP body of %u bytes is not one %s packet%s%s", h->body_len,
                  srv->family->name, err[0] ? ": " : "", err);
-        conn_close(c);
+        conn_refuse(c);
         return false;
     }
     free(h->body);
@@ -856,7 +873,7 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
             }
             if (r < 0) {
                 bad_peer(c, "trusted proxy sent a bad PROXY header: %s", err);
-                conn_close(c);
+                conn_refuse(c);
                 return -1;
             }
             if (!hdr.local) {
@@ -870,7 +887,7 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
                 c->proxied->dst = hdr.dst;
             }
             if (!admit_address(c)) {
-                conn_close(c);
+                conn_refuse(c);
                 return -1;
             }
             c->phase = PHASE_DETECT;
@@ -882,7 +899,7 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
                 int d = proxy_detect(q, n);
                 if (d > 0) {
                     bad_peer(c, "PROXY header from a peer that is not a trusted proxy");
-                    conn_close(c);
+                    conn_refuse(c);
                     return -1;
                 }
                 if (d == 0) {
@@ -912,7 +929,7 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
                 bad_peer(c, "neither HTTP nor %s (first bytes %02x %02x %02x %02x)",
                          srv->family->name, q[0], n > 1 ? q[1] : 0, n > 2 ? q[2] : 0,
                          n > 3 ? q[3] : 0);
-                conn_close(c);
+                conn_refuse(c);
                 return -1;
             }
             c->phase = PHASE_RAW;
@@ -930,14 +947,14 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
             if (r == PROTO_NEED_MORE) {
                 if (n >= srv->cfg->limits.max_message) {
                     bad_peer(c, "message larger than %u bytes", srv->cfg->limits.max_message);
-                    conn_close(c);
+                    conn_refuse(c);
                     return -1;
                 }
                 return (ptrdiff_t)pos;
             }
             if (r < 0) {
                 bad_peer(c, "%s: %s", srv->family->name, err[0] ? err : "malformed packet");
-                conn_close(c);
+                conn_refuse(c);
                 return -1;
             }
             pos += (size_t)r;
@@ -949,18 +966,18 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
             enum http_errno e = HTTP_PARSER_ERRNO(&c->http->parser);
             if (e != HPE_OK && e != HPE_PAUSED) {
                 bad_peer(c, "HTTP: %s", http_errno_description(e));
-                conn_close(c);
+                conn_refuse(c);
                 return -1;
             }
             if (c->http->parser.upgrade) {
                 bad_peer(c, "HTTP upgrade requested");
-                conn_close(c);
+                conn_refuse(c);
                 return -1;
             }
             pos += used;
             if (!c->http->complete && used < n) {
                 bad_peer(c, "HTTP parser stopped");
-                conn_close(c);
+                conn_refuse(c);
                 return -1;
             }
             break;
@@ -981,7 +998,7 @@ static void conn_process(struct conn *c, const uint8_t *data, size_t len)
         if (len > 0) {
             if ((size_t)c->len + len > lim->max_message + PROXY_V2_MAX) {
                 bad_peer(c, "more than %u bytes without a complete message", lim->max_message);
-                conn_close(c);
+                conn_refuse(c);
                 return;
             }
             if (c->len + len > c->cap) {
@@ -1262,6 +1279,8 @@ static void on_connection(uv_stream_t *listener, int status)
         if (!w->stopping) {
             bad_peer(c, "connection limit of %u reached", cfg->limits.max_connections);
         }
+        /* No conn_refuse() needed: with deferred accept the peer's first bytes are queued and
+         * unread, and closing such a socket makes the kernel send an RST itself (RFC 2525). */
         conn_close(c);
         return;
     }
@@ -1270,7 +1289,7 @@ static void on_connection(uv_stream_t *listener, int status)
         c->phase = PHASE_PROXY;
     } else {
         if (!admit_address(c)) {
-            conn_close(c);
+            conn_close(c); /* reset by the kernel, as above */
             return;
         }
         c->phase = PHASE_DETECT;
@@ -1296,8 +1315,10 @@ static void expire(struct worker *w, struct conn_list *l, uint64_t now, const ch
             w->stats.timeouts++;
             if (what != NULL) {
                 bad_peer(c, "%s", what);
+                conn_refuse(c);
+            } else {
+                conn_close(c);
             }
-            conn_close(c);
         }
         c = next;
     }
