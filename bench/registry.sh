@@ -4,7 +4,8 @@
 # the per-country GROUP BY through sinkd vs the sqlite3 CLI on the same database (ratio, goal
 # <= 1.0x) and peak memory. Usage: bench/registry.sh [STREAM_N] [BOTS] [CONTACTS]
 # Full size: bench/registry.sh 1000000 3000000 10000000 (about 2 GB of disk under
-# $REGISTRY_BENCH_DIR or $TMPDIR). REGISTRY_BENCH_BATCH sets records per transaction (20000).
+# $REGISTRY_BENCH_DIR or $TMPDIR). REGISTRY_BENCH_BATCH sets records per transaction (20000),
+# REGISTRY_BENCH_CACHE_MIB sinkd's SQLite page cache (default 2, as `serve`).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 stream_n=${1:-200000}
@@ -20,7 +21,7 @@ cc -std=c11 -O2 -g -Wall -Wextra -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
     "$src"/src/util/*.c $(pkg-config --cflags --libs sqlite3 libcrypto jansson) -lpthread -lm \
     -o "$out/registry_bench"
 
-echo "# $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), sqlite $(sqlite3 --version | cut -d' ' -f1)"
+echo "# $(uname -m), $(nproc) cores, page cache ${REGISTRY_BENCH_CACHE_MIB:-2} MiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), sqlite $(sqlite3 --version | cut -d' ' -f1)"
 echo "## (a) follower while the log grows"
 mkdir "$out/state"
 "$out/registry_bench" stream "$out/state" "$stream_n" $((stream_n / 3))

@@ -72,6 +72,21 @@ static int make_contact(uint64_t b, uint64_t i, uint64_t t, uint8_t *out)
     return event_encode(&r, out, EVENT_RECORD_MAX);
 }
 
+/* Opens the registry with the page cache REGISTRY_BENCH_CACHE_MIB asks for (default: sinkd's). */
+static int open_registry(struct registry **reg, const char *db, char *err, size_t errlen)
+{
+    if (registry_open(reg, db, err, errlen) < 0) {
+        return -1;
+    }
+    const char *mib = getenv("REGISTRY_BENCH_CACHE_MIB");
+    if (mib != NULL &&
+        registry_set_cache_mib(*reg, (uint32_t)strtoul(mib, NULL, 10), err, errlen) != 0) {
+        registry_close(*reg);
+        return -1;
+    }
+    return 0;
+}
+
 static int bench_stream(const char *state, uint64_t n, uint64_t bots)
 {
     char err[512], db[4096];
@@ -83,7 +98,7 @@ static int bench_stream(const char *state, uint64_t n, uint64_t bots)
     }
     snprintf(db, sizeof(db), "%s/registry.db", state);
     struct registry *reg;
-    if (registry_open(&reg, db, err, sizeof(err)) < 0) {
+    if (open_registry(&reg, db, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -149,7 +164,7 @@ static int bench_bulk(const char *db, uint64_t bots, uint64_t contacts)
 {
     char err[512];
     struct registry *reg;
-    if (registry_open(&reg, db, err, sizeof(err)) < 0) {
+    if (open_registry(&reg, db, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -198,7 +213,7 @@ static int bench_summary(const char *db, const char *what)
     char err[512];
     struct registry *reg;
     double t0 = now_s();
-    if (registry_open(&reg, db, err, sizeof(err)) < 0) {
+    if (open_registry(&reg, db, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }

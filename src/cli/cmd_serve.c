@@ -481,6 +481,15 @@ int cmd_serve(int argc, char **argv)
     /* A bot that vanishes mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stderr, NULL, _IOLBF, 0);
+    char note[512];
+    int fit = server_fit_fd_limit(&cfg, note, sizeof(note), err, sizeof(err));
+    if (fit < 0) {
+        fprintf(stderr, "sinkd serve: %s\n", err);
+        return 1;
+    }
+    if (fit > 0) {
+        fprintf(stderr, "sinkd serve: %s\n", note);
+    }
     struct ready_ctx ready = {ready_path, &cfg};
     cfg.on_ready = on_ready;
     cfg.ready_ctx = &ready;

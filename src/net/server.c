@@ -1852,6 +1852,53 @@ static void settle_after_stop(struct server *srv)
     }
 }
 
+/* Descriptors serve holds besides bot connections: per worker its listeners, epoll instance,
+ * eventfd and libuv's EMFILE reserve; then the log journal, the tile or checkpoint file being
+ * written, the registry's database, WAL, shared memory and lock, the follower's log reader,
+ * enrichment files while they are (re)loaded, the standard streams, and headroom. */
+static uint64_t fd_reserve(const struct server_config *cfg)
+{
+    uint64_t workers = cfg->workers ? cfg->workers : 1;
+    return 64u + workers * ((uint64_t)cfg->nlisten + 4u);
+}
+
+int server_fit_fd_limit(struct server_config *cfg, char *note, size_t notelen, char *err,
+                        size_t errlen)
+{
+    note[0] = '\0';
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return err_set(err, errlen, "cannot read the open-files limit: %s", strerror(errno));
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+        /* Linux refuses an infinite RLIMIT_NOFILE; fs.nr_open's default is 2^20. */
+        struct rlimit want = {rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
+            rl.rlim_cur = want.rlim_cur;
+        }
+    }
+    uint64_t limit = rl.rlim_cur == RLIM_INFINITY ? UINT32_MAX : (uint64_t)rl.rlim_cur;
+    uint64_t reserve = fd_reserve(cfg);
+    if (limit < reserve + 16) {
+        return err_set(err, errlen,
+                       "the open-files limit of %llu leaves no room for connections: %llu are "
+                       "kept for the log, registry and event loops (raise it: ulimit -n, or "
+                       "LimitNOFILE= in the unit)",
+                       (unsigned long long)limit, (unsigned long long)reserve);
+    }
+    if (cfg->limits.max_connections <= limit - reserve) {
+        return 0;
+    }
+    snprintf(note, notelen,
+             "--max-connections %u lowered to %llu: the open-files limit is %llu and %llu "
+             "descriptors are kept for the evidence log, registry and event loops (raise it: "
+             "ulimit -n, or LimitNOFILE= in the unit)",
+             cfg->limits.max_connections, (unsigned long long)(limit - reserve),
+             (unsigned long long)limit, (unsigned long long)reserve);
+    cfg->limits.max_connections = (uint32_t)(limit - reserve);
+    return 1;
+}
+
 int server_run(const struct server_config *cfg, char *err, size_t errlen)
 {
     if (cfg->nlisten == 0) {

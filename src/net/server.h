@@ -69,6 +69,14 @@ struct server_config {
 
 void server_config_default(struct server_config *cfg);
 
+/* Makes the open-files limit hold max_connections and still leave descriptors for the evidence
+ * log, tiles, registry and event loops, so a crowd of bots can never starve the log of the files
+ * it must create. Raises the soft limit to the hard one; if max_connections is still too many,
+ * lowers it. Returns 0 (unchanged), 1 (lowered: `note` says from what to what and why), or -1
+ * (err: the limit leaves no room for connections at all). */
+int server_fit_fd_limit(struct server_config *cfg, char *note, size_t notelen, char *err,
+                        size_t errlen);
+
 /* Runs until SIGTERM or SIGINT, then drains and returns 0; SIGHUP reloads enrichment tables and
  * the policy. Returns -1 with a message in err when it cannot start (port in use, unwritable
  * state directory, bad data file, bad policy). */
