@@ -42,6 +42,7 @@
 
 #define READ_SLAB 65536
 #define SWEEP_MS 250
+#define ACCEPT_RETRY_MS 10    /* after a connection could not be allocated */
 #define WRITE_QUEUE_MAX 65536 /* a peer that stops reading its replies is cut off past this */
 #define CONN_CHUNK 64         /* connections allocated together by a worker's connection pool */
 
@@ -161,6 +162,10 @@ struct worker {
     uv_async_t wake;
     uv_async_t stop;
     uv_timer_t sweep;
+    /* Out of memory for a connection: its listener (bit set in `deferred`) is retried by this
+     * timer; meanwhile libuv leaves new connections in the kernel's queue. */
+    uv_timer_t accept_retry;
+    uint16_t deferred;
     pthread_t thread;
     struct pipe_ring *ring;
     struct conn_list header_list; /* waiting for a PROXY header or a message to complete */
@@ -1239,23 +1244,58 @@ static bool is_trusted(const struct server_config *cfg, const struct net_addr *p
     return false;
 }
 
+static void on_accept_retry(uv_timer_t *t);
+static void accept_one(struct worker *w, uv_stream_t *listener);
+
+/* Leaves the connection libuv has accepted on `listener` for later. libuv stops watching a
+ * listener whose callback did not call uv_accept() and resumes once it is called; without the
+ * retry, one failed allocation would silence this worker's listener for good, while the kernel
+ * kept routing it its share of new connections. */
+static void defer_accept(struct worker *w, uv_stream_t *listener)
+{
+    size_t li = (size_t)((uv_tcp_t *)listener - w->listeners);
+    w->deferred |= (uint16_t)(1u << li);
+    if (!uv_is_active((uv_handle_t *)&w->accept_retry)) {
+        uv_timer_start(&w->accept_retry, on_accept_retry, ACCEPT_RETRY_MS, 0);
+    }
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct worker *w = listener->data;
-    struct server *srv = w->srv;
-    const struct server_config *cfg = srv->cfg;
     if (status < 0) {
         /* libuv already sheds the pending connection on EMFILE/ENFILE with its reserve
          * descriptor; say so once per second at most. */
         uint64_t now = uv_now(&w->loop);
         if (now - w->log_window_ms >= 1000) {
             w->log_window_ms = now;
-            fprintf(cfg->log, "sinkd: worker %u: accept: %s\n", w->id, uv_strerror(status));
+            fprintf(w->srv->cfg->log, "sinkd: worker %u: accept: %s\n", w->id, uv_strerror(status));
         }
         return;
     }
+    accept_one(w, listener);
+}
+
+static void on_accept_retry(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    uint16_t pending = w->deferred;
+    w->deferred = 0;
+    for (size_t li = 0; li < w->nlisteners && !w->stopping; li++) {
+        if (pending & (1u << li)) {
+            accept_one(w, (uv_stream_t *)&w->listeners[li]);
+        }
+    }
+}
+
+/* Takes the connection libuv accepted on `listener` (uv_accept re-arms the listener). */
+static void accept_one(struct worker *w, uv_stream_t *listener)
+{
+    struct server *srv = w->srv;
+    const struct server_config *cfg = srv->cfg;
     struct conn *c = conn_alloc(w);
     if (c == NULL) {
+        defer_accept(w, listener); /* out of memory: try again in ACCEPT_RETRY_MS */
         return;
     }
     uv_tcp_init(&w->loop, &c->tcp);
@@ -1372,6 +1412,7 @@ static void on_sweep(uv_timer_t *t)
         close_handle_if_open((uv_handle_t *)&w->wake);
         close_handle_if_open((uv_handle_t *)&w->stop);
         close_handle_if_open((uv_handle_t *)&w->sweep);
+        close_handle_if_open((uv_handle_t *)&w->accept_retry);
     }
 }
 
@@ -1386,6 +1427,8 @@ static void on_stop(uv_async_t *a)
     for (size_t i = 0; i < w->nlisteners; i++) {
         close_handle_if_open((uv_handle_t *)&w->listeners[i]);
     }
+    w->deferred = 0; /* closing a listener closes the connection libuv held for it */
+    uv_timer_stop(&w->accept_retry);
     on_sweep(&w->sweep);
 }
 
@@ -1477,6 +1520,8 @@ static int worker_init(struct server *srv, struct worker *w, unsigned id, int *f
     w->stop.data = w;
     uv_timer_init(&w->loop, &w->sweep);
     w->sweep.data = w;
+    uv_timer_init(&w->loop, &w->accept_retry);
+    w->accept_retry.data = w;
     for (size_t i = 0; i < srv->cfg->nlisten; i++) {
         uv_tcp_init(&w->loop, &w->listeners[i]);
         w->listeners[i].data = w;

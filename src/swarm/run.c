@@ -367,7 +367,11 @@ static void note_reply(struct conn *c)
     c->awaiting = false;
     uv_timer_stop(&c->timer);
     e->sum->replies_received++;
-    hist_add(&e->sum->latency_us, now_us() - c->sent_us);
+    uint64_t latency = now_us() - c->sent_us;
+    hist_add(&e->sum->latency_us, latency);
+    if (c->stage == ST_HEARTBEAT) {
+        hist_add(&e->sum->heartbeat_latency_us, latency);
+    }
     if (c->stage == ST_INFO && !(e->flags[c->bot] & BOT_ANSWERED)) {
         e->flags[c->bot] |= BOT_ANSWERED;
         e->sum->bots_answered++;

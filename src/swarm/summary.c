@@ -17,6 +17,11 @@ void swarm_summary_print(const struct swarm_summary *s, FILE *out)
             (unsigned long long)hist_percentile(h, 0.50),
             (unsigned long long)hist_percentile(h, 0.90),
             (unsigned long long)hist_percentile(h, 0.99), (unsigned long long)h->max);
+    const struct hist *hb = &s->heartbeat_latency_us;
+    fprintf(out, "  heartbeats only (%llu): p50 %llu  p90 %llu  p99 %llu  max %llu\n",
+            (unsigned long long)hb->count, (unsigned long long)hist_percentile(hb, 0.50),
+            (unsigned long long)hist_percentile(hb, 0.90),
+            (unsigned long long)hist_percentile(hb, 0.99), (unsigned long long)hb->max);
     fprintf(out, "  errors: connect %llu, reset %llu, timeout %llu, protocol %llu\n",
             (unsigned long long)s->err_connect, (unsigned long long)s->err_reset,
             (unsigned long long)s->err_timeout, (unsigned long long)s->err_protocol);
@@ -53,6 +58,7 @@ void swarm_summary_print(const struct swarm_summary *s, FILE *out)
 static json_t *to_json(const struct swarm_summary *s)
 {
     const struct hist *h = &s->latency_us;
+    const struct hist *hb = &s->heartbeat_latency_us;
     json_t *pc = json_object();
     for (size_t i = 0; pc != NULL && i < s->countries; i++) {
         if (s->per_country[i].bots > 0) {
@@ -60,17 +66,19 @@ static json_t *to_json(const struct swarm_summary *s)
         }
     }
     return json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I},"
-        " s:I, s:I, s:f, s:o}",
+        "{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I},"
+        " s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:f, s:o}",
         "bots", (json_int_t)s->bots, "bots_run", (json_int_t)s->bots_run, "bots_answered",
         (json_int_t)s->bots_answered, "contacts_sent", (json_int_t)s->contacts_sent,
         "replies_received", (json_int_t)s->replies_received, "latency_us", "p50",
         (json_int_t)hist_percentile(h, 0.50), "p90", (json_int_t)hist_percentile(h, 0.90), "p99",
-        (json_int_t)hist_percentile(h, 0.99), "max", (json_int_t)h->max, "errors", "connect",
-        (json_int_t)s->err_connect, "reset", (json_int_t)s->err_reset, "timeout",
-        (json_int_t)s->err_timeout, "protocol", (json_int_t)s->err_protocol, "uninstalled",
-        (json_int_t)s->uninstalled, "uninstall_ignored", (json_int_t)s->uninstall_ignored,
-        "duration_s", s->duration_s, "per_country", pc);
+        (json_int_t)hist_percentile(h, 0.99), "max", (json_int_t)h->max, "heartbeat_latency_us",
+        "count", (json_int_t)hb->count, "p50", (json_int_t)hist_percentile(hb, 0.50), "p90",
+        (json_int_t)hist_percentile(hb, 0.90), "p99", (json_int_t)hist_percentile(hb, 0.99), "max",
+        (json_int_t)hb->max, "errors", "connect", (json_int_t)s->err_connect, "reset",
+        (json_int_t)s->err_reset, "timeout", (json_int_t)s->err_timeout, "protocol",
+        (json_int_t)s->err_protocol, "uninstalled", (json_int_t)s->uninstalled, "uninstall_ignored",
+        (json_int_t)s->uninstall_ignored, "duration_s", s->duration_s, "per_country", pc);
 }
 
 int swarm_summary_write_json(const struct swarm_summary *s, const char *path, char *err,

@@ -122,6 +122,9 @@ struct swarm_summary {
     uint32_t connected_bots; /* bots that completed at least one TCP connect */
     double duration_s;
     struct hist latency_us;
+    /* Only heartbeats on a session already set up: without the connect storms of the first
+     * hello and machine information, which every bot sends at the start of a run. */
+    struct hist heartbeat_latency_us;
     struct swarm_country_count *per_country; /* bots run, per country, `countries` entries */
     size_t countries;
 };
