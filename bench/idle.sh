@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# idle.sh -- user-space memory per idle bot connection: sinkd holding N connections that have
+# idle.sh -- user-space memory per idle bot connection (and the kernel's slab growth, both ends of
+# each connection, box-wide): sinkd holding N connections that have
 # done hello + machine-info and heartbeat every 60 s, against nginx holding N idle HTTP
 # keep-alive connections, in one run. Bounded by the 20,000 open-files hard limit per process.
 # Usage: bench/idle.sh [CONNECTIONS] [SETTLE_SECONDS]   (defaults 18000, 10)
@@ -15,9 +16,10 @@ hold() {
     local name=$1 port=$2 rssfn=$3 dirtyfn=$4
     shift 4
     sleep 1
-    local rss0 dirty0 rss1 dirty1 est
+    local rss0 dirty0 rss1 dirty1 est slab0 slab1
     rss0=$($rssfn)
     dirty0=$($dirtyfn)
+    slab0=$(slab_kb)
     rm -f "$B_DIR/$name.ready"
     "$client" --target "127.0.0.1:$port" --count "$COUNT" --duration $((SETTLE + 120)) \
         --source-net 127.0.5.0/24 --sources 250 --heartbeat-s 60 \
@@ -32,6 +34,7 @@ hold() {
     sleep "$SETTLE"
     rss1=$($rssfn)
     dirty1=$($dirtyfn)
+    slab1=$(slab_kb)
     est=$(ss -Htn state established "dport = :$port" | wc -l)
     kill -TERM "$cpid"
     wait "$cpid" || true
@@ -40,6 +43,8 @@ hold() {
     per_dirty=$(awk -v a="$dirty0" -v b="$dirty1" -v n="$est" 'BEGIN{printf "%.0f", (b - a) * 1024 / n}')
     printf '%-6s %5s connections held (ss), RSS %6s -> %6s kB, Private_Dirty %6s -> %6s kB: %5s B/conn (RSS), %5s B/conn (dirty)\n' \
         "$name" "$est" "$rss0" "$rss1" "$dirty0" "$dirty1" "$per" "$per_dirty"
+    printf '       kernel slab, box-wide: %s -> %s kB = %s B per connection, both ends (client and server socket)\n' \
+        "$slab0" "$slab1" "$(awk -v a="$slab0" -v b="$slab1" -v n="$est" 'BEGIN{printf "%.0f", (b - a) * 1024 / n}')"
     printf '       client: %s\n' "$(tail -1 "$B_DIR/$name.client")"
     eval "PER_$name=$per"
 }

@@ -107,6 +107,8 @@ stop_nginx() {
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# The kernel's slab memory, box-wide (sockets, files, epoll items of every process).
+slab_kb() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
 private_dirty_kb() { awk '/^Private_Dirty/ {print $2}' "/proc/$1/smaps_rollup"; }
 # RSS of nginx's workers (the master holds no connections)
 nginx_workers_rss_kb() {
