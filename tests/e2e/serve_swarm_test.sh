@@ -56,19 +56,24 @@ idx = [r["index"] for r in rows]
 check(idx == sorted(idx) and len(set(idx)) == len(idx), "indices increase")
 PY
 
+# poll_answered HOST PORT: one empty PlugX poll to HOST, which must be answered.
+poll_answered() {
+    python3 - "$SINKD_SOURCE_DIR/tests/e2e" "$1" "$2" <<'PY'
+import socket, sys
+sys.path.insert(0, sys.argv[1])
+import hostile
+s = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=5)
+s.sendall(hostile.packet(0x1000))
+assert len(s.recv(64)) >= 16
+PY
+}
+
 # A restart appends to the same log: the contacts of the first run are still there. This time
 # the server listens on IPv4 and IPv6 loopback at once, and a bot calls on each.
 before=$(wc -l <"$E2E_DIR/contacts.jsonl")
 start_server "$state" "$port" --workers 1 --listen "[::1]:$port"
 python3 "$SINKD_SOURCE_DIR/tests/e2e/hostile.py" zero-length "$port" || fail "empty poll not answered"
-python3 - "$SINKD_SOURCE_DIR/tests/e2e" "$port" <<'PY' || fail "empty poll on [::1] not answered"
-import socket, sys
-sys.path.insert(0, sys.argv[1])
-import hostile
-s = socket.create_connection(("::1", int(sys.argv[2])), timeout=5)
-s.sendall(hostile.packet(0x1000))
-assert len(s.recv(64)) >= 16
-PY
+poll_answered "::1" "$port" || fail "empty poll on [::1] not answered"
 stop_server
 after=$("$SINKD_BINARY" contacts --state "$state" | wc -l)
 [ "$after" -eq $((before + 2)) ] || fail "after restart: $after contacts, expected $((before + 2))"
@@ -77,14 +82,7 @@ after=$("$SINKD_BINARY" contacts --state "$state" | wc -l)
 # A wildcard listener has no single address of its own: the contact names the one the bot
 # called (asked of the socket), here 127.0.0.2, not 0.0.0.0 or 127.0.0.1. Only loopback is called.
 start_server "$state" "$port" --workers 1 --listen "0.0.0.0:$port"
-python3 - "$SINKD_SOURCE_DIR/tests/e2e" "$port" <<'PY' || fail "poll on 127.0.0.2 not answered"
-import socket, sys
-sys.path.insert(0, sys.argv[1])
-import hostile
-s = socket.create_connection(("127.0.0.2", int(sys.argv[2])), timeout=5)
-s.sendall(hostile.packet(0x1000))
-assert len(s.recv(64)) >= 16
-PY
+poll_answered 127.0.0.2 "$port" || fail "poll on 127.0.0.2 not answered"
 stop_server
 "$SINKD_BINARY" contacts --state "$state" | tail -1 | grep -q '"dst_ip":"127.0.0.2","dst_port":'"$port" ||
     fail "wildcard listener: contact does not name 127.0.0.2:$port: $("$SINKD_BINARY" contacts --state "$state" | tail -1)"
