@@ -231,6 +231,11 @@ static void test_run_counts(void **state)
     assert_int_equal(s.proxy_public, s.proxy_headers); /* public source, our port as dest */
     assert_int_equal(sum.latency_us.count, sum.replies_received);
     assert_true(hist_percentile(&sum.latency_us, 0.5) > 0);
+    /* heartbeats only: every packet after a session's hello and machine information */
+    unsigned heartbeats = s.packets - s.hellos - s.infos;
+    assert_true(heartbeats > 0);
+    assert_true(sum.heartbeat_latency_us.count <= heartbeats);
+    assert_true(sum.heartbeat_latency_us.count + 8 >= heartbeats); /* <= one in flight per slot */
     uint32_t per_country = 0;
     for (size_t i = 0; i < sum.countries; i++) {
         per_country += sum.per_country[i].bots;
