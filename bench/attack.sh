@@ -3,14 +3,13 @@
 # same swarm with each attack from bench/attack/attack.c running; prints p50/p99 quiet vs under
 # attack, server RSS during each attack, and events lost (replies the swarm received that are
 # not durable contacts in the log). p99 is over every reply, including each bot's first hello and
-# machine information, which all 2,000 bots send at once when a phase starts; hb_p99 is over
+# machine information, which all the bots send at once when a phase starts; hb_p99 is over
 # heartbeats on sessions already set up only (the steady state).
 # Usage: bench/attack.sh [SECONDS] [BOTS]   (defaults 15 s, 2000 bots)
 # ATTACK_PHASES="quiet per-ip-cap" runs only the phases named (quiet first, for the ratio).
 source "$(dirname "$0")/lib.sh"
 DURATION=${1:-15}
 BOTS=${2:-2000}
-attack="$TOOLS/attack"
 
 # name | attack options (empty: quiet baseline)
 PHASES=(
@@ -37,15 +36,10 @@ for phase in "${PHASES[@]}"; do
     fi
     port=$(free_port)
     start_sinkd "$name" "$port" "${WORKER_OPTS[@]}" --trusted-proxy 127.0.1.0/24
-    apid=
-    if [ -n "$opts" ]; then
-        # shellcheck disable=SC2086
-        "$attack" --target "127.0.0.1:$port" --duration $((DURATION + 3)) $opts \
-            >"$B_DIR/$name.attack" 2>&1 &
-        apid=$!
-        B_PIDS+=("$apid")
-        sleep 2 # let the attack reach full strength before the honest bots start
-    fi
+    # 2 s for the attack to reach full strength before the honest bots start
+    # shellcheck disable=SC2086
+    start_attack "$name" "$port" $((DURATION + 3)) 2 $opts
+    apid=$APID
     "$SINKD" swarm --target "127.0.0.1:$port" --bots "$BOTS" --concurrency "$BOTS" \
         --duration "$DURATION" --source-net 127.0.1.0/24 --heartbeat-ms 1000 \
         --json "$B_DIR/$name.swarm.json" >"$B_DIR/$name.swarm.txt" 2>&1 &
@@ -87,4 +81,4 @@ for phase in "${PHASES[@]}"; do
     fi
 done
 echo "goal: p99 under attack <= 50 ms and <= 3x quiet p99; lost = replies received - honest contacts in the log"
-echo "(p99: every reply, each phase starting with 2,000 bots connecting at once; hb_p99: heartbeats only)"
+echo "(p99: every reply, each phase starting with all $BOTS bots connecting at once; hb_p99: heartbeats only)"

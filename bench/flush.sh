@@ -42,15 +42,9 @@ for phase in "${PHASES[@]}"; do
     opts=${phase#*|}
     port=$(free_port)
     start_sinkd "$name" "$port" "${WORKER_OPTS[@]}"
-    apid=
-    if [ -n "$opts" ]; then
-        # shellcheck disable=SC2086
-        "$TOOLS/attack" --target "127.0.0.1:$port" --duration $((DURATION + 2)) $opts \
-            >"$B_DIR/$name.attack" 2>&1 &
-        apid=$!
-        B_PIDS+=("$apid")
-        sleep 1
-    fi
+    # shellcheck disable=SC2086
+    start_attack "$name" "$port" $((DURATION + 2)) 1 $opts
+    apid=$APID
     read -r p50 p99 max n < <(flush_loop "$B_DIR/$name.flush" "$DURATION")
     attempts=-
     if [ -n "$apid" ]; then

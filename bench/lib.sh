@@ -76,6 +76,20 @@ start_sinkd() {
     die "sinkd not ready after 20 s"
 }
 
+# start_attack NAME PORT SECONDS WARMUP_S [attack options]: runs bench/attack/attack against the
+# server in the background (its output in $B_DIR/NAME.attack) and sets APID, then gives it
+# WARMUP_S to reach full strength. Without options (a quiet phase) it starts nothing, APID empty.
+start_attack() {
+    local name=$1 port=$2 seconds=$3 warmup=$4
+    shift 4
+    APID=
+    [ $# -gt 0 ] || return 0
+    "$TOOLS/attack" --target "127.0.0.1:$port" --duration "$seconds" "$@" >"$B_DIR/$name.attack" 2>&1 &
+    APID=$!
+    B_PIDS+=("$APID")
+    sleep "$warmup"
+}
+
 stop_sinkd() {
     kill -TERM "$SINKD_PID" 2>/dev/null || true
     wait "$SINKD_PID" 2>/dev/null || true
