@@ -32,6 +32,11 @@ static const char serve_usage[] =
     "  --max-per-ip N           connections per source address after PROXY (default 64)\n"
     "  --conn-rate-per-ip N     new connections per second per address (default 20, 0: off)\n"
     "  --conn-burst-per-ip N    ... of which this many back to back (default 40)\n"
+    "  --refuse-hold-ms MS      hold a peer refused by the two limits above unread this long\n"
+    "                           before resetting it, so it cannot reconnect at once\n"
+    "                           (default 10000, 0: reset at once)\n"
+    "  --refuse-hold-max N      ... at most N such peers (descriptors) at a time; beyond that\n"
+    "                           a refusal is reset at once (default 1024)\n"
     "  --header-timeout MS      time for the PROXY header and each message (default 10000)\n"
     "  --defer-accept S         the kernel holds a new connection until its first bytes arrive,\n"
     "                           for up to S seconds (default 10, 0: accept at once)\n"
@@ -149,6 +154,8 @@ int cmd_serve(int argc, char **argv)
         OPT_COMMIT_DELAY,
         OPT_CONN_RATE,
         OPT_CONN_BURST,
+        OPT_REFUSE_HOLD_MS,
+        OPT_REFUSE_HOLD_MAX,
         OPT_IDLE_TIMEOUT,
         OPT_MAX_MESSAGE,
         OPT_MAX_INFLIGHT,
@@ -188,6 +195,8 @@ int cmd_serve(int argc, char **argv)
         {"commit-delay-us", required_argument, NULL, OPT_COMMIT_DELAY},
         {"conn-rate-per-ip", required_argument, NULL, OPT_CONN_RATE},
         {"conn-burst-per-ip", required_argument, NULL, OPT_CONN_BURST},
+        {"refuse-hold-ms", required_argument, NULL, OPT_REFUSE_HOLD_MS},
+        {"refuse-hold-max", required_argument, NULL, OPT_REFUSE_HOLD_MAX},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
         {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
@@ -296,6 +305,18 @@ int cmd_serve(int argc, char **argv)
                 return 2;
             }
             cfg.limits.conn_burst_per_ip = (uint32_t)v;
+            break;
+        case OPT_REFUSE_HOLD_MS:
+            if (!cli_parse_u64("serve", "refuse-hold-ms", optarg, 0, 600000, &v)) {
+                return 2;
+            }
+            cfg.limits.refuse_hold_ms = (uint32_t)v;
+            break;
+        case OPT_REFUSE_HOLD_MAX:
+            if (!cli_parse_u64("serve", "refuse-hold-max", optarg, 0, 1000000, &v)) {
+                return 2;
+            }
+            cfg.limits.refuse_hold_max = (uint32_t)v;
             break;
         case OPT_HEADER_TIMEOUT:
             if (!cli_parse_u64("serve", "header-timeout", optarg, 100, 3600000, &v)) {

@@ -84,6 +84,7 @@ enum conn_on_list {
     ON_NO_LIST = 0,
     ON_HEADER_LIST = 1,
     ON_IDLE_LIST = 2,
+    ON_HOLD_LIST = 3, /* refused, unread, until its reset (limits.refuse_hold_ms) */
 };
 
 /* The bot's own endpoints as a trusted proxy's PROXY header gave them. */
@@ -118,6 +119,7 @@ struct conn {
     uint8_t ip_counted : 1;
     uint8_t has_bot_key : 1;
     uint8_t close_after_reply : 1;
+    uint8_t held : 1; /* refused and held: not counted in server.nconns */
     uint8_t listener; /* index into the worker's listeners */
     uint8_t bot_key[16];
     struct net_addr peer; /* TCP peer */
@@ -131,6 +133,7 @@ struct conn {
 struct worker_stats {
     uint64_t accepted;
     uint64_t rejected; /* over a connection limit */
+    uint64_t held;     /* of those, held until their reset (limits.refuse_hold_ms) */
     uint64_t contacts;
     uint64_t by_type[4];
     uint64_t bad_peers;
@@ -170,7 +173,10 @@ struct worker {
     struct pipe_ring *ring;
     struct conn_list header_list; /* waiting for a PROXY header or a message to complete */
     struct conn_list idle_list;   /* between messages */
-    struct conn *blocked_head;    /* stopped reading: writer ring or inflight limit full */
+    struct conn_list hold_list;   /* refused peers waiting for their reset */
+    uint32_t nheld;
+    uint32_t hold_max;         /* this worker's share of limits.refuse_hold_max */
+    struct conn *blocked_head; /* stopped reading: writer ring or inflight limit full */
     struct conn_pool pool;
     uint32_t nconns;
     unsigned sweep_ticks;
@@ -255,6 +261,8 @@ static struct conn_list *conn_list_of(struct conn *c)
         return &w->header_list;
     case ON_IDLE_LIST:
         return &w->idle_list;
+    case ON_HOLD_LIST:
+        return &w->hold_list;
     default:
         return NULL;
     }
@@ -283,7 +291,9 @@ static void list_remove(struct conn *c)
 static void list_push(struct conn *c, enum conn_on_list which, uint64_t deadline_ms)
 {
     struct worker *w = conn_worker(c);
-    struct conn_list *l = which == ON_HEADER_LIST ? &w->header_list : &w->idle_list;
+    struct conn_list *l = which == ON_HEADER_LIST ? &w->header_list
+                          : which == ON_IDLE_LIST ? &w->idle_list
+                                                  : &w->hold_list;
     list_remove(c);
     c->deadline_ms = (uint32_t)deadline_ms;
     c->prev = l->tail;
@@ -435,7 +445,11 @@ static void on_conn_closed(uv_handle_t *h)
     struct worker *w = conn_worker(c);
     c->handle_closed = 1;
     w->nconns--;
-    atomic_fetch_sub(&w->srv->nconns, 1);
+    if (c->held) {
+        w->nheld--; /* left server.nconns when it was held */
+    } else {
+        atomic_fetch_sub(&w->srv->nconns, 1);
+    }
     if (c->inflight == 0) {
         conn_free(c);
     }
@@ -480,6 +494,35 @@ static void conn_close(struct conn *c)
 static void conn_refuse(struct conn *c)
 {
     conn_close_how(c, true);
+}
+
+/* Refuses a peer the per-address cap or rate turned away. Reset at once, a flooding address
+ * reconnects at once, and every round costs both ends an accept, a reset and the kernel's
+ * handshake work (bench/attack.sh per-ip-cap: ~6,000 rounds a second from 500 connections,
+ * enough to slow every process's disk flushes on a two-core box); held unread until
+ * limits.refuse_hold_ms, the peer waits instead. The hold has its own descriptor budget
+ * (server_fit_fd_limit), held peers leave the connection count so they never crowd out bots, and
+ * the receive buffer shrinks to the kernel's minimum so whatever the peer keeps sending costs
+ * little kernel memory. Returns with the connection held or closing. */
+static void conn_refuse_held(struct conn *c)
+{
+    struct worker *w = conn_worker(c);
+    const struct net_limits *lim = &w->srv->cfg->limits;
+    if (lim->refuse_hold_ms == 0 || w->nheld >= w->hold_max || w->stopping) {
+        conn_refuse(c);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        int smallest = 1; /* the kernel raises it to its minimum */
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &smallest, sizeof(smallest));
+    }
+    c->held = 1;
+    w->nheld++;
+    w->stats.held++;
+    atomic_fetch_sub(&w->srv->nconns, 1);
+    list_push(c, ON_HOLD_LIST, uv_now(&w->loop) + lim->refuse_hold_ms);
 }
 
 /* ---- writing ------------------------------------------------------------------------------ */
@@ -892,7 +935,7 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
                 c->proxied->dst = hdr.dst;
             }
             if (!admit_address(c)) {
-                conn_refuse(c);
+                conn_refuse_held(c);
                 return -1;
             }
             c->phase = PHASE_DETECT;
@@ -1329,7 +1372,7 @@ static void accept_one(struct worker *w, uv_stream_t *listener)
         c->phase = PHASE_PROXY;
     } else {
         if (!admit_address(c)) {
-            conn_close(c); /* reset by the kernel, as above */
+            conn_refuse_held(c);
             return;
         }
         c->phase = PHASE_DETECT;
@@ -1364,6 +1407,17 @@ static void expire(struct worker *w, struct conn_list *l, uint64_t now, const ch
     }
 }
 
+/* Resets the held refusals whose time is up, or all of them. */
+static void release_held(struct worker *w, uint64_t now, bool all)
+{
+    struct conn *c = w->hold_list.head;
+    while (c != NULL && (all || deadline_passed(c->deadline_ms, now))) {
+        struct conn *next = c->next;
+        conn_refuse(c);
+        c = next;
+    }
+}
+
 static void close_handle_if_open(uv_handle_t *h)
 {
     if (!uv_is_closing(h)) {
@@ -1385,6 +1439,7 @@ static void on_sweep(uv_timer_t *t)
     ipcount_sweep(w->srv->ipcount, &w->srv->iplimits, now, w->sweep_ticks++);
     expire(w, &w->header_list, now, "header timeout: no complete message in time");
     expire(w, &w->idle_list, now, NULL);
+    release_held(w, now, w->stopping);
     if (!w->stopping) {
         return;
     }
@@ -1511,6 +1566,9 @@ static int worker_init(struct server *srv, struct worker *w, unsigned id, int *f
     w->id = id;
     w->srv = srv;
     w->seed = ((uint64_t)id + 1) * 0x2545F4914F6CDD1Dull ^ event_now_us();
+    /* Shares that add up to exactly the budget server_fit_fd_limit kept descriptors for. */
+    uint32_t hold_max = srv->cfg->limits.refuse_hold_max;
+    w->hold_max = hold_max / srv->nworkers + (id < hold_max % srv->nworkers ? 1u : 0u);
     if (uv_loop_init(&w->loop) != 0) {
         return err_set(err, errlen, "cannot create event loop");
     }
@@ -1565,6 +1623,8 @@ void server_config_default(struct server_config *cfg)
     cfg->limits.ring_slots = 8192;
     cfg->limits.drain_timeout_ms = 5000;
     cfg->limits.bad_peer_log_per_s = 200;
+    cfg->limits.refuse_hold_ms = 10000;
+    cfg->limits.refuse_hold_max = 1024;
     plugx_config_default(&cfg->plugx);
     cfg->checkpoint_every = 100000;
     cfg->checkpoint_interval_ms = 1000;
@@ -1770,6 +1830,7 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
         pool_peak += srv->workers[i].pool.allocated;
         t.accepted += s->accepted;
         t.rejected += s->rejected;
+        t.held += s->held;
         t.contacts += s->contacts;
         for (int k = 0; k < 4; k++) {
             t.by_type[k] += s->by_type[k];
@@ -1787,7 +1848,8 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
     struct hist lat;
     pipeline_durable_latency(srv->pipe, &lat);
     snprintf(out, len,
-             "{\"connections\":%llu,\"rejected\":%llu,\"contacts\":%llu,\"hello\":%llu,"
+             "{\"connections\":%llu,\"rejected\":%llu,\"held\":%llu,\"contacts\":%llu,"
+             "\"hello\":%llu,"
              "\"machine_info\":%llu,\"heartbeat\":%llu,\"other\":%llu,\"replies\":%llu,"
              "\"bad_peers\":%llu,\"timeouts\":%llu,\"batches\":%llu,\"max_batch\":%llu,"
              "\"commit_errors\":%llu,\"durable_us\":{\"p50\":%llu,\"p99\":%llu,\"max\":%llu},"
@@ -1795,7 +1857,8 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
              "\"excluded\":%llu,\"outside_window\":%llu,\"rate_limited\":%llu,"
              "\"already_sent\":%llu},\"commands_sent\":%llu,\"commands_failed\":%llu}",
              (unsigned long long)t.accepted, (unsigned long long)t.rejected,
-             (unsigned long long)t.contacts, (unsigned long long)t.by_type[CONTACT_MSG_HELLO],
+             (unsigned long long)t.held, (unsigned long long)t.contacts,
+             (unsigned long long)t.by_type[CONTACT_MSG_HELLO],
              (unsigned long long)t.by_type[CONTACT_MSG_MACHINE_INFO],
              (unsigned long long)t.by_type[CONTACT_MSG_HEARTBEAT],
              (unsigned long long)t.by_type[CONTACT_MSG_OTHER], (unsigned long long)t.replies,
@@ -1897,10 +1960,10 @@ static void settle_after_stop(struct server *srv)
     }
 }
 
-/* Descriptors serve holds besides bot connections: per worker its listeners, epoll instance,
- * eventfd and libuv's EMFILE reserve; then the log journal, the tile or checkpoint file being
- * written, the registry's database, WAL, shared memory and lock, the follower's log reader,
- * enrichment files while they are (re)loaded, the standard streams, and headroom. */
+/* Descriptors serve holds besides bot connections and held refusals: per worker its listeners,
+ * epoll instance, eventfd and libuv's EMFILE reserve; then the log journal, the tile or checkpoint
+ * file being written, the registry's database, WAL, shared memory and lock, the follower's log
+ * reader, enrichment files while they are (re)loaded, the standard streams, and headroom. */
 static uint64_t fd_reserve(const struct server_config *cfg)
 {
     uint64_t workers = cfg->workers ? cfg->workers : 1;
@@ -1931,17 +1994,38 @@ int server_fit_fd_limit(struct server_config *cfg, char *note, size_t notelen, c
                        "LimitNOFILE= in the unit)",
                        (unsigned long long)limit, (unsigned long long)reserve);
     }
-    if (cfg->limits.max_connections <= limit - reserve) {
+    uint64_t room = limit - reserve;
+    struct net_limits *lim = &cfg->limits;
+    /* Bots first: refusals are held only with descriptors that connections do not need. */
+    uint64_t hold = lim->max_connections >= room ? 0 : room - lim->max_connections;
+    if (hold > lim->refuse_hold_max) {
+        hold = lim->refuse_hold_max;
+    }
+    if (lim->max_connections <= room && hold == lim->refuse_hold_max) {
         return 0;
     }
-    snprintf(note, notelen,
-             "--max-connections %u lowered to %llu: the open-files limit is %llu and %llu "
-             "descriptors are kept for the evidence log, registry and event loops (raise it: "
-             "ulimit -n, or LimitNOFILE= in the unit)",
-             cfg->limits.max_connections, (unsigned long long)(limit - reserve),
-             (unsigned long long)limit, (unsigned long long)reserve);
-    cfg->limits.max_connections = (uint32_t)(limit - reserve);
-    return 1;
+    size_t at = 0;
+    if (lim->max_connections > room) {
+        at = (size_t)snprintf(note, notelen,
+                              "--max-connections %u lowered to %llu: the open-files limit is %llu "
+                              "and %llu descriptors are kept for the evidence log, registry and "
+                              "event loops",
+                              lim->max_connections, (unsigned long long)room,
+                              (unsigned long long)limit, (unsigned long long)reserve);
+        lim->max_connections = (uint32_t)room;
+    }
+    if (hold < lim->refuse_hold_max && lim->refuse_hold_ms > 0 && at < notelen) {
+        at += (size_t)snprintf(note + at, notelen - at,
+                               "%s--refuse-hold-max %u lowered to %llu: no descriptors left "
+                               "beyond --max-connections %u",
+                               at > 0 ? "; " : "", lim->refuse_hold_max, (unsigned long long)hold,
+                               lim->max_connections);
+    }
+    lim->refuse_hold_max = (uint32_t)hold;
+    if (at > 0 && at < notelen) {
+        snprintf(note + at, notelen - at, " (raise it: ulimit -n, or LimitNOFILE= in the unit)");
+    }
+    return at > 0 ? 1 : 0;
 }
 
 int server_run(const struct server_config *cfg, char *err, size_t errlen)

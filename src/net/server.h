@@ -31,6 +31,12 @@ struct net_limits {
     uint32_t ring_slots;         /* per-worker queue to the evidence writer; default 8192 */
     uint32_t drain_timeout_ms;   /* on SIGTERM, wait this long for in-flight work; default 5000 */
     uint32_t bad_peer_log_per_s; /* log lines about bad peers per worker per second; default 200 */
+    /* A peer refused by the per-address cap or rate is held unread this long before its reset, so
+     * a flood from one address waits instead of reconnecting at once; default 10000 (0: reset at
+     * once). At most refuse_hold_max such peers per process (default 1024), each a descriptor;
+     * beyond that a refusal is reset at once. */
+    uint32_t refuse_hold_ms;
+    uint32_t refuse_hold_max;
 };
 
 struct server_config {

@@ -7,8 +7,10 @@ source "$(dirname "$0")/lib.sh"
 
 state="$E2E_DIR/state"
 port=$(free_port)
+# The cap alone (the rate limit has its own tests), refusals reset at once (refuse_hold_test.sh
+# holds them).
 start_server "$state" "$port" --workers 2 --header-timeout 2000 --max-per-ip 30 \
-    --conn-rate-per-ip 0 # the cap alone; the rate limit has its own tests
+    --conn-rate-per-ip 0 --refuse-hold-ms 0
 rss_before=$(rss_kb "$SERVER_PID")
 
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 200 --duration 10 --concurrency 200 \

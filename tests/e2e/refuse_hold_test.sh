@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# refuse_hold_test.sh -- peers over the per-address cap are held unread and reset only after
+# --refuse-hold-ms, up to --refuse-hold-max of them; the rest are reset at once. Held peers do not
+# count against --max-connections (a bot from another address is still served), nothing they
+# sent is recorded, and the admitted ones keep their sessions.
+source "$(dirname "$0")/lib.sh"
+
+state="$E2E_DIR/state"
+port=$(free_port)
+# One worker, so the hold budget is not split by the kernel's spread of connections.
+start_server "$state" "$port" --workers 1 --no-enrich --max-per-ip 30 --conn-rate-per-ip 0 \
+    --max-connections 40 --refuse-hold-ms 1500 --refuse-hold-max 50
+
+python3 - "$SINKD_SOURCE_DIR/tests/e2e" "$port" >"$E2E_DIR/peers.txt" 2>&1 <<'PY' ||
+import socket, struct, sys, time
+sys.path.insert(0, sys.argv[1])
+import hostile
+port = int(sys.argv[2])
+
+def conn(src):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.bind((src, 0))
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    return s
+
+def state(s):
+    """'reset', 'eof', 'reply' (a PlugX reply waiting) or 'open' (nothing yet)."""
+    s.setblocking(False)
+    try:
+        data = s.recv(64)
+        return "reply" if len(data) >= 16 else "eof"
+    except BlockingIOError:
+        return "open"
+    except ConnectionResetError:
+        return "reset"
+
+def count(states):
+    return {k: states.count(k) for k in ("reset", "eof", "reply", "open")}
+
+t0 = time.time()
+socks = [conn("127.0.3.250") for _ in range(100)]
+for s in socks:
+    s.send(hostile.packet(0x1000))  # a full PlugX hello each
+time.sleep(0.7)
+first = [state(s) for s in socks]
+c = count(first)
+# cap 30: 30 answered; 70 refused, of which 50 held (no reply, no reset yet) and 20 reset at once
+if c != {"reset": 20, "eof": 0, "reply": 30, "open": 50}:
+    sys.exit(f"after 0.7 s: {c}, expected 20 reset, 30 answered, 50 held open")
+
+# Held peers are not connections: a bot from another address is served although 30 + 50 > 40.
+other = conn("127.0.3.251")
+other.send(hostile.packet(0x1000))
+other.settimeout(5)
+if len(other.recv(64)) < 16:
+    sys.exit("a bot from another address was not served while 50 refusals were held")
+
+held = [s for s, st in zip(socks, first) if st == "open"]
+answered = [s for s, st in zip(socks, first) if st == "reply"]
+time.sleep(max(0.0, t0 + 1.0 - time.time()))
+early = count([state(s) for s in held])
+if early["reset"] != 0:
+    sys.exit(f"held peers reset before --refuse-hold-ms: {early}")
+deadline = t0 + 5
+while time.time() < deadline:
+    late = count([state(s) for s in held])
+    if late["reset"] == 50:
+        break
+    time.sleep(0.1)
+else:
+    sys.exit(f"held peers not all reset within 5 s: {late}")
+elapsed = time.time() - t0
+kept = count([state(s) for s in answered])
+if kept["open"] != 30:
+    sys.exit(f"the 30 admitted sessions did not stay open: {kept}")
+print(f"ok: 20 reset at once, 50 held and reset after {elapsed:.1f} s, 30 kept")
+PY
+    fail "$(cat "$E2E_DIR/peers.txt")"
+stop_server
+
+# Only the 30 admitted hellos and the other address's are evidence; the held ones were never read.
+n=$("$SINKD_BINARY" contacts --state "$state" | grep -c '"src_ip":"127.0.3.250"' || true)
+[ "$n" -eq 30 ] || fail "$n contacts from the capped address, expected the 30 admitted"
+grep -q "more than 30 connections from this address" "$E2E_DIR/serve.log" ||
+    fail "no log line for the refusals"
+
+# The budget comes out of the descriptors left after --max-connections, never before them.
+rm -f "$E2E_DIR/ready"
+as_root=()
+[ "$(id -u)" -ne 0 ] || as_root=(--allow-root)
+(ulimit -n 300 && exec "$SINKD_BINARY" serve "${as_root[@]}" --state "$E2E_DIR/fit" \
+    --listen "127.0.0.1:$(free_port)" --workers 1 --no-enrich --max-connections 200 \
+    --ready-file "$E2E_DIR/ready" 2>"$E2E_DIR/fit.log") &
+fit_pid=$!
+E2E_PIDS+=("$fit_pid")
+for _ in $(seq 1 200); do
+    [ -f "$E2E_DIR/ready" ] && break
+    sleep 0.05
+done
+kill -TERM "$fit_pid"
+wait "$fit_pid" || true
+# 300 - (64 + 1 x (1 + 4)) = 231 descriptors; 200 for connections, 31 left to hold refusals
+grep -q -- "--refuse-hold-max 1024 lowered to 31: no descriptors left beyond --max-connections 200" \
+    "$E2E_DIR/fit.log" || fail "hold budget not fitted: $(cat "$E2E_DIR/fit.log")"
+
+for bad in "--refuse-hold-ms 600001" "--refuse-hold-max x"; do
+    # shellcheck disable=SC2086
+    "$SINKD_BINARY" serve $bad --state "$E2E_DIR/x" 2>"$E2E_DIR/bad.txt" && fail "$bad was accepted"
+    opt=${bad%% *}
+    grep -q -- "${opt#--}" "$E2E_DIR/bad.txt" || fail "the error for $bad does not name it"
+done
+cat "$E2E_DIR/peers.txt"
