@@ -496,23 +496,31 @@ static void conn_refuse(struct conn *c)
     conn_close_how(c, true);
 }
 
-/* Refuses a peer the per-address cap or rate turned away. Reset at once, a flooding address
+/* Refuses a peer the per-address cap or rate turned away, or one that sent what no bot sends
+ * (garbage, a bad packet, a PROXY header it may not send). Reset at once, a flooding peer
  * reconnects at once, and every round costs both ends an accept, a reset and the kernel's
- * handshake work (bench/attack.sh per-ip-cap: ~6,000 rounds a second from 500 connections,
- * enough to slow every process's disk flushes on a two-core box); held unread until
- * limits.refuse_hold_ms, the peer waits instead. The hold has its own descriptor budget
- * (server_fit_fd_limit), held peers leave the connection count so they never crowd out bots, and
- * the receive buffer shrinks to the kernel's minimum so whatever the peer keeps sending costs
- * little kernel memory. Returns with the connection held or closing. */
+ * handshake work (bench/attack.sh one-address phase: ~6,000 rounds a second from 500
+ * connections, enough to slow every process's disk flushes on a two-core box); held unread
+ * until limits.refuse_hold_ms, the peer waits instead. The hold has its own descriptor budget
+ * (server_fit_fd_limit), held peers leave the connection count so they never crowd out bots,
+ * their buffered bytes are freed, and the receive buffer shrinks to the kernel's minimum so
+ * whatever the peer keeps sending costs little kernel memory. A connection with records still
+ * in flight, blocked, or speaking HTTP is reset at once: nothing of it may outlive the hold.
+ * Returns with the connection held or closing. */
 static void conn_refuse_held(struct conn *c)
 {
     struct worker *w = conn_worker(c);
     const struct net_limits *lim = &w->srv->cfg->limits;
-    if (lim->refuse_hold_ms == 0 || w->nheld >= w->hold_max || w->stopping) {
+    if (lim->refuse_hold_ms == 0 || w->nheld >= w->hold_max || w->stopping || c->inflight > 0 ||
+        c->blocked || c->http != NULL) {
         conn_refuse(c);
         return;
     }
     uv_read_stop((uv_stream_t *)&c->tcp);
+    /* The caller returns at once, without touching the bytes it was parsing. */
+    free(c->buf);
+    c->buf = NULL;
+    c->len = c->cap = 0;
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
         int smallest = 1; /* the kernel raises it to its minimum */
@@ -947,7 +955,7 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
                 int d = proxy_detect(q, n);
                 if (d > 0) {
                     bad_peer(c, "PROXY header from a peer that is not a trusted proxy");
-                    conn_refuse(c);
+                    conn_refuse_held(c);
                     return -1;
                 }
                 if (d == 0) {
@@ -977,7 +985,7 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
                 bad_peer(c, "neither HTTP nor %s (first bytes %02x %02x %02x %02x)",
                          srv->family->name, q[0], n > 1 ? q[1] : 0, n > 2 ? q[2] : 0,
                          n > 3 ? q[3] : 0);
-                conn_refuse(c);
+                conn_refuse_held(c);
                 return -1;
             }
             c->phase = PHASE_RAW;
@@ -995,14 +1003,19 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
             if (r == PROTO_NEED_MORE) {
                 if (n >= srv->cfg->limits.max_message) {
                     bad_peer(c, "message larger than %u bytes", srv->cfg->limits.max_message);
-                    conn_refuse(c);
+                    conn_refuse_held(c);
                     return -1;
                 }
                 return (ptrdiff_t)pos;
             }
             if (r < 0) {
-                bad_peer(c, "%s: %s", srv->family->name, err[0] ? err : "malformed packet");
-                conn_refuse(c);
+                /* The codec's message names the family itself ("plugx: ..."). */
+                if (err[0] != '\0') {
+                    bad_peer(c, "%s", err);
+                } else {
+                    bad_peer(c, "%s: malformed packet", srv->family->name);
+                }
+                conn_refuse_held(c);
                 return -1;
             }
             pos += (size_t)r;
@@ -1046,7 +1059,7 @@ static void conn_process(struct conn *c, const uint8_t *data, size_t len)
         if (len > 0) {
             if ((size_t)c->len + len > lim->max_message + PROXY_V2_MAX) {
                 bad_peer(c, "more than %u bytes without a complete message", lim->max_message);
-                conn_refuse(c);
+                conn_refuse_held(c);
                 return;
             }
             if (c->len + len > c->cap) {

@@ -7,7 +7,8 @@ hostile="$SINKD_SOURCE_DIR/tests/e2e/hostile.py"
 
 state="$E2E_DIR/state"
 port=$(free_port)
-start_server "$state" "$port" --workers 2 --header-timeout 2000
+# Refused peers reset at once: each mode waits for its reset (refuse_hold_test.sh holds them).
+start_server "$state" "$port" --workers 2 --header-timeout 2000 --refuse-hold-ms 0
 rss_before=$(rss_kb "$SERVER_PID")
 
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 300 --duration 14 --concurrency 300 \

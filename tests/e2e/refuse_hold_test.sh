@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# refuse_hold_test.sh -- peers over the per-address cap are held unread and reset only after
-# --refuse-hold-ms, up to --refuse-hold-max of them; the rest are reset at once. Held peers do not
+# refuse_hold_test.sh -- peers over the per-address cap, and bad peers, are held unread and reset
+# only after --refuse-hold-ms, up to --refuse-hold-max of them; the rest are reset at once. Held peers do not
 # count against --max-connections (a bot from another address is still served), nothing they
 # sent is recorded, and the admitted ones keep their sessions.
 source "$(dirname "$0")/lib.sh"
@@ -25,16 +25,23 @@ def conn(src):
     s.connect(("127.0.0.1", port))
     return s
 
+ended = {}  # socket -> 'reset' or 'eof': the kernel reports a reset once, then end of file
+
 def state(s):
     """'reset', 'eof', 'reply' (a PlugX reply waiting) or 'open' (nothing yet)."""
+    if s in ended:
+        return ended[s]
     s.setblocking(False)
     try:
         data = s.recv(64)
-        return "reply" if len(data) >= 16 else "eof"
+        if len(data) >= 16:
+            return "reply"
+        ended[s] = "eof"
     except BlockingIOError:
         return "open"
     except ConnectionResetError:
-        return "reset"
+        ended[s] = "reset"
+    return ended[s]
 
 def count(states):
     return {k: states.count(k) for k in ("reset", "eof", "reply", "open")}
@@ -76,6 +83,28 @@ kept = count([state(s) for s in answered])
 if kept["open"] != 30:
     sys.exit(f"the 30 admitted sessions did not stay open: {kept}")
 print(f"ok: 20 reset at once, 50 held and reset after {elapsed:.1f} s, 30 kept")
+
+# Bad peers are held the same way: garbage, a decompression bomb, PROXY from an untrusted peer.
+bad = {
+    "garbage": bytes((j * 11) & 0xFF for j in range(200)).replace(b"P", b"Q"),
+    "bomb": hostile.packet(0x1001, hostile.lznt1_bomb(16), decomp_size=100, flags_extra=0),
+    "proxy": b"PROXY TCP4 8.8.8.8 127.0.0.1 1234 443\r\n",
+}
+t1 = time.time()
+peers = {}
+for i, (name, data) in enumerate(bad.items()):
+    peers[name] = conn(f"127.0.3.{240 + i}")
+    peers[name].send(data)
+time.sleep(0.7)
+early = {name: state(s) for name, s in peers.items()}
+if set(early.values()) != {"open"}:
+    sys.exit(f"bad peers not held: {early}")
+while time.time() < t1 + 5 and any(state(s) != "reset" for s in peers.values()):
+    time.sleep(0.1)
+late = {name: state(s) for name, s in peers.items()}
+if set(late.values()) != {"reset"}:
+    sys.exit(f"held bad peers not reset within 5 s: {late}")
+print(f"ok: {', '.join(bad)} held, reset after {time.time() - t1:.1f} s")
 PY
     fail "$(cat "$E2E_DIR/peers.txt")"
 stop_server
@@ -83,8 +112,11 @@ stop_server
 # Only the 30 admitted hellos and the other address's are evidence; the held ones were never read.
 n=$("$SINKD_BINARY" contacts --state "$state" | grep -c '"src_ip":"127.0.3.250"' || true)
 [ "$n" -eq 30 ] || fail "$n contacts from the capped address, expected the 30 admitted"
-grep -q "more than 30 connections from this address" "$E2E_DIR/serve.log" ||
-    fail "no log line for the refusals"
+for line in "more than 30 connections from this address" "neither HTTP nor plugx" \
+    "PROXY header from a peer that is not a trusted proxy" "plugx: "; do
+    grep -q "$line" "$E2E_DIR/serve.log" || fail "no log line: $line"
+done
+! grep -q "plugx: plugx:" "$E2E_DIR/serve.log" || fail "the family is named twice in a log line"
 
 # The budget comes out of the descriptors left after --max-connections, never before them.
 rm -f "$E2E_DIR/ready"
