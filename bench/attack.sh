@@ -18,6 +18,9 @@ PHASES=(
     "per-ip-cap|--mode slowloris --conns 500 --sources 1 --drip-ms 1000"
     "conn-flood|--mode flood --conns 200 --rst"
     "garbage|--mode garbage --conns 200 --rst"
+    # An attacker that does not wait for the server: gives up after 20 ms and reconnects, so
+    # holding refused peers (--refuse-hold-ms) cannot slow it down.
+    "garbage-impatient|--mode garbage --conns 200 --rst --hold-ms 20"
     "oversize|--mode oversize --conns 300 --hold-ms 15000"
     "lznt1-bomb|--mode bomb --conns 200 --rst"
     "proxy-untrusted|--mode proxy --conns 200 --rst"
