@@ -31,6 +31,7 @@
 #define BATCH_HDR 24
 #define BATCH_TRL 48
 #define BATCH_MAX_ENTRIES (1u << 24)
+#define STAGE_CAP_START ((size_t)1 << 16) /* the batch buffer, grown by doubling under load */
 #define DEFAULT_BATCH_BYTES (64u << 20)
 #define DEFAULT_TILE_QUEUE_BYTES (256u << 20)
 #define TILE_RETRY_MS 1000 /* the tile writer retries a failed write this often */
@@ -1140,7 +1141,7 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     }
     log->bundle_cap = 1 << 16;
     log->bundle = malloc(log->bundle_cap);
-    log->stage_cap = 1 << 16;
+    log->stage_cap = STAGE_CAP_START;
     log->stage = malloc(log->stage_cap);
     for (int i = 0; i < TILE_LEVELS; i++) {
         if (log->tile[i] == NULL) {
@@ -1375,6 +1376,15 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
     }
     log->staged = 0;
     log->stage_len = BATCH_HDR;
+    if (log->stage_cap > STAGE_CAP_START && total <= STAGE_CAP_START / 2) {
+        /* A burst grew the buffer (up to megabytes for batches of thousands); now that batches
+         * are small again, do not keep it for good. */
+        uint8_t *b = realloc(log->stage, STAGE_CAP_START);
+        if (b != NULL) {
+            log->stage = b;
+            log->stage_cap = STAGE_CAP_START;
+        }
+    }
     return tw_submit(log, &log->pending, err, errlen);
 }
 
@@ -1567,6 +1577,13 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
             }
             r->buf = b;
             r->cap = total;
+        } else if (r->cap > STAGE_CAP_START && total <= STAGE_CAP_START / 2) {
+            /* As for the writer's batch buffer: a burst's batches grew it, small ones are back. */
+            uint8_t *b = realloc(r->buf, STAGE_CAP_START);
+            if (b != NULL) {
+                r->buf = b;
+                r->cap = STAGE_CAP_START;
+            }
         }
         if (pread(r->fd, r->buf, total, (off_t)r->off) != (ssize_t)total) {
             return sys_err(err, errlen, "read", r->path);

@@ -6,7 +6,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "evidence/log.h"
 #include "util/err.h"
@@ -47,10 +49,18 @@ static int ring_init(struct pipe_ring *ring, uint32_t slots, uv_async_t *wake)
     while (n < slots) {
         n <<= 1;
     }
-    ring->slots = calloc(n, sizeof(*ring->slots));
-    if (ring->slots == NULL) {
+    /* A mapping of its own (zero-filled, page-aligned) rather than the heap: ring_release_tail()
+     * hands pages of it back to the kernel. */
+    ring->bytes = n * sizeof(*ring->slots);
+    void *m = mmap(NULL, ring->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        ring->slots = NULL;
         return -1;
     }
+    ring->slots = m;
+    long page = sysconf(_SC_PAGESIZE);
+    ring->page = page > 0 ? (uint64_t)page : 4096;
+    ring->high = 0;
     ring->mask = n - 1;
     atomic_init(&ring->head, 0);
     atomic_init(&ring->durable, 0);
@@ -59,6 +69,38 @@ static int ring_init(struct pipe_ring *ring, uint32_t slots, uv_async_t *wake)
     ring->rewound_at = 0;
     ring->wake = wake;
     return 0;
+}
+
+static void ring_destroy(struct pipe_ring *ring)
+{
+    if (ring->slots != NULL) {
+        munmap(ring->slots, ring->bytes);
+        ring->slots = NULL;
+    }
+}
+
+/* Called once a rewind has completed: the slots from the head to the last lap's highest one are
+ * free and will not be touched again unless load builds up that far. A burst (thousands of bots
+ * reconnecting at once) may have paged in megabytes there; give them back. Low and steady load
+ * keeps to the first PIPE_REWIND_AT slots, which stay. */
+static void ring_release_tail(struct pipe_ring *ring)
+{
+    uint64_t from = atomic_load_explicit(&ring->head, memory_order_relaxed) & ring->mask;
+    if (from < PIPE_REWIND_AT) {
+        from = PIPE_REWIND_AT;
+    }
+    uint64_t to = ring->high + 1;
+    ring->high = from;
+    if (to <= from || to - from < PIPE_RELEASE_MIN) {
+        return;
+    }
+    uintptr_t a = (uintptr_t)&ring->slots[from];
+    uintptr_t b = (uintptr_t)&ring->slots[to];
+    a = (a + ring->page - 1) & ~(uintptr_t)(ring->page - 1);
+    b &= ~(uintptr_t)(ring->page - 1);
+    if (b > a) {
+        (void)madvise((void *)a, b - a, MADV_DONTNEED);
+    }
 }
 
 /* The next multiple of the ring size after position pos. */
@@ -113,6 +155,9 @@ struct pipe_slot *pipe_reserve(struct pipe_ring *ring)
     if (pipe_free_slots(ring) == 0) {
         return NULL;
     }
+    if ((head & ring->mask) > ring->high) {
+        ring->high = head & ring->mask;
+    }
     struct pipe_slot *slot = &ring->slots[head & ring->mask];
     slot->rewind = 0;
     return slot;
@@ -143,6 +188,7 @@ struct pipe_slot *pipe_next_durable(struct pipe_ring *ring)
             return slot;
         }
         ring->done = next_lap(ring, ring->done);
+        ring_release_tail(ring);
     }
     return NULL;
 }
@@ -348,7 +394,7 @@ int pipeline_start(struct pipeline **out, struct evlog *log, unsigned nrings, ui
     for (unsigned i = 0; i <= nrings; i++) {
         if (ring_init(&p->rings[i], i < nrings ? slots : 64, i < nrings ? wakes[i] : NULL) != 0) {
             for (unsigned j = 0; j < i; j++) {
-                free(p->rings[j].slots);
+                ring_destroy(&p->rings[j]);
             }
             free(p->rings);
             free(p);
@@ -362,7 +408,7 @@ int pipeline_start(struct pipeline **out, struct evlog *log, unsigned nrings, ui
     int rc = pthread_create(&p->thread, NULL, writer_main, p);
     if (rc != 0) {
         for (unsigned j = 0; j <= nrings; j++) {
-            free(p->rings[j].slots);
+            ring_destroy(&p->rings[j]);
         }
         free(p->rings);
         free(p);
@@ -434,7 +480,7 @@ void pipeline_free(struct pipeline *p)
         return;
     }
     for (unsigned i = 0; i <= p->nrings; i++) {
-        free(p->rings[i].slots);
+        ring_destroy(&p->rings[i]);
     }
     free(p->rings);
     pthread_mutex_destroy(&p->mu);

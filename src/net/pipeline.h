@@ -16,10 +16,14 @@
 #define PIPE_RECORD_MAX 1152 /* every record fits: contacts ~700 at most, notes ~1060 */
 #define PIPE_REPLY_MAX 96    /* largest reply a worker sends on durability */
 /* A worker ring whose head is this many slots in and holds at most PIPE_REWIND_INUSE slots goes
- * back to slot 0, so light and moderate load keep reusing the same few hundred kilobytes instead
- * of paging in the whole ring (1.3 KB x ring_slots per worker). */
-#define PIPE_REWIND_AT 512
+ * back to slot 0, so light and moderate load keep reusing the same ~170 KB instead of paging in
+ * the whole ring (1.3 KB x ring_slots per worker). It was 512 (~680 KB per worker, ~75 B per
+ * connection of bench/idle.sh's fresh server); a rewind costs one skipped slot per lap. */
+#define PIPE_REWIND_AT 128
 #define PIPE_REWIND_INUSE 64
+/* After a rewind, slots above PIPE_REWIND_AT that the last lap used go back to the kernel if they
+ * are at least this many (~330 KB): bursts do not leave their pages behind for good. */
+#define PIPE_RELEASE_MIN 256
 
 /* What to do when a slot's record is durable. The worker interprets it. */
 struct pipe_slot {
@@ -49,7 +53,10 @@ struct pipe_ring {
     uint64_t appended;   /* writer thread only */
     uint64_t done;       /* worker thread only */
     uint64_t rewound_at; /* worker only: position of the last rewind slot (0: none) */
-    uv_async_t *wake;    /* signalled when durable advances */
+    uint64_t high;       /* worker only: highest slot index used since the last release */
+    uint64_t bytes;      /* of the slots' mapping */
+    uint64_t page;
+    uv_async_t *wake; /* signalled when durable advances */
 };
 
 struct pipeline_stats {
