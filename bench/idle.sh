@@ -10,47 +10,69 @@ SETTLE=${2:-10}
 client="$TOOLS/idle_client"
 [ "$COUNT" -le $((FD_LIMIT - 500)) ] || die "$COUNT connections do not fit the open-files limit $FD_LIMIT"
 
-# hold NAME PORT PID_RSS_FN DIRTY_FN [client options]: runs the client, waits until every
-# connection is set up, lets it settle, reads memory, then ends the client.
+# start_client NAME PORT COUNT SOURCE_NET [client options]: starts an idle client in the
+# background, waits until all COUNT connections are set up; its pid in CLIENT_PID.
+start_client() {
+    local name=$1 port=$2 count=$3 net=$4
+    shift 4
+    rm -f "$B_DIR/$name.ready"
+    "$client" --target "127.0.0.1:$port" --count "$count" --duration $((2 * SETTLE + 180)) \
+        --source-net "$net" --sources 250 --heartbeat-s 60 \
+        --ready-file "$B_DIR/$name.ready" "$@" >"$B_DIR/$name.client" &
+    CLIENT_PID=$!
+    B_PIDS+=("$CLIENT_PID")
+    for _ in $(seq 1 1200); do
+        [ -s "$B_DIR/$name.ready" ] && return 0
+        sleep 0.1
+    done
+    die "$name: client did not finish setting up"
+}
+# hold NAME PORT PID_RSS_FN DIRTY_FN [client options]: opens COUNT/2 connections, lets them
+# settle and reads memory, then the other half (from other source addresses) and reads again,
+# then ends both clients. Two figures per server: bytes per connection over all COUNT (from the
+# server before any connection: includes what the first connections pay once, such as caches
+# filling to their bound) and the marginal cost of the second half (what each further
+# connection costs once those are paid).
 hold() {
     local name=$1 port=$2 rssfn=$3 dirtyfn=$4
     shift 4
     sleep 1
-    local rss0 dirty0 rss1 dirty1 est slab0 slab1
+    local rss0 dirty0 rss1 dirty1 rssm est estm slab0 slab1 half=$((COUNT / 2))
     rss0=$($rssfn)
     dirty0=$($dirtyfn)
     slab0=$(slab_kb)
-    rm -f "$B_DIR/$name.ready"
-    "$client" --target "127.0.0.1:$port" --count "$COUNT" --duration $((SETTLE + 120)) \
-        --source-net 127.0.5.0/24 --sources 250 --heartbeat-s 60 \
-        --ready-file "$B_DIR/$name.ready" "$@" >"$B_DIR/$name.client" &
-    local cpid=$!
-    B_PIDS+=("$cpid")
-    for _ in $(seq 1 1200); do
-        [ -s "$B_DIR/$name.ready" ] && break
-        sleep 0.1
-    done
-    [ -s "$B_DIR/$name.ready" ] || die "$name: client did not finish setting up"
+    start_client "$name.a" "$port" "$half" 127.0.5.0/24 "$@"
+    local cpa=$CLIENT_PID
+    sleep "$SETTLE"
+    rssm=$($rssfn)
+    estm=$(ss -Htn state established "dport = :$port" | wc -l)
+    start_client "$name.b" "$port" $((COUNT - half)) 127.0.6.0/24 "$@"
+    local cpb=$CLIENT_PID
     sleep "$SETTLE"
     rss1=$($rssfn)
     dirty1=$($dirtyfn)
     slab1=$(slab_kb)
     est=$(ss -Htn state established "dport = :$port" | wc -l)
-    kill -TERM "$cpid"
-    wait "$cpid" || true
-    local per per_dirty
+    kill -TERM "$cpa" "$cpb"
+    wait "$cpa" || true
+    wait "$cpb" || true
+    local per per_dirty marginal
     per=$(awk -v a="$rss0" -v b="$rss1" -v n="$est" 'BEGIN{printf "%.0f", (b - a) * 1024 / n}')
     per_dirty=$(awk -v a="$dirty0" -v b="$dirty1" -v n="$est" 'BEGIN{printf "%.0f", (b - a) * 1024 / n}')
+    marginal=$(awk -v a="$rssm" -v b="$rss1" -v n=$((est - estm)) 'BEGIN{printf "%.0f", (b - a) * 1024 / n}')
     printf '%-6s %5s connections held (ss), RSS %6s -> %6s kB, Private_Dirty %6s -> %6s kB: %5s B/conn (RSS), %5s B/conn (dirty)\n' \
         "$name" "$est" "$rss0" "$rss1" "$dirty0" "$dirty1" "$per" "$per_dirty"
+    printf '       marginal: RSS %s kB at %s connections -> %s kB at %s = %s B per further connection\n' \
+        "$rssm" "$estm" "$rss1" "$est" "$marginal"
     printf '       kernel slab, box-wide: %s -> %s kB = %s B per connection, both ends (client and server socket)\n' \
         "$slab0" "$slab1" "$(awk -v a="$slab0" -v b="$slab1" -v n="$est" 'BEGIN{printf "%.0f", (b - a) * 1024 / n}')"
-    printf '       client: %s\n' "$(tail -1 "$B_DIR/$name.client")"
+    printf '       clients: %s | %s\n' "$(tail -1 "$B_DIR/$name.a.client")" "$(tail -1 "$B_DIR/$name.b.client")"
     eval "PER_$name=$per"
+    eval "MARG_$name=$marginal"
 }
-
-echo "idle: $COUNT connections from 250 sources in 127.0.5.0/24, settle ${SETTLE} s, open-files limit $FD_LIMIT"
-echo "      (one client process and one server process each hold $COUNT descriptors)"
+echo "idle: $COUNT connections, half from 250 sources in 127.0.5.0/24 then half from 127.0.6.0/24,"
+echo "      settle ${SETTLE} s after each half, open-files limit $FD_LIMIT"
+echo "      (two client processes hold half each; the server process holds all $COUNT)"
 
 sinkd_rss() { rss_kb "$SINKD_PID"; }
 sinkd_dirty() { private_dirty_kb "$SINKD_PID"; }
@@ -112,3 +134,5 @@ awk -v s="$PER_sinkd" -v w="$PER_sinkdw" -v n="$PER_nginx" 'BEGIN {
     printf "ratio sinkd/nginx bytes per idle connection: cold %.2fx, warm %.2fx (registry follower in-process)\n", s / n, w / n }'
 awk -v s="$PER_sinkds" -v n="$PER_nginx" 'BEGIN {
     printf "ratio sinkd/nginx bytes per idle connection, serve with the registry in its own process: %.2fx (goal <= 1.0x)\n", s / n }'
+awk -v s="$MARG_sinkd" -v w="$MARG_sinkdw" -v r="$MARG_sinkds" -v n="$MARG_nginx" 'BEGIN {
+    printf "ratio sinkd/nginx marginal bytes per further idle connection: cold %.2fx, warm %.2fx, registry in its own process %.2fx\n", s / n, w / n, r / n }'
