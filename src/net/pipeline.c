@@ -61,6 +61,7 @@ static int ring_init(struct pipe_ring *ring, uint32_t slots, uv_async_t *wake)
     long page = sysconf(_SC_PAGESIZE);
     ring->page = page > 0 ? (uint64_t)page : 4096;
     ring->high = 0;
+    ring->released_ns = 0;
     ring->mask = n - 1;
     atomic_init(&ring->head, 0);
     atomic_init(&ring->durable, 0);
@@ -90,10 +91,18 @@ static void ring_release_tail(struct pipe_ring *ring)
         from = PIPE_REWIND_AT;
     }
     uint64_t to = ring->high + 1;
-    ring->high = from;
     if (to <= from || to - from < PIPE_RELEASE_MIN) {
+        ring->high = from;
         return;
     }
+    /* Under sustained load rewinds come every few thousand records and the next lap pages the
+     * same slots in again: give them back at most once a second (at most 1/s of refaults). */
+    uint64_t now = mono_ns();
+    if (ring->released_ns != 0 && now - ring->released_ns < 1000000000u) {
+        return;
+    }
+    ring->released_ns = now;
+    ring->high = from;
     uintptr_t a = (uintptr_t)&ring->slots[from];
     uintptr_t b = (uintptr_t)&ring->slots[to];
     a = (a + ring->page - 1) & ~(uintptr_t)(ring->page - 1);
