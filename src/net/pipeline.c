@@ -103,12 +103,12 @@ static void ring_release_tail(struct pipe_ring *ring)
     }
     ring->released_ns = now;
     ring->high = from;
-    uintptr_t a = (uintptr_t)&ring->slots[from];
-    uintptr_t b = (uintptr_t)&ring->slots[to];
-    a = (a + ring->page - 1) & ~(uintptr_t)(ring->page - 1);
-    b &= ~(uintptr_t)(ring->page - 1);
+    /* The mapping starts on a page, so page-aligned offsets are page-aligned addresses. */
+    uint64_t a = from * sizeof(*ring->slots), b = to * sizeof(*ring->slots);
+    a = (a + ring->page - 1) & ~(ring->page - 1);
+    b &= ~(ring->page - 1);
     if (b > a) {
-        (void)madvise((void *)a, b - a, MADV_DONTNEED);
+        (void)madvise((char *)ring->slots + a, b - a, MADV_DONTNEED);
     }
 }
 
