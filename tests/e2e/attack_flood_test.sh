@@ -22,16 +22,13 @@ sleep 1
 
 # Hostile peers from 127.0.3.0/24 (untrusted), bounded in count and time.
 cat >"$E2E_DIR/peers.py" <<'PY'
-import socket, struct, sys, time
+import os, socket, sys, time
+sys.path.insert(0, os.path.join(os.environ["SINKD_SOURCE_DIR"], "tests", "e2e"))
+import hostile
 mode, port = sys.argv[1], int(sys.argv[2])
 
 def conn(src):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    s.bind((src, 0))
-    s.settimeout(5)
-    s.connect(("127.0.0.1", port))
-    return s
+    return hostile.connect_from(src, port)
 
 def closed(s, wait):
     s.settimeout(wait)

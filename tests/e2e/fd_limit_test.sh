@@ -18,18 +18,7 @@ as_root=()
 grep -q "open-files limit of 40 leaves no room for connections" "$E2E_DIR/tiny.log" ||
     fail "no clear error for a tiny limit: $(cat "$E2E_DIR/tiny.log")"
 
-rm -f "$E2E_DIR/ready"
-(ulimit -n 256 && exec "$SINKD_BINARY" serve "${as_root[@]}" --state "$state" \
-    --listen "127.0.0.1:$port" --workers 1 --no-enrich --checkpoint-ms 200 \
-    --ready-file "$E2E_DIR/ready" 2>"$E2E_DIR/serve.log") &
-SERVER_PID=$!
-E2E_PIDS+=("$SERVER_PID")
-for _ in $(seq 1 200); do
-    [ -f "$E2E_DIR/ready" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited during start: $(cat "$E2E_DIR/serve.log")"
-    sleep 0.05
-done
-[ -f "$E2E_DIR/ready" ] || fail "server not ready"
+SERVE_NOFILE=256 start_server "$state" "$port" --workers 1 --no-enrich --checkpoint-ms 200
 # 256 - (64 + 1 worker x (1 listener + 4)) = 187
 grep -q -- "--max-connections 16000 lowered to 187: the open-files limit is 256" "$E2E_DIR/serve.log" ||
     fail "max-connections not fitted to the limit: $(cat "$E2E_DIR/serve.log")"

@@ -64,6 +64,17 @@ def connect(port):
     return s
 
 
+def connect_from(source, port):
+    """A connection from one chosen loopback address that ends with an RST when closed
+    (SO_LINGER 0: no TIME_WAIT, so tests can open hundreds from the same address)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.bind((source, 0))
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
 def closed_by_server(s, wait=5.0):
     """How the server ended the connection: "reset" (RST), "eof" (FIN) or None (it did not)."""
     s.settimeout(wait)

@@ -39,15 +39,17 @@ free_port() {
     return 1
 }
 
-# start_server STATE PORT [extra serve options...]; sets SERVER_PID
+# start_server STATE PORT [extra serve options...]; sets SERVER_PID. With SERVE_NOFILE=N the
+# server runs under an open-files limit of N (soft and hard, so it cannot raise it).
 start_server() {
     local state=$1 port=$2
     shift 2
     rm -f "$E2E_DIR/ready"
-    local as_root=()
+    local as_root=() limit=()
     # CI runs as root in a throwaway sandbox; serve refuses root without an explicit choice.
     [ "$(id -u)" -ne 0 ] || as_root=(--allow-root)
-    "$SINKD_BINARY" serve "${as_root[@]}" --state "$state" --listen "127.0.0.1:$port" \
+    [ -z "${SERVE_NOFILE:-}" ] || limit=(prlimit --nofile="$SERVE_NOFILE" --)
+    "${limit[@]}" "$SINKD_BINARY" serve "${as_root[@]}" --state "$state" --listen "127.0.0.1:$port" \
         --trusted-proxy 127.0.1.0/24 --ready-file "$E2E_DIR/ready" "$@" \
         2>>"$E2E_DIR/serve.log" &
     SERVER_PID=$!

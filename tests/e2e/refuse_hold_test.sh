@@ -12,18 +12,13 @@ start_server "$state" "$port" --workers 1 --no-enrich --max-per-ip 30 --conn-rat
     --max-connections 40 --refuse-hold-ms 1500 --refuse-hold-max 50
 
 python3 - "$SINKD_SOURCE_DIR/tests/e2e" "$port" >"$E2E_DIR/peers.txt" 2>&1 <<'PY' ||
-import socket, struct, sys, time
+import socket, sys, time
 sys.path.insert(0, sys.argv[1])
 import hostile
 port = int(sys.argv[2])
 
 def conn(src):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    s.bind((src, 0))
-    s.settimeout(5)
-    s.connect(("127.0.0.1", port))
-    return s
+    return hostile.connect_from(src, port)
 
 ended = {}  # socket -> 'reset' or 'eof': the kernel reports a reset once, then end of file
 
@@ -119,23 +114,12 @@ done
 ! grep -q "plugx: plugx:" "$E2E_DIR/serve.log" || fail "the family is named twice in a log line"
 
 # The budget comes out of the descriptors left after --max-connections, never before them.
-rm -f "$E2E_DIR/ready"
-as_root=()
-[ "$(id -u)" -ne 0 ] || as_root=(--allow-root)
-(ulimit -n 300 && exec "$SINKD_BINARY" serve "${as_root[@]}" --state "$E2E_DIR/fit" \
-    --listen "127.0.0.1:$(free_port)" --workers 1 --no-enrich --max-connections 200 \
-    --ready-file "$E2E_DIR/ready" 2>"$E2E_DIR/fit.log") &
-fit_pid=$!
-E2E_PIDS+=("$fit_pid")
-for _ in $(seq 1 200); do
-    [ -f "$E2E_DIR/ready" ] && break
-    sleep 0.05
-done
-kill -TERM "$fit_pid"
-wait "$fit_pid" || true
+SERVE_NOFILE=300 start_server "$E2E_DIR/fit" "$(free_port)" --workers 1 --no-enrich \
+    --max-connections 200
+stop_server
 # 300 - (64 + 1 x (1 + 4)) = 231 descriptors; 200 for connections, 31 left to hold refusals
 grep -q -- "--refuse-hold-max 1024 lowered to 31: no descriptors left beyond --max-connections 200" \
-    "$E2E_DIR/fit.log" || fail "hold budget not fitted: $(cat "$E2E_DIR/fit.log")"
+    "$E2E_DIR/serve.log" || fail "hold budget not fitted"
 
 for bad in "--refuse-hold-ms 600001" "--refuse-hold-max x"; do
     # shellcheck disable=SC2086
