@@ -1,6 +1,7 @@
 /* cmd_serve.c -- `sinkd serve`: options to a server_config, then run until SIGTERM/SIGINT. */
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,30 @@ static bool parse_c_consts(const char *text, uint32_t out[4])
     return n == 4;
 }
 
+/* offsetof a field of struct server_config that must be a uint32_t: any other type does not
+ * compile (no _Generic association matches; the probe is only looked at, never read). */
+static const struct server_config u32_field_probe;
+#define U32_FIELD(f)                                                                               \
+    (offsetof(struct server_config, f) + _Generic(u32_field_probe.f, uint32_t : 0u))
+
+/* A numeric option that sets one uint32_t field of struct server_config, within bounds. */
+struct u32_option {
+    int id; /* getopt_long's value for it */
+    const char *name;
+    uint64_t min, max;
+    size_t offset; /* of the field in struct server_config */
+};
+
+static const struct u32_option *u32_option_find(const struct u32_option *table, size_t n, int id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (table[i].id == id) {
+            return &table[i];
+        }
+    }
+    return NULL;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     enum {
@@ -223,6 +248,25 @@ int cmd_serve(int argc, char **argv)
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
+    /* Options that each set one bounded uint32_t field of the configuration. */
+    static const struct u32_option u32_options[] = {
+        {OPT_MAXCONN, "max-connections", 1, 10000000, U32_FIELD(limits.max_connections)},
+        {OPT_MAXPERIP, "max-per-ip", 1, 10000000, U32_FIELD(limits.max_per_ip)},
+        {OPT_CONN_RATE, "conn-rate-per-ip", 0, 1000000, U32_FIELD(limits.conn_rate_per_ip)},
+        {OPT_CONN_BURST, "conn-burst-per-ip", 1, 1000000, U32_FIELD(limits.conn_burst_per_ip)},
+        {OPT_REFUSE_HOLD_MS, "refuse-hold-ms", 0, 600000, U32_FIELD(limits.refuse_hold_ms)},
+        {OPT_REFUSE_HOLD_MAX, "refuse-hold-max", 0, 1000000, U32_FIELD(limits.refuse_hold_max)},
+        {OPT_HEADER_TIMEOUT, "header-timeout", 100, 3600000, U32_FIELD(limits.header_timeout_ms)},
+        {OPT_DEFER_ACCEPT, "defer-accept", 0, 3600, U32_FIELD(limits.defer_accept_s)},
+        {OPT_COMMIT_DELAY, "commit-delay-us", 0, 10000, U32_FIELD(commit_delay_us)},
+        {OPT_IDLE_TIMEOUT, "idle-timeout", 100, 86400000, U32_FIELD(limits.idle_timeout_ms)},
+        {OPT_MAX_MESSAGE, "max-message", 64, 1 << 20, U32_FIELD(limits.max_message)},
+        {OPT_MAX_INFLIGHT, "max-inflight", 1, 1024, U32_FIELD(limits.max_inflight)},
+        {OPT_CP_ENTRIES, "checkpoint-entries", 1, UINT32_MAX, U32_FIELD(checkpoint_every)},
+        {OPT_CP_MS, "checkpoint-ms", 10, 86400000, U32_FIELD(checkpoint_interval_ms)},
+        {OPT_REGISTRY_CACHE, "registry-cache-mib", 1, REGISTRY_CACHE_MIB_MAX,
+         U32_FIELD(registry_cache_mib)},
+    };
     struct server_config cfg;
     server_config_default(&cfg);
     const char *ready_path = NULL;
@@ -243,6 +287,15 @@ int cmd_serve(int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        const struct u32_option *u =
+            u32_option_find(u32_options, sizeof(u32_options) / sizeof(u32_options[0]), opt);
+        if (u != NULL) {
+            if (!cli_parse_u64("serve", u->name, optarg, u->min, u->max, &v)) {
+                return 2;
+            }
+            *(uint32_t *)((char *)&cfg + u->offset) = (uint32_t)v;
+            continue;
+        }
         switch (opt) {
         case OPT_STATE:
             cfg.state_dir = optarg;
@@ -282,78 +335,6 @@ int cmd_serve(int argc, char **argv)
         case OPT_ORIGIN:
             cfg.origin = optarg;
             break;
-        case OPT_MAXCONN:
-            if (!cli_parse_u64("serve", "max-connections", optarg, 1, 10000000, &v)) {
-                return 2;
-            }
-            cfg.limits.max_connections = (uint32_t)v;
-            break;
-        case OPT_MAXPERIP:
-            if (!cli_parse_u64("serve", "max-per-ip", optarg, 1, 10000000, &v)) {
-                return 2;
-            }
-            cfg.limits.max_per_ip = (uint32_t)v;
-            break;
-        case OPT_CONN_RATE:
-            if (!cli_parse_u64("serve", "conn-rate-per-ip", optarg, 0, 1000000, &v)) {
-                return 2;
-            }
-            cfg.limits.conn_rate_per_ip = (uint32_t)v;
-            break;
-        case OPT_CONN_BURST:
-            if (!cli_parse_u64("serve", "conn-burst-per-ip", optarg, 1, 1000000, &v)) {
-                return 2;
-            }
-            cfg.limits.conn_burst_per_ip = (uint32_t)v;
-            break;
-        case OPT_REFUSE_HOLD_MS:
-            if (!cli_parse_u64("serve", "refuse-hold-ms", optarg, 0, 600000, &v)) {
-                return 2;
-            }
-            cfg.limits.refuse_hold_ms = (uint32_t)v;
-            break;
-        case OPT_REFUSE_HOLD_MAX:
-            if (!cli_parse_u64("serve", "refuse-hold-max", optarg, 0, 1000000, &v)) {
-                return 2;
-            }
-            cfg.limits.refuse_hold_max = (uint32_t)v;
-            break;
-        case OPT_HEADER_TIMEOUT:
-            if (!cli_parse_u64("serve", "header-timeout", optarg, 100, 3600000, &v)) {
-                return 2;
-            }
-            cfg.limits.header_timeout_ms = (uint32_t)v;
-            break;
-        case OPT_DEFER_ACCEPT:
-            if (!cli_parse_u64("serve", "defer-accept", optarg, 0, 3600, &v)) {
-                return 2;
-            }
-            cfg.limits.defer_accept_s = (uint32_t)v;
-            break;
-        case OPT_COMMIT_DELAY:
-            if (!cli_parse_u64("serve", "commit-delay-us", optarg, 0, 10000, &v)) {
-                return 2;
-            }
-            cfg.commit_delay_us = (uint32_t)v;
-            break;
-        case OPT_IDLE_TIMEOUT:
-            if (!cli_parse_u64("serve", "idle-timeout", optarg, 100, 86400000, &v)) {
-                return 2;
-            }
-            cfg.limits.idle_timeout_ms = (uint32_t)v;
-            break;
-        case OPT_MAX_MESSAGE:
-            if (!cli_parse_u64("serve", "max-message", optarg, 64, 1 << 20, &v)) {
-                return 2;
-            }
-            cfg.limits.max_message = (uint32_t)v;
-            break;
-        case OPT_MAX_INFLIGHT:
-            if (!cli_parse_u64("serve", "max-inflight", optarg, 1, 1024, &v)) {
-                return 2;
-            }
-            cfg.limits.max_inflight = (uint32_t)v;
-            break;
         case OPT_CIPHERS:
             if (!parse_ciphers(optarg, &cfg.plugx.ciphers_enabled)) {
                 return cli_usage_error("serve", "--plugx-ciphers: '%s' is not a list of A,B,C,RC4",
@@ -380,18 +361,6 @@ int cmd_serve(int argc, char **argv)
                 return 2;
             }
             cfg.plugx.uninstall_command = (uint16_t)v;
-            break;
-        case OPT_CP_ENTRIES:
-            if (!cli_parse_u64("serve", "checkpoint-entries", optarg, 1, UINT32_MAX, &v)) {
-                return 2;
-            }
-            cfg.checkpoint_every = (uint32_t)v;
-            break;
-        case OPT_CP_MS:
-            if (!cli_parse_u64("serve", "checkpoint-ms", optarg, 10, 86400000, &v)) {
-                return 2;
-            }
-            cfg.checkpoint_interval_ms = (uint32_t)v;
             break;
         case OPT_READY:
             ready_path = optarg;
@@ -425,13 +394,6 @@ int cmd_serve(int argc, char **argv)
             break;
         case OPT_NO_REGISTRY:
             cfg.registry = false;
-            break;
-        case OPT_REGISTRY_CACHE:
-            if (!cli_parse_u64("serve", "registry-cache-mib", optarg, 1, REGISTRY_CACHE_MIB_MAX,
-                               &v)) {
-                return 2;
-            }
-            cfg.registry_cache_mib = (uint32_t)v;
             break;
         case OPT_USER:
             cfg.user = optarg;
