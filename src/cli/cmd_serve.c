@@ -140,10 +140,9 @@ static bool parse_c_consts(const char *text, uint32_t out[4])
 }
 
 /* offsetof a field of struct server_config that must be a uint32_t: any other type does not
- * compile (no _Generic association matches; the probe is only looked at, never read). */
-static const struct server_config u32_field_probe;
+ * compile (no _Generic association matches; the compound literal is only looked at). */
 #define U32_FIELD(f)                                                                               \
-    (offsetof(struct server_config, f) + _Generic(u32_field_probe.f, uint32_t : 0u))
+    (offsetof(struct server_config, f) + _Generic(((struct server_config){0}).f, uint32_t : 0u))
 
 /* A numeric option that sets one uint32_t field of struct server_config, within bounds. */
 struct u32_option {
