@@ -243,6 +243,21 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
+/* A batch buffer (the writer's, a reader's) grows by doubling with the largest batch, up to
+ * megabytes in a burst of thousands of records; once batches of `used` bytes are small again,
+ * it goes back to STAGE_CAP_START instead of being kept for good. */
+static void shrink_after_burst(uint8_t **buf, size_t *cap, size_t used)
+{
+    if (*cap <= STAGE_CAP_START || used > STAGE_CAP_START / 2) {
+        return;
+    }
+    uint8_t *b = realloc(*buf, STAGE_CAP_START);
+    if (b != NULL) {
+        *buf = b;
+        *cap = STAGE_CAP_START;
+    }
+}
+
 /* Writes path (relative to the log dir) via a temporary file and rename; durable if sync. */
 static int write_file_atomic(struct evlog *log, const char *rel, const void *buf, size_t len,
                              bool sync, char *err, size_t errlen)
@@ -1376,15 +1391,7 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
     }
     log->staged = 0;
     log->stage_len = BATCH_HDR;
-    if (log->stage_cap > STAGE_CAP_START && total <= STAGE_CAP_START / 2) {
-        /* A burst grew the buffer (up to megabytes for batches of thousands); now that batches
-         * are small again, do not keep it for good. */
-        uint8_t *b = realloc(log->stage, STAGE_CAP_START);
-        if (b != NULL) {
-            log->stage = b;
-            log->stage_cap = STAGE_CAP_START;
-        }
-    }
+    shrink_after_burst(&log->stage, &log->stage_cap, total);
     return tw_submit(log, &log->pending, err, errlen);
 }
 
@@ -1577,13 +1584,8 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
             }
             r->buf = b;
             r->cap = total;
-        } else if (r->cap > STAGE_CAP_START && total <= STAGE_CAP_START / 2) {
-            /* As for the writer's batch buffer: a burst's batches grew it, small ones are back. */
-            uint8_t *b = realloc(r->buf, STAGE_CAP_START);
-            if (b != NULL) {
-                r->buf = b;
-                r->cap = STAGE_CAP_START;
-            }
+        } else {
+            shrink_after_burst(&r->buf, &r->cap, total);
         }
         if (pread(r->fd, r->buf, total, (off_t)r->off) != (ssize_t)total) {
             return sys_err(err, errlen, "read", r->path);

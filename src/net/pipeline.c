@@ -51,15 +51,13 @@ static int ring_init(struct pipe_ring *ring, uint32_t slots, uv_async_t *wake)
     }
     /* A mapping of its own (zero-filled, page-aligned) rather than the heap: ring_release_tail()
      * hands pages of it back to the kernel. */
-    ring->bytes = n * sizeof(*ring->slots);
-    void *m = mmap(NULL, ring->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *m = mmap(NULL, n * sizeof(*ring->slots), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
         ring->slots = NULL;
         return -1;
     }
     ring->slots = m;
-    long page = sysconf(_SC_PAGESIZE);
-    ring->page = page > 0 ? (uint64_t)page : 4096;
     ring->high = 0;
     ring->released_ns = 0;
     ring->mask = n - 1;
@@ -75,7 +73,7 @@ static int ring_init(struct pipe_ring *ring, uint32_t slots, uv_async_t *wake)
 static void ring_destroy(struct pipe_ring *ring)
 {
     if (ring->slots != NULL) {
-        munmap(ring->slots, ring->bytes);
+        munmap(ring->slots, (ring->mask + 1) * sizeof(*ring->slots));
         ring->slots = NULL;
     }
 }
@@ -104,9 +102,11 @@ static void ring_release_tail(struct pipe_ring *ring)
     ring->released_ns = now;
     ring->high = from;
     /* The mapping starts on a page, so page-aligned offsets are page-aligned addresses. */
+    long pagesize = sysconf(_SC_PAGESIZE);
+    uint64_t page = pagesize > 0 ? (uint64_t)pagesize : 4096;
     uint64_t a = from * sizeof(*ring->slots), b = to * sizeof(*ring->slots);
-    a = (a + ring->page - 1) & ~(ring->page - 1);
-    b &= ~(ring->page - 1);
+    a = (a + page - 1) & ~(page - 1);
+    b &= ~(page - 1);
     if (b > a) {
         (void)madvise((char *)ring->slots + a, b - a, MADV_DONTNEED);
     }

@@ -55,9 +55,7 @@ struct pipe_ring {
     uint64_t rewound_at;  /* worker only: position of the last rewind slot (0: none) */
     uint64_t high;        /* worker only: highest slot index used since the last release */
     uint64_t released_ns; /* worker only: when pages were last given back (0: never) */
-    uint64_t bytes;       /* of the slots' mapping */
-    uint64_t page;
-    uv_async_t *wake; /* signalled when durable advances */
+    uv_async_t *wake;     /* signalled when durable advances */
 };
 
 struct pipeline_stats {

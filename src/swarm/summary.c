@@ -6,22 +6,25 @@
 #include <jansson.h>
 #include <string.h>
 
+/* " p50 N  p90 N  p99 N  max N" and the end of the line. */
+static void print_percentiles(const struct hist *h, FILE *out)
+{
+    fprintf(out, " p50 %llu  p90 %llu  p99 %llu  max %llu\n",
+            (unsigned long long)hist_percentile(h, 0.50),
+            (unsigned long long)hist_percentile(h, 0.90),
+            (unsigned long long)hist_percentile(h, 0.99), (unsigned long long)h->max);
+}
+
 void swarm_summary_print(const struct swarm_summary *s, FILE *out)
 {
-    const struct hist *h = &s->latency_us;
     fprintf(out, "swarm: %.1f s, %u bots: %u run, %u answered\n", s->duration_s, s->bots,
             s->bots_run, s->bots_answered);
     fprintf(out, "  contacts sent %llu, replies received %llu\n",
             (unsigned long long)s->contacts_sent, (unsigned long long)s->replies_received);
-    fprintf(out, "  reply latency us: p50 %llu  p90 %llu  p99 %llu  max %llu\n",
-            (unsigned long long)hist_percentile(h, 0.50),
-            (unsigned long long)hist_percentile(h, 0.90),
-            (unsigned long long)hist_percentile(h, 0.99), (unsigned long long)h->max);
-    const struct hist *hb = &s->heartbeat_latency_us;
-    fprintf(out, "  heartbeats only (%llu): p50 %llu  p90 %llu  p99 %llu  max %llu\n",
-            (unsigned long long)hb->count, (unsigned long long)hist_percentile(hb, 0.50),
-            (unsigned long long)hist_percentile(hb, 0.90),
-            (unsigned long long)hist_percentile(hb, 0.99), (unsigned long long)hb->max);
+    fprintf(out, "  reply latency us:");
+    print_percentiles(&s->latency_us, out);
+    fprintf(out, "  heartbeats only (%llu):", (unsigned long long)s->heartbeat_latency_us.count);
+    print_percentiles(&s->heartbeat_latency_us, out);
     fprintf(out, "  errors: connect %llu, reset %llu, timeout %llu, protocol %llu\n",
             (unsigned long long)s->err_connect, (unsigned long long)s->err_reset,
             (unsigned long long)s->err_timeout, (unsigned long long)s->err_protocol);
@@ -55,10 +58,20 @@ void swarm_summary_print(const struct swarm_summary *s, FILE *out)
     fprintf(out, "\n");
 }
 
+/* {"p50", "p90", "p99", "max"}, and "count" when asked. */
+static json_t *percentiles_json(const struct hist *h, bool with_count)
+{
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I}", "p50", (json_int_t)hist_percentile(h, 0.50),
+                          "p90", (json_int_t)hist_percentile(h, 0.90), "p99",
+                          (json_int_t)hist_percentile(h, 0.99), "max", (json_int_t)h->max);
+    if (o != NULL && with_count) {
+        json_object_set_new(o, "count", json_integer((json_int_t)h->count));
+    }
+    return o;
+}
+
 static json_t *to_json(const struct swarm_summary *s)
 {
-    const struct hist *h = &s->latency_us;
-    const struct hist *hb = &s->heartbeat_latency_us;
     json_t *pc = json_object();
     for (size_t i = 0; pc != NULL && i < s->countries; i++) {
         if (s->per_country[i].bots > 0) {
@@ -66,19 +79,16 @@ static json_t *to_json(const struct swarm_summary *s)
         }
     }
     return json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I},"
-        " s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:f, s:o}",
-        "bots", (json_int_t)s->bots, "bots_run", (json_int_t)s->bots_run, "bots_answered",
+        "{s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:f, s:o}", "bots",
+        (json_int_t)s->bots, "bots_run", (json_int_t)s->bots_run, "bots_answered",
         (json_int_t)s->bots_answered, "contacts_sent", (json_int_t)s->contacts_sent,
-        "replies_received", (json_int_t)s->replies_received, "latency_us", "p50",
-        (json_int_t)hist_percentile(h, 0.50), "p90", (json_int_t)hist_percentile(h, 0.90), "p99",
-        (json_int_t)hist_percentile(h, 0.99), "max", (json_int_t)h->max, "heartbeat_latency_us",
-        "count", (json_int_t)hb->count, "p50", (json_int_t)hist_percentile(hb, 0.50), "p90",
-        (json_int_t)hist_percentile(hb, 0.90), "p99", (json_int_t)hist_percentile(hb, 0.99), "max",
-        (json_int_t)hb->max, "errors", "connect", (json_int_t)s->err_connect, "reset",
-        (json_int_t)s->err_reset, "timeout", (json_int_t)s->err_timeout, "protocol",
-        (json_int_t)s->err_protocol, "uninstalled", (json_int_t)s->uninstalled, "uninstall_ignored",
-        (json_int_t)s->uninstall_ignored, "duration_s", s->duration_s, "per_country", pc);
+        "replies_received", (json_int_t)s->replies_received, "latency_us",
+        percentiles_json(&s->latency_us, false), "heartbeat_latency_us",
+        percentiles_json(&s->heartbeat_latency_us, true), "errors", "connect",
+        (json_int_t)s->err_connect, "reset", (json_int_t)s->err_reset, "timeout",
+        (json_int_t)s->err_timeout, "protocol", (json_int_t)s->err_protocol, "uninstalled",
+        (json_int_t)s->uninstalled, "uninstall_ignored", (json_int_t)s->uninstall_ignored,
+        "duration_s", s->duration_s, "per_country", pc);
 }
 
 int swarm_summary_write_json(const struct swarm_summary *s, const char *path, char *err,
