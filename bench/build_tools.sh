@@ -15,7 +15,7 @@ CFLAGS="-O2 -g -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Wall -Wextra -Werror -I
 LIBS="$BUILD/libsinkd_proto.a $BUILD/libsinkd_net.a $BUILD/libsinkd_event.a $BUILD/libsinkd_util.a"
 # shellcheck disable=SC2046
 PKG=$(pkg-config --cflags --libs libuv libcrypto jansson)
-for src in attack/attack churn_client idle_client; do
+for src in attack/attack churn_client idle_client floor_server; do
     out="$TOOLS/$(basename "$src")"
     if [ ! -x "$out" ] || [ "$ROOT/bench/$src.c" -nt "$out" ] || [ "$ROOT/bench/benchnet.h" -nt "$out" ] ||
         [ "$BUILD/libsinkd_proto.a" -nt "$out" ]; then

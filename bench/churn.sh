@@ -2,7 +2,11 @@
 # churn.sh -- accept, PlugX poll, reply, close, as fast as one C client can drive it: sinkd
 # (durable log, with and without enrichment) against nginx `stream { return ...; }`, same client,
 # same box, in one run. Prints connections/s for each, the ratio, and whether every completed
-# exchange is a durable contact in the log.
+# exchange is a durable contact in the log. A third server, bench/floor_server.c, does only what
+# the exchange itself asks at the socket level (wait for the 16-byte poll, answer, let the bot
+# close) in a bare epoll loop with no log: what the exchange itself allows with this client on
+# this box. The run also prints sinkd against that floor, and the floor against nginx (nginx
+# answers at accept and closes first, which costs the client less per connection).
 # Usage: bench/churn.sh [SECONDS] [CONCURRENT]   (defaults 10 s, 200 connections)
 source "$(dirname "$0")/lib.sh"
 DURATION=${1:-10}
@@ -64,10 +68,31 @@ stream { server { listen 127.0.0.1:$port reuseport; return \"0123456789abcdef\";
 run_client nginx "$port" nginx_cpu_s --expect 16
 stop_nginx
 RATE_nginx=$(json '["per_second"]' <"$B_DIR/nginx.json")
-printf '%-22s %8s conn/s  completed %8s  p50 %s us p99 %s us  resets %s  cpu: server %ss client %ss\n' \
-    nginx-stream-return "$RATE_nginx" "$(json '["completed"]' <"$B_DIR/nginx.json")" \
-    "$(json '["latency_us"]["p50"]' <"$B_DIR/nginx.json")" \
-    "$(json '["latency_us"]["p99"]' <"$B_DIR/nginx.json")" \
-    "$(json '["resets"]' <"$B_DIR/nginx.json")" "$SERVER_CPU" "$CLIENT_CPU"
+print_anchor() { # LABEL NAME
+    printf '%-22s %8s conn/s  completed %8s  p50 %s us p99 %s us  resets %s  cpu: server %ss client %ss\n' \
+        "$1" "$(json '["per_second"]' <"$B_DIR/$2.json")" "$(json '["completed"]' <"$B_DIR/$2.json")" \
+        "$(json '["latency_us"]["p50"]' <"$B_DIR/$2.json")" \
+        "$(json '["latency_us"]["p99"]' <"$B_DIR/$2.json")" \
+        "$(json '["resets"]' <"$B_DIR/$2.json")" "$SERVER_CPU" "$CLIENT_CPU"
+}
+print_anchor nginx-stream-return nginx
+
+port=$(free_port)
+mkdir -p "$B_DIR/floor"
+"$TOOLS/floor_server" --listen "127.0.0.1:$port" --threads "${WORKERS:-$(nproc)}" \
+    --duration $((DURATION + 60)) --ready-file "$B_DIR/floor/ready" >"$B_DIR/floor/out.json" &
+FLOOR_PID=$!
+B_PIDS+=("$FLOOR_PID")
+for _ in $(seq 1 100); do [ -s "$B_DIR/floor/ready" ] && break; sleep 0.05; done
+[ -s "$B_DIR/floor/ready" ] || die "floor_server did not start"
+floor_cpu() { cpu_s "$FLOOR_PID"; }
+run_client floor "$port" floor_cpu --expect 16
+kill -TERM "$FLOOR_PID"
+wait "$FLOOR_PID" || true
+RATE_floor=$(json '["per_second"]' <"$B_DIR/floor.json")
+print_anchor protocol-floor floor
 awk -v a="$RATE_sinkd_no_enrich" -v b="$RATE_sinkd_enrich" -v c="$RATE_sinkd_commit_delay" -v n="$RATE_nginx" 'BEGIN {
     printf "ratio sinkd/nginx: %.2fx without enrichment, %.2fx with enrichment (defaults; goal >= 1.0x), %.2fx with --commit-delay-us 1000\n", a / n, b / n, c / n }'
+awk -v a="$RATE_sinkd_no_enrich" -v b="$RATE_sinkd_enrich" -v f="$RATE_floor" -v n="$RATE_nginx" 'BEGIN {
+    printf "ratio protocol-floor/nginx: %.2fx (a bare server that waits for the poll and lets the bot close)\n", f / n
+    printf "ratio sinkd/protocol-floor: %.2fx without enrichment, %.2fx with enrichment (what sinkd costs beyond the exchange itself)\n", a / f, b / f }'
