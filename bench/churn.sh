@@ -6,7 +6,8 @@
 # the exchange itself asks at the socket level (wait for the 16-byte poll, answer, let the bot
 # close) in a bare epoll loop with no log: what the exchange itself allows with this client on
 # this box. The run also prints sinkd against that floor, and the floor against nginx (nginx
-# answers at accept and closes first, which costs the client less per connection).
+# answers at accept and closes first, which costs the client less per connection; the floor run
+# again with --close-first shows how much).
 # Usage: bench/churn.sh [SECONDS] [CONCURRENT]   (defaults 10 s, 200 connections)
 source "$(dirname "$0")/lib.sh"
 DURATION=${1:-10}
@@ -77,22 +78,31 @@ print_anchor() { # LABEL NAME
 }
 print_anchor nginx-stream-return nginx
 
-port=$(free_port)
-mkdir -p "$B_DIR/floor"
-"$TOOLS/floor_server" --listen "127.0.0.1:$port" --threads "${WORKERS:-$(nproc)}" \
-    --duration $((DURATION + 60)) --ready-file "$B_DIR/floor/ready" >"$B_DIR/floor/out.json" &
-FLOOR_PID=$!
-B_PIDS+=("$FLOOR_PID")
-for _ in $(seq 1 100); do [ -s "$B_DIR/floor/ready" ] && break; sleep 0.05; done
-[ -s "$B_DIR/floor/ready" ] || die "floor_server did not start"
+run_floor() { # NAME LABEL [floor_server options]
+    local name=$1 label=$2 port
+    shift 2
+    port=$(free_port)
+    mkdir -p "$B_DIR/$name"
+    "$TOOLS/floor_server" --listen "127.0.0.1:$port" --threads "${WORKERS:-$(nproc)}" \
+        --duration $((DURATION + 60)) --ready-file "$B_DIR/$name/ready" "$@" >"$B_DIR/$name/out.json" &
+    FLOOR_PID=$!
+    B_PIDS+=("$FLOOR_PID")
+    for _ in $(seq 1 100); do [ -s "$B_DIR/$name/ready" ] && break; sleep 0.05; done
+    [ -s "$B_DIR/$name/ready" ] || die "floor_server did not start"
+    run_client "$name" "$port" floor_cpu --expect 16
+    kill -TERM "$FLOOR_PID"
+    wait "$FLOOR_PID" || true
+    print_anchor "$label" "$name"
+}
 floor_cpu() { cpu_s "$FLOOR_PID"; }
-run_client floor "$port" floor_cpu --expect 16
-kill -TERM "$FLOOR_PID"
-wait "$FLOOR_PID" || true
+run_floor floor protocol-floor
 RATE_floor=$(json '["per_second"]' <"$B_DIR/floor.json")
-print_anchor protocol-floor floor
+# The same bare server closing right after its reply, as nginx's `return` does (a PlugX C2 must
+# not: the bot keeps its session): shows what leaving the close to the bot costs the client.
+run_floor floor-close-first floor-close-first --close-first
+RATE_floor_close=$(json '["per_second"]' <"$B_DIR/floor-close-first.json")
 awk -v a="$RATE_sinkd_no_enrich" -v b="$RATE_sinkd_enrich" -v c="$RATE_sinkd_commit_delay" -v n="$RATE_nginx" 'BEGIN {
     printf "ratio sinkd/nginx: %.2fx without enrichment, %.2fx with enrichment (defaults; goal >= 1.0x), %.2fx with --commit-delay-us 1000\n", a / n, b / n, c / n }'
-awk -v a="$RATE_sinkd_no_enrich" -v b="$RATE_sinkd_enrich" -v f="$RATE_floor" -v n="$RATE_nginx" 'BEGIN {
-    printf "ratio protocol-floor/nginx: %.2fx (a bare server that waits for the poll and lets the bot close)\n", f / n
+awk -v a="$RATE_sinkd_no_enrich" -v b="$RATE_sinkd_enrich" -v f="$RATE_floor" -v n="$RATE_nginx" -v fc="$RATE_floor_close" 'BEGIN {
+    printf "ratio protocol-floor/nginx: %.2fx (a bare server that waits for the poll and lets the bot close); closing first itself: %.2fx\n", f / n, fc / n
     printf "ratio sinkd/protocol-floor: %.2fx without enrichment, %.2fx with enrichment (what sinkd costs beyond the exchange itself)\n", a / f, b / f }'

@@ -7,7 +7,10 @@
  * separates what the exchange itself costs (the client's side included) from what sinkd adds.
  * Loopback only; stops on SIGTERM/SIGINT or after --duration seconds.
  * Usage: floor_server --listen 127.0.0.1:PORT [--threads N] [--duration S] [--ready-file F]
- *                     [--no-defer-accept]   (to measure what deferred accept saves) */
+ *                     [--no-defer-accept]   (to measure what deferred accept saves)
+ *                     [--close-first]       (close right after the reply, as nginx's `return`
+ *                                            does: to measure what leaving the close to the bot
+ *                                            costs; a PlugX C2 keeps the session open) */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -33,6 +36,7 @@ struct floor_thread {
     struct sockaddr_in addr;
     int listen_fd;
     unsigned duration_s;
+    bool close_first;
     uint64_t answered;
     uint64_t accepted;
     /* Bytes of the poll received so far per descriptor (descriptors are < the open-files limit). */
@@ -81,7 +85,7 @@ static void accept_all(struct floor_thread *t, int ep)
     }
 }
 
-static void serve_conn(struct floor_thread *t, int fd, uint32_t events)
+static void serve_conn(struct floor_thread *t, int fd, uint32_t events, bool close_first)
 {
     static const uint8_t reply[POLL_LEN] = "0123456789abcdef";
     if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
@@ -103,6 +107,9 @@ static void serve_conn(struct floor_thread *t, int fd, uint32_t events)
         if (write(fd, reply, sizeof(reply)) == (ssize_t)sizeof(reply)) {
             t->answered++;
         }
+        if (close_first) {
+            close(fd); /* what nginx's `return` does, and what a PlugX C2 must not do */
+        }
     }
 }
 
@@ -123,7 +130,7 @@ static void *thread_main(void *arg)
             if (evs[i].data.fd == t->listen_fd) {
                 accept_all(t, ep);
             } else {
-                serve_conn(t, evs[i].data.fd, evs[i].events);
+                serve_conn(t, evs[i].data.fd, evs[i].events, t->close_first);
             }
         }
     }
@@ -135,12 +142,13 @@ int main(int argc, char **argv)
 {
     const char *listen_at = NULL, *ready_file = NULL;
     unsigned nthreads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN), duration_s = 600;
-    bool defer_accept = true;
+    bool defer_accept = true, close_first = false;
     static const struct option opts[] = {{"listen", 1, 0, 'l'},
                                          {"threads", 1, 0, 't'},
                                          {"duration", 1, 0, 'd'},
                                          {"ready-file", 1, 0, 'r'},
                                          {"no-defer-accept", 0, 0, 'n'},
+                                         {"close-first", 0, 0, 'c'},
                                          {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -150,6 +158,7 @@ int main(int argc, char **argv)
         case 'd': duration_s = (unsigned)atoi(optarg); break;
         case 'r': ready_file = optarg; break;
         case 'n': defer_accept = false; break;
+        case 'c': close_first = true; break;
         default: return 2;
         }
     }
@@ -157,7 +166,7 @@ int main(int argc, char **argv)
     if (listen_at == NULL || bn_parse_target(listen_at, &addr) != 0 || nthreads == 0 ||
         nthreads > MAX_THREADS || duration_s == 0) {
         fprintf(stderr, "usage: floor_server --listen 127.x.y.z:PORT [--threads 1..%d] "
-                        "[--duration S] [--ready-file F] [--no-defer-accept]\n",
+                        "[--duration S] [--ready-file F] [--no-defer-accept] [--close-first]\n",
                 MAX_THREADS);
         return 2;
     }
@@ -169,6 +178,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < nthreads; i++) {
         threads[i].addr = addr;
         threads[i].duration_s = duration_s;
+        threads[i].close_first = close_first;
         threads[i].listen_fd = open_listener(&addr, defer_accept);
         threads[i].ngot = fd_limit > 0 ? (size_t)fd_limit : 1024;
         threads[i].got = calloc(threads[i].ngot, 1);
