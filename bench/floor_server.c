@@ -33,7 +33,6 @@ static void on_signal(int sig)
 
 struct floor_thread {
     pthread_t thread;
-    struct sockaddr_in addr;
     int listen_fd;
     unsigned duration_s;
     bool close_first;
@@ -51,7 +50,8 @@ static int open_listener(const struct sockaddr_in *addr, bool defer_accept)
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
-        (defer_accept && setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer)) != 0) ||
+        (defer_accept &&
+         setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer)) != 0) ||
         bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) != 0 || listen(fd, 4096) != 0) {
         perror("floor_server: listen");
         if (fd >= 0) {
@@ -67,8 +67,8 @@ static void accept_all(struct floor_thread *t, int ep)
     for (;;) {
         struct sockaddr_in peer;
         socklen_t plen = sizeof(peer);
-        int fd = accept4(t->listen_fd, (struct sockaddr *)&peer, &plen,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd =
+            accept4(t->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             return; /* EAGAIN, or out of descriptors: the next wake-up retries */
         }
@@ -143,6 +143,7 @@ int main(int argc, char **argv)
     const char *listen_at = NULL, *ready_file = NULL;
     unsigned nthreads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN), duration_s = 600;
     bool defer_accept = true, close_first = false;
+    struct sockaddr_in addr;
     static const struct option opts[] = {{"listen", 1, 0, 'l'},
                                          {"threads", 1, 0, 't'},
                                          {"duration", 1, 0, 'd'},
@@ -153,20 +154,33 @@ int main(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'l': listen_at = optarg; break;
-        case 't': nthreads = (unsigned)atoi(optarg); break;
-        case 'd': duration_s = (unsigned)atoi(optarg); break;
-        case 'r': ready_file = optarg; break;
-        case 'n': defer_accept = false; break;
-        case 'c': close_first = true; break;
-        default: return 2;
+        case 'l':
+            listen_at = optarg;
+            break;
+        case 't':
+            nthreads = (unsigned)atoi(optarg);
+            break;
+        case 'd':
+            duration_s = (unsigned)atoi(optarg);
+            break;
+        case 'r':
+            ready_file = optarg;
+            break;
+        case 'n':
+            defer_accept = false;
+            break;
+        case 'c':
+            close_first = true;
+            break;
+        default:
+            return 2;
         }
     }
-    struct sockaddr_in addr;
     if (listen_at == NULL || bn_parse_target(listen_at, &addr) != 0 || nthreads == 0 ||
         nthreads > MAX_THREADS || duration_s == 0) {
-        fprintf(stderr, "usage: floor_server --listen 127.x.y.z:PORT [--threads 1..%d] "
-                        "[--duration S] [--ready-file F] [--no-defer-accept] [--close-first]\n",
+        fprintf(stderr,
+                "usage: floor_server --listen 127.x.y.z:PORT [--threads 1..%d] "
+                "[--duration S] [--ready-file F] [--no-defer-accept] [--close-first]\n",
                 MAX_THREADS);
         return 2;
     }
@@ -176,7 +190,6 @@ int main(int argc, char **argv)
     long fd_limit = sysconf(_SC_OPEN_MAX);
     static struct floor_thread threads[MAX_THREADS];
     for (unsigned i = 0; i < nthreads; i++) {
-        threads[i].addr = addr;
         threads[i].duration_s = duration_s;
         threads[i].close_first = close_first;
         threads[i].listen_fd = open_listener(&addr, defer_accept);
