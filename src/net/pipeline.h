@@ -62,6 +62,7 @@ struct pipeline_stats {
     _Atomic uint64_t entries;
     _Atomic uint64_t batches;
     _Atomic uint64_t max_batch;
+    _Atomic uint64_t delayed; /* commits the writer paused before (group-commit delay) */
     _Atomic uint64_t commit_errors;
     _Atomic uint64_t log_size;
     _Atomic int stalled; /* 1 while commits fail (disk full, I/O error) */
@@ -76,11 +77,13 @@ int pipeline_start(struct pipeline **out, struct evlog *log, unsigned nrings, ui
 
 struct pipe_ring *pipeline_ring(struct pipeline *p, unsigned i);
 
-/* Group-commit delay: when the last commit held at least PIPE_DELAY_LOADED records (records
- * arrive faster than commits finish) and fewer than PIPE_DELAY_ENOUGH wait, the writer pauses
- * this long before the next commit so that it carries more records per fdatasync (PostgreSQL's
- * commit_delay, made conditional on load). 0 never pauses; serve sets its --commit-delay-us. */
-#define PIPE_DELAY_LOADED 4
+/* Group-commit delay: when the last ~8 commits averaged at least PIPE_DELAY_LOADED records
+ * (records arrive faster than commits finish) and fewer than PIPE_DELAY_ENOUGH wait, the writer
+ * pauses this long before the next commit so that it carries more records per fdatasync
+ * (PostgreSQL's commit_delay, made conditional on load as its commit_siblings does). Moderate
+ * load commits ~2 records at a time and is never delayed. 0 never pauses; serve sets its
+ * --commit-delay-us (default 1000). */
+#define PIPE_DELAY_LOADED 8
 #define PIPE_DELAY_ENOUGH 64
 void pipeline_set_commit_delay(struct pipeline *p, uint32_t delay_us);
 

@@ -52,7 +52,7 @@ struct server_config {
     struct plugx_config plugx;
     uint32_t checkpoint_every;       /* entries */
     uint32_t checkpoint_interval_ms; /* or this long */
-    uint32_t commit_delay_us;        /* group-commit pause under load (pipeline.h); default 0 */
+    uint32_t commit_delay_us;        /* group-commit pause under load (pipeline.h); default 1000 */
     /* Enrichment data; NULL paths disable that part. Reloaded on SIGHUP. */
     const char *geoip_path;
     const char *asn_v4_path;
