@@ -307,13 +307,17 @@ static void *writer_main(void *arg)
     uint64_t *batch_end = calloc(p->nrings + 1, sizeof(uint64_t));
     uint64_t *batch_start = calloc(p->nrings + 1, sizeof(uint64_t));
     char err[512];
-    /* Records per commit, averaged over the last ~8 commits (x16, fixed point). One large batch
-     * is not load, and one small batch in the middle of a burst is not the end of it. */
+    /* Records per commit, averaged over recent commits (x16, fixed point, weight 1/8). One large
+     * batch is not load, and one small batch in the middle of a burst is not the end of it; the
+     * writer idling longer than the delay itself is, so that resets it. */
     uint64_t batch_avg16 = 0;
+    uint64_t idle_since_ns = 0; /* 0: the last pass committed something */
     for (;;) {
         uint32_t delay_us = atomic_load_explicit(&p->commit_delay_us, memory_order_relaxed);
+        uint64_t pending;
         if (delay_us > 0 && batch_avg16 >= 16u * PIPE_DELAY_LOADED &&
-            rings_pending(p) < PIPE_DELAY_ENOUGH && !atomic_load(&p->stop)) {
+            (pending = rings_pending(p)) > 0 && pending < PIPE_DELAY_ENOUGH &&
+            !atomic_load(&p->stop)) {
             struct timespec pause = {(time_t)(delay_us / 1000000u),
                                      (long)(delay_us % 1000000u) * 1000};
             nanosleep(&pause, NULL);
@@ -361,7 +365,11 @@ static void *writer_main(void *arg)
             fprintf(p->logfile, "sinkd: evidence: checkpoint failed: %s\n", err);
         }
         if (staged > 0) {
+            idle_since_ns = 0;
             continue;
+        }
+        if (idle_since_ns == 0) {
+            idle_since_ns = mono_ns();
         }
         pthread_mutex_lock(&p->mu);
         atomic_store(&p->idle, 1);
@@ -382,6 +390,9 @@ static void *writer_main(void *arg)
         }
         atomic_store(&p->idle, 0);
         pthread_mutex_unlock(&p->mu);
+        if (mono_ns() - idle_since_ns >= (uint64_t)delay_us * 1000u) {
+            batch_avg16 = 0;
+        }
     }
     free(batch_end);
     free(batch_start);

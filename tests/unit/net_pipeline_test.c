@@ -1,6 +1,6 @@
 /* net_pipeline_test.c -- the evidence writer's worker rings: a burst pages in slots far into the
  * ring, and once load is low again and a rewind has completed, those pages are given back to
- * the kernel while the ring keeps working. */
+ * the kernel while the ring keeps working; the group-commit delay ends with the burst. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -147,10 +147,33 @@ static void test_burst_pages_given_back(void **state)
     assert_int_equal(atomic_load(&pipeline_stats(f->pipe)->entries), 5001);
 }
 
+/* The group-commit delay pauses only while commits keep finding records waiting: once a burst
+ * is committed and the writer has caught up, a lone record is committed at once. */
+static void test_commit_delay_ends_with_the_burst(void **state)
+{
+    struct fixture *f = *state;
+    const struct pipeline_stats *st = pipeline_stats(f->pipe);
+    pipeline_set_commit_delay(f->pipe, 100000); /* 100 ms: a pause cannot go unnoticed */
+    publish(f, 500);
+    complete(f, 500);
+    assert_true(atomic_load(&st->max_batch) >= 2 * PIPE_DELAY_LOADED);
+    struct timespec settle = {0, 200000000}; /* the writer finds nothing left, and idles */
+    nanosleep(&settle, NULL);
+    uint64_t delayed = atomic_load(&st->delayed);
+    for (int i = 0; i < 5; i++) {
+        publish(f, 1);
+        complete(f, 1);
+        nanosleep(&settle, NULL);
+    }
+    assert_int_equal(atomic_load(&st->delayed), delayed);
+    assert_int_equal(atomic_load(&st->entries), 505);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_burst_pages_given_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_delay_ends_with_the_burst, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
