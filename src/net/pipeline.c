@@ -309,7 +309,7 @@ static void *writer_main(void *arg)
     char err[512];
     /* Records per commit, averaged over recent commits (x16, fixed point, weight 1/8). One large
      * batch is not load, and one small batch in the middle of a burst is not the end of it; the
-     * writer idling longer than the delay itself is, so that resets it. */
+     * writer idling for PIPE_DELAY_RESET_MS (or the delay, if longer) is, so that resets it. */
     uint64_t batch_avg16 = 0;
     uint64_t idle_since_ns = 0; /* 0: the last pass committed something */
     for (;;) {
@@ -390,7 +390,11 @@ static void *writer_main(void *arg)
         }
         atomic_store(&p->idle, 0);
         pthread_mutex_unlock(&p->mu);
-        if (mono_ns() - idle_since_ns >= (uint64_t)delay_us * 1000u) {
+        uint64_t quiet_ns = (uint64_t)delay_us * 1000u;
+        if (quiet_ns < PIPE_DELAY_RESET_MS * 1000000u) {
+            quiet_ns = PIPE_DELAY_RESET_MS * 1000000u;
+        }
+        if (mono_ns() - idle_since_ns >= quiet_ns) {
             batch_avg16 = 0;
         }
     }

@@ -85,6 +85,11 @@ struct pipe_ring *pipeline_ring(struct pipeline *p, unsigned i);
  * --commit-delay-us (default 1000). */
 #define PIPE_DELAY_LOADED 8
 #define PIPE_DELAY_ENOUGH 64
+/* The average starts again once the writer has idled this long (or the delay, if longer):
+ * the first contacts after a burst are not delayed. Shorter idle spells are part of the load
+ * (bench/churn.sh's writer idles ~1 ms between commits; resetting after 1 ms cut its records
+ * per commit from 57 to 23). */
+#define PIPE_DELAY_RESET_MS 20u
 void pipeline_set_commit_delay(struct pipeline *p, uint32_t delay_us);
 
 /* Worker side. Returns a slot to fill, or NULL when the ring is full (back-pressure). */
