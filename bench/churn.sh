@@ -102,10 +102,7 @@ echo "       $(nproc) cores shared by client and server, open-files limit $FD_LI
 echo "       sinkd workers $SINKD_WORKERS_SHOWN, nginx worker_processes $NGINX_WORKERS, $ROUNDS rounds"
 LOST=0
 # Warm-up, not counted: the first seconds after a build run slower whichever server comes first.
-DURATION_SET=$DURATION
-DURATION=2
-run_floor 0 warm-up >/dev/null
-DURATION=$DURATION_SET
+DURATION=2 run_floor 0 warm-up >/dev/null
 for round in $(seq 1 "$ROUNDS"); do
     echo "-- round $round"
     run_sinkd "$round" sinkd-defaults

@@ -300,6 +300,45 @@ static uint64_t rings_pending(struct pipeline *p)
     return n;
 }
 
+/* When the group-commit delay applies (pipeline.h): records per commit averaged over recent
+ * commits (x16, fixed point, weight 1/8). One large batch is not load, and one small batch in
+ * the middle of a burst is not the end of it; the writer idling for PIPE_DELAY_RESET_MS (or the
+ * delay, if longer) is, so that resets it. Writer thread only. */
+struct commit_load {
+    uint64_t avg16;
+    uint64_t idle_since_ns; /* 0: the last pass committed something */
+};
+
+static bool commit_load_high(const struct commit_load *l)
+{
+    return l->avg16 >= 16u * PIPE_DELAY_LOADED;
+}
+
+static void commit_load_committed(struct commit_load *l, uint64_t records)
+{
+    l->avg16 = l->avg16 - l->avg16 / 8 + 2 * records;
+    l->idle_since_ns = 0;
+}
+
+/* Around the writer's wait for work, when a pass found nothing to commit. */
+static void commit_load_waiting(struct commit_load *l)
+{
+    if (l->idle_since_ns == 0) {
+        l->idle_since_ns = mono_ns();
+    }
+}
+
+static void commit_load_woke(struct commit_load *l, uint32_t delay_us)
+{
+    uint64_t quiet_ns = (uint64_t)delay_us * 1000u;
+    if (quiet_ns < PIPE_DELAY_RESET_MS * 1000000u) {
+        quiet_ns = PIPE_DELAY_RESET_MS * 1000000u;
+    }
+    if (mono_ns() - l->idle_since_ns >= quiet_ns) {
+        l->avg16 = 0;
+    }
+}
+
 static void *writer_main(void *arg)
 {
     struct pipeline *p = arg;
@@ -307,17 +346,12 @@ static void *writer_main(void *arg)
     uint64_t *batch_end = calloc(p->nrings + 1, sizeof(uint64_t));
     uint64_t *batch_start = calloc(p->nrings + 1, sizeof(uint64_t));
     char err[512];
-    /* Records per commit, averaged over recent commits (x16, fixed point, weight 1/8). One large
-     * batch is not load, and one small batch in the middle of a burst is not the end of it; the
-     * writer idling for PIPE_DELAY_RESET_MS (or the delay, if longer) is, so that resets it. */
-    uint64_t batch_avg16 = 0;
-    uint64_t idle_since_ns = 0; /* 0: the last pass committed something */
+    struct commit_load load = {0, 0};
     for (;;) {
         uint32_t delay_us = atomic_load_explicit(&p->commit_delay_us, memory_order_relaxed);
         uint64_t pending;
-        if (delay_us > 0 && batch_avg16 >= 16u * PIPE_DELAY_LOADED &&
-            (pending = rings_pending(p)) > 0 && pending < PIPE_DELAY_ENOUGH &&
-            !atomic_load(&p->stop)) {
+        if (delay_us > 0 && commit_load_high(&load) && (pending = rings_pending(p)) > 0 &&
+            pending < PIPE_DELAY_ENOUGH && !atomic_load(&p->stop)) {
             struct timespec pause = {(time_t)(delay_us / 1000000u),
                                      (long)(delay_us % 1000000u) * 1000};
             nanosleep(&pause, NULL);
@@ -325,7 +359,7 @@ static void *writer_main(void *arg)
         }
         uint64_t staged = stage_published(p, batch_end);
         if (staged > 0) {
-            batch_avg16 = batch_avg16 - batch_avg16 / 8 + 2 * staged;
+            commit_load_committed(&load, staged);
             commit_until_durable(p);
             atomic_fetch_add(&p->stats.entries, staged);
             atomic_fetch_add(&p->stats.batches, 1);
@@ -365,12 +399,9 @@ static void *writer_main(void *arg)
             fprintf(p->logfile, "sinkd: evidence: checkpoint failed: %s\n", err);
         }
         if (staged > 0) {
-            idle_since_ns = 0;
             continue;
         }
-        if (idle_since_ns == 0) {
-            idle_since_ns = mono_ns();
-        }
+        commit_load_waiting(&load);
         pthread_mutex_lock(&p->mu);
         atomic_store(&p->idle, 1);
         if (!rings_have_work(p)) {
@@ -390,13 +421,7 @@ static void *writer_main(void *arg)
         }
         atomic_store(&p->idle, 0);
         pthread_mutex_unlock(&p->mu);
-        uint64_t quiet_ns = (uint64_t)delay_us * 1000u;
-        if (quiet_ns < PIPE_DELAY_RESET_MS * 1000000u) {
-            quiet_ns = PIPE_DELAY_RESET_MS * 1000000u;
-        }
-        if (mono_ns() - idle_since_ns >= quiet_ns) {
-            batch_avg16 = 0;
-        }
+        commit_load_woke(&load, delay_us);
     }
     free(batch_end);
     free(batch_start);
