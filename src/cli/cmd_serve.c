@@ -38,6 +38,11 @@ static const char serve_usage[] =
     "                           at once (default 10000, 0: reset at once)\n"
     "  --refuse-hold-max N      ... at most N such peers (descriptors) at a time; beyond that\n"
     "                           a refusal is reset at once (default 1024)\n"
+    "  --syn-ban-after N        an IPv4 peer (not via a trusted proxy) refused by the rate\n"
+    "                           limit N times within a second has its SYNs dropped by a filter\n"
+    "                           on the listeners (default 40, 0: never)\n"
+    "  --syn-ban-s S            ... for S seconds (default 60)\n"
+    "  --syn-ban-max N          ... at most N addresses at once (default 1024, at most 4096)\n"
     "  --header-timeout MS      time for the PROXY header and each message (default 10000)\n"
     "  --defer-accept S         the kernel holds a new connection until its first bytes arrive,\n"
     "                           for up to S seconds (default 10, 0: accept at once)\n"
@@ -200,6 +205,9 @@ int cmd_serve(int argc, char **argv)
         OPT_NO_REGISTRY,
         OPT_REGISTRY_CACHE,
         OPT_USER,
+        OPT_SYN_BAN_AFTER,
+        OPT_SYN_BAN_S,
+        OPT_SYN_BAN_MAX,
         OPT_ALLOW_ROOT,
         OPT_SECCOMP,
         OPT_HELP,
@@ -220,6 +228,9 @@ int cmd_serve(int argc, char **argv)
         {"conn-burst-per-ip", required_argument, NULL, OPT_CONN_BURST},
         {"refuse-hold-ms", required_argument, NULL, OPT_REFUSE_HOLD_MS},
         {"refuse-hold-max", required_argument, NULL, OPT_REFUSE_HOLD_MAX},
+        {"syn-ban-after", required_argument, NULL, OPT_SYN_BAN_AFTER},
+        {"syn-ban-s", required_argument, NULL, OPT_SYN_BAN_S},
+        {"syn-ban-max", required_argument, NULL, OPT_SYN_BAN_MAX},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
         {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
@@ -254,6 +265,9 @@ int cmd_serve(int argc, char **argv)
         {OPT_CONN_BURST, "conn-burst-per-ip", 1, 1000000, U32_FIELD(limits.conn_burst_per_ip)},
         {OPT_REFUSE_HOLD_MS, "refuse-hold-ms", 0, 600000, U32_FIELD(limits.refuse_hold_ms)},
         {OPT_REFUSE_HOLD_MAX, "refuse-hold-max", 0, 1000000, U32_FIELD(limits.refuse_hold_max)},
+        {OPT_SYN_BAN_AFTER, "syn-ban-after", 0, 1000000, U32_FIELD(limits.syn_ban_after)},
+        {OPT_SYN_BAN_S, "syn-ban-s", 1, 86400, U32_FIELD(limits.syn_ban_s)},
+        {OPT_SYN_BAN_MAX, "syn-ban-max", 1, 4096, U32_FIELD(limits.syn_ban_max)},
         {OPT_HEADER_TIMEOUT, "header-timeout", 100, 3600000, U32_FIELD(limits.header_timeout_ms)},
         {OPT_DEFER_ACCEPT, "defer-accept", 0, 3600, U32_FIELD(limits.defer_accept_s)},
         {OPT_COMMIT_DELAY, "commit-delay-us", 0, 10000, U32_FIELD(commit_delay_us)},

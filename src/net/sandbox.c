@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <linux/bpf.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -522,6 +523,20 @@ static int allow_conditional(scmp_filter_ctx ctx, char *err, size_t errlen)
     return 0;
 }
 
+/* The listeners' drop filter (synfilter.h) changes only its map's contents at run time: bpf()
+ * for map updates and deletions, never to load a program or create a map. */
+static int allow_map_updates(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(bpf), 1,
+                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)BPF_MAP_UPDATE_ELEM));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(bpf), 1,
+                           SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)BPF_MAP_DELETE_ELEM));
+    if (rc != 0) {
+        return err_set(err, errlen, "seccomp: cannot add the rules for bpf map updates");
+    }
+    return 0;
+}
+
 int sandbox_install_seccomp_mode(enum sandbox_seccomp_mode mode, char *err, size_t errlen)
 {
     if (!sandbox_seccomp_supported()) {
@@ -555,7 +570,8 @@ int sandbox_install_seccomp_mode(enum sandbox_seccomp_mode mode, char *err, size
     }
     if (allow_list(ctx, allowed_syscalls, sizeof(allowed_syscalls) / sizeof(allowed_syscalls[0]),
                    err, errlen) != 0 ||
-        (!SANDBOX_ASAN && allow_conditional(ctx, err, errlen) != 0)) {
+        (!SANDBOX_ASAN && allow_conditional(ctx, err, errlen) != 0) ||
+        allow_map_updates(ctx, err, errlen) != 0) {
         goto out;
     }
     int lrc = seccomp_load(ctx);

@@ -26,10 +26,12 @@
 #include "enrich/enrich.h"
 #include "event/event.h"
 #include "evidence/log.h"
+#include "net/banlist.h"
 #include "net/ipcount.h"
 #include "net/pipeline.h"
 #include "net/proxy.h"
 #include "net/sandbox.h"
+#include "net/synfilter.h"
 #include "policy/policy.h"
 #include "registry/registry.h"
 #include "util/err.h"
@@ -48,6 +50,7 @@
 #define ACCEPT_RETRY_MS 10    /* after a connection could not be allocated */
 #define WRITE_QUEUE_MAX 65536 /* a peer that stops reading its replies is cut off past this */
 #define CONN_CHUNK 64         /* connections allocated together by a worker's connection pool */
+#define BAN_TICK_MS 1000      /* the listeners' drop set follows the banlist this often */
 
 enum conn_phase {
     PHASE_PROXY,  /* trusted peer: a PROXY header must come first */
@@ -206,6 +209,10 @@ struct server {
     struct pipeline *pipe;
     struct ipcount *ipcount;
     struct ipcount_limits iplimits;
+    struct banlist *banlist;     /* NULL: no listener bans (off, or the filter is unavailable) */
+    struct synfilter *synfilter; /* on every IPv4 listener; its set follows the banlist */
+    uint64_t ban_generation;     /* the banlist set the filter holds */
+    uv_timer_t ban_tick;
     struct enrich_handle enrich;
     struct registry *registry;     /* derived view, fed by its own follower thread */
     struct policy_handle *policy;  /* NULL: no policy loaded, no decisions */
@@ -381,6 +388,14 @@ static bool admit_address(struct conn *c)
     } else if (v == IPCOUNT_TOO_FAST) {
         bad_peer(c, "more than %u new connections per second from this address",
                  srv->iplimits.rate);
+        /* Only the TCP peer's own address can be dropped in the kernel; behind a trusted proxy
+         * the kernel sees the proxy. */
+        if (srv->banlist != NULL && !c->trusted && c->peer.family == AF_INET) {
+            const uint8_t *ip = c->peer.ip;
+            uint32_t a =
+                (uint32_t)ip[0] << 24 | (uint32_t)ip[1] << 16 | (uint32_t)ip[2] << 8 | ip[3];
+            banlist_refused(srv->banlist, a, uv_now(&w->loop));
+        }
     } else {
         bad_peer(c, "too many distinct addresses to track (%u)", srv->cfg->limits.max_tracked_ips);
     }
@@ -1450,6 +1465,28 @@ static void walk_close(uv_handle_t *h, void *arg)
     close_handle_if_open(h);
 }
 
+/* Makes the listeners' drop set the banlist's current one, when it changed. */
+static void on_ban_tick(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+    static uint32_t addrs[BANLIST_MAX]; /* main loop thread only */
+    size_t n = 0;
+    if (!banlist_snapshot(srv->banlist, uv_now(t->loop), &srv->ban_generation, addrs, &n)) {
+        return;
+    }
+    int rc = synfilter_set(srv->synfilter, addrs, n);
+    if (rc != 0) {
+        srv->ban_generation = 0; /* retry the rest on the next tick */
+        fprintf(srv->cfg->log, "sinkd: listener filter: updating its addresses: %s\n",
+                strerror(-rc));
+    }
+    fprintf(srv->cfg->log,
+            "sinkd: listeners now drop SYNs from %zu address%s refused %u+ times in a second "
+            "(each ban lasts %u s)\n",
+            synfilter_size(srv->synfilter), synfilter_size(srv->synfilter) == 1 ? "" : "es",
+            srv->cfg->limits.syn_ban_after, srv->cfg->limits.syn_ban_s);
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     struct worker *w = t->data;
@@ -1616,6 +1653,34 @@ static int worker_init(struct server *srv, struct worker *w, unsigned id, int *f
     return 0;
 }
 
+/* Loads the drop filter and installs it on every worker's IPv4 listeners, while serve still
+ * has the privileges loading needs; later only its map changes. */
+static int attach_synfilter(struct server *srv, int fds[][SERVER_MAX_LISTEN], char *err,
+                            size_t errlen)
+{
+    const struct server_config *cfg = srv->cfg;
+    uint32_t max = cfg->limits.syn_ban_max < BANLIST_MAX ? cfg->limits.syn_ban_max : BANLIST_MAX;
+    srv->synfilter = synfilter_open(max, err, errlen);
+    if (srv->synfilter == NULL) {
+        return -1;
+    }
+    for (size_t l = 0; l < cfg->nlisten; l++) {
+        if (cfg->listen[l].family != AF_INET) {
+            continue; /* IPv6 listeners: not filtered (docs/limits.md) */
+        }
+        for (unsigned i = 0; i < srv->nworkers; i++) {
+            int rc = synfilter_attach(srv->synfilter, fds[i][l]);
+            if (rc != 0) {
+                synfilter_close(srv->synfilter);
+                srv->synfilter = NULL;
+                return err_set(err, errlen, "listener filter: SO_ATTACH_BPF: %s", strerror(-rc));
+            }
+        }
+    }
+    srv->ban_generation = 1; /* the banlist starts empty, as the filter's map does */
+    return 0;
+}
+
 /* ---- the whole server --------------------------------------------------------------------- */
 
 void server_config_default(struct server_config *cfg)
@@ -1644,6 +1709,9 @@ void server_config_default(struct server_config *cfg)
     cfg->limits.bad_peer_log_per_s = 200;
     cfg->limits.refuse_hold_ms = 10000;
     cfg->limits.refuse_hold_max = 1024;
+    cfg->limits.syn_ban_after = 40;
+    cfg->limits.syn_ban_s = 60;
+    cfg->limits.syn_ban_max = 1024;
     plugx_config_default(&cfg->plugx);
     cfg->checkpoint_every = 100000;
     cfg->checkpoint_interval_ms = 1000;
@@ -1828,6 +1896,9 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sighup, NULL);
     uv_close((uv_handle_t *)&srv->trim, NULL);
+    if (srv->banlist != NULL) {
+        uv_close((uv_handle_t *)&srv->ban_tick, NULL);
+    }
 }
 
 static int append_note(struct server *srv, uint8_t kind, const char *detail, char *err,
@@ -1895,37 +1966,43 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
     const struct pipeline_stats *ps = pipeline_stats(srv->pipe);
     struct hist lat;
     pipeline_durable_latency(srv->pipe, &lat);
-    snprintf(out, len,
-             "{\"connections\":%llu,\"rejected\":%llu,\"held\":%llu,\"contacts\":%llu,"
-             "\"hello\":%llu,"
-             "\"machine_info\":%llu,\"heartbeat\":%llu,\"other\":%llu,\"replies\":%llu,"
-             "\"bad_peers\":%llu,\"timeouts\":%llu,\"batches\":%llu,\"max_batch\":%llu,"
-             "\"delayed_commits\":%llu,"
-             "\"commit_errors\":%llu,\"durable_us\":{\"p50\":%llu,\"p99\":%llu,\"max\":%llu},"
-             "\"decisions\":{\"send\":%llu,\"dry_run\":%llu,\"not_authorised\":%llu,"
-             "\"excluded\":%llu,\"outside_window\":%llu,\"rate_limited\":%llu,"
-             "\"already_sent\":%llu},\"commands_sent\":%llu,\"commands_failed\":%llu}",
-             (unsigned long long)t.accepted, (unsigned long long)t.rejected,
-             (unsigned long long)t.held, (unsigned long long)t.contacts,
-             (unsigned long long)t.by_type[CONTACT_MSG_HELLO],
-             (unsigned long long)t.by_type[CONTACT_MSG_MACHINE_INFO],
-             (unsigned long long)t.by_type[CONTACT_MSG_HEARTBEAT],
-             (unsigned long long)t.by_type[CONTACT_MSG_OTHER], (unsigned long long)t.replies,
-             (unsigned long long)t.bad_peers, (unsigned long long)t.timeouts,
-             (unsigned long long)atomic_load(&ps->batches),
-             (unsigned long long)atomic_load(&ps->max_batch),
-             (unsigned long long)atomic_load(&ps->delayed),
-             (unsigned long long)atomic_load(&ps->commit_errors),
-             (unsigned long long)hist_percentile(&lat, 0.50),
-             (unsigned long long)hist_percentile(&lat, 0.99), (unsigned long long)lat.max,
-             (unsigned long long)t.decisions[VERDICT_SEND],
-             (unsigned long long)t.decisions[VERDICT_DRY_RUN],
-             (unsigned long long)t.decisions[VERDICT_NOT_AUTHORISED],
-             (unsigned long long)t.decisions[VERDICT_EXCLUDED],
-             (unsigned long long)t.decisions[VERDICT_OUTSIDE_WINDOW],
-             (unsigned long long)t.decisions[VERDICT_RATE_LIMITED],
-             (unsigned long long)t.decisions[VERDICT_ALREADY_SENT],
-             (unsigned long long)t.commands_sent, (unsigned long long)t.commands_failed);
+    struct banlist_stats bs = {0};
+    if (srv->banlist != NULL) {
+        banlist_stats(srv->banlist, &bs);
+    }
+    snprintf(
+        out, len,
+        "{\"connections\":%llu,\"rejected\":%llu,\"held\":%llu,\"contacts\":%llu,"
+        "\"hello\":%llu,"
+        "\"machine_info\":%llu,\"heartbeat\":%llu,\"other\":%llu,\"replies\":%llu,"
+        "\"bad_peers\":%llu,\"timeouts\":%llu,\"batches\":%llu,\"max_batch\":%llu,"
+        "\"delayed_commits\":%llu,"
+        "\"commit_errors\":%llu,\"durable_us\":{\"p50\":%llu,\"p99\":%llu,\"max\":%llu},"
+        "\"decisions\":{\"send\":%llu,\"dry_run\":%llu,\"not_authorised\":%llu,"
+        "\"excluded\":%llu,\"outside_window\":%llu,\"rate_limited\":%llu,"
+        "\"already_sent\":%llu},\"commands_sent\":%llu,\"commands_failed\":%llu,"
+        "\"syn_banned\":%llu,\"syn_bans\":%llu,\"syn_bans_full\":%llu}",
+        (unsigned long long)t.accepted, (unsigned long long)t.rejected, (unsigned long long)t.held,
+        (unsigned long long)t.contacts, (unsigned long long)t.by_type[CONTACT_MSG_HELLO],
+        (unsigned long long)t.by_type[CONTACT_MSG_MACHINE_INFO],
+        (unsigned long long)t.by_type[CONTACT_MSG_HEARTBEAT],
+        (unsigned long long)t.by_type[CONTACT_MSG_OTHER], (unsigned long long)t.replies,
+        (unsigned long long)t.bad_peers, (unsigned long long)t.timeouts,
+        (unsigned long long)atomic_load(&ps->batches),
+        (unsigned long long)atomic_load(&ps->max_batch),
+        (unsigned long long)atomic_load(&ps->delayed),
+        (unsigned long long)atomic_load(&ps->commit_errors),
+        (unsigned long long)hist_percentile(&lat, 0.50),
+        (unsigned long long)hist_percentile(&lat, 0.99), (unsigned long long)lat.max,
+        (unsigned long long)t.decisions[VERDICT_SEND],
+        (unsigned long long)t.decisions[VERDICT_DRY_RUN],
+        (unsigned long long)t.decisions[VERDICT_NOT_AUTHORISED],
+        (unsigned long long)t.decisions[VERDICT_EXCLUDED],
+        (unsigned long long)t.decisions[VERDICT_OUTSIDE_WINDOW],
+        (unsigned long long)t.decisions[VERDICT_RATE_LIMITED],
+        (unsigned long long)t.decisions[VERDICT_ALREADY_SENT], (unsigned long long)t.commands_sent,
+        (unsigned long long)t.commands_failed, (unsigned long long)bs.banned,
+        (unsigned long long)bs.bans, (unsigned long long)bs.full);
     fprintf(srv->cfg->log,
             "sinkd: contact-to-durable latency p50 %llu us, p99 %llu us, max %llu us over %llu "
             "records\n",
@@ -1940,6 +2017,13 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
             batches ? (double)atomic_load(&ps->entries) / (double)batches : 0.0,
             (unsigned long long)atomic_load(&ps->max_batch),
             (unsigned long long)atomic_load(&ps->delayed), (unsigned long long)pool_peak);
+    if (bs.bans > 0) {
+        fprintf(srv->cfg->log,
+                "sinkd: listener bans: %llu made, %llu in force at the stop, %llu not made "
+                "(--syn-ban-max reached)\n",
+                (unsigned long long)bs.bans, (unsigned long long)bs.banned,
+                (unsigned long long)bs.full);
+    }
 }
 
 /* The registry is a derived view: its follower thread tails the durable log on its own, so no
@@ -2108,6 +2192,17 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     srv->iplimits.max_open = cfg->limits.max_per_ip;
     srv->iplimits.rate = cfg->limits.conn_rate_per_ip;
     srv->iplimits.burst = cfg->limits.conn_burst_per_ip;
+    if (cfg->limits.syn_ban_after > 0 && cfg->limits.conn_rate_per_ip > 0) {
+        struct banlist_limits bl = {
+            .after = cfg->limits.syn_ban_after,
+            .ban_ms = cfg->limits.syn_ban_s * 1000,
+            .max = cfg->limits.syn_ban_max < BANLIST_MAX ? cfg->limits.syn_ban_max : BANLIST_MAX};
+        srv->banlist = banlist_new(&bl);
+        if (srv->banlist == NULL) {
+            err_set(err, errlen, "out of memory");
+            goto out;
+        }
+    }
     srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
     if (srv->ipcount == NULL || srv->workers == NULL) {
         err_set(err, errlen, "out of memory");
@@ -2128,6 +2223,11 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         static const uint8_t any[16];
         srv->bound_wildcard[l] =
             memcmp(cfg->listen[l].ip, any, cfg->listen[l].family == AF_INET ? 4 : 16) == 0;
+    }
+    if (srv->banlist != NULL && attach_synfilter(srv, fds, detail, sizeof(detail)) != 0) {
+        fprintf(cfg->log, "sinkd: listener bans off: %s\n", detail);
+        banlist_free(srv->banlist);
+        srv->banlist = NULL;
     }
     /* Bound (ports below 1024 need root): now give privilege up for good, while the process
      * still has one thread (no-new-privs and capabilities are per thread). */
@@ -2207,6 +2307,11 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     uv_timer_init(&srv->main_loop, &srv->trim);
     srv->trim.data = srv;
     uv_timer_start(&srv->trim, on_trim_tick, TRIM_TICK_MS, TRIM_TICK_MS);
+    if (srv->banlist != NULL) {
+        uv_timer_init(&srv->main_loop, &srv->ban_tick);
+        srv->ban_tick.data = srv;
+        uv_timer_start(&srv->ban_tick, on_ban_tick, BAN_TICK_MS, BAN_TICK_MS);
+    }
 
     for (; started < srv->nworkers; started++) {
         if (pthread_create(&srv->workers[started].thread, NULL, worker_main,
@@ -2305,6 +2410,8 @@ out:
     policy_handle_free(srv->policy);
     keyset_shared_free(srv->decided);
     ipcount_free(srv->ipcount);
+    banlist_free(srv->banlist);
+    synfilter_close(srv->synfilter);
     free(srv->workers);
     free(srv);
     return rc;
