@@ -162,7 +162,7 @@ static int cmp_u32(const void *a, const void *b)
 /* Whether addr is in the ascending list a[0..n). */
 static bool listed(const uint32_t *a, size_t n, uint32_t addr)
 {
-    return bsearch(&addr, a, n, sizeof(*a), cmp_u32) != NULL;
+    return n > 0 && bsearch(&addr, a, n, sizeof(*a), cmp_u32) != NULL;
 }
 
 int synfilter_set(struct synfilter *f, const uint32_t *addrs, size_t n)

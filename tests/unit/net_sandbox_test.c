@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -23,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +167,47 @@ static int child_forbidden_connect(void *arg)
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connect(fd, (struct sockaddr *)&sin, sizeof(sin));
     return 2;
+}
+
+/* bpf() with `cmd` on a map descriptor that does not exist: EBADF if the filter lets it through. */
+static int bpf_on_no_map(int cmd)
+{
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.map_fd = (uint32_t)-1;
+    return (int)syscall(SYS_bpf, cmd, &attr, sizeof(attr));
+}
+
+/* The listener drop filter's map may change (update, delete); nothing else bpf() does is allowed.
+ */
+static int child_bpf_map_updates(void *arg)
+{
+    int load = *(int *)arg;
+    char err[256];
+    if (sandbox_install_seccomp(err, sizeof(err)) != 0) {
+        return 1;
+    }
+    if (bpf_on_no_map(BPF_MAP_UPDATE_ELEM) != -1 || errno != EBADF) {
+        return 2;
+    }
+    if (bpf_on_no_map(BPF_MAP_DELETE_ELEM) != -1 || errno != EBADF) {
+        return 3;
+    }
+    if (load) {
+        bpf_on_no_map(BPF_PROG_LOAD);
+        return 4;
+    }
+    return 0;
+}
+
+static void test_seccomp_allows_only_bpf_map_updates(void **state)
+{
+    (void)state;
+    skip_without_seccomp();
+    int load = 0;
+    assert_exit_ok(run_child(child_bpf_map_updates, &load));
+    load = 1;
+    assert_killed_by_sigsys(run_child(child_bpf_map_updates, &load));
 }
 
 static void test_seccomp_kills_exec_connect_and_exec_mappings(void **state)
@@ -597,6 +640,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seccomp_kills_forbidden_socket),
         cmocka_unit_test(test_seccomp_kills_exec_connect_and_exec_mappings),
+        cmocka_unit_test(test_seccomp_allows_only_bpf_map_updates),
         cmocka_unit_test(test_seccomp_allows_what_the_server_does),
         cmocka_unit_test(test_seccomp_covers_existing_threads),
         cmocka_unit_test(test_seccomp_log_mode_survives),
