@@ -112,6 +112,11 @@ for round in $(seq 1 "$ROUNDS"); do
     run_sinkd "$round" sinkd-no-enrich --no-enrich
     # The group-commit delay under load is on by default (docs/evidence.md): its share.
     run_sinkd "$round" sinkd-no-commit-delay --commit-delay-us 0
+    # The per-address rate limit on (as in a real deployment) but never reached, so the listener
+    # drop filter is attached and every segment passes it; with and without the filter: its cost.
+    run_sinkd "$round" sinkd-rate-limit-on --conn-rate-per-ip 1000000 --conn-burst-per-ip 1000000
+    run_sinkd "$round" sinkd-rate-limit-no-filter --conn-rate-per-ip 1000000 \
+        --conn-burst-per-ip 1000000 --syn-ban-after 0
 done
 
 # Ratios within each round, then their median over the rounds.
@@ -127,7 +132,8 @@ pairs = [("sinkd-defaults", "nginx-stream-return", "sinkd/nginx (goal >= 1.0x)")
          ("sinkd-no-commit-delay", "nginx-stream-return", "sinkd --commit-delay-us 0/nginx"),
          ("protocol-floor", "nginx-stream-return", "protocol-floor/nginx"),
          ("floor-close-first", "nginx-stream-return", "floor-close-first/nginx"),
-         ("sinkd-defaults", "protocol-floor", "sinkd/protocol-floor")]
+         ("sinkd-defaults", "protocol-floor", "sinkd/protocol-floor"),
+         ("sinkd-rate-limit-on", "sinkd-rate-limit-no-filter", "listener filter on/off")]
 print("ratios per round (servers of one round ran back to back), median last:")
 for a, b, label in pairs:
     per = [rates[a][r] / rates[b][r] for r in rounds]
