@@ -394,7 +394,11 @@ static bool admit_address(struct conn *c)
             const uint8_t *ip = c->peer.ip;
             uint32_t a =
                 (uint32_t)ip[0] << 24 | (uint32_t)ip[1] << 16 | (uint32_t)ip[2] << 8 | ip[3];
-            banlist_refused(srv->banlist, a, uv_now(&w->loop));
+            /* The main loop's tick brings the whole set up to date (and lifts bans); adding a
+             * new ban here saves the flood up to a second of accepts and resets meanwhile. */
+            if (banlist_refused(srv->banlist, a, uv_now(&w->loop))) {
+                synfilter_add(srv->synfilter, a);
+            }
         }
     } else {
         bad_peer(c, "too many distinct addresses to track (%u)", srv->cfg->limits.max_tracked_ips);

@@ -3,6 +3,7 @@
 #include "net/synfilter.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <linux/bpf.h>
 #include <linux/filter.h>
@@ -18,6 +19,7 @@
 #endif
 
 struct synfilter {
+    pthread_mutex_t mu; /* over current/n: workers add, the main loop sets */
     int map_fd;
     int prog_fd;
     uint32_t max;
@@ -49,6 +51,7 @@ struct synfilter *synfilter_open(uint32_t max, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&f->mu, NULL);
     f->current = current;
     f->max = max;
     f->prog_fd = -1;
@@ -124,6 +127,7 @@ void synfilter_close(struct synfilter *f)
     if (f->map_fd >= 0) {
         close(f->map_fd);
     }
+    pthread_mutex_destroy(&f->mu);
     free(f->current);
     free(f);
 }
@@ -177,6 +181,7 @@ int synfilter_set(struct synfilter *f, const uint32_t *addrs, size_t n)
     }
     /* Deletions first, so the map never needs room for both sets. An update that fails leaves
      * `current` saying what the map holds, so the next call retries it. */
+    pthread_mutex_lock(&f->mu);
     int rc = 0;
     size_t kept = 0;
     for (size_t i = 0; i < f->n; i++) {
@@ -203,10 +208,40 @@ int synfilter_set(struct synfilter *f, const uint32_t *addrs, size_t n)
     }
     f->n = kept;
     qsort(f->current, f->n, sizeof(uint32_t), cmp_u32);
+    pthread_mutex_unlock(&f->mu);
     return rc;
 }
 
-size_t synfilter_size(const struct synfilter *f)
+int synfilter_add(struct synfilter *f, uint32_t addr)
 {
-    return f->n;
+    pthread_mutex_lock(&f->mu);
+    int rc = 0;
+    size_t at = 0;
+    while (at < f->n && f->current[at] < addr) {
+        at++;
+    }
+    if (at < f->n && f->current[at] == addr) {
+        goto out;
+    }
+    if (f->n >= f->max) {
+        rc = -ENOSPC;
+        goto out;
+    }
+    rc = map_op(f, BPF_MAP_UPDATE_ELEM, addr);
+    if (rc == 0) {
+        memmove(&f->current[at + 1], &f->current[at], (f->n - at) * sizeof(uint32_t));
+        f->current[at] = addr;
+        f->n++;
+    }
+out:
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+size_t synfilter_size(struct synfilter *f)
+{
+    pthread_mutex_lock(&f->mu);
+    size_t n = f->n;
+    pthread_mutex_unlock(&f->mu);
+    return n;
 }

@@ -29,12 +29,17 @@ void synfilter_close(struct synfilter *f);
 int synfilter_attach(const struct synfilter *f, int fd);
 
 /* Makes the dropped set exactly addrs (IPv4, host byte order, strictly ascending, n <= max):
- * deletes the addresses no longer listed, inserts the new ones. One caller at a time. Returns 0,
+ * deletes the addresses no longer listed, inserts the new ones. Thread-safe. Returns 0,
  * -EINVAL for a bad set, or the -errno of the map update that failed (the set is then whatever
  * part was applied, and the next call retries the rest). */
 int synfilter_set(struct synfilter *f, const uint32_t *addrs, size_t n);
 
+/* Adds one address at once (a worker that has just banned it), so the kernel drops it from the
+ * next SYN rather than from the next synfilter_set. Thread-safe. Returns 0 (also if it was
+ * listed), -ENOSPC if max addresses are listed, or the map update's -errno. */
+int synfilter_add(struct synfilter *f, uint32_t addr);
+
 /* Addresses currently dropped. */
-size_t synfilter_size(const struct synfilter *f);
+size_t synfilter_size(struct synfilter *f);
 
 #endif

@@ -59,6 +59,11 @@ while len(first) < 40 and "dropped" not in first:
 t_drop = time.time() - t0
 if first.count("reply") < 5 or first.count("refused") < 10:
     sys.exit(f"the rate limit did not refuse: {first}")
+# The worker that bans adds the address to the filter at once: the attempt after the 10th refusal
+# within a second is dropped (up to 19 if the first refusals straddle a second boundary), not
+# only after the main loop's next once-a-second update.
+if "dropped" not in first or first.count("refused") > 19 or t_drop > 1.5:
+    sys.exit(f"not dropped right after the 10th refusal ({t_drop:.2f} s): {first}")
 # The workers install the filter within a second (their sweep runs every 250 ms).
 time.sleep(1.5)
 banned = [attempt(FLOOD, 0.4) for _ in range(5)]

@@ -221,6 +221,31 @@ static void test_accepted_sockets_inherit(void **state)
     synfilter_close(f);
 }
 
+/* A worker's single addition is dropped at once, counted once, and a later full set that does
+ * not list it removes it. */
+static void test_add_one(void **state)
+{
+    (void)state;
+    struct synfilter *f = open_or_skip(2);
+    uint16_t port;
+    int lfd = listen_loopback(&port);
+    assert_int_equal(synfilter_attach(f, lfd), 0);
+    uint32_t a[] = {src(700)}, b[] = {src(702)};
+    assert_int_equal(synfilter_add(f, a[0]), 0);
+    assert_int_equal(synfilter_add(f, a[0]), 0);
+    assert_int_equal(synfilter_size(f), 1);
+    check(lfd, port, a, 1, 2, true);
+    assert_int_equal(synfilter_add(f, b[0]), 0);
+    assert_int_equal(synfilter_add(f, src(704)), -ENOSPC); /* max 2 */
+    check(lfd, port, b, 1, 2, true);
+    assert_int_equal(synfilter_set(f, b, 1), 0); /* a lapses, b stays */
+    assert_int_equal(synfilter_size(f), 1);
+    check(lfd, port, a, 1, 2, false);
+    check(lfd, port, b, 1, 2, true);
+    close(lfd);
+    synfilter_close(f);
+}
+
 static void test_rejects_bad_sets(void **state)
 {
     (void)state;
@@ -248,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_adjacent_addresses),
         cmocka_unit_test(test_full_map),
         cmocka_unit_test(test_accepted_sockets_inherit),
+        cmocka_unit_test(test_add_one),
         cmocka_unit_test(test_rejects_bad_sets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
