@@ -40,7 +40,8 @@ free_port() {
 }
 
 # start_server STATE PORT [extra serve options...]; sets SERVER_PID. With SERVE_NOFILE=N the
-# server runs under an open-files limit of N (soft and hard, so it cannot raise it).
+# server runs under an open-files limit of N (soft and hard, so it cannot raise it); with
+# SERVE_WRAP="cmd args" it runs under that command (e.g. setpriv dropping capabilities).
 start_server() {
     local state=$1 port=$2
     shift 2
@@ -49,6 +50,8 @@ start_server() {
     # CI runs as root in a throwaway sandbox; serve refuses root without an explicit choice.
     [ "$(id -u)" -ne 0 ] || as_root=(--allow-root)
     [ -z "${SERVE_NOFILE:-}" ] || limit=(prlimit --nofile="$SERVE_NOFILE" --)
+    # shellcheck disable=SC2206
+    [ -z "${SERVE_WRAP:-}" ] || limit+=($SERVE_WRAP)
     "${limit[@]}" "$SINKD_BINARY" serve "${as_root[@]}" --state "$state" --listen "127.0.0.1:$port" \
         --trusted-proxy 127.0.1.0/24 --ready-file "$E2E_DIR/ready" "$@" \
         2>>"$E2E_DIR/serve.log" &

@@ -132,6 +132,25 @@ PY
     fail "$(cat "$E2E_DIR/peers.txt")"
 stop_server
 
+# Without the privilege to load the filter, serve says so and serves without bans.
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+    SERVE_WRAP="setpriv --bounding-set -bpf,-sys_admin" start_server "$E2E_DIR/nocap" "$port" \
+        --workers 1 --no-enrich
+    python3 - "$SINKD_SOURCE_DIR/tests/e2e" "$port" <<'PY' || fail "not served without CAP_BPF"
+import sys
+sys.path.insert(0, sys.argv[1])
+import hostile
+s = hostile.connect_from("127.0.3.233", int(sys.argv[2]))
+s.send(hostile.packet(0x1000))
+assert len(s.recv(64)) >= 16
+PY
+    stop_server
+    grep -q "listener bans off: listener filter: cannot create its BPF map: Operation not permitted" \
+        "$E2E_DIR/serve.log" || fail "no log line for bans off without CAP_BPF"
+else
+    echo "not root or no setpriv: the bans-off check is skipped"
+fi
+
 for bad in "--syn-ban-after x" "--syn-ban-s 0" "--syn-ban-max 4097"; do
     # shellcheck disable=SC2086
     "$SINKD_BINARY" serve $bad --state "$E2E_DIR/x" 2>"$E2E_DIR/bad.txt" && fail "$bad was accepted"
