@@ -10,12 +10,12 @@
 #define WINDOW_PROBES 16  /* a full neighbourhood means the address is not counted this second */
 
 struct window_slot {
-    uint32_t addr;
+    struct synfilter_addr addr;
     uint32_t count; /* 0: slot free */
 };
 
 struct ban {
-    uint32_t addr;
+    struct synfilter_addr addr;
     uint64_t until_ms;
 };
 
@@ -59,17 +59,21 @@ void banlist_free(struct banlist *b)
     free(b);
 }
 
-static uint32_t slot_hash(uint32_t addr)
+static uint32_t slot_hash(const struct synfilter_addr *addr)
 {
-    /* Fibonacci hashing: attackers choosing addresses only crowd their own neighbourhood out of
-     * being counted, which costs them nothing they had (they are still rate-limited). */
-    return (uint32_t)((addr * 2654435769u) >> 20) & (WINDOW_SLOTS - 1);
+    /* FNV-1a: attackers choosing addresses only crowd their own neighbourhood out of being
+     * counted, which costs them nothing they had (they are still rate-limited). */
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < sizeof(addr->b); i++) {
+        h = (h ^ addr->b[i]) * 16777619u;
+    }
+    return h & (WINDOW_SLOTS - 1);
 }
 
-static struct ban *find_ban(struct banlist *b, uint32_t addr)
+static struct ban *find_ban(struct banlist *b, const struct synfilter_addr *addr)
 {
     for (uint32_t i = 0; i < b->nbanned; i++) {
-        if (b->banned[i].addr == addr) {
+        if (synfilter_addr_cmp(&b->banned[i].addr, addr) == 0) {
             return &b->banned[i];
         }
     }
@@ -77,7 +81,7 @@ static struct ban *find_ban(struct banlist *b, uint32_t addr)
 }
 
 /* Returns true if addr was not banned and now is. */
-static bool ban(struct banlist *b, uint32_t addr, uint64_t now_ms)
+static bool ban(struct banlist *b, const struct synfilter_addr *addr, uint64_t now_ms)
 {
     struct ban *existing = find_ban(b, addr);
     if (existing != NULL) {
@@ -89,13 +93,13 @@ static bool ban(struct banlist *b, uint32_t addr, uint64_t now_ms)
         b->full++;
         return false;
     }
-    b->banned[b->nbanned++] = (struct ban){.addr = addr, .until_ms = now_ms + b->lim.ban_ms};
+    b->banned[b->nbanned++] = (struct ban){.addr = *addr, .until_ms = now_ms + b->lim.ban_ms};
     b->bans++;
     b->generation++;
     return true;
 }
 
-bool banlist_refused(struct banlist *b, uint32_t addr, uint64_t now_ms)
+bool banlist_refused(struct banlist *b, const struct synfilter_addr *addr, uint64_t now_ms)
 {
     if (b->lim.after == 0) {
         return false;
@@ -114,9 +118,9 @@ bool banlist_refused(struct banlist *b, uint32_t addr, uint64_t now_ms)
     for (uint32_t p = 0; p < WINDOW_PROBES; p++) {
         struct window_slot *s = &b->slots[(h + p) & (WINDOW_SLOTS - 1)];
         if (s->count == 0) {
-            s->addr = addr;
+            s->addr = *addr;
             b->window_used++;
-        } else if (s->addr != addr) {
+        } else if (synfilter_addr_cmp(&s->addr, addr) != 0) {
             continue;
         }
         /* Counting stops at `after`, so an address is banned once per window. */
@@ -129,13 +133,13 @@ bool banlist_refused(struct banlist *b, uint32_t addr, uint64_t now_ms)
     return banned;
 }
 
-static int cmp_u32(const void *a, const void *b)
+static int cmp_addr(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
+    return synfilter_addr_cmp(a, b);
 }
 
-bool banlist_snapshot(struct banlist *b, uint64_t now_ms, uint64_t *gen, uint32_t *out, size_t *n)
+bool banlist_snapshot(struct banlist *b, uint64_t now_ms, uint64_t *gen, struct synfilter_addr *out,
+                      size_t *n)
 {
     pthread_mutex_lock(&b->mu);
     for (uint32_t i = 0; i < b->nbanned;) {
@@ -156,7 +160,7 @@ bool banlist_snapshot(struct banlist *b, uint64_t now_ms, uint64_t *gen, uint32_
     }
     pthread_mutex_unlock(&b->mu);
     if (changed) {
-        qsort(out, *n, sizeof(*out), cmp_u32);
+        qsort(out, *n, sizeof(*out), cmp_addr);
     }
     return changed;
 }

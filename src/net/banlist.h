@@ -1,4 +1,4 @@
-/* banlist.h -- which IPv4 addresses the listeners drop in the kernel (synfilter.h): an address
+/* banlist.h -- which addresses the listeners drop in the kernel (synfilter.h): an address
  * that the per-address rate limit refused `after` times within one second is banned for
  * `ban_ms`. Only untrusted peers are reported here: their address completed a TCP handshake, so
  * it is not spoofed, and it is the address the kernel sees (never a trusted proxy's). Shared by
@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "net/synfilter.h"
 
 /* Each new ban looks for the address among those banned: kept small enough for a linear scan. */
 #define BANLIST_MAX 4096
@@ -30,15 +32,16 @@ struct banlist;
 struct banlist *banlist_new(const struct banlist_limits *lim);
 void banlist_free(struct banlist *b);
 
-/* Counts one refusal of addr (IPv4, host byte order) at now_ms; returns true if it banned the
- * address. Within one second at most a fixed number of distinct addresses (4,096) are counted;
- * refusals of further addresses that second are not, so memory stays bounded. */
-bool banlist_refused(struct banlist *b, uint32_t addr, uint64_t now_ms);
+/* Counts one refusal of addr at now_ms; returns true if it banned the address. Within one second at
+ * most a fixed number of distinct addresses (4,096) are counted; refusals of further addresses that
+ * second are not, so memory stays bounded. */
+bool banlist_refused(struct banlist *b, const struct synfilter_addr *addr, uint64_t now_ms);
 
 /* Lifts the bans due by now_ms. If the banned set is no longer the one of generation *gen,
- * writes it to out in ascending order (*n addresses, at most max), updates *gen and returns
- * true; otherwise returns false. Start with *gen = 0. */
-bool banlist_snapshot(struct banlist *b, uint64_t now_ms, uint64_t *gen, uint32_t *out, size_t *n);
+ * writes it to out in ascending order of synfilter_addr_cmp (*n addresses, at most max),
+ * updates *gen and returns true; otherwise returns false. Start with *gen = 0. */
+bool banlist_snapshot(struct banlist *b, uint64_t now_ms, uint64_t *gen, struct synfilter_addr *out,
+                      size_t *n);
 
 void banlist_stats(struct banlist *b, struct banlist_stats *out);
 

@@ -210,7 +210,7 @@ struct server {
     struct ipcount *ipcount;
     struct ipcount_limits iplimits;
     struct banlist *banlist;     /* NULL: no listener bans (off, or the filter is unavailable) */
-    struct synfilter *synfilter; /* on every IPv4 listener; its set follows the banlist */
+    struct synfilter *synfilter; /* on every listener; its set follows the banlist */
     uint64_t ban_generation;     /* the banlist set the filter holds */
     uv_timer_t ban_tick;
     struct enrich_handle enrich;
@@ -389,15 +389,14 @@ static bool admit_address(struct conn *c)
         bad_peer(c, "more than %u new connections per second from this address",
                  srv->iplimits.rate);
         /* Only the TCP peer's own address can be dropped in the kernel; behind a trusted proxy
-         * the kernel sees the proxy. */
-        if (srv->banlist != NULL && !c->trusted && c->peer.family == AF_INET) {
-            const uint8_t *ip = c->peer.ip;
-            uint32_t a =
-                (uint32_t)ip[0] << 24 | (uint32_t)ip[1] << 16 | (uint32_t)ip[2] << 8 | ip[3];
-            /* The main loop's tick brings the whole set up to date (and lifts bans); adding a
-             * new ban here saves the flood up to a second of accepts and resets meanwhile. */
-            if (banlist_refused(srv->banlist, a, uv_now(&w->loop))) {
-                synfilter_add(srv->synfilter, a);
+         * the kernel sees the proxy. The main loop's tick brings the whole set up to date (and
+         * lifts bans); adding a new ban here saves the flood up to a second of accepts. */
+        if (srv->banlist != NULL && !c->trusted &&
+            (c->peer.family == AF_INET || c->peer.family == AF_INET6)) {
+            struct synfilter_addr a =
+                synfilter_addr_bytes(c->peer.ip, c->peer.family == AF_INET ? 4 : 16);
+            if (banlist_refused(srv->banlist, &a, uv_now(&w->loop))) {
+                synfilter_add(srv->synfilter, &a);
             }
         }
     } else {
@@ -1473,7 +1472,7 @@ static void walk_close(uv_handle_t *h, void *arg)
 static void on_ban_tick(uv_timer_t *t)
 {
     struct server *srv = t->data;
-    static uint32_t addrs[BANLIST_MAX]; /* main loop thread only */
+    static struct synfilter_addr addrs[BANLIST_MAX]; /* main loop thread only */
     size_t n = 0;
     if (!banlist_snapshot(srv->banlist, uv_now(t->loop), &srv->ban_generation, addrs, &n)) {
         return;
@@ -1657,7 +1656,7 @@ static int worker_init(struct server *srv, struct worker *w, unsigned id, int *f
     return 0;
 }
 
-/* Loads the drop filter and installs it on every worker's IPv4 listeners, while serve still
+/* Loads the drop filter and installs it on every worker's listeners, while serve still
  * has the privileges loading needs; later only its map changes. */
 static int attach_synfilter(struct server *srv, int fds[][SERVER_MAX_LISTEN], char *err,
                             size_t errlen)
@@ -1669,11 +1668,8 @@ static int attach_synfilter(struct server *srv, int fds[][SERVER_MAX_LISTEN], ch
         return -1;
     }
     for (size_t l = 0; l < cfg->nlisten; l++) {
-        if (cfg->listen[l].family != AF_INET) {
-            continue; /* IPv6 listeners: not filtered (docs/limits.md) */
-        }
         for (unsigned i = 0; i < srv->nworkers; i++) {
-            int rc = synfilter_attach(srv->synfilter, fds[i][l]);
+            int rc = synfilter_attach(srv->synfilter, fds[i][l], cfg->listen[l].family);
             if (rc != 0) {
                 synfilter_close(srv->synfilter);
                 srv->synfilter = NULL;

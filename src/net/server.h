@@ -37,7 +37,7 @@ struct net_limits {
      * beyond that a refusal is reset at once. */
     uint32_t refuse_hold_ms;
     uint32_t refuse_hold_max;
-    /* An untrusted IPv4 address the rate limit refused syn_ban_after times within one second
+    /* An untrusted peer address the rate limit refused syn_ban_after times within one second
      * (default 40; 0: never) has its SYNs dropped by a filter on the listeners for syn_ban_s
      * (default 60), so a flood that does not wait for verdicts costs no accept; at most
      * syn_ban_max addresses at once (default and most 1024). */

@@ -132,6 +132,53 @@ PY
     fail "$(cat "$E2E_DIR/peers.txt")"
 stop_server
 
+# IPv6: a flood from ::1 to an IPv6 listener is dropped by the IPv6 program; IPv4 is not touched.
+port6=$(free_port)
+if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    start_server "$E2E_DIR/v6" "$port" --listen "[::1]:$port6" --workers 1 --no-enrich \
+        --conn-rate-per-ip 5 --conn-burst-per-ip 5 --refuse-hold-ms 0 --syn-ban-after 10
+    python3 - "$SINKD_SOURCE_DIR/tests/e2e" "$port" "$port6" >"$E2E_DIR/v6.txt" 2>&1 <<'PY' ||
+import socket, struct, sys
+sys.path.insert(0, sys.argv[1])
+import hostile
+port, port6 = int(sys.argv[2]), int(sys.argv[3])
+
+def attempt6():
+    s = socket.socket(socket.AF_INET6)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.settimeout(0.4)
+    try:
+        s.connect(("::1", port6))
+    except (socket.timeout, TimeoutError):
+        s.close()
+        return "dropped"
+    try:
+        s.settimeout(5)
+        s.send(hostile.packet(0x1000))
+        return "reply" if len(s.recv(64)) >= 16 else "refused"
+    except (ConnectionResetError, BrokenPipeError):
+        return "refused"
+    finally:
+        s.close()
+
+seen = []
+while len(seen) < 40 and "dropped" not in seen:
+    seen.append(attempt6())
+if seen.count("reply") < 5 or "dropped" not in seen or seen.count("refused") > 19:
+    sys.exit(f"::1 not dropped after its refusals: {seen}")
+s = hostile.connect_from("127.0.3.234", port)
+s.send(hostile.packet(0x1000))
+if len(s.recv(64)) < 16:
+    sys.exit("IPv4 not served while ::1 is banned")
+print(f"ok: ::1 dropped after {seen.count('refused')} refusals; IPv4 served")
+PY
+        fail "IPv6 ban: $(cat "$E2E_DIR/v6.txt")"
+    cat "$E2E_DIR/v6.txt"
+    stop_server
+else
+    echo "no IPv6 loopback: the IPv6 check is skipped"
+fi
+
 # Without the privilege to load the filter, serve says so and serves without bans.
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
     SERVE_WRAP="setpriv --bounding-set -bpf,-sys_admin" start_server "$E2E_DIR/nocap" "$port" \
