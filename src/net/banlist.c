@@ -28,22 +28,17 @@ struct banlist {
     uint64_t bans;
     uint64_t full;
     uint32_t nbanned;
-    struct ban *banned; /* lim.max entries */
     struct window_slot slots[WINDOW_SLOTS];
+    struct ban banned[]; /* lim.max entries */
 };
 
 struct banlist *banlist_new(const struct banlist_limits *lim)
 {
-    struct banlist *b = calloc(1, sizeof(*b));
+    struct banlist *b = calloc(1, sizeof(*b) + (size_t)lim->max * sizeof(struct ban));
     if (b == NULL) {
         return NULL;
     }
     b->lim = *lim;
-    b->banned = calloc(lim->max > 0 ? lim->max : 1, sizeof(*b->banned));
-    if (b->banned == NULL) {
-        free(b);
-        return NULL;
-    }
     pthread_mutex_init(&b->mu, NULL);
     b->generation = 1;
     return b;
@@ -55,7 +50,6 @@ void banlist_free(struct banlist *b)
         return;
     }
     pthread_mutex_destroy(&b->mu);
-    free(b->banned);
     free(b);
 }
 
