@@ -75,6 +75,29 @@ def connect_from(source, port):
     return s
 
 
+def hello_attempt(source, dest, port, timeout):
+    """Connects from source to dest:port (IPv4 or IPv6 literals) and sends a PlugX hello:
+    'reply', 'refused' (reset or closed) or 'dropped' (no handshake within timeout: the SYN
+    was dropped, as by the listeners' ban filter)."""
+    s = socket.socket(socket.AF_INET6 if ":" in dest else socket.AF_INET)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.bind((source, 0))
+    s.settimeout(timeout)
+    try:
+        s.connect((dest, port))
+    except (socket.timeout, TimeoutError):
+        s.close()
+        return "dropped"
+    try:
+        s.settimeout(5)
+        s.send(packet(0x1000))
+        return "reply" if len(s.recv(64)) >= 16 else "refused"
+    except (ConnectionResetError, BrokenPipeError):
+        return "refused"
+    finally:
+        s.close()
+
+
 def closed_by_server(s, wait=5.0):
     """How the server ended the connection: "reset" (RST), "eof" (FIN) or None (it did not)."""
     s.settimeout(wait)

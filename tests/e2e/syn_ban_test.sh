@@ -17,24 +17,7 @@ port = int(sys.argv[2])
 FLOOD, OTHER = "127.0.3.230", "127.0.3.231"
 
 def attempt(src, timeout):
-    """'reply', 'refused' (reset or closed) or 'dropped' (no handshake within timeout)."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    s.bind((src, 0))
-    s.settimeout(timeout)
-    try:
-        s.connect(("127.0.0.1", port))
-    except (socket.timeout, TimeoutError):
-        s.close()
-        return "dropped"
-    try:
-        s.settimeout(5)
-        s.send(hostile.packet(0x1000))
-        return "reply" if len(s.recv(64)) >= 16 else "refused"
-    except (ConnectionResetError, BrokenPipeError):
-        return "refused"
-    finally:
-        s.close()
+    return hostile.hello_attempt(src, "127.0.0.1", port, timeout)
 
 def proxied_bot(fake_src):
     """A bot behind the trusted proxy 127.0.1.1: the PROXY header names its address."""
@@ -144,22 +127,7 @@ import hostile
 port, port6 = int(sys.argv[2]), int(sys.argv[3])
 
 def attempt6():
-    s = socket.socket(socket.AF_INET6)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    s.settimeout(0.4)
-    try:
-        s.connect(("::1", port6))
-    except (socket.timeout, TimeoutError):
-        s.close()
-        return "dropped"
-    try:
-        s.settimeout(5)
-        s.send(hostile.packet(0x1000))
-        return "reply" if len(s.recv(64)) >= 16 else "refused"
-    except (ConnectionResetError, BrokenPipeError):
-        return "refused"
-    finally:
-        s.close()
+    return hostile.hello_attempt("::1", "::1", port6, 0.4)
 
 seen = []
 while len(seen) < 40 and "dropped" not in seen:
