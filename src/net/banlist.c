@@ -79,7 +79,8 @@ static bool ban(struct banlist *b, const struct synfilter_addr *addr, uint64_t n
 {
     struct ban *existing = find_ban(b, addr);
     if (existing != NULL) {
-        /* Its SYNs still arrive: the workers have not installed the filter yet. */
+        /* Refused again while banned: connections that were already queued (or in flight)
+         * when the filter began dropping its SYNs. Extend rather than count a second ban. */
         existing->until_ms = now_ms + b->lim.ban_ms;
         return false;
     }

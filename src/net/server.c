@@ -212,6 +212,7 @@ struct server {
     struct banlist *banlist;     /* NULL: no listener bans (off, or the filter is unavailable) */
     struct synfilter *synfilter; /* on every listener; its set follows the banlist */
     uint64_t ban_generation;     /* the banlist set the filter holds */
+    struct synfilter_addr *ban_snapshot; /* on_ban_tick's copy of the set, banlist max entries */
     uv_timer_t ban_tick;
     struct enrich_handle enrich;
     struct registry *registry;     /* derived view, fed by its own follower thread */
@@ -1472,12 +1473,12 @@ static void walk_close(uv_handle_t *h, void *arg)
 static void on_ban_tick(uv_timer_t *t)
 {
     struct server *srv = t->data;
-    static struct synfilter_addr addrs[BANLIST_MAX]; /* main loop thread only */
     size_t n = 0;
-    if (!banlist_snapshot(srv->banlist, uv_now(t->loop), &srv->ban_generation, addrs, &n)) {
+    if (!banlist_snapshot(srv->banlist, uv_now(t->loop), &srv->ban_generation, srv->ban_snapshot,
+                          &n)) {
         return;
     }
-    int rc = synfilter_set(srv->synfilter, addrs, n);
+    int rc = synfilter_set(srv->synfilter, srv->ban_snapshot, n);
     if (rc != 0) {
         srv->ban_generation = 0; /* retry the rest on the next tick */
         fprintf(srv->cfg->log, "sinkd: listener filter: updating its addresses: %s\n",
@@ -1658,11 +1659,10 @@ static int worker_init(struct server *srv, struct worker *w, unsigned id, int *f
 
 /* Loads the drop filter and installs it on every worker's listeners, while serve still
  * has the privileges loading needs; later only its map changes. */
-static int attach_synfilter(struct server *srv, int fds[][SERVER_MAX_LISTEN], char *err,
-                            size_t errlen)
+static int attach_synfilter(struct server *srv, int fds[][SERVER_MAX_LISTEN], uint32_t max,
+                            char *err, size_t errlen)
 {
     const struct server_config *cfg = srv->cfg;
-    uint32_t max = cfg->limits.syn_ban_max < BANLIST_MAX ? cfg->limits.syn_ban_max : BANLIST_MAX;
     srv->synfilter = synfilter_open(max, err, errlen);
     if (srv->synfilter == NULL) {
         return -1;
@@ -2192,13 +2192,16 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     srv->iplimits.max_open = cfg->limits.max_per_ip;
     srv->iplimits.rate = cfg->limits.conn_rate_per_ip;
     srv->iplimits.burst = cfg->limits.conn_burst_per_ip;
-    if (cfg->limits.syn_ban_after > 0 && cfg->limits.conn_rate_per_ip > 0) {
-        struct banlist_limits bl = {
-            .after = cfg->limits.syn_ban_after,
-            .ban_ms = cfg->limits.syn_ban_s * 1000,
-            .max = cfg->limits.syn_ban_max < BANLIST_MAX ? cfg->limits.syn_ban_max : BANLIST_MAX};
+    /* The CLI bounds syn_ban_max to BANLIST_MAX; a library caller is clamped here, once. */
+    uint32_t ban_max =
+        cfg->limits.syn_ban_max < BANLIST_MAX ? cfg->limits.syn_ban_max : BANLIST_MAX;
+    if (cfg->limits.syn_ban_after > 0 && cfg->limits.conn_rate_per_ip > 0 && ban_max > 0) {
+        struct banlist_limits bl = {.after = cfg->limits.syn_ban_after,
+                                    .ban_ms = cfg->limits.syn_ban_s * 1000,
+                                    .max = ban_max};
         srv->banlist = banlist_new(&bl);
-        if (srv->banlist == NULL) {
+        srv->ban_snapshot = calloc(ban_max, sizeof(*srv->ban_snapshot));
+        if (srv->banlist == NULL || srv->ban_snapshot == NULL) {
             err_set(err, errlen, "out of memory");
             goto out;
         }
@@ -2224,7 +2227,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         srv->bound_wildcard[l] =
             memcmp(cfg->listen[l].ip, any, cfg->listen[l].family == AF_INET ? 4 : 16) == 0;
     }
-    if (srv->banlist != NULL && attach_synfilter(srv, fds, detail, sizeof(detail)) != 0) {
+    if (srv->banlist != NULL && attach_synfilter(srv, fds, ban_max, detail, sizeof(detail)) != 0) {
         fprintf(cfg->log, "sinkd: listener bans off: %s\n", detail);
         banlist_free(srv->banlist);
         srv->banlist = NULL;
@@ -2411,6 +2414,7 @@ out:
     keyset_shared_free(srv->decided);
     ipcount_free(srv->ipcount);
     banlist_free(srv->banlist);
+    free(srv->ban_snapshot);
     synfilter_close(srv->synfilter);
     free(srv->workers);
     free(srv);

@@ -40,7 +40,7 @@ struct net_limits {
     /* An untrusted peer address the rate limit refused syn_ban_after times within one second
      * (default 40; 0: never) has its SYNs dropped by a filter on the listeners for syn_ban_s
      * (default 60), so a flood that does not wait for verdicts costs no accept; at most
-     * syn_ban_max addresses at once (default and most 1024). */
+     * syn_ban_max addresses at once (default 1024, at most BANLIST_MAX 4096). */
     uint32_t syn_ban_after;
     uint32_t syn_ban_s;
     uint32_t syn_ban_max;

@@ -32,17 +32,6 @@ struct synfilter {
 
 static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-struct synfilter_addr synfilter_addr_v4(uint32_t host_order)
-{
-    struct synfilter_addr a;
-    memcpy(a.b, v4_mapped_prefix, 12);
-    a.b[12] = (uint8_t)(host_order >> 24);
-    a.b[13] = (uint8_t)(host_order >> 16);
-    a.b[14] = (uint8_t)(host_order >> 8);
-    a.b[15] = (uint8_t)host_order;
-    return a;
-}
-
 struct synfilter_addr synfilter_addr_bytes(const uint8_t *ip, size_t len)
 {
     struct synfilter_addr a;

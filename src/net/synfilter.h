@@ -23,7 +23,6 @@ struct synfilter_addr {
     uint8_t b[16];
 };
 
-struct synfilter_addr synfilter_addr_v4(uint32_t host_order);
 /* From 4 (IPv4) or 16 (IPv6) network-order bytes. */
 struct synfilter_addr synfilter_addr_bytes(const uint8_t *ip, size_t len);
 int synfilter_addr_cmp(const struct synfilter_addr *a, const struct synfilter_addr *b);

@@ -9,6 +9,14 @@
 
 #include "net/banlist.h"
 
+/* The filter's key for an IPv4 address given in host byte order. */
+static struct synfilter_addr synfilter_addr_v4(uint32_t host_order)
+{
+    const uint8_t ip[4] = {(uint8_t)(host_order >> 24), (uint8_t)(host_order >> 16),
+                           (uint8_t)(host_order >> 8), (uint8_t)host_order};
+    return synfilter_addr_bytes(ip, sizeof(ip));
+}
+
 #define A 0xC0000201u /* 192.0.2.1 */
 #define B 0xC0000202u
 

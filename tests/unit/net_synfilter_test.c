@@ -22,6 +22,14 @@
 
 #include "net/synfilter.h"
 
+/* The filter's key for an IPv4 address given in host byte order. */
+static struct synfilter_addr synfilter_addr_v4(uint32_t host_order)
+{
+    const uint8_t ip[4] = {(uint8_t)(host_order >> 24), (uint8_t)(host_order >> 16),
+                           (uint8_t)(host_order >> 8), (uint8_t)host_order};
+    return synfilter_addr_bytes(ip, sizeof(ip));
+}
+
 /* 127.9.0.0/16: addresses no other test uses. */
 static uint32_t src(uint32_t i)
 {
