@@ -14,64 +14,88 @@
 #include "cli/commands.h"
 #include "registry/registry.h"
 
+#define REBUILD_STATES_MAX 64
+
 static void registry_usage(FILE *out)
 {
-    fprintf(out, "usage: sinkd registry rebuild --state DIR\n"
-                 "       sinkd registry follow --state DIR [--cache-mib N]\n"
-                 "  rebuild: deletes DIR/registry.db and rebuilds it from the evidence log in\n"
-                 "  DIR/log (the log is the source of truth; the registry is a derived view).\n"
-                 "  follow: applies the log to DIR/registry.db as it grows, until SIGTERM or\n"
-                 "  SIGINT, in its own process: for `sinkd serve --no-registry`, so the\n"
-                 "  registry can have its own CPU and memory limits (docs/registry.md).\n"
-                 "  --cache-mib N: SQLite page cache, 1..65536 MiB (default 2).\n"
-                 "  One writer at a time: both refuse to run while `serve`'s own follower or\n"
-                 "  another of them holds DIR/registry.lock.\n");
+    fprintf(out,
+            "usage: sinkd registry rebuild --state DIR [--registry TARGET [--state DIR2 ...]]\n"
+            "       sinkd registry follow --state DIR [--registry TARGET] [--cache-mib N]\n"
+            "  rebuild: deletes the registry and rebuilds it from the evidence log in DIR/log\n"
+            "  (the log is the source of truth; the registry is a derived view).\n"
+            "  follow: applies the log to the registry as it grows, until SIGTERM or SIGINT, in\n"
+            "  its own process: for `sinkd serve --no-registry`, so the registry can have its\n"
+            "  own CPU and memory limits (docs/registry.md).\n"
+            "  --registry TARGET: DIR/registry.db by default; a postgresql:// URL names the\n"
+            "  database several nodes share, each applying its own log (its origin names it).\n"
+            "  Rebuilding a shared registry deletes every node's rows: give every node's state\n"
+            "  directory (--state once per node), with no node's follower running.\n"
+            "  --cache-mib N: SQLite page cache, 1..65536 MiB (default 2).\n"
+            "  One writer per log: both refuse to run while `serve`'s own follower or\n"
+            "  another of them holds DIR/registry.lock.\n");
 }
 
-static int registry_rebuild(const char *state)
+static int registry_rebuild(const char *const *states, size_t nstates, const char *target)
 {
     char path[4096], err[512];
-    int lock_fd = registry_lock_writer(state, err, sizeof(err));
-    if (lock_fd < 0) {
-        fprintf(stderr, "sinkd registry rebuild: %s\n", err);
-        return 1;
-    }
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(path, sizeof(path), "%s/registry.db%s", state, suffix[i]);
-        if (unlink(path) != 0 && errno != ENOENT) {
-            fprintf(stderr, "sinkd registry: %s: %s\n", path, strerror(errno));
-            close(lock_fd);
-            return 1;
+    int lock_fd[REBUILD_STATES_MAX];
+    size_t locked = 0;
+    int rc = 1;
+    for (; locked < nstates; locked++) {
+        lock_fd[locked] = registry_lock_writer(states[locked], err, sizeof(err));
+        if (lock_fd[locked] < 0) {
+            fprintf(stderr, "sinkd registry rebuild: %s\n", err);
+            goto out;
         }
     }
-    snprintf(path, sizeof(path), "%s/registry.db", state);
-    struct registry *reg = NULL;
-    if (registry_open(&reg, path, err, sizeof(err)) < 0) {
-        fprintf(stderr, "sinkd registry: %s\n", err);
-        close(lock_fd);
-        return 1;
+    if (target == NULL) {
+        snprintf(path, sizeof(path), "%s/registry.db", states[0]);
+        target = path;
+    }
+    if (registry_destroy(target, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sinkd registry rebuild: %s\n", err);
+        goto out;
     }
     struct timespec a, b;
+    int64_t total = 0;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    int64_t n = registry_catch_up(reg, state, NULL, 0, err, sizeof(err));
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    registry_close(reg);
-    close(lock_fd);
-    if (n < 0) {
-        fprintf(stderr, "sinkd registry: rebuild: %s\n", err);
-        return 1;
+    for (size_t i = 0; i < nstates; i++) {
+        struct registry *reg = NULL;
+        if (registry_open_log(&reg, target, states[i], err, sizeof(err)) < 0) {
+            fprintf(stderr, "sinkd registry rebuild: %s\n", err);
+            goto out;
+        }
+        int64_t n = registry_catch_up(reg, states[i], NULL, 0, err, sizeof(err));
+        registry_close(reg);
+        if (n < 0) {
+            fprintf(stderr, "sinkd registry rebuild: %s: %s\n", states[i], err);
+            goto out;
+        }
+        total += n;
     }
+    clock_gettime(CLOCK_MONOTONIC, &b);
     double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-    printf("registry rebuilt: %" PRId64 " log entries applied in %.2f s -> %s\n", n, s, path);
-    return 0;
+    /* A URL may carry a password: a shared registry is not echoed. */
+    printf("registry rebuilt: %" PRId64 " log entries from %zu log(s) applied in %.2f s -> %s\n",
+           total, nstates, s, target == path ? path : "the registry given");
+    rc = 0;
+out:
+    for (size_t i = 0; i < locked; i++) {
+        close(lock_fd[i]);
+    }
+    return rc;
 }
 
 /* Runs the follower thread (the same code `serve` runs in-process) until SIGTERM or SIGINT. */
-static int registry_follow(const char *state, uint32_t cache_mib)
+static int registry_follow(const char *state, const char *target, uint32_t cache_mib)
 {
     char path[4096], err[512];
-    snprintf(path, sizeof(path), "%s/registry.db", state);
+    snprintf(path, sizeof(path), "%s", target != NULL ? target : "DIR/registry.db");
+    if (target == NULL) {
+        snprintf(path, sizeof(path), "%s/registry.db", state);
+    } else if (strncmp(target, "postgres", 8) == 0) {
+        snprintf(path, sizeof(path), "the PostgreSQL registry given");
+    }
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
@@ -79,7 +103,7 @@ static int registry_follow(const char *state, uint32_t cache_mib)
     /* Blocked before the thread starts, so it inherits the mask and sigwait() gets them. */
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     struct registry *reg = NULL;
-    if (registry_open(&reg, path, err, sizeof(err)) < 0 ||
+    if (registry_open_log(&reg, target, state, err, sizeof(err)) < 0 ||
         registry_set_cache_mib(reg, cache_mib, err, sizeof(err)) != 0) {
         fprintf(stderr, "sinkd registry follow: %s\n", err);
         registry_close(reg);
@@ -128,18 +152,28 @@ int cmd_registry(int argc, char **argv)
     static const struct option opts[] = {
         {"state", required_argument, NULL, 's'},
         {"cache-mib", required_argument, NULL, 'c'},
+        {"registry", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *state = NULL;
+    const char *states[REBUILD_STATES_MAX], *target = NULL;
+    size_t nstates = 0;
     uint32_t cache_mib = REGISTRY_CACHE_MIB_DEFAULT;
     uint64_t v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "s:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc - 1, argv + 1, "s:c:r:h", opts, NULL)) != -1) {
         switch (c) {
         case 's':
-            state = optarg;
+            if (nstates == REBUILD_STATES_MAX) {
+                fprintf(stderr, "sinkd registry %s: more than %d --state directories\n", argv[1],
+                        REBUILD_STATES_MAX);
+                return 2;
+            }
+            states[nstates++] = optarg;
+            break;
+        case 'r':
+            target = optarg;
             break;
         case 'c':
             if (!follow) {
@@ -160,9 +194,17 @@ int cmd_registry(int argc, char **argv)
             return 2;
         }
     }
-    if (state == NULL) {
+    if (nstates == 0) {
         fprintf(stderr, "sinkd registry %s: --state DIR is required\n", argv[1]);
         return 2;
     }
-    return follow ? registry_follow(state, cache_mib) : registry_rebuild(state);
+    if (nstates > 1 && (follow || target == NULL || strncmp(target, "postgres", 8) != 0)) {
+        fprintf(stderr,
+                "sinkd registry %s: one --state only (several are for rebuilding a shared "
+                "PostgreSQL registry)\n",
+                argv[1]);
+        return 2;
+    }
+    return follow ? registry_follow(states[0], target, cache_mib)
+                  : registry_rebuild(states, nstates, target);
 }

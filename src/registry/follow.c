@@ -1,6 +1,7 @@
 /* follow.c -- the registry's one writer thread: tails the evidence log and applies it in
  * batches, off every worker's path, plus the synchronous catch-up that rebuild uses. */
 #define _GNU_SOURCE /* gettid(), pthread_setname_np */
+#include "evidence/log.h"
 #include "registry/internal.h"
 #include "registry/registry.h"
 #include "util/err.h"
@@ -361,4 +362,37 @@ int64_t registry_catch_up(struct registry *reg, const char *state_dir,
         return REGISTRY_ERR;
     }
     return count;
+}
+
+int registry_open_log(struct registry **out, const char *target, const char *state_dir, char *err,
+                      size_t errlen)
+{
+    char path[4096];
+    *out = NULL;
+    if (target == NULL) {
+        snprintf(path, sizeof(path), "%s/registry.db", state_dir);
+        target = path;
+    }
+    struct registry *reg = NULL;
+    int rc = registry_open(&reg, target, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    if (registry_is_shared(reg)) {
+        /* The log's origin names it among the nodes (DESIGN.md "Multi-node"). */
+        char vkey[4096], why[256];
+        struct evlog_verifier v;
+        snprintf(vkey, sizeof(vkey), "%s/keys/log.vkey", state_dir);
+        if (evlog_verifier_load(vkey, &v, why, sizeof(why)) < 0) {
+            registry_close(reg);
+            return err_set(err, errlen, "registry: a shared registry needs the log's origin: %s",
+                           why);
+        }
+        if (registry_set_source(reg, v.name, err, errlen) < 0) {
+            registry_close(reg);
+            return REGISTRY_ERR;
+        }
+    }
+    *out = reg;
+    return 0;
 }

@@ -8,6 +8,7 @@
 struct registry;
 struct registry_follower;
 struct registry_log_ops;
+struct net_addr;
 
 uint64_t registry_internal_bad_records(const struct registry *reg);
 /* The follower slot of a registry (NULL when none runs). */
@@ -16,5 +17,10 @@ struct registry_follower **registry_internal_follower(struct registry *reg);
 bool registry_internal_on_follower_thread(struct registry *reg);
 /* The evidence log's reader as registry_log_ops, or NULL when this build has none. */
 const struct registry_log_ops *registry_internal_evlog_ops(void);
+
+/* event_bot_key() text (32 hex digits, either case) -> the 16 bytes stored. */
+bool registry_internal_key_from_hex(const char *hex, uint8_t out[16]);
+/* An address as a source_ip key: 4 or 16 network-order bytes (0 for no address). */
+int registry_internal_ip_key_len(const struct net_addr *a);
 
 #endif

@@ -19,7 +19,8 @@ enum registry_error {
     REGISTRY_E_VERSION = -5, /* database schema is newer than this build knows */
 };
 
-/* Schema version this build migrates to (PRAGMA user_version; see docs/registry.md). */
+/* Schema version this build migrates to (SQLite: PRAGMA user_version; PostgreSQL: the
+ * schema_version row of meta; see docs/registry.md). */
 #define REGISTRY_SCHEMA_VERSION 4
 /* A batch is committed automatically when it reaches this many records even if the caller never
  * calls registry_flush(), so one transaction (and its WAL growth) stays bounded. */
@@ -27,10 +28,35 @@ enum registry_error {
 
 struct registry;
 
-/* Opens (creating and migrating as needed) the registry at `path`. A path of the form
- * "postgresql://..." selects the PostgreSQL backend (not built yet: returns REGISTRY_ERR); anything
- * else is an SQLite file. One struct registry is used by one thread at a time. */
+/* Opens (creating and migrating as needed) the registry at `path`. A libpq URL
+ * ("postgresql://..." or "postgres://...") selects the PostgreSQL backend: one database that
+ * several nodes write, each applying its own evidence log (registry_set_source); anything else is
+ * an SQLite file, which holds one log. One struct registry is used by one thread at a time. */
 int registry_open(struct registry **out, const char *path, char *err, size_t errlen);
+
+/* Longest log origin registry_set_source() accepts (the evidence log's EVLOG_NAME_MAX). */
+#define REGISTRY_SOURCE_MAX 200
+
+/* True for a registry that several logs may share (PostgreSQL). */
+bool registry_is_shared(const struct registry *reg);
+
+/* Names the log about to be applied by its origin (the evidence log's key name), before the
+ * first registry_apply or registry_follow_start. A shared registry keeps one applied index per
+ * origin and refuses to apply without one; an SQLite registry holds one log and only checks the
+ * name. Returns 0 or REGISTRY_ERR. */
+int registry_set_source(struct registry *reg, const char *origin, char *err, size_t errlen);
+
+/* Opens the registry that the evidence log in `state_dir` feeds: `target` (a path or a
+ * PostgreSQL URL), or NULL for state_dir/registry.db. A shared registry is told the log's
+ * origin, read from state_dir/keys/log.vkey (registry_set_source). What serve, `sinkd registry`
+ * and `sinkd report --catch-up` use. */
+int registry_open_log(struct registry **out, const char *target, const char *state_dir, char *err,
+                      size_t errlen);
+
+/* Deletes a registry so it can be rebuilt from the log(s): an SQLite file and its WAL, or every
+ * table sinkd made in a PostgreSQL database (all nodes' rows: each node's log is applied again
+ * afterwards). Returns 0 or REGISTRY_ERR. */
+int registry_destroy(const char *target, char *err, size_t errlen);
 
 /* SQLite's private page cache per open registry, in MiB. Small by default: the kernel's page
  * cache holds the database file anyway, and measured (docs/registry.md) 64 MiB instead of 2 made

@@ -1,162 +1,59 @@
-/* sqlite.c -- the registry's embedded SQLite backend: schema migrations, batched upserts from log
- * records, and the queries reports run. */
+/* registry.c -- the registry's logic, written once over the SQL driver (db.h): batched upserts
+ * from log records and the queries reports run, on SQLite (the embedded default) or on one
+ * PostgreSQL database shared by several nodes. */
 #include "registry/registry.h"
+#include "registry/db.h"
 #include "registry/internal.h"
 #include "util/err.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <sqlite3.h>
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define US_PER_DAY 86400000000ULL
-
-/* Ordered migrations: migration[i] takes user_version i to i + 1. Never edit a released one;
- * append a new one and bump REGISTRY_SCHEMA_VERSION. */
-static const char *const migrations[REGISTRY_SCHEMA_VERSION] = {
-    /* 0 -> 1: bots, source IPs, per-day sets and counters, the applied index. */
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-    "INSERT INTO meta(key, value) VALUES('next_index', 0), ('bad_records', 0);"
-    "CREATE TABLE bot("
-    " bot_key TEXT PRIMARY KEY NOT NULL, family TEXT NOT NULL,"
-    " host TEXT NOT NULL, user TEXT NOT NULL, os TEXT NOT NULL, local_ip TEXT NOT NULL,"
-    " campaign TEXT NOT NULL, version TEXT NOT NULL,"
-    " first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL,"
-    " src_ip TEXT NOT NULL, src_port INTEGER NOT NULL, dst_ip TEXT NOT NULL,"
-    " dst_port INTEGER NOT NULL, transport INTEGER NOT NULL, node TEXT NOT NULL,"
-    " cc TEXT NOT NULL, asn INTEGER NOT NULL, tags TEXT NOT NULL, contacts INTEGER NOT NULL);"
-    "CREATE TABLE source_ip(ip TEXT PRIMARY KEY NOT NULL, cc TEXT NOT NULL, asn INTEGER NOT NULL,"
-    " first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL, contacts INTEGER NOT NULL)"
-    " WITHOUT ROWID;"
-    "CREATE TABLE day_bot(day INTEGER NOT NULL, bot_key TEXT NOT NULL,"
-    " PRIMARY KEY(day, bot_key)) WITHOUT ROWID;"
-    "CREATE TABLE day_ip(day INTEGER NOT NULL, ip TEXT NOT NULL, PRIMARY KEY(day, ip))"
-    " WITHOUT ROWID;"
-    "CREATE TABLE day_cc(day INTEGER NOT NULL, cc TEXT NOT NULL, bots INTEGER NOT NULL,"
-    " ips INTEGER NOT NULL, contacts INTEGER NOT NULL, PRIMARY KEY(day, cc)) WITHOUT ROWID;"
-    "CREATE INDEX bot_cc ON bot(cc, last_seen_us);"
-    "CREATE INDEX bot_asn ON bot(asn, last_seen_us);"
-    "CREATE INDEX bot_last_seen ON bot(last_seen_us);"
-    "CREATE INDEX source_ip_cc ON source_ip(cc, last_seen_us);"
-    "CREATE INDEX source_ip_asn ON source_ip(asn, last_seen_us);",
-    /* 1 -> 2: remediation state, filled from decision and command-sent records. */
-    "ALTER TABLE bot ADD COLUMN commanded_at_us INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE bot ADD COLUMN authorisation TEXT NOT NULL DEFAULT '';"
-    "ALTER TABLE bot ADD COLUMN last_verdict INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE bot ADD COLUMN last_decision_us INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE bot ADD COLUMN seen_after_command INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE bot ADD COLUMN last_seen_after_command_us INTEGER NOT NULL DEFAULT 0;",
-    /* 2 -> 3: compact keys and cheap updates. Bots get an integer row id and a 16-byte blob key
-     * (was 32 hex characters); the per-day bot set refers to the row id; source IPs are 4- or
-     * 16-byte blobs. The cc/asn indexes lose last_seen_us, which every contact changes: they now
-     * move only when a bot changes country or AS. sinkd_unhex16() and sinkd_ipblob() are
-     * registered by registry_open(); rows whose key does not convert are dropped (v2 only ever
-     * wrote event_bot_key() hex and formatted addresses). */
-    "CREATE TABLE bot3(id INTEGER PRIMARY KEY, bot_key BLOB NOT NULL UNIQUE,"
-    " family TEXT NOT NULL, host TEXT NOT NULL, user TEXT NOT NULL, os TEXT NOT NULL,"
-    " local_ip TEXT NOT NULL, campaign TEXT NOT NULL, version TEXT NOT NULL,"
-    " first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL,"
-    " src_ip TEXT NOT NULL, src_port INTEGER NOT NULL, dst_ip TEXT NOT NULL,"
-    " dst_port INTEGER NOT NULL, transport INTEGER NOT NULL, node TEXT NOT NULL,"
-    " cc TEXT NOT NULL, asn INTEGER NOT NULL, tags TEXT NOT NULL, contacts INTEGER NOT NULL,"
-    " commanded_at_us INTEGER NOT NULL DEFAULT 0, authorisation TEXT NOT NULL DEFAULT '',"
-    " last_verdict INTEGER NOT NULL DEFAULT 0, last_decision_us INTEGER NOT NULL DEFAULT 0,"
-    " seen_after_command INTEGER NOT NULL DEFAULT 0,"
-    " last_seen_after_command_us INTEGER NOT NULL DEFAULT 0);"
-    "INSERT OR IGNORE INTO bot3(bot_key, family, host, user, os, local_ip, campaign, version,"
-    " first_seen_us, last_seen_us, src_ip, src_port, dst_ip, dst_port, transport, node, cc, asn,"
-    " tags, contacts, commanded_at_us, authorisation, last_verdict, last_decision_us,"
-    " seen_after_command, last_seen_after_command_us)"
-    " SELECT sinkd_unhex16(bot_key), family, host, user, os, local_ip, campaign, version,"
-    " first_seen_us, last_seen_us, src_ip, src_port, dst_ip, dst_port, transport, node, cc, asn,"
-    " tags, contacts, commanded_at_us, authorisation, last_verdict, last_decision_us,"
-    " seen_after_command, last_seen_after_command_us FROM bot"
-    " WHERE sinkd_unhex16(bot_key) IS NOT NULL ORDER BY first_seen_us, bot_key;"
-    "CREATE TABLE source_ip3(ip BLOB PRIMARY KEY NOT NULL, cc TEXT NOT NULL,"
-    " asn INTEGER NOT NULL, first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL,"
-    " contacts INTEGER NOT NULL, identified INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO source_ip3(ip, cc, asn, first_seen_us, last_seen_us, contacts)"
-    " SELECT sinkd_ipblob(ip), cc, asn, first_seen_us,"
-    " last_seen_us, contacts FROM source_ip WHERE sinkd_ipblob(ip) IS NOT NULL;"
-    "UPDATE source_ip3 SET identified = 1 WHERE ip IN (SELECT sinkd_ipblob(src_ip) FROM bot3"
-    " WHERE host <> '' OR user <> '' OR local_ip <> '' OR campaign <> '');"
-    "CREATE TABLE day_bot3(day INTEGER NOT NULL, bot INTEGER NOT NULL, PRIMARY KEY(day, bot))"
-    " WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO day_bot3 SELECT d.day, b.id FROM day_bot d JOIN bot3 b"
-    " ON b.bot_key = sinkd_unhex16(d.bot_key);"
-    "CREATE TABLE day_ip3(day INTEGER NOT NULL, ip BLOB NOT NULL, PRIMARY KEY(day, ip))"
-    " WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO day_ip3 SELECT day, sinkd_ipblob(ip) FROM day_ip"
-    " WHERE sinkd_ipblob(ip) IS NOT NULL;"
-    "DROP TABLE bot; DROP TABLE source_ip; DROP TABLE day_bot; DROP TABLE day_ip;"
-    "ALTER TABLE bot3 RENAME TO bot; ALTER TABLE source_ip3 RENAME TO source_ip;"
-    "ALTER TABLE day_bot3 RENAME TO day_bot; ALTER TABLE day_ip3 RENAME TO day_ip;"
-    "CREATE INDEX bot_cc ON bot(cc); CREATE INDEX bot_asn ON bot(asn);"
-    "CREATE INDEX source_ip_cc ON source_ip(cc); CREATE INDEX source_ip_asn ON source_ip(asn);",
-    /* 3 -> 4: effectiveness (DESIGN.md "Remediation safety" 5). One row per (bot, authorisation)
-     * with its send/dry-run decisions, commands sent/failed and its contacts after the first
-     * command, including the first contact past +1 h and +24 h so a report can cut at any time;
-     * the per-day command counts and commanded-bots-seen sets; the data's end time. A v3 file
-     * kept only the bot's first command time, its authorisation, the count and the last contact
-     * after it: those are carried over (the first contact after the command, and past 1 h / 24 h,
-     * become that last contact, an upper bound); `sinkd registry rebuild` makes them exact. */
-    "CREATE TABLE remediation(bot INTEGER NOT NULL, authorisation TEXT NOT NULL,"
-    " send_decisions INTEGER NOT NULL DEFAULT 0, first_send_us INTEGER NOT NULL DEFAULT 0,"
-    " dry_runs INTEGER NOT NULL DEFAULT 0, first_dry_run_us INTEGER NOT NULL DEFAULT 0,"
-    " commands_sent INTEGER NOT NULL DEFAULT 0, first_command_us INTEGER NOT NULL DEFAULT 0,"
-    " commands_failed INTEGER NOT NULL DEFAULT 0, first_failed_us INTEGER NOT NULL DEFAULT 0,"
-    " seen_after INTEGER NOT NULL DEFAULT 0, first_after_us INTEGER NOT NULL DEFAULT 0,"
-    " last_after_us INTEGER NOT NULL DEFAULT 0, first_after_1h_us INTEGER NOT NULL DEFAULT 0,"
-    " first_after_24h_us INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(bot, authorisation))"
-    " WITHOUT ROWID;"
-    "CREATE TABLE day_commanded(day INTEGER NOT NULL, bot INTEGER NOT NULL,"
-    " PRIMARY KEY(day, bot)) WITHOUT ROWID;"
-    "CREATE TABLE day_remediation(day INTEGER PRIMARY KEY, commands_sent INTEGER NOT NULL"
-    " DEFAULT 0, commands_failed INTEGER NOT NULL DEFAULT 0, commanded_seen INTEGER NOT NULL"
-    " DEFAULT 0);"
-    "INSERT INTO remediation(bot, authorisation, send_decisions, first_send_us, commands_sent,"
-    " first_command_us, seen_after, first_after_us, last_after_us, first_after_1h_us,"
-    " first_after_24h_us)"
-    " SELECT id, authorisation, 1, commanded_at_us, 1, commanded_at_us, seen_after_command,"
-    " CASE WHEN seen_after_command > 0 THEN last_seen_after_command_us ELSE 0 END,"
-    " last_seen_after_command_us,"
-    " CASE WHEN last_seen_after_command_us > commanded_at_us + 3600000000"
-    " THEN last_seen_after_command_us ELSE 0 END,"
-    " CASE WHEN last_seen_after_command_us > commanded_at_us + 86400000000"
-    " THEN last_seen_after_command_us ELSE 0 END FROM bot WHERE commanded_at_us > 0;"
-    "INSERT OR IGNORE INTO remediation(bot, authorisation, dry_runs, first_dry_run_us)"
-    " SELECT id, authorisation, 1, last_decision_us FROM bot WHERE last_verdict = 2;"
-    "INSERT INTO day_remediation(day, commands_sent) SELECT commanded_at_us / 86400000000,"
-    " count(*) FROM bot WHERE commanded_at_us > 0 GROUP BY 1;"
-    "INSERT INTO meta(key, value) SELECT 'data_end_us', coalesce(max(max(last_seen_us,"
-    " last_decision_us, commanded_at_us)), 0) FROM bot;",
-};
 
 /* Identity fields are part of the key (host/user/local_ip/campaign) or may be absent from a
  * heartbeat, so an empty value never overwrites a known one. Location fields follow the latest
  * contact by time (?9), not by log order, so a late-arriving older record cannot move a bot back.
  * In an UPDATE every right-hand side reads the row's old values. */
-#define KEEP(col, n) #col " = CASE WHEN ?" #n " <> '' THEN ?" #n " ELSE " #col " END, "
-#define LATEST(col, n) #col " = CASE WHEN ?9 >= last_seen_us THEN ?" #n " ELSE " #col " END, "
+/* Scalar minimum and maximum in the SQL both backends accept (SQLite's min(a, b) is
+ * PostgreSQL's LEAST). */
+#define SQL_MIN(a, b) "CASE WHEN " a " < " b " THEN " a " ELSE " b " END"
+#define SQL_MAX(a, b) "CASE WHEN " a " > " b " THEN " a " ELSE " b " END"
+#define KEEP(col, n) col " = CASE WHEN ?" #n " <> '' THEN ?" #n " ELSE " col " END, "
+#define LATEST(col, n) col " = CASE WHEN ?9 >= last_seen_us THEN ?" #n " ELSE " col " END, "
 
 /* The columns a contact moves that no index covers. Updating only these leaves the bot_key, cc
  * and asn indexes untouched, which is what makes the common update (a known bot calling again
- * from the same country and AS) one row write instead of one row plus four index writes. */
+ * from the same country and AS) one row write instead of one row plus four index writes.
+ * ("user" is quoted: PostgreSQL reserves the word.) */
 #define BOT_SET_HOT                                                                                \
-    "UPDATE bot SET contacts = contacts + 1, first_seen_us = min(first_seen_us, ?9),"              \
-    " last_seen_us = max(last_seen_us, ?9), " KEEP(family, 2) KEEP(host, 3) KEEP(user, 4) KEEP(    \
-        os, 5) KEEP(local_ip, 6) KEEP(campaign, 7) KEEP(version,                                   \
-                                                        8) LATEST(src_ip, 10) LATEST(src_port, 11) \
-        LATEST(dst_ip, 12) LATEST(dst_port, 13) LATEST(transport, 14) LATEST(node, 15) LATEST(     \
-            tags,                                                                                  \
-            18) " seen_after_command = seen_after_command + (commanded_at_us > 0 AND ?9 > "        \
-                "commanded_at_us),"                                                                \
-                " last_seen_after_command_us = CASE WHEN commanded_at_us > 0 AND ?9 > "            \
-                "commanded_at_us"                                                                  \
-                " THEN max(last_seen_after_command_us, ?9) ELSE last_seen_after_command_us END"
+    "UPDATE bot SET contacts = contacts + 1,"                                                      \
+    " first_seen_us = " SQL_MIN(                                                                   \
+        "first_seen_us",                                                                           \
+        "?9") ","                                                                                  \
+              " last_seen_us = " SQL_MAX("last_seen_us", "?9") ", " KEEP("family", 2)              \
+                  KEEP("host", 3) KEEP("\"user\"", 4) KEEP("os", 5) KEEP("local_ip", 6)            \
+                      KEEP("campaign", 7) KEEP("version", 8) LATEST("src_ip", 10)                  \
+                          LATEST("src_port", 11) LATEST("dst_ip", 12) LATEST("dst_port", 13)       \
+                              LATEST("transport", 14) LATEST("node", 15) LATEST(                   \
+                                  "tags",                                                          \
+                                  18) " seen_after_command = seen_after_command + CASE WHEN"       \
+                                      " commanded_at_us > 0 AND ?9 > commanded_at_us THEN 1"       \
+                                      " ELSE 0 END,"                                               \
+                                      " last_seen_after_command_us = CASE WHEN commanded_at_us"    \
+                                      " > 0 AND ?9 > commanded_at_us THEN " SQL_MAX(               \
+                                          "last_seen_after_command_us",                            \
+                                          "?9") " ELSE last_seen_after_command_us END"
+
+/* The earliest non-zero of a stored time and a new one (0 means "none yet"). */
+#define FIRST_OF(table, col)                                                                       \
+    col " = CASE WHEN excluded." col " = 0 THEN " table "." col " WHEN " table "." col             \
+        " = 0 THEN excluded." col " ELSE " SQL_MIN(table "." col, "excluded." col) " END"
 
 enum stmt_id {
     ST_BOT_FIND,
@@ -189,33 +86,45 @@ enum stmt_id {
 
 /* Bot statements share one parameter layout: ?1 key (16-byte blob), ?2..?8 family, host, user,
  * os, local_ip, campaign, version, ?9 time, ?10 src_ip, ?11 src_port, ?12 dst_ip, ?13 dst_port,
- * ?14 transport, ?15 node, ?16 cc, ?17 asn, ?18 tags, ?19 row id. */
+ * ?14 transport, ?15 node, ?16 cc, ?17 asn, ?18 tags, ?19 row id. Upserts name the stored row by
+ * its table (PostgreSQL would call a bare column ambiguous next to excluded's). */
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BOT_FIND] = "SELECT id, last_seen_us, cc, asn, commanded_at_us FROM bot WHERE bot_key = ?1",
     [ST_BOT_INSERT] =
-        "INSERT INTO bot(bot_key, family, host, user, os, local_ip, campaign, version,"
+        "INSERT INTO bot(bot_key, family, host, \"user\", os, local_ip, campaign, version,"
         " first_seen_us, last_seen_us, src_ip, src_port, dst_ip, dst_port, transport, node, cc,"
         " asn, tags, contacts) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13,"
-        " ?14, ?15, ?16, ?17, ?18, 1)",
+        " ?14, ?15, ?16, ?17, ?18, 1) RETURNING id",
     [ST_BOT_UPDATE_HOT] = BOT_SET_HOT " WHERE id = ?19",
     /* Only used when this contact is the bot's latest and its country or AS changed. */
     [ST_BOT_UPDATE_MOVED] = BOT_SET_HOT ", cc = ?16, asn = ?17 WHERE id = ?19",
     [ST_IP_FIND] = "SELECT last_seen_us, cc, asn, identified FROM source_ip WHERE ip = ?1",
     [ST_IP_INSERT] = "INSERT INTO source_ip(ip, cc, asn, first_seen_us, last_seen_us, contacts,"
                      " identified) VALUES(?1, ?2, ?3, ?4, ?4, 1, ?5)",
-    [ST_IP_UPDATE_HOT] = "UPDATE source_ip SET contacts = contacts + 1,"
-                         " first_seen_us = min(first_seen_us, ?4),"
-                         " last_seen_us = max(last_seen_us, ?4), identified = max(identified, ?5)"
-                         " WHERE ip = ?1",
-    [ST_IP_UPDATE_MOVED] = "UPDATE source_ip SET contacts = contacts + 1,"
-                           " first_seen_us = min(first_seen_us, ?4),"
-                           " last_seen_us = max(last_seen_us, ?4), cc = ?2, asn = ?3,"
-                           " identified = max(identified, ?5) WHERE ip = ?1",
-    [ST_DAY_BOT] = "INSERT OR IGNORE INTO day_bot(day, bot) VALUES(?1, ?2)",
-    [ST_DAY_IP] = "INSERT OR IGNORE INTO day_ip(day, ip) VALUES(?1, ?2)",
+    [ST_IP_UPDATE_HOT] =
+        "UPDATE source_ip SET contacts = contacts + 1,"
+        " first_seen_us = " SQL_MIN("first_seen_us",
+                                    "?4") ","
+                                          " last_seen_us = " SQL_MAX(
+                                              "last_seen_us",
+                                              "?4") ","
+                                                    " identified = " SQL_MAX("identified",
+                                                                             "?5") " WHERE ip = ?1",
+    [ST_IP_UPDATE_MOVED] =
+        "UPDATE source_ip SET contacts = contacts + 1,"
+        " first_seen_us = " SQL_MIN("first_seen_us",
+                                    "?4") ","
+                                          " last_seen_us = " SQL_MAX(
+                                              "last_seen_us",
+                                              "?4") ", cc = ?2, asn = ?3,"
+                                                    " identified = " SQL_MAX("identified",
+                                                                             "?5") " WHERE ip = ?1",
+    [ST_DAY_BOT] = "INSERT INTO day_bot(day, bot) VALUES(?1, ?2) ON CONFLICT DO NOTHING",
+    [ST_DAY_IP] = "INSERT INTO day_ip(day, ip) VALUES(?1, ?2) ON CONFLICT DO NOTHING",
     [ST_DAY_CC] = "INSERT INTO day_cc(day, cc, bots, ips, contacts) VALUES(?1, ?2, ?3, ?4, ?5)"
-                  " ON CONFLICT(day, cc) DO UPDATE SET bots = bots + excluded.bots,"
-                  " ips = ips + excluded.ips, contacts = contacts + excluded.contacts",
+                  " ON CONFLICT(day, cc) DO UPDATE SET bots = day_cc.bots + excluded.bots,"
+                  " ips = day_cc.ips + excluded.ips,"
+                  " contacts = day_cc.contacts + excluded.contacts",
     /* An unidentified first message (a hello before machine-info) is keyed by source IP; once
      * the same IP identifies itself that row was the identified bot all along and is folded
      * into it (contacts, first seen, per-day sets and counters). */
@@ -224,62 +133,66 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BOT_DELETE] = "DELETE FROM bot WHERE id = ?1",
     [ST_DAY_BOT_DELETE] = "DELETE FROM day_bot WHERE day = ?1 AND bot = ?2",
     [ST_BOT_ABSORB] = "UPDATE bot SET contacts = contacts + ?2,"
-                      " first_seen_us = min(first_seen_us, ?3) WHERE id = ?1",
+                      " first_seen_us = " SQL_MIN("first_seen_us", "?3") " WHERE id = ?1",
     [ST_DECISION] = "UPDATE bot SET last_verdict = ?2, last_decision_us = ?3,"
                     " authorisation = CASE WHEN ?4 <> '' THEN ?4 ELSE authorisation END"
                     " WHERE bot_key = ?1",
-    [ST_COMMAND] = "UPDATE bot SET commanded_at_us = CASE WHEN commanded_at_us = 0 THEN ?2"
-                   " ELSE min(commanded_at_us, ?2) END,"
-                   " authorisation = CASE WHEN ?3 <> '' THEN ?3 ELSE authorisation END"
-                   " WHERE bot_key = ?1",
+    [ST_COMMAND] =
+        "UPDATE bot SET commanded_at_us = CASE WHEN commanded_at_us = 0 THEN ?2"
+        " ELSE " SQL_MIN("commanded_at_us",
+                         "?2") " END,"
+                               " authorisation = CASE WHEN ?3 <> '' THEN ?3 ELSE authorisation END"
+                               " WHERE bot_key = ?1",
     /* ?1 key, ?2 authorisation, ?3 send decisions, ?4 dry runs, ?5 time. A decision for a key
      * with no bot row inserts nothing (SELECT finds no bot). */
     [ST_REM_DECISION] =
         "INSERT INTO remediation(bot, authorisation, send_decisions, first_send_us, dry_runs,"
         " first_dry_run_us) SELECT id, ?2, ?3, ?3 * ?5, ?4, ?4 * ?5 FROM bot WHERE bot_key = ?1"
         " ON CONFLICT(bot, authorisation) DO UPDATE SET"
-        " send_decisions = send_decisions + excluded.send_decisions,"
-        " first_send_us = CASE WHEN excluded.first_send_us = 0 THEN first_send_us"
-        " WHEN first_send_us = 0 THEN excluded.first_send_us"
-        " ELSE min(first_send_us, excluded.first_send_us) END,"
-        " dry_runs = dry_runs + excluded.dry_runs,"
-        " first_dry_run_us = CASE WHEN excluded.first_dry_run_us = 0 THEN first_dry_run_us"
-        " WHEN first_dry_run_us = 0 THEN excluded.first_dry_run_us"
-        " ELSE min(first_dry_run_us, excluded.first_dry_run_us) END",
+        " send_decisions = remediation.send_decisions + excluded.send_decisions, " FIRST_OF(
+            "remediation",
+            "first_send_us") ","
+                             " dry_runs = remediation.dry_runs + excluded.dry_runs, " FIRST_OF(
+                                 "remediation", "first_dry_run_us"),
     /* ?1 key, ?2 authorisation, ?3 sent (0/1), ?4 failed (0/1), ?5 time. */
     [ST_REM_COMMAND] =
         "INSERT INTO remediation(bot, authorisation, commands_sent, first_command_us,"
         " commands_failed, first_failed_us) SELECT id, ?2, ?3, ?3 * ?5, ?4, ?4 * ?5 FROM bot"
         " WHERE bot_key = ?1 ON CONFLICT(bot, authorisation) DO UPDATE SET"
-        " commands_sent = commands_sent + excluded.commands_sent,"
-        " first_command_us = CASE WHEN excluded.first_command_us = 0 THEN first_command_us"
-        " WHEN first_command_us = 0 THEN excluded.first_command_us"
-        " ELSE min(first_command_us, excluded.first_command_us) END,"
-        " commands_failed = commands_failed + excluded.commands_failed,"
-        " first_failed_us = CASE WHEN excluded.first_failed_us = 0 THEN first_failed_us"
-        " WHEN first_failed_us = 0 THEN excluded.first_failed_us"
-        " ELSE min(first_failed_us, excluded.first_failed_us) END",
+        " commands_sent = remediation.commands_sent + excluded.commands_sent, " FIRST_OF(
+            "remediation", "first_command_us") ","
+                                               " commands_failed = remediation.commands_failed +"
+                                               " excluded.commands_failed, " FIRST_OF(
+                                                   "remediation", "first_failed_us"),
     /* A contact of a commanded bot (?1 row id) at ?2: every authorisation it was commanded
      * under before ?2 counts it; minimums, not "first applied", so log order does not matter. */
     [ST_REM_CONTACT] =
         "UPDATE remediation SET seen_after = seen_after + 1,"
         " first_after_us = CASE WHEN first_after_us = 0 OR ?2 < first_after_us THEN ?2"
-        " ELSE first_after_us END, last_after_us = max(last_after_us, ?2),"
-        " first_after_1h_us = CASE WHEN ?2 > first_command_us + 3600000000 AND"
-        " (first_after_1h_us = 0 OR ?2 < first_after_1h_us) THEN ?2 ELSE first_after_1h_us END,"
-        " first_after_24h_us = CASE WHEN ?2 > first_command_us + 86400000000 AND"
-        " (first_after_24h_us = 0 OR ?2 < first_after_24h_us) THEN ?2"
-        " ELSE first_after_24h_us END"
-        " WHERE bot = ?1 AND first_command_us > 0 AND ?2 > first_command_us",
-    [ST_DAY_COMMANDED] = "INSERT OR IGNORE INTO day_commanded(day, bot) VALUES(?1, ?2)",
+        " ELSE first_after_us END, last_after_us = " SQL_MAX(
+            "last_after_us",
+            "?2") ","
+                  " first_after_1h_us = CASE WHEN ?2 > first_command_us + 3600000000 AND"
+                  " (first_after_1h_us = 0 OR ?2 < first_after_1h_us) THEN ?2 ELSE "
+                  "first_after_1h_us END,"
+                  " first_after_24h_us = CASE WHEN ?2 > first_command_us + 86400000000 AND"
+                  " (first_after_24h_us = 0 OR ?2 < first_after_24h_us) THEN ?2"
+                  " ELSE first_after_24h_us END"
+                  " WHERE bot = ?1 AND first_command_us > 0 AND ?2 > first_command_us",
+    [ST_DAY_COMMANDED] =
+        "INSERT INTO day_commanded(day, bot) VALUES(?1, ?2) ON CONFLICT DO NOTHING",
     [ST_DAY_REM] = "INSERT INTO day_remediation(day, commands_sent, commands_failed,"
                    " commanded_seen) VALUES(?1, ?2, ?3, ?4) ON CONFLICT(day) DO UPDATE SET"
-                   " commands_sent = commands_sent + excluded.commands_sent,"
-                   " commands_failed = commands_failed + excluded.commands_failed,"
-                   " commanded_seen = commanded_seen + excluded.commanded_seen",
+                   " commands_sent = day_remediation.commands_sent + excluded.commands_sent,"
+                   " commands_failed = day_remediation.commands_failed + excluded.commands_failed,"
+                   " commanded_seen = day_remediation.commanded_seen + excluded.commanded_seen",
     [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    /* SQLite: take the write lock now, so the applied index read next cannot go stale.
+     * PostgreSQL: the same with a transaction-scoped advisory lock (registry_begin), which
+     * makes the nodes sharing one database apply their batches one at a time: each batch's
+     * read-then-write of bot and day rows sees the other nodes' committed batches whole. */
+    [ST_BEGIN] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
 };
 
@@ -297,9 +210,13 @@ struct daycc {
 };
 
 struct registry {
-    sqlite3 *db;
-    sqlite3_stmt *stmt[ST_COUNT]; /* prepared on the first apply: readers never need them */
+    struct db *db;
+    struct db_stmt *stmt[ST_COUNT]; /* prepared on the first apply: readers never need them */
     bool writer_ready;
+    /* The meta key of this log's applied index: "next_index", or "next_index:ORIGIN" when the
+     * registry is shared (registry_set_source). */
+    char next_key[16 + REGISTRY_SOURCE_MAX];
+    bool source_set;
     uint64_t next_index;  /* including the open batch */
     uint64_t bad_records; /* including the open batch */
     uint64_t data_end_us; /* latest record time applied, including the open batch */
@@ -312,31 +229,16 @@ struct registry {
 
 static int db_err(struct registry *reg, char *err, size_t errlen, const char *what)
 {
-    err_set(err, errlen, "registry: %s: %s", what, sqlite3_errmsg(reg->db));
+    err_set(err, errlen, "registry: %s: %s", what, db_errmsg(reg->db));
     return REGISTRY_ERR;
 }
 
 static int exec_sql(struct registry *reg, const char *sql, char *err, size_t errlen)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(reg->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        err_set(err, errlen, "registry: %s", msg ? msg : sqlite3_errmsg(reg->db));
-        sqlite3_free(msg);
-        return REGISTRY_ERR;
+    if (db_exec(reg->db, sql) < 0) {
+        return db_err(reg, err, errlen, sql);
     }
     return 0;
-}
-
-static int64_t pragma_int(struct registry *reg, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        v = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return v;
 }
 
 int registry_set_cache_mib(struct registry *reg, uint32_t mib, char *err, size_t errlen)
@@ -345,66 +247,46 @@ int registry_set_cache_mib(struct registry *reg, uint32_t mib, char *err, size_t
         return err_set(err, errlen, "registry: page cache of %u MiB is outside 1..%u", mib,
                        REGISTRY_CACHE_MIB_MAX);
     }
-    char sql[64];
-    /* A negative cache_size is in KiB, whatever the page size. */
-    snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%u", mib * 1024u);
-    return exec_sql(reg, sql, err, errlen);
-}
-
-int64_t registry_cache_mib(struct registry *reg)
-{
-    int64_t v = pragma_int(reg, "PRAGMA cache_size");
-    if (v < 0 && v != -1) {
-        return -v / 1024;
-    }
-    int64_t page = pragma_int(reg, "PRAGMA page_size");
-    return v > 0 && page > 0 ? v * page / (1024 * 1024) : -1;
-}
-
-static int migrate(struct registry *reg, char *err, size_t errlen)
-{
-    int64_t version = pragma_int(reg, "PRAGMA user_version");
-    if (version < 0) {
-        return db_err(reg, err, errlen, "reading user_version");
-    }
-    if (version > REGISTRY_SCHEMA_VERSION) {
-        err_set(err, errlen,
-                "registry: schema version %" PRId64 " is newer than this build's %d; rebuild it "
-                "with `sinkd registry rebuild` or upgrade sinkd",
-                version, REGISTRY_SCHEMA_VERSION);
-        return REGISTRY_E_VERSION;
-    }
-    for (int64_t v = version; v < REGISTRY_SCHEMA_VERSION; v++) {
-        char sql[64];
-        /* Each step and its version bump commit together: a crash leaves a whole step or none. */
-        if (exec_sql(reg, "BEGIN IMMEDIATE", err, errlen) < 0) {
-            return REGISTRY_ERR;
-        }
-        snprintf(sql, sizeof(sql), "PRAGMA user_version = %" PRId64, v + 1);
-        if (exec_sql(reg, migrations[v], err, errlen) < 0 || exec_sql(reg, sql, err, errlen) < 0) {
-            exec_sql(reg, "ROLLBACK", NULL, 0);
-            return REGISTRY_ERR;
-        }
-        if (exec_sql(reg, "COMMIT", err, errlen) < 0) {
-            return REGISTRY_ERR;
-        }
+    if (db_set_cache_mib(reg->db, mib) < 0) {
+        return db_err(reg, err, errlen, "setting the page cache");
     }
     return 0;
 }
 
+int64_t registry_cache_mib(struct registry *reg)
+{
+    return db_cache_mib(reg->db);
+}
+
 static int64_t meta_get(struct registry *reg, const char *key)
 {
-    sqlite3_stmt *st = NULL;
+    struct db_stmt *st = NULL;
     int64_t v = -1;
-    if (sqlite3_prepare_v2(reg->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            v = sqlite3_column_int64(st, 0);
+    if (db_prepare(reg->db, "SELECT value FROM meta WHERE key = ?1", false, &st) == 0) {
+        db_bind_text(st, 1, key);
+        if (db_step(st) == DB_ROW) {
+            v = db_col_int(st, 0);
+        } else if (strncmp(key, "next_index:", 11) == 0) {
+            v = 0; /* a log this shared registry has not seen yet */
         }
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return v;
+}
+
+/* Reads the committed position of this registry's log. Returns 0 or -1. */
+static int read_position(struct registry *reg)
+{
+    int64_t next = meta_get(reg, reg->next_key);
+    int64_t bad = meta_get(reg, "bad_records");
+    int64_t end = meta_get(reg, "data_end_us");
+    if (next < 0 || bad < 0 || end < 0) {
+        return -1;
+    }
+    reg->next_index = (uint64_t)next;
+    reg->bad_records = (uint64_t)bad;
+    reg->data_end_us = (uint64_t)end;
+    return 0;
 }
 
 /* ---- keys and addresses as stored ----------------------------------------------------------- */
@@ -423,8 +305,7 @@ static int hex_value(char c)
     return -1;
 }
 
-/* event_bot_key() text (32 hex characters) -> the 16 bytes the bot table stores. */
-static bool key_from_hex(const char *hex, uint8_t out[16])
+bool registry_internal_key_from_hex(const char *hex, uint8_t out[16])
 {
     for (int i = 0; i < 16; i++) {
         int hi = hex_value(hex[2 * i]);
@@ -437,114 +318,105 @@ static bool key_from_hex(const char *hex, uint8_t out[16])
     return hex[32] == '\0';
 }
 
-static void key_to_hex(const uint8_t *key, int len, char out[33])
+#define key_from_hex registry_internal_key_from_hex
+
+static void key_to_hex(const uint8_t *key, size_t len, char out[33])
 {
     static const char digits[] = "0123456789abcdef";
     int n = 0;
-    for (int i = 0; i < len && i < 16; i++) {
+    for (size_t i = 0; i < len && i < 16; i++) {
         out[n++] = digits[key[i] >> 4];
         out[n++] = digits[key[i] & 15];
     }
     out[n] = '\0';
 }
 
-/* An address as a source_ip key: 4 or 16 network-order bytes (0 for no address). */
-static int ip_key_len(const struct net_addr *a)
+int registry_internal_ip_key_len(const struct net_addr *a)
 {
     return a->family == AF_INET ? 4 : a->family == AF_INET6 ? 16 : 0;
 }
 
-/* SQL functions for the 2 -> 3 migration: NULL when the text does not convert. */
-static void sql_unhex16(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    const unsigned char *t = sqlite3_value_text(argv[0]);
-    uint8_t key[16];
-    if (t == NULL || !key_from_hex((const char *)t, key)) {
-        sqlite3_result_null(ctx);
-        return;
-    }
-    sqlite3_result_blob(ctx, key, sizeof(key), SQLITE_TRANSIENT);
-}
-
-static void sql_ipblob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    const unsigned char *t = sqlite3_value_text(argv[0]);
-    struct net_addr a;
-    if (t == NULL || net_addr_parse_ip((const char *)t, &a) < 0) {
-        sqlite3_result_null(ctx);
-        return;
-    }
-    sqlite3_result_blob(ctx, a.ip, ip_key_len(&a), SQLITE_TRANSIENT);
-}
+#define ip_key_len registry_internal_ip_key_len
 
 int registry_open(struct registry **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;
-    if (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0) {
-        return err_set(err, errlen, "registry: the PostgreSQL backend is not built yet");
-    }
     struct registry *reg = calloc(1, sizeof(*reg));
     if (reg == NULL) {
         return err_set(err, errlen, "registry: out of memory");
     }
-    int rc = REGISTRY_ERR;
-    if (sqlite3_open_v2(path, &reg->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        err_set(err, errlen, "registry: %s: %s", path,
-                reg->db ? sqlite3_errmsg(reg->db) : "cannot open");
-        goto fail;
-    }
-    /* A report may read while the follower writes: wait for its commit rather than fail. */
-    sqlite3_busy_timeout(reg->db, 10000);
-    /* WAL: readers never block the writer; synchronous=NORMAL: a power cut may lose the last
-     * batches but never corrupts, and the log (the source of truth) replays them.
-     * No mmap: measured, a 1 GiB map made the per-country report 1.09x (300 k bots) to 1.27x
-     * (3 M bots) the sqlite3 CLI's time, because every new report process takes a page fault
-     * per page it touches, and it did not speed up applying; without it 1.01x. A 64 MiB WAL between
-     * checkpoints lets a page rewritten by several batches be copied back once; the file is cut
-     * back to that size afterwards. */
-    if (exec_sql(reg,
-                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                 " PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
-                 " PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=67108864;",
-                 err, errlen) < 0) {
-        goto fail;
-    }
-    if (registry_set_cache_mib(reg, REGISTRY_CACHE_MIB_DEFAULT, err, errlen) != 0) {
-        goto fail;
-    }
-    if (sqlite3_create_function(reg->db, "sinkd_unhex16", 1,
-                                SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
-                                sql_unhex16, NULL, NULL) != SQLITE_OK ||
-        sqlite3_create_function(reg->db, "sinkd_ipblob", 1,
-                                SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
-                                sql_ipblob, NULL, NULL) != SQLITE_OK) {
-        db_err(reg, err, errlen, "registering functions");
-        goto fail;
-    }
-    rc = migrate(reg, err, errlen);
+    snprintf(reg->next_key, sizeof(reg->next_key), "next_index");
+    int rc = db_open(&reg->db, path, err, errlen);
     if (rc < 0) {
         goto fail;
     }
     rc = REGISTRY_ERR;
-    int64_t next = meta_get(reg, "next_index");
-    int64_t bad = meta_get(reg, "bad_records");
-    int64_t end = meta_get(reg, "data_end_us");
-    if (next < 0 || bad < 0 || end < 0) {
+    if (read_position(reg) < 0) {
         err_set(err, errlen, "registry: %s: meta table is missing its rows", path);
         goto fail;
     }
-    reg->next_index = (uint64_t)next;
-    reg->bad_records = (uint64_t)bad;
-    reg->data_end_us = (uint64_t)end;
     *out = reg;
     return 0;
 fail:
     registry_close(reg);
     return rc;
+}
+
+int registry_destroy(const char *target, char *err, size_t errlen)
+{
+    if (!db_is_postgres_url(target)) {
+        static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+        for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s%s", target, suffix[i]);
+            if (unlink(path) != 0 && errno != ENOENT) {
+                return err_set(err, errlen, "registry: %s: %s", path, strerror(errno));
+            }
+        }
+        return 0;
+    }
+    struct registry *reg = NULL;
+    int rc = registry_open(&reg, target, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = exec_sql(reg,
+                  "BEGIN; DROP TABLE meta, bot, source_ip, day_bot, day_ip, day_cc, remediation,"
+                  " day_commanded, day_remediation; DROP FUNCTION instr(text, text); COMMIT",
+                  err, errlen);
+    registry_close(reg);
+    return rc;
+}
+
+bool registry_is_shared(const struct registry *reg)
+{
+    return db_dialect(reg->db) == DB_POSTGRES;
+}
+
+int registry_set_source(struct registry *reg, const char *source, char *err, size_t errlen)
+{
+    if (reg->in_txn || reg->follower != NULL) {
+        return err_set(err, errlen, "registry: the source is set before anything is applied");
+    }
+    size_t n = strlen(source);
+    if (n == 0 || n > REGISTRY_SOURCE_MAX) {
+        return err_set(err, errlen,
+                       "registry: a log origin of 1..%d characters is needed, not "
+                       "'%s'",
+                       REGISTRY_SOURCE_MAX, source);
+    }
+    char key[sizeof(reg->next_key)];
+    snprintf(key, sizeof(key), "%s", reg->next_key);
+    /* A SQLite registry holds one log (its state directory's): the name is only checked. */
+    if (registry_is_shared(reg)) {
+        snprintf(reg->next_key, sizeof(reg->next_key), "next_index:%s", source);
+        if (read_position(reg) < 0) {
+            snprintf(reg->next_key, sizeof(reg->next_key), "%s", key);
+            return db_err(reg, err, errlen, "reading the applied index");
+        }
+    }
+    reg->source_set = true;
+    return 0;
 }
 
 /* The write path's statements and batch counters, made on the first apply so a report's open
@@ -554,13 +426,21 @@ static int writer_prepare(struct registry *reg, char *err, size_t errlen)
     if (reg->writer_ready) {
         return 0;
     }
+    if (registry_is_shared(reg) && !reg->source_set) {
+        return err_set(err, errlen,
+                       "registry: a PostgreSQL registry is shared by nodes: name the log "
+                       "being applied (registry_set_source)");
+    }
     reg->daycc = calloc(DAYCC_SLOTS, sizeof(*reg->daycc));
     if (reg->daycc == NULL) {
         return err_set(err, errlen, "registry: out of memory");
     }
     for (int i = 0; i < ST_COUNT; i++) {
-        if (sqlite3_prepare_v3(reg->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &reg->stmt[i],
-                               NULL) != SQLITE_OK) {
+        const char *sql = stmt_sql[i];
+        if (i == ST_BEGIN && db_dialect(reg->db) == DB_SQLITE) {
+            sql = "BEGIN IMMEDIATE";
+        }
+        if (db_prepare(reg->db, sql, true, &reg->stmt[i]) != 0) {
             return db_err(reg, err, errlen, "preparing statements");
         }
     }
@@ -580,29 +460,45 @@ void registry_close(struct registry *reg)
         registry_flush(reg, NULL, 0);
     }
     for (int i = 0; i < ST_COUNT; i++) {
-        sqlite3_finalize(reg->stmt[i]);
+        db_finalize(reg->stmt[i]);
     }
-    sqlite3_close(reg->db);
+    db_close(reg->db);
     free(reg->daycc);
     free(reg);
 }
 
-static int step_done(struct registry *reg, sqlite3_stmt *st, char *err, size_t errlen,
+static int step_done(struct registry *reg, struct db_stmt *st, char *err, size_t errlen,
                      const char *what)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    int rc = db_step(st);
+    db_reset(st);
+    if (rc != DB_DONE) {
         return db_err(reg, err, errlen, what);
+    }
+    return 0;
+}
+
+/* Runs an INSERT ... RETURNING id and reads the new row's id. */
+static int insert_returning_id(struct registry *reg, struct db_stmt *st, int64_t *id, char *err,
+                               size_t errlen)
+{
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
+        *id = db_col_int(st, 0);
+        rc = db_step(st);
+    }
+    db_reset(st);
+    if (rc != DB_DONE) {
+        return db_err(reg, err, errlen, "bot insert");
     }
     return 0;
 }
 
 static int meta_set(struct registry *reg, const char *key, uint64_t value, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = reg->stmt[ST_META_SET];
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (int64_t)value);
+    struct db_stmt *st = reg->stmt[ST_META_SET];
+    db_bind_text(st, 1, key);
+    db_bind_int(st, 2, (int64_t)value);
     return step_done(reg, st, err, errlen, "saving the applied index");
 }
 
@@ -648,17 +544,17 @@ static int daycc_write(struct registry *reg, char *err, size_t errlen)
     if (reg->daycc_n == 0) {
         return 0;
     }
-    sqlite3_stmt *st = reg->stmt[ST_DAY_CC];
+    struct db_stmt *st = reg->stmt[ST_DAY_CC];
     for (size_t i = 0; i < DAYCC_SLOTS; i++) {
         const struct daycc *d = &reg->daycc[i];
         if (!d->used) {
             continue;
         }
-        sqlite3_bind_int64(st, 1, d->day);
-        sqlite3_bind_text(st, 2, d->cc, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, d->bots);
-        sqlite3_bind_int64(st, 4, d->ips);
-        sqlite3_bind_int64(st, 5, d->contacts);
+        db_bind_int(st, 1, d->day);
+        db_bind_text(st, 2, d->cc);
+        db_bind_int(st, 3, d->bots);
+        db_bind_int(st, 4, d->ips);
+        db_bind_int(st, 5, d->contacts);
         if (step_done(reg, st, err, errlen, "day_cc upsert") < 0) {
             return REGISTRY_ERR;
         }
@@ -675,12 +571,11 @@ static void batch_abort(struct registry *reg)
     reg->in_txn = false;
     reg->batch_records = 0;
     daycc_clear(reg);
-    int64_t next = meta_get(reg, "next_index");
-    int64_t bad = meta_get(reg, "bad_records");
-    int64_t end = meta_get(reg, "data_end_us");
-    reg->next_index = next < 0 ? 0 : (uint64_t)next;
-    reg->bad_records = bad < 0 ? 0 : (uint64_t)bad;
-    reg->data_end_us = end < 0 ? 0 : (uint64_t)end;
+    if (read_position(reg) < 0) {
+        /* Unreadable now (a lost PostgreSQL connection, say): the next batch's BEGIN re-reads
+         * it before anything is applied. */
+        reg->next_index = reg->bad_records = reg->data_end_us = 0;
+    }
 }
 
 int registry_flush(struct registry *reg, char *err, size_t errlen)
@@ -689,7 +584,7 @@ int registry_flush(struct registry *reg, char *err, size_t errlen)
         return 0;
     }
     if (daycc_write(reg, err, errlen) < 0 ||
-        meta_set(reg, "next_index", reg->next_index, err, errlen) < 0 ||
+        meta_set(reg, reg->next_key, reg->next_index, err, errlen) < 0 ||
         meta_set(reg, "bad_records", reg->bad_records, err, errlen) < 0 ||
         meta_set(reg, "data_end_us", reg->data_end_us, err, errlen) < 0 ||
         step_done(reg, reg->stmt[ST_COMMIT], err, errlen, "commit") < 0) {
@@ -716,9 +611,9 @@ struct registry_follower **registry_internal_follower(struct registry *reg)
     return &reg->follower;
 }
 
-static void bind_str(sqlite3_stmt *st, int i, const char *s)
+static void bind_str(struct db_stmt *st, int i, const char *s)
 {
-    sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+    db_bind_text(st, i, s);
 }
 
 /* Reads the FIND statement's row (if any) and resets it. Returns 1 found, 0 not, < 0 error. */
@@ -731,25 +626,24 @@ struct found_row {
     int64_t commanded_at_us; /* bot rows */
 };
 
-static int find_row(struct registry *reg, sqlite3_stmt *st, bool has_id, struct found_row *out,
+static int find_row(struct registry *reg, struct db_stmt *st, bool has_id, struct found_row *out,
                     char *err, size_t errlen)
 {
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    int rc = db_step(st);
+    if (rc == DB_ROW) {
         int off = has_id ? 1 : 0;
-        out->id = has_id ? sqlite3_column_int64(st, 0) : 0;
-        out->last_seen_us = sqlite3_column_int64(st, off);
-        const unsigned char *cc = sqlite3_column_text(st, off + 1);
-        snprintf(out->cc, sizeof(out->cc), "%s", cc ? (const char *)cc : "");
-        out->asn = (uint32_t)sqlite3_column_int64(st, off + 2);
-        out->identified = !has_id && sqlite3_column_int(st, 3) != 0;
-        out->commanded_at_us = has_id ? sqlite3_column_int64(st, 4) : 0;
+        out->id = has_id ? db_col_int(st, 0) : 0;
+        out->last_seen_us = db_col_int(st, off);
+        snprintf(out->cc, sizeof(out->cc), "%s", db_col_text(st, off + 1));
+        out->asn = (uint32_t)db_col_int(st, off + 2);
+        out->identified = !has_id && db_col_int(st, 3) != 0;
+        out->commanded_at_us = has_id ? db_col_int(st, 4) : 0;
     }
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW) {
+    db_reset(st);
+    if (rc == DB_ROW) {
         return 1;
     }
-    if (rc == SQLITE_DONE) {
+    if (rc == DB_DONE) {
         return 0;
     }
     return db_err(reg, err, errlen, "lookup");
@@ -766,27 +660,27 @@ static int day_set_add(struct registry *reg, enum stmt_id id, int64_t day, bool 
     if (known && last_seen_us >= 0 && (uint64_t)last_seen_us / US_PER_DAY == (uint64_t)day) {
         return 0;
     }
-    sqlite3_stmt *st = reg->stmt[id];
-    sqlite3_bind_int64(st, 1, day);
+    struct db_stmt *st = reg->stmt[id];
+    db_bind_int(st, 1, day);
     if (member != NULL) {
-        sqlite3_bind_blob(st, 2, member_len ? member : "", member_len, SQLITE_STATIC);
+        db_bind_blob(st, 2, member_len ? member : "", member_len);
     } else {
-        sqlite3_bind_int64(st, 2, member_id);
+        db_bind_int(st, 2, member_id);
     }
     if (step_done(reg, st, err, errlen, "per-day set insert") < 0) {
         return REGISTRY_ERR;
     }
-    return sqlite3_changes(reg->db) > 0;
+    return db_changes(st) > 0;
 }
 
 static int day_rem_add(struct registry *reg, int64_t day, int sent, int failed, int seen, char *err,
                        size_t errlen)
 {
-    sqlite3_stmt *st = reg->stmt[ST_DAY_REM];
-    sqlite3_bind_int64(st, 1, day);
-    sqlite3_bind_int(st, 2, sent);
-    sqlite3_bind_int(st, 3, failed);
-    sqlite3_bind_int(st, 4, seen);
+    struct db_stmt *st = reg->stmt[ST_DAY_REM];
+    db_bind_int(st, 1, day);
+    db_bind_int(st, 2, sent);
+    db_bind_int(st, 3, failed);
+    db_bind_int(st, 4, seen);
     return step_done(reg, st, err, errlen, "per-day remediation counts");
 }
 
@@ -813,43 +707,42 @@ static int absorb_anon(struct registry *reg, const struct contact *c, int64_t in
     if (anon_key(c, key, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
-    sqlite3_stmt *st = reg->stmt[ST_BOT_GET_ANON];
-    sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return rc == SQLITE_DONE ? 0 : db_err(reg, err, errlen, "address-keyed bot");
+    struct db_stmt *st = reg->stmt[ST_BOT_GET_ANON];
+    db_bind_blob(st, 1, key, sizeof(key));
+    int rc = db_step(st);
+    if (rc != DB_ROW) {
+        db_reset(st);
+        return rc == DB_DONE ? 0 : db_err(reg, err, errlen, "address-keyed bot");
     }
-    int64_t id = sqlite3_column_int64(st, 0), contacts = sqlite3_column_int64(st, 1);
-    int64_t first = sqlite3_column_int64(st, 2), last = sqlite3_column_int64(st, 3);
+    int64_t id = db_col_int(st, 0), contacts = db_col_int(st, 1);
+    int64_t first = db_col_int(st, 2), last = db_col_int(st, 3);
     char cc[3];
-    const unsigned char *t = sqlite3_column_text(st, 4);
-    snprintf(cc, sizeof(cc), "%s", t ? (const char *)t : "");
-    sqlite3_reset(st);
+    snprintf(cc, sizeof(cc), "%s", db_col_text(st, 4));
+    db_reset(st);
     if (id == into) {
         return 0;
     }
     /* The row lived from its first to its last contact: its days are in that range. */
     for (int64_t d = first / (int64_t)US_PER_DAY; d <= last / (int64_t)US_PER_DAY; d++) {
         st = reg->stmt[ST_DAY_BOT_DELETE];
-        sqlite3_bind_int64(st, 1, d);
-        sqlite3_bind_int64(st, 2, id);
+        db_bind_int(st, 1, d);
+        db_bind_int(st, 2, id);
         if (step_done(reg, st, err, errlen, "per-day set delete") < 0) {
             return REGISTRY_ERR;
         }
-        if (sqlite3_changes(reg->db) > 0) {
+        if (db_changes(st) > 0) {
             daycc_add(reg, d, cc, -1, 0, 0);
         }
     }
     st = reg->stmt[ST_BOT_DELETE];
-    sqlite3_bind_int64(st, 1, id);
+    db_bind_int(st, 1, id);
     if (step_done(reg, st, err, errlen, "bot delete") < 0) {
         return REGISTRY_ERR;
     }
     st = reg->stmt[ST_BOT_ABSORB];
-    sqlite3_bind_int64(st, 1, into);
-    sqlite3_bind_int64(st, 2, contacts);
-    sqlite3_bind_int64(st, 3, first);
+    db_bind_int(st, 1, into);
+    db_bind_int(st, 2, contacts);
+    db_bind_int(st, 3, first);
     return step_done(reg, st, err, errlen, "bot absorb");
 }
 
@@ -858,19 +751,19 @@ static int absorb_anon(struct registry *reg, const struct contact *c, int64_t in
 static int after_command(struct registry *reg, int64_t id, int64_t t, int64_t day, char *err,
                          size_t errlen)
 {
-    sqlite3_stmt *st = reg->stmt[ST_REM_CONTACT];
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, t);
+    struct db_stmt *st = reg->stmt[ST_REM_CONTACT];
+    db_bind_int(st, 1, id);
+    db_bind_int(st, 2, t);
     if (step_done(reg, st, err, errlen, "remediation contact") < 0) {
         return REGISTRY_ERR;
     }
     st = reg->stmt[ST_DAY_COMMANDED];
-    sqlite3_bind_int64(st, 1, day);
-    sqlite3_bind_int64(st, 2, id);
+    db_bind_int(st, 1, day);
+    db_bind_int(st, 2, id);
     if (step_done(reg, st, err, errlen, "commanded-seen set insert") < 0) {
         return REGISTRY_ERR;
     }
-    if (sqlite3_changes(reg->db) == 0) {
+    if (db_changes(st) == 0) {
         return 0;
     }
     return day_rem_add(reg, day, 0, 0, 1, err, errlen);
@@ -894,8 +787,8 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     int iplen = ip_key_len(&c->src);
     struct found_row ip = {0};
     enum stmt_id which;
-    sqlite3_stmt *st = reg->stmt[ST_IP_FIND];
-    sqlite3_bind_blob(st, 1, iplen ? (const void *)c->src.ip : "", iplen, SQLITE_STATIC);
+    struct db_stmt *st = reg->stmt[ST_IP_FIND];
+    db_bind_blob(st, 1, iplen ? (const void *)c->src.ip : "", iplen);
     int ip_known = find_row(reg, st, false, &ip, err, errlen);
     if (ip_known < 0) {
         return REGISTRY_ERR;
@@ -907,7 +800,7 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     int known = 0;
     if (bot_row) {
         st = reg->stmt[ST_BOT_FIND];
-        sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
+        db_bind_blob(st, 1, key, sizeof(key));
         known = find_row(reg, st, true, &bot, err, errlen);
         if (known < 0) {
             return REGISTRY_ERR;
@@ -918,7 +811,7 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
             which = moved ? ST_BOT_UPDATE_MOVED : ST_BOT_UPDATE_HOT;
         }
         st = reg->stmt[which];
-        sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
+        db_bind_blob(st, 1, key, sizeof(key));
         bind_str(st, 2, c->family);
         bind_str(st, 3, c->bot.host);
         bind_str(st, 4, c->bot.user);
@@ -926,24 +819,25 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
         bind_str(st, 6, c->bot.local_ip);
         bind_str(st, 7, c->bot.campaign);
         bind_str(st, 8, c->bot.version);
-        sqlite3_bind_int64(st, 9, t);
+        db_bind_int(st, 9, t);
         bind_str(st, 10, src);
-        sqlite3_bind_int(st, 11, c->src.port);
+        db_bind_int(st, 11, c->src.port);
         bind_str(st, 12, dst);
-        sqlite3_bind_int(st, 13, c->dst.port);
-        sqlite3_bind_int(st, 14, c->transport);
+        db_bind_int(st, 13, c->dst.port);
+        db_bind_int(st, 14, c->transport);
         bind_str(st, 15, c->node);
         bind_str(st, 16, c->cc);
-        sqlite3_bind_int64(st, 17, c->asn);
+        db_bind_int(st, 17, c->asn);
         bind_str(st, 18, c->tags);
         if (known) {
-            sqlite3_bind_int64(st, 19, bot.id);
+            db_bind_int(st, 19, bot.id);
         }
-        if (step_done(reg, st, err, errlen, "bot upsert") < 0) {
+        if (known) {
+            if (step_done(reg, st, err, errlen, "bot update") < 0) {
+                return REGISTRY_ERR;
+            }
+        } else if (insert_returning_id(reg, st, &bot.id, err, errlen) < 0) {
             return REGISTRY_ERR;
-        }
-        if (!known) {
-            bot.id = sqlite3_last_insert_rowid(reg->db);
         }
         /* Only a commanded bot's later contacts touch the remediation tables: the common
          * contact costs nothing more. */
@@ -958,11 +852,11 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
         which = moved ? ST_IP_UPDATE_MOVED : ST_IP_UPDATE_HOT;
     }
     st = reg->stmt[which];
-    sqlite3_bind_blob(st, 1, iplen ? (const void *)c->src.ip : "", iplen, SQLITE_STATIC);
+    db_bind_blob(st, 1, iplen ? (const void *)c->src.ip : "", iplen);
     bind_str(st, 2, c->cc);
-    sqlite3_bind_int64(st, 3, c->asn);
-    sqlite3_bind_int64(st, 4, t);
-    sqlite3_bind_int(st, 5, identified);
+    db_bind_int(st, 3, c->asn);
+    db_bind_int(st, 4, t);
+    db_bind_int(st, 5, identified);
     if (step_done(reg, st, err, errlen, "source ip upsert") < 0) {
         return REGISTRY_ERR;
     }
@@ -996,17 +890,17 @@ static int remediation_record(struct registry *reg, enum stmt_id id, const uint8
                               const char *authorisation, int a, int b, uint64_t time_us, char *err,
                               size_t errlen)
 {
-    sqlite3_stmt *st = reg->stmt[id];
-    sqlite3_bind_blob(st, 1, key, 16, SQLITE_STATIC);
+    struct db_stmt *st = reg->stmt[id];
+    db_bind_blob(st, 1, key, 16);
     bind_str(st, 2, authorisation);
-    sqlite3_bind_int(st, 3, a);
-    sqlite3_bind_int(st, 4, b);
-    sqlite3_bind_int64(st, 5, (int64_t)time_us);
+    db_bind_int(st, 3, a);
+    db_bind_int(st, 4, b);
+    db_bind_int(st, 5, (int64_t)time_us);
     if (step_done(reg, st, err, errlen, "remediation update") < 0) {
         return REGISTRY_ERR;
     }
     /* No row changed: the key has no bot (see the decision case below); count nothing. */
-    if (id == ST_REM_COMMAND && sqlite3_changes(reg->db) > 0) {
+    if (id == ST_REM_COMMAND && db_changes(st) > 0) {
         return day_rem_add(reg, (int64_t)(time_us / US_PER_DAY), a, b, 0, err, errlen);
     }
     return 0;
@@ -1029,7 +923,7 @@ static uint64_t record_time(const struct record *rec)
 
 static int apply_record(struct registry *reg, const struct record *rec, char *err, size_t errlen)
 {
-    sqlite3_stmt *st;
+    struct db_stmt *st;
     uint8_t key[16];
     /* Every record, node-stopped included, shows the sinkhole was observing until then. */
     uint64_t t = record_time(rec);
@@ -1048,9 +942,9 @@ static int apply_record(struct registry *reg, const struct record *rec, char *er
             return 0;
         }
         st = reg->stmt[ST_DECISION];
-        sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, d->verdict);
-        sqlite3_bind_int64(st, 3, (int64_t)d->time_us);
+        db_bind_blob(st, 1, key, sizeof(key));
+        db_bind_int(st, 2, d->verdict);
+        db_bind_int(st, 3, (int64_t)d->time_us);
         bind_str(st, 4, d->authorisation);
         if (step_done(reg, st, err, errlen, "decision update") < 0) {
             return REGISTRY_ERR;
@@ -1071,8 +965,8 @@ static int apply_record(struct registry *reg, const struct record *rec, char *er
         }
         if (sent) {
             st = reg->stmt[ST_COMMAND];
-            sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, (int64_t)c->time_us);
+            db_bind_blob(st, 1, key, sizeof(key));
+            db_bind_int(st, 2, (int64_t)c->time_us);
             bind_str(st, 3, c->authorisation);
             if (step_done(reg, st, err, errlen, "command update") < 0) {
                 return REGISTRY_ERR;
@@ -1087,6 +981,28 @@ static int apply_record(struct registry *reg, const struct record *rec, char *er
     }
 }
 
+/* Opens a batch: takes the write lock, then re-reads the applied position under it. Another
+ * writer (a `sinkd report --catch-up` next to a running server; on PostgreSQL, every other node)
+ * may have moved it, and applying from a stale position would count entries twice. */
+static int registry_begin(struct registry *reg, char *err, size_t errlen)
+{
+    if (step_done(reg, reg->stmt[ST_BEGIN], err, errlen, "begin") < 0) {
+        return REGISTRY_ERR;
+    }
+    reg->in_txn = true;
+    if (db_lock_writers(reg->db) < 0) {
+        db_err(reg, err, errlen, "taking the writers' lock");
+        batch_abort(reg);
+        return REGISTRY_ERR;
+    }
+    if (read_position(reg) < 0) {
+        db_err(reg, err, errlen, "reading the applied index");
+        batch_abort(reg);
+        return REGISTRY_ERR;
+    }
+    return 0;
+}
+
 int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entry, size_t len,
                    char *err, size_t errlen)
 {
@@ -1097,25 +1013,8 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
     if (writer_prepare(reg, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
-    if (!reg->in_txn) {
-        /* Take the write lock, then re-read the applied index under it: another writer (a
-         * `sinkd report --catch-up` next to a running server) may have moved it, and applying
-         * from a stale index would count entries twice. */
-        if (step_done(reg, reg->stmt[ST_BEGIN], err, errlen, "begin") < 0) {
-            return REGISTRY_ERR;
-        }
-        reg->in_txn = true;
-        int64_t next = meta_get(reg, "next_index");
-        int64_t bad = meta_get(reg, "bad_records");
-        int64_t end = meta_get(reg, "data_end_us");
-        if (next < 0 || bad < 0 || end < 0) {
-            exec_sql(reg, "ROLLBACK", NULL, 0);
-            reg->in_txn = false;
-            return db_err(reg, err, errlen, "reading the applied index");
-        }
-        reg->next_index = (uint64_t)next;
-        reg->bad_records = (uint64_t)bad;
-        reg->data_end_us = (uint64_t)end;
+    if (!reg->in_txn && registry_begin(reg, err, errlen) < 0) {
+        return REGISTRY_ERR;
     }
     if (log_index < reg->next_index) {
         return 0;
@@ -1156,7 +1055,7 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
  * ?1 since, ?2 until, ?3 cc, ?4 asn, ?5 tag. */
 static void where_clause(const struct registry_filter *f, bool with_tag, char *out, size_t cap)
 {
-    size_t n = (size_t)snprintf(out, cap, " WHERE 1");
+    size_t n = (size_t)snprintf(out, cap, " WHERE 1 = 1");
     if (f->since_us) {
         n += (size_t)snprintf(out + n, cap - n, " AND last_seen_us >= ?1");
     }
@@ -1174,56 +1073,58 @@ static void where_clause(const struct registry_filter *f, bool with_tag, char *o
     }
 }
 
-static void bind_filter(sqlite3_stmt *st, const struct registry_filter *f)
+static void bind_filter(struct db_stmt *st, const struct registry_filter *f)
 {
-    /* Binding a parameter the SQL does not use is harmless (SQLITE_RANGE is ignored here). */
-    sqlite3_bind_int64(st, 1, (int64_t)f->since_us);
-    sqlite3_bind_int64(st, 2, (int64_t)f->until_us);
+    /* Binding a parameter the SQL does not use is harmless (db.h). */
+    db_bind_int(st, 1, (int64_t)f->since_us);
+    db_bind_int(st, 2, (int64_t)f->until_us);
     if (f->cc) {
-        sqlite3_bind_text(st, 3, f->cc, -1, SQLITE_STATIC);
+        db_bind_text(st, 3, f->cc);
     }
-    sqlite3_bind_int64(st, 4, f->asn);
+    db_bind_int(st, 4, f->asn);
     if (f->tag) {
-        sqlite3_bind_text(st, 5, f->tag, -1, SQLITE_STATIC);
+        db_bind_text(st, 5, f->tag);
     }
 }
 
-static int prepare(struct registry *reg, const char *sql, sqlite3_stmt **st, char *err,
+static int prepare(struct registry *reg, const char *sql, struct db_stmt **st, char *err,
                    size_t errlen)
 {
-    if (sqlite3_prepare_v2(reg->db, sql, -1, st, NULL) != SQLITE_OK) {
+    if (db_prepare(reg->db, sql, false, st) != 0) {
         return db_err(reg, err, errlen, "query");
     }
     return 0;
 }
 
-static void col_str(sqlite3_stmt *st, int i, char *out, size_t cap)
+static void col_str(struct db_stmt *st, int i, char *out, size_t cap)
 {
-    const unsigned char *s = sqlite3_column_text(st, i);
-    snprintf(out, cap, "%s", s ? (const char *)s : "");
+    snprintf(out, cap, "%s", db_col_text(st, i));
 }
 
-static void col_addr(sqlite3_stmt *st, int ip, int port, struct net_addr *out)
+static void col_addr(struct db_stmt *st, int ip, int port, struct net_addr *out)
 {
-    const unsigned char *s = sqlite3_column_text(st, ip);
+    const char *s = db_col_text(st, ip);
     memset(out, 0, sizeof(*out));
-    if (s == NULL || s[0] == '\0' || net_addr_parse_ip((const char *)s, out) < 0) {
+    if (s[0] == '\0' || net_addr_parse_ip(s, out) < 0) {
         memset(out, 0, sizeof(*out));
         return;
     }
-    out->port = (uint16_t)sqlite3_column_int(st, port);
+    out->port = (uint16_t)db_col_int(st, port);
 }
 
 #define BOT_COLUMNS                                                                                \
-    "bot_key, family, host, user, os, local_ip, campaign, version, first_seen_us, last_seen_us,"   \
+    "bot_key, family, host, \"user\", os, local_ip, campaign, version, first_seen_us, "            \
+    "last_seen_us,"                                                                                \
     " src_ip, src_port, dst_ip, dst_port, transport, node, cc, asn, tags, contacts,"               \
     " commanded_at_us, authorisation, last_verdict, last_decision_us, seen_after_command,"         \
     " last_seen_after_command_us"
 
-static void row_to_bot(sqlite3_stmt *st, struct registry_bot *b)
+static void row_to_bot(struct db_stmt *st, struct registry_bot *b)
 {
     memset(b, 0, sizeof(*b));
-    key_to_hex(sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0), b->bot_key);
+    const uint8_t *key = NULL;
+    size_t keylen = db_col_blob(st, 0, &key);
+    key_to_hex(key, keylen, b->bot_key);
     col_str(st, 1, b->family, sizeof(b->family));
     col_str(st, 2, b->bot.host, sizeof(b->bot.host));
     col_str(st, 3, b->bot.user, sizeof(b->bot.user));
@@ -1231,22 +1132,22 @@ static void row_to_bot(sqlite3_stmt *st, struct registry_bot *b)
     col_str(st, 5, b->bot.local_ip, sizeof(b->bot.local_ip));
     col_str(st, 6, b->bot.campaign, sizeof(b->bot.campaign));
     col_str(st, 7, b->bot.version, sizeof(b->bot.version));
-    b->first_seen_us = (uint64_t)sqlite3_column_int64(st, 8);
-    b->last_seen_us = (uint64_t)sqlite3_column_int64(st, 9);
+    b->first_seen_us = (uint64_t)db_col_int(st, 8);
+    b->last_seen_us = (uint64_t)db_col_int(st, 9);
     col_addr(st, 10, 11, &b->src);
     col_addr(st, 12, 13, &b->dst);
-    b->transport = (uint8_t)sqlite3_column_int(st, 14);
+    b->transport = (uint8_t)db_col_int(st, 14);
     col_str(st, 15, b->node, sizeof(b->node));
     col_str(st, 16, b->cc, sizeof(b->cc));
-    b->asn = (uint32_t)sqlite3_column_int64(st, 17);
+    b->asn = (uint32_t)db_col_int(st, 17);
     col_str(st, 18, b->tags, sizeof(b->tags));
-    b->contacts = (uint64_t)sqlite3_column_int64(st, 19);
-    b->commanded_at_us = (uint64_t)sqlite3_column_int64(st, 20);
+    b->contacts = (uint64_t)db_col_int(st, 19);
+    b->commanded_at_us = (uint64_t)db_col_int(st, 20);
     col_str(st, 21, b->authorisation, sizeof(b->authorisation));
-    b->last_verdict = (uint8_t)sqlite3_column_int(st, 22);
-    b->last_decision_us = (uint64_t)sqlite3_column_int64(st, 23);
-    b->seen_after_command = (uint64_t)sqlite3_column_int64(st, 24);
-    b->last_seen_after_command_us = (uint64_t)sqlite3_column_int64(st, 25);
+    b->last_verdict = (uint8_t)db_col_int(st, 22);
+    b->last_decision_us = (uint64_t)db_col_int(st, 23);
+    b->seen_after_command = (uint64_t)db_col_int(st, 24);
+    b->last_seen_after_command_us = (uint64_t)db_col_int(st, 25);
 }
 
 static int reader_ok(struct registry *reg, char *err, size_t errlen)
@@ -1271,7 +1172,9 @@ int registry_bots(struct registry *reg, const struct registry_filter *f, registr
     }
     char where[512], sql[1536];
     where_clause(f, true, where, sizeof(where));
-    const char *flag = f->tag ? "instr(',' || tags || ',', ',' || ?5 || ',') > 0" : "0";
+    const char *flag =
+        f->tag ? "CASE WHEN instr(',' || tags || ',', ',' || ?5 || ',') > 0 THEN 1 ELSE 0 END"
+               : "0";
     const char *group = f->order == REGISTRY_ORDER_CC    ? "cc, "
                         : f->order == REGISTRY_ORDER_ASN ? "asn, "
                                                          : "";
@@ -1279,70 +1182,70 @@ int registry_bots(struct registry *reg, const struct registry_filter *f, registr
              "SELECT " BOT_COLUMNS ", %s FROM bot%s ORDER BY %s%s last_seen_us,"
              " bot_key",
              flag, where, group, f->tagged_first && f->tag ? "27 DESC," : "");
-    sqlite3_stmt *st = NULL;
+    struct db_stmt *st = NULL;
     if (prepare(reg, sql, &st, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
     bind_filter(st, f);
     rc = 0;
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((step = db_step(st)) == DB_ROW) {
         struct registry_bot b;
         row_to_bot(st, &b);
-        rc = fn(ctx, &b, sqlite3_column_int(st, 26) != 0);
+        rc = fn(ctx, &b, db_col_int(st, 26) != 0);
         if (rc != 0) {
             break;
         }
     }
-    if (rc == 0 && step != SQLITE_DONE) {
+    if (rc == 0 && step != DB_DONE) {
         rc = db_err(reg, err, errlen, "reading bots");
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return rc;
 }
 
 int registry_bot_get(struct registry *reg, const char *bot_key, struct registry_bot *out, char *err,
                      size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    struct db_stmt *st = NULL;
     if (prepare(reg, "SELECT " BOT_COLUMNS " FROM bot WHERE bot_key = ?1", &st, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
     uint8_t key[16];
     if (!key_from_hex(bot_key, key)) {
-        sqlite3_finalize(st);
+        db_finalize(st);
         return 0;
     }
-    sqlite3_bind_blob(st, 1, key, sizeof(key), SQLITE_STATIC);
-    int step = sqlite3_step(st);
+    db_bind_blob(st, 1, key, sizeof(key));
+    int step = db_step(st);
     int rc = 0;
-    if (step == SQLITE_ROW) {
+    if (step == DB_ROW) {
         row_to_bot(st, out);
         rc = 1;
-    } else if (step != SQLITE_DONE) {
+    } else if (step != DB_DONE) {
         rc = db_err(reg, err, errlen, "reading a bot");
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return rc;
 }
 
 static int query_u64s(struct registry *reg, const char *sql, const struct registry_filter *f,
                       uint64_t *out, int n, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    struct db_stmt *st = NULL;
     if (prepare(reg, sql, &st, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
     bind_filter(st, f);
     int rc = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (db_step(st) == DB_ROW) {
         for (int i = 0; i < n; i++) {
-            out[i] = (uint64_t)sqlite3_column_int64(st, i);
+            out[i] = (uint64_t)db_col_int(st, i);
         }
     } else {
         rc = db_err(reg, err, errlen, "totals");
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return rc;
 }
 
@@ -1358,8 +1261,10 @@ int registry_totals(struct registry *reg, const struct registry_filter *f,
     memset(out, 0, sizeof(*out));
     where_clause(f, true, where, sizeof(where));
     snprintf(sql, sizeof(sql),
-             "SELECT count(*), coalesce(sum(contacts), 0), coalesce(sum(commanded_at_us > 0), 0),"
-             " coalesce(sum(commanded_at_us > 0 AND seen_after_command > 0), 0) FROM bot%s",
+             "SELECT count(*), coalesce(sum(contacts), 0),"
+             " coalesce(sum(CASE WHEN commanded_at_us > 0 THEN 1 ELSE 0 END), 0),"
+             " coalesce(sum(CASE WHEN commanded_at_us > 0 AND seen_after_command > 0 THEN 1"
+             " ELSE 0 END), 0) FROM bot%s",
              where);
     if (query_u64s(reg, sql, f, v, 4, err, errlen) < 0) {
         return REGISTRY_ERR;
@@ -1396,31 +1301,31 @@ static int group_query(struct registry *reg, const char *table, const struct reg
              "SELECT %s, count(*) AS n FROM %s%s%s GROUP BY %s ORDER BY n DESC,"
              " %s%s",
              col, table, where, g == REGISTRY_GROUP_TAGS ? " AND tags <> ''" : "", col, col, lim);
-    sqlite3_stmt *st = NULL;
+    struct db_stmt *st = NULL;
     if (prepare(reg, sql, &st, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
     bind_filter(st, f);
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((step = db_step(st)) == DB_ROW) {
         struct registry_group_row row;
         memset(&row, 0, sizeof(row));
         if (g == REGISTRY_GROUP_ASN) {
-            row.asn = (uint32_t)sqlite3_column_int64(st, 0);
+            row.asn = (uint32_t)db_col_int(st, 0);
             snprintf(row.key, sizeof(row.key), "%" PRIu32, row.asn);
         } else {
             col_str(st, 0, row.key, sizeof(row.key));
         }
-        row.count = (uint64_t)sqlite3_column_int64(st, 1);
+        row.count = (uint64_t)db_col_int(st, 1);
         rc = fn(ctx, &row);
         if (rc != 0) {
             break;
         }
     }
-    if (rc == 0 && step != SQLITE_DONE) {
+    if (rc == 0 && step != DB_DONE) {
         rc = db_err(reg, err, errlen, "grouping");
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return rc;
 }
 
@@ -1447,7 +1352,7 @@ int registry_days(struct registry *reg, uint64_t since_us, uint64_t until_us, co
     if (rc < 0) {
         return rc;
     }
-    sqlite3_stmt *st = NULL;
+    struct db_stmt *st = NULL;
     const char *sql = cc ? "SELECT day, sum(bots), sum(ips), sum(contacts) FROM day_cc"
                            " WHERE day >= ?1 AND day <= ?2 AND cc = ?3 GROUP BY day ORDER BY day"
                          : "SELECT day, sum(bots), sum(ips), sum(contacts) FROM day_cc"
@@ -1456,28 +1361,28 @@ int registry_days(struct registry *reg, uint64_t since_us, uint64_t until_us, co
         return REGISTRY_ERR;
     }
     /* until is exclusive: the last day included is the one holding until_us - 1. */
-    sqlite3_bind_int64(st, 1, (int64_t)(since_us / US_PER_DAY));
-    sqlite3_bind_int64(st, 2, until_us ? (int64_t)((until_us - 1) / US_PER_DAY) : INT64_MAX);
+    db_bind_int(st, 1, (int64_t)(since_us / US_PER_DAY));
+    db_bind_int(st, 2, until_us ? (int64_t)((until_us - 1) / US_PER_DAY) : INT64_MAX);
     if (cc) {
-        sqlite3_bind_text(st, 3, cc, -1, SQLITE_STATIC);
+        db_bind_text(st, 3, cc);
     }
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((step = db_step(st)) == DB_ROW) {
         struct registry_day d = {
-            .day = sqlite3_column_int64(st, 0),
-            .bots = (uint64_t)sqlite3_column_int64(st, 1),
-            .ips = (uint64_t)sqlite3_column_int64(st, 2),
-            .contacts = (uint64_t)sqlite3_column_int64(st, 3),
+            .day = db_col_int(st, 0),
+            .bots = (uint64_t)db_col_int(st, 1),
+            .ips = (uint64_t)db_col_int(st, 2),
+            .contacts = (uint64_t)db_col_int(st, 3),
         };
         rc = fn(ctx, &d);
         if (rc != 0) {
             break;
         }
     }
-    if (rc == 0 && step != SQLITE_DONE) {
+    if (rc == 0 && step != DB_DONE) {
         rc = db_err(reg, err, errlen, "reading days");
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return rc;
 }
 
@@ -1490,7 +1395,7 @@ int registry_remediation(struct registry *reg, registry_remediation_fn fn, void 
     if (rc < 0) {
         return rc;
     }
-    sqlite3_stmt *st = NULL;
+    struct db_stmt *st = NULL;
     if (prepare(reg,
                 "SELECT b.bot_key, b.cc, b.asn, r.authorisation, r.send_decisions,"
                 " r.first_send_us, r.dry_runs, r.first_dry_run_us, r.commands_sent,"
@@ -1502,12 +1407,14 @@ int registry_remediation(struct registry *reg, registry_remediation_fn fn, void 
         return REGISTRY_ERR;
     }
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((step = db_step(st)) == DB_ROW) {
         struct registry_remediation r;
         memset(&r, 0, sizeof(r));
-        key_to_hex(sqlite3_column_blob(st, 0), sqlite3_column_bytes(st, 0), r.bot_key);
+        const uint8_t *key = NULL;
+        size_t keylen = db_col_blob(st, 0, &key);
+        key_to_hex(key, keylen, r.bot_key);
         col_str(st, 1, r.cc, sizeof(r.cc));
-        r.asn = (uint32_t)sqlite3_column_int64(st, 2);
+        r.asn = (uint32_t)db_col_int(st, 2);
         col_str(st, 3, r.authorisation, sizeof(r.authorisation));
         uint64_t *v[] = {&r.send_decisions,    &r.first_send_us,   &r.dry_runs,
                          &r.first_dry_run_us,  &r.commands_sent,   &r.first_command_us,
@@ -1515,17 +1422,17 @@ int registry_remediation(struct registry *reg, registry_remediation_fn fn, void 
                          &r.first_after_us,    &r.last_after_us,   &r.first_after_1h_us,
                          &r.first_after_24h_us};
         for (int i = 0; i < (int)(sizeof(v) / sizeof(v[0])); i++) {
-            *v[i] = (uint64_t)sqlite3_column_int64(st, 4 + i);
+            *v[i] = (uint64_t)db_col_int(st, 4 + i);
         }
         rc = fn(ctx, &r);
         if (rc != 0) {
             break;
         }
     }
-    if (rc == 0 && step != SQLITE_DONE) {
+    if (rc == 0 && step != DB_DONE) {
         rc = db_err(reg, err, errlen, "reading remediation rows");
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return rc;
 }
 
@@ -1536,7 +1443,7 @@ int registry_remediation_days(struct registry *reg, uint64_t since_us, uint64_t 
     if (rc < 0) {
         return rc;
     }
-    sqlite3_stmt *st = NULL;
+    struct db_stmt *st = NULL;
     if (prepare(reg,
                 "SELECT day, commands_sent, commands_failed, commanded_seen FROM day_remediation"
                 " WHERE day >= ?1 AND day <= ?2 ORDER BY day",
@@ -1544,25 +1451,25 @@ int registry_remediation_days(struct registry *reg, uint64_t since_us, uint64_t 
         return REGISTRY_ERR;
     }
     /* until is exclusive, as in registry_days(). */
-    sqlite3_bind_int64(st, 1, (int64_t)(since_us / US_PER_DAY));
-    sqlite3_bind_int64(st, 2, until_us ? (int64_t)((until_us - 1) / US_PER_DAY) : INT64_MAX);
+    db_bind_int(st, 1, (int64_t)(since_us / US_PER_DAY));
+    db_bind_int(st, 2, until_us ? (int64_t)((until_us - 1) / US_PER_DAY) : INT64_MAX);
     int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((step = db_step(st)) == DB_ROW) {
         struct registry_remediation_day d = {
-            .day = sqlite3_column_int64(st, 0),
-            .commands_sent = (uint64_t)sqlite3_column_int64(st, 1),
-            .commands_failed = (uint64_t)sqlite3_column_int64(st, 2),
-            .commanded_seen = (uint64_t)sqlite3_column_int64(st, 3),
+            .day = db_col_int(st, 0),
+            .commands_sent = (uint64_t)db_col_int(st, 1),
+            .commands_failed = (uint64_t)db_col_int(st, 2),
+            .commanded_seen = (uint64_t)db_col_int(st, 3),
         };
         rc = fn(ctx, &d);
         if (rc != 0) {
             break;
         }
     }
-    if (rc == 0 && step != SQLITE_DONE) {
+    if (rc == 0 && step != DB_DONE) {
         rc = db_err(reg, err, errlen, "reading remediation days");
     }
-    sqlite3_finalize(st);
+    db_finalize(st);
     return rc;
 }
 
