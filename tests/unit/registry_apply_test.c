@@ -15,6 +15,7 @@
 
 #include "evidence/log.h"
 #include "registry/registry.h"
+#include "registry_target.h"
 
 #define DAY_US 86400000000ULL
 #define T0 (1767225600ULL * 1000000ULL) /* 2026-01-01T00:00:00Z */
@@ -26,11 +27,12 @@ struct logbuf {
     size_t durable; /* entries a reader may see */
 };
 
-static void tmp_path(char *out, size_t cap, const char *name)
+/* A new registry for one test (registry_target.h: SQLite, or PostgreSQL under the *_pg run). */
+static void tmp_registry(char *out, size_t cap)
 {
     char dir[] = "/tmp/sinkd-registry-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    snprintf(out, cap, "%s/%s", dir, name);
+    test_registry_target(out, cap, dir);
 }
 
 static size_t push_contact(struct logbuf *lb, uint64_t t, const char *ip, uint16_t port,
@@ -122,10 +124,13 @@ static void apply_all(struct registry *reg, struct logbuf *lb, size_t from, size
 static void test_migrate_from_v0(void **state)
 {
     (void)state;
+    if (test_registry_is_pg()) {
+        skip(); /* SQLite's file format and migrations; PostgreSQL's schema is made whole */
+    }
     char path[256], err[256];
-    tmp_path(path, sizeof(path), "registry.db");
+    tmp_registry(path, sizeof(path));
     struct registry *reg;
-    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
     registry_close(reg);
 
     sqlite3 *db;
@@ -183,7 +188,7 @@ static void test_migrate_from_v0(void **state)
         SQLITE_OK);
     sqlite3_close(db);
 
-    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
     struct registry_bot b;
     assert_int_equal(
         registry_bot_get(reg, "00112233445566778899aabbccddeeff", &b, err, sizeof(err)), 1);
@@ -210,7 +215,7 @@ static void test_migrate_from_v0(void **state)
     assert_int_equal(sqlite3_column_int(st, 1), 1);
     sqlite3_finalize(st);
     sqlite3_close(db);
-    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
     assert_int_equal(b.commanded_at_us, 0);
     assert_string_equal(b.authorisation, "");
     registry_close(reg);
@@ -219,7 +224,7 @@ static void test_migrate_from_v0(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
-    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), REGISTRY_E_VERSION);
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), REGISTRY_E_VERSION);
     assert_null(reg);
 }
 
@@ -229,9 +234,9 @@ static void test_idempotent_and_resume(void **state)
     static struct logbuf lb;
     char path[256], err[256];
     build_dataset(&lb);
-    tmp_path(path, sizeof(path), "registry.db");
+    tmp_registry(path, sizeof(path));
     struct registry *reg;
-    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
     apply_all(reg, &lb, 0, 5);
     assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
     assert_int_equal(registry_applied_index(reg), 5);
@@ -243,7 +248,7 @@ static void test_idempotent_and_resume(void **state)
                      REGISTRY_E_GAP);
     registry_close(reg);
 
-    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
     assert_int_equal(registry_applied_index(reg), 5);
     struct registry_bot b;
     assert_int_equal(registry_bot_get(reg, key_of(&lb, 0), &b, err, sizeof(err)), 1);
@@ -267,9 +272,9 @@ static void test_counts_nat_days_remediation(void **state)
     static struct logbuf lb;
     char path[256], err[256];
     build_dataset(&lb);
-    tmp_path(path, sizeof(path), "registry.db");
+    tmp_registry(path, sizeof(path));
     struct registry *reg;
-    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
     apply_all(reg, &lb, 0, lb.n);
     assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
 
@@ -342,9 +347,9 @@ static void test_days(void **state)
     build_dataset(&lb);
     /* A second call of PC-A on day 2, from the same IP: counted once per day. */
     push_contact(&lb, T0 + 2 * DAY_US + 99, "203.0.113.1", 50006, "PC-A", "DE", 3320, "hospital");
-    tmp_path(path, sizeof(path), "registry.db");
+    tmp_registry(path, sizeof(path));
     struct registry *reg;
-    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
     apply_all(reg, &lb, 0, lb.n);
     assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
     struct day_capture c = {0};
@@ -468,7 +473,7 @@ static char *dump_registry(const char *path)
 {
     char err[256];
     struct registry *reg;
-    assert_int_equal(registry_open(&reg, path, err, sizeof(err)), 0);
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -491,7 +496,7 @@ static char *dump_registry(const char *path)
 static void wait_applied(struct registry *reg, uint64_t want)
 {
     struct registry_follow_stats s;
-    for (int i = 0; i < 500; i++) { /* at most 5 s */
+    for (int i = 0; i < 3000; i++) { /* at most 30 s */
         registry_follow_stats(reg, &s);
         if (s.applied_index >= want) {
             return;
@@ -499,8 +504,8 @@ static void wait_applied(struct registry *reg, uint64_t want)
         struct timespec ts = {0, 10000000L};
         nanosleep(&ts, NULL);
     }
-    fail_msg("follower stuck at %llu of %llu", (unsigned long long)s.applied_index,
-             (unsigned long long)want);
+    fail_msg("follower stuck at %llu of %llu (%s)", (unsigned long long)s.applied_index,
+             (unsigned long long)want, s.error ? s.error_text : "no error");
 }
 
 static void test_follower_and_rebuild(void **state)
@@ -520,9 +525,9 @@ static void test_follower_and_rebuild(void **state)
     snprintf(handle, sizeof(handle), "%llx", (unsigned long long)(uintptr_t)&lb);
 
     /* Incremental, applied by hand in odd-sized batches. */
-    tmp_path(inc, sizeof(inc), "registry.db");
+    tmp_registry(inc, sizeof(inc));
     struct registry *reg;
-    assert_int_equal(registry_open(&reg, inc, err, sizeof(err)), 0);
+    assert_int_equal(test_registry_open(&reg, inc, err, sizeof(err)), 0);
     for (size_t i = 0; i < lb.n; i++) {
         apply_all(reg, &lb, i, i + 1);
         if (i % 7 == 0) {
@@ -532,8 +537,8 @@ static void test_follower_and_rebuild(void **state)
     registry_close(reg);
 
     /* Follower, with the log growing while it runs. */
-    tmp_path(fol, sizeof(fol), "registry.db");
-    assert_int_equal(registry_open(&reg, fol, err, sizeof(err)), 0);
+    tmp_registry(fol, sizeof(fol));
+    assert_int_equal(test_registry_open(&reg, fol, err, sizeof(err)), 0);
     lb.durable = 0;
     struct registry_follow_config cfg = {
         .state_dir = handle, .ops = &fake_ops, .batch_max = 64, .batch_ms = 5, .idle_ms = 1};
@@ -559,8 +564,8 @@ static void test_follower_and_rebuild(void **state)
     registry_close(reg);
 
     /* Rebuild: everything in one catch-up. */
-    tmp_path(reb, sizeof(reb), "registry.db");
-    assert_int_equal(registry_open(&reg, reb, err, sizeof(err)), 0);
+    tmp_registry(reb, sizeof(reb));
+    assert_int_equal(test_registry_open(&reg, reb, err, sizeof(err)), 0);
     assert_int_equal(registry_catch_up(reg, handle, &fake_ops, 0, err, sizeof(err)), (int64_t)lb.n);
     /* A second catch-up has nothing left to do. */
     assert_int_equal(registry_catch_up(reg, handle, &fake_ops, 0, err, sizeof(err)), 0);
@@ -591,9 +596,9 @@ static void test_evidence_log_follow(void **state)
     }
     assert_int_equal(evlog_commit(log, err, sizeof(err)), 0);
 
-    snprintf(db, sizeof(db), "%s/registry.db", dir);
+    test_registry_target(db, sizeof(db), dir);
     struct registry *reg;
-    assert_int_equal(registry_open(&reg, db, err, sizeof(err)), 0);
+    assert_int_equal(test_registry_open(&reg, db, err, sizeof(err)), 0);
     struct registry_follow_config cfg = {.state_dir = dir, .idle_ms = 1};
     assert_int_equal(registry_follow_start(reg, &cfg, err, sizeof(err)), 0);
     wait_applied(reg, 5);
@@ -612,6 +617,157 @@ static void test_evidence_log_follow(void **state)
     registry_close(reg);
 }
 
+/* Everything but the last line ("next N": the applied index of the log the dump was opened for). */
+static void assert_same_rows(const char *a, const char *b)
+{
+    const char *ea = strstr(a, "\nnext "), *eb = strstr(b, "\nnext ");
+    assert_non_null(ea);
+    assert_non_null(eb);
+    assert_int_equal(ea - a, eb - b);
+    assert_memory_equal(a, b, (size_t)(ea - a));
+}
+
+static struct registry *open_source(const char *target, const char *source)
+{
+    char err[256];
+    struct registry *reg;
+    assert_int_equal(registry_open(&reg, target, err, sizeof(err)), 0);
+    assert_int_equal(registry_set_source(reg, source, err, sizeof(err)), 0);
+    return reg;
+}
+
+/* 2000 contacts of 300 bots over 3 days, appended to lb, `offset_us` into each second: what a
+ * second seized address sees of the same bots. A bot or address on a day counts under the
+ * country of its first contact that day in the order records are applied, so each bot and
+ * address keeps one country here: with two logs applied in turns, that order is the turns'. */
+static void add_traffic(struct logbuf *lb, uint64_t offset_us)
+{
+    for (size_t i = 0; i < 2000; i++) {
+        char host[32], ip[32];
+        size_t h = i % 300;
+        snprintf(host, sizeof(host), "HOST-%zu", h);
+        snprintf(ip, sizeof(ip), "198.51.100.%zu", h % 250 + 1); /* hosts h, h + 250 share one */
+        push_contact(lb, T0 + (i % 3) * DAY_US + i * 1000 + offset_us, ip, (uint16_t)(1024 + i),
+                     host, h % 2 ? "DE" : "NL", 64496 + (uint32_t)(h % 5),
+                     i % 11 ? "" : "hospital");
+    }
+    lb->durable = lb->n;
+}
+
+/* PostgreSQL only: one database shared by two nodes' logs (DESIGN.md "Multi-node"), both of
+ * which see the same 300 bots. Each log keeps its own applied index; the rows are those of one
+ * SQLite registry fed both logs, whether the two logs are applied in turns or by two followers
+ * at once (each its own connection, contending for the same bot rows). */
+static void test_shared_registry(void **state)
+{
+    (void)state;
+    if (!test_registry_is_pg()) {
+        skip();
+    }
+    static struct logbuf x, y, both;
+    char err[256], lite[256], seq[256], par[256], hx[32], hy[32];
+    build_dataset(&x);
+    add_traffic(&x, 100);
+    y.n = 0;
+    add_traffic(&y, 300);
+    both.n = 0;
+    for (size_t i = 0; i < x.n + y.n; i++) {
+        const struct logbuf *from = i < x.n ? &x : &y;
+        size_t k = i < x.n ? i : i - x.n;
+        memcpy(both.entry[i], from->entry[k], from->len[k]);
+        both.len[i] = from->len[k];
+    }
+    both.n = both.durable = x.n + y.n;
+
+    /* The reference: both logs, one after the other, in one SQLite file. */
+    char dir[] = "/tmp/sinkd-registry-lite-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    snprintf(lite, sizeof(lite), "%s/registry.db", dir);
+    struct registry *reg;
+    assert_int_equal(registry_open(&reg, lite, err, sizeof(err)), 0);
+    assert_false(registry_is_shared(reg));
+    apply_all(reg, &both, 0, both.n);
+    registry_close(reg);
+
+    /* In turns: 400 records of node a, then 400 of node b, ... */
+    tmp_registry(seq, sizeof(seq));
+    struct registry *a = open_source(seq, "node-a.example/log");
+    struct registry *b = open_source(seq, "node-b.example/log");
+    assert_true(registry_is_shared(a));
+    for (size_t i = 0; i < x.n || i < y.n; i += 400) {
+        apply_all(a, &x, i < x.n ? i : x.n, i + 400 < x.n ? i + 400 : x.n);
+        assert_int_equal(registry_flush(a, err, sizeof(err)), 0);
+        apply_all(b, &y, i < y.n ? i : y.n, i + 400 < y.n ? i + 400 : y.n);
+        assert_int_equal(registry_flush(b, err, sizeof(err)), 0);
+    }
+    registry_close(a);
+    registry_close(b);
+
+    /* Each log's applied index is its own; a log never seen starts at 0. */
+    a = open_source(seq, "node-a.example/log");
+    b = open_source(seq, "node-b.example/log");
+    struct registry *c = open_source(seq, "node-c.example/log");
+    assert_int_equal(registry_applied_index(a), x.n);
+    assert_int_equal(registry_applied_index(b), y.n);
+    assert_int_equal(registry_applied_index(c), 0);
+    /* Re-applying what a log already gave changes nothing. */
+    assert_int_equal(registry_apply(a, 0, x.entry[0], x.len[0], err, sizeof(err)), 0);
+    registry_close(a);
+    registry_close(b);
+    registry_close(c);
+
+    /* A shared registry refuses a log it cannot name. */
+    assert_int_equal(registry_open(&reg, seq, err, sizeof(err)), 0);
+    assert_int_equal(registry_apply(reg, 0, x.entry[0], x.len[0], err, sizeof(err)), REGISTRY_ERR);
+    assert_non_null(strstr(err, "shared by nodes"));
+    assert_int_equal(registry_set_source(reg, "", err, sizeof(err)), REGISTRY_ERR);
+    registry_close(reg);
+
+    /* At once: two followers, two connections, small batches so they contend for the lock. */
+    tmp_registry(par, sizeof(par));
+    a = open_source(par, "node-a.example/log");
+    b = open_source(par, "node-b.example/log");
+    snprintf(hx, sizeof(hx), "%llx", (unsigned long long)(uintptr_t)&x);
+    snprintf(hy, sizeof(hy), "%llx", (unsigned long long)(uintptr_t)&y);
+    struct registry_follow_config cx = {
+        .state_dir = hx, .ops = &fake_ops, .batch_max = 10, .batch_ms = 1, .idle_ms = 1};
+    struct registry_follow_config cy = {
+        .state_dir = hy, .ops = &fake_ops, .batch_max = 50, .batch_ms = 1, .idle_ms = 1};
+    assert_int_equal(registry_follow_start(a, &cx, err, sizeof(err)), 0);
+    assert_int_equal(registry_follow_start(b, &cy, err, sizeof(err)), 0);
+    wait_applied(a, x.n);
+    wait_applied(b, y.n);
+    assert_int_equal(registry_follow_stop(a, err, sizeof(err)), 0);
+    assert_int_equal(registry_follow_stop(b, err, sizeof(err)), 0);
+    registry_close(a);
+    registry_close(b);
+
+    char *want = dump_registry(lite), *got_seq = dump_registry(seq), *got_par = dump_registry(par);
+    assert_true(strlen(want) > 1000);
+    assert_same_rows(want, got_seq);
+    assert_same_rows(want, got_par);
+    free(want);
+    free(got_seq);
+    free(got_par);
+
+    /* registry_destroy empties the database; the next open makes the schema again. */
+    assert_int_equal(registry_destroy(seq, err, sizeof(err)), 0);
+    a = open_source(seq, "node-a.example/log");
+    assert_int_equal(registry_applied_index(a), 0);
+    struct registry_totals t;
+    struct registry_filter all = {0};
+    assert_int_equal(registry_totals(a, &all, &t, err, sizeof(err)), 0);
+    assert_int_equal(t.bots, 0);
+    registry_close(a);
+
+    /* A schema newer than this build is refused, naming its version. */
+    PGconn *conn = PQconnectdb(seq);
+    PQclear(PQexec(conn, "UPDATE meta SET value = 99 WHERE key = 'schema_version'"));
+    PQfinish(conn);
+    assert_int_equal(registry_open(&reg, seq, err, sizeof(err)), REGISTRY_E_VERSION);
+    assert_non_null(strstr(err, "schema version 99"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_days),
         cmocka_unit_test(test_follower_and_rebuild),
         cmocka_unit_test(test_evidence_log_follow),
+        cmocka_unit_test(test_shared_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "registry_target.h"
 #include "report/report.h"
 
 #define DAY_US 86400000000ULL
@@ -76,8 +77,8 @@ static int setup(void **state)
     char err[256];
     snprintf(fx->dir, sizeof(fx->dir), "/tmp/sinkd-report-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
-    snprintf(fx->db, sizeof(fx->db), "%s/registry.db", fx->dir);
-    assert_int_equal(registry_open(&fx->reg, fx->db, err, sizeof(err)), 0);
+    test_registry_target(fx->db, sizeof(fx->db), fx->dir);
+    assert_int_equal(test_registry_open(&fx->reg, fx->db, err, sizeof(err)), 0);
     add(fx, T0 + 1000000, "203.0.113.1", 50001, "PC-A", "DE", 3320, "hospital", 1);
     add(fx, T0 + 2000000, "203.0.113.1", 50002, "PC-B", "DE", 3320, "", 1);
     add(fx, T0 + 3000000, "203.0.113.1", 50003, "PC-C", "DE", 3320, "", 1);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "registry_target.h"
 #include "report/report.h"
 
 #define MIN_US 60000000ULL
@@ -86,8 +87,8 @@ static int setup(void **state)
     char err[256];
     snprintf(fx->dir, sizeof(fx->dir), "/tmp/sinkd-remrep-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
-    snprintf(fx->db, sizeof(fx->db), "%s/registry.db", fx->dir);
-    assert_int_equal(registry_open(&fx->reg, fx->db, err, sizeof(err)), 0);
+    test_registry_target(fx->db, sizeof(fx->db), fx->dir);
+    assert_int_equal(test_registry_open(&fx->reg, fx->db, err, sizeof(err)), 0);
 
     commanded(fx, "A", "NG", "ng-demo", TC); /* back after 30 min */
     commanded(fx, "B", "NG", "ng-demo", TC); /* back after 2 h */
@@ -343,9 +344,9 @@ static void test_empty_registry(void **state)
     (void)state;
     char dir[] = "/tmp/sinkd-remrep-empty-XXXXXX", path[128], err[256];
     assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/registry.db", dir);
+    test_registry_target(path, sizeof(path), dir);
     struct record_fixture fx = {0};
-    assert_int_equal(registry_open(&fx.reg, path, err, sizeof(err)), 0);
+    assert_int_equal(test_registry_open(&fx.reg, path, err, sizeof(err)), 0);
     json_t *j = run_json(&fx, 0, 0);
     const long long zero[12] = {0};
     expect(json_object_get(j, "totals"), zero);
