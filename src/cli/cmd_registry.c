@@ -77,7 +77,8 @@ static int registry_rebuild(const char *const *states, size_t nstates, const cha
     double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
     /* A URL may carry a password: a shared registry is not echoed. */
     printf("registry rebuilt: %" PRId64 " log entries from %zu log(s) applied in %.2f s -> %s\n",
-           total, nstates, s, target == path ? path : "the registry given");
+           total, nstates, s,
+           registry_target_is_shared(target) ? "the PostgreSQL registry given" : target);
     rc = 0;
 out:
     for (size_t i = 0; i < locked; i++) {
@@ -90,11 +91,12 @@ out:
 static int registry_follow(const char *state, const char *target, uint32_t cache_mib)
 {
     char path[4096], err[512];
-    snprintf(path, sizeof(path), "%s", target != NULL ? target : "DIR/registry.db");
+    /* A URL may carry a password: a shared registry is named by its kind only. */
     if (target == NULL) {
         snprintf(path, sizeof(path), "%s/registry.db", state);
-    } else if (strncmp(target, "postgres", 8) == 0) {
-        snprintf(path, sizeof(path), "the PostgreSQL registry given");
+    } else {
+        snprintf(path, sizeof(path), "%s",
+                 registry_target_is_shared(target) ? "the PostgreSQL registry given" : target);
     }
     sigset_t stop;
     sigemptyset(&stop);
@@ -198,7 +200,7 @@ int cmd_registry(int argc, char **argv)
         fprintf(stderr, "sinkd registry %s: --state DIR is required\n", argv[1]);
         return 2;
     }
-    if (nstates > 1 && (follow || target == NULL || strncmp(target, "postgres", 8) != 0)) {
+    if (nstates > 1 && (follow || target == NULL || !registry_target_is_shared(target))) {
         fprintf(stderr,
                 "sinkd registry %s: one --state only (several are for rebuilding a shared "
                 "PostgreSQL registry)\n",

@@ -139,6 +139,9 @@ static void report_usage(FILE *out)
 {
     fprintf(out,
             "usage: sinkd report --state DIR [options]\n"
+            "       sinkd report --registry TARGET [options]\n"
+            "  --registry TARGET       the registry to read: DIR/registry.db by default; a\n"
+            "                          postgresql:// URL reads the one several nodes share\n"
             "  --remediation           the remediation (effectiveness) report instead of bot\n"
             "                          rows: csv, summary or summary-json; --since/--until then\n"
             "                          select decisions and commands by time and cut the\n"
@@ -156,6 +159,7 @@ static void report_usage(FILE *out)
             "  --feed-name NAME        IntelMQ feed.name (default sinkd-plugx)\n"
             "  --top N                 summary table rows (default 10)\n"
             "  --catch-up              apply the evidence log's new entries to the registry first\n"
+            "                          (needs --state: the log of DIR)\n"
             "  --no-as-names           do not load AS names (source.as_name, summary ASN names)\n"
             "                          from $SINKD_DATA_DIR/npm/asn/asn-ipv{4,6}.csv\n");
 }
@@ -196,6 +200,7 @@ int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"state", required_argument, NULL, 's'},
+        {"registry", required_argument, NULL, 'r'},
         {"format", required_argument, NULL, 'f'},
         {"split", required_argument, NULL, 'p'},
         {"out", required_argument, NULL, 'o'},
@@ -212,7 +217,7 @@ int cmd_report(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct report_options o = {0};
-    const char *state = NULL;
+    const char *state = NULL, *target = NULL;
     bool catch_up = false;
     bool as_names = true;
     char err[512];
@@ -271,6 +276,9 @@ int cmd_report(int argc, char **argv)
         case 'N':
             as_names = false;
             break;
+        case 'r':
+            target = optarg;
+            break;
         case 'R':
             o.remediation = true;
             break;
@@ -282,18 +290,20 @@ int cmd_report(int argc, char **argv)
             return 2;
         }
     }
-    if (state == NULL) {
-        fprintf(stderr, "sinkd report: --state DIR is required\n");
+    if (state == NULL && (target == NULL || catch_up)) {
+        fprintf(stderr, "sinkd report: --state DIR is required%s\n",
+                catch_up ? " with --catch-up" : " (or --registry TARGET)");
         return 2;
     }
     if (o.split != REPORT_SPLIT_NONE && o.out_dir == NULL) {
         fprintf(stderr, "sinkd report: --split needs --out DIR\n");
         return 2;
     }
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/registry.db", state);
     struct registry *reg;
-    if (registry_open(&reg, path, err, sizeof(err)) < 0) {
+    /* Catching up writes this log's entries, so the registry must know which log it is. */
+    if ((catch_up         ? registry_open_log(&reg, target, state, err, sizeof(err))
+         : target != NULL ? registry_open(&reg, target, err, sizeof(err))
+                          : registry_open_log(&reg, NULL, state, err, sizeof(err))) < 0) {
         fprintf(stderr, "sinkd report: %s\n", err);
         return 1;
     }

@@ -69,6 +69,8 @@ static const char serve_usage[] =
     "  --enforce                allow sending commands where the policy says mode = enforce;\n"
     "                           without it every would-be send is recorded as dry-run\n"
     "  --no-registry            do not run the registry follower\n"
+    "  --registry TARGET        where the follower writes: DIR/registry.db by default; a\n"
+    "                           postgresql:// URL is the registry several nodes share\n"
     "  --registry-cache-mib N   the follower's SQLite page cache, 1..65536 MiB (default 2)\n"
     "  --user USER              after binding, become USER (required when started as root,\n"
     "                           unless --allow-root); every capability is dropped either way\n"
@@ -203,6 +205,7 @@ int cmd_serve(int argc, char **argv)
         OPT_POLICY,
         OPT_ENFORCE,
         OPT_NO_REGISTRY,
+        OPT_REGISTRY_TARGET,
         OPT_REGISTRY_CACHE,
         OPT_USER,
         OPT_SYN_BAN_AFTER,
@@ -250,6 +253,7 @@ int cmd_serve(int argc, char **argv)
         {"policy", required_argument, NULL, OPT_POLICY},
         {"enforce", no_argument, NULL, OPT_ENFORCE},
         {"no-registry", no_argument, NULL, OPT_NO_REGISTRY},
+        {"registry", required_argument, NULL, OPT_REGISTRY_TARGET},
         {"registry-cache-mib", required_argument, NULL, OPT_REGISTRY_CACHE},
         {"user", required_argument, NULL, OPT_USER},
         {"allow-root", no_argument, NULL, OPT_ALLOW_ROOT},
@@ -406,6 +410,9 @@ int cmd_serve(int argc, char **argv)
             break;
         case OPT_NO_REGISTRY:
             cfg.registry = false;
+            break;
+        case OPT_REGISTRY_TARGET:
+            cfg.registry_target = optarg;
             break;
         case OPT_USER:
             cfg.user = optarg;

@@ -69,6 +69,7 @@ struct server_config {
     const char *policy_path;     /* NULL: no policy, no decisions, nothing can ever be sent */
     bool enforce;                /* --enforce; needed together with mode = enforce in the policy */
     bool registry;               /* run the registry follower (default on) */
+    const char *registry_target; /* its registry: NULL state_dir/registry.db, or a PostgreSQL URL */
     uint32_t registry_cache_mib; /* its SQLite page cache; default REGISTRY_CACHE_MIB_DEFAULT */
     /* Least privilege (docs/hardening.md): the user to become after binding (NULL: stay, but
      * still drop every capability), and the seccomp allow-list installed once all threads run. */

@@ -379,7 +379,7 @@ int registry_open_log(struct registry **out, const char *target, const char *sta
         return rc;
     }
     if (registry_is_shared(reg)) {
-        /* The log's origin names it among the nodes (DESIGN.md "Multi-node"). */
+        /* The log's origin and key name it among the nodes (DESIGN.md "Multi-node"). */
         char vkey[4096], why[256];
         struct evlog_verifier v;
         snprintf(vkey, sizeof(vkey), "%s/keys/log.vkey", state_dir);
@@ -388,7 +388,10 @@ int registry_open_log(struct registry **out, const char *target, const char *sta
             return err_set(err, errlen, "registry: a shared registry needs the log's origin: %s",
                            why);
         }
-        if (registry_set_source(reg, v.name, err, errlen) < 0) {
+        /* Origin and key id: two logs that happen to share an origin are still two logs. */
+        char source[REGISTRY_SOURCE_MAX + 1];
+        snprintf(source, sizeof(source), "%s+%08x", v.name, (unsigned)v.keyid);
+        if (registry_set_source(reg, source, err, errlen) < 0) {
             registry_close(reg);
             return REGISTRY_ERR;
         }

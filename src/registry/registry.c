@@ -388,28 +388,31 @@ int registry_destroy(const char *target, char *err, size_t errlen)
     return rc;
 }
 
+bool registry_target_is_shared(const char *target)
+{
+    return db_is_postgres_url(target);
+}
+
 bool registry_is_shared(const struct registry *reg)
 {
     return db_dialect(reg->db) == DB_POSTGRES;
 }
 
-int registry_set_source(struct registry *reg, const char *source, char *err, size_t errlen)
+int registry_set_source(struct registry *reg, const char *name, char *err, size_t errlen)
 {
     if (reg->in_txn || reg->follower != NULL) {
         return err_set(err, errlen, "registry: the source is set before anything is applied");
     }
-    size_t n = strlen(source);
+    size_t n = strlen(name);
     if (n == 0 || n > REGISTRY_SOURCE_MAX) {
-        return err_set(err, errlen,
-                       "registry: a log origin of 1..%d characters is needed, not "
-                       "'%s'",
-                       REGISTRY_SOURCE_MAX, source);
+        return err_set(err, errlen, "registry: a log name of 1..%d characters is needed, not '%s'",
+                       REGISTRY_SOURCE_MAX, name);
     }
     char key[sizeof(reg->next_key)];
     snprintf(key, sizeof(key), "%s", reg->next_key);
     /* A SQLite registry holds one log (its state directory's): the name is only checked. */
     if (registry_is_shared(reg)) {
-        snprintf(reg->next_key, sizeof(reg->next_key), "next_index:%s", source);
+        snprintf(reg->next_key, sizeof(reg->next_key), "next_index:%s", name);
         if (read_position(reg) < 0) {
             snprintf(reg->next_key, sizeof(reg->next_key), "%s", key);
             return db_err(reg, err, errlen, "reading the applied index");

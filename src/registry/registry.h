@@ -34,21 +34,24 @@ struct registry;
  * an SQLite file, which holds one log. One struct registry is used by one thread at a time. */
 int registry_open(struct registry **out, const char *path, char *err, size_t errlen);
 
-/* Longest log origin registry_set_source() accepts (the evidence log's EVLOG_NAME_MAX). */
-#define REGISTRY_SOURCE_MAX 200
+/* Longest log name registry_set_source() accepts: an origin (EVLOG_NAME_MAX, 200) and its key
+ * id, "origin+8 hex digits". */
+#define REGISTRY_SOURCE_MAX 209
 
-/* True for a registry that several logs may share (PostgreSQL). */
+/* True for a registry that several logs may share (PostgreSQL), and for a target naming one
+ * (whose text, a URL, may carry a password and is not to be logged). */
 bool registry_is_shared(const struct registry *reg);
+bool registry_target_is_shared(const char *target);
 
-/* Names the log about to be applied by its origin (the evidence log's key name), before the
+/* Names the log about to be applied (registry_open_log: "origin+keyid" of its key), before the
  * first registry_apply or registry_follow_start. A shared registry keeps one applied index per
- * origin and refuses to apply without one; an SQLite registry holds one log and only checks the
+ * name and refuses to apply without one; an SQLite registry holds one log and only checks the
  * name. Returns 0 or REGISTRY_ERR. */
-int registry_set_source(struct registry *reg, const char *origin, char *err, size_t errlen);
+int registry_set_source(struct registry *reg, const char *name, char *err, size_t errlen);
 
 /* Opens the registry that the evidence log in `state_dir` feeds: `target` (a path or a
  * PostgreSQL URL), or NULL for state_dir/registry.db. A shared registry is told the log's
- * origin, read from state_dir/keys/log.vkey (registry_set_source). What serve, `sinkd registry`
+ * origin and key id, read from state_dir/keys/log.vkey (registry_set_source). What serve, `sinkd registry`
  * and `sinkd report --catch-up` use. */
 int registry_open_log(struct registry **out, const char *target, const char *state_dir, char *err,
                       size_t errlen);
