@@ -51,8 +51,8 @@ int registry_set_source(struct registry *reg, const char *name, char *err, size_
 
 /* Opens the registry that the evidence log in `state_dir` feeds: `target` (a path or a
  * PostgreSQL URL), or NULL for state_dir/registry.db. A shared registry is told the log's
- * origin and key id, read from state_dir/keys/log.vkey (registry_set_source). What serve, `sinkd registry`
- * and `sinkd report --catch-up` use. */
+ * origin and key id, read from state_dir/keys/log.vkey (registry_set_source). What serve, `sinkd
+ * registry` and `sinkd report --catch-up` use. */
 int registry_open_log(struct registry **out, const char *target, const char *state_dir, char *err,
                       size_t errlen);
 
