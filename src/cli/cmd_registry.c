@@ -120,12 +120,27 @@ static int registry_follow(const char *state, const char *target, uint32_t cache
         registry_close(reg);
         return 1;
     }
-    fprintf(stderr,
-            "sinkd registry follow: applying %s/log to %s from entry %" PRIu64
-            " (page cache %" PRId64 " MiB)\n",
-            state, path, registry_applied_index(reg), cache_now);
+    char cache[48] = "its cache is the database server's";
+    if (cache_now >= 0) {
+        snprintf(cache, sizeof(cache), "page cache %" PRId64 " MiB", cache_now);
+    }
+    fprintf(stderr, "sinkd registry follow: applying %s/log to %s from entry %" PRIu64 " (%s)\n",
+            state, path, registry_applied_index(reg), cache);
+    /* Until a signal, or until the follower stops on an error (a lost database connection, a
+     * full disk): then it says so and exits non-zero, for its supervisor to restart it. */
     int sig = 0;
-    sigwait(&stop, &sig);
+    for (;;) {
+        struct timespec tick = {1, 0};
+        sig = sigtimedwait(&stop, NULL, &tick);
+        if (sig > 0) {
+            break;
+        }
+        struct registry_follow_stats now;
+        registry_follow_stats(reg, &now);
+        if (now.error != 0) {
+            break;
+        }
+    }
     int rc = registry_follow_stop(reg, err, sizeof(err));
     struct registry_follow_stats st;
     registry_follow_stats(reg, &st);

@@ -216,6 +216,7 @@ struct server {
     uv_timer_t ban_tick;
     struct enrich_handle enrich;
     struct registry *registry;     /* derived view, fed by its own follower thread */
+    uv_timer_t registry_tick;      /* tells once that the follower stopped (on_registry_tick) */
     struct policy_handle *policy;  /* NULL: no policy loaded, no decisions */
     struct keyset_shared *decided; /* (bot, authorisation) pairs already sent or dry-run */
     struct worker *workers;
@@ -1470,6 +1471,8 @@ static void walk_close(uv_handle_t *h, void *arg)
 }
 
 /* Makes the listeners' drop set the banlist's current one, when it changed. */
+#define REGISTRY_TICK_MS 1000
+
 static void on_ban_tick(uv_timer_t *t)
 {
     struct server *srv = t->data;
@@ -1489,6 +1492,24 @@ static void on_ban_tick(uv_timer_t *t)
             "(each ban lasts %u s)\n",
             synfilter_size(srv->synfilter), synfilter_size(srv->synfilter) == 1 ? "" : "es",
             srv->cfg->limits.syn_ban_after, srv->cfg->limits.syn_ban_s);
+}
+
+/* A follower that stopped on an error (a lost PostgreSQL connection, a full disk) is said at
+ * once, not only at the stop: the sinkhole goes on, the log keeps every contact, and the registry
+ * resumes from its applied index when a follower runs again. */
+static void on_registry_tick(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+    struct registry_follow_stats st;
+    registry_follow_stats(srv->registry, &st);
+    if (st.error == 0) {
+        return;
+    }
+    fprintf(srv->cfg->log,
+            "sinkd: registry follower stopped: %s; serving and logging go on; restart serve or "
+            "run `sinkd registry follow` to resume the registry from entry %llu\n",
+            st.error_text, (unsigned long long)st.applied_index);
+    uv_timer_stop(t);
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -1899,6 +1920,9 @@ static void on_signal(uv_signal_t *s, int signum)
     if (srv->banlist != NULL) {
         uv_close((uv_handle_t *)&srv->ban_tick, NULL);
     }
+    if (srv->registry != NULL) {
+        uv_close((uv_handle_t *)&srv->registry_tick, NULL);
+    }
 }
 
 static int append_note(struct server *srv, uint8_t kind, const char *detail, char *err,
@@ -2058,8 +2082,11 @@ static int start_registry(struct server *srv, char *err, size_t errlen)
         srv->registry = NULL;
         return -1;
     }
-    fprintf(srv->cfg->log, "sinkd: registry: following the log into %s (page cache %lld MiB)\n",
-            path, (long long)cache_mib);
+    char cache[48] = "its cache is the database server's";
+    if (cache_mib >= 0) {
+        snprintf(cache, sizeof(cache), "page cache %lld MiB", (long long)cache_mib);
+    }
+    fprintf(srv->cfg->log, "sinkd: registry: following the log into %s (%s)\n", path, cache);
     return 0;
 }
 
@@ -2071,7 +2098,9 @@ static void stop_registry(struct server *srv)
     registry_follow_stats(srv->registry, &st);
     if (registry_follow_stop(srv->registry, err, sizeof(err)) != 0) {
         fprintf(srv->cfg->log,
-                "sinkd: registry follower: %s (rebuild with `sinkd registry rebuild`)\n", err);
+                "sinkd: registry follower: %s (the registry resumes from its applied index when "
+                "a follower runs again; `sinkd registry rebuild` recreates it)\n",
+                err);
     }
     st.applied_index = registry_applied_index(srv->registry);
     fprintf(srv->cfg->log,
@@ -2322,6 +2351,11 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         uv_timer_init(&srv->main_loop, &srv->ban_tick);
         srv->ban_tick.data = srv;
         uv_timer_start(&srv->ban_tick, on_ban_tick, BAN_TICK_MS, BAN_TICK_MS);
+    }
+    if (srv->registry != NULL) {
+        uv_timer_init(&srv->main_loop, &srv->registry_tick);
+        srv->registry_tick.data = srv;
+        uv_timer_start(&srv->registry_tick, on_registry_tick, REGISTRY_TICK_MS, REGISTRY_TICK_MS);
     }
 
     for (; started < srv->nworkers; started++) {

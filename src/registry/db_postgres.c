@@ -116,13 +116,28 @@ static struct pg_stmt *pst(struct db_stmt *st)
     return (struct pg_stmt *)st;
 }
 
+/* Keeps libpq's message as one line (it may span several, indented with tabs): it ends up in
+ * one log line. */
 static void set_error(struct pg_db *db, const char *msg)
 {
-    snprintf(db->error, sizeof(db->error), "%s", msg != NULL && *msg ? msg : "unknown error");
-    size_t n = strlen(db->error);
-    while (n > 0 && (db->error[n - 1] == '\n' || db->error[n - 1] == '\r')) {
-        db->error[--n] = '\0';
+    if (msg == NULL || *msg == '\0') {
+        msg = "unknown error";
     }
+    size_t n = 0;
+    bool space = false;
+    for (; *msg != '\0' && n + 1 < sizeof(db->error); msg++) {
+        bool blank = *msg == '\n' || *msg == '\r' || *msg == '\t';
+        if (blank) {
+            space = n > 0;
+            continue;
+        }
+        if (space && n + 2 < sizeof(db->error)) {
+            db->error[n++] = ' ';
+        }
+        space = false;
+        db->error[n++] = *msg;
+    }
+    db->error[n] = '\0';
 }
 
 /* Server notices ("relation exists, skipping") are not errors; nothing prints deep inside. */

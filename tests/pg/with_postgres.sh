@@ -11,6 +11,9 @@
 #   SINKD_PG_BIN   the PostgreSQL bin dir (initdb, pg_ctl, psql, ...)
 # The server is stopped and the dir removed however COMMAND ends; the script exits with COMMAND's
 # status. SINKD_PG_KEEP=1 keeps the dir (logs, data) for a post-mortem; the server still stops.
+# SINKD_PG_DURABLE=1 runs the server with PostgreSQL's own durability settings (fsync,
+# synchronous_commit and full_page_writes on, its defaults) instead of the tests' shortcuts: for
+# benchmarks (bench/registry_pg.sh), whose figures must include what a real deployment pays.
 set -euo pipefail
 
 me=with_postgres.sh
@@ -143,9 +146,12 @@ if ! as_server "$bin/initdb" -D "$data" -U sinkd --auth=trust -E UTF8 --locale=C
 fi
 
 # fsync, synchronous_commit and full_page_writes are off: tests do not test PostgreSQL's own
-# durability, and a throwaway cluster has nothing to lose in a crash.
-opts="-c listen_addresses='' -c unix_socket_directories='$sock' -p $port"
-opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+# durability, and a throwaway cluster has nothing to lose in a crash. A benchmark
+# (SINKD_PG_DURABLE=1) keeps PostgreSQL's defaults, all three on.
+opts="-c listen_addresses='' -c unix_socket_directories='$sock' -p $port -c max_connections=50"
+if [ "${SINKD_PG_DURABLE:-0}" != 1 ]; then
+    opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+fi
 if ! as_server "$bin/pg_ctl" -D "$data" -l "$server_log" -w -t 30 -o "$opts" start >/dev/null 2>&1; then
     echo "$me: PostgreSQL did not start; end of the server log (SINKD_PG_KEEP=1 keeps it):" >&2
     tail -n 30 "$server_log" >&2 || true
