@@ -72,10 +72,17 @@ static int make_contact(uint64_t b, uint64_t i, uint64_t t, uint8_t *out)
     return event_encode(&r, out, EVENT_RECORD_MAX);
 }
 
-/* Opens the registry with the page cache REGISTRY_BENCH_CACHE_MIB asks for (default: sinkd's). */
+/* Opens the registry with the page cache REGISTRY_BENCH_CACHE_MIB asks for (default: sinkd's). A
+ * shared (PostgreSQL) registry is told which log is applied, as registry_open_log does: one fixed
+ * name ("origin+keyid"), so bulk and summary work on a PostgreSQL URL. */
 static int open_registry(struct registry **reg, const char *db, char *err, size_t errlen)
 {
     if (registry_open(reg, db, err, errlen) < 0) {
+        return -1;
+    }
+    if (registry_is_shared(*reg) &&
+        registry_set_source(*reg, "bench.sinkd/registry+00000000", err, errlen) != 0) {
+        registry_close(*reg);
         return -1;
     }
     const char *mib = getenv("REGISTRY_BENCH_CACHE_MIB");

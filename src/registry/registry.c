@@ -343,7 +343,8 @@ int registry_open(struct registry **out, const char *path, char *err, size_t err
     *out = NULL;
     struct registry *reg = calloc(1, sizeof(*reg));
     if (reg == NULL) {
-        return err_set(err, errlen, "registry: out of memory");
+        err_set(err, errlen, "registry: out of memory");
+        return REGISTRY_ERR;
     }
     snprintf(reg->next_key, sizeof(reg->next_key), "next_index");
     int rc = db_open(&reg->db, path, err, errlen);
