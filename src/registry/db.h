@@ -55,6 +55,11 @@ void db_bind_text(struct db_stmt *st, int i, const char *s);
 void db_bind_blob(struct db_stmt *st, int i, const void *p, size_t n);
 /* Runs the statement or moves to its next row: DB_ROW, DB_DONE, or -1 (db_errmsg). */
 int db_step(struct db_stmt *st);
+/* Runs a statement whose rows and changes the caller does not need. SQLite: at once, as
+ * db_step + db_reset. PostgreSQL: queued in libpq's pipeline and sent without waiting; the next
+ * db_step or db_exec on the connection reads its outcome with its own, and an error of a
+ * deferred statement is that call's error. Returns 0 or -1 (db_errmsg). */
+int db_run_deferred(struct db_stmt *st);
 /* Columns of the current row, from 0. NULL reads as 0, "" and an empty blob. */
 int64_t db_col_int(struct db_stmt *st, int i);
 const char *db_col_text(struct db_stmt *st, int i);

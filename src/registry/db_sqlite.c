@@ -368,6 +368,13 @@ static int sqlite_step(struct db_stmt *st)
     return -1;
 }
 
+static int sqlite_run_deferred(struct db_stmt *st)
+{
+    int rc = sqlite_step(st);
+    sqlite3_reset(sst(st)->st);
+    return rc == DB_DONE ? 0 : -1;
+}
+
 static int64_t sqlite_col_int(struct db_stmt *st, int i)
 {
     return sqlite3_column_int64(sst(st)->st, i);
@@ -431,6 +438,7 @@ static const struct db_driver sqlite_driver = {
     .bind_text = sqlite_bind_text,
     .bind_blob = sqlite_bind_blob,
     .step = sqlite_step,
+    .run_deferred = sqlite_run_deferred,
     .col_int = sqlite_col_int,
     .col_text = sqlite_col_text,
     .col_blob = sqlite_col_blob,

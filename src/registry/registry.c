@@ -498,12 +498,23 @@ static int insert_returning_id(struct registry *reg, struct db_stmt *st, int64_t
     return 0;
 }
 
+/* Runs a write whose outcome this code does not read: on PostgreSQL it travels in the pipeline
+ * with the next statement that needs an answer (db.h), and its error, if any, is that one's. */
+static int run_deferred(struct registry *reg, struct db_stmt *st, char *err, size_t errlen,
+                        const char *what)
+{
+    if (db_run_deferred(st) < 0) {
+        return db_err(reg, err, errlen, what);
+    }
+    return 0;
+}
+
 static int meta_set(struct registry *reg, const char *key, uint64_t value, char *err, size_t errlen)
 {
     struct db_stmt *st = reg->stmt[ST_META_SET];
     db_bind_text(st, 1, key);
     db_bind_int(st, 2, (int64_t)value);
-    return step_done(reg, st, err, errlen, "saving the applied index");
+    return run_deferred(reg, st, err, errlen, "saving the applied index");
 }
 
 static void daycc_add(struct registry *reg, int64_t day, const char *cc, int bots, int ips,
@@ -559,7 +570,7 @@ static int daycc_write(struct registry *reg, char *err, size_t errlen)
         db_bind_int(st, 3, d->bots);
         db_bind_int(st, 4, d->ips);
         db_bind_int(st, 5, d->contacts);
-        if (step_done(reg, st, err, errlen, "day_cc upsert") < 0) {
+        if (run_deferred(reg, st, err, errlen, "day_cc upsert") < 0) {
             return REGISTRY_ERR;
         }
     }
@@ -656,7 +667,10 @@ static int find_row(struct registry *reg, struct db_stmt *st, bool has_id, struc
 /* Adds (day, member) to a per-day set unless the member's last contact was already on that day:
  * every bot/IP's last-seen day is always in its set (the contact that set it inserted it), so
  * the insert and its lookup are needed only for the first contact of a day. Returns 1 when the
- * member is new for the day, 0 if not, < 0 on error. */
+ * member is new for the day, 0 if not, < 0 on error. The set holds no day after the member's
+ * last-seen day, so for a new member or a later day the answer is known without asking: only a
+ * contact older than the member's last one (logs applied out of time order) waits for the
+ * insert's outcome. */
 static int day_set_add(struct registry *reg, enum stmt_id id, int64_t day, bool known,
                        int64_t last_seen_us, const void *member, int member_len, int64_t member_id,
                        char *err, size_t errlen)
@@ -670,6 +684,9 @@ static int day_set_add(struct registry *reg, enum stmt_id id, int64_t day, bool 
         db_bind_blob(st, 2, member_len ? member : "", member_len);
     } else {
         db_bind_int(st, 2, member_id);
+    }
+    if (!known || last_seen_us < 0 || day > (int64_t)((uint64_t)last_seen_us / US_PER_DAY)) {
+        return run_deferred(reg, st, err, errlen, "per-day set insert") < 0 ? REGISTRY_ERR : 1;
     }
     if (step_done(reg, st, err, errlen, "per-day set insert") < 0) {
         return REGISTRY_ERR;
@@ -758,7 +775,7 @@ static int after_command(struct registry *reg, int64_t id, int64_t t, int64_t da
     struct db_stmt *st = reg->stmt[ST_REM_CONTACT];
     db_bind_int(st, 1, id);
     db_bind_int(st, 2, t);
-    if (step_done(reg, st, err, errlen, "remediation contact") < 0) {
+    if (run_deferred(reg, st, err, errlen, "remediation contact") < 0) {
         return REGISTRY_ERR;
     }
     st = reg->stmt[ST_DAY_COMMANDED];
@@ -837,7 +854,7 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
             db_bind_int(st, 19, bot.id);
         }
         if (known) {
-            if (step_done(reg, st, err, errlen, "bot update") < 0) {
+            if (run_deferred(reg, st, err, errlen, "bot update") < 0) {
                 return REGISTRY_ERR;
             }
         } else if (insert_returning_id(reg, st, &bot.id, err, errlen) < 0) {
@@ -861,7 +878,7 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     db_bind_int(st, 3, c->asn);
     db_bind_int(st, 4, t);
     db_bind_int(st, 5, identified);
-    if (step_done(reg, st, err, errlen, "source ip upsert") < 0) {
+    if (run_deferred(reg, st, err, errlen, "source ip upsert") < 0) {
         return REGISTRY_ERR;
     }
     if (identified && ip_known && !ip.identified && absorb_anon(reg, c, bot.id, err, errlen) < 0) {
@@ -950,7 +967,7 @@ static int apply_record(struct registry *reg, const struct record *rec, char *er
         db_bind_int(st, 2, d->verdict);
         db_bind_int(st, 3, (int64_t)d->time_us);
         bind_str(st, 4, d->authorisation);
-        if (step_done(reg, st, err, errlen, "decision update") < 0) {
+        if (run_deferred(reg, st, err, errlen, "decision update") < 0) {
             return REGISTRY_ERR;
         }
         if (d->verdict != VERDICT_SEND && d->verdict != VERDICT_DRY_RUN) {
@@ -972,7 +989,7 @@ static int apply_record(struct registry *reg, const struct record *rec, char *er
             db_bind_blob(st, 1, key, sizeof(key));
             db_bind_int(st, 2, (int64_t)c->time_us);
             bind_str(st, 3, c->authorisation);
-            if (step_done(reg, st, err, errlen, "command update") < 0) {
+            if (run_deferred(reg, st, err, errlen, "command update") < 0) {
                 return REGISTRY_ERR;
             }
         }

@@ -375,6 +375,36 @@ static void test_days(void **state)
     registry_close(reg);
 }
 
+/* Records out of time order (a node's clock, two nodes' logs): a bot and its address seen on
+ * day 2, then twice on day 1. Day 1 counts them once each, though neither is new then by its
+ * last-seen day: the per-day set's answer, not the shortcut for later days, decides. */
+static void test_days_out_of_order(void **state)
+{
+    (void)state;
+    static struct logbuf lb;
+    char path[256], err[256];
+    lb.n = 0;
+    push_contact(&lb, T0 + 2 * DAY_US + 10, "192.0.2.44", 1000, "LATE", "FR", 3215, "");
+    push_contact(&lb, T0 + DAY_US + 10, "192.0.2.44", 1001, "LATE", "FR", 3215, "");
+    push_contact(&lb, T0 + DAY_US + 20, "192.0.2.44", 1002, "LATE", "FR", 3215, "");
+    push_contact(&lb, T0 + 2 * DAY_US + 20, "192.0.2.44", 1003, "LATE", "FR", 3215, "");
+    tmp_registry(path, sizeof(path));
+    struct registry *reg;
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
+    apply_all(reg, &lb, 0, lb.n);
+    assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
+    struct day_capture c = {0};
+    assert_int_equal(registry_days(reg, 0, 0, NULL, cap_day, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.n, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(c.d[i].day, (int64_t)(T0 / DAY_US) + 1 + i);
+        assert_int_equal(c.d[i].bots, 1);
+        assert_int_equal(c.d[i].ips, 1);
+        assert_int_equal(c.d[i].contacts, 2);
+    }
+    registry_close(reg);
+}
+
 /* ---- a fake log for the follower --------------------------------------------------------- */
 
 struct fake_reader {
@@ -775,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_idempotent_and_resume),
         cmocka_unit_test(test_counts_nat_days_remediation),
         cmocka_unit_test(test_days),
+        cmocka_unit_test(test_days_out_of_order),
         cmocka_unit_test(test_follower_and_rebuild),
         cmocka_unit_test(test_evidence_log_follow),
         cmocka_unit_test(test_shared_registry),
