@@ -74,6 +74,11 @@ int db_run_deferred(struct db_stmt *st)
     return st->driver->run_deferred(st);
 }
 
+int db_send(struct db_stmt *st)
+{
+    return st->driver->send(st);
+}
+
 int64_t db_col_int(struct db_stmt *st, int i)
 {
     return st->driver->col_int(st, i);

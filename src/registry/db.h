@@ -60,6 +60,11 @@ int db_step(struct db_stmt *st);
  * db_step or db_exec on the connection reads its outcome with its own, and an error of a
  * deferred statement is that call's error. Returns 0 or -1 (db_errmsg). */
 int db_run_deferred(struct db_stmt *st);
+/* Starts a query whose rows the caller reads later with db_step, so that several independent
+ * queries cost one round trip. SQLite: nothing to do (db_step runs it). PostgreSQL: queued in
+ * the pipeline; the first db_step of any of them reads them all. Nothing may change what it reads
+ * between the two calls. Returns 0 or -1 (db_errmsg). */
+int db_send(struct db_stmt *st);
 /* Columns of the current row, from 0. NULL reads as 0, "" and an empty blob. */
 int64_t db_col_int(struct db_stmt *st, int i);
 const char *db_col_text(struct db_stmt *st, int i);

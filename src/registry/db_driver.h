@@ -17,6 +17,7 @@ struct db_driver {
     void (*bind_blob)(struct db_stmt *st, int i, const void *p, size_t n);
     int (*step)(struct db_stmt *st);
     int (*run_deferred)(struct db_stmt *st);
+    int (*send)(struct db_stmt *st);
     int64_t (*col_int)(struct db_stmt *st, int i);
     const char *(*col_text)(struct db_stmt *st, int i);
     size_t (*col_blob)(struct db_stmt *st, int i, const uint8_t **p);

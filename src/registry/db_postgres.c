@@ -74,8 +74,10 @@ static const char schema_sql[] =
     "INSERT INTO meta(key, value) VALUES('next_index', 0), ('bad_records', 0),"
     " ('data_end_us', 0);";
 
-/* Deferred statements queued before the pipeline is synced anyway: bounds what one sync reads. */
+/* Queries queued before the pipeline is synced anyway: bounds what one sync reads. */
 #define PG_PIPELINE_MAX 256
+/* Room for a query and its prepare behind a full queue. */
+#define PG_QUEUE_CAP (PG_PIPELINE_MAX + 4)
 
 struct pg_db {
     struct db base; /* first: a struct db pointer is a struct pg_db pointer */
@@ -84,6 +86,7 @@ struct pg_db {
     unsigned statements; /* names server-side prepared statements */
     bool pipeline;       /* in libpq's pipeline mode, with `queued` queries sent, not read */
     int queued;
+    struct pg_stmt *owner[PG_QUEUE_CAP]; /* whose result each queued query is; NULL: nobody's */
 };
 
 struct pg_param {
@@ -107,7 +110,9 @@ struct pg_stmt {
     bool running;  /* sent; results not all read */
     PGresult *row; /* single-row mode: the current row (row_index 0); else the whole result */
     int row_index;
-    bool whole; /* `row` is a whole result read from a pipeline, walked by row_index */
+    bool whole;  /* `row` is a whole result read from a pipeline, walked by row_index */
+    bool sent;   /* queued in the pipeline; its result comes with the next sync */
+    bool failed; /* the pipeline failed before its result came: its step returns -1 */
     int64_t changes;
     uint8_t *blob; /* the last bytea column decoded */
     size_t blob_cap;
@@ -266,7 +271,7 @@ int db_postgres_open(struct db **out, const char *url, char *err, size_t errlen)
     return 0;
 }
 
-static int pipeline_finish(struct pg_db *db, PGresult **last);
+static int pipeline_finish(struct pg_db *db);
 
 static const char *pg_errmsg(struct db *db)
 {
@@ -275,7 +280,7 @@ static const char *pg_errmsg(struct db *db)
 
 static int pg_exec(struct db *db, const char *sql)
 {
-    if (pipeline_finish(pdb(db), NULL) < 0) {
+    if (pipeline_finish(pdb(db)) < 0) {
         return -1;
     }
     return pg_exec_status(pdb(db), sql);
@@ -401,8 +406,9 @@ static void drain(struct pg_stmt *st)
 }
 
 /* Sends the statement with its parameters (preparing it first if it is persistent and new):
- * in single-row mode, or, in pipeline mode, queued (db->queued counts each query sent). */
-static int send_statement(struct pg_stmt *st)
+ * in single-row mode, or, in pipeline mode, queued, its result to be kept for the statement when
+ * `keep` (db->owner). */
+static int send_statement(struct pg_stmt *st, bool keep)
 {
     bool piped = st->db->pipeline;
     int n = st->nparams;
@@ -431,7 +437,9 @@ static int send_statement(struct pg_stmt *st)
             if (piped) {
                 /* Its outcome is read with the pipeline's other results. */
                 ok = PQsendPrepare(st->db->conn, name, st->sql, n, types);
-                st->db->queued += ok ? 1 : 0;
+                if (ok) {
+                    st->db->owner[st->db->queued++] = NULL;
+                }
             } else {
                 PGresult *r = PQprepare(st->db->conn, name, st->sql, n, types);
                 ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -451,7 +459,8 @@ static int send_statement(struct pg_stmt *st)
         }
     }
     if (ok && piped) {
-        st->db->queued++;
+        st->db->owner[st->db->queued++] = keep ? st : NULL;
+        st->sent = keep;
     } else if (ok && !PQsetSingleRowMode(st->db->conn)) {
         drain(st);
         ok = 0;
@@ -466,15 +475,30 @@ static int send_statement(struct pg_stmt *st)
     return ok ? 0 : -1;
 }
 
-/* Ends pipeline mode: sends a sync and reads every queued query's outcome, in order. *last (if
- * not NULL) receives the last query's result: the query a db_step sent behind the deferred ones.
- * Returns 0, or -1 with the first error (after a failed query the server skips the rest up to
- * the sync; the caller rolls the transaction back). */
-static int pipeline_finish(struct pg_db *db, PGresult **last)
+/* Adds a single-row result's row to the statement's gathered rows. Returns 0 or -1. */
+static int append_row(struct pg_stmt *st, const PGresult *r)
 {
-    if (last != NULL) {
-        *last = NULL;
+    if (st->row == NULL) {
+        st->row = PQcopyResult(r, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+        return st->row != NULL ? 0 : -1;
     }
+    int n = PQntuples(st->row);
+    for (int f = 0; f < PQnfields(r); f++) {
+        bool null = PQgetisnull(r, 0, f);
+        if (!PQsetvalue(st->row, n, f, null ? NULL : PQgetvalue(r, 0, f),
+                        null ? -1 : PQgetlength(r, 0, f))) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Ends pipeline mode: sends a sync and reads every queued query's outcome, in order, handing
+ * each kept result to its statement (db->owner). Returns 0, or -1 with the first error: after a
+ * failed query the server skips the rest up to the sync (the caller rolls the transaction back),
+ * and every statement still waiting for its result is marked failed. */
+static int pipeline_finish(struct pg_db *db)
+{
     if (!db->pipeline) {
         return 0;
     }
@@ -485,11 +509,11 @@ static int pipeline_finish(struct pg_db *db, PGresult **last)
     }
     /* Each query's results end with a NULL, then comes the sync's own result. A broken
      * connection gives NULLs only: bounded by the number of queries sent. */
-    int ended = 0;
-    while (rc == 0 || ended <= db->queued) {
+    int q = 0;
+    while (rc == 0 || q <= db->queued) {
         PGresult *r = PQgetResult(db->conn);
         if (r == NULL) {
-            if (++ended > db->queued + 1) {
+            if (++q > db->queued) {
                 if (rc == 0) {
                     set_error(db, PQerrorMessage(db->conn));
                     rc = -1;
@@ -503,18 +527,43 @@ static int pipeline_finish(struct pg_db *db, PGresult **last)
             PQclear(r);
             break;
         }
-        if (status == PGRES_FATAL_ERROR && rc == 0) {
-            set_error(db, PQresultErrorMessage(r));
+        struct pg_stmt *owner = q < db->queued ? db->owner[q] : NULL;
+        if (status == PGRES_FATAL_ERROR || status == PGRES_PIPELINE_ABORTED) {
+            if (rc == 0) {
+                set_error(db, status == PGRES_FATAL_ERROR
+                                  ? PQresultErrorMessage(r)
+                                  : "a pipelined statement was skipped after an earlier error");
+            }
             rc = -1;
-        } else if (status == PGRES_PIPELINE_ABORTED && rc == 0) {
-            set_error(db, "a pipelined statement was skipped after an earlier error");
-            rc = -1;
+        } else if (owner != NULL && owner->sent && status == PGRES_SINGLE_TUPLE) {
+            /* libpq (15) keeps single-row mode from the last query before the pipeline for the
+             * pipeline's first query: gather its rows into one result. */
+            if (append_row(owner, r) < 0 && rc == 0) {
+                set_error(db, "out of memory");
+                rc = -1;
+            }
+        } else if (owner != NULL && owner->sent) {
+            owner->sent = false;
+            owner->changes = strtoll(PQcmdTuples(r), NULL, 10);
+            if (status == PGRES_TUPLES_OK) {
+                if (owner->row == NULL) {
+                    owner->row = r; /* walked by pg_step */
+                    r = NULL;
+                }
+                owner->row_index = -1;
+                owner->whole = true;
+                owner->running = true;
+            }
         }
-        if (last != NULL && rc == 0 && ended == db->queued - 1) {
-            PQclear(*last);
-            *last = r;
-        } else {
-            PQclear(r);
+        PQclear(r);
+    }
+    for (int i = 0; i < db->queued; i++) {
+        struct pg_stmt *owner = db->owner[i];
+        if (owner != NULL && owner->sent) {
+            owner->sent = false;
+            owner->failed = true;
+            PQclear(owner->row);
+            owner->row = NULL;
         }
     }
     if (!PQexitPipelineMode(db->conn) && rc == 0) {
@@ -523,17 +572,17 @@ static int pipeline_finish(struct pg_db *db, PGresult **last)
     }
     db->pipeline = false;
     db->queued = 0;
-    if (rc < 0 && last != NULL) {
-        PQclear(*last);
-        *last = NULL;
-    }
     return rc;
 }
 
-static int pg_run_deferred(struct db_stmt *dst)
+/* Queues the statement in the pipeline (entering pipeline mode if needed); `keep`: its result
+ * is kept for its next db_step. */
+static int queue_statement(struct pg_stmt *st, bool keep)
 {
-    struct pg_stmt *st = pst(dst);
     struct pg_db *db = st->db;
+    if (db->pipeline && db->queued + 2 > PG_QUEUE_CAP && pipeline_finish(db) < 0) {
+        return -1;
+    }
     if (!db->pipeline) {
         if (!PQenterPipelineMode(db->conn)) {
             set_error(db, PQerrorMessage(db->conn));
@@ -542,63 +591,60 @@ static int pg_run_deferred(struct db_stmt *dst)
         db->pipeline = true;
         db->queued = 0;
     }
-    if (send_statement(st) < 0) {
-        pipeline_finish(db, NULL);
+    if (send_statement(st, keep) < 0) {
+        pipeline_finish(db);
         return -1;
     }
-    return db->queued >= PG_PIPELINE_MAX ? pipeline_finish(db, NULL) : 0;
+    return 0;
 }
 
-/* Runs the statement behind the deferred ones and reads its whole result with theirs: one round
- * trip for all of them. Only the write path gets here, with results of a row or a few. */
-static int step_piped(struct pg_stmt *st)
+static int pg_run_deferred(struct db_stmt *dst)
 {
-    if (send_statement(st) < 0) {
-        pipeline_finish(st->db, NULL);
+    struct pg_stmt *st = pst(dst);
+    if (queue_statement(st, false) < 0) {
         return -1;
     }
-    PGresult *r = NULL;
-    if (pipeline_finish(st->db, &r) < 0) {
-        return -1;
+    return st->db->queued >= PG_PIPELINE_MAX ? pipeline_finish(st->db) : 0;
+}
+
+static int pg_send(struct db_stmt *dst)
+{
+    struct pg_stmt *st = pst(dst);
+    if (st->running || st->sent) {
+        return 0; /* already under way: its step reads it */
     }
-    switch (PQresultStatus(r)) {
-    case PGRES_TUPLES_OK:
-        st->changes = strtoll(PQcmdTuples(r), NULL, 10);
-        st->row = r;
-        st->row_index = -1;
-        st->whole = true;
-        st->running = true;
-        return 0;
-    case PGRES_COMMAND_OK:
-        st->changes = strtoll(PQcmdTuples(r), NULL, 10);
-        PQclear(r);
-        return 0;
-    default:
-        set_error(st->db, r != NULL ? PQresultErrorMessage(r) : "no result");
-        PQclear(r);
-        return -1;
-    }
+    st->db->error[0] = '\0';
+    st->changes = 0;
+    return queue_statement(st, true);
 }
 
 static int pg_step(struct db_stmt *dst)
 {
     struct pg_stmt *st = pst(dst);
-    if (!st->running) {
+    if (!st->running && !st->sent && !st->failed) {
         st->db->error[0] = '\0';
         st->changes = 0;
         if (st->db->pipeline) {
-            if (step_piped(st) < 0) {
+            /* Behind the deferred writes: one round trip reads them and this. */
+            if (queue_statement(st, true) < 0) {
                 return -1;
             }
-            if (!st->running) {
-                return DB_DONE;
-            }
         } else {
-            if (send_statement(st) < 0) {
+            if (send_statement(st, false) < 0) {
                 return -1;
             }
             st->running = true;
         }
+    }
+    if (st->sent) {
+        pipeline_finish(st->db);
+        if (!st->failed && !st->running) {
+            return DB_DONE; /* a command: its changes are set */
+        }
+    }
+    if (st->failed) {
+        st->failed = false;
+        return -1;
     }
     if (st->whole) {
         if (++st->row_index < PQntuples(st->row)) {
@@ -688,6 +734,10 @@ static int64_t pg_changes(const struct db_stmt *st)
 
 static void pg_reset(struct db_stmt *st)
 {
+    if (pst(st)->sent) {
+        pipeline_finish(pst(st)->db);
+    }
+    pst(st)->failed = false;
     if (pst(st)->running) {
         drain(pst(st));
     }
@@ -697,7 +747,12 @@ static void pg_finalize(struct db_stmt *dst)
 {
     struct pg_stmt *st = pst(dst);
     pg_reset(dst);
-    pipeline_finish(st->db, NULL);
+    pipeline_finish(st->db);
+    for (int i = 0; i < st->db->queued; i++) {
+        if (st->db->owner[i] == st) {
+            st->db->owner[i] = NULL;
+        }
+    }
     if (st->name[0] != '\0') {
         char sql[64];
         snprintf(sql, sizeof(sql), "DEALLOCATE %s", st->name);
@@ -737,6 +792,7 @@ static const struct db_driver pg_driver = {
     .bind_blob = pg_bind_blob,
     .step = pg_step,
     .run_deferred = pg_run_deferred,
+    .send = pg_send,
     .col_int = pg_col_int,
     .col_text = pg_col_text,
     .col_blob = pg_col_blob,

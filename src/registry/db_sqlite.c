@@ -375,6 +375,12 @@ static int sqlite_run_deferred(struct db_stmt *st)
     return rc == DB_DONE ? 0 : -1;
 }
 
+static int sqlite_send(struct db_stmt *st)
+{
+    (void)st;
+    return 0;
+}
+
 static int64_t sqlite_col_int(struct db_stmt *st, int i)
 {
     return sqlite3_column_int64(sst(st)->st, i);
@@ -439,6 +445,7 @@ static const struct db_driver sqlite_driver = {
     .bind_blob = sqlite_bind_blob,
     .step = sqlite_step,
     .run_deferred = sqlite_run_deferred,
+    .send = sqlite_send,
     .col_int = sqlite_col_int,
     .col_text = sqlite_col_text,
     .col_blob = sqlite_col_blob,

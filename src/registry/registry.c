@@ -810,6 +810,13 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     enum stmt_id which;
     struct db_stmt *st = reg->stmt[ST_IP_FIND];
     db_bind_blob(st, 1, iplen ? (const void *)c->src.ip : "", iplen);
+    if (identified) {
+        /* Both lookups at once: one round trip on PostgreSQL (db_send). */
+        db_bind_blob(reg->stmt[ST_BOT_FIND], 1, key, sizeof(key));
+        if (db_send(st) < 0 || db_send(reg->stmt[ST_BOT_FIND]) < 0) {
+            return db_err(reg, err, errlen, "lookup");
+        }
+    }
     int ip_known = find_row(reg, st, false, &ip, err, errlen);
     if (ip_known < 0) {
         return REGISTRY_ERR;
