@@ -14,13 +14,7 @@ contacts=${3:-1000000}
 out=$(mktemp -d "${REGISTRY_BENCH_DIR:-${TMPDIR:-/tmp}}/registry-bench.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 
-# -Werror is left to the CMake build: other modules compiled here may be mid-edit.
-# shellcheck disable=SC2046  # pkg-config's flags are words
-cc -std=c11 -O2 -g -Wall -Wextra -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-    -DSINKD_VERSION='"bench"' -I"$src/src" "$src/bench/registry_bench.c" \
-    "$src"/src/registry/*.c "$src"/src/report/*.c "$src"/src/evidence/*.c "$src"/src/event/*.c \
-    "$src"/src/util/*.c $(pkg-config --cflags --libs sqlite3 libpq libcrypto jansson) -lpthread -lm \
-    -o "$out/registry_bench"
+bash "$src/bench/registry_bench_build.sh" "$out/registry_bench"
 
 echo "# $(uname -m), $(nproc) cores, page cache ${REGISTRY_BENCH_CACHE_MIB:-2} MiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), sqlite $(sqlite3 --version | cut -d' ' -f1)"
 echo "## (a) follower while the log grows"

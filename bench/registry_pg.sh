@@ -100,14 +100,7 @@ done
 out=$(mktemp -d "${REGISTRY_BENCH_DIR:-${TMPDIR:-/tmp}}/registry-pg-bench.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 
-# The same build as bench/registry.sh. -Werror is left to the CMake build: other modules compiled
-# here may be mid-edit.
-# shellcheck disable=SC2046  # pkg-config's flags are words
-cc -std=c11 -O2 -g -Wall -Wextra -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-    -DSINKD_VERSION='"bench"' -I"$src/src" "$src/bench/registry_bench.c" \
-    "$src"/src/registry/*.c "$src"/src/report/*.c "$src"/src/evidence/*.c "$src"/src/event/*.c \
-    "$src"/src/util/*.c $(pkg-config --cflags --libs sqlite3 libpq libcrypto jansson) -lpthread -lm \
-    -o "$out/registry_bench"
+bash "$src/bench/registry_bench_build.sh" "$out/registry_bench"
 
 echo "# $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
     "load $(cut -d' ' -f1-3 /proc/loadavg), $(psql --version), sqlite $(sqlite3 --version | cut -d' ' -f1)"

@@ -339,19 +339,27 @@ static int cap_day(void *ctx, const struct registry_day *d)
     return 0;
 }
 
+/* A new registry (tmp_registry) with every entry of lb applied and committed. */
+static struct registry *new_registry_with(struct logbuf *lb)
+{
+    char path[256], err[256];
+    tmp_registry(path, sizeof(path));
+    struct registry *reg;
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
+    apply_all(reg, lb, 0, lb->n);
+    assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
+    return reg;
+}
+
 static void test_days(void **state)
 {
     (void)state;
     static struct logbuf lb;
-    char path[256], err[256];
+    char err[256];
     build_dataset(&lb);
     /* A second call of PC-A on day 2, from the same IP: counted once per day. */
     push_contact(&lb, T0 + 2 * DAY_US + 99, "203.0.113.1", 50006, "PC-A", "DE", 3320, "hospital");
-    tmp_registry(path, sizeof(path));
-    struct registry *reg;
-    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
-    apply_all(reg, &lb, 0, lb.n);
-    assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
+    struct registry *reg = new_registry_with(&lb);
     struct day_capture c = {0};
     assert_int_equal(registry_days(reg, 0, 0, NULL, cap_day, &c, err, sizeof(err)), 0);
     assert_int_equal(c.n, 3);
@@ -382,17 +390,13 @@ static void test_days_out_of_order(void **state)
 {
     (void)state;
     static struct logbuf lb;
-    char path[256], err[256];
+    char err[256];
     lb.n = 0;
     push_contact(&lb, T0 + 2 * DAY_US + 10, "192.0.2.44", 1000, "LATE", "FR", 3215, "");
     push_contact(&lb, T0 + DAY_US + 10, "192.0.2.44", 1001, "LATE", "FR", 3215, "");
     push_contact(&lb, T0 + DAY_US + 20, "192.0.2.44", 1002, "LATE", "FR", 3215, "");
     push_contact(&lb, T0 + 2 * DAY_US + 20, "192.0.2.44", 1003, "LATE", "FR", 3215, "");
-    tmp_registry(path, sizeof(path));
-    struct registry *reg;
-    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
-    apply_all(reg, &lb, 0, lb.n);
-    assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
+    struct registry *reg = new_registry_with(&lb);
     struct day_capture c = {0};
     assert_int_equal(registry_days(reg, 0, 0, NULL, cap_day, &c, err, sizeof(err)), 0);
     assert_int_equal(c.n, 2);
