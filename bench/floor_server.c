@@ -10,7 +10,11 @@
  *                     [--no-defer-accept]   (to measure what deferred accept saves)
  *                     [--close-first]       (close right after the reply, as nginx's `return`
  *                                            does: to measure what leaving the close to the bot
- *                                            costs; a PlugX C2 keeps the session open) */
+ *                                            costs; a PlugX C2 keeps the session open)
+ *                     [--disarm-ms N]       (after the reply, leave the connection out of epoll
+ *                                            for N ms (EPOLLONESHOT, then EPOLL_CTL_MOD): a bot
+ *                                            that closes meanwhile wakes nobody; to measure what
+ *                                            the wake-up on the bot's close costs the bot) */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -36,6 +40,11 @@ struct floor_thread {
     int listen_fd;
     unsigned duration_s;
     bool close_first;
+    unsigned disarm_ms;
+    /* --disarm-ms: descriptors answered and out of epoll, oldest first, with their reply time. */
+    int *parked;
+    uint64_t *parked_at;
+    size_t park_head, park_n, park_cap;
     uint64_t answered;
     uint64_t accepted;
     /* Bytes of the poll received so far per descriptor (descriptors are < the open-files limit). */
@@ -78,14 +87,15 @@ static void accept_all(struct floor_thread *t, int ep)
         }
         t->accepted++;
         t->got[fd] = 0;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
+        struct epoll_event ev = {
+            .events = EPOLLIN | EPOLLRDHUP | (t->disarm_ms > 0 ? EPOLLONESHOT : 0u), .data.fd = fd};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
             close(fd);
         }
     }
 }
 
-static void serve_conn(struct floor_thread *t, int fd, uint32_t events, bool close_first)
+static void serve_conn(struct floor_thread *t, int ep, int fd, uint32_t events, bool close_first)
 {
     static const uint8_t reply[POLL_LEN] = "0123456789abcdef";
     if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
@@ -97,6 +107,9 @@ static void serve_conn(struct floor_thread *t, int fd, uint32_t events, bool clo
     if (n <= 0) {
         if (n == 0 || errno != EAGAIN) {
             close(fd);
+        } else if (t->disarm_ms > 0) {
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.fd = fd};
+            epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev); /* nothing yet: armed again */
         }
         return;
     }
@@ -109,7 +122,32 @@ static void serve_conn(struct floor_thread *t, int fd, uint32_t events, bool clo
         }
         if (close_first) {
             close(fd); /* what nginx's `return` does, and what a PlugX C2 must not do */
+            return;
         }
+    }
+    if (t->disarm_ms > 0) {
+        if (before < POLL_LEN && after >= POLL_LEN && t->park_n < t->park_cap) {
+            size_t at = (t->park_head + t->park_n++) % t->park_cap;
+            t->parked[at] = fd;
+            t->parked_at[at] = bn_now_us();
+            return; /* stays disarmed (EPOLLONESHOT) until rearm() */
+        }
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.fd = fd};
+        epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+    }
+}
+
+/* Arms again the parked descriptors answered more than --disarm-ms ago: one that the bot closed
+ * meanwhile is reported at once and closed. */
+static void rearm(struct floor_thread *t, int ep)
+{
+    uint64_t now = bn_now_us();
+    while (t->park_n > 0 && now - t->parked_at[t->park_head] >= t->disarm_ms * 1000u) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
+                                 .data.fd = t->parked[t->park_head]};
+        epoll_ctl(ep, EPOLL_CTL_MOD, t->parked[t->park_head], &ev);
+        t->park_head = (t->park_head + 1) % t->park_cap;
+        t->park_n--;
     }
 }
 
@@ -125,14 +163,15 @@ static void *thread_main(void *arg)
     uint64_t end = bn_now_us() + (uint64_t)t->duration_s * 1000000u;
     struct epoll_event evs[EVENTS];
     while (!atomic_load(&stop_flag) && bn_now_us() < end) {
-        int n = epoll_wait(ep, evs, EVENTS, 100);
+        int n = epoll_wait(ep, evs, EVENTS, t->park_n > 0 ? (int)t->disarm_ms : 100);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.fd == t->listen_fd) {
                 accept_all(t, ep);
             } else {
-                serve_conn(t, evs[i].data.fd, evs[i].events, t->close_first);
+                serve_conn(t, ep, evs[i].data.fd, evs[i].events, t->close_first);
             }
         }
+        rearm(t, ep);
     }
     close(ep);
     return NULL;
@@ -143,14 +182,12 @@ int main(int argc, char **argv)
     const char *listen_at = NULL, *ready_file = NULL;
     unsigned nthreads = (unsigned)sysconf(_SC_NPROCESSORS_ONLN), duration_s = 600;
     bool defer_accept = true, close_first = false;
+    unsigned disarm_ms = 0;
     struct sockaddr_in addr;
-    static const struct option opts[] = {{"listen", 1, 0, 'l'},
-                                         {"threads", 1, 0, 't'},
-                                         {"duration", 1, 0, 'd'},
-                                         {"ready-file", 1, 0, 'r'},
-                                         {"no-defer-accept", 0, 0, 'n'},
-                                         {"close-first", 0, 0, 'c'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"listen", 1, 0, 'l'},          {"threads", 1, 0, 't'},
+                                         {"duration", 1, 0, 'd'},        {"ready-file", 1, 0, 'r'},
+                                         {"no-defer-accept", 0, 0, 'n'}, {"close-first", 0, 0, 'c'},
+                                         {"disarm-ms", 1, 0, 'D'},       {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -172,6 +209,9 @@ int main(int argc, char **argv)
         case 'c':
             close_first = true;
             break;
+        case 'D':
+            disarm_ms = (unsigned)atoi(optarg);
+            break;
         default:
             return 2;
         }
@@ -180,7 +220,8 @@ int main(int argc, char **argv)
         nthreads > MAX_THREADS || duration_s == 0) {
         fprintf(stderr,
                 "usage: floor_server --listen 127.x.y.z:PORT [--threads 1..%d] "
-                "[--duration S] [--ready-file F] [--no-defer-accept] [--close-first]\n",
+                "[--duration S] [--ready-file F] [--no-defer-accept] [--close-first] "
+                "[--disarm-ms N]\n",
                 MAX_THREADS);
         return 2;
     }
@@ -192,10 +233,15 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < nthreads; i++) {
         threads[i].duration_s = duration_s;
         threads[i].close_first = close_first;
+        threads[i].disarm_ms = disarm_ms;
+        threads[i].park_cap = 65536;
+        threads[i].parked = calloc(threads[i].park_cap, sizeof(int));
+        threads[i].parked_at = calloc(threads[i].park_cap, sizeof(uint64_t));
         threads[i].listen_fd = open_listener(&addr, defer_accept);
         threads[i].ngot = fd_limit > 0 ? (size_t)fd_limit : 1024;
         threads[i].got = calloc(threads[i].ngot, 1);
-        if (threads[i].listen_fd < 0 || threads[i].got == NULL) {
+        if (threads[i].listen_fd < 0 || threads[i].got == NULL || threads[i].parked == NULL ||
+            threads[i].parked_at == NULL) {
             return 1;
         }
     }
@@ -215,6 +261,8 @@ int main(int argc, char **argv)
         answered += threads[i].answered;
         accepted += threads[i].accepted;
         free(threads[i].got);
+        free(threads[i].parked);
+        free(threads[i].parked_at);
     }
     printf("{\"accepted\": %llu, \"answered\": %llu}\n", (unsigned long long)accepted,
            (unsigned long long)answered);
