@@ -395,8 +395,9 @@ static bool admit_address(struct conn *c)
          * lifts bans); adding a new ban here saves the flood up to a second of accepts. */
         if (srv->banlist != NULL && !c->trusted &&
             (c->peer.family == AF_INET || c->peer.family == AF_INET6)) {
-            struct synfilter_addr a =
-                synfilter_addr_bytes(c->peer.ip, c->peer.family == AF_INET ? 4 : 16);
+            /* Counted and banned by what the filter drops: the address, or its IPv6 /64. */
+            struct synfilter_addr a = synfilter_addr_prefix(
+                synfilter_addr_bytes(c->peer.ip, c->peer.family == AF_INET ? 4 : 16));
             if (banlist_refused(srv->banlist, &a, uv_now(&w->loop))) {
                 synfilter_add(srv->synfilter, &a);
             }

@@ -54,12 +54,27 @@ static bool is_v4(const struct synfilter_addr *a)
     return memcmp(a->b, v4_mapped_prefix, 12) == 0;
 }
 
-/* The map key the program builds: the source address as 32-bit words, each in host order (what
- * BPF_LD_ABS yields). */
-static size_t map_key(const struct synfilter_addr *a, uint32_t key[4])
+struct synfilter_addr synfilter_addr_prefix(struct synfilter_addr a)
 {
-    size_t words = is_v4(a) ? 1 : 4;
-    const uint8_t *p = a->b + 16 - 4 * words;
+    if (!is_v4(&a)) {
+        memset(a.b + 8, 0, 8);
+    }
+    return a;
+}
+
+/* Whether a is what synfilter_addr_prefix gives: an IPv6 entry with its low 64 bits zero. */
+static bool is_prefix(const struct synfilter_addr *a)
+{
+    static const uint8_t zero[8];
+    return is_v4(a) || memcmp(a->b + 8, zero, 8) == 0;
+}
+
+/* The map key the program builds: the IPv4 source address, or the IPv6 source's /64 prefix, as
+ * 32-bit words, each in host order (what BPF_LD_ABS yields). */
+static size_t map_key(const struct synfilter_addr *a, uint32_t key[2])
+{
+    size_t words = is_v4(a) ? 1 : 2;
+    const uint8_t *p = is_v4(a) ? a->b + 12 : a->b;
     for (size_t i = 0; i < words; i++, p += 4) {
         key[i] = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
     }
@@ -145,7 +160,8 @@ struct synfilter *synfilter_open(uint32_t max, char *err, size_t errlen)
         f->prog_fd[fam] = -1;
     }
     for (int fam = 0; fam < NFAMILIES; fam++) {
-        int words = fam == V4 ? 1 : 4;
+        /* IPv6 by /64: one subscriber's network, through which an attacker can rotate freely. */
+        int words = fam == V4 ? 1 : 2;
         union bpf_attr attr;
         memset(&attr, 0, sizeof(attr));
         attr.map_type = BPF_MAP_TYPE_HASH;
@@ -206,7 +222,7 @@ int synfilter_attach(const struct synfilter *f, int fd, int family)
 
 static int map_op(const struct synfilter *f, int cmd, const struct synfilter_addr *addr)
 {
-    uint32_t key[4];
+    uint32_t key[2];
     size_t words = map_key(addr, key);
     uint32_t one = 1;
     union bpf_attr attr;
@@ -239,8 +255,8 @@ int synfilter_set(struct synfilter *f, const struct synfilter_addr *addrs, size_
     if (n > f->max) {
         return -EINVAL;
     }
-    for (size_t i = 1; i < n; i++) {
-        if (synfilter_addr_cmp(&addrs[i], &addrs[i - 1]) <= 0) {
+    for (size_t i = 0; i < n; i++) {
+        if (!is_prefix(&addrs[i]) || (i > 0 && synfilter_addr_cmp(&addrs[i], &addrs[i - 1]) <= 0)) {
             return -EINVAL;
         }
     }
@@ -277,8 +293,10 @@ int synfilter_set(struct synfilter *f, const struct synfilter_addr *addrs, size_
     return rc;
 }
 
-int synfilter_add(struct synfilter *f, const struct synfilter_addr *addr)
+int synfilter_add(struct synfilter *f, const struct synfilter_addr *given)
 {
+    struct synfilter_addr prefix = synfilter_addr_prefix(*given);
+    const struct synfilter_addr *addr = &prefix;
     pthread_mutex_lock(&f->mu);
     int rc = 0;
     size_t at = 0;

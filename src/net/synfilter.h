@@ -1,8 +1,9 @@
 /* synfilter.h -- an eBPF socket filter on the listeners that drops segments from a set of source
- * addresses kept in BPF hash maps (one for IPv4, one for IPv6, each with its own program). On a
- * listening TCP socket it drops their SYNs before the kernel answers them: a dropped address costs
- * the server no accept, no descriptor and no reset, and its connect waits for retransmits. Sockets
- * accepted from the listener inherit the filter (one hash lookup per segment).
+ * addresses (IPv4) and /64 prefixes (IPv6) kept in BPF hash maps (one for IPv4, one for IPv6, each
+ * with its own program). On a listening TCP socket it drops their SYNs before the kernel answers
+ * them: a dropped address costs the server no accept, no descriptor and no reset, and its connect
+ * waits for retransmits. Sockets accepted from the listener inherit the filter (one hash lookup per
+ * segment).
  *
  * Creating the map and loading the program need privileges (root or CAP_BPF, as
  * kernel.unprivileged_bpf_disabled is set on Debian); attaching is done while they are held.
@@ -25,6 +26,10 @@ struct synfilter_addr {
 
 /* From 4 (IPv4) or 16 (IPv6) network-order bytes. */
 struct synfilter_addr synfilter_addr_bytes(const uint8_t *ip, size_t len);
+/* What the filter drops by: an IPv4 address as it is, an IPv6 address's /64 (its low 64 bits
+ * zeroed). An IPv6 attacker gets a /64 from any provider and can send from every address in it;
+ * a /64 is also one subscriber's network, so banning it hits nobody else. */
+struct synfilter_addr synfilter_addr_prefix(struct synfilter_addr a);
 int synfilter_addr_cmp(const struct synfilter_addr *a, const struct synfilter_addr *b);
 
 struct synfilter;
@@ -39,15 +44,16 @@ void synfilter_close(struct synfilter *f);
  * Returns 0 or -errno. */
 int synfilter_attach(const struct synfilter *f, int fd, int family);
 
-/* Makes the dropped set exactly addrs (strictly ascending by synfilter_addr_cmp, n <= max):
+/* Makes the dropped set exactly addrs (strictly ascending by synfilter_addr_cmp, n <= max,
+ * each as synfilter_addr_prefix gives it):
  * deletes the addresses no longer listed, inserts the new ones. Thread-safe. Returns 0,
  * -EINVAL for a bad set, or the -errno of the map update that failed (the set is then whatever
  * part was applied, and the next call retries the rest). */
 int synfilter_set(struct synfilter *f, const struct synfilter_addr *addrs, size_t n);
 
-/* Adds one address at once (a worker that has just banned it), so the kernel drops it from the
- * next SYN rather than from the next synfilter_set. Thread-safe. Returns 0 (also if it was
- * listed), -ENOSPC if max addresses are listed, or the map update's -errno. */
+/* Adds one address (for IPv6, its /64) at once (a worker that has just banned it), so the
+ * kernel drops it from the next SYN rather than from the next synfilter_set. Thread-safe. Returns 0
+ * (also if it was listed), -ENOSPC if max addresses are listed, or the map update's -errno. */
 int synfilter_add(struct synfilter *f, const struct synfilter_addr *addr);
 
 /* Addresses currently dropped. */

@@ -297,9 +297,10 @@ static bool connects_v6(uint16_t port)
     return ok;
 }
 
-/* IPv6 has its own map and program. Loopback has one IPv6 address (::1), so the checks are: ::1
- * listed is dropped; its neighbours ::0 and ::2 listed are not ::1; the IPv4 address with the same
- * last bytes (0.0.0.1) listed is not ::1; and IPv4 bans never touch the IPv6 listener. */
+/* IPv6 has its own map and program, keyed by /64. Loopback has one IPv6 address (::1), in the
+ * /64 ::/64. The checks: other /64s listed (1::/64, ffff::/64, and the IPv4 address with the
+ * same last bytes, 0.0.0.1) do not drop ::1; adding ::2 bans its /64, which drops ::1; the set
+ * holds that /64 as :: and refuses an IPv6 entry that is not a /64; lifting it lets ::1 in. */
 static void test_ipv6(void **state)
 {
     (void)state;
@@ -321,16 +322,23 @@ static void test_ipv6(void **state)
     uint16_t port = ntohs(a.sin6_port);
     assert_int_equal(synfilter_attach(f, lfd, AF_INET6), 0);
     uint8_t ip[16] = {0};
-    struct synfilter_addr near[3];
-    for (int i = 0; i < 3; i++) {
-        ip[15] = (uint8_t)i; /* ::, ::1, ::2 */
-        near[i] = synfilter_addr_bytes(ip, 16);
-    }
-    struct synfilter_addr others[3] = {near[0], near[2], synfilter_addr_v4(1)};
+    ip[1] = 1; /* 1:: */
+    struct synfilter_addr others[3] = {synfilter_addr_bytes(ip, 16), synfilter_addr_v4(1)};
+    ip[0] = ip[1] = 0xff; /* ffff:: */
+    others[2] = synfilter_addr_bytes(ip, 16);
     qsort(others, 3, sizeof(others[0]), (int (*)(const void *, const void *))synfilter_addr_cmp);
     assert_int_equal(synfilter_set(f, others, 3), 0);
     assert_true(connects_v6(port));
-    assert_int_equal(synfilter_add(f, &near[1]), 0);
+    memset(ip, 0, sizeof(ip));
+    ip[15] = 2; /* ::2, a neighbour of ::1 in its /64 */
+    struct synfilter_addr two = synfilter_addr_bytes(ip, 16);
+    assert_int_equal(synfilter_add(f, &two), 0);
+    assert_false(connects_v6(port));
+    assert_int_equal(synfilter_size(f), 4);
+    /* In a set, an IPv6 entry must be a /64 (its low half zero): ::2 is refused, :: taken. */
+    struct synfilter_addr prefix = synfilter_addr_prefix(two);
+    assert_int_equal(synfilter_set(f, &two, 1), -EINVAL);
+    assert_int_equal(synfilter_set(f, &prefix, 1), 0);
     assert_false(connects_v6(port));
     assert_int_equal(synfilter_set(f, NULL, 0), 0);
     assert_true(connects_v6(port));
