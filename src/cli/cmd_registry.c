@@ -75,10 +75,8 @@ static int registry_rebuild(const char *const *states, size_t nstates, const cha
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
     double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-    /* A URL may carry a password: a shared registry is not echoed. */
     printf("registry rebuilt: %" PRId64 " log entries from %zu log(s) applied in %.2f s -> %s\n",
-           total, nstates, s,
-           registry_target_is_shared(target) ? "the PostgreSQL registry given" : target);
+           total, nstates, s, registry_target_name(target));
     rc = 0;
 out:
     for (size_t i = 0; i < locked; i++) {
@@ -95,8 +93,7 @@ static int registry_follow(const char *state, const char *target, uint32_t cache
     if (target == NULL) {
         snprintf(path, sizeof(path), "%s/registry.db", state);
     } else {
-        snprintf(path, sizeof(path), "%s",
-                 registry_target_is_shared(target) ? "the PostgreSQL registry given" : target);
+        snprintf(path, sizeof(path), "%s", registry_target_name(target));
     }
     sigset_t stop;
     sigemptyset(&stop);

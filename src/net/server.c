@@ -2058,11 +2058,7 @@ static int start_registry(struct server *srv, char *err, size_t errlen)
     char path[4096];
     snprintf(path, sizeof(path), "%s/registry.db", srv->cfg->state_dir);
     if (srv->cfg->registry_target != NULL) {
-        /* A URL may carry a password: the log line names the kind, not the URL. */
-        snprintf(path, sizeof(path), "%s",
-                 registry_target_is_shared(srv->cfg->registry_target)
-                     ? "the PostgreSQL registry given (--registry)"
-                     : srv->cfg->registry_target);
+        snprintf(path, sizeof(path), "%s", registry_target_name(srv->cfg->registry_target));
     }
     if (registry_open_log(&srv->registry, srv->cfg->registry_target, srv->cfg->state_dir, err,
                           errlen) != 0) {

@@ -8,6 +8,7 @@
 #include "registry/db_driver.h"
 #include "registry/registry.h"
 #include "util/err.h"
+#include "util/hex.h"
 
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -693,11 +694,6 @@ static const char *pg_col_text(struct db_stmt *dst, int i)
     return PQgetvalue(st->row, st->row_index, i);
 }
 
-static int hex_nibble(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* bytea's text output is "\x" and two hex digits a byte (PostgreSQL >= 9.0's default). */
 static size_t pg_col_blob(struct db_stmt *dst, int i, const uint8_t **p)
 {
@@ -716,12 +712,8 @@ static size_t pg_col_blob(struct db_stmt *dst, int i, const uint8_t **p)
         st->blob = b;
         st->blob_cap = n + 1;
     }
-    for (size_t k = 0; k < n; k++) {
-        int hi = hex_nibble(t[2 + 2 * k]), lo = hex_nibble(t[3 + 2 * k]);
-        if (hi < 0 || lo < 0) {
-            return 0;
-        }
-        st->blob[k] = (uint8_t)(hi << 4 | lo);
+    if (hex_decode(t + 2, st->blob, n) != 0) {
+        return 0;
     }
     *p = st->blob;
     return n;

@@ -5,6 +5,7 @@
 #include "registry/db.h"
 #include "registry/internal.h"
 #include "util/err.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -216,7 +217,6 @@ struct registry {
     /* The meta key of this log's applied index: "next_index", or "next_index:ORIGIN" when the
      * registry is shared (registry_set_source). */
     char next_key[16 + REGISTRY_SOURCE_MAX];
-    bool source_set;
     uint64_t next_index;  /* including the open batch */
     uint64_t bad_records; /* including the open batch */
     uint64_t data_end_us; /* latest record time applied, including the open batch */
@@ -264,10 +264,11 @@ static int64_t meta_get(struct registry *reg, const char *key)
     int64_t v = -1;
     if (db_prepare(reg->db, "SELECT value FROM meta WHERE key = ?1", false, &st) == 0) {
         db_bind_text(st, 1, key);
-        if (db_step(st) == DB_ROW) {
+        int rc = db_step(st);
+        if (rc == DB_ROW) {
             v = db_col_int(st, 0);
-        } else if (strncmp(key, "next_index:", 11) == 0) {
-            v = 0; /* a log this shared registry has not seen yet */
+        } else if (rc == DB_DONE && strncmp(key, "next_index:", 11) == 0) {
+            v = 0; /* a log this shared registry has not seen yet (not: a failed read) */
         }
     }
     db_finalize(st);
@@ -318,25 +319,16 @@ bool registry_internal_key_from_hex(const char *hex, uint8_t out[16])
     return hex[32] == '\0';
 }
 
-#define key_from_hex registry_internal_key_from_hex
-
+/* A stored key as event_bot_key() text (at most its 16 bytes). */
 static void key_to_hex(const uint8_t *key, size_t len, char out[33])
 {
-    static const char digits[] = "0123456789abcdef";
-    int n = 0;
-    for (size_t i = 0; i < len && i < 16; i++) {
-        out[n++] = digits[key[i] >> 4];
-        out[n++] = digits[key[i] & 15];
-    }
-    out[n] = '\0';
+    hex_encode(key, len < 16 ? len : 16, out);
 }
 
 int registry_internal_ip_key_len(const struct net_addr *a)
 {
     return a->family == AF_INET ? 4 : a->family == AF_INET6 ? 16 : 0;
 }
-
-#define ip_key_len registry_internal_ip_key_len
 
 int registry_open(struct registry **out, const char *path, char *err, size_t errlen)
 {
@@ -394,6 +386,11 @@ bool registry_target_is_shared(const char *target)
     return db_is_postgres_url(target);
 }
 
+const char *registry_target_name(const char *target)
+{
+    return db_is_postgres_url(target) ? "the PostgreSQL registry given" : target;
+}
+
 bool registry_is_shared(const struct registry *reg)
 {
     return db_dialect(reg->db) == DB_POSTGRES;
@@ -419,7 +416,6 @@ int registry_set_source(struct registry *reg, const char *name, char *err, size_
             return db_err(reg, err, errlen, "reading the applied index");
         }
     }
-    reg->source_set = true;
     return 0;
 }
 
@@ -430,7 +426,8 @@ static int writer_prepare(struct registry *reg, char *err, size_t errlen)
     if (reg->writer_ready) {
         return 0;
     }
-    if (registry_is_shared(reg) && !reg->source_set) {
+    /* Named: the applied index's key carries the log's name (registry_set_source). */
+    if (registry_is_shared(reg) && strchr(reg->next_key, ':') == NULL) {
         return err_set(err, errlen,
                        "registry: a PostgreSQL registry is shared by nodes: name the log "
                        "being applied (registry_set_source)");
@@ -713,7 +710,7 @@ static int anon_key(const struct contact *c, uint8_t key[16], char *err, size_t 
     memset(&anon.bot, 0, sizeof(anon.bot));
     anon.bot_key[0] = '\0';
     event_bot_key(&anon, hex);
-    if (!key_from_hex(hex, key)) {
+    if (!registry_internal_key_from_hex(hex, key)) {
         return err_set(err, errlen, "registry: bot key '%s' is not 32 hex digits", hex);
     }
     return 0;
@@ -796,7 +793,7 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     uint8_t key[16];
     /* "" (or anything not a key) means the connection never identified itself: key it by source
      * IP as event_bot_key() does, so the bot is still counted once per address. */
-    bool identified = key_from_hex(c->bot_key, key);
+    bool identified = registry_internal_key_from_hex(c->bot_key, key);
     if (!identified && anon_key(c, key, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
@@ -805,14 +802,14 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     int64_t t = (int64_t)c->time_us;
     int64_t day = (int64_t)(c->time_us / US_PER_DAY);
 
-    int iplen = ip_key_len(&c->src);
+    int iplen = registry_internal_ip_key_len(&c->src);
     struct found_row ip = {0};
     enum stmt_id which;
     struct db_stmt *st = reg->stmt[ST_IP_FIND];
     db_bind_blob(st, 1, iplen ? (const void *)c->src.ip : "", iplen);
+    db_bind_blob(reg->stmt[ST_BOT_FIND], 1, key, sizeof(key));
     if (identified) {
         /* Both lookups at once: one round trip on PostgreSQL (db_send). */
-        db_bind_blob(reg->stmt[ST_BOT_FIND], 1, key, sizeof(key));
         if (db_send(st) < 0 || db_send(reg->stmt[ST_BOT_FIND]) < 0) {
             return db_err(reg, err, errlen, "lookup");
         }
@@ -828,7 +825,6 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     int known = 0;
     if (bot_row) {
         st = reg->stmt[ST_BOT_FIND];
-        db_bind_blob(st, 1, key, sizeof(key));
         known = find_row(reg, st, true, &bot, err, errlen);
         if (known < 0) {
             return REGISTRY_ERR;
@@ -966,7 +962,7 @@ static int apply_record(struct registry *reg, const struct record *rec, char *er
          * for an unknown (or malformed) key updates nothing rather than inventing a bot with no
          * contact. */
         const struct decision *d = &rec->u.decision;
-        if (!key_from_hex(d->bot_key, key)) {
+        if (!registry_internal_key_from_hex(d->bot_key, key)) {
             return 0;
         }
         st = reg->stmt[ST_DECISION];
@@ -988,7 +984,7 @@ static int apply_record(struct registry *reg, const struct record *rec, char *er
     case RECORD_COMMAND_FAILED: {
         const struct command_record *c = &rec->u.command;
         bool sent = rec->kind == RECORD_COMMAND_SENT;
-        if (!key_from_hex(c->bot_key, key)) {
+        if (!registry_internal_key_from_hex(c->bot_key, key)) {
             return 0;
         }
         if (sent) {
@@ -1240,7 +1236,7 @@ int registry_bot_get(struct registry *reg, const char *bot_key, struct registry_
         return REGISTRY_ERR;
     }
     uint8_t key[16];
-    if (!key_from_hex(bot_key, key)) {
+    if (!registry_internal_key_from_hex(bot_key, key)) {
         db_finalize(st);
         return 0;
     }

@@ -42,6 +42,9 @@ int registry_open(struct registry **out, const char *path, char *err, size_t err
  * (whose text, a URL, may carry a password and is not to be logged). */
 bool registry_is_shared(const struct registry *reg);
 bool registry_target_is_shared(const char *target);
+/* How log lines and messages name a target: a path as it is, a PostgreSQL URL never (it may hold
+ * a password) but as "the PostgreSQL registry given". */
+const char *registry_target_name(const char *target);
 
 /* Names the log about to be applied (registry_open_log: "origin+keyid" of its key), before the
  * first registry_apply or registry_follow_start. A shared registry keeps one applied index per
