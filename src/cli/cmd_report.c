@@ -300,10 +300,11 @@ int cmd_report(int argc, char **argv)
         return 2;
     }
     struct registry *reg;
-    /* Catching up writes this log's entries, so the registry must know which log it is. */
-    if ((catch_up         ? registry_open_log(&reg, target, state, err, sizeof(err))
-         : target != NULL ? registry_open(&reg, target, err, sizeof(err))
-                          : registry_open_log(&reg, NULL, state, err, sizeof(err))) < 0) {
+    /* Catching up writes this log's entries, so the registry must know which log it is; a
+     * report that only reads a target given needs no state directory. */
+    int rc = catch_up || target == NULL ? registry_open_log(&reg, target, state, err, sizeof(err))
+                                        : registry_open(&reg, target, err, sizeof(err));
+    if (rc < 0) {
         fprintf(stderr, "sinkd report: %s\n", err);
         return 1;
     }
