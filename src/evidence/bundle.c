@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "evidence/files.h"
 #include "util/err.h"
 
 #define BUNDLE_FORMAT "sinkd-evidence-bundle/1"
@@ -54,63 +55,6 @@ static const char readme[] =
     "Independent tools: Go golang.org/x/mod/sumdb/note + sumdb/tlog (CheckRecord), or a few\n"
     "lines of Python with hashlib and the `cryptography` package (Ed25519).\n";
 
-static int write_file(const char *dir, const char *rel, const void *buf, size_t len, char *err,
-                      size_t errlen)
-{
-    char path[EVLOG_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return err_set(err, errlen, "%s: %s", path, strerror(errno)), EVLOG_EIO;
-    }
-    const uint8_t *p = buf;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            close(fd);
-            return err_set(err, errlen, "%s: %s", path, strerror(errno)), EVLOG_EIO;
-        }
-        p += n;
-        left -= (size_t)n;
-    }
-    if (fsync(fd) != 0) {
-        close(fd);
-        return err_set(err, errlen, "%s: %s", path, strerror(errno)), EVLOG_EIO;
-    }
-    close(fd);
-    return 0;
-}
-
-static int read_file(const char *dir, const char *rel, char **out, size_t *len, size_t max,
-                     char *err, size_t errlen)
-{
-    char path[EVLOG_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        return err_set(err, errlen, "%s: %s", path, strerror(errno)), EVLOG_EIO;
-    }
-    char *buf = malloc(max + 1);
-    if (buf == NULL) {
-        fclose(f);
-        return EVLOG_ENOMEM;
-    }
-    size_t n = fread(buf, 1, max + 1, f);
-    fclose(f);
-    if (n > max) {
-        free(buf);
-        return err_set(err, errlen, "%s: larger than %zu bytes", path, max), EVLOG_EINVAL;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 /* Entry `index` of a tree of `size`, read from its entry bundle. */
 static int read_entry(const char *log_dir, uint64_t size, uint64_t index, uint8_t *out, size_t *len,
                       char *err, size_t errlen)
@@ -122,10 +66,10 @@ static int read_entry(const char *log_dir, uint64_t size, uint64_t index, uint8_
     evlog_tile_path(EVLOG_TILE_ENTRIES, n, w, rel, sizeof rel);
     char *b;
     size_t blen;
-    int rc = read_file(log_dir, rel, &b, &blen, 256u * 65537u, err, errlen);
+    int rc = evfile_read(log_dir, rel, &b, &blen, 256u * 65537u, err, errlen);
     if (rc != 0 && w < EVLOG_TILE_WIDTH) {
         evlog_tile_path(EVLOG_TILE_ENTRIES, n, EVLOG_TILE_WIDTH, rel, sizeof rel);
-        rc = read_file(log_dir, rel, &b, &blen, 256u * 65537u, err, errlen);
+        rc = evfile_read(log_dir, rel, &b, &blen, 256u * 65537u, err, errlen);
     }
     if (rc != 0) {
         return rc;
@@ -170,7 +114,7 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
     }
     char *note = NULL, *vtext = NULL;
     size_t note_len, vlen;
-    rc = read_file(log_dir, "checkpoint", &note, &note_len, EVLOG_NOTE_MAX, err, errlen);
+    rc = evfile_read(log_dir, "checkpoint", &note, &note_len, EVLOG_NOTE_MAX, err, errlen);
     if (rc != 0) {
         return rc;
     }
@@ -180,7 +124,7 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
         free(note);
         return err_set(err, errlen, "%s/checkpoint: %s", log_dir, e), EVLOG_EVERIFY;
     }
-    rc = read_file(keys_dir, "log.vkey", &vtext, &vlen, 1024, err, errlen);
+    rc = evfile_read(keys_dir, "log.vkey", &vtext, &vlen, 1024, err, errlen);
     if (rc != 0) {
         free(note);
         return rc;
@@ -234,12 +178,12 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
         }
         char rel[64], hx[65];
         snprintf(rel, sizeof rel, "entries/%llu.bin", (unsigned long long)idx);
-        rc = write_file(out_dir, rel, entry, len, err, errlen);
+        rc = evfile_write_new(out_dir, rel, entry, len, err, errlen);
         if (rc == 0 && describe != NULL) {
             char *text = NULL;
             if (describe(describe_ctx, entry, len, &text) == 0 && text != NULL) {
                 snprintf(rel, sizeof rel, "entries/%llu.json", (unsigned long long)idx);
-                rc = write_file(out_dir, rel, text, strlen(text), err, errlen);
+                rc = evfile_write_new(out_dir, rel, text, strlen(text), err, errlen);
             }
             free(text);
         }
@@ -268,18 +212,19 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
         json_object_set_new(root, "entries", arr);
         arr = NULL;
         char *text = json_dumps(root, JSON_INDENT(1));
-        rc = text == NULL ? EVLOG_ENOMEM
-                          : write_file(out_dir, "bundle.json", text, strlen(text), err, errlen);
+        rc = text == NULL
+                 ? EVLOG_ENOMEM
+                 : evfile_write_new(out_dir, "bundle.json", text, strlen(text), err, errlen);
         free(text);
     }
     if (rc == 0) {
-        rc = write_file(out_dir, "checkpoint", note, note_len, err, errlen);
+        rc = evfile_write_new(out_dir, "checkpoint", note, note_len, err, errlen);
     }
     if (rc == 0) {
-        rc = write_file(out_dir, "log.vkey", vtext, vlen, err, errlen);
+        rc = evfile_write_new(out_dir, "log.vkey", vtext, vlen, err, errlen);
     }
     if (rc == 0) {
-        rc = write_file(out_dir, "README.txt", readme, sizeof readme - 1, err, errlen);
+        rc = evfile_write_new(out_dir, "README.txt", readme, sizeof readme - 1, err, errlen);
     }
     json_decref(arr);
     json_decref(root);
@@ -390,7 +335,7 @@ static int check_entry_file(void *ctx, uint64_t index, const uint8_t leaf[32],
     }
     char *data;
     size_t len;
-    int rc = read_file(b->dir, file, &data, &len, EVLOG_ENTRY_MAX, b->err, b->errlen);
+    int rc = evfile_read(b->dir, file, &data, &len, EVLOG_ENTRY_MAX, b->err, b->errlen);
     if (rc != 0) {
         return rc;
     }
@@ -420,7 +365,7 @@ int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v,
     }
     char *note = NULL, *json = NULL;
     size_t nlen, jlen;
-    int rc = read_file(dir, "checkpoint", &note, &nlen, EVLOG_NOTE_MAX, err, errlen);
+    int rc = evfile_read(dir, "checkpoint", &note, &nlen, EVLOG_NOTE_MAX, err, errlen);
     if (rc != 0) {
         return rc;
     }
@@ -431,7 +376,7 @@ int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v,
         return err_set(err, errlen, "checkpoint: %s", e), EVLOG_EVERIFY;
     }
     free(note);
-    rc = read_file(dir, "bundle.json", &json, &jlen, MANIFEST_MAX, err, errlen);
+    rc = evfile_read(dir, "bundle.json", &json, &jlen, MANIFEST_MAX, err, errlen);
     if (rc != 0) {
         return rc;
     }

@@ -234,6 +234,60 @@ void evlog_reader_close(struct evlog_reader *r);
  * check the commit root (that needs hashing). */
 int evlog_journal_parse_batch(const uint8_t *buf, size_t len, uint64_t *first, uint32_t *count);
 
+/* ---- RFC 3161 timestamps of checkpoints --------------------------------------------------- */
+
+/* A time-stamping authority's signed statement that a checkpoint existed at a time: the tree,
+ * and so every entry in it, existed no later than that. The imprint is SHA-256 of the exact
+ * bytes of log/checkpoints/<size> (the signed note), so `openssl ts -verify -data
+ * checkpoints/<size> -in timestamps/<size>.tsr -CAfile CA` checks it without sinkd. Stored as
+ * log/timestamps/<size>.tsq (the DER request, with its nonce) and <size>.tsr (the DER reply,
+ * written once, never replaced). */
+#define EVLOG_TS_REQ_MAX 4096          /* longest request read back */
+#define EVLOG_TS_RESP_MAX (256 * 1024) /* longest reply accepted (certificates included) */
+
+struct evlog_timestamp {
+    int64_t time;       /* genTime, POSIX seconds (fractions dropped) */
+    char time_text[32]; /* genTime as ISO 8601 UTC, e.g. 2026-12-02T16:40:00Z */
+    char serial[80];    /* the TSA's serial number of this token, hex */
+    char policy[80];    /* the TSA policy OID the token was issued under */
+    char tsa[256];      /* subject of the signing certificate (RFC 2253) */
+    bool chain_checked; /* the signer chained to ca_file at genTime, for timeStamping */
+};
+
+/* Builds a DER TimeStampReq (version 1, SHA-256 imprint of `digest`, a fresh random 64-bit
+ * nonce, certReq set so the reply carries the TSA certificate). *out is malloc'd. */
+int evlog_ts_request(const uint8_t digest[EVLOG_HASH_SIZE], uint8_t **out, size_t *len, char *err,
+                     size_t errlen);
+/* Checks a DER TimeStampResp: status granted, one DER object and nothing after it, token
+ * version 1, SHA-256 imprint equal to `digest`, the CMS signature valid for the certificate the
+ * token carries; if req is not NULL, the request's imprint is `digest` too and both nonces are
+ * equal; if ca_file is not NULL, the signer chains to a CA in that PEM file at genTime and may
+ * sign timestamps (extendedKeyUsage timeStamping), with OpenSSL's RFC 3161 checks (ESS signing
+ * certificate). Fills *out (may be NULL) on success. EVLOG_EVERIFY names the failed check. */
+int evlog_ts_check(const uint8_t digest[EVLOG_HASH_SIZE], const uint8_t *req, size_t req_len,
+                   const uint8_t *resp, size_t resp_len, const char *ca_file,
+                   struct evlog_timestamp *out, char *err, size_t errlen);
+
+/* Writes a request for checkpoints/<size> (size 0: the latest checkpoint) to
+ * log/timestamps/<size>.tsq, replacing a pending request for that size; *size_out receives the
+ * size and *req (malloc'd) the request. Refuses a checkpoint that has a reply already. */
+int evlog_ts_prepare(const char *log_dir, uint64_t size, uint64_t *size_out, uint8_t **req,
+                     size_t *req_len, char *err, size_t errlen);
+/* The size of the newest pending request (a .tsq without its .tsr) in *size_out; EVLOG_EINVAL if
+ * there is none. */
+int evlog_ts_pending(const char *log_dir, uint64_t *size_out, char *err, size_t errlen);
+/* Checks a reply with evlog_ts_check against checkpoints/<size> and timestamps/<size>.tsq, then
+ * stores it as timestamps/<size>.tsr (durably; never over an existing one). */
+int evlog_ts_store(const char *log_dir, uint64_t size, const uint8_t *resp, size_t resp_len,
+                   const char *ca_file, struct evlog_timestamp *out, char *err, size_t errlen);
+/* Checks every timestamps/<size>.tsr against checkpoints/<size> and, where kept, <size>.tsq;
+ * calls each() (may be NULL) per reply in size order. Returns the number checked (0 if there is
+ * no timestamps/ directory) or a negative code naming the file. Signatures of the checkpoints
+ * themselves are evlog_verify_dir's job. */
+int evlog_ts_verify_dir(const char *log_dir, const char *ca_file,
+                        void (*each)(void *ctx, uint64_t size, const struct evlog_timestamp *ts),
+                        void *ctx, char *err, size_t errlen);
+
 /* ---- offline verification and evidence bundles -------------------------------------------- */
 
 struct evlog_verify_report {

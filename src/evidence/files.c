@@ -1,0 +1,121 @@
+/* files.c -- file helpers of the evidence module's offline tools (see files.h). */
+#include "evidence/files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "evidence/log.h"
+#include "util/err.h"
+
+static int write_fd_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int evfile_read(const char *dir, const char *rel, char **out, size_t *len, size_t max, char *err,
+                size_t errlen)
+{
+    char path[EVLOG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return err_set(err, errlen, "%s: %s", path, strerror(errno)), EVLOG_EIO;
+    }
+    char *buf = malloc(max + 1);
+    if (buf == NULL) {
+        fclose(f);
+        return EVLOG_ENOMEM;
+    }
+    size_t n = fread(buf, 1, max + 1, f);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        free(buf);
+        return err_set(err, errlen, "%s: read error", path), EVLOG_EIO;
+    }
+    if (n > max) {
+        free(buf);
+        return err_set(err, errlen, "%s: larger than %zu bytes", path, max), EVLOG_EINVAL;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int evfile_write_new(const char *dir, const char *rel, const void *buf, size_t len, char *err,
+                     size_t errlen)
+{
+    char path[EVLOG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return err_set(err, errlen, "%s: %s", path, strerror(errno)), EVLOG_EIO;
+    }
+    if (write_fd_all(fd, buf, len) != 0 || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return err_set(err, errlen, "%s: %s", path, strerror(e)), EVLOG_EIO;
+    }
+    close(fd);
+    return 0;
+}
+
+int evfile_write_durable(const char *dir, const char *rel, const void *buf, size_t len, int replace,
+                         char *err, size_t errlen)
+{
+    char path[EVLOG_PATH_MAX + 64], tmp[EVLOG_PATH_MAX + 72];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return err_set(err, errlen, "%s: %s", tmp, strerror(errno)), EVLOG_EIO;
+    }
+    if (write_fd_all(fd, buf, len) != 0 || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return err_set(err, errlen, "%s: %s", tmp, strerror(e)), EVLOG_EIO;
+    }
+    close(fd);
+    /* link() fails if the name exists, so "never replace" holds even against a concurrent
+     * writer of the same file. */
+    int rc = replace ? rename(tmp, path) : link(tmp, path);
+    int e = errno;
+    if (!replace || rc != 0) {
+        unlink(tmp);
+    }
+    if (rc != 0) {
+        if (!replace && e == EEXIST) {
+            return err_set(err, errlen, "%s: exists already (never replaced)", path), EVLOG_EINVAL;
+        }
+        return err_set(err, errlen, "%s: %s", path, strerror(e)), EVLOG_EIO;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        e = errno;
+        if (dfd >= 0) {
+            close(dfd);
+        }
+        return err_set(err, errlen, "%s: fsync: %s", dir, strerror(e)), EVLOG_EIO;
+    }
+    close(dfd);
+    return 0;
+}

@@ -1,0 +1,21 @@
+/* files.h -- small file helpers shared by the evidence module's offline tools (bundles,
+ * timestamps). Internal to src/evidence; not part of the module contract. Errors follow
+ * util/err.h and return the EVLOG_* codes of evidence/log.h. */
+#ifndef SINKD_EVIDENCE_FILES_H
+#define SINKD_EVIDENCE_FILES_H
+
+#include <stddef.h>
+
+/* Reads dir/rel whole into a malloc'd, NUL-terminated buffer; EVLOG_EINVAL if it is larger than
+ * max bytes (a hostile or damaged file cannot make the reader allocate without bound). */
+int evfile_read(const char *dir, const char *rel, char **out, size_t *len, size_t max, char *err,
+                size_t errlen);
+/* Creates dir/rel (which must not exist), writes buf and fsyncs it. */
+int evfile_write_new(const char *dir, const char *rel, const void *buf, size_t len, char *err,
+                     size_t errlen);
+/* Writes dir/rel through "<rel>.tmp", fsync, then either rename (replace) or link (never
+ * replace: EVLOG_EINVAL naming the file if it exists), and fsyncs the directory. */
+int evfile_write_durable(const char *dir, const char *rel, const void *buf, size_t len, int replace,
+                         char *err, size_t errlen);
+
+#endif
