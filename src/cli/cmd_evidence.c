@@ -27,38 +27,50 @@ static const char keygen_usage[] =
     "  --help         this text\n";
 
 static const char verify_usage[] =
-    "usage: sinkd verify LOG_DIR --key VKEY_FILE\n"
+    "usage: sinkd verify LOG_DIR --key VKEY_FILE [--tsa-ca FILE]\n"
     "\n"
     "Checks a C2SP tlog-tiles evidence log offline: every checkpoint's signature, every entry\n"
     "against its leaf hash, every tile against the level below, every checkpoint's root\n"
     "against the tree recomputed from the entries, and consistency between consecutive\n"
-    "checkpoints. Prints the first mismatch (file, byte, entry index) and exits 1 on any.\n"
+    "checkpoints; then every RFC 3161 timestamp in timestamps/ against the checkpoint it\n"
+    "covers (`sinkd timestamp`). Prints the first mismatch (file, byte, entry index) and exits\n"
+    "1 on any.\n"
     "\n"
-    "  --key FILE  the log's verifier key (state/keys/log.vkey)\n"
-    "  --help      this text\n";
+    "  --key FILE     the log's verifier key (state/keys/log.vkey)\n"
+    "  --tsa-ca FILE  PEM CA certificate(s) of the time-stamping authority: each timestamp's\n"
+    "                 signer must chain to one (without it, only each token's signature with\n"
+    "                 the certificate it carries is checked)\n"
+    "  --help         this text\n";
 
 static const char prove_usage[] =
     "usage: sinkd prove --state DIR (--bot KEY | --entry INDEX)... --out BUNDLE_DIR\n"
+    "                   [--checkpoint SIZE]\n"
     "\n"
     "Writes an evidence bundle: the chosen log entries, their inclusion proofs to the latest\n"
     "signed checkpoint, the checkpoint, the verifier key and a README explaining how to check\n"
-    "it by hand. --bot selects every record (contact, decision, command) of that bot key.\n"
+    "it by hand, plus the checkpoint's RFC 3161 timestamp if it has one (`sinkd timestamp`).\n"
+    "--bot selects every record (contact, decision, command) of that bot key.\n"
     "\n"
-    "  --state DIR    the sinkd state directory\n"
-    "  --bot KEY      32-hex bot key (as in `sinkd contacts`), may repeat\n"
-    "  --entry INDEX  one log entry, may repeat\n"
-    "  --out DIR      bundle directory to create\n"
-    "  --help         this text\n";
+    "  --state DIR        the sinkd state directory\n"
+    "  --bot KEY          32-hex bot key (as in `sinkd contacts`), may repeat\n"
+    "  --entry INDEX      one log entry, may repeat\n"
+    "  --out DIR          bundle directory to create\n"
+    "  --checkpoint SIZE  prove against the archived checkpoint of this size (e.g. a\n"
+    "                     timestamped one) instead of the latest\n"
+    "  --help             this text\n";
 
 static const char verify_bundle_usage[] =
-    "usage: sinkd verify-bundle BUNDLE_DIR [--key VKEY_FILE]\n"
+    "usage: sinkd verify-bundle BUNDLE_DIR [--key VKEY_FILE] [--tsa-ca FILE]\n"
     "\n"
     "Checks an evidence bundle: the checkpoint signature (with the bundle's log.vkey, or\n"
     "VKEY_FILE), each entry file against its leaf hash and each inclusion proof against the\n"
-    "signed root. Exits 1 on any mismatch.\n"
+    "signed root, and the checkpoint's RFC 3161 timestamp (checkpoint.tsr) if there is one.\n"
+    "Exits 1 on any mismatch.\n"
     "\n"
-    "  --key FILE  verifier key to trust instead of the bundle's own log.vkey\n"
-    "  --help      this text\n";
+    "  --key FILE     verifier key to trust instead of the bundle's own log.vkey\n"
+    "  --tsa-ca FILE  PEM CA certificate(s) of the time-stamping authority: the timestamp's\n"
+    "                 signer must chain to one\n"
+    "  --help         this text\n";
 
 static bool is_help(const char *a)
 {
@@ -120,9 +132,17 @@ int cmd_keygen(int argc, char **argv)
     return 0;
 }
 
+static void print_timestamp(void *ctx, uint64_t size, const struct evlog_timestamp *ts)
+{
+    (void)ctx;
+    printf("  timestamp: checkpoint %llu existed by %s, says %s (serial %s); %s\n",
+           (unsigned long long)size, ts->time_text, ts->tsa, ts->serial,
+           ts->chain_checked ? "signer chains to --tsa-ca" : "signer chain not checked");
+}
+
 int cmd_verify(int argc, char **argv)
 {
-    const char *dir = NULL, *key = NULL;
+    const char *dir = NULL, *key = NULL, *ca = NULL;
     for (int i = 1; i < argc; i++) {
         int rc = 0;
         const char *v;
@@ -131,6 +151,8 @@ int cmd_verify(int argc, char **argv)
             return 0;
         } else if ((v = opt_value("verify", argc, argv, &i, "--key", &rc)) != NULL) {
             key = v;
+        } else if ((v = opt_value("verify", argc, argv, &i, "--tsa-ca", &rc)) != NULL) {
+            ca = v;
         } else if (rc != 0) {
             return rc;
         } else if (argv[i][0] == '-') {
@@ -155,9 +177,15 @@ int cmd_verify(int argc, char **argv)
         fprintf(stderr, "sinkd verify: FAILED: %s: %s\n", dir, err);
         return 1;
     }
-    printf("sinkd verify: OK: %s: %llu entries, %llu checkpoints, %llu tile files checked\n", dir,
-           (unsigned long long)rep.entries, (unsigned long long)rep.checkpoints,
-           (unsigned long long)rep.tiles);
+    int stamps = evlog_ts_verify_dir(dir, ca, print_timestamp, NULL, err, sizeof err);
+    if (stamps < 0) {
+        fprintf(stderr, "sinkd verify: FAILED: %s: %s\n", dir, err);
+        return 1;
+    }
+    printf("sinkd verify: OK: %s: %llu entries, %llu checkpoints, %llu tile files, %d "
+           "timestamps checked\n",
+           dir, (unsigned long long)rep.entries, (unsigned long long)rep.checkpoints,
+           (unsigned long long)rep.tiles, stamps);
     return 0;
 }
 
@@ -200,6 +228,7 @@ static const char *record_bot_key(const struct record *rec)
 int cmd_prove(int argc, char **argv)
 {
     const char *state = NULL, *out = NULL;
+    uint64_t at_size = 0;
     const char *bots[64];
     size_t nbots = 0, n = 0;
     uint64_t *idx = calloc(PROVE_MAX_ENTRIES, sizeof *idx);
@@ -225,6 +254,10 @@ int cmd_prove(int argc, char **argv)
                 rc = cli_usage_error("prove", "--bot: '%s' is not a 32-hex bot key", v);
             } else {
                 bots[nbots++] = v;
+            }
+        } else if ((v = opt_value("prove", argc, argv, &i, "--checkpoint", &rc)) != NULL) {
+            if (!cli_parse_u64("prove", "checkpoint", v, 1, UINT64_MAX, &at_size)) {
+                rc = 2;
             }
         } else if ((v = opt_value("prove", argc, argv, &i, "--entry", &rc)) != NULL) {
             uint64_t e;
@@ -289,7 +322,7 @@ int cmd_prove(int argc, char **argv)
             return 1;
         }
     }
-    rc = evlog_bundle_write(state, idx, n, out, describe_record, NULL, err, sizeof err);
+    rc = evlog_bundle_write(state, at_size, idx, n, out, describe_record, NULL, err, sizeof err);
     free(idx);
     if (rc != 0) {
         fprintf(stderr, "sinkd prove: %s\n", err);
@@ -301,7 +334,7 @@ int cmd_prove(int argc, char **argv)
 
 int cmd_verify_bundle(int argc, char **argv)
 {
-    const char *dir = NULL, *key = NULL;
+    const char *dir = NULL, *key = NULL, *ca = NULL;
     for (int i = 1; i < argc; i++) {
         int rc = 0;
         const char *v;
@@ -310,6 +343,8 @@ int cmd_verify_bundle(int argc, char **argv)
             return 0;
         } else if ((v = opt_value("verify-bundle", argc, argv, &i, "--key", &rc)) != NULL) {
             key = v;
+        } else if ((v = opt_value("verify-bundle", argc, argv, &i, "--tsa-ca", &rc)) != NULL) {
+            ca = v;
         } else if (rc != 0) {
             return rc;
         } else if (argv[i][0] == '-') {
@@ -330,11 +365,14 @@ int cmd_verify_bundle(int argc, char **argv)
         return 1;
     }
     struct evlog_bundle_report rep;
-    if (evlog_bundle_verify(dir, key != NULL ? &vk : NULL, &rep, err, sizeof err) != 0) {
+    if (evlog_bundle_verify(dir, key != NULL ? &vk : NULL, ca, &rep, err, sizeof err) != 0) {
         fprintf(stderr, "sinkd verify-bundle: FAILED: %s: %s\n", dir, err);
         return 1;
     }
     printf("sinkd verify-bundle: OK: %llu entries included in the signed tree of size %llu\n",
            (unsigned long long)rep.entries, (unsigned long long)rep.tree_size);
+    if (rep.timestamped) {
+        print_timestamp(NULL, rep.tree_size, &rep.timestamp);
+    }
     return 0;
 }

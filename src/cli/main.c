@@ -21,6 +21,7 @@ static const struct subcommand subcommands[] = {
     {"verify", cmd_verify, "verify an evidence log offline"},
     {"prove", cmd_prove, "write an evidence bundle for one bot or entry"},
     {"verify-bundle", cmd_verify_bundle, "verify an evidence bundle offline"},
+    {"timestamp", cmd_timestamp, "have a TSA timestamp a checkpoint (RFC 3161)"},
 };
 
 static void usage(FILE *out)

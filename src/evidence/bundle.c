@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "evidence/files.h"
 #include "util/err.h"
@@ -52,8 +53,17 @@ static const char readme[] =
     "  4. The same checkpoint can be compared with the copy published by the log operator or\n"
     "     witnesses: a log never signs two different roots that are not consistent.\n"
     "\n"
+    "  5. Time (only if checkpoint.tsr is here): an RFC 3161 token in which a time-stamping\n"
+    "     authority states that SHA-256 of the file `checkpoint` existed at its genTime, so\n"
+    "     every entry above existed no later than that. With OpenSSL and the TSA's CA:\n"
+    "        openssl ts -verify -data checkpoint -in checkpoint.tsr -CAfile TSA_CA.pem\n"
+    "     (add `-attime <genTime as POSIX seconds>` once the TSA certificate has expired;\n"
+    "     `openssl ts -reply -in checkpoint.tsr -text` shows genTime; checkpoint.tsq is the\n"
+    "     request, whose nonce the token repeats).\n"
+    "\n"
     "Independent tools: Go golang.org/x/mod/sumdb/note + sumdb/tlog (CheckRecord), or a few\n"
-    "lines of Python with hashlib and the `cryptography` package (Ed25519).\n";
+    "lines of Python with hashlib and the `cryptography` package (Ed25519); OpenSSL for the\n"
+    "timestamp.\n";
 
 /* Entry `index` of a tree of `size`, read from its entry bundle. */
 static int read_entry(const char *log_dir, uint64_t size, uint64_t index, uint8_t *out, size_t *len,
@@ -95,7 +105,38 @@ static int read_entry(const char *log_dir, uint64_t size, uint64_t index, uint8_
     return 0;
 }
 
-int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
+/* Copies timestamps/<size>.tsr (and its .tsq) as checkpoint.tsr / .tsq, if the log has them. */
+static int copy_timestamp(const char *log_dir, uint64_t size, const char *out_dir, char *err,
+                          size_t errlen)
+{
+    static const char *const ext[] = {"tsr", "tsq"};
+    for (size_t i = 0; i < 2; i++) {
+        char rel[64], dst[32], path[EVLOG_PATH_MAX + 64], *buf;
+        size_t len;
+        snprintf(rel, sizeof rel, "timestamps/%llu.%s", (unsigned long long)size, ext[i]);
+        snprintf(path, sizeof path, "%s/%s", log_dir, rel);
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            if (i == 0) {
+                return 0; /* not timestamped */
+            }
+            continue;
+        }
+        int rc = evfile_read(log_dir, rel, &buf, &len, EVLOG_TS_RESP_MAX, err, errlen);
+        if (rc != 0) {
+            return rc;
+        }
+        snprintf(dst, sizeof dst, "checkpoint.%s", ext[i]);
+        rc = evfile_write_new(out_dir, dst, buf, len, err, errlen);
+        free(buf);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *indices, size_t n,
                        const char *out_dir,
                        int (*describe)(void *ctx, const uint8_t *entry, size_t len, char **out),
                        void *describe_ctx, char *err, size_t errlen)
@@ -114,7 +155,11 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
     }
     char *note = NULL, *vtext = NULL;
     size_t note_len, vlen;
-    rc = evfile_read(log_dir, "checkpoint", &note, &note_len, EVLOG_NOTE_MAX, err, errlen);
+    char cp_rel[64] = "checkpoint";
+    if (at_size != 0) {
+        snprintf(cp_rel, sizeof cp_rel, "checkpoints/%llu", (unsigned long long)at_size);
+    }
+    rc = evfile_read(log_dir, cp_rel, &note, &note_len, EVLOG_NOTE_MAX, err, errlen);
     if (rc != 0) {
         return rc;
     }
@@ -122,7 +167,7 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
     char e[256];
     if (evlog_checkpoint_open(note, note_len, &v, &cp, e, sizeof e) != 0) {
         free(note);
-        return err_set(err, errlen, "%s/checkpoint: %s", log_dir, e), EVLOG_EVERIFY;
+        return err_set(err, errlen, "%s/%s: %s", log_dir, cp_rel, e), EVLOG_EVERIFY;
     }
     rc = evfile_read(keys_dir, "log.vkey", &vtext, &vlen, 1024, err, errlen);
     if (rc != 0) {
@@ -147,10 +192,11 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
     for (size_t i = 0; rc == 0 && i < n; i++) {
         uint64_t idx = indices[i];
         if (idx >= cp.size) {
-            err_set(err, errlen,
-                    "entry %llu is not covered by the latest checkpoint (size %llu); "
-                    "publish a newer checkpoint first",
-                    (unsigned long long)idx, (unsigned long long)cp.size);
+            err_set(err, errlen, "entry %llu is not covered by %s (size %llu); %s",
+                    (unsigned long long)idx,
+                    at_size != 0 ? "that checkpoint" : "the latest checkpoint",
+                    (unsigned long long)cp.size,
+                    at_size != 0 ? "choose a later one" : "publish a newer checkpoint first");
             rc = EVLOG_EINVAL;
             break;
         }
@@ -222,6 +268,9 @@ int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
     }
     if (rc == 0) {
         rc = evfile_write_new(out_dir, "log.vkey", vtext, vlen, err, errlen);
+    }
+    if (rc == 0) {
+        rc = copy_timestamp(log_dir, cp.size, out_dir, err, errlen);
     }
     if (rc == 0) {
         rc = evfile_write_new(out_dir, "README.txt", readme, sizeof readme - 1, err, errlen);
@@ -350,9 +399,51 @@ static int check_entry_file(void *ctx, uint64_t index, const uint8_t leaf[32],
     return 0;
 }
 
-int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v,
+/* checkpoint.tsr, if the bundle has one, against the exact bytes of `checkpoint`. */
+static int check_bundle_timestamp(const char *dir, const char *note, size_t nlen,
+                                  const char *ca_file, struct evlog_bundle_report *rep, char *err,
+                                  size_t errlen)
+{
+    char path[EVLOG_PATH_MAX + 32], *resp = NULL, *req = NULL, e[512];
+    size_t resp_len, req_len = 0;
+    struct stat st;
+    snprintf(path, sizeof path, "%s/checkpoint.tsr", dir);
+    if (stat(path, &st) != 0) {
+        return 0;
+    }
+    int rc = evfile_read(dir, "checkpoint.tsr", &resp, &resp_len, EVLOG_TS_RESP_MAX, err, errlen);
+    snprintf(path, sizeof path, "%s/checkpoint.tsq", dir);
+    if (rc == 0 && stat(path, &st) == 0) {
+        rc = evfile_read(dir, "checkpoint.tsq", &req, &req_len, EVLOG_TS_REQ_MAX, err, errlen);
+    }
+    uint8_t digest[EVLOG_HASH_SIZE];
+    unsigned int dlen = 0;
+    if (rc == 0 && (EVP_Digest(note, nlen, digest, &dlen, EVP_sha256(), NULL) != 1 ||
+                    dlen != EVLOG_HASH_SIZE)) {
+        err_set(err, errlen, "SHA-256 of checkpoint failed");
+        rc = EVLOG_ECRYPTO;
+    }
+    if (rc == 0) {
+        rc = evlog_ts_check(digest, (const uint8_t *)req, req_len, (const uint8_t *)resp, resp_len,
+                            ca_file, &rep->timestamp, e, sizeof e);
+        if (rc != 0) {
+            err_set(err, errlen, "checkpoint.tsr: %s", e);
+        }
+    }
+    rep->timestamped = rc == 0;
+    free(resp);
+    free(req);
+    return rc;
+}
+
+int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v, const char *ca_file,
                         struct evlog_bundle_report *rep, char *err, size_t errlen)
 {
+    struct evlog_bundle_report own_rep;
+    if (rep == NULL) {
+        rep = &own_rep;
+    }
+    memset(rep, 0, sizeof *rep);
     struct evlog_verifier own;
     if (v == NULL) {
         char path[EVLOG_PATH_MAX + 16];
@@ -375,7 +466,11 @@ int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v,
         free(note);
         return err_set(err, errlen, "checkpoint: %s", e), EVLOG_EVERIFY;
     }
+    rc = check_bundle_timestamp(dir, note, nlen, ca_file, rep, err, errlen);
     free(note);
+    if (rc != 0) {
+        return rc;
+    }
     rc = evfile_read(dir, "bundle.json", &json, &jlen, MANIFEST_MAX, err, errlen);
     if (rc != 0) {
         return rc;
@@ -389,9 +484,7 @@ int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v,
         err_set(err, errlen, "bundle.json: tree head differs from the signed checkpoint");
         rc = EVLOG_EVERIFY;
     }
-    if (rep != NULL) {
-        rep->entries = rc == 0 ? count : 0;
-        rep->tree_size = cp.size;
-    }
+    rep->entries = rc == 0 ? count : 0;
+    rep->tree_size = cp.size;
     return rc;
 }

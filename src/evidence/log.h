@@ -270,7 +270,8 @@ int evlog_ts_check(const uint8_t digest[EVLOG_HASH_SIZE], const uint8_t *req, si
 
 /* Writes a request for checkpoints/<size> (size 0: the latest checkpoint) to
  * log/timestamps/<size>.tsq, replacing a pending request for that size; *size_out receives the
- * size and *req (malloc'd) the request. Refuses a checkpoint that has a reply already. */
+ * size and *req (malloc'd) the request. Returns 0, or 1 (with *size_out set, err saying so,
+ * nothing written) if that checkpoint has a reply already, or a negative code. */
 int evlog_ts_prepare(const char *log_dir, uint64_t size, uint64_t *size_out, uint8_t **req,
                      size_t *req_len, char *err, size_t errlen);
 /* The size of the newest pending request (a .tsq without its .tsr) in *size_out; EVLOG_EINVAL if
@@ -303,20 +304,25 @@ int evlog_verify_dir(const char *log_dir, const struct evlog_verifier *v,
                      struct evlog_verify_report *rep, char *err, size_t errlen);
 
 /* Writes an evidence bundle to out_dir (created; must not exist or be empty): entries/<i>.bin,
- * bundle.json (inclusion proofs to the latest checkpoint), checkpoint, log.vkey, README.txt.
+ * bundle.json (inclusion proofs to the latest checkpoint, or to checkpoints/<at_size> if
+ * at_size != 0), checkpoint, log.vkey, README.txt, and checkpoint.tsr / .tsq if that checkpoint
+ * has an RFC 3161 timestamp.
  * `describe(ctx, entry, len, out, cap)` may add a human rendering (entries/<i>.json); may be
  * NULL. */
-int evlog_bundle_write(const char *state_dir, const uint64_t *indices, size_t n,
+int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *indices, size_t n,
                        const char *out_dir,
                        int (*describe)(void *ctx, const uint8_t *entry, size_t len, char **out),
                        void *describe_ctx, char *err, size_t errlen);
 
 struct evlog_bundle_report {
-    uint64_t entries;   /* entries whose inclusion was verified */
-    uint64_t tree_size; /* checkpoint size they were proved against */
+    uint64_t entries;                 /* entries whose inclusion was verified */
+    uint64_t tree_size;               /* checkpoint size they were proved against */
+    bool timestamped;                 /* checkpoint.tsr present and checked */
+    struct evlog_timestamp timestamp; /* what it says, if timestamped */
 };
-/* Verifies a bundle directory against its own log.vkey (or `v` if non-NULL). */
-int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v,
+/* Verifies a bundle directory against its own log.vkey (or `v` if non-NULL), and its
+ * checkpoint.tsr if present (evlog_ts_check; ca_file may be NULL). */
+int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v, const char *ca_file,
                         struct evlog_bundle_report *rep, char *err, size_t errlen);
 /* Pure check of a bundle.json manifest text (used by verify and the fuzzer): parses it and
  * verifies every proof against `cp`, with entry bytes supplied by the manifest's leaf hashes. */

@@ -329,10 +329,10 @@ int evlog_ts_prepare(const char *log_dir, uint64_t size, uint64_t *size_out, uin
         }
         /* The checkpoint text is the note up to its blank line. */
         char *blank = strstr(note, "\n\n");
-        struct evlog_checkpoint cp;
-        char e[256];
+        struct evlog_checkpoint cp = {0};
+        char e[256] = "not a signed note";
         rc = blank == NULL
-                 ? err_set(e, sizeof e, "not a signed note")
+                 ? EVLOG_EINVAL
                  : evlog_checkpoint_parse(note, (size_t)(blank - note) + 1, &cp, e, sizeof e);
         free(note);
         if (rc != 0) {
@@ -348,9 +348,10 @@ int evlog_ts_prepare(const char *log_dir, uint64_t size, uint64_t *size_out, uin
     char rel[64];
     snprintf(rel, sizeof rel, TS_DIR "/%llu.tsr", (unsigned long long)size);
     if (file_exists(log_dir, rel)) {
-        return err_set(err, errlen, "%s/%s: checkpoint %llu is timestamped already", log_dir, rel,
-                       (unsigned long long)size),
-               EVLOG_EINVAL;
+        *size_out = size;
+        err_set(err, errlen, "%s/%s: checkpoint %llu is timestamped already", log_dir, rel,
+                (unsigned long long)size);
+        return 1;
     }
     char dir[EVLOG_PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/" TS_DIR, log_dir);
