@@ -77,6 +77,9 @@ static const char serve_usage[] =
     "  --allow-root             run as root anyway (tests, throwaway sandboxes)\n"
     "  --seccomp kill|log|off   system-call allow-list on every thread once started (default\n"
     "                           kill: a call off the list ends the process; log: kernel logs it)\n"
+    "  --metrics-listen HOST:PORT  answer GET /metrics (Prometheus text: counts, log and\n"
+    "                           registry state; no victim data) on this address; off by\n"
+    "                           default; bind it to loopback or a management network\n"
     "  --ready-file FILE        write the server's pid to FILE once listening\n"
     "  --help                   this text\n"
     "\n"
@@ -213,11 +216,13 @@ int cmd_serve(int argc, char **argv)
         OPT_SYN_BAN_MAX,
         OPT_ALLOW_ROOT,
         OPT_SECCOMP,
+        OPT_METRICS,
         OPT_HELP,
     };
     static const struct option options[] = {
         {"state", required_argument, NULL, OPT_STATE},
         {"listen", required_argument, NULL, OPT_LISTEN},
+        {"metrics-listen", required_argument, NULL, OPT_METRICS},
         {"trusted-proxy", required_argument, NULL, OPT_TRUSTED},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"node", required_argument, NULL, OPT_NODE},
@@ -325,6 +330,12 @@ int cmd_serve(int argc, char **argv)
                 return cli_usage_error("serve", "--listen: %s", err);
             }
             cfg.nlisten++;
+            break;
+        case OPT_METRICS:
+            if (net_addr_parse_hostport(optarg, &cfg.metrics_listen, err, sizeof(err)) != 0) {
+                return cli_usage_error("serve", "--metrics-listen: %s", err);
+            }
+            cfg.metrics = true;
             break;
         case OPT_TRUSTED:
             if (cfg.ntrusted == SERVER_MAX_TRUSTED) {

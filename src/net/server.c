@@ -28,6 +28,7 @@
 #include "evidence/log.h"
 #include "net/banlist.h"
 #include "net/ipcount.h"
+#include "net/metrics.h"
 #include "net/pipeline.h"
 #include "net/proxy.h"
 #include "net/sandbox.h"
@@ -193,6 +194,9 @@ struct worker {
     uint32_t log_suppressed;
     uint64_t seed;
     struct worker_stats stats;
+    /* A copy of `stats` the sweep timer publishes for GET /metrics (read on the main loop). */
+    pthread_mutex_t published_mu;
+    struct worker_stats published;
     uint8_t readbuf[READ_SLAB];
     uint8_t scratch[PROTO_SCRATCH_SIZE];
 };
@@ -226,9 +230,11 @@ struct server {
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_signal_t sighup;
-    uv_timer_t trim;            /* hands freed heap back after a burst (on_trim_tick) */
-    uint64_t trim_entries;      /* log entries at the last trim */
-    uint64_t trim_tick_entries; /* ... at the last tick */
+    struct metrics_server *metrics; /* GET /metrics on the main loop; NULL: off */
+    int64_t started_s;              /* POSIX time of the start, for the metrics */
+    uv_timer_t trim;                /* hands freed heap back after a burst (on_trim_tick) */
+    uint64_t trim_entries;          /* log entries at the last trim */
+    uint64_t trim_tick_entries;     /* ... at the last tick */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -1517,6 +1523,9 @@ static void on_sweep(uv_timer_t *t)
 {
     struct worker *w = t->data;
     uint64_t now = uv_now(&w->loop);
+    pthread_mutex_lock(&w->published_mu);
+    w->published = w->stats;
+    pthread_mutex_unlock(&w->published_mu);
     flush_suppressed(w, now);
     ipcount_sweep(w->srv->ipcount, &w->srv->iplimits, now, w->sweep_ticks++);
     expire(w, &w->header_list, now, "header timeout: no complete message in time");
@@ -1647,6 +1656,7 @@ static int worker_init(struct server *srv, struct worker *w, unsigned id, int *f
 {
     w->id = id;
     w->srv = srv;
+    pthread_mutex_init(&w->published_mu, NULL);
     w->seed = ((uint64_t)id + 1) * 0x2545F4914F6CDD1Dull ^ event_now_us();
     /* Shares that add up to exactly the budget server_fit_fd_limit kept descriptors for. */
     uint32_t hold_max = srv->cfg->limits.refuse_hold_max;
@@ -1911,6 +1921,7 @@ static void on_signal(uv_signal_t *s, int signum)
         return;
     }
     fprintf(srv->cfg->log, "sinkd: %s: draining\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    metrics_server_close(srv->metrics);
     for (unsigned i = 0; i < srv->nworkers; i++) {
         uv_async_send(&srv->workers[i].stop);
     }
@@ -1964,29 +1975,33 @@ static void started_detail(const struct server *srv, char *out, size_t len)
     json_decref(o);
 }
 
+static void stats_add(struct worker_stats *t, const struct worker_stats *s)
+{
+    t->accepted += s->accepted;
+    t->rejected += s->rejected;
+    t->held += s->held;
+    t->contacts += s->contacts;
+    for (int k = 0; k < 4; k++) {
+        t->by_type[k] += s->by_type[k];
+    }
+    t->bad_peers += s->bad_peers;
+    t->timeouts += s->timeouts;
+    t->replies += s->replies;
+    for (int k = 0; k < 8; k++) {
+        t->decisions[k] += s->decisions[k];
+    }
+    t->commands_sent += s->commands_sent;
+    t->commands_failed += s->commands_failed;
+}
+
 static void stopped_detail(const struct server *srv, char *out, size_t len)
 {
     struct worker_stats t;
     memset(&t, 0, sizeof(t));
     uint64_t pool_peak = 0;
     for (unsigned i = 0; i < srv->nworkers; i++) {
-        const struct worker_stats *s = &srv->workers[i].stats;
         pool_peak += srv->workers[i].pool.allocated;
-        t.accepted += s->accepted;
-        t.rejected += s->rejected;
-        t.held += s->held;
-        t.contacts += s->contacts;
-        for (int k = 0; k < 4; k++) {
-            t.by_type[k] += s->by_type[k];
-        }
-        t.bad_peers += s->bad_peers;
-        t.timeouts += s->timeouts;
-        t.replies += s->replies;
-        for (int k = 0; k < 8; k++) {
-            t.decisions[k] += s->decisions[k];
-        }
-        t.commands_sent += s->commands_sent;
-        t.commands_failed += s->commands_failed;
+        stats_add(&t, &srv->workers[i].stats);
     }
     const struct pipeline_stats *ps = pipeline_stats(srv->pipe);
     struct hist lat;
@@ -2048,6 +2063,115 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
                 "(--syn-ban-max reached)\n",
                 (unsigned long long)bs.bans, (unsigned long long)bs.banned,
                 (unsigned long long)bs.full);
+    }
+}
+
+/* GET /metrics: the workers' counters as of their last sweep (<= SWEEP_MS old), the evidence
+ * writer's and the registry follower's as of now. Counts and states only (docs/metrics.md). */
+static void render_metrics(void *ctx, struct metrics_text *m)
+{
+    struct server *srv = ctx;
+    struct worker_stats t;
+    memset(&t, 0, sizeof(t));
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        pthread_mutex_lock(&w->published_mu);
+        stats_add(&t, &w->published);
+        pthread_mutex_unlock(&w->published_mu);
+    }
+    char labels[96];
+    snprintf(labels, sizeof(labels), "version=\"%s\",family=\"%s\"", SINKD_VERSION,
+             srv->family->name);
+    metrics_family(m, "sinkd_build_info", "gauge", "Version and protocol family; always 1.");
+    metrics_sample(m, "sinkd_build_info", labels, 1);
+    metrics_family(m, "sinkd_start_time_seconds", "gauge", "When serve started (POSIX time).");
+    metrics_sample(m, "sinkd_start_time_seconds", NULL, (uint64_t)srv->started_s);
+    metrics_family(m, "sinkd_connections_open", "gauge", "Bot connections open now.");
+    metrics_sample(m, "sinkd_connections_open", NULL, atomic_load(&srv->nconns));
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } counters[] = {
+        {"sinkd_connections_accepted_total", "Bot connections accepted.",
+         offsetof(struct worker_stats, accepted)},
+        {"sinkd_connections_rejected_total",
+         "Connections refused by a limit (max connections, per address, rate).",
+         offsetof(struct worker_stats, rejected)},
+        {"sinkd_connections_held_total", "Refused or bad peers held until their reset.",
+         offsetof(struct worker_stats, held)},
+        {"sinkd_bad_peers_total", "Connections closed for breaking the protocol.",
+         offsetof(struct worker_stats, bad_peers)},
+        {"sinkd_timeouts_total", "Connections closed by the header or idle timeout.",
+         offsetof(struct worker_stats, timeouts)},
+        {"sinkd_replies_total", "Replies sent to bots, each after its record was durable.",
+         offsetof(struct worker_stats, replies)},
+        {"sinkd_commands_sent_total",
+         "Remediation commands sent (each behind a durable send "
+         "decision).",
+         offsetof(struct worker_stats, commands_sent)},
+        {"sinkd_commands_failed_total", "Remediation commands decided but not delivered.",
+         offsetof(struct worker_stats, commands_failed)},
+    };
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&t + counters[i].offset, sizeof(v));
+        metrics_family(m, counters[i].name, "counter", counters[i].help);
+        metrics_sample(m, counters[i].name, NULL, v);
+    }
+    metrics_family(m, "sinkd_contacts_total", "counter", "Bot messages recorded, by type.");
+    for (unsigned k = CONTACT_MSG_OTHER; k <= CONTACT_MSG_HEARTBEAT; k++) {
+        snprintf(labels, sizeof(labels), "type=\"%s\"", event_msg_type_name((uint8_t)k));
+        metrics_sample(m, "sinkd_contacts_total", labels, t.by_type[k]);
+    }
+    metrics_family(m, "sinkd_decisions_total", "counter",
+                   "Remediation decisions made durable, by verdict.");
+    for (unsigned k = VERDICT_SEND; k <= VERDICT_ALREADY_SENT; k++) {
+        snprintf(labels, sizeof(labels), "verdict=\"%s\"", event_verdict_name((uint8_t)k));
+        metrics_sample(m, "sinkd_decisions_total", labels, t.decisions[k]);
+    }
+    const struct pipeline_stats *ps = pipeline_stats(srv->pipe);
+    metrics_family(m, "sinkd_log_entries", "gauge", "Durable entries in the evidence log.");
+    metrics_sample(m, "sinkd_log_entries", NULL, atomic_load(&ps->log_size));
+    metrics_family(m, "sinkd_log_commits_total", "counter", "Group commits (one fdatasync each).");
+    metrics_sample(m, "sinkd_log_commits_total", NULL, atomic_load(&ps->batches));
+    metrics_family(m, "sinkd_log_commit_errors_total", "counter",
+                   "Failed commits (disk full, I/O error); nothing is acknowledged meanwhile.");
+    metrics_sample(m, "sinkd_log_commit_errors_total", NULL, atomic_load(&ps->commit_errors));
+    metrics_family(m, "sinkd_log_stalled", "gauge",
+                   "1 while commits fail and bots get no replies (alert on this).");
+    metrics_sample(m, "sinkd_log_stalled", NULL, atomic_load(&ps->stalled) != 0);
+    struct hist lat;
+    pipeline_durable_latency(srv->pipe, &lat);
+    metrics_family(m, "sinkd_log_durable_latency_microseconds", "gauge",
+                   "Contact-to-durable latency over all records since the start, by quantile.");
+    metrics_sample(m, "sinkd_log_durable_latency_microseconds", "quantile=\"0.5\"",
+                   hist_percentile(&lat, 0.50));
+    metrics_sample(m, "sinkd_log_durable_latency_microseconds", "quantile=\"0.99\"",
+                   hist_percentile(&lat, 0.99));
+    metrics_family(m, "sinkd_log_durable_latency_max_microseconds", "gauge",
+                   "The largest contact-to-durable latency since the start.");
+    metrics_sample(m, "sinkd_log_durable_latency_max_microseconds", NULL, lat.max);
+    if (srv->registry != NULL) {
+        struct registry_follow_stats rs;
+        registry_follow_stats(srv->registry, &rs);
+        metrics_family(m, "sinkd_registry_up", "gauge",
+                       "1 while the registry follower runs, 0 once it stopped on an error.");
+        metrics_sample(m, "sinkd_registry_up", NULL, rs.error == 0);
+        metrics_family(m, "sinkd_registry_applied_entries", "gauge",
+                       "Log entries the victim registry has applied.");
+        metrics_sample(m, "sinkd_registry_applied_entries", NULL, rs.applied_index);
+        metrics_family(m, "sinkd_registry_lag_entries", "gauge",
+                       "Durable entries not yet applied to the registry at its last commit.");
+        metrics_sample(m, "sinkd_registry_lag_entries", NULL, rs.lag);
+    }
+    if (srv->banlist != NULL) {
+        struct banlist_stats bs;
+        banlist_stats(srv->banlist, &bs);
+        metrics_family(m, "sinkd_listener_bans", "gauge",
+                       "Addresses whose SYNs the listeners drop now.");
+        metrics_sample(m, "sinkd_listener_bans", NULL, bs.banned);
+        metrics_family(m, "sinkd_listener_bans_total", "counter", "Listener bans made.");
+        metrics_sample(m, "sinkd_listener_bans_total", NULL, bs.bans);
     }
 }
 
@@ -2261,6 +2385,17 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         srv->bound_wildcard[l] =
             memcmp(cfg->listen[l].ip, any, cfg->listen[l].family == AF_INET ? 4 : 16) == 0;
     }
+    if (cfg->metrics) {
+        uint16_t mport = 0;
+        if (metrics_server_open(&srv->metrics, &cfg->metrics_listen, &mport, err, errlen) != 0) {
+            goto out;
+        }
+        char ip[NET_ADDR_STRLEN];
+        net_addr_format_ip(&cfg->metrics_listen, ip);
+        fprintf(cfg->log, "sinkd: metrics on http://%s%s%s:%u/metrics\n",
+                cfg->metrics_listen.family == AF_INET6 ? "[" : "", ip,
+                cfg->metrics_listen.family == AF_INET6 ? "]" : "", mport);
+    }
     if (srv->banlist != NULL && attach_synfilter(srv, fds, ban_max, detail, sizeof(detail)) != 0) {
         fprintf(cfg->log, "sinkd: listener bans off: %s\n", detail);
         banlist_free(srv->banlist);
@@ -2341,6 +2476,11 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
     uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
     uv_signal_start(&srv->sighup, on_signal, SIGHUP);
+    srv->started_s = (int64_t)(event_now_us() / 1000000);
+    if (srv->metrics != NULL && metrics_server_start(srv->metrics, &srv->main_loop, render_metrics,
+                                                     srv, err, errlen) != 0) {
+        goto out;
+    }
     uv_timer_init(&srv->main_loop, &srv->trim);
     srv->trim.data = srv;
     uv_timer_start(&srv->trim, on_trim_tick, TRIM_TICK_MS, TRIM_TICK_MS);
@@ -2424,13 +2564,16 @@ out:
             }
             uv_loop_close(&w->loop);
             conn_pool_destroy(&w->pool);
+            pthread_mutex_destroy(&w->published_mu);
         }
     }
     if (main_loop_ready) {
+        metrics_server_close(srv->metrics);
         uv_walk(&srv->main_loop, walk_close, NULL);
         uv_run(&srv->main_loop, UV_RUN_DEFAULT);
         uv_loop_close(&srv->main_loop);
     }
+    metrics_server_free(srv->metrics);
     if (srv->log != NULL) {
         char close_err[256];
         if (evlog_close(srv->log, close_err, sizeof(close_err)) != 0) {

@@ -56,6 +56,10 @@ struct server_config {
     size_t ntrusted;
     unsigned workers;
     struct net_limits limits;
+    /* GET /metrics (Prometheus text) on this address when `metrics` is set (docs/metrics.md);
+     * off by default. It shows counts, never a victim's address. */
+    bool metrics;
+    struct net_addr metrics_listen;
     struct plugx_config plugx;
     uint32_t checkpoint_every;       /* entries */
     uint32_t checkpoint_interval_ms; /* or this long */

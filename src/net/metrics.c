@@ -1,0 +1,384 @@
+/* metrics.c -- GET /metrics for the operator (see metrics.h): a small HTTP/1.1 responder on the
+ * server's main loop. One request per connection, answered and closed; everything a peer can
+ * make grow (connections, request bytes, time) is bounded. */
+#include "net/metrics.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <http_parser.h>
+
+#include "util/err.h"
+
+/* ---- exposition text ---------------------------------------------------------------------- */
+
+static void text_append(struct metrics_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void text_append(struct metrics_text *t, const char *fmt, ...)
+{
+    if (t->truncated) {
+        return;
+    }
+    for (;;) {
+        size_t room = t->cap - t->len;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = room > 0 ? vsnprintf(t->buf + t->len, room, fmt, ap) : -1;
+        va_end(ap);
+        if (n >= 0 && (size_t)n < room) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap == 0 ? 4096 : t->cap * 2;
+        char *grown = cap <= METRICS_BODY_MAX ? realloc(t->buf, cap) : NULL;
+        if (grown == NULL) {
+            t->truncated = true;
+            if (t->buf != NULL) {
+                t->buf[t->len] = '\0'; /* the partial line is cut off */
+            }
+            return;
+        }
+        t->buf = grown;
+        t->cap = cap;
+    }
+}
+
+void metrics_family(struct metrics_text *t, const char *name, const char *type, const char *help)
+{
+    text_append(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void metrics_sample(struct metrics_text *t, const char *name, const char *labels, uint64_t value)
+{
+    if (labels != NULL) {
+        text_append(t, "%s{%s} %llu\n", name, labels, (unsigned long long)value);
+    } else {
+        text_append(t, "%s %llu\n", name, (unsigned long long)value);
+    }
+}
+
+void metrics_text_free(struct metrics_text *t)
+{
+    free(t->buf);
+    memset(t, 0, sizeof(*t));
+}
+
+/* ---- requests ----------------------------------------------------------------------------- */
+
+struct route_state {
+    const char *url;
+    size_t url_len;
+    bool head_done;
+};
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct route_state *s = p->data;
+    if (s->url == NULL) {
+        s->url = at;
+    }
+    s->url_len = (size_t)(at + len - s->url);
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct route_state *s = p->data;
+    s->head_done = true;
+    http_parser_pause(p, 1); /* the head is all we need; a body is never read */
+    return 0;
+}
+
+enum metrics_route metrics_route_request(const char *buf, size_t len)
+{
+    http_parser_settings settings;
+    memset(&settings, 0, sizeof(settings));
+    settings.on_url = on_url;
+    settings.on_headers_complete = on_headers_complete;
+    struct route_state s = {0};
+    http_parser p;
+    http_parser_init(&p, HTTP_REQUEST);
+    p.data = &s;
+    size_t n = len > METRICS_REQUEST_MAX ? METRICS_REQUEST_MAX : len;
+    http_parser_execute(&p, &settings, buf, n);
+    enum http_errno e = HTTP_PARSER_ERRNO(&p);
+    if (!s.head_done) {
+        return e == HPE_OK && len < METRICS_REQUEST_MAX ? METRICS_NEED_MORE : METRICS_BAD_REQUEST;
+    }
+    if (p.http_major != 1) {
+        return METRICS_BAD_REQUEST;
+    }
+    if (p.method != HTTP_GET) {
+        return METRICS_BAD_METHOD;
+    }
+    static const char path[] = "/metrics";
+    size_t plen = sizeof(path) - 1;
+    if (s.url_len >= plen && memcmp(s.url, path, plen) == 0 &&
+        (s.url_len == plen || s.url[plen] == '?')) {
+        return METRICS_SERVE;
+    }
+    return METRICS_NOT_FOUND;
+}
+
+/* ---- the listener ------------------------------------------------------------------------- */
+
+struct metrics_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_write_t write;
+    struct metrics_server *m;
+    struct metrics_conn *next, *prev;
+    char head[256];
+    struct metrics_text body;
+    size_t len;
+    unsigned open_handles; /* tcp + timer; freed when both are closed */
+    bool answered;
+    char req[METRICS_REQUEST_MAX];
+};
+
+struct metrics_server {
+    int fd;
+    uv_tcp_t listener;
+    bool listening, closing;
+    uv_loop_t *loop;
+    metrics_render_fn render;
+    void *ctx;
+    struct metrics_conn *conns;
+    unsigned nconns;
+};
+
+int metrics_server_open(struct metrics_server **out, const struct net_addr *addr,
+                        uint16_t *bound_port, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    char ip[NET_ADDR_STRLEN];
+    net_addr_format_ip(addr, ip);
+    net_addr_to_sockaddr(addr, &ss, &sslen);
+    int fd = socket(addr->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        return err_set(err, errlen, "metrics listen %s:%u: socket: %s", ip, addr->port,
+                       strerror(errno));
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (addr->family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 64) != 0) {
+        int e = errno;
+        close(fd);
+        return err_set(err, errlen, "metrics listen %s:%u: %s", ip, addr->port, strerror(e));
+    }
+    struct sockaddr_storage got;
+    socklen_t gotlen = sizeof(got);
+    struct net_addr g = *addr;
+    if (getsockname(fd, (struct sockaddr *)&got, &gotlen) == 0) {
+        net_addr_from_sockaddr(&g, (struct sockaddr *)&got);
+    }
+    struct metrics_server *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        close(fd);
+        return err_set(err, errlen, "out of memory");
+    }
+    m->fd = fd;
+    *bound_port = g.port;
+    *out = m;
+    return 0;
+}
+
+static void conn_free_after_close(uv_handle_t *h)
+{
+    struct metrics_conn *c = h->data;
+    if (--c->open_handles == 0) {
+        metrics_text_free(&c->body);
+        free(c);
+    }
+}
+
+static void conn_close(struct metrics_conn *c, bool reset)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) {
+        return;
+    }
+    struct metrics_server *m = c->m;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        m->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    m->nconns--;
+    if (reset) {
+        uv_tcp_close_reset(&c->tcp, conn_free_after_close);
+    } else {
+        uv_close((uv_handle_t *)&c->tcp, conn_free_after_close);
+    }
+    uv_close((uv_handle_t *)&c->timer, conn_free_after_close);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    (void)status;
+    conn_close(req->data, false);
+}
+
+static void respond(struct metrics_conn *c, enum metrics_route route)
+{
+    static const char *const status[] = {
+        [METRICS_SERVE] = "200 OK",
+        [METRICS_NOT_FOUND] = "404 Not Found",
+        [METRICS_BAD_METHOD] = "405 Method Not Allowed",
+        [METRICS_BAD_REQUEST] = "400 Bad Request",
+    };
+    c->answered = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    const char *ctype = "text/plain; charset=utf-8";
+    if (route == METRICS_SERVE) {
+        c->m->render(c->m->ctx, &c->body);
+        ctype = "text/plain; version=0.0.4; charset=utf-8";
+    } else {
+        text_append(&c->body, "%s\n", status[route]);
+    }
+    snprintf(c->head, sizeof(c->head),
+             "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n"
+             "\r\n",
+             status[route], ctype, c->body.len,
+             route == METRICS_BAD_METHOD ? "Allow: GET\r\n" : "");
+    uv_buf_t bufs[2] = {
+        uv_buf_init(c->head, (unsigned)strlen(c->head)),
+        uv_buf_init(c->body.buf != NULL ? c->body.buf : c->head, (unsigned)c->body.len)};
+    c->write.data = c;
+    if (uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, c->body.len > 0 ? 2 : 1, on_written) !=
+        0) {
+        conn_close(c, true);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct metrics_conn *c = h->data;
+    *buf = uv_buf_init(c->req + c->len, (unsigned)(sizeof(c->req) - c->len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct metrics_conn *c = s->data;
+    if (n < 0) {
+        conn_close(c, true);
+        return;
+    }
+    c->len += (size_t)n;
+    enum metrics_route r = metrics_route_request(c->req, c->len);
+    if (r == METRICS_NEED_MORE && c->len == sizeof(c->req)) {
+        r = METRICS_BAD_REQUEST;
+    }
+    if (r != METRICS_NEED_MORE) {
+        respond(c, r);
+    }
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    conn_close(t->data, true);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct metrics_server *m = server->data;
+    if (status < 0) {
+        return;
+    }
+    struct metrics_conn *c = m->nconns < METRICS_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+    if (c == NULL) {
+        /* Over the bound (or out of memory): take the connection and drop it at once. */
+        uv_tcp_t *drop = malloc(sizeof(*drop));
+        if (drop != NULL && uv_tcp_init(m->loop, drop) == 0) {
+            if (uv_accept(server, (uv_stream_t *)drop) == 0) {
+                uv_tcp_close_reset(drop, (uv_close_cb)free);
+            } else {
+                uv_close((uv_handle_t *)drop, (uv_close_cb)free);
+            }
+        } else {
+            free(drop);
+        }
+        return;
+    }
+    c->m = m;
+    uv_tcp_init(m->loop, &c->tcp);
+    uv_timer_init(m->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->open_handles = 2;
+    c->next = m->conns;
+    if (m->conns != NULL) {
+        m->conns->prev = c;
+    }
+    m->conns = c;
+    m->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c, false);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timeout, METRICS_TIMEOUT_MS, 0);
+}
+
+int metrics_server_start(struct metrics_server *m, uv_loop_t *loop, metrics_render_fn render,
+                         void *ctx, char *err, size_t errlen)
+{
+    m->loop = loop;
+    m->render = render;
+    m->ctx = ctx;
+    int rc = uv_tcp_init(loop, &m->listener);
+    if (rc == 0) {
+        m->listener.data = m;
+        rc = uv_tcp_open(&m->listener, m->fd);
+        if (rc != 0) {
+            uv_close((uv_handle_t *)&m->listener, NULL);
+        }
+    }
+    if (rc == 0) {
+        m->fd = -1; /* the handle owns it */
+        m->listening = true;
+        rc = uv_listen((uv_stream_t *)&m->listener, 64, on_connection);
+    }
+    if (rc != 0) {
+        return err_set(err, errlen, "metrics listener: %s", uv_strerror(rc));
+    }
+    return 0;
+}
+
+void metrics_server_close(struct metrics_server *m)
+{
+    if (m == NULL || m->closing) {
+        return;
+    }
+    m->closing = true;
+    while (m->conns != NULL) {
+        conn_close(m->conns, true);
+    }
+    if (m->listening && !uv_is_closing((uv_handle_t *)&m->listener)) {
+        uv_close((uv_handle_t *)&m->listener, NULL);
+    }
+}
+
+void metrics_server_free(struct metrics_server *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    if (m->fd >= 0) {
+        close(m->fd);
+    }
+    free(m);
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# metrics_test.sh -- GET /metrics on a running server: valid Prometheus text whose counters agree
+# with what the swarm saw and what the log holds; 404 / 405 / 400 for anything else; a flood of
+# silent connections to the metrics port is bounded (METRICS_MAX_CONNS, then dropped at once;
+# timed out after METRICS_TIMEOUT_MS) and costs honest bots nothing; a metrics port in use stops
+# serve from starting, naming it.
+source "$(dirname "$0")/lib.sh"
+state="$E2E_DIR/state"
+port=$(free_port)
+mport=$(free_port)
+start_server "$state" "$port" --workers 2 --metrics-listen "127.0.0.1:$mport"
+grep -q "metrics on http://127.0.0.1:$mport/metrics" "$E2E_DIR/serve.log" || fail "no metrics line in the log"
+"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 300 --duration 3 --concurrency 300 \
+    --source-net 127.0.1.0/24 --json "$E2E_DIR/swarm.json" >/dev/null || fail "swarm exited non-zero"
+sleep 0.6 # the workers publish their counters every 250 ms
+"$SINKD_BINARY" contacts --state "$state" --summary >"$E2E_DIR/summary.json" || fail "contacts --summary"
+
+python3 - "$mport" "$E2E_DIR/swarm.json" "$E2E_DIR/summary.json" <<'PY' || fail "metrics do not agree"
+import json, re, socket, sys, time, urllib.request, urllib.error
+port = int(sys.argv[1])
+swarm = json.load(open(sys.argv[2]))
+summary = json.load(open(sys.argv[3]))
+base = f"http://127.0.0.1:{port}"
+def check(cond, what):
+    if not cond:
+        print("check failed:", what, file=sys.stderr)
+        sys.exit(1)
+r = urllib.request.urlopen(base + "/metrics", timeout=5)
+check(r.status == 200, "status")
+check(r.headers["Content-Type"].startswith("text/plain; version=0.0.4"), "content type")
+text = r.read().decode()
+m, typed = {}, set()
+for line in text.splitlines():
+    if line.startswith("# TYPE "):
+        typed.add(line.split()[2])
+        continue
+    if line.startswith("#"):
+        continue
+    g = re.fullmatch(r'([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? ([0-9]+)', line)
+    check(g is not None, f"not exposition format: {line!r}")
+    check(g.group(1) in typed, f"{g.group(1)} has no TYPE line")
+    m[g.group(1) + (g.group(2) or "")] = int(g.group(4))
+contacts = sum(v for k, v in m.items() if k.startswith("sinkd_contacts_total{"))
+check(swarm["bots_answered"] == 300, f"swarm answered {swarm['bots_answered']} of 300")
+check(m["sinkd_replies_total"] >= swarm["replies_received"] > 0,
+      f"replies {m['sinkd_replies_total']} < swarm's {swarm['replies_received']}")
+check(contacts == summary["contacts"], f"contacts {contacts} != log's {summary['contacts']}")
+check(m['sinkd_contacts_total{type="hello"}'] >= 300, "hellos")
+check(m["sinkd_connections_accepted_total"] >= 300, "accepted")
+check(m["sinkd_log_entries"] > contacts, "log entries (contacts + node records)")
+check(m["sinkd_log_stalled"] == 0 and m["sinkd_log_commit_errors_total"] == 0, "log healthy")
+check(m["sinkd_registry_up"] == 1, "registry up")
+check(m["sinkd_log_durable_latency_microseconds{quantile=\"0.99\"}"] > 0, "latency")
+check(m["sinkd_build_info{version=\"0.1.0\",family=\"plugx\"}"] == 1, "build info")
+check(abs(m["sinkd_start_time_seconds"] - time.time()) < 120, "start time")
+
+def status(method, path, body=None):
+    req = urllib.request.Request(base + path, method=method, data=body)
+    try:
+        return urllib.request.urlopen(req, timeout=5).status, None
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers
+check(status("GET", "/")[0] == 404, "404")
+code, headers = status("POST", "/metrics", b"x")
+check(code == 405 and headers["Allow"] == "GET", "405 with Allow")
+def raw(data):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(data)
+    got = b""
+    try:
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+    except ConnectionResetError:
+        pass
+    s.close()
+    return got
+check(raw(b"XYZ\r\n\r\n").startswith(b"HTTP/1.1 400 "), "400 for garbage")
+check(raw(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 9000).startswith(b"HTTP/1.1 400 "), "400 for a head over 8 KiB")
+
+# Silent connections: 8 are held, the 9th is dropped at once; all go after the timeout.
+held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(8)]
+time.sleep(0.3)
+extra = socket.create_connection(("127.0.0.1", port), timeout=1.5)
+try:
+    check(extra.recv(1) == b"", "a 9th connection got data")
+except ConnectionResetError:
+    pass
+except socket.timeout:
+    check(False, "a 9th connection was held, not dropped at once")
+t0 = time.time()
+for s in held:
+    try:
+        check(s.recv(1) == b"", "held connection got data")
+    except ConnectionResetError:
+        pass
+waited = time.time() - t0
+check(3.5 < waited + 0.3 < 8, f"silent connections closed after {waited:.1f} s (timeout 5 s)")
+r = urllib.request.urlopen(base + "/metrics", timeout=5)
+check(r.status == 200, "metrics after the flood")
+PY
+
+# Bots are served while the metrics port is flooded with silent connections.
+python3 - "$mport" <<'PY' &
+import socket, sys, time
+conns = []
+end = time.time() + 6
+while time.time() < end:
+    try:
+        conns.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1))
+    except OSError:
+        pass
+    conns = conns[-200:]
+    time.sleep(0.01)
+PY
+flood=$!
+E2E_PIDS+=("$flood")
+"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 100 --duration 3 --concurrency 100 \
+    --source-net 127.0.1.0/24 --json "$E2E_DIR/swarm2.json" >/dev/null || fail "swarm under metrics flood"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["bots_answered"]==100 and sum(d["errors"].values())==0 else 1)' \
+    "$E2E_DIR/swarm2.json" || fail "bots not all answered while the metrics port was flooded: $(cat "$E2E_DIR/swarm2.json")"
+wait "$flood" || true
+stop_server
+
+# A metrics port in use: serve refuses to start and says which.
+python3 -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1",'"$mport"')); s.listen(); time.sleep(20)' &
+E2E_PIDS+=($!)
+sleep 0.3
+rc=0
+timeout 20 "$SINKD_BINARY" serve --allow-root --state "$E2E_DIR/state2" --listen "127.0.0.1:$(free_port)" \
+    --metrics-listen "127.0.0.1:$mport" 2>"$E2E_DIR/err" || rc=$?
+[ "$rc" -ne 0 ] && grep -q "metrics listen 127.0.0.1:$mport: Address already in use" "$E2E_DIR/err" \
+    || fail "metrics port in use: rc $rc, $(cat "$E2E_DIR/err")"
+echo "metrics: OK"
