@@ -1,4 +1,5 @@
-/* evidence_note_fuzz.c -- libFuzzer harness: signed-note opening, checkpoint and key parsers. */
+/* evidence_note_fuzz.c -- libFuzzer harness: signed-note opening (log signatures and witness
+ * cosignatures), checkpoint and key parsers. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -24,6 +25,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     }
     evlog_checkpoint_open(text, size, &v, &cp, err, sizeof err);
+    /* A witness key (TLOG.md section 5): cosignature lines parsed and checked. */
+    static const char wkey[] =
+        "witness.example.com/w1+a0059f11+BAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4";
+    struct evlog_verifier w;
+    uint64_t when;
+    if (evlog_verifier_parse(wkey, sizeof wkey - 1, &w, NULL, 0) != 0 || !w.witness) {
+        __builtin_trap();
+    }
+    if (evlog_note_open_at(text, size, &w, &tl, &when, err, sizeof err) == 0 && tl > size) {
+        __builtin_trap();
+    }
     if (evlog_checkpoint_parse(text, size, &cp, err, sizeof err) == 0) {
         /* a parsed checkpoint formats back to a prefix of the input (extensions aside) */
         char out[512];

@@ -27,19 +27,21 @@ static const char keygen_usage[] =
     "  --help         this text\n";
 
 static const char verify_usage[] =
-    "usage: sinkd verify LOG_DIR --key VKEY_FILE [--tsa-ca FILE]\n"
+    "usage: sinkd verify LOG_DIR --key VKEY_FILE [--tsa-ca FILE] [--witness VKEY_FILE]...\n"
     "\n"
     "Checks a C2SP tlog-tiles evidence log offline: every checkpoint's signature, every entry\n"
     "against its leaf hash, every tile against the level below, every checkpoint's root\n"
     "against the tree recomputed from the entries, and consistency between consecutive\n"
     "checkpoints; then every RFC 3161 timestamp in timestamps/ against the checkpoint it\n"
-    "covers (`sinkd timestamp`). Prints the first mismatch (file, byte, entry index) and exits\n"
-    "1 on any.\n"
+    "covers (`sinkd timestamp`), and the witnesses' cosignatures in cosignatures/ (`sinkd\n"
+    "cosign`). Prints the first mismatch (file, byte, entry index) and exits 1 on any.\n"
     "\n"
     "  --key FILE     the log's verifier key (state/keys/log.vkey)\n"
     "  --tsa-ca FILE  PEM CA certificate(s) of the time-stamping authority: each timestamp's\n"
     "                 signer must chain to one (without it, only each token's signature with\n"
     "                 the certificate it carries is checked)\n"
+    "  --witness FILE a witness's public key (type 0x04), repeatable: its cosignatures must\n"
+    "                 verify, and it must have cosigned at least one checkpoint\n"
     "  --help         this text\n";
 
 static const char prove_usage[] =
@@ -140,9 +142,21 @@ static void print_timestamp(void *ctx, uint64_t size, const struct evlog_timesta
            ts->chain_checked ? "signer chains to --tsa-ca" : "signer chain not checked");
 }
 
+static void print_cosignature(void *ctx, uint64_t size, const struct evlog_verifier *w,
+                              uint64_t time)
+{
+    (void)ctx;
+    printf("  cosignature: checkpoint %llu by witness %s at %llu (POSIX time)\n",
+           (unsigned long long)size, w->name, (unsigned long long)time);
+}
+
+#define VERIFY_WITNESSES_MAX 16
+
 int cmd_verify(int argc, char **argv)
 {
     const char *dir = NULL, *key = NULL, *ca = NULL;
+    const char *witness_files[VERIFY_WITNESSES_MAX];
+    size_t nwitness = 0;
     for (int i = 1; i < argc; i++) {
         int rc = 0;
         const char *v;
@@ -153,6 +167,11 @@ int cmd_verify(int argc, char **argv)
             key = v;
         } else if ((v = opt_value("verify", argc, argv, &i, "--tsa-ca", &rc)) != NULL) {
             ca = v;
+        } else if ((v = opt_value("verify", argc, argv, &i, "--witness", &rc)) != NULL) {
+            if (nwitness == VERIFY_WITNESSES_MAX) {
+                return cli_usage_error("verify", "at most %d --witness keys", VERIFY_WITNESSES_MAX);
+            }
+            witness_files[nwitness++] = v;
         } else if (rc != 0) {
             return rc;
         } else if (argv[i][0] == '-') {
@@ -182,10 +201,25 @@ int cmd_verify(int argc, char **argv)
         fprintf(stderr, "sinkd verify: FAILED: %s: %s\n", dir, err);
         return 1;
     }
+    struct evlog_verifier witnesses[VERIFY_WITNESSES_MAX];
+    for (size_t i = 0; i < nwitness; i++) {
+        if (evlog_verifier_load(witness_files[i], &witnesses[i], err, sizeof err) != 0 ||
+            !witnesses[i].witness) {
+            fprintf(stderr, "sinkd verify: --witness %s: %s\n", witness_files[i],
+                    witnesses[i].witness ? err : "a log key (type 0x01), not a witness key");
+            return 1;
+        }
+    }
+    int cosigs = evlog_cosignatures_verify_dir(dir, witnesses, nwitness, print_cosignature, NULL,
+                                               err, sizeof err);
+    if (cosigs < 0) {
+        fprintf(stderr, "sinkd verify: FAILED: %s: %s\n", dir, err);
+        return 1;
+    }
     printf("sinkd verify: OK: %s: %llu entries, %llu checkpoints, %llu tile files, %d "
-           "timestamps checked\n",
+           "timestamps, %d cosignatures checked\n",
            dir, (unsigned long long)rep.entries, (unsigned long long)rep.checkpoints,
-           (unsigned long long)rep.tiles, stamps);
+           (unsigned long long)rep.tiles, stamps, cosigs);
     return 0;
 }
 

@@ -6,10 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/http_post.h"
 #include "evidence/log.h"
 
 static const char timestamp_usage[] =
@@ -37,84 +36,6 @@ static const char timestamp_usage[] =
     "  --help              this text\n";
 
 #define HTTP_TIMEOUT_DEFAULT 30
-
-struct reply_buf {
-    uint8_t *data;
-    size_t len;
-    bool too_long;
-};
-
-/* libcurl write callback: keeps at most EVLOG_TS_RESP_MAX bytes; a longer body aborts the
- * transfer instead of growing without bound. */
-static size_t reply_append(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct reply_buf *b = userdata;
-    size_t n = size * nmemb;
-    if (n > EVLOG_TS_RESP_MAX - b->len) {
-        b->too_long = true;
-        return 0;
-    }
-    uint8_t *grown = realloc(b->data, b->len + n);
-    if (grown == NULL) {
-        return 0;
-    }
-    memcpy(grown + b->len, ptr, n);
-    b->data = grown;
-    b->len += n;
-    return n;
-}
-
-/* POSTs the request; on success *out holds the body of a 200 reply. */
-static int tsa_post(const char *url, const uint8_t *req, size_t req_len, long timeout_s,
-                    struct reply_buf *out, char *err, size_t errlen)
-{
-    CURL *curl = curl_easy_init();
-    if (curl == NULL) {
-        snprintf(err, errlen, "libcurl: cannot start a transfer");
-        return -1;
-    }
-    char curl_err[CURL_ERROR_SIZE] = "";
-    struct curl_slist *headers =
-        curl_slist_append(NULL, "Content-Type: application/timestamp-query");
-    headers =
-        headers != NULL ? curl_slist_append(headers, "Accept: application/timestamp-reply") : NULL;
-    CURLcode cc = headers == NULL ? CURLE_OUT_OF_MEMORY : CURLE_OK;
-    if (cc == CURLE_OK) {
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        /* Only HTTP(S), no redirects followed: the request goes where the operator said. */
-        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, (const char *)req);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)req_len);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_s);
-        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, timeout_s);
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, reply_append);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
-        curl_easy_setopt(curl, CURLOPT_USERAGENT, "sinkd/" SINKD_VERSION);
-        cc = curl_easy_perform(curl);
-    }
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
-    if (out->too_long) {
-        snprintf(err, errlen, "%s: reply longer than %u bytes", url, (unsigned)EVLOG_TS_RESP_MAX);
-        return -1;
-    }
-    if (cc != CURLE_OK) {
-        snprintf(err, errlen, "%s: %s", url,
-                 curl_err[0] != '\0' ? curl_err : curl_easy_strerror(cc));
-        return -1;
-    }
-    if (status != 200) {
-        snprintf(err, errlen, "%s: HTTP status %ld", url, status);
-        return -1;
-    }
-    return 0;
-}
 
 static int read_whole(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen)
 {
@@ -265,21 +186,28 @@ int cmd_timestamp(int argc, char **argv)
         free(req);
         return rc;
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (!http_post_global(true)) {
         fprintf(stderr, "sinkd timestamp: libcurl failed to start\n");
         free(req);
         return 1;
     }
-    struct reply_buf body = {0};
-    if (tsa_post(url, req, req_len, (long)timeout, &body, err, sizeof err) != 0 ||
-        evlog_ts_store(log_dir, size, body.data, body.len, ca, &ts, err, sizeof err) != 0) {
-        fprintf(stderr, "sinkd timestamp: %s\n", err);
-    } else {
+    struct http_reply http;
+    bool ok = http_post(url, "application/timestamp-query", req, req_len, (long)timeout,
+                        EVLOG_TS_RESP_MAX, &http, err, sizeof err) == 0;
+    if (ok && http.status != 200) {
+        snprintf(err, sizeof err, "%s: HTTP status %ld", url, http.status);
+        ok = false;
+    }
+    ok = ok && evlog_ts_store(log_dir, size, (const uint8_t *)http.body, http.len, ca, &ts, err,
+                              sizeof err) == 0;
+    if (ok) {
         print_stored(log_dir, size, &ts);
         rc = 0;
+    } else {
+        fprintf(stderr, "sinkd timestamp: %s\n", err);
     }
-    free(body.data);
+    http_reply_free(&http);
     free(req);
-    curl_global_cleanup();
+    http_post_global(false);
     return rc;
 }

@@ -22,6 +22,7 @@ static const struct subcommand subcommands[] = {
     {"prove", cmd_prove, "write an evidence bundle for one bot or entry"},
     {"verify-bundle", cmd_verify_bundle, "verify an evidence bundle offline"},
     {"timestamp", cmd_timestamp, "have a TSA timestamp a checkpoint (RFC 3161)"},
+    {"cosign", cmd_cosign, "have a witness cosign a checkpoint (C2SP tlog-witness)"},
 };
 
 static void usage(FILE *out)

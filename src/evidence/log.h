@@ -117,6 +117,10 @@ struct evlog_signer {
 };
 struct evlog_verifier {
     char name[EVLOG_NAME_MAX + 1];
+    /* A witness's key (C2SP tlog-cosignature, type 0x04: <name>+<keyid>+base64(0x04 || pub32),
+     * key ID over type 0x04), whose "signatures" are cosignatures: keyid || time (u64 BE) ||
+     * Ed25519 over "cosignature/v1\ntime <time>\n" + note text. Otherwise a log key (0x01). */
+    bool witness;
     uint32_t keyid;
     uint8_t pub[32];
 };
@@ -144,9 +148,12 @@ int evlog_note_sign(const struct evlog_signer *s, const char *text, size_t len, 
                     size_t cap, char *err, size_t errlen);
 /* Verifies a signed note with one known key (C2SP signed-note rules: unknown signatures are
  * ignored, a known one must verify, at least one must). On success *text_len is the length of
- * the signed text (a prefix of note). */
+ * the signed text (a prefix of note). A witness key checks its cosignature. */
 int evlog_note_open(const char *note, size_t len, const struct evlog_verifier *v, size_t *text_len,
                     char *err, size_t errlen);
+/* The same; for a witness key *cosigned_at receives the time its cosignature states. */
+int evlog_note_open_at(const char *note, size_t len, const struct evlog_verifier *v,
+                       size_t *text_len, uint64_t *cosigned_at, char *err, size_t errlen);
 
 struct evlog_checkpoint {
     char origin[EVLOG_NAME_MAX + 1];
@@ -158,7 +165,7 @@ int evlog_checkpoint_format(const struct evlog_checkpoint *c, char *out, size_t 
 /* Parses a checkpoint text (extension lines after the root are allowed and ignored). */
 int evlog_checkpoint_parse(const char *text, size_t len, struct evlog_checkpoint *out, char *err,
                            size_t errlen);
-/* evlog_note_open + evlog_checkpoint_parse; also requires origin == key name. */
+/* evlog_note_open + evlog_checkpoint_parse; also requires origin == key name and a log key. */
 int evlog_checkpoint_open(const char *note, size_t len, const struct evlog_verifier *v,
                           struct evlog_checkpoint *out, char *err, size_t errlen);
 
@@ -288,6 +295,32 @@ int evlog_ts_store(const char *log_dir, uint64_t size, const uint8_t *resp, size
 int evlog_ts_verify_dir(const char *log_dir, const char *ca_file,
                         void (*each)(void *ctx, uint64_t size, const struct evlog_timestamp *ts),
                         void *ctx, char *err, size_t errlen);
+
+/* ---- witness cosignatures (C2SP tlog-witness, tlog-cosignature) ------------------------------ */
+
+/* log/cosignatures/<size> is checkpoints/<size>, byte for byte, followed by the cosignature lines
+ * of every witness that cosigned it: one C2SP signed note that C2SP clients read as is. */
+
+/* Body of a tlog-witness add-checkpoint request for checkpoints/<size> (size 0: the latest):
+ * "old <old>\n", the consistency proof from old to size as base64 lines, "\n", the checkpoint.
+ * old = UINT64_MAX: the largest size w has validly cosigned here (0 if none). *body is
+ * malloc'd. Returns 0, or 1 (nothing built) if w has cosigned that checkpoint already. */
+int evlog_witness_request(const char *log_dir, const struct evlog_verifier *w, uint64_t size,
+                          uint64_t old, uint64_t *size_out, uint64_t *old_out, char **body,
+                          size_t *len, char *err, size_t errlen);
+/* Adds the witness's reply lines that name w to cosignatures/<size> (durably, replacing the
+ * file), only if the result verifies with w; *time_out (may be NULL) gets its cosignature time. */
+int evlog_witness_store(const char *log_dir, uint64_t size, const struct evlog_verifier *w,
+                        const char *reply, size_t reply_len, uint64_t *time_out, char *err,
+                        size_t errlen);
+/* Checks every cosignatures/<size>: it extends checkpoints/<size> byte for byte, and every line
+ * by one of the nw witness keys verifies; each() per valid cosignature. A witness in ws without
+ * any cosignature is an error too (asked to check it, there is nothing to check). Returns the
+ * number of cosignatures verified or a negative code naming the file. */
+int evlog_cosignatures_verify_dir(const char *log_dir, const struct evlog_verifier *ws, size_t nw,
+                                  void (*each)(void *ctx, uint64_t size,
+                                               const struct evlog_verifier *w, uint64_t time),
+                                  void *ctx, char *err, size_t errlen);
 
 /* ---- offline verification and evidence bundles -------------------------------------------- */
 

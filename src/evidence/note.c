@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 static const char sig_prefix[] = "\xe2\x80\x94 ";
 #define SIG_PREFIX_LEN 4
 #define ED25519_TYPE 0x01
+#define COSIGNATURE_TYPE 0x04 /* C2SP tlog-cosignature: Ed25519 cosignature/v1 */
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -114,7 +116,7 @@ bool evlog_key_name_valid(const char *name)
     return true;
 }
 
-static uint32_t key_id(const char *name, const uint8_t pub[32])
+static uint32_t key_id(const char *name, uint8_t type, const uint8_t pub[32])
 {
     /* C2SP signed-note: key ID = SHA-256(name || 0x0A || type || pubkey)[:4], big-endian. */
     uint8_t buf[EVLOG_NAME_MAX + 2 + 32], h[32];
@@ -122,7 +124,7 @@ static uint32_t key_id(const char *name, const uint8_t pub[32])
     /* buf is hash input, not a C string: the name's bytes are followed by 0x0A, not NUL. */
     memcpy(buf, name, n); /* NOLINT(bugprone-not-null-terminated-result) */
     buf[n] = '\n';
-    buf[n + 1] = ED25519_TYPE;
+    buf[n + 1] = type;
     memcpy(buf + n + 2, pub, 32);
     unsigned int hl = 0;
     EVP_Digest(buf, n + 34, h, &hl, EVP_sha256(), NULL);
@@ -147,7 +149,7 @@ int evlog_signer_from_seed(const char *name, const uint8_t seed[32], struct evlo
     EVP_PKEY_free(pk);
     snprintf(out->name, sizeof out->name, "%s", name);
     memcpy(out->seed, seed, 32);
-    out->keyid = key_id(name, out->pub);
+    out->keyid = key_id(name, ED25519_TYPE, out->pub);
     return 0;
 }
 
@@ -156,12 +158,13 @@ void evlog_signer_verifier(const struct evlog_signer *s, struct evlog_verifier *
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", s->name);
     out->keyid = s->keyid;
+    out->witness = false;
     memcpy(out->pub, s->pub, 32);
 }
 
 /* Splits "<name>+<hex8>+<base64>" (the common tail of both key formats). */
 static int parse_key_tail(const char *text, size_t len, char name[EVLOG_NAME_MAX + 1],
-                          uint32_t *keyid, uint8_t key[32], char *err, size_t errlen)
+                          uint32_t *keyid, uint8_t *type, uint8_t key[32], char *err, size_t errlen)
 {
     while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) {
         len--;
@@ -200,10 +203,13 @@ static int parse_key_tail(const char *text, size_t len, char name[EVLOG_NAME_MAX
     }
     uint8_t raw[40];
     int n = b64_decode(hex + 9, rest - 9, raw, sizeof raw);
-    if (n != 33 || raw[0] != ED25519_TYPE) {
-        err_set(err, errlen, "key: expected base64 of 0x01 followed by a 32-byte Ed25519 key");
+    if (n != 33 || (raw[0] != ED25519_TYPE && raw[0] != COSIGNATURE_TYPE)) {
+        err_set(err, errlen,
+                "key: expected base64 of 0x01 (log) or 0x04 (witness) followed by a 32-byte "
+                "Ed25519 key");
         return EVLOG_EINVAL;
     }
+    *type = raw[0];
     *keyid = id;
     memcpy(key, raw + 1, 32);
     return 0;
@@ -219,10 +225,15 @@ int evlog_signer_parse(const char *text, size_t len, struct evlog_signer *out, c
     }
     char name[EVLOG_NAME_MAX + 1];
     uint32_t id;
-    uint8_t seed[32];
-    int rc =
-        parse_key_tail(text + sizeof pfx - 1, len - (sizeof pfx - 1), name, &id, seed, err, errlen);
+    uint8_t seed[32], type = 0;
+    int rc = parse_key_tail(text + sizeof pfx - 1, len - (sizeof pfx - 1), name, &id, &type, seed,
+                            err, errlen);
+    if (rc == 0 && type != ED25519_TYPE) {
+        err_set(err, errlen, "signer key: not an Ed25519 log key (type %u)", type);
+        rc = EVLOG_EINVAL;
+    }
     if (rc != 0) {
+        memset(seed, 0, sizeof seed);
         return rc;
     }
     rc = evlog_signer_from_seed(name, seed, out, err, errlen);
@@ -242,22 +253,24 @@ int evlog_verifier_parse(const char *text, size_t len, struct evlog_verifier *ou
                          size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    int rc = parse_key_tail(text, len, out->name, &out->keyid, out->pub, err, errlen);
+    uint8_t type = 0;
+    int rc = parse_key_tail(text, len, out->name, &out->keyid, &type, out->pub, err, errlen);
     if (rc != 0) {
         return rc;
     }
-    if (key_id(out->name, out->pub) != out->keyid) {
+    out->witness = type == COSIGNATURE_TYPE;
+    if (key_id(out->name, type, out->pub) != out->keyid) {
         err_set(err, errlen, "verifier key: key ID %08x does not match the key", out->keyid);
         return EVLOG_EINVAL;
     }
     return 0;
 }
 
-static int format_key(const char *pfx, const char *name, uint32_t keyid, const uint8_t key[32],
-                      char *out, size_t cap)
+static int format_key(const char *pfx, const char *name, uint32_t keyid, uint8_t type,
+                      const uint8_t key[32], char *out, size_t cap)
 {
     uint8_t raw[33];
-    raw[0] = ED25519_TYPE;
+    raw[0] = type;
     memcpy(raw + 1, key, 32);
     char b64[64];
     b64_encode(raw, sizeof raw, b64, sizeof b64);
@@ -267,12 +280,13 @@ static int format_key(const char *pfx, const char *name, uint32_t keyid, const u
 
 int evlog_signer_format(const struct evlog_signer *s, char *out, size_t cap)
 {
-    return format_key("PRIVATE+KEY+", s->name, s->keyid, s->seed, out, cap);
+    return format_key("PRIVATE+KEY+", s->name, s->keyid, ED25519_TYPE, s->seed, out, cap);
 }
 
 int evlog_verifier_format(const struct evlog_verifier *v, char *out, size_t cap)
 {
-    return format_key("", v->name, v->keyid, v->pub, out, cap);
+    return format_key("", v->name, v->keyid, v->witness ? COSIGNATURE_TYPE : ED25519_TYPE, v->pub,
+                      out, cap);
 }
 
 static int read_small_file(const char *path, char *buf, size_t cap, size_t *len, char *err,
@@ -404,8 +418,38 @@ static bool ed25519_verify(const uint8_t pub[32], const char *msg, size_t len,
     return ok;
 }
 
+/* C2SP tlog-cosignature: the witness signs "cosignature/v1\ntime <T>\n" followed by the note
+ * text; its signature bytes are keyid || T (u64, big-endian) || Ed25519 signature. */
+static bool cosignature_verify(const uint8_t pub[32], const char *text, size_t len,
+                               const uint8_t raw[76], uint64_t *time_out)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < 8; i++) {
+        t = t << 8 | raw[4 + i];
+    }
+    char head[64];
+    int hl = snprintf(head, sizeof head, "cosignature/v1\ntime %llu\n", (unsigned long long)t);
+    char *msg = malloc((size_t)hl + len);
+    if (msg == NULL) {
+        return false;
+    }
+    memcpy(msg, head, (size_t)hl);
+    memcpy(msg + hl, text, len);
+    bool ok = ed25519_verify(pub, msg, (size_t)hl + len, raw + 12);
+    free(msg);
+    *time_out = t;
+    return ok;
+}
+
 int evlog_note_open(const char *note, size_t len, const struct evlog_verifier *v, size_t *text_len,
                     char *err, size_t errlen)
+{
+    uint64_t unused;
+    return evlog_note_open_at(note, len, v, text_len, &unused, err, errlen);
+}
+
+int evlog_note_open_at(const char *note, size_t len, const struct evlog_verifier *v,
+                       size_t *text_len, uint64_t *cosigned_at, char *err, size_t errlen)
 {
     if (len > EVLOG_NOTE_MAX) {
         err_set(err, errlen, "note longer than %d bytes", EVLOG_NOTE_MAX);
@@ -465,8 +509,12 @@ int evlog_note_open(const char *note, size_t len, const struct evlog_verifier *v
         if (v != NULL && id == v->keyid && nlen == strlen(v->name) &&
             memcmp(name, v->name, nlen) == 0) {
             /* A known key: its signature MUST verify or the whole note is rejected. */
-            if (n != 68 || !ed25519_verify(v->pub, note, split, raw + 4)) {
-                err_set(err, errlen, "note: signature by %s does not verify", v->name);
+            bool ok = v->witness
+                          ? n == 76 && cosignature_verify(v->pub, note, split, raw, cosigned_at)
+                          : n == 68 && ed25519_verify(v->pub, note, split, raw + 4);
+            if (!ok) {
+                err_set(err, errlen, "note: %s by %s does not verify",
+                        v->witness ? "cosignature" : "signature", v->name);
                 return EVLOG_EVERIFY;
             }
             verified = true;
@@ -551,6 +599,10 @@ int evlog_checkpoint_parse(const char *text, size_t len, struct evlog_checkpoint
 int evlog_checkpoint_open(const char *note, size_t len, const struct evlog_verifier *v,
                           struct evlog_checkpoint *out, char *err, size_t errlen)
 {
+    if (v->witness) {
+        err_set(err, errlen, "%s is a witness key, not the log's key", v->name);
+        return EVLOG_EINVAL;
+    }
     size_t tl;
     int rc = evlog_note_open(note, len, v, &tl, err, errlen);
     if (rc != 0) {

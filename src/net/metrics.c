@@ -25,28 +25,28 @@ static void text_append(struct metrics_text *t, const char *fmt, ...)
     if (t->truncated) {
         return;
     }
-    for (;;) {
-        size_t room = t->cap - t->len;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = room > 0 ? vsnprintf(t->buf + t->len, room, fmt, ap) : -1;
-        va_end(ap);
-        if (n >= 0 && (size_t)n < room) {
-            t->len += (size_t)n;
-            return;
-        }
+    char line[512]; /* one exposition line; ours are all far shorter */
+    va_list ap;
+    va_start(ap, fmt);
+    int n =
+        vsnprintf(line, sizeof(line), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        t->truncated = true;
+        return;
+    }
+    if (t->cap - t->len <= (size_t)n) {
         size_t cap = t->cap == 0 ? 4096 : t->cap * 2;
         char *grown = cap <= METRICS_BODY_MAX ? realloc(t->buf, cap) : NULL;
         if (grown == NULL) {
-            t->truncated = true;
-            if (t->buf != NULL) {
-                t->buf[t->len] = '\0'; /* the partial line is cut off */
-            }
+            t->truncated = true; /* this line and every later one are dropped whole */
             return;
         }
         t->buf = grown;
         t->cap = cap;
     }
+    memcpy(t->buf + t->len, line, (size_t)n + 1);
+    t->len += (size_t)n;
 }
 
 void metrics_family(struct metrics_text *t, const char *name, const char *type, const char *help)

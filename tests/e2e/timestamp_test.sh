@@ -105,7 +105,7 @@ expect_error "timestamped twice" "timestamped already" --tsa-url "$url/tsa" --si
 # verify: both timestamps, with and without the CA; then tampering.
 "$SINKD_BINARY" verify "$log" --key "$state/keys/log.vkey" --tsa-ca "$tsa/ca.pem" >"$E2E_DIR/verify.txt" \
     || fail "verify failed: $(cat "$E2E_DIR/verify.txt")"
-grep -q ', 2 timestamps checked$' "$E2E_DIR/verify.txt" || fail "verify: $(cat "$E2E_DIR/verify.txt")"
+grep -q ', 2 timestamps, 0 cosignatures checked$' "$E2E_DIR/verify.txt" || fail "verify: $(cat "$E2E_DIR/verify.txt")"
 grep -q "timestamp: checkpoint $n1 existed by .* CN=e2e TSA .*signer chains to --tsa-ca" "$E2E_DIR/verify.txt" || fail "verify does not list checkpoint $n1"
 "$SINKD_BINARY" verify "$log" --key "$state/keys/log.vkey" | grep -q 'signer chain not checked' || fail "verify without CA"
 rc=0; "$SINKD_BINARY" verify "$log" --key "$state/keys/log.vkey" --tsa-ca "$tsa/other-ca.pem" >/dev/null 2>"$E2E_DIR/err" || rc=$?

@@ -190,6 +190,67 @@ static void test_go_vector_checkpoint(void **state)
     assert_string_equal(note, cp);
 }
 
+/* C2SP tlog-cosignature vector (TLOG.md section 5, verified there with Go): example B cosigned by
+ * witness.example.com/w1 at time 1700000000. */
+#define EXB_TEXT "example.com/testlog\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n"
+#define EXB_LOG_SIG                                                                                \
+    "\xe2\x80\x94 example.com/testlog "                                                            \
+    "OBSjYCxDpu8fyr7NuKXgNXWu25Ks4wrlnX0eQ6wwwqxrq024FLZEvzeTT+bFbmvj"                             \
+    "Su2f7p78iGvweJAOSG9YRH8huA0=\n"
+#define EXB_WITNESS_SIG                                                                            \
+    "\xe2\x80\x94 witness.example.com/w1 "                                                         \
+    "oAWfEQAAAABlU/EAil1tGGAqUrcfo0OkGrVvQFluu78DwnpZZ/O9W8NwAo4z"                                 \
+    "oXfwHOU9qkL3od5+YRiOalOhp3f+9o6NwU7Wgjw3Aw==\n"
+#define EXB_LOG_VKEY "example.com/testlog+3814a360+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+#define W1_VKEY "witness.example.com/w1+a0059f11+BAOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
+
+static void test_cosignature_vector(void **state)
+{
+    (void)state;
+    struct evlog_verifier w, log;
+    assert_int_equal(evlog_verifier_parse(W1_VKEY, strlen(W1_VKEY), &w, NULL, 0), 0);
+    assert_true(w.witness);
+    assert_int_equal(w.keyid, 0xa0059f11);
+    char key[256];
+    assert_true(evlog_verifier_format(&w, key, sizeof key) > 0);
+    assert_string_equal(key, W1_VKEY);
+    assert_int_equal(evlog_verifier_parse(EXB_LOG_VKEY, strlen(EXB_LOG_VKEY), &log, NULL, 0), 0);
+    assert_false(log.witness);
+
+    const char *note = EXB_TEXT "\n" EXB_LOG_SIG EXB_WITNESS_SIG;
+    size_t tl;
+    uint64_t when = 0;
+    assert_int_equal(evlog_note_open_at(note, strlen(note), &w, &tl, &when, NULL, 0), 0);
+    assert_int_equal(when, 1700000000);
+    assert_int_equal(tl, strlen(EXB_TEXT));
+    /* The log's own key still opens it (the witness line is an unknown signature to it). */
+    struct evlog_checkpoint cp;
+    assert_int_equal(evlog_checkpoint_open(note, strlen(note), &log, &cp, NULL, 0), 0);
+    /* A witness key is not a log key. */
+    char err[256];
+    assert_int_equal(evlog_checkpoint_open(note, strlen(note), &w, &cp, err, sizeof err),
+                     EVLOG_EINVAL);
+    /* Without the witness line: not cosigned. */
+    const char *plain = EXB_TEXT "\n" EXB_LOG_SIG;
+    assert_int_equal(evlog_note_open(plain, strlen(plain), &w, &tl, NULL, 0), EVLOG_EVERIFY);
+    /* Another time in the line (the signed message changes), another size: both rejected. */
+    char bad[1024];
+    snprintf(bad, sizeof bad, "%s", note);
+    char *t = strstr(bad, "oAWfEQAAAABlU/E") + 12; /* inside the 8-byte time */
+    *t = *t == 'l' ? 'm' : 'l';
+    assert_int_equal(evlog_note_open(bad, strlen(bad), &w, &tl, err, sizeof err), EVLOG_EVERIFY);
+    assert_non_null(strstr(err, "cosignature by witness.example.com/w1 does not verify"));
+    snprintf(bad, sizeof bad, "%s", note);
+    bad[20] = '9';
+    assert_int_equal(evlog_note_open(bad, strlen(bad), &w, &tl, NULL, 0), EVLOG_EVERIFY);
+    /* A log-type (0x01) signature line under the witness's name and key ID is not a
+     * cosignature. */
+    struct evlog_signer sgn;
+    uint8_t seed[32] = {0};
+    assert_int_equal(evlog_signer_from_seed("witness.example.com/w1", seed, &sgn, NULL, 0), 0);
+    assert_int_not_equal(sgn.keyid, w.keyid); /* key IDs differ by type */
+}
+
 static void test_parse_errors(void **state)
 {
     (void)state;
@@ -263,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_peter_neumann),        cmocka_unit_test(test_note_tamper),
         cmocka_unit_test(test_checkpoint_example_b), cmocka_unit_test(test_go_vector_checkpoint),
         cmocka_unit_test(test_parse_errors),         cmocka_unit_test(test_keygen),
+        cmocka_unit_test(test_cosignature_vector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
