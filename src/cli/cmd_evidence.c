@@ -63,15 +63,18 @@ static const char prove_usage[] =
 
 static const char verify_bundle_usage[] =
     "usage: sinkd verify-bundle BUNDLE_DIR [--key VKEY_FILE] [--tsa-ca FILE]\n"
+    "                           [--witness VKEY_FILE]...\n"
     "\n"
     "Checks an evidence bundle: the checkpoint signature (with the bundle's log.vkey, or\n"
     "VKEY_FILE), each entry file against its leaf hash and each inclusion proof against the\n"
-    "signed root, and the checkpoint's RFC 3161 timestamp (checkpoint.tsr) if there is one.\n"
-    "Exits 1 on any mismatch.\n"
+    "signed root, the checkpoint's RFC 3161 timestamp (checkpoint.tsr) and its witnesses'\n"
+    "cosignatures (checkpoint.cosigned) if there are. Exits 1 on any mismatch.\n"
     "\n"
     "  --key FILE     verifier key to trust instead of the bundle's own log.vkey\n"
     "  --tsa-ca FILE  PEM CA certificate(s) of the time-stamping authority: the timestamp's\n"
     "                 signer must chain to one\n"
+    "  --witness FILE a witness's public key, repeatable: checkpoint.cosigned must carry its\n"
+    "                 valid cosignature\n"
     "  --help         this text\n";
 
 static bool is_help(const char *a)
@@ -152,6 +155,20 @@ static void print_cosignature(void *ctx, uint64_t size, const struct evlog_verif
 
 #define VERIFY_WITNESSES_MAX 16
 
+/* Loads --witness key files; a log key given as one is refused by name. */
+static int load_witnesses(const char *cmd, const char *const *files, size_t n,
+                          struct evlog_verifier *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        char err[512] = "a log key (type 0x01), not a witness key (0x04)";
+        if (evlog_verifier_load(files[i], &out[i], err, sizeof err) != 0 || !out[i].witness) {
+            fprintf(stderr, "sinkd %s: --witness %s: %s\n", cmd, files[i], err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int cmd_verify(int argc, char **argv)
 {
     const char *dir = NULL, *key = NULL, *ca = NULL;
@@ -202,13 +219,8 @@ int cmd_verify(int argc, char **argv)
         return 1;
     }
     struct evlog_verifier witnesses[VERIFY_WITNESSES_MAX];
-    for (size_t i = 0; i < nwitness; i++) {
-        if (evlog_verifier_load(witness_files[i], &witnesses[i], err, sizeof err) != 0 ||
-            !witnesses[i].witness) {
-            fprintf(stderr, "sinkd verify: --witness %s: %s\n", witness_files[i],
-                    witnesses[i].witness ? err : "a log key (type 0x01), not a witness key");
-            return 1;
-        }
+    if (load_witnesses("verify", witness_files, nwitness, witnesses) != 0) {
+        return 1;
     }
     int cosigs = evlog_cosignatures_verify_dir(dir, witnesses, nwitness, print_cosignature, NULL,
                                                err, sizeof err);
@@ -369,12 +381,20 @@ int cmd_prove(int argc, char **argv)
 int cmd_verify_bundle(int argc, char **argv)
 {
     const char *dir = NULL, *key = NULL, *ca = NULL;
+    const char *witness_files[VERIFY_WITNESSES_MAX];
+    size_t nwitness = 0;
     for (int i = 1; i < argc; i++) {
         int rc = 0;
         const char *v;
         if (is_help(argv[i])) {
             fputs(verify_bundle_usage, stdout);
             return 0;
+        } else if ((v = opt_value("verify-bundle", argc, argv, &i, "--witness", &rc)) != NULL) {
+            if (nwitness == VERIFY_WITNESSES_MAX) {
+                return cli_usage_error("verify-bundle", "at most %d --witness keys",
+                                       VERIFY_WITNESSES_MAX);
+            }
+            witness_files[nwitness++] = v;
         } else if ((v = opt_value("verify-bundle", argc, argv, &i, "--key", &rc)) != NULL) {
             key = v;
         } else if ((v = opt_value("verify-bundle", argc, argv, &i, "--tsa-ca", &rc)) != NULL) {
@@ -398,8 +418,13 @@ int cmd_verify_bundle(int argc, char **argv)
         fprintf(stderr, "sinkd verify-bundle: %s\n", err);
         return 1;
     }
+    struct evlog_verifier witnesses[VERIFY_WITNESSES_MAX];
+    if (load_witnesses("verify-bundle", witness_files, nwitness, witnesses) != 0) {
+        return 1;
+    }
     struct evlog_bundle_report rep;
-    if (evlog_bundle_verify(dir, key != NULL ? &vk : NULL, ca, &rep, err, sizeof err) != 0) {
+    if (evlog_bundle_verify(dir, key != NULL ? &vk : NULL, ca, witnesses, nwitness, &rep, err,
+                            sizeof err) != 0) {
         fprintf(stderr, "sinkd verify-bundle: FAILED: %s: %s\n", dir, err);
         return 1;
     }
@@ -407,6 +432,9 @@ int cmd_verify_bundle(int argc, char **argv)
            (unsigned long long)rep.entries, (unsigned long long)rep.tree_size);
     if (rep.timestamped) {
         print_timestamp(NULL, rep.tree_size, &rep.timestamp);
+    }
+    for (size_t i = 0; i < rep.cosignatures; i++) {
+        print_cosignature(NULL, rep.tree_size, rep.cosigned_by[i], rep.cosigned_at[i]);
     }
     return 0;
 }

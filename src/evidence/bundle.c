@@ -60,6 +60,12 @@ static const char readme[] =
     "     (add `-attime <genTime as POSIX seconds>` once the TSA certificate has expired;\n"
     "     `openssl ts -reply -in checkpoint.tsr -text` shows genTime; checkpoint.tsq is the\n"
     "     request, whose nonce the token repeats).\n"
+    "  6. Witnesses (only if checkpoint.cosigned is here): `checkpoint` followed by witnesses'\n"
+    "     lines (C2SP tlog-cosignature). Each base64-decodes to a 4-byte key id, an 8-byte\n"
+    "     big-endian time and a 64-byte Ed25519 signature, by the witness's key, over\n"
+    "     'cosignature/v1\\ntime <time>\\n' followed by the first three lines of `checkpoint`.\n"
+    "     A witness cosigns only trees consistent with every one it cosigned before, so this\n"
+    "     log cannot have shown anyone a different history up to this point.\n"
     "\n"
     "Independent tools: Go golang.org/x/mod/sumdb/note + sumdb/tlog (CheckRecord), or a few\n"
     "lines of Python with hashlib and the `cryptography` package (Ed25519); OpenSSL for the\n"
@@ -105,29 +111,35 @@ static int read_entry(const char *log_dir, uint64_t size, uint64_t index, uint8_
     return 0;
 }
 
-/* Copies timestamps/<size>.tsr (and its .tsq) as checkpoint.tsr / .tsq, if the log has them. */
-static int copy_timestamp(const char *log_dir, uint64_t size, const char *out_dir, char *err,
-                          size_t errlen)
+/* Copies what the log keeps about the checkpoint of `size` besides itself, if it has it:
+ * timestamps/<size>.tsr / .tsq as checkpoint.tsr / .tsq, cosignatures/<size> as
+ * checkpoint.cosigned (a .tsq without its .tsr is a pending request and stays behind). */
+static int copy_attestations(const char *log_dir, uint64_t size, const char *out_dir, char *err,
+                             size_t errlen)
 {
-    static const char *const ext[] = {"tsr", "tsq"};
-    for (size_t i = 0; i < 2; i++) {
-        char rel[64], dst[32], path[EVLOG_PATH_MAX + 64], *buf;
+    static const struct {
+        const char *src_fmt, *dst;
+    } files[] = {
+        {"timestamps/%llu.tsr", "checkpoint.tsr"},
+        {"timestamps/%llu.tsq", "checkpoint.tsq"},
+        {"cosignatures/%llu", "checkpoint.cosigned"},
+    };
+    bool have_tsr = false;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char rel[64], path[EVLOG_PATH_MAX + 64], *buf;
         size_t len;
-        snprintf(rel, sizeof rel, "timestamps/%llu.%s", (unsigned long long)size, ext[i]);
+        snprintf(rel, sizeof rel, files[i].src_fmt, (unsigned long long)size);
         snprintf(path, sizeof path, "%s/%s", log_dir, rel);
         struct stat st;
-        if (stat(path, &st) != 0) {
-            if (i == 0) {
-                return 0; /* not timestamped */
-            }
+        if (stat(path, &st) != 0 || (i == 1 && !have_tsr)) {
             continue;
         }
+        have_tsr = have_tsr || i == 0;
         int rc = evfile_read(log_dir, rel, &buf, &len, EVLOG_TS_RESP_MAX, err, errlen);
         if (rc != 0) {
             return rc;
         }
-        snprintf(dst, sizeof dst, "checkpoint.%s", ext[i]);
-        rc = evfile_write_new(out_dir, dst, buf, len, err, errlen);
+        rc = evfile_write_new(out_dir, files[i].dst, buf, len, err, errlen);
         free(buf);
         if (rc != 0) {
             return rc;
@@ -270,7 +282,7 @@ int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *
         rc = evfile_write_new(out_dir, "log.vkey", vtext, vlen, err, errlen);
     }
     if (rc == 0) {
-        rc = copy_timestamp(log_dir, cp.size, out_dir, err, errlen);
+        rc = copy_attestations(log_dir, cp.size, out_dir, err, errlen);
     }
     if (rc == 0) {
         rc = evfile_write_new(out_dir, "README.txt", readme, sizeof readme - 1, err, errlen);
@@ -436,7 +448,46 @@ static int check_bundle_timestamp(const char *dir, const char *note, size_t nlen
     return rc;
 }
 
+/* checkpoint.cosigned, if present, extends `checkpoint` byte for byte and carries a valid line
+ * of every witness in ws; with witnesses given it must be present. */
+static int check_bundle_cosigned(const char *dir, const char *note, size_t nlen,
+                                 const struct evlog_verifier *ws, size_t nw,
+                                 struct evlog_bundle_report *rep, char *err, size_t errlen)
+{
+    char path[EVLOG_PATH_MAX + 32], *cos, e[256];
+    size_t clen;
+    struct stat st;
+    snprintf(path, sizeof path, "%s/checkpoint.cosigned", dir);
+    if (stat(path, &st) != 0) {
+        return nw == 0 ? 0
+                       : (err_set(err, errlen, "no checkpoint.cosigned, but witnesses were given"),
+                          EVLOG_EVERIFY);
+    }
+    int rc = evfile_read(dir, "checkpoint.cosigned", &cos, &clen, EVLOG_NOTE_MAX, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (clen < nlen || memcmp(cos, note, nlen) != 0) {
+        err_set(err, errlen, "checkpoint.cosigned does not extend checkpoint");
+        rc = EVLOG_EVERIFY;
+    }
+    for (size_t i = 0; rc == 0 && i < nw; i++) {
+        size_t tl;
+        uint64_t when;
+        if (evlog_note_open_at(cos, clen, &ws[i], &tl, &when, e, sizeof e) != 0) {
+            err_set(err, errlen, "checkpoint.cosigned: %s", e);
+            rc = EVLOG_EVERIFY;
+        } else if (rep->cosignatures < EVLOG_BUNDLE_WITNESSES_MAX) {
+            rep->cosigned_by[rep->cosignatures] = &ws[i];
+            rep->cosigned_at[rep->cosignatures++] = when;
+        }
+    }
+    free(cos);
+    return rc;
+}
+
 int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v, const char *ca_file,
+                        const struct evlog_verifier *witnesses, size_t nw,
                         struct evlog_bundle_report *rep, char *err, size_t errlen)
 {
     struct evlog_bundle_report own_rep;
@@ -467,6 +518,9 @@ int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v, const c
         return err_set(err, errlen, "checkpoint: %s", e), EVLOG_EVERIFY;
     }
     rc = check_bundle_timestamp(dir, note, nlen, ca_file, rep, err, errlen);
+    if (rc == 0) {
+        rc = check_bundle_cosigned(dir, note, nlen, witnesses, nw, rep, err, errlen);
+    }
     free(note);
     if (rc != 0) {
         return rc;

@@ -338,8 +338,8 @@ int evlog_verify_dir(const char *log_dir, const struct evlog_verifier *v,
 
 /* Writes an evidence bundle to out_dir (created; must not exist or be empty): entries/<i>.bin,
  * bundle.json (inclusion proofs to the latest checkpoint, or to checkpoints/<at_size> if
- * at_size != 0), checkpoint, log.vkey, README.txt, and checkpoint.tsr / .tsq if that checkpoint
- * has an RFC 3161 timestamp.
+ * at_size != 0), checkpoint, log.vkey, README.txt, checkpoint.tsr / .tsq if that checkpoint
+ * has an RFC 3161 timestamp, and checkpoint.cosigned if witnesses cosigned it.
  * `describe(ctx, entry, len, out, cap)` may add a human rendering (entries/<i>.json); may be
  * NULL. */
 int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *indices, size_t n,
@@ -347,15 +347,22 @@ int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *
                        int (*describe)(void *ctx, const uint8_t *entry, size_t len, char **out),
                        void *describe_ctx, char *err, size_t errlen);
 
+#define EVLOG_BUNDLE_WITNESSES_MAX 16
 struct evlog_bundle_report {
     uint64_t entries;                 /* entries whose inclusion was verified */
     uint64_t tree_size;               /* checkpoint size they were proved against */
     bool timestamped;                 /* checkpoint.tsr present and checked */
     struct evlog_timestamp timestamp; /* what it says, if timestamped */
+    size_t cosignatures;              /* witnesses whose line in checkpoint.cosigned verified */
+    const struct evlog_verifier *cosigned_by[EVLOG_BUNDLE_WITNESSES_MAX];
+    uint64_t cosigned_at[EVLOG_BUNDLE_WITNESSES_MAX];
 };
-/* Verifies a bundle directory against its own log.vkey (or `v` if non-NULL), and its
- * checkpoint.tsr if present (evlog_ts_check; ca_file may be NULL). */
+/* Verifies a bundle directory against its own log.vkey (or `v` if non-NULL); its
+ * checkpoint.tsr if present (evlog_ts_check; ca_file may be NULL); and its checkpoint.cosigned,
+ * which must extend `checkpoint` and carry a valid line of each of the nw witnesses (with
+ * witnesses given it must be there). */
 int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v, const char *ca_file,
+                        const struct evlog_verifier *witnesses, size_t nw,
                         struct evlog_bundle_report *rep, char *err, size_t errlen);
 /* Pure check of a bundle.json manifest text (used by verify and the fuzzer): parses it and
  * verifies every proof against `cp`, with entry bytes supplied by the manifest's leaf hashes. */

@@ -95,6 +95,22 @@ python3 -c 'import base64,hashlib,os; p=os.urandom(32); n="nobody.example/w"; pr
 rc=0; "$SINKD_BINARY" verify "$log" --key "$state/keys/log.vkey" --witness "$E2E_DIR/nobody.vkey" >/dev/null 2>"$E2E_DIR/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "witness nobody.example/w cosigned no checkpoint" "$E2E_DIR/err" || fail "an absent witness passed: $(cat "$E2E_DIR/err")"
 
+# A bundle proved against a cosigned checkpoint carries the cosignatures.
+"$SINKD_BINARY" prove --state "$state" --entry 0 --checkpoint "$n2" --out "$E2E_DIR/bundle" >/dev/null || fail "prove"
+[ -f "$E2E_DIR/bundle/checkpoint.cosigned" ] || fail "bundle lacks checkpoint.cosigned"
+"$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle" --witness "$E2E_DIR/w1.vkey" --witness "$E2E_DIR/w2.vkey" >"$E2E_DIR/vb.txt" \
+    || fail "verify-bundle --witness failed"
+[ "$(grep -c "cosignature: checkpoint $n2 by witness" "$E2E_DIR/vb.txt")" = 2 ] || fail "verify-bundle: $(cat "$E2E_DIR/vb.txt")"
+python3 "$SINKD_SOURCE_DIR/tests/python/verify_bundle.py" "$E2E_DIR/bundle" >/dev/null || fail "the Python verifier rejects a cosigned bundle"
+rc=0; "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle" --witness "$E2E_DIR/nobody.vkey" >/dev/null 2>"$E2E_DIR/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "checkpoint.cosigned: note: no signature by the known key nobody.example/w" "$E2E_DIR/err" || fail "bundle: absent witness passed: $(cat "$E2E_DIR/err")"
+sed -i '1s/^/x/' "$E2E_DIR/bundle/checkpoint.cosigned"
+rc=0; "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle" >/dev/null 2>"$E2E_DIR/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "checkpoint.cosigned does not extend checkpoint" "$E2E_DIR/err" || fail "bundle: foreign cosigned note passed: $(cat "$E2E_DIR/err")"
+"$SINKD_BINARY" prove --state "$state" --entry 0 --checkpoint "$n4" --out "$E2E_DIR/bundle2" >/dev/null || fail "prove n4"
+rc=0; "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle2" --witness "$E2E_DIR/w1.vkey" >/dev/null 2>"$E2E_DIR/err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "no checkpoint.cosigned, but witnesses were given" "$E2E_DIR/err" || fail "bundle without cosignatures passed --witness: $(cat "$E2E_DIR/err")"
+
 # A fork: another log under the same key and origin (what a dishonest operator would show
 # someone else). The witness, having cosigned the real log up to n4 (the damaged reply above
 # was still a cosignature on its side), refuses it.
