@@ -124,21 +124,10 @@ int evlog_witness_request(const char *log_dir, const struct evlog_verifier *w, u
     size_t nlen;
     int rc;
     if (size == 0) {
-        rc = evfile_read(log_dir, "checkpoint", &note, &nlen, EVLOG_NOTE_MAX, err, errlen);
+        rc = evfile_latest_size(log_dir, &size, err, errlen);
         if (rc != 0) {
             return rc;
         }
-        char *blank = strstr(note, "\n\n");
-        struct evlog_checkpoint cp = {0};
-        char e[256] = "not a signed note";
-        rc = blank == NULL
-                 ? EVLOG_EINVAL
-                 : evlog_checkpoint_parse(note, (size_t)(blank - note) + 1, &cp, e, sizeof e);
-        free(note);
-        if (rc != 0) {
-            return err_set(err, errlen, "%s/checkpoint: %s", log_dir, e), EVLOG_EINVAL;
-        }
-        size = cp.size;
     }
     if (old == UINT64_MAX) {
         rc = last_cosigned(log_dir, w, &old, err, errlen);

@@ -12,7 +12,7 @@
 #include "evidence/log.h"
 #include "util/err.h"
 
-static int write_fd_all(int fd, const void *buf, size_t len)
+int evfile_write_all(int fd, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
     while (len > 0) {
@@ -69,7 +69,7 @@ int evfile_write_new(const char *dir, const char *rel, const void *buf, size_t l
     if (fd < 0) {
         return err_set(err, errlen, "%s: %s", path, strerror(errno)), EVLOG_EIO;
     }
-    if (write_fd_all(fd, buf, len) != 0 || fsync(fd) != 0) {
+    if (evfile_write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         return err_set(err, errlen, "%s: %s", path, strerror(e)), EVLOG_EIO;
@@ -88,7 +88,7 @@ int evfile_write_durable(const char *dir, const char *rel, const void *buf, size
     if (fd < 0) {
         return err_set(err, errlen, "%s: %s", tmp, strerror(errno)), EVLOG_EIO;
     }
-    if (write_fd_all(fd, buf, len) != 0 || fsync(fd) != 0) {
+    if (evfile_write_all(fd, buf, len) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         unlink(tmp);
@@ -117,5 +117,27 @@ int evfile_write_durable(const char *dir, const char *rel, const void *buf, size
         return err_set(err, errlen, "%s: fsync: %s", dir, strerror(e)), EVLOG_EIO;
     }
     close(dfd);
+    return 0;
+}
+
+int evfile_latest_size(const char *log_dir, uint64_t *size, char *err, size_t errlen)
+{
+    char *note;
+    size_t len;
+    int rc = evfile_read(log_dir, "checkpoint", &note, &len, EVLOG_NOTE_MAX, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    /* The checkpoint text is the note up to its blank line. */
+    char *blank = strstr(note, "\n\n");
+    struct evlog_checkpoint cp = {0};
+    char e[256] = "not a signed note";
+    rc = blank == NULL ? EVLOG_EINVAL
+                       : evlog_checkpoint_parse(note, (size_t)(blank - note) + 1, &cp, e, sizeof e);
+    free(note);
+    if (rc != 0) {
+        return err_set(err, errlen, "%s/checkpoint: %s", log_dir, e), EVLOG_EINVAL;
+    }
+    *size = cp.size;
     return 0;
 }

@@ -5,6 +5,7 @@
 #define SINKD_EVIDENCE_FILES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Reads dir/rel whole into a malloc'd, NUL-terminated buffer; EVLOG_EINVAL if it is larger than
  * max bytes (a hostile or damaged file cannot make the reader allocate without bound). */
@@ -17,5 +18,11 @@ int evfile_write_new(const char *dir, const char *rel, const void *buf, size_t l
  * replace: EVLOG_EINVAL naming the file if it exists), and fsyncs the directory. */
 int evfile_write_durable(const char *dir, const char *rel, const void *buf, size_t len, int replace,
                          char *err, size_t errlen);
+
+/* write(2) until all of buf is written (EINTR retried); -1 with errno on failure. */
+int evfile_write_all(int fd, const void *buf, size_t len);
+/* The tree size of log_dir/checkpoint (the latest signed checkpoint; its signature is
+ * evlog_verify_dir's business, not this reader's). */
+int evfile_latest_size(const char *log_dir, uint64_t *size, char *err, size_t errlen);
 
 #endif

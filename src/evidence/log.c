@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "evidence/files.h"
 #include "util/err.h"
 
 /* Journal: a 16-byte file header ("SNKDWAL1", durable length u64 BE), then batches:
@@ -215,23 +216,6 @@ static int mkdirs(const char *path)
     return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -1 : 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -275,7 +259,7 @@ static int write_file_atomic(struct evlog *log, const char *rel, const void *buf
     if (fd < 0) {
         return sys_err(err, errlen, "create", tmp);
     }
-    if (write_all(fd, buf, len) != 0 || (sync && fsync(fd) != 0)) {
+    if (evfile_write_all(fd, buf, len) != 0 || (sync && fsync(fd) != 0)) {
         int rc = sys_err(err, errlen, "write", tmp);
         close(fd);
         unlink(tmp);
@@ -360,7 +344,7 @@ static int tile_store(struct evlog *log, const struct tile_job *j, char *err, si
     if (fd < 0) {
         return sys_err(err, errlen, "create", path);
     }
-    if (write_all(fd, j->data, j->len) != 0) {
+    if (evfile_write_all(fd, j->data, j->len) != 0) {
         int rc = sys_err(err, errlen, "write", path);
         close(fd);
         return rc;

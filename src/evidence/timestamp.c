@@ -321,24 +321,10 @@ int evlog_ts_prepare(const char *log_dir, uint64_t size, uint64_t *size_out, uin
 {
     *req = NULL;
     if (size == 0) {
-        char *note;
-        size_t len;
-        int rc = evfile_read(log_dir, "checkpoint", &note, &len, EVLOG_NOTE_MAX, err, errlen);
+        int rc = evfile_latest_size(log_dir, &size, err, errlen);
         if (rc != 0) {
             return rc;
         }
-        /* The checkpoint text is the note up to its blank line. */
-        char *blank = strstr(note, "\n\n");
-        struct evlog_checkpoint cp = {0};
-        char e[256] = "not a signed note";
-        rc = blank == NULL
-                 ? EVLOG_EINVAL
-                 : evlog_checkpoint_parse(note, (size_t)(blank - note) + 1, &cp, e, sizeof e);
-        free(note);
-        if (rc != 0) {
-            return err_set(err, errlen, "%s/checkpoint: %s", log_dir, e), EVLOG_EINVAL;
-        }
-        size = cp.size;
     }
     uint8_t digest[EVLOG_HASH_SIZE];
     int rc = checkpoint_digest(log_dir, size, digest, err, errlen);
