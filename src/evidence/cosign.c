@@ -69,18 +69,6 @@ static bool note_has_line_by(const char *note, size_t len, const char *name)
     return false;
 }
 
-static bool parse_size_name(const char *name, uint64_t *size)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > 20 || strspn(name, "0123456789") != n || (name[0] == '0' && n > 1)) {
-        return false;
-    }
-    errno = 0;
-    unsigned long long v = strtoull(name, NULL, 10);
-    *size = v;
-    return errno == 0;
-}
-
 /* The largest size in log/cosignatures/ whose file carries a valid cosignature by w; 0 if none. */
 static int last_cosigned(const char *log_dir, const struct evlog_verifier *w, uint64_t *out,
                          char *err, size_t errlen)
@@ -99,7 +87,7 @@ static int last_cosigned(const char *log_dir, const struct evlog_verifier *w, ui
         char *note;
         size_t len, tl;
         char e[256];
-        if (!parse_size_name(de->d_name, &size) || size <= *out ||
+        if (!evfile_parse_sized_name(de->d_name, "", &size) || size <= *out ||
             read_note(log_dir, COSIG_DIR, size, &note, &len, e, sizeof e) != 0) {
             continue;
         }
@@ -257,57 +245,6 @@ int evlog_witness_store(const char *log_dir, uint64_t size, const struct evlog_v
     return rc;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Sizes named in log/cosignatures/, sorted; *n = 0 without the directory. */
-static int list_sizes(const char *dir, uint64_t **out, size_t *n, char *err, size_t errlen)
-{
-    *out = NULL;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        return errno == ENOENT ? 0
-                               : (err_set(err, errlen, "%s: %s", dir, strerror(errno)), EVLOG_EIO);
-    }
-    size_t cap = 0;
-    struct dirent *de;
-    int rc = 0;
-    while ((de = readdir(d)) != NULL) {
-        uint64_t size;
-        if (!parse_size_name(de->d_name, &size)) {
-            continue; /* "<size>.tmp" of an interrupted write, ".", ".." */
-        }
-        if (*n == cap) {
-            size_t grown_cap = cap ? cap * 2 : 64;
-            uint64_t *grown =
-                grown_cap <= (1u << 24) ? realloc(*out, grown_cap * sizeof **out) : NULL;
-            if (grown == NULL) {
-                err_set(err, errlen, "%s: too many files", dir);
-                rc = EVLOG_EFULL;
-                break;
-            }
-            *out = grown;
-            cap = grown_cap;
-        }
-        (*out)[(*n)++] = size;
-    }
-    closedir(d);
-    if (rc != 0) {
-        free(*out);
-        *out = NULL;
-        *n = 0;
-        return rc;
-    }
-    if (*n > 1) {
-        qsort(*out, *n, sizeof **out, cmp_u64);
-    }
-    return 0;
-}
-
 /* One cosignatures/<size> file against checkpoints/<size> and the witness keys. */
 static int check_cosigned(const char *log_dir, uint64_t size, const struct evlog_verifier *ws,
                           size_t nw, bool *seen, int *count,
@@ -361,7 +298,7 @@ int evlog_cosignatures_verify_dir(const char *log_dir, const struct evlog_verifi
     snprintf(dir, sizeof dir, "%s/" COSIG_DIR, log_dir);
     uint64_t *sizes;
     size_t n;
-    int rc = list_sizes(dir, &sizes, &n, err, errlen);
+    int rc = evfile_list_sizes(dir, "", &sizes, &n, err, errlen);
     if (rc != 0) {
         return rc;
     }

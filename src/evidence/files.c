@@ -1,6 +1,7 @@
 /* files.c -- file helpers of the evidence module's offline tools (see files.h). */
 #include "evidence/files.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -139,5 +140,77 @@ int evfile_latest_size(const char *log_dir, uint64_t *size, char *err, size_t er
         return err_set(err, errlen, "%s/checkpoint: %s", log_dir, e), EVLOG_EINVAL;
     }
     *size = cp.size;
+    return 0;
+}
+
+bool evfile_parse_sized_name(const char *name, const char *suffix, uint64_t *size)
+{
+    size_t n = strlen(name), s = strlen(suffix);
+    if (n <= s || n - s > 20 || strcmp(name + n - s, suffix) != 0 ||
+        strspn(name, "0123456789") != n - s || (name[0] == '0' && n - s > 1)) {
+        return false;
+    }
+    char digits[21];
+    memcpy(digits, name, n - s);
+    digits[n - s] = '\0';
+    errno = 0;
+    unsigned long long v = strtoull(digits, NULL, 10);
+    if (errno != 0) {
+        return false;
+    }
+    *size = v;
+    return true;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+#define LIST_SIZES_MAX (1u << 24) /* files listed at most (one per checkpoint) */
+
+int evfile_list_sizes(const char *dir, const char *suffix, uint64_t **out, size_t *n, char *err,
+                      size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return errno == ENOENT ? 0
+                               : (err_set(err, errlen, "%s: %s", dir, strerror(errno)), EVLOG_EIO);
+    }
+    size_t cap = 0;
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d)) != NULL) {
+        uint64_t size;
+        if (!evfile_parse_sized_name(de->d_name, suffix, &size)) {
+            continue;
+        }
+        if (*n == cap) {
+            size_t grown_cap = cap ? cap * 2 : 64;
+            uint64_t *grown =
+                grown_cap <= LIST_SIZES_MAX ? realloc(*out, grown_cap * sizeof **out) : NULL;
+            if (grown == NULL) {
+                err_set(err, errlen, "%s: too many files", dir);
+                rc = EVLOG_EFULL;
+                break;
+            }
+            *out = grown;
+            cap = grown_cap;
+        }
+        (*out)[(*n)++] = size;
+    }
+    closedir(d);
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+        return rc;
+    }
+    if (*n > 1) {
+        qsort(*out, *n, sizeof **out, cmp_u64);
+    }
     return 0;
 }

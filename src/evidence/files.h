@@ -4,6 +4,7 @@
 #ifndef SINKD_EVIDENCE_FILES_H
 #define SINKD_EVIDENCE_FILES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,5 +25,11 @@ int evfile_write_all(int fd, const void *buf, size_t len);
 /* The tree size of log_dir/checkpoint (the latest signed checkpoint; its signature is
  * evlog_verify_dir's business, not this reader's). */
 int evfile_latest_size(const char *log_dir, uint64_t *size, char *err, size_t errlen);
+/* True if name is "<size><suffix>" with size in canonical decimal (as checkpoints/ names it). */
+bool evfile_parse_sized_name(const char *name, const char *suffix, uint64_t *size);
+/* The sizes of the files "<size><suffix>" in dir, sorted ascending, in a malloc'd array; *n = 0
+ * (and 0 returned) if dir does not exist. Other names (".tmp" files, ".") are skipped. */
+int evfile_list_sizes(const char *dir, const char *suffix, uint64_t **out, size_t *n, char *err,
+                      size_t errlen);
 
 #endif

@@ -25,7 +25,6 @@
 #include "util/err.h"
 
 #define TS_DIR "timestamps"
-#define TS_LIST_MAX 1000000u /* replies checked by one verify (one per checkpoint at most) */
 
 /* The newest libcrypto error as text, and the queue cleared so it cannot leak into a later
  * message. */
@@ -269,26 +268,6 @@ done:
 
 /* ---- log/timestamps/ ------------------------------------------------------------------------ */
 
-/* "<size>" + suffix with size in canonical decimal (as checkpoints/ names it). */
-static bool parse_sized_name(const char *name, const char *suffix, uint64_t *size)
-{
-    size_t n = strlen(name), s = strlen(suffix);
-    if (n <= s || n - s > 20 || strcmp(name + n - s, suffix) != 0 ||
-        strspn(name, "0123456789") != n - s || (name[0] == '0' && n - s > 1)) {
-        return false;
-    }
-    char digits[21];
-    memcpy(digits, name, n - s);
-    digits[n - s] = '\0';
-    errno = 0;
-    unsigned long long v = strtoull(digits, NULL, 10);
-    if (errno != 0) {
-        return false;
-    }
-    *size = v;
-    return true;
-}
-
 /* SHA-256 of checkpoints/<size>, the bytes a timestamp covers. */
 static int checkpoint_digest(const char *log_dir, uint64_t size, uint8_t digest[EVLOG_HASH_SIZE],
                              char *err, size_t errlen)
@@ -358,57 +337,13 @@ int evlog_ts_prepare(const char *log_dir, uint64_t size, uint64_t *size_out, uin
     return 0;
 }
 
-/* Sizes of the files "<size><suffix>" in log/timestamps/, sorted; *n = 0 without the
- * directory. */
+/* Sizes of the files "<size><suffix>" in log/timestamps/, sorted. */
 static int list_sized(const char *log_dir, const char *suffix, uint64_t **out, size_t *n, char *err,
                       size_t errlen)
 {
     char dir[EVLOG_PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/" TS_DIR, log_dir);
-    *out = NULL;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        return errno == ENOENT ? 0
-                               : (err_set(err, errlen, "%s: %s", dir, strerror(errno)), EVLOG_EIO);
-    }
-    size_t cap = 0;
-    struct dirent *de;
-    int rc = 0;
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        uint64_t size;
-        if (!parse_sized_name(de->d_name, suffix, &size)) {
-            continue;
-        }
-        if (*n == cap) {
-            uint64_t *grown =
-                cap < TS_LIST_MAX ? realloc(*out, (cap ? cap * 2 : 16) * sizeof **out) : NULL;
-            if (grown == NULL) {
-                err_set(err, errlen, "%s: too many timestamps", dir);
-                rc = EVLOG_EFULL;
-                break;
-            }
-            *out = grown;
-            cap = cap ? cap * 2 : 16;
-        }
-        (*out)[(*n)++] = size;
-    }
-    closedir(d);
-    if (rc != 0) {
-        free(*out);
-        *out = NULL;
-        *n = 0;
-        return rc;
-    }
-    for (size_t i = 1; i < *n; i++) { /* insertion sort: one file per timestamped checkpoint */
-        uint64_t v = (*out)[i];
-        size_t j = i;
-        for (; j > 0 && (*out)[j - 1] > v; j--) {
-            (*out)[j] = (*out)[j - 1];
-        }
-        (*out)[j] = v;
-    }
-    return 0;
+    return evfile_list_sizes(dir, suffix, out, n, err, errlen);
 }
 
 int evlog_ts_pending(const char *log_dir, uint64_t *size_out, char *err, size_t errlen)
