@@ -4,7 +4,8 @@
 # code); `sinkd cosign` while the server runs, again after more bots (the witness checks the
 # consistency proof from what it cosigned before), after sinkd lost its record of the witness
 # (409, then a retry from the witness's size), a damaged reply (nothing stored), a forked log
-# under the same key (the witness refuses: split view caught), and `sinkd verify --witness`.
+# under the same key (the witness refuses: split view caught), and `sinkd verify --witness`;
+# Go's x/mod note package (tests/go/tlogcheck.go) checks the stored cosigned checkpoints too.
 source "$(dirname "$0")/lib.sh"
 state="$E2E_DIR/state"
 log="$state/log"
@@ -68,6 +69,16 @@ expect_error "log key as witness key" "not a witness key" --witness-key "$state/
 closed=$(free_port)
 expect_error "witness down" "127.0.0.1:$closed" --witness-key "$E2E_DIR/w1.vkey" --witness-url "http://127.0.0.1:$closed/add-checkpoint" --timeout 5
 
+# Independent check of what sinkd stored: Go's x/mod note.Open with a cosignature verifier
+# written from the spec (tests/go/tlogcheck.go).
+gocheck="$E2E_DIR/tlogcheck"
+(cd "$SINKD_SOURCE_DIR/tests/go" && GOCACHE="$E2E_DIR/gocache" GO111MODULE=off GOPATH=/usr/share/gocode \
+    go build -o "$gocheck" tlogcheck.go) || fail "building the Go checker"
+"$gocheck" cosigned "$log/cosignatures/$n2" "$state/keys/log.vkey" "$E2E_DIR/w1.vkey" "$E2E_DIR/w2.vkey" \
+    >/dev/null || fail "Go rejects cosignatures/$n2"
+"$gocheck" cosigned "$log/cosignatures/$n1" "$state/keys/log.vkey" "$E2E_DIR/w2.vkey" >/dev/null 2>&1 \
+    && fail "Go found w2's cosignature on $n1, which w2 never cosigned"
+
 # verify: both witnesses; a wrong line; an unknown witness.
 "$SINKD_BINARY" verify "$log" --key "$state/keys/log.vkey" --witness "$E2E_DIR/w1.vkey" \
     --witness "$E2E_DIR/w2.vkey" >"$E2E_DIR/v.txt" || fail "verify --witness failed"
@@ -82,6 +93,8 @@ i = len(b) - 20
 b[i] = ord("B") if b[i] != ord("B") else ord("C")
 open(p, "wb").write(b)
 PY
+"$gocheck" cosigned "$log/cosignatures/$n1" "$state/keys/log.vkey" "$E2E_DIR/w1.vkey" >/dev/null 2>&1 \
+    && fail "Go accepted a damaged cosignature line"
 rc=0; "$SINKD_BINARY" verify "$log" --key "$state/keys/log.vkey" --witness "$E2E_DIR/w1.vkey" >/dev/null 2>"$E2E_DIR/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "cosignatures/$n1: the line of witness witness.cert.example/w1 does not verify" "$E2E_DIR/err" \
     || fail "a damaged cosignature line passed verify: $(cat "$E2E_DIR/err")"

@@ -4,12 +4,19 @@
 //	tlogcheck log    LOG_DIR VKEY_FILE   verify checkpoint signatures, tree hash from tiles,
 //	                                     every entry against its tile, consistency of checkpoints
 //	tlogcheck bundle BUNDLE_DIR          verify a `sinkd prove` bundle
+//	tlogcheck cosigned NOTE LOG_VKEY WITNESS_VKEY...
+//	                                     verify a cosigned checkpoint (C2SP tlog-cosignature):
+//	                                     the log's signature and every witness's cosignature
 //
 // Build offline: GO111MODULE=off GOPATH=/usr/share/gocode go run tlogcheck.go ...
 package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -277,13 +284,102 @@ func checkBundle(dir string) {
 	fmt.Printf("tlogcheck: OK: bundle %s: %d entries in the signed tree of size %d\n", dir, len(m.Entries), cp.size)
 }
 
+// cosigVerifier is a note.Verifier for Ed25519 cosignature/v1 (signature type 0x04): x/mod
+// hands Verify the signature bytes after the key hash, i.e. time (u64, big-endian) || Ed25519,
+// signed over "cosignature/v1\ntime <time>\n" followed by the note text (TLOG.md section 5).
+type cosigVerifier struct {
+	name string
+	hash uint32
+	pub  ed25519.PublicKey
+	time uint64
+}
+
+func (c *cosigVerifier) Name() string    { return c.name }
+func (c *cosigVerifier) KeyHash() uint32 { return c.hash }
+func (c *cosigVerifier) Verify(msg, sig []byte) bool {
+	if len(sig) != 8+ed25519.SignatureSize {
+		return false
+	}
+	t := binary.BigEndian.Uint64(sig[:8])
+	m := append([]byte(fmt.Sprintf("cosignature/v1\ntime %d\n", t)), msg...)
+	if !ed25519.Verify(c.pub, m, sig[8:]) {
+		return false
+	}
+	c.time = t
+	return true
+}
+
+func newCosigVerifier(vkey string) (*cosigVerifier, error) {
+	parts := strings.SplitN(strings.TrimSpace(vkey), "+", 3)
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("witness key: want name+hash+key")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != 0x04 {
+		return nil, fmt.Errorf("witness key: want base64 of 0x04 || 32-byte key")
+	}
+	h := sha256.Sum256(append([]byte(parts[0]+"\n"), raw...))
+	hash := binary.BigEndian.Uint32(h[:4])
+	if fmt.Sprintf("%08x", hash) != parts[1] {
+		return nil, fmt.Errorf("witness key: key hash %s does not match the key", parts[1])
+	}
+	return &cosigVerifier{name: parts[0], hash: hash, pub: ed25519.PublicKey(raw[1:])}, nil
+}
+
+func checkCosigned(file, logVkey string, witnessVkeys []string) {
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			fail("%v", err)
+		}
+		return b
+	}
+	lv, err := note.NewVerifier(strings.TrimSpace(string(read(logVkey))))
+	if err != nil {
+		fail("log vkey: %v", err)
+	}
+	verifiers := []note.Verifier{lv}
+	var ws []*cosigVerifier
+	for _, f := range witnessVkeys {
+		w, err := newCosigVerifier(string(read(f)))
+		if err != nil {
+			fail("%s: %v", f, err)
+		}
+		ws = append(ws, w)
+		verifiers = append(verifiers, w)
+	}
+	msg := read(file)
+	cp, err := openCheckpoint(msg, lv)
+	if err != nil {
+		fail("%s: %v", file, err)
+	}
+	n, err := note.Open(msg, note.VerifierList(verifiers...))
+	if err != nil {
+		fail("%s: %v", file, err)
+	}
+	for _, w := range ws {
+		found := false
+		for _, s := range n.Sigs {
+			found = found || (s.Name == w.name && s.Hash == w.hash)
+		}
+		if !found {
+			fail("%s: no cosignature by %s", file, w.name)
+		}
+		fmt.Printf("tlogcheck: cosignature: tree %d by %s at %d\n", cp.size, w.name, w.time)
+	}
+	fmt.Printf("tlogcheck: OK: %s: tree %d signed by %s, %d cosignatures\n", file, cp.size, lv.Name(), len(ws))
+}
+
 func main() {
 	if len(os.Args) == 4 && os.Args[1] == "log" {
 		checkLog(os.Args[2], os.Args[3])
 	} else if len(os.Args) == 3 && os.Args[1] == "bundle" {
 		checkBundle(os.Args[2])
+	} else if len(os.Args) >= 5 && os.Args[1] == "cosigned" {
+		checkCosigned(os.Args[2], os.Args[3], os.Args[4:])
 	} else {
-		fmt.Fprintln(os.Stderr, "usage: tlogcheck log LOG_DIR VKEY_FILE | tlogcheck bundle BUNDLE_DIR")
+		fmt.Fprintln(os.Stderr, "usage: tlogcheck log LOG_DIR VKEY_FILE | tlogcheck bundle BUNDLE_DIR | "+
+			"tlogcheck cosigned NOTE LOG_VKEY WITNESS_VKEY...")
 		os.Exit(2)
 	}
 }
