@@ -126,12 +126,10 @@ static int copy_attestations(const char *log_dir, uint64_t size, const char *out
     };
     bool have_tsr = false;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char rel[64], path[EVLOG_PATH_MAX + 64], *buf;
+        char rel[64], *buf;
         size_t len;
         snprintf(rel, sizeof rel, files[i].src_fmt, (unsigned long long)size);
-        snprintf(path, sizeof path, "%s/%s", log_dir, rel);
-        struct stat st;
-        if (stat(path, &st) != 0 || (i == 1 && !have_tsr)) {
+        if (!evfile_exists(log_dir, rel) || (i == 1 && !have_tsr)) {
             continue;
         }
         have_tsr = have_tsr || i == 0;
@@ -416,16 +414,13 @@ static int check_bundle_timestamp(const char *dir, const char *note, size_t nlen
                                   const char *ca_file, struct evlog_bundle_report *rep, char *err,
                                   size_t errlen)
 {
-    char path[EVLOG_PATH_MAX + 32], *resp = NULL, *req = NULL, e[512];
+    char *resp = NULL, *req = NULL, e[512];
     size_t resp_len, req_len = 0;
-    struct stat st;
-    snprintf(path, sizeof path, "%s/checkpoint.tsr", dir);
-    if (stat(path, &st) != 0) {
+    if (!evfile_exists(dir, "checkpoint.tsr")) {
         return 0;
     }
     int rc = evfile_read(dir, "checkpoint.tsr", &resp, &resp_len, EVLOG_TS_RESP_MAX, err, errlen);
-    snprintf(path, sizeof path, "%s/checkpoint.tsq", dir);
-    if (rc == 0 && stat(path, &st) == 0) {
+    if (rc == 0 && evfile_exists(dir, "checkpoint.tsq")) {
         rc = evfile_read(dir, "checkpoint.tsq", &req, &req_len, EVLOG_TS_REQ_MAX, err, errlen);
     }
     uint8_t digest[EVLOG_HASH_SIZE];
@@ -454,11 +449,9 @@ static int check_bundle_cosigned(const char *dir, const char *note, size_t nlen,
                                  const struct evlog_verifier *ws, size_t nw,
                                  struct evlog_bundle_report *rep, char *err, size_t errlen)
 {
-    char path[EVLOG_PATH_MAX + 32], *cos, e[256];
+    char *cos, e[256];
     size_t clen;
-    struct stat st;
-    snprintf(path, sizeof path, "%s/checkpoint.cosigned", dir);
-    if (stat(path, &st) != 0) {
+    if (!evfile_exists(dir, "checkpoint.cosigned")) {
         return nw == 0 ? 0
                        : (err_set(err, errlen, "no checkpoint.cosigned, but witnesses were given"),
                           EVLOG_EVERIFY);

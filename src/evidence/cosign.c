@@ -5,7 +5,6 @@
  * that showed one history to a court and another to a foreign CERT would be caught. */
 #include "evidence/log.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,29 +74,22 @@ static int last_cosigned(const char *log_dir, const struct evlog_verifier *w, ui
 {
     char dir[EVLOG_PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/" COSIG_DIR, log_dir);
+    uint64_t *sizes;
+    size_t n;
+    int rc = evfile_list_sizes(dir, "", &sizes, &n, err, errlen);
     *out = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        return errno == ENOENT ? 0
-                               : (err_set(err, errlen, "%s: %s", dir, strerror(errno)), EVLOG_EIO);
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        uint64_t size;
-        char *note;
+    for (size_t i = n; rc == 0 && i-- > 0 && *out == 0;) {
+        char *note, e[256];
         size_t len, tl;
-        char e[256];
-        if (!evfile_parse_sized_name(de->d_name, "", &size) || size <= *out ||
-            read_note(log_dir, COSIG_DIR, size, &note, &len, e, sizeof e) != 0) {
-            continue;
+        if (read_note(log_dir, COSIG_DIR, sizes[i], &note, &len, e, sizeof e) == 0) {
+            if (evlog_note_open(note, len, w, &tl, e, sizeof e) == 0) {
+                *out = sizes[i];
+            }
+            free(note);
         }
-        if (evlog_note_open(note, len, w, &tl, e, sizeof e) == 0) {
-            *out = size;
-        }
-        free(note);
     }
-    closedir(d);
-    return 0;
+    free(sizes);
+    return rc;
 }
 
 int evlog_witness_request(const char *log_dir, const struct evlog_verifier *w, uint64_t size,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "evidence/log.h"
@@ -28,6 +29,14 @@ int evfile_write_all(int fd, const void *buf, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+bool evfile_exists(const char *dir, const char *rel)
+{
+    char path[EVLOG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    struct stat st;
+    return stat(path, &st) == 0;
 }
 
 int evfile_read(const char *dir, const char *rel, char **out, size_t *len, size_t max, char *err,

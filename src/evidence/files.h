@@ -20,6 +20,8 @@ int evfile_write_new(const char *dir, const char *rel, const void *buf, size_t l
 int evfile_write_durable(const char *dir, const char *rel, const void *buf, size_t len, int replace,
                          char *err, size_t errlen);
 
+/* True if dir/rel exists. */
+bool evfile_exists(const char *dir, const char *rel);
 /* write(2) until all of buf is written (EINTR retried); -1 with errno on failure. */
 int evfile_write_all(int fd, const void *buf, size_t len);
 /* The tree size of log_dir/checkpoint (the latest signed checkpoint; its signature is

@@ -4,7 +4,6 @@
  * TSA's token says, in a third party's name, that it existed no later than a given time. */
 #include "evidence/log.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,13 +35,10 @@ static int crypto_err(char *err, size_t errlen, int code, const char *what)
         ERR_error_string_n(e, buf, sizeof buf);
     }
     ERR_clear_error();
-    err_set(err, errlen, "%s%s%s", what, buf[0] != '\0' ? " (" : "", buf[0] != '\0' ? buf : "");
-    if (buf[0] != '\0' && err != NULL) {
-        size_t n = strlen(err);
-        if (n + 1 < errlen) {
-            err[n] = ')';
-            err[n + 1] = '\0';
-        }
+    if (buf[0] != '\0') {
+        err_set(err, errlen, "%s (%s)", what, buf);
+    } else {
+        err_set(err, errlen, "%s", what);
     }
     return code;
 }
@@ -287,14 +283,6 @@ static int checkpoint_digest(const char *log_dir, uint64_t size, uint8_t digest[
                : crypto_err(err, errlen, EVLOG_ECRYPTO, "SHA-256 of the checkpoint");
 }
 
-static bool file_exists(const char *log_dir, const char *rel)
-{
-    char path[EVLOG_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", log_dir, rel);
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
 int evlog_ts_prepare(const char *log_dir, uint64_t size, uint64_t *size_out, uint8_t **req,
                      size_t *req_len, char *err, size_t errlen)
 {
@@ -312,7 +300,7 @@ int evlog_ts_prepare(const char *log_dir, uint64_t size, uint64_t *size_out, uin
     }
     char rel[64];
     snprintf(rel, sizeof rel, TS_DIR "/%llu.tsr", (unsigned long long)size);
-    if (file_exists(log_dir, rel)) {
+    if (evfile_exists(log_dir, rel)) {
         *size_out = size;
         err_set(err, errlen, "%s/%s: checkpoint %llu is timestamped already", log_dir, rel,
                 (unsigned long long)size);
@@ -358,7 +346,7 @@ int evlog_ts_pending(const char *log_dir, uint64_t *size_out, char *err, size_t 
     for (size_t i = n; i-- > 0;) {
         char rel[64];
         snprintf(rel, sizeof rel, TS_DIR "/%llu.tsr", (unsigned long long)sizes[i]);
-        if (!file_exists(log_dir, rel)) {
+        if (!evfile_exists(log_dir, rel)) {
             *size_out = sizes[i];
             rc = 0;
             break;
@@ -387,7 +375,7 @@ static int check_stored(const char *log_dir, uint64_t size, const uint8_t *resp,
     char qrel[64], *req = NULL;
     size_t req_len = 0;
     snprintf(qrel, sizeof qrel, TS_DIR "/%llu.tsq", (unsigned long long)size);
-    if (need_req || file_exists(log_dir, qrel)) {
+    if (need_req || evfile_exists(log_dir, qrel)) {
         rc = evfile_read(log_dir, qrel, &req, &req_len, EVLOG_TS_REQ_MAX, e, sizeof e);
         if (rc != 0) {
             return err_set(err, errlen, "%s: %s", rel, e), rc;
@@ -439,5 +427,5 @@ int evlog_ts_verify_dir(const char *log_dir, const char *ca_file,
         }
     }
     free(sizes);
-    return rc != 0 ? rc : (int)(n > (size_t)INT32_MAX ? INT32_MAX : n);
+    return rc != 0 ? rc : (int)n; /* n <= evfile_list_sizes' bound, far below INT_MAX */
 }

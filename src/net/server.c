@@ -1523,9 +1523,11 @@ static void on_sweep(uv_timer_t *t)
 {
     struct worker *w = t->data;
     uint64_t now = uv_now(&w->loop);
-    pthread_mutex_lock(&w->published_mu);
-    w->published = w->stats;
-    pthread_mutex_unlock(&w->published_mu);
+    if (w->srv->metrics != NULL) {
+        pthread_mutex_lock(&w->published_mu);
+        w->published = w->stats;
+        pthread_mutex_unlock(&w->published_mu);
+    }
     flush_suppressed(w, now);
     ipcount_sweep(w->srv->ipcount, &w->srv->iplimits, now, w->sweep_ticks++);
     expire(w, &w->header_list, now, "header timeout: no complete message in time");
