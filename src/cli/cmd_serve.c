@@ -80,6 +80,12 @@ static const char serve_usage[] =
     "  --metrics-listen HOST:PORT  answer GET /metrics (Prometheus text: counts, log and\n"
     "                           registry state; no victim data) on this address; off by\n"
     "                           default; bind it to loopback or a management network\n"
+    "  --keep-raw               keep each message's decrypted body under DIR/raw/, named by\n"
+    "                           the SHA-256 its contact record holds (research captures;\n"
+    "                           bodies hold victims' host and user names); off by default\n"
+    "  --keep-raw-max-mib N     ... at most N MiB of new bodies per run (default 4096, 0: no\n"
+    "                           limit of its own)\n"
+    "  --keep-raw-reserve-mib N ... and never into the disk's last N MiB (default 1024)\n"
     "  --ready-file FILE        write the server's pid to FILE once listening\n"
     "  --help                   this text\n"
     "\n"
@@ -217,6 +223,9 @@ int cmd_serve(int argc, char **argv)
         OPT_ALLOW_ROOT,
         OPT_SECCOMP,
         OPT_METRICS,
+        OPT_KEEP_RAW,
+        OPT_KEEP_RAW_MAX,
+        OPT_KEEP_RAW_RESERVE,
         OPT_HELP,
     };
     static const struct option options[] = {
@@ -263,6 +272,9 @@ int cmd_serve(int argc, char **argv)
         {"user", required_argument, NULL, OPT_USER},
         {"allow-root", no_argument, NULL, OPT_ALLOW_ROOT},
         {"seccomp", required_argument, NULL, OPT_SECCOMP},
+        {"keep-raw", no_argument, NULL, OPT_KEEP_RAW},
+        {"keep-raw-max-mib", required_argument, NULL, OPT_KEEP_RAW_MAX},
+        {"keep-raw-reserve-mib", required_argument, NULL, OPT_KEEP_RAW_RESERVE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -330,6 +342,19 @@ int cmd_serve(int argc, char **argv)
                 return cli_usage_error("serve", "--listen: %s", err);
             }
             cfg.nlisten++;
+            break;
+        case OPT_KEEP_RAW:
+            cfg.keep_raw = true;
+            break;
+        case OPT_KEEP_RAW_MAX:
+        case OPT_KEEP_RAW_RESERVE:
+            if (!cli_parse_u64("serve", opt == OPT_KEEP_RAW_MAX ? "keep-raw-max-mib"
+                                                                : "keep-raw-reserve-mib",
+                               optarg, 0, 1u << 30, &v)) {
+                return 2;
+            }
+            *(opt == OPT_KEEP_RAW_MAX ? &cfg.keep_raw_max_bytes : &cfg.keep_raw_reserve_bytes) =
+                v << 20;
             break;
         case OPT_METRICS:
             if (net_addr_parse_hostport(optarg, &cfg.metrics_listen, err, sizeof(err)) != 0) {

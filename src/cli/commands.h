@@ -13,6 +13,7 @@ int cmd_prove(int argc, char **argv);
 int cmd_verify_bundle(int argc, char **argv);
 int cmd_timestamp(int argc, char **argv);
 int cmd_cosign(int argc, char **argv);
+int cmd_raw(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
 int cmd_policy(int argc, char **argv);

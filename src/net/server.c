@@ -29,6 +29,7 @@
 #include "net/banlist.h"
 #include "net/ipcount.h"
 #include "net/metrics.h"
+#include "evidence/raw.h"
 #include "net/pipeline.h"
 #include "net/proxy.h"
 #include "net/sandbox.h"
@@ -231,6 +232,7 @@ struct server {
     uv_signal_t sigterm;
     uv_signal_t sighup;
     struct metrics_server *metrics; /* GET /metrics on the main loop; NULL: off */
+    struct raw_store *raw;          /* --keep-raw; NULL: off */
     int64_t started_s;              /* POSIX time of the start, for the metrics */
     uv_timer_t trim;                /* hands freed heap back after a burst (on_trim_tick) */
     uint64_t trim_entries;          /* log entries at the last trim */
@@ -707,6 +709,10 @@ static void handle_message(struct conn *c, const struct proto_message *msg, uint
     ct->command = msg->command;
     ct->msg_type = msg->msg_type;
     memcpy(ct->body_sha256, msg->body_sha256, 32);
+    if (srv->raw != NULL) {
+        /* Best effort and counted (raw.h): the record holds the hash either way. */
+        (void)raw_store_put(srv->raw, msg->body_sha256, msg->body, msg->body_len);
+    }
     const struct enrich_tables *tables = enrich_handle_acquire(&srv->enrich);
     enrich_apply(tables, ct);
     enrich_handle_release(&srv->enrich, tables);
@@ -1753,6 +1759,8 @@ void server_config_default(struct server_config *cfg)
      * the writer's CPU per contact, while the demo's moderate load is never delayed
      * (docs/evidence.md). */
     cfg->commit_delay_us = 1000;
+    cfg->keep_raw_max_bytes = 4096ull << 20;    /* ~4 M machine-info bodies of ~1 KB */
+    cfg->keep_raw_reserve_bytes = 1024ull << 20; /* the log's room when the disk fills */
     cfg->registry = true;
     cfg->registry_cache_mib = REGISTRY_CACHE_MIB_DEFAULT;
     cfg->log = stderr;
@@ -1971,6 +1979,8 @@ static void started_detail(const struct server *srv, char *out, size_t len)
     json_object_set_new(o, "family", json_string(srv->family->name));
     json_object_set_new(o, "enforce", json_boolean(srv->cfg->enforce));
     json_object_set_new(o, "uninstall_command", json_integer(srv->cfg->plugx.uninstall_command));
+    /* Whether message bodies were kept is a fact of the capture a court or a researcher asks. */
+    json_object_set_new(o, "keep_raw", json_boolean(srv->raw != NULL));
     char *s = json_dumps(o, JSON_COMPACT);
     snprintf(out, len, "%s", s ? s : "{}");
     free(s);
@@ -2012,6 +2022,8 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
     if (srv->banlist != NULL) {
         banlist_stats(srv->banlist, &bs);
     }
+    struct raw_store_stats rs;
+    raw_store_stats(srv->raw, &rs);
     snprintf(
         out, len,
         "{\"connections\":%llu,\"rejected\":%llu,\"held\":%llu,\"contacts\":%llu,"
@@ -2023,7 +2035,8 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
         "\"decisions\":{\"send\":%llu,\"dry_run\":%llu,\"not_authorised\":%llu,"
         "\"excluded\":%llu,\"outside_window\":%llu,\"rate_limited\":%llu,"
         "\"already_sent\":%llu},\"commands_sent\":%llu,\"commands_failed\":%llu,"
-        "\"syn_banned\":%llu,\"syn_bans\":%llu,\"syn_bans_full\":%llu}",
+        "\"syn_banned\":%llu,\"syn_bans\":%llu,\"syn_bans_full\":%llu,"
+        "\"raw_stored\":%llu,\"raw_stored_bytes\":%llu,\"raw_skipped\":%llu}",
         (unsigned long long)t.accepted, (unsigned long long)t.rejected, (unsigned long long)t.held,
         (unsigned long long)t.contacts, (unsigned long long)t.by_type[CONTACT_MSG_HELLO],
         (unsigned long long)t.by_type[CONTACT_MSG_MACHINE_INFO],
@@ -2044,7 +2057,20 @@ static void stopped_detail(const struct server *srv, char *out, size_t len)
         (unsigned long long)t.decisions[VERDICT_RATE_LIMITED],
         (unsigned long long)t.decisions[VERDICT_ALREADY_SENT], (unsigned long long)t.commands_sent,
         (unsigned long long)t.commands_failed, (unsigned long long)bs.banned,
-        (unsigned long long)bs.bans, (unsigned long long)bs.full);
+        (unsigned long long)bs.bans, (unsigned long long)bs.full, (unsigned long long)rs.stored,
+        (unsigned long long)rs.stored_bytes, (unsigned long long)rs.skipped);
+    if (srv->raw != NULL) {
+        fprintf(srv->cfg->log,
+                "sinkd: keep-raw: %llu bodies kept (%llu bytes), %llu already kept, %llu not "
+                "kept%s%s\n",
+                (unsigned long long)rs.stored, (unsigned long long)rs.stored_bytes,
+                (unsigned long long)rs.duplicates, (unsigned long long)rs.skipped,
+                rs.full ? " (budget or disk reserve reached)" : "",
+                rs.last_errno ? ", last error: " : "");
+        if (rs.last_errno) {
+            fprintf(srv->cfg->log, "sinkd: keep-raw: %s\n", strerror(rs.last_errno));
+        }
+    }
     fprintf(srv->cfg->log,
             "sinkd: contact-to-durable latency p50 %llu us, p99 %llu us, max %llu us over %llu "
             "records\n",
@@ -2414,6 +2440,15 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     }
     enrich_handle_init(&srv->enrich, tables);
     enrich_ready = true;
+    if (cfg->keep_raw) {
+        /* After the drop, so the files belong to the service user; before the sandbox, which
+         * allows no directory to be made by then. */
+        struct raw_store_config rcfg = {.max_bytes = cfg->keep_raw_max_bytes,
+                                        .reserve_bytes = cfg->keep_raw_reserve_bytes};
+        if (raw_store_open(&srv->raw, cfg->state_dir, &rcfg, err, errlen) != 0) {
+            goto out;
+        }
+    }
     struct evlog_options lopt;
     memset(&lopt, 0, sizeof(lopt));
     lopt.origin = cfg->origin;
@@ -2576,6 +2611,7 @@ out:
         uv_loop_close(&srv->main_loop);
     }
     metrics_server_free(srv->metrics);
+    raw_store_close(srv->raw);
     if (srv->log != NULL) {
         char close_err[256];
         if (evlog_close(srv->log, close_err, sizeof(close_err)) != 0) {

@@ -64,6 +64,12 @@ struct server_config {
     uint32_t checkpoint_every;       /* entries */
     uint32_t checkpoint_interval_ms; /* or this long */
     uint32_t commit_delay_us;        /* group-commit pause under load (pipeline.h); default 1000 */
+    /* --keep-raw: each message's decrypted body kept under state/raw by its hash (evidence/raw.h);
+     * off by default (bodies hold victims' host and user names). At most keep_raw_max_bytes
+     * per run (0: no limit of its own), never into the last keep_raw_reserve_bytes of the disk. */
+    bool keep_raw;
+    uint64_t keep_raw_max_bytes;
+    uint64_t keep_raw_reserve_bytes;
     /* Enrichment data; NULL paths disable that part. Reloaded on SIGHUP. */
     const char *geoip_path;
     const char *asn_v4_path;

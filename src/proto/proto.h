@@ -27,6 +27,9 @@ struct proto_message {
     struct bot_identity bot; /* valid when has_identity */
     uint8_t body_sha256[32]; /* of the decrypted, decompressed body */
     uint32_t body_len;
+    /* That body (in the decoder's scratch, or NULL when body_len is 0): valid until the next
+     * decode with the same scratch. */
+    const uint8_t *body;
 };
 
 /* Scratch memory a decoder may use (decompression output); owned per worker thread so a

@@ -92,6 +92,7 @@ static ptrdiff_t family_decode(const void *config, void *state, const uint8_t *b
     memset(out, 0, sizeof(*out));
     out->command = pkt.command;
     out->body_len = (uint32_t)pkt.body_len;
+    out->body = pkt.body_len > 0 ? pkt.body : NULL;
     SHA256(pkt.body, pkt.body_len, out->body_sha256);
 
     uint16_t core = core_command(pkt.command);

@@ -1,0 +1,429 @@
+/* raw.c -- the content-addressed store of message bodies behind `serve --keep-raw` (raw.h),
+ * and its offline check against the log. */
+#define _GNU_SOURCE /* renameat2, RENAME_NOREPLACE */
+#include "evidence/raw.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "event/event.h"
+#include "evidence/files.h"
+#include "evidence/log.h"
+#include "util/err.h"
+#include "util/hex.h"
+#include "util/keyset.h"
+
+#define RAW_STATFS_EVERY 256 /* stores between two free-space readings */
+
+struct raw_store {
+    int dirfd; /* state/raw */
+    struct raw_store_config cfg;
+    atomic_uint_fast64_t tmp_seq;
+    atomic_uint_fast64_t stored, stored_bytes, duplicates, skipped, since_statfs;
+    atomic_bool full;
+    atomic_int last_errno;
+};
+
+void raw_name(const uint8_t sha256[32], char out[RAW_NAME_LEN])
+{
+    hex_encode(sha256, 1, out);
+    out[2] = '/';
+    hex_encode(sha256, 32, out + 3);
+}
+
+bool raw_parse_name(const char *name, uint8_t sha256[32])
+{
+    if (strlen(name) != RAW_NAME_LEN - 1 || name[2] != '/' ||
+        hex_decode(name + 3, sha256, 32) != 0) {
+        return false;
+    }
+    char first[3];
+    hex_encode(sha256, 1, first);
+    return memcmp(first, name, 2) == 0;
+}
+
+int raw_store_open(struct raw_store **out, const char *state_dir,
+                   const struct raw_store_config *cfg, char *err, size_t errlen)
+{
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof(path), "%s/" RAW_DIR, state_dir) >= sizeof(path)) {
+        return err_set(err, errlen, "keep-raw: state directory path too long");
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        return err_set(err, errlen, "keep-raw: %s: %s", path, strerror(errno));
+    }
+    int dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) {
+        return err_set(err, errlen, "keep-raw: %s: %s", path, strerror(errno));
+    }
+    for (unsigned i = 0; i < 256; i++) {
+        char sub[3];
+        uint8_t b = (uint8_t)i;
+        hex_encode(&b, 1, sub);
+        if (mkdirat(dirfd, sub, 0700) != 0 && errno != EEXIST) {
+            int e = errno;
+            close(dirfd);
+            return err_set(err, errlen, "keep-raw: %s/%s: %s", path, sub, strerror(e));
+        }
+    }
+    struct raw_store *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        close(dirfd);
+        return err_set(err, errlen, "keep-raw: out of memory");
+    }
+    s->dirfd = dirfd;
+    s->cfg = *cfg;
+    *out = s;
+    return 0;
+}
+
+static int skip(struct raw_store *s, int e)
+{
+    atomic_fetch_add(&s->skipped, 1);
+    if (e != 0) {
+        atomic_store(&s->last_errno, e);
+    }
+    return -1;
+}
+
+/* Whether the budget and the filesystem's reserve still allow len more bytes. */
+static bool room_for(struct raw_store *s, size_t len)
+{
+    if (atomic_load(&s->full)) {
+        return false;
+    }
+    uint64_t used = atomic_load(&s->stored_bytes);
+    if (s->cfg.max_bytes > 0 && used + len > s->cfg.max_bytes) {
+        atomic_store(&s->full, true);
+        return false;
+    }
+    if (s->cfg.reserve_bytes > 0 && atomic_fetch_add(&s->since_statfs, 1) % RAW_STATFS_EVERY == 0) {
+        struct statfs fs;
+        if (fstatfs(s->dirfd, &fs) == 0 &&
+            (uint64_t)fs.f_bavail * (uint64_t)fs.f_bsize < s->cfg.reserve_bytes + len) {
+            atomic_store(&s->full, true);
+            return false;
+        }
+    }
+    return true;
+}
+
+int raw_store_put(struct raw_store *s, const uint8_t sha256[32], const uint8_t *body,
+                  size_t len)
+{
+    char name[RAW_NAME_LEN];
+    raw_name(sha256, name);
+    /* Most messages repeat a body already kept (every poll of every bot is the same few
+     * bytes): one lookup and nothing written. */
+    if (faccessat(s->dirfd, name, F_OK, 0) == 0) {
+        atomic_fetch_add(&s->duplicates, 1);
+        return 0;
+    }
+    if (!room_for(s, len)) {
+        return skip(s, 0);
+    }
+    /* Written under a temporary name in the same subdirectory and renamed without replacing:
+     * a body is either absent or whole under its hash, and two workers storing the same body
+     * at once leave one file. */
+    char tmp[RAW_NAME_LEN + 32];
+    snprintf(tmp, sizeof(tmp), "%.2s/.tmp-%d-%llu", name, (int)getpid(),
+             (unsigned long long)atomic_fetch_add(&s->tmp_seq, 1));
+    int fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return skip(s, errno);
+    }
+    int rc = evfile_write_all(fd, body, len);
+    int e = rc != 0 ? errno : 0;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc == 0 && renameat2(s->dirfd, tmp, s->dirfd, name, RENAME_NOREPLACE) != 0) {
+        e = errno;
+        rc = -1;
+    }
+    if (rc != 0) {
+        unlinkat(s->dirfd, tmp, 0);
+        if (e == EEXIST) { /* another worker kept it first */
+            atomic_fetch_add(&s->duplicates, 1);
+            return 0;
+        }
+        return skip(s, e);
+    }
+    atomic_fetch_add(&s->stored, 1);
+    atomic_fetch_add(&s->stored_bytes, len);
+    return 1;
+}
+
+void raw_store_stats(struct raw_store *s, struct raw_store_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s == NULL) {
+        return;
+    }
+    out->stored = atomic_load(&s->stored);
+    out->stored_bytes = atomic_load(&s->stored_bytes);
+    out->duplicates = atomic_load(&s->duplicates);
+    out->skipped = atomic_load(&s->skipped);
+    out->full = atomic_load(&s->full);
+    out->last_errno = atomic_load(&s->last_errno);
+}
+
+void raw_store_close(struct raw_store *s)
+{
+    if (s != NULL) {
+        close(s->dirfd);
+        free(s);
+    }
+}
+
+/* ---- offline check ------------------------------------------------------------------------ */
+
+struct check_ctx {
+    struct raw_check_result *res;
+    raw_check_report_fn report;
+    void *ctx;
+    struct keyset referenced; /* first 16 bytes of every contact's body hash */
+    struct keyset kept;       /* ... of every intact file */
+};
+
+/* SHA-256 of a file of at most RAW_BODY_MAX bytes. 0, or -1 with why set. */
+static int hash_file(int dirfd, const char *name, uint8_t out[32], uint64_t *size,
+                     const char **why)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        *why = strerror(errno);
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        *why = "not a regular file";
+        return -1;
+    }
+    if (st.st_size > RAW_BODY_MAX) {
+        close(fd);
+        *why = "larger than any body";
+        return -1;
+    }
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int rc = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -1;
+    uint8_t buf[65536];
+    uint64_t total = 0;
+    while (rc == 0) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            *why = strerror(errno);
+            rc = -1;
+            break;
+        }
+        if (n == 0) {
+            break;
+        }
+        total += (uint64_t)n;
+        if (EVP_DigestUpdate(md, buf, (size_t)n) != 1) {
+            rc = -1;
+        }
+    }
+    if (rc == 0 && EVP_DigestFinal_ex(md, out, NULL) != 1) {
+        rc = -1;
+    }
+    if (rc != 0 && *why == NULL) {
+        *why = "cannot hash";
+    }
+    EVP_MD_CTX_free(md);
+    close(fd);
+    *size = total;
+    return rc;
+}
+
+static void found_bad(struct check_ctx *c, const char *path, const char *why, bool damaged)
+{
+    if (damaged) {
+        c->res->damaged++;
+    } else {
+        c->res->stray++;
+    }
+    if (c->report != NULL) {
+        c->report(c->ctx, path, why);
+    }
+}
+
+static int check_subdir(struct check_ctx *c, int rawfd, const char *sub, char *err, size_t errlen)
+{
+    int fd = openat(rawfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return err_set(err, errlen, RAW_DIR "/%s: %s", sub, strerror(errno));
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
+            continue;
+        }
+        char rel[RAW_NAME_LEN + 256];
+        snprintf(rel, sizeof(rel), "%s/%s", sub, de->d_name);
+        char path[sizeof(rel) + 8];
+        snprintf(path, sizeof(path), RAW_DIR "/%s", rel);
+        uint8_t want[32], got[32];
+        if (!raw_parse_name(rel, want)) {
+            found_bad(c, path, "not a body's name (a temporary file left by a crash?)", false);
+            continue;
+        }
+        uint64_t size = 0;
+        const char *why = NULL;
+        if (hash_file(fd, de->d_name, got, &size, &why) != 0) {
+            found_bad(c, path, why, true);
+            continue;
+        }
+        if (memcmp(want, got, 32) != 0) {
+            found_bad(c, path, "content does not hash to its name", true);
+            continue;
+        }
+        c->res->files++;
+        c->res->bytes += size;
+        if (keyset_add(&c->kept, want) < 0) {
+            closedir(d);
+            return err_set(err, errlen, "raw check: out of memory");
+        }
+        if (!keyset_contains(&c->referenced, want)) {
+            c->res->unreferenced++;
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+/* Every contact's body hash, from the durable log. */
+static int read_contacts(struct check_ctx *c, const char *state_dir, char *err, size_t errlen)
+{
+    struct evlog_reader *r;
+    if (evlog_reader_open(&r, state_dir, 0, err, errlen) < 0) {
+        return -1;
+    }
+    int rc;
+    const uint8_t *entry;
+    size_t len;
+    uint64_t index;
+    while ((rc = evlog_reader_next(r, &entry, &len, &index, err, errlen)) > 0) {
+        struct record rec;
+        char why[128];
+        if (event_decode(entry, len, &rec, why, sizeof(why)) != 0 ||
+            rec.kind != RECORD_CONTACT) {
+            continue; /* `sinkd verify` judges the log itself */
+        }
+        c->res->contacts++;
+        if (keyset_add(&c->referenced, rec.u.contact.body_sha256) < 0) {
+            rc = err_set(err, errlen, "raw check: out of memory");
+            break;
+        }
+    }
+    evlog_reader_close(r);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Second pass over the log: how many contacts (and distinct bodies) have their body kept. */
+static int count_kept(struct check_ctx *c, const char *state_dir, char *err, size_t errlen)
+{
+    struct evlog_reader *r;
+    if (evlog_reader_open(&r, state_dir, 0, err, errlen) < 0) {
+        return -1;
+    }
+    struct keyset seen = {0};
+    int rc = 0;
+    const uint8_t *entry;
+    size_t len;
+    uint64_t index;
+    uint64_t n = 0;
+    /* Only as far as the first pass read: the server may have appended since. */
+    while (n < c->res->contacts && (rc = evlog_reader_next(r, &entry, &len, &index, err, errlen)) > 0) {
+        struct record rec;
+        char why[128];
+        if (event_decode(entry, len, &rec, why, sizeof(why)) != 0 ||
+            rec.kind != RECORD_CONTACT) {
+            continue;
+        }
+        n++;
+        const uint8_t *h = rec.u.contact.body_sha256;
+        bool kept = keyset_contains(&c->kept, h);
+        c->res->with_body += kept;
+        int added = keyset_add(&seen, h);
+        if (added < 0) {
+            rc = err_set(err, errlen, "raw check: out of memory");
+            break;
+        }
+        if (added == 1) {
+            c->res->distinct_bodies++;
+            c->res->distinct_missing += !kept;
+        }
+        rc = 0;
+    }
+    keyset_free(&seen);
+    evlog_reader_close(r);
+    return rc < 0 ? -1 : 0;
+}
+
+int raw_check(const char *state_dir, struct raw_check_result *out, raw_check_report_fn report,
+              void *ctx, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    struct check_ctx c = {.res = out, .report = report, .ctx = ctx};
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof(path), "%s/" RAW_DIR, state_dir) >= sizeof(path)) {
+        return err_set(err, errlen, "raw check: state directory path too long");
+    }
+    int rc = read_contacts(&c, state_dir, err, errlen);
+    int rawfd = rc == 0 ? open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (rc == 0 && rawfd < 0) {
+        rc = err_set(err, errlen, "%s: %s (was serve run with --keep-raw?)", path,
+                     strerror(errno));
+    }
+    DIR *d = rawfd >= 0 ? fdopendir(dup(rawfd)) : NULL;
+    if (rawfd >= 0 && d == NULL) {
+        rc = err_set(err, errlen, "%s: %s", path, strerror(errno));
+    }
+    struct dirent *de;
+    while (rc == 0 && d != NULL && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
+            continue;
+        }
+        uint8_t b;
+        if (strlen(de->d_name) != 2 || hex_decode(de->d_name, &b, 1) != 0) {
+            char bad[sizeof(de->d_name) + 8];
+            snprintf(bad, sizeof(bad), RAW_DIR "/%s", de->d_name);
+            found_bad(&c, bad, "not a body subdirectory", false);
+            continue;
+        }
+        rc = check_subdir(&c, rawfd, de->d_name, err, errlen);
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    if (rawfd >= 0) {
+        close(rawfd);
+    }
+    if (rc == 0) {
+        rc = count_kept(&c, state_dir, err, errlen);
+    }
+    keyset_free(&c.referenced);
+    keyset_free(&c.kept);
+    return rc;
+}
