@@ -50,7 +50,8 @@ static const char prove_usage[] =
     "\n"
     "Writes an evidence bundle: the chosen log entries, their inclusion proofs to the latest\n"
     "signed checkpoint, the checkpoint, the verifier key and a README explaining how to check\n"
-    "it by hand, plus the checkpoint's RFC 3161 timestamp if it has one (`sinkd timestamp`).\n"
+    "it by hand, plus the checkpoint's RFC 3161 timestamp if it has one (`sinkd timestamp`)\n"
+    "and, under raw/, the message bodies `serve --keep-raw` kept for the chosen contacts.\n"
     "--bot selects every record (contact, decision, command) of that bot key.\n"
     "\n"
     "  --state DIR        the sinkd state directory\n"
@@ -68,7 +69,8 @@ static const char verify_bundle_usage[] =
     "Checks an evidence bundle: the checkpoint signature (with the bundle's log.vkey, or\n"
     "VKEY_FILE), each entry file against its leaf hash and each inclusion proof against the\n"
     "signed root, the checkpoint's RFC 3161 timestamp (checkpoint.tsr) and its witnesses'\n"
-    "cosignatures (checkpoint.cosigned) if there are. Exits 1 on any mismatch.\n"
+    "cosignatures (checkpoint.cosigned) if there are, and every message body in raw/ against\n"
+    "its name and the contact entries that name it. Exits 1 on any mismatch.\n"
     "\n"
     "  --key FILE     verifier key to trust instead of the bundle's own log.vkey\n"
     "  --tsa-ca FILE  PEM CA certificate(s) of the time-stamping authority: the timestamp's\n"
@@ -435,6 +437,11 @@ int cmd_verify_bundle(int argc, char **argv)
     }
     for (size_t i = 0; i < rep.cosignatures; i++) {
         print_cosignature(NULL, rep.tree_size, rep.cosigned_by[i], rep.cosigned_at[i]);
+    }
+    if (rep.bodies > 0) {
+        printf("  %llu message bodies in raw/, each hashing to the body_sha256 of a contact "
+               "entry\n",
+               (unsigned long long)rep.bodies);
     }
     return 0;
 }

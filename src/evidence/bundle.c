@@ -14,7 +14,9 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "event/event.h"
 #include "evidence/files.h"
+#include "evidence/raw.h"
 #include "util/err.h"
 
 #define BUNDLE_FORMAT "sinkd-evidence-bundle/1"
@@ -66,10 +68,28 @@ static const char readme[] =
     "     'cosignature/v1\\ntime <time>\\n' followed by the first three lines of `checkpoint`.\n"
     "     A witness cosigns only trees consistent with every one it cosigned before, so this\n"
     "     log cannot have shown anyone a different history up to this point.\n"
+    "  7. Message bodies (only if raw/ is here; the sinkhole ran with --keep-raw): raw/<ab>/<h>\n"
+    "     is the decrypted, decompressed body of a message whose contact record above\n"
+    "     carries body_sha256 = <h>. `sha256sum raw/*/*` must print each file's own name,\n"
+    "     and each name must be the body_sha256 of an entry here. The bytes are as the bot\n"
+    "     sent them: host and user names are UTF-16LE strings inside.\n"
     "\n"
     "Independent tools: Go golang.org/x/mod/sumdb/note + sumdb/tlog (CheckRecord), or a few\n"
     "lines of Python with hashlib and the `cryptography` package (Ed25519); OpenSSL for the\n"
     "timestamp.\n";
+
+/* The kept body (`serve --keep-raw`) a contact entry names, if there is one, into out_dir/raw. */
+static int copy_body(const char *state_dir, const char *out_dir, const uint8_t *entry, size_t len,
+                     char *err, size_t errlen)
+{
+    struct record rec;
+    char why[128];
+    if (event_decode(entry, len, &rec, why, sizeof why) != 0 || rec.kind != RECORD_CONTACT) {
+        return 0;
+    }
+    return raw_copy(state_dir, out_dir, rec.u.contact.body_sha256, err, errlen) < 0 ? EVLOG_EIO
+                                                                                     : 0;
+}
 
 /* Entry `index` of a tree of `size`, read from its entry bundle. */
 static int read_entry(const char *log_dir, uint64_t size, uint64_t index, uint8_t *out, size_t *len,
@@ -243,6 +263,9 @@ int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *
             }
             free(text);
         }
+        if (rc == 0) {
+            rc = copy_body(state_dir, out_dir, entry, len, err, errlen);
+        }
         if (rc != 0) {
             break;
         }
@@ -377,6 +400,8 @@ struct bundle_ctx {
     const char *dir;
     char *err;
     size_t errlen;
+    struct keyset bodies; /* body hashes the bundle's contact entries name */
+    bool oom;
 };
 
 static int check_entry_file(void *ctx, uint64_t index, const uint8_t leaf[32],
@@ -400,6 +425,12 @@ static int check_entry_file(void *ctx, uint64_t index, const uint8_t leaf[32],
     }
     uint8_t h[32];
     evlog_leaf_hash((const uint8_t *)data, len, h);
+    struct record rec;
+    char why[128];
+    if (event_decode((const uint8_t *)data, len, &rec, why, sizeof why) == 0 &&
+        rec.kind == RECORD_CONTACT && keyset_add(&b->bodies, rec.u.contact.body_sha256) < 0) {
+        b->oom = true;
+    }
     free(data);
     if (memcmp(h, leaf, 32) != 0) {
         return err_set(b->err, b->errlen, "%s: does not hash to the leaf hash of entry %llu", file,
@@ -479,6 +510,40 @@ static int check_bundle_cosigned(const char *dir, const char *note, size_t nlen,
     return rc;
 }
 
+static void first_bad_body(void *ctx, const char *path, const char *why)
+{
+    char *first = ctx;
+    if (first[0] == '\0') {
+        snprintf(first, 256, "%s: %s", path, why);
+    }
+}
+
+/* raw/, if the bundle has one: every body intact and named by one of its contact entries. */
+static int check_bundle_bodies(const char *dir, const struct keyset *named,
+                               struct evlog_bundle_report *rep, char *err, size_t errlen)
+{
+    if (!evfile_exists(dir, RAW_DIR)) {
+        return 0;
+    }
+    struct raw_check_result res;
+    memset(&res, 0, sizeof res);
+    char first[256] = "";
+    int rc = raw_check_dir(dir, named, NULL, &res, first_bad_body, first, err, errlen);
+    if (rc != 0) {
+        return EVLOG_EIO;
+    }
+    if (res.damaged > 0 || res.stray > 0) {
+        return err_set(err, errlen, "%s", first), EVLOG_EVERIFY;
+    }
+    if (res.unreferenced > 0) {
+        return err_set(err, errlen, "%llu file(s) in raw/ are the body of no contact entry here",
+                       (unsigned long long)res.unreferenced),
+               EVLOG_EVERIFY;
+    }
+    rep->bodies = res.files;
+    return 0;
+}
+
 int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v, const char *ca_file,
                         const struct evlog_verifier *witnesses, size_t nw,
                         struct evlog_bundle_report *rep, char *err, size_t errlen)
@@ -522,10 +587,17 @@ int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v, const c
     if (rc != 0) {
         return rc;
     }
-    struct bundle_ctx ctx = {dir, err, errlen};
+    struct bundle_ctx ctx = {dir, err, errlen, {0}, false};
     uint64_t count = 0;
     rc = parse_manifest(json, jlen, &mcp, check_entry_file, &ctx, &count, err, errlen);
     free(json);
+    if (rc == 0 && ctx.oom) {
+        rc = EVLOG_ENOMEM;
+    }
+    if (rc == 0) {
+        rc = check_bundle_bodies(dir, &ctx.bodies, rep, err, errlen);
+    }
+    keyset_free(&ctx.bodies);
     if (rc == 0 && (mcp.size != cp.size || memcmp(mcp.root, cp.root, 32) != 0 ||
                     strcmp(mcp.origin, cp.origin) != 0)) {
         err_set(err, errlen, "bundle.json: tree head differs from the signed checkpoint");

@@ -339,7 +339,8 @@ int evlog_verify_dir(const char *log_dir, const struct evlog_verifier *v,
 /* Writes an evidence bundle to out_dir (created; must not exist or be empty): entries/<i>.bin,
  * bundle.json (inclusion proofs to the latest checkpoint, or to checkpoints/<at_size> if
  * at_size != 0), checkpoint, log.vkey, README.txt, checkpoint.tsr / .tsq if that checkpoint
- * has an RFC 3161 timestamp, and checkpoint.cosigned if witnesses cosigned it.
+ * has an RFC 3161 timestamp, checkpoint.cosigned if witnesses cosigned it, and raw/<ab>/<hash>
+ * for each contact entry whose body `serve --keep-raw` kept (evidence/raw.h).
  * `describe(ctx, entry, len, out, cap)` may add a human rendering (entries/<i>.json); may be
  * NULL. */
 int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *indices, size_t n,
@@ -353,6 +354,7 @@ struct evlog_bundle_report {
     uint64_t tree_size;               /* checkpoint size they were proved against */
     bool timestamped;                 /* checkpoint.tsr present and checked */
     struct evlog_timestamp timestamp; /* what it says, if timestamped */
+    uint64_t bodies;                  /* raw/ message bodies, each named by a contact entry */
     size_t cosignatures;              /* witnesses whose line in checkpoint.cosigned verified */
     const struct evlog_verifier *cosigned_by[EVLOG_BUNDLE_WITNESSES_MAX];
     uint64_t cosigned_at[EVLOG_BUNDLE_WITNESSES_MAX];
@@ -360,7 +362,8 @@ struct evlog_bundle_report {
 /* Verifies a bundle directory against its own log.vkey (or `v` if non-NULL); its
  * checkpoint.tsr if present (evlog_ts_check; ca_file may be NULL); and its checkpoint.cosigned,
  * which must extend `checkpoint` and carry a valid line of each of the nw witnesses (with
- * witnesses given it must be there). */
+ * witnesses given it must be there); and its raw/ if present, where every file must hash to its
+ * name and be the body_sha256 of one of its contact entries. */
 int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v, const char *ca_file,
                         const struct evlog_verifier *witnesses, size_t nw,
                         struct evlog_bundle_report *rep, char *err, size_t errlen);

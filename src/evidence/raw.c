@@ -194,8 +194,8 @@ struct check_ctx {
     struct raw_check_result *res;
     raw_check_report_fn report;
     void *ctx;
-    struct keyset referenced; /* first 16 bytes of every contact's body hash */
-    struct keyset kept;       /* ... of every intact file */
+    const struct keyset *referenced; /* first 16 bytes of every contact's body hash */
+    struct keyset *kept;             /* ... of every intact file */
 };
 
 /* SHA-256 of a file of at most RAW_BODY_MAX bytes. 0, or -1 with why set. */
@@ -300,11 +300,11 @@ static int check_subdir(struct check_ctx *c, int rawfd, const char *sub, char *e
         }
         c->res->files++;
         c->res->bytes += size;
-        if (keyset_add(&c->kept, want) < 0) {
+        if (c->kept != NULL && keyset_add(c->kept, want) < 0) {
             closedir(d);
             return err_set(err, errlen, "raw check: out of memory");
         }
-        if (!keyset_contains(&c->referenced, want)) {
+        if (c->referenced != NULL && !keyset_contains(c->referenced, want)) {
             c->res->unreferenced++;
         }
     }
@@ -313,7 +313,8 @@ static int check_subdir(struct check_ctx *c, int rawfd, const char *sub, char *e
 }
 
 /* Every contact's body hash, from the durable log. */
-static int read_contacts(struct check_ctx *c, const char *state_dir, char *err, size_t errlen)
+static int read_contacts(const char *state_dir, struct keyset *referenced, uint64_t *contacts,
+                         char *err, size_t errlen)
 {
     struct evlog_reader *r;
     if (evlog_reader_open(&r, state_dir, 0, err, errlen) < 0) {
@@ -330,8 +331,8 @@ static int read_contacts(struct check_ctx *c, const char *state_dir, char *err, 
             rec.kind != RECORD_CONTACT) {
             continue; /* `sinkd verify` judges the log itself */
         }
-        c->res->contacts++;
-        if (keyset_add(&c->referenced, rec.u.contact.body_sha256) < 0) {
+        (*contacts)++;
+        if (keyset_add(referenced, rec.u.contact.body_sha256) < 0) {
             rc = err_set(err, errlen, "raw check: out of memory");
             break;
         }
@@ -341,7 +342,8 @@ static int read_contacts(struct check_ctx *c, const char *state_dir, char *err, 
 }
 
 /* Second pass over the log: how many contacts (and distinct bodies) have their body kept. */
-static int count_kept(struct check_ctx *c, const char *state_dir, char *err, size_t errlen)
+static int count_kept(const char *state_dir, const struct keyset *kept,
+                      struct raw_check_result *res, char *err, size_t errlen)
 {
     struct evlog_reader *r;
     if (evlog_reader_open(&r, state_dir, 0, err, errlen) < 0) {
@@ -354,7 +356,7 @@ static int count_kept(struct check_ctx *c, const char *state_dir, char *err, siz
     uint64_t index;
     uint64_t n = 0;
     /* Only as far as the first pass read: the server may have appended since. */
-    while (n < c->res->contacts && (rc = evlog_reader_next(r, &entry, &len, &index, err, errlen)) > 0) {
+    while (n < res->contacts && (rc = evlog_reader_next(r, &entry, &len, &index, err, errlen)) > 0) {
         struct record rec;
         char why[128];
         if (event_decode(entry, len, &rec, why, sizeof(why)) != 0 ||
@@ -363,16 +365,16 @@ static int count_kept(struct check_ctx *c, const char *state_dir, char *err, siz
         }
         n++;
         const uint8_t *h = rec.u.contact.body_sha256;
-        bool kept = keyset_contains(&c->kept, h);
-        c->res->with_body += kept;
+        bool is_kept = keyset_contains(kept, h);
+        res->with_body += is_kept;
         int added = keyset_add(&seen, h);
         if (added < 0) {
             rc = err_set(err, errlen, "raw check: out of memory");
             break;
         }
         if (added == 1) {
-            c->res->distinct_bodies++;
-            c->res->distinct_missing += !kept;
+            res->distinct_bodies++;
+            res->distinct_missing += !is_kept;
         }
         rc = 0;
     }
@@ -381,27 +383,34 @@ static int count_kept(struct check_ctx *c, const char *state_dir, char *err, siz
     return rc < 0 ? -1 : 0;
 }
 
-int raw_check(const char *state_dir, struct raw_check_result *out, raw_check_report_fn report,
-              void *ctx, char *err, size_t errlen)
+int raw_check_dir(const char *dir, const struct keyset *referenced, struct keyset *kept,
+                  struct raw_check_result *out, raw_check_report_fn report, void *ctx, char *err,
+                  size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    struct check_ctx c = {.res = out, .report = report, .ctx = ctx};
+    struct check_ctx c = {
+        .res = out, .report = report, .ctx = ctx, .referenced = referenced, .kept = kept};
     char path[4096];
-    if ((size_t)snprintf(path, sizeof(path), "%s/" RAW_DIR, state_dir) >= sizeof(path)) {
-        return err_set(err, errlen, "raw check: state directory path too long");
+    if ((size_t)snprintf(path, sizeof(path), "%s/" RAW_DIR, dir) >= sizeof(path)) {
+        return err_set(err, errlen, "raw check: directory path too long");
     }
-    int rc = read_contacts(&c, state_dir, err, errlen);
-    int rawfd = rc == 0 ? open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (rc == 0 && rawfd < 0) {
-        rc = err_set(err, errlen, "%s: %s (was serve run with --keep-raw?)", path,
-                     strerror(errno));
+    int rawfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rawfd < 0) {
+        return err_set(err, errlen, "%s: %s (was serve run with --keep-raw?)", path,
+                       strerror(errno));
     }
-    DIR *d = rawfd >= 0 ? fdopendir(dup(rawfd)) : NULL;
-    if (rawfd >= 0 && d == NULL) {
-        rc = err_set(err, errlen, "%s: %s", path, strerror(errno));
+    int dfd = dup(rawfd);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (d == NULL) {
+        int e = errno;
+        if (dfd >= 0) {
+            close(dfd);
+        }
+        close(rawfd);
+        return err_set(err, errlen, "%s: %s", path, strerror(e));
     }
+    int rc = 0;
     struct dirent *de;
-    while (rc == 0 && d != NULL && (de = readdir(d)) != NULL) {
+    while (rc == 0 && (de = readdir(d)) != NULL) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
             continue;
         }
@@ -414,16 +423,61 @@ int raw_check(const char *state_dir, struct raw_check_result *out, raw_check_rep
         }
         rc = check_subdir(&c, rawfd, de->d_name, err, errlen);
     }
-    if (d != NULL) {
-        closedir(d);
-    }
-    if (rawfd >= 0) {
-        close(rawfd);
+    closedir(d);
+    close(rawfd);
+    return rc;
+}
+
+int raw_check(const char *state_dir, struct raw_check_result *out, raw_check_report_fn report,
+              void *ctx, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    struct keyset referenced = {0}, kept = {0};
+    int rc = read_contacts(state_dir, &referenced, &out->contacts, err, errlen);
+    if (rc == 0) {
+        rc = raw_check_dir(state_dir, &referenced, &kept, out, report, ctx, err, errlen);
     }
     if (rc == 0) {
-        rc = count_kept(&c, state_dir, err, errlen);
+        rc = count_kept(state_dir, &kept, out, err, errlen);
     }
-    keyset_free(&c.referenced);
-    keyset_free(&c.kept);
+    keyset_free(&referenced);
+    keyset_free(&kept);
     return rc;
+}
+
+int raw_copy(const char *from_dir, const char *to_dir, const uint8_t sha256[32], char *err,
+             size_t errlen)
+{
+    char name[RAW_NAME_LEN], rel[RAW_NAME_LEN + 8];
+    raw_name(sha256, name);
+    snprintf(rel, sizeof(rel), RAW_DIR "/%s", name);
+    if (!evfile_exists(from_dir, rel)) {
+        return 0;
+    }
+    char *body = NULL;
+    size_t len = 0;
+    if (evfile_read(from_dir, rel, &body, &len, RAW_BODY_MAX, err, errlen) != 0) {
+        return -1;
+    }
+    uint8_t got[32];
+    unsigned int dlen = 0;
+    int rc = 0;
+    if (EVP_Digest(body, len, got, &dlen, EVP_sha256(), NULL) != 1 || memcmp(got, sha256, 32) != 0) {
+        rc = err_set(err, errlen, "%s/%s: content does not hash to its name", from_dir, rel);
+    }
+    char sub[4096];
+    snprintf(sub, sizeof(sub), "%s/" RAW_DIR, to_dir);
+    if (rc == 0 && mkdir(sub, 0755) != 0 && errno != EEXIST) {
+        rc = err_set(err, errlen, "%s: %s", sub, strerror(errno));
+    }
+    snprintf(sub, sizeof(sub), "%s/" RAW_DIR "/%.2s", to_dir, name);
+    if (rc == 0 && mkdir(sub, 0755) != 0 && errno != EEXIST) {
+        rc = err_set(err, errlen, "%s: %s", sub, strerror(errno));
+    }
+    if (rc == 0 && !evfile_exists(to_dir, rel) &&
+        evfile_write_new(to_dir, rel, body, len, err, errlen) != 0) {
+        rc = -1;
+    }
+    free(body);
+    return rc == 0 ? 1 : -1;
 }

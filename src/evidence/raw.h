@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/keyset.h"
+
 #define RAW_DIR "raw"
 #define RAW_BODY_MAX (1024 * 1024) /* larger than any decodable body; bigger files are damaged */
 
@@ -62,6 +64,20 @@ typedef void (*raw_check_report_fn)(void *ctx, const char *path, const char *why
  * read. */
 int raw_check(const char *state_dir, struct raw_check_result *out, raw_check_report_fn report,
               void *ctx, char *err, size_t errlen);
+
+/* Walks dir/raw (a state directory or an evidence bundle): every file must hash to its name.
+ * Counts files, bytes, damaged and stray ones (each reported), and intact files whose hash's
+ * first KEYSET_KEY bytes are not in `referenced` (NULL: none counted); adds each intact file's
+ * to `kept` if non-NULL. A missing dir/raw is an error. Leaves the contact figures alone. */
+int raw_check_dir(const char *dir, const struct keyset *referenced, struct keyset *kept,
+                  struct raw_check_result *out, raw_check_report_fn report, void *ctx, char *err,
+                  size_t errlen);
+
+/* Copies the body named sha256 from from_dir/raw to to_dir/raw (same layout, directories
+ * made as needed) once it has hashed it to its name. 1 copied, 0 not kept in from_dir, -1
+ * with err (damaged, or I/O). */
+int raw_copy(const char *from_dir, const char *to_dir, const uint8_t sha256[32], char *err,
+             size_t errlen);
 
 /* "ab/ab12...": the relative name of a body under raw/ (68 bytes with the NUL). */
 #define RAW_NAME_LEN 68
