@@ -82,10 +82,9 @@ int cmd_raw(int argc, char **argv)
         fprintf(stderr, "sinkd raw check: %s\n", err);
         return 1;
     }
-    printf("{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"damaged\":%" PRIu64
-           ",\"stray\":%" PRIu64 ",\"unreferenced\":%" PRIu64 ",\"contacts\":%" PRIu64
-           ",\"contacts_with_body\":%" PRIu64 ",\"distinct_bodies\":%" PRIu64
-           ",\"distinct_missing\":%" PRIu64 "}\n",
+    printf("{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"damaged\":%" PRIu64 ",\"stray\":%" PRIu64
+           ",\"unreferenced\":%" PRIu64 ",\"contacts\":%" PRIu64 ",\"contacts_with_body\":%" PRIu64
+           ",\"distinct_bodies\":%" PRIu64 ",\"distinct_missing\":%" PRIu64 "}\n",
            r.files, r.bytes, r.damaged, r.stray, r.unreferenced, r.contacts, r.with_body,
            r.distinct_bodies, r.distinct_missing);
     if (r.damaged > 0 || r.stray > 0) {

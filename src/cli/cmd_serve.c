@@ -348,9 +348,9 @@ int cmd_serve(int argc, char **argv)
             break;
         case OPT_KEEP_RAW_MAX:
         case OPT_KEEP_RAW_RESERVE:
-            if (!cli_parse_u64("serve", opt == OPT_KEEP_RAW_MAX ? "keep-raw-max-mib"
-                                                                : "keep-raw-reserve-mib",
-                               optarg, 0, 1u << 30, &v)) {
+            if (!cli_parse_u64(
+                    "serve", opt == OPT_KEEP_RAW_MAX ? "keep-raw-max-mib" : "keep-raw-reserve-mib",
+                    optarg, 0, 1u << 30, &v)) {
                 return 2;
             }
             *(opt == OPT_KEEP_RAW_MAX ? &cfg.keep_raw_max_bytes : &cfg.keep_raw_reserve_bytes) =

@@ -87,8 +87,7 @@ static int copy_body(const char *state_dir, const char *out_dir, const uint8_t *
     if (event_decode(entry, len, &rec, why, sizeof why) != 0 || rec.kind != RECORD_CONTACT) {
         return 0;
     }
-    return raw_copy(state_dir, out_dir, rec.u.contact.body_sha256, err, errlen) < 0 ? EVLOG_EIO
-                                                                                     : 0;
+    return raw_copy(state_dir, out_dir, rec.u.contact.body_sha256, err, errlen) < 0 ? EVLOG_EIO : 0;
 }
 
 /* Entry `index` of a tree of `size`, read from its entry bundle. */

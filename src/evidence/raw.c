@@ -153,8 +153,7 @@ static bool room_for(struct raw_store *s, size_t len)
     return true;
 }
 
-int raw_store_put(struct raw_store *s, const uint8_t sha256[32], const uint8_t *body,
-                  size_t len)
+int raw_store_put(struct raw_store *s, const uint8_t sha256[32], const uint8_t *body, size_t len)
 {
     if (recently_kept(s, sha256)) {
         atomic_fetch_add(&s->duplicates, 1);
@@ -239,8 +238,7 @@ struct check_ctx {
 };
 
 /* SHA-256 of a file of at most RAW_BODY_MAX bytes. 0, or -1 with why set. */
-static int hash_file(int dirfd, const char *name, uint8_t out[32], uint64_t *size,
-                     const char **why)
+static int hash_file(int dirfd, const char *name, uint8_t out[32], uint64_t *size, const char **why)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
@@ -367,8 +365,7 @@ static int read_contacts(const char *state_dir, struct keyset *referenced, uint6
     while ((rc = evlog_reader_next(r, &entry, &len, &index, err, errlen)) > 0) {
         struct record rec;
         char why[128];
-        if (event_decode(entry, len, &rec, why, sizeof(why)) != 0 ||
-            rec.kind != RECORD_CONTACT) {
+        if (event_decode(entry, len, &rec, why, sizeof(why)) != 0 || rec.kind != RECORD_CONTACT) {
             continue; /* `sinkd verify` judges the log itself */
         }
         (*contacts)++;
@@ -396,11 +393,11 @@ static int count_kept(const char *state_dir, const struct keyset *kept,
     uint64_t index;
     uint64_t n = 0;
     /* Only as far as the first pass read: the server may have appended since. */
-    while (n < res->contacts && (rc = evlog_reader_next(r, &entry, &len, &index, err, errlen)) > 0) {
+    while (n < res->contacts &&
+           (rc = evlog_reader_next(r, &entry, &len, &index, err, errlen)) > 0) {
         struct record rec;
         char why[128];
-        if (event_decode(entry, len, &rec, why, sizeof(why)) != 0 ||
-            rec.kind != RECORD_CONTACT) {
+        if (event_decode(entry, len, &rec, why, sizeof(why)) != 0 || rec.kind != RECORD_CONTACT) {
             continue;
         }
         n++;
@@ -502,7 +499,8 @@ int raw_copy(const char *from_dir, const char *to_dir, const uint8_t sha256[32],
     uint8_t got[32];
     unsigned int dlen = 0;
     int rc = 0;
-    if (EVP_Digest(body, len, got, &dlen, EVP_sha256(), NULL) != 1 || memcmp(got, sha256, 32) != 0) {
+    if (EVP_Digest(body, len, got, &dlen, EVP_sha256(), NULL) != 1 ||
+        memcmp(got, sha256, 32) != 0) {
         rc = err_set(err, errlen, "%s/%s: content does not hash to its name", from_dir, rel);
     }
     char sub[4096];

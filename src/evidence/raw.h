@@ -39,8 +39,7 @@ int raw_store_open(struct raw_store **out, const char *state_dir,
                    const struct raw_store_config *cfg, char *err, size_t errlen);
 /* Keeps body under its hash unless a file of that name exists. Safe from several threads.
  * Returns 1 stored, 0 already kept, -1 not kept (counted in the stats; the caller goes on). */
-int raw_store_put(struct raw_store *s, const uint8_t sha256[32], const uint8_t *body,
-                  size_t len);
+int raw_store_put(struct raw_store *s, const uint8_t sha256[32], const uint8_t *body, size_t len);
 void raw_store_stats(struct raw_store *s, struct raw_store_stats *out);
 void raw_store_close(struct raw_store *s);
 

@@ -1759,7 +1759,7 @@ void server_config_default(struct server_config *cfg)
      * the writer's CPU per contact, while the demo's moderate load is never delayed
      * (docs/evidence.md). */
     cfg->commit_delay_us = 1000;
-    cfg->keep_raw_max_bytes = 4096ull << 20;    /* ~4 M machine-info bodies of ~1 KB */
+    cfg->keep_raw_max_bytes = 4096ull << 20;     /* ~4 M machine-info bodies of ~1 KB */
     cfg->keep_raw_reserve_bytes = 1024ull << 20; /* the log's room when the disk fills */
     cfg->registry = true;
     cfg->registry_cache_mib = REGISTRY_CACHE_MIB_DEFAULT;

@@ -70,7 +70,8 @@ static void test_names(void **state)
     }
     char name[RAW_NAME_LEN];
     raw_name(sha, name);
-    assert_string_equal(name, "a0/a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf");
+    assert_string_equal(name,
+                        "a0/a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf");
     assert_true(raw_parse_name(name, back));
     assert_memory_equal(sha, back, 32);
     char bad[RAW_NAME_LEN + 2];
