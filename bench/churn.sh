@@ -10,11 +10,20 @@
 # This VM's speed drifts by 10-20 % over minutes, so every figure is taken in ROUNDS rounds
 # (default 3), each running all servers back to back; ratios are computed within a round and
 # their median across rounds is the result.
-# Usage: bench/churn.sh [SECONDS] [CONCURRENT]   (defaults 10 s, 200 connections; ROUNDS=N)
+# The client closes with an RST by default (no TIME_WAIT, docs/bench.md); CHURN_CLOSE=fin makes
+# it close normally, as a bot's closesocket() does, to show the gap is not an RST artefact.
+# Usage: bench/churn.sh [SECONDS] [CONCURRENT]   (defaults 10 s, 200 connections; ROUNDS=N,
+#        CHURN_CLOSE=rst|fin)
 source "$(dirname "$0")/lib.sh"
 DURATION=${1:-10}
 CONNS=${2:-200}
 ROUNDS=${ROUNDS:-3}
+CLOSE_OPTS=()
+case "${CHURN_CLOSE:-rst}" in
+rst) CLOSE_TEXT="client closes with RST (SO_LINGER 0: no TIME_WAIT)" ;;
+fin) CLOSE_OPTS=(--fin) CLOSE_TEXT="client closes normally (FIN; TIME_WAIT on the client)" ;;
+*) die "CHURN_CLOSE must be rst or fin" ;;
+esac
 client="$TOOLS/churn_client"
 RATES="$B_DIR/rates.txt" # lines: ROUND NAME CONN_PER_S
 : >"$RATES"
@@ -28,7 +37,7 @@ run_client() {
     before=$($cpufn)
     local TIMEFORMAT='%U %S'
     { time "$client" --target "127.0.0.1:$port" --duration "$DURATION" --conns "$CONNS" \
-        --source-net 127.0.4.0/24 --sources 32 "$@" >"$B_DIR/$name.json"; } 2>"$B_DIR/$name.time"
+        --source-net 127.0.4.0/24 --sources 32 "${CLOSE_OPTS[@]}" "$@" >"$B_DIR/$name.json"; } 2>"$B_DIR/$name.time"
     after=$($cpufn)
     CLIENT_CPU=$(awk '{print $1 + $2}' "$B_DIR/$name.time")
     SERVER_CPU=$(awk -v a="$before" -v b="$after" 'BEGIN{printf "%.1f", b - a}')
@@ -97,7 +106,7 @@ run_floor() { # ROUND LABEL [floor_server options]
 }
 
 echo "churn: ${DURATION} s per server, $CONNS concurrent client connections, 1 client thread,"
-echo "       sources 127.0.4.1-32, client closes with RST (SO_LINGER 0: no TIME_WAIT),"
+echo "       sources 127.0.4.1-32, $CLOSE_TEXT,"
 echo "       $(nproc) cores shared by client and server, open-files limit $FD_LIMIT,"
 echo "       sinkd workers $SINKD_WORKERS_SHOWN, nginx worker_processes $NGINX_WORKERS, $ROUNDS rounds"
 LOST=0
