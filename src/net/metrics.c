@@ -1,6 +1,6 @@
-/* metrics.c -- GET /metrics for the operator (see metrics.h): a small HTTP/1.1 responder on the
- * server's main loop. One request per connection, answered and closed; everything a peer can
- * make grow (connections, request bytes, time) is bounded. */
+/* metrics.c -- GET /metrics, /metrics.json and the dashboard for the operator (see metrics.h):
+ * a small HTTP/1.1 responder on the server's main loop. One request per connection, answered and
+ * closed; everything a peer can make grow (connections, request bytes, time) is bounded. */
 #include "net/metrics.h"
 
 #include <errno.h>
@@ -13,6 +13,7 @@
 
 #include <http_parser.h>
 
+#include "net/dashboard_assets.h"
 #include "util/err.h"
 
 /* ---- exposition text ---------------------------------------------------------------------- */
@@ -49,23 +50,108 @@ static void text_append(struct metrics_text *t, const char *fmt, ...)
     t->len += (size_t)n;
 }
 
-void metrics_family(struct metrics_text *t, const char *name, const char *type, const char *help)
+int metrics_text_init_json(struct metrics_text *t)
 {
-    text_append(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    memset(t, 0, sizeof(*t));
+    t->json = json_object();
+    return t->json != NULL ? 0 : -1;
 }
 
-void metrics_sample(struct metrics_text *t, const char *name, const char *labels, uint64_t value)
+void metrics_family(struct metrics_text *t, const char *name, const char *type, const char *help)
 {
-    if (labels != NULL) {
-        text_append(t, "%s{%s} %llu\n", name, labels, (unsigned long long)value);
-    } else {
-        text_append(t, "%s %llu\n", name, (unsigned long long)value);
+    if (t->json == NULL) {
+        text_append(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+        return;
     }
+    json_t *f = json_pack("{s:s,s:s,s:[]}", "type", type, "help", help, "samples");
+    if (f == NULL || json_object_set_new(t->json, name, f) != 0) {
+        t->truncated = true;
+    }
+}
+
+/* Label values escaped as the text format requires: backslash, double quote, newline. */
+static size_t escape_label(const char *v, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; *v != '\0' && o + 3 < cap; v++) {
+        if (*v == '\\' || *v == '"' || *v == '\n') {
+            out[o++] = '\\';
+            out[o++] = *v == '\n' ? 'n' : *v;
+        } else {
+            out[o++] = *v;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+void metrics_sample_labels(struct metrics_text *t, const char *name,
+                           const struct metrics_label *labels, size_t n, uint64_t value)
+{
+    if (t->json != NULL) {
+        json_t *f = json_object_get(t->json, name);
+        json_t *ls = json_object();
+        for (size_t i = 0; ls != NULL && i < n; i++) {
+            json_object_set_new(ls, labels[i].name, json_string(labels[i].value));
+        }
+        /* JSON integers are signed 64-bit here; no counter of ours comes near 2^63. */
+        json_t *sample = json_pack("{s:o*,s:I}", "labels", ls, "value",
+                                   (json_int_t)(value > INT64_MAX ? INT64_MAX : value));
+        if (f == NULL || sample == NULL ||
+            json_array_append_new(json_object_get(f, "samples"), sample) != 0) {
+            t->truncated = true;
+        }
+        return;
+    }
+    char text[400];
+    size_t o = 0;
+    for (size_t i = 0; i < n && o < sizeof(text); i++) {
+        char v[128];
+        escape_label(labels[i].value, v, sizeof(v));
+        int w = snprintf(text + o, sizeof(text) - o, "%s%s=\"%s\"", i ? "," : "", labels[i].name, v);
+        o += w > 0 ? (size_t)w : 0;
+    }
+    if (o >= sizeof(text)) {
+        t->truncated = true;
+        return;
+    }
+    text_append(t, "%s{%s} %llu\n", name, text, (unsigned long long)value);
+}
+
+void metrics_sample(struct metrics_text *t, const char *name, uint64_t value)
+{
+    if (t->json != NULL) {
+        metrics_sample_labels(t, name, NULL, 0, value);
+        return;
+    }
+    text_append(t, "%s %llu\n", name, (unsigned long long)value);
+}
+
+void metrics_text_finish(struct metrics_text *t)
+{
+    if (t->json == NULL) {
+        return;
+    }
+    char *text = json_dumps(t->json, JSON_COMPACT | JSON_SORT_KEYS);
+    size_t n = text != NULL ? strlen(text) : 0;
+    free(t->buf);
+    t->buf = NULL;
+    t->len = t->cap = 0;
+    if (text == NULL || n > METRICS_BODY_MAX) {
+        /* A whole JSON document or none: an empty object, and the caller sees truncated. */
+        free(text);
+        t->truncated = true;
+        text = strdup("{}");
+        n = text != NULL ? 2 : 0;
+    }
+    t->buf = text;
+    t->len = t->cap = n;
 }
 
 void metrics_text_free(struct metrics_text *t)
 {
     free(t->buf);
+    json_decref(t->json);
     memset(t, 0, sizeof(*t));
 }
 
@@ -117,11 +203,28 @@ enum metrics_route metrics_route_request(const char *buf, size_t len)
     if (p.method != HTTP_GET) {
         return METRICS_BAD_METHOD;
     }
-    static const char path[] = "/metrics";
-    size_t plen = sizeof(path) - 1;
-    if (s.url_len >= plen && memcmp(s.url, path, plen) == 0 &&
-        (s.url_len == plen || s.url[plen] == '?')) {
-        return METRICS_SERVE;
+    static const struct {
+        const char *path;
+        enum metrics_route route;
+    } routes[] = {
+        {"/metrics", METRICS_SERVE},
+        {"/metrics.json", METRICS_SERVE_JSON},
+        {"/", METRICS_DASHBOARD},
+        {"/index.html", METRICS_DASHBOARD},
+        {"/dashboard.js", METRICS_DASHBOARD_JS},
+        {"/dashboard.css", METRICS_DASHBOARD_CSS},
+    };
+    size_t plen = s.url_len;
+    for (size_t i = 0; i < s.url_len; i++) {
+        if (s.url[i] == '?') {
+            plen = i;
+            break;
+        }
+    }
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strlen(routes[i].path) == plen && memcmp(s.url, routes[i].path, plen) == 0) {
+            return routes[i].route;
+        }
     }
     return METRICS_NOT_FOUND;
 }
@@ -134,7 +237,7 @@ struct metrics_conn {
     uv_write_t write;
     struct metrics_server *m;
     struct metrics_conn *next, *prev;
-    char head[256];
+    char head[512];
     struct metrics_text body;
     size_t len;
     unsigned open_handles; /* tcp + timer; freed when both are closed */
@@ -231,6 +334,31 @@ static void on_written(uv_write_t *req, int status)
     conn_close(req->data, false);
 }
 
+/* The dashboard's files, built into the binary (net/dashboard/). */
+static bool static_asset(enum metrics_route route, const char **ctype, const unsigned char **data,
+                         size_t *len)
+{
+    switch (route) {
+    case METRICS_DASHBOARD:
+        *ctype = "text/html; charset=utf-8";
+        *data = sinkd_dashboard_html;
+        *len = sinkd_dashboard_html_len;
+        return true;
+    case METRICS_DASHBOARD_JS:
+        *ctype = "text/javascript; charset=utf-8";
+        *data = sinkd_dashboard_js;
+        *len = sinkd_dashboard_js_len;
+        return true;
+    case METRICS_DASHBOARD_CSS:
+        *ctype = "text/css; charset=utf-8";
+        *data = sinkd_dashboard_css;
+        *len = sinkd_dashboard_css_len;
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void respond(struct metrics_conn *c, enum metrics_route route)
 {
     static const char *const status[] = {
@@ -238,26 +366,44 @@ static void respond(struct metrics_conn *c, enum metrics_route route)
         [METRICS_NOT_FOUND] = "404 Not Found",
         [METRICS_BAD_METHOD] = "405 Method Not Allowed",
         [METRICS_BAD_REQUEST] = "400 Bad Request",
+        [METRICS_SERVE_JSON] = "200 OK",
+        [METRICS_DASHBOARD] = "200 OK",
+        [METRICS_DASHBOARD_JS] = "200 OK",
+        [METRICS_DASHBOARD_CSS] = "200 OK",
     };
     c->answered = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
     const char *ctype = "text/plain; charset=utf-8";
+    const unsigned char *data = NULL;
+    size_t len = 0;
     if (route == METRICS_SERVE) {
         c->m->render(c->m->ctx, &c->body);
         ctype = "text/plain; version=0.0.4; charset=utf-8";
-    } else {
+    } else if (route == METRICS_SERVE_JSON) {
+        if (metrics_text_init_json(&c->body) == 0) {
+            c->m->render(c->m->ctx, &c->body);
+        }
+        metrics_text_finish(&c->body);
+        ctype = "application/json";
+    } else if (!static_asset(route, &ctype, &data, &len)) {
         text_append(&c->body, "%s\n", status[route]);
     }
+    if (data == NULL) {
+        data = (const unsigned char *)c->body.buf;
+        len = c->body.len;
+    }
+    /* The page loads only its own files and talks only to this listener; nothing is cached,
+     * since every answer is a snapshot. */
     snprintf(c->head, sizeof(c->head),
-             "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%sConnection: close\r\n"
-             "\r\n",
-             status[route], ctype, c->body.len,
-             route == METRICS_BAD_METHOD ? "Allow: GET\r\n" : "");
-    uv_buf_t bufs[2] = {
-        uv_buf_init(c->head, (unsigned)strlen(c->head)),
-        uv_buf_init(c->body.buf != NULL ? c->body.buf : c->head, (unsigned)c->body.len)};
+             "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+             "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+             "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "
+             "connect-src 'self'; frame-ancestors 'none'\r\nConnection: close\r\n\r\n",
+             status[route], ctype, len, route == METRICS_BAD_METHOD ? "Allow: GET\r\n" : "");
+    uv_buf_t bufs[2] = {uv_buf_init(c->head, (unsigned)strlen(c->head)),
+                        uv_buf_init(data != NULL ? (char *)data : c->head, (unsigned)len)};
     c->write.data = c;
-    if (uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, c->body.len > 0 ? 2 : 1, on_written) !=
+    if (uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, len > 0 ? 2 : 1, on_written) !=
         0) {
         conn_close(c, true);
     }

@@ -2107,15 +2107,14 @@ static void render_metrics(void *ctx, struct metrics_text *m)
         stats_add(&t, &w->published);
         pthread_mutex_unlock(&w->published_mu);
     }
-    char labels[96];
-    snprintf(labels, sizeof(labels), "version=\"%s\",family=\"%s\"", SINKD_VERSION,
-             srv->family->name);
+    const struct metrics_label build[] = {{"version", SINKD_VERSION},
+                                          {"family", srv->family->name}};
     metrics_family(m, "sinkd_build_info", "gauge", "Version and protocol family; always 1.");
-    metrics_sample(m, "sinkd_build_info", labels, 1);
+    metrics_sample_labels(m, "sinkd_build_info", build, 2, 1);
     metrics_family(m, "sinkd_start_time_seconds", "gauge", "When serve started (POSIX time).");
-    metrics_sample(m, "sinkd_start_time_seconds", NULL, (uint64_t)srv->started_s);
+    metrics_sample(m, "sinkd_start_time_seconds", (uint64_t)srv->started_s);
     metrics_family(m, "sinkd_connections_open", "gauge", "Bot connections open now.");
-    metrics_sample(m, "sinkd_connections_open", NULL, atomic_load(&srv->nconns));
+    metrics_sample(m, "sinkd_connections_open", atomic_load(&srv->nconns));
     static const struct {
         const char *name, *help;
         size_t offset;
@@ -2144,62 +2143,63 @@ static void render_metrics(void *ctx, struct metrics_text *m)
         uint64_t v;
         memcpy(&v, (const char *)&t + counters[i].offset, sizeof(v));
         metrics_family(m, counters[i].name, "counter", counters[i].help);
-        metrics_sample(m, counters[i].name, NULL, v);
+        metrics_sample(m, counters[i].name, v);
     }
     metrics_family(m, "sinkd_contacts_total", "counter", "Bot messages recorded, by type.");
     for (unsigned k = CONTACT_MSG_OTHER; k <= CONTACT_MSG_HEARTBEAT; k++) {
-        snprintf(labels, sizeof(labels), "type=\"%s\"", event_msg_type_name((uint8_t)k));
-        metrics_sample(m, "sinkd_contacts_total", labels, t.by_type[k]);
+        const struct metrics_label type = {"type", event_msg_type_name((uint8_t)k)};
+        metrics_sample_labels(m, "sinkd_contacts_total", &type, 1, t.by_type[k]);
     }
     metrics_family(m, "sinkd_decisions_total", "counter",
                    "Remediation decisions made durable, by verdict.");
     for (unsigned k = VERDICT_SEND; k <= VERDICT_ALREADY_SENT; k++) {
-        snprintf(labels, sizeof(labels), "verdict=\"%s\"", event_verdict_name((uint8_t)k));
-        metrics_sample(m, "sinkd_decisions_total", labels, t.decisions[k]);
+        const struct metrics_label verdict = {"verdict", event_verdict_name((uint8_t)k)};
+        metrics_sample_labels(m, "sinkd_decisions_total", &verdict, 1, t.decisions[k]);
     }
     const struct pipeline_stats *ps = pipeline_stats(srv->pipe);
     metrics_family(m, "sinkd_log_entries", "gauge", "Durable entries in the evidence log.");
-    metrics_sample(m, "sinkd_log_entries", NULL, atomic_load(&ps->log_size));
+    metrics_sample(m, "sinkd_log_entries", atomic_load(&ps->log_size));
     metrics_family(m, "sinkd_log_commits_total", "counter", "Group commits (one fdatasync each).");
-    metrics_sample(m, "sinkd_log_commits_total", NULL, atomic_load(&ps->batches));
+    metrics_sample(m, "sinkd_log_commits_total", atomic_load(&ps->batches));
     metrics_family(m, "sinkd_log_commit_errors_total", "counter",
                    "Failed commits (disk full, I/O error); nothing is acknowledged meanwhile.");
-    metrics_sample(m, "sinkd_log_commit_errors_total", NULL, atomic_load(&ps->commit_errors));
+    metrics_sample(m, "sinkd_log_commit_errors_total", atomic_load(&ps->commit_errors));
     metrics_family(m, "sinkd_log_stalled", "gauge",
                    "1 while commits fail and bots get no replies (alert on this).");
-    metrics_sample(m, "sinkd_log_stalled", NULL, atomic_load(&ps->stalled) != 0);
+    metrics_sample(m, "sinkd_log_stalled", atomic_load(&ps->stalled) != 0);
     struct hist lat;
     pipeline_durable_latency(srv->pipe, &lat);
     metrics_family(m, "sinkd_log_durable_latency_microseconds", "gauge",
                    "Contact-to-durable latency over all records since the start, by quantile.");
-    metrics_sample(m, "sinkd_log_durable_latency_microseconds", "quantile=\"0.5\"",
-                   hist_percentile(&lat, 0.50));
-    metrics_sample(m, "sinkd_log_durable_latency_microseconds", "quantile=\"0.99\"",
-                   hist_percentile(&lat, 0.99));
+    const struct metrics_label p50 = {"quantile", "0.5"}, p99 = {"quantile", "0.99"};
+    metrics_sample_labels(m, "sinkd_log_durable_latency_microseconds", &p50, 1,
+                          hist_percentile(&lat, 0.50));
+    metrics_sample_labels(m, "sinkd_log_durable_latency_microseconds", &p99, 1,
+                          hist_percentile(&lat, 0.99));
     metrics_family(m, "sinkd_log_durable_latency_max_microseconds", "gauge",
                    "The largest contact-to-durable latency since the start.");
-    metrics_sample(m, "sinkd_log_durable_latency_max_microseconds", NULL, lat.max);
+    metrics_sample(m, "sinkd_log_durable_latency_max_microseconds", lat.max);
     if (srv->registry != NULL) {
         struct registry_follow_stats rs;
         registry_follow_stats(srv->registry, &rs);
         metrics_family(m, "sinkd_registry_up", "gauge",
                        "1 while the registry follower runs, 0 once it stopped on an error.");
-        metrics_sample(m, "sinkd_registry_up", NULL, rs.error == 0);
+        metrics_sample(m, "sinkd_registry_up", rs.error == 0);
         metrics_family(m, "sinkd_registry_applied_entries", "gauge",
                        "Log entries the victim registry has applied.");
-        metrics_sample(m, "sinkd_registry_applied_entries", NULL, rs.applied_index);
+        metrics_sample(m, "sinkd_registry_applied_entries", rs.applied_index);
         metrics_family(m, "sinkd_registry_lag_entries", "gauge",
                        "Durable entries not yet applied to the registry at its last commit.");
-        metrics_sample(m, "sinkd_registry_lag_entries", NULL, rs.lag);
+        metrics_sample(m, "sinkd_registry_lag_entries", rs.lag);
     }
     if (srv->banlist != NULL) {
         struct banlist_stats bs;
         banlist_stats(srv->banlist, &bs);
         metrics_family(m, "sinkd_listener_bans", "gauge",
                        "Addresses whose SYNs the listeners drop now.");
-        metrics_sample(m, "sinkd_listener_bans", NULL, bs.banned);
+        metrics_sample(m, "sinkd_listener_bans", bs.banned);
         metrics_family(m, "sinkd_listener_bans_total", "counter", "Listener bans made.");
-        metrics_sample(m, "sinkd_listener_bans_total", NULL, bs.bans);
+        metrics_sample(m, "sinkd_listener_bans_total", bs.bans);
     }
 }
 

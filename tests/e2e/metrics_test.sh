@@ -60,7 +60,48 @@ def status(method, path, body=None):
         return urllib.request.urlopen(req, timeout=5).status, None
     except urllib.error.HTTPError as e:
         return e.code, e.headers
-check(status("GET", "/")[0] == 404, "404")
+check(status("GET", "/nothing")[0] == 404, "404")
+
+# /metrics.json: the same families and samples as the text, labels as objects.
+text_again = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+r = urllib.request.urlopen(base + "/metrics.json", timeout=5)
+check(r.headers["Content-Type"] == "application/json", "json content type")
+doc = json.loads(r.read())
+flat = {}
+for name, fam in doc.items():
+    check(name in typed and fam["type"] in ("counter", "gauge", "summary") and fam["help"], f"json family {name}")
+    for smp in fam["samples"]:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(smp["labels"].items()))
+        flat[name + ("{" + labels + "}" if labels else "")] = smp["value"]
+m2 = {}
+for line in text_again.splitlines():
+    if not line.startswith("#"):
+        key, value = line.rsplit(" ", 1)
+        if "{" in key:  # label order as sorted in the JSON
+            name, rest = key.split("{", 1)
+            key = name + "{" + ",".join(sorted(re.findall(r'[a-z_]+="[^"]*"', rest))) + "}"
+        m2[key] = int(value)
+check(set(flat) == set(m2), f"json and text differ in samples: {set(flat) ^ set(m2)}")
+moving = {"sinkd_connections_open"}  # the scrapes themselves are not bot connections
+for k in m2:
+    check(flat[k] == m2[k] or k.split("{")[0] in moving, f"{k}: json {flat[k]} != text {m2[k]}")
+json.dump(doc, open(sys.argv[3] + ".metrics.json", "w"))
+
+# The dashboard: its page and files, built into the binary byte for byte, under a strict CSP.
+import os
+src = os.environ["SINKD_SOURCE_DIR"] + "/src/net/dashboard/"
+for path, ctype, fname in (("/", "text/html", "dashboard.html"), ("/index.html", "text/html", "dashboard.html"),
+                           ("/dashboard.js", "text/javascript", "dashboard.js"),
+                           ("/dashboard.css", "text/css", "dashboard.css")):
+    r = urllib.request.urlopen(base + path, timeout=5)
+    check(r.headers["Content-Type"].startswith(ctype), f"{path} content type {r.headers['Content-Type']}")
+    csp = r.headers["Content-Security-Policy"] or ""
+    check("default-src 'none'" in csp and "script-src 'self'" in csp, f"{path} CSP {csp!r}")
+    check(r.headers["X-Content-Type-Options"] == "nosniff", f"{path} nosniff")
+    body = r.read()
+    check(body == open(src + fname, "rb").read(), f"{path} differs from src/net/dashboard/{fname}")
+    if fname == "dashboard.js":
+        open(sys.argv[3] + ".dashboard.js", "wb").write(body)
 code, headers = status("POST", "/metrics", b"x")
 check(code == 405 and headers["Allow"] == "GET", "405 with Allow")
 def raw(data):
@@ -101,6 +142,11 @@ check(3.5 < waited + 0.3 < 8, f"silent connections closed after {waited:.1f} s (
 r = urllib.request.urlopen(base + "/metrics", timeout=5)
 check(r.status == 200, "metrics after the flood")
 PY
+
+# The page's own logic (the dashboard.js the server sent) on the server's JSON, under Node.
+node "$SINKD_SOURCE_DIR/tests/e2e/dashboard_check.js" "$E2E_DIR/summary.json.dashboard.js" \
+    "$E2E_DIR/summary.json.metrics.json" "$E2E_DIR/summary.json" ||
+    fail "the dashboard's summary disagrees with the server"
 
 # Bots are served while the metrics port is flooded with silent connections.
 python3 - "$mport" <<'PY' &
