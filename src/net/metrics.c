@@ -89,18 +89,22 @@ void metrics_sample_labels(struct metrics_text *t, const char *name,
                            const struct metrics_label *labels, size_t n, uint64_t value)
 {
     if (t->json != NULL) {
-        json_t *f = json_object_get(t->json, name);
+        json_t *samples = json_object_get(json_object_get(t->json, name), "samples");
         json_t *ls = json_object();
         for (size_t i = 0; ls != NULL && i < n; i++) {
             json_object_set_new(ls, labels[i].name, json_string(labels[i].value));
         }
         /* JSON integers are signed 64-bit here; no counter of ours comes near 2^63. */
-        json_t *sample = json_pack("{s:o*,s:I}", "labels", ls, "value",
-                                   (json_int_t)(value > INT64_MAX ? INT64_MAX : value));
-        if (f == NULL || sample == NULL ||
-            json_array_append_new(json_object_get(f, "samples"), sample) != 0) {
+        json_t *sample = ls == NULL
+                             ? NULL
+                             : json_pack("{s:O,s:I}", "labels", ls, "value",
+                                         (json_int_t)(value > INT64_MAX ? INT64_MAX : value));
+        json_decref(ls);
+        /* A sample of an undeclared family has nowhere to go: dropped and reported. */
+        if (samples == NULL || sample == NULL || json_array_append(samples, sample) != 0) {
             t->truncated = true;
         }
+        json_decref(sample);
         return;
     }
     char text[400];
@@ -108,7 +112,8 @@ void metrics_sample_labels(struct metrics_text *t, const char *name,
     for (size_t i = 0; i < n && o < sizeof(text); i++) {
         char v[128];
         escape_label(labels[i].value, v, sizeof(v));
-        int w = snprintf(text + o, sizeof(text) - o, "%s%s=\"%s\"", i ? "," : "", labels[i].name, v);
+        int w =
+            snprintf(text + o, sizeof(text) - o, "%s%s=\"%s\"", i ? "," : "", labels[i].name, v);
         o += w > 0 ? (size_t)w : 0;
     }
     if (o >= sizeof(text)) {
@@ -403,8 +408,7 @@ static void respond(struct metrics_conn *c, enum metrics_route route)
     uv_buf_t bufs[2] = {uv_buf_init(c->head, (unsigned)strlen(c->head)),
                         uv_buf_init(data != NULL ? (char *)data : c->head, (unsigned)len)};
     c->write.data = c;
-    if (uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, len > 0 ? 2 : 1, on_written) !=
-        0) {
+    if (uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, len > 0 ? 2 : 1, on_written) != 0) {
         conn_close(c, true);
     }
 }
