@@ -16,8 +16,11 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
-# npm may come from Debian or be on the machine already (e.g. a newer Node.js).
-command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+# npm may come from Debian or be on the machine already (e.g. a newer Node.js); node also runs
+# the dashboard's check (tests/e2e/dashboard_check.js).
+command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+# systemd-analyze checks the units in contrib/ (a container may lack systemd).
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "deps: installing ${missing[*]}"
     sudo=""
