@@ -2192,6 +2192,19 @@ static void render_metrics(void *ctx, struct metrics_text *m)
                        "Durable entries not yet applied to the registry at its last commit.");
         metrics_sample(m, "sinkd_registry_lag_entries", rs.lag);
     }
+    if (srv->raw != NULL) {
+        struct raw_store_stats rs;
+        raw_store_stats(srv->raw, &rs);
+        metrics_family(m, "sinkd_raw_bodies_kept_total", "counter",
+                       "Message bodies --keep-raw stored (new files) since the start.");
+        metrics_sample(m, "sinkd_raw_bodies_kept_total", rs.stored);
+        metrics_family(m, "sinkd_raw_bodies_skipped_total", "counter",
+                       "Bodies not kept (budget, disk reserve or a write error).");
+        metrics_sample(m, "sinkd_raw_bodies_skipped_total", rs.skipped);
+        metrics_family(m, "sinkd_raw_full", "gauge",
+                       "1 once --keep-raw-max-mib or the disk reserve stopped the capture.");
+        metrics_sample(m, "sinkd_raw_full", rs.full);
+    }
     if (srv->banlist != NULL) {
         struct banlist_stats bs;
         banlist_stats(srv->banlist, &bs);

@@ -8,10 +8,22 @@
 source "$(dirname "$0")/lib.sh"
 state="$E2E_DIR/state"
 port=$(free_port)
-start_server "$state" "$port" --workers 2 --keep-raw
+mport=$(free_port)
+start_server "$state" "$port" --workers 2 --keep-raw --metrics-listen "127.0.0.1:$mport"
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 200 --duration 3 --concurrency 200 \
     --source-net 127.0.1.0/24 --json "$E2E_DIR/swarm.json" >/dev/null || fail "swarm exited non-zero"
+sleep 0.3
+python3 - "$mport" <<'PY' >"$E2E_DIR/raw_metrics.txt" || fail "no keep-raw metrics"
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+m = dict(l.rsplit(" ", 1) for l in text.splitlines() if l.startswith("sinkd_raw_"))
+assert int(m["sinkd_raw_bodies_kept_total"]) >= 200, m
+assert m["sinkd_raw_bodies_skipped_total"] == "0" and m["sinkd_raw_full"] == "0", m
+print(m["sinkd_raw_bodies_kept_total"])
+PY
 stop_server
+grep -q "keep-raw: $(cat "$E2E_DIR/raw_metrics.txt") bodies kept" "$E2E_DIR/serve.log" ||
+    fail "metrics' kept bodies ($(cat "$E2E_DIR/raw_metrics.txt")) differ from the stop line"
 grep -q 'keep-raw: [1-9][0-9]* bodies kept' "$E2E_DIR/serve.log" || fail "no keep-raw line in the log"
 
 "$SINKD_BINARY" raw check --state "$state" --require-all >"$E2E_DIR/check.txt" ||
