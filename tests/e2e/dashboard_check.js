@@ -24,6 +24,7 @@ check(s.uptimeSeconds >= 0 && s.uptimeSeconds < 600, "uptime " + s.uptimeSeconds
 check(s.logStalled === false && s.commitErrors === 0, "log healthy");
 check(s.registry === "up", "registry " + s.registry);
 check(s.remediation === "dry-run only" && s.commandsSent === 0, "remediation " + s.remediation);
+check(s.capture === "off", "capture " + s.capture);
 for (const type of ["hello", "machine-info", "heartbeat", "other"]) {
   const want = summary.by_type[type] || 0;
   check(s.contacts[type] === want, type + ": page " + s.contacts[type] + ", log " + want);
@@ -45,7 +46,9 @@ const other = JSON.parse(JSON.stringify(metrics));
 delete other.sinkd_registry_up;
 other.sinkd_log_stalled.samples[0].value = 1;
 other.sinkd_commands_sent_total.samples[0].value = 3;
+other.sinkd_raw_full = { type: "gauge", help: "", samples: [{ labels: {}, value: 1 }] };
 const o = dash.summarize(other, now);
+check(o.capture === "stopped", "capture " + o.capture);
 check(o.registry === "off" && o.logStalled === true && o.remediation === "commands sent", "states " + JSON.stringify([o.registry, o.logStalled, o.remediation]));
 check(dash.formatDuration(90061) === "1 d 1 h 1 min", "duration " + dash.formatDuration(90061));
 if (failed) process.exit(1);

@@ -41,6 +41,8 @@ function summarize(metrics, nowSeconds) {
     remediation: sent > 0 ? "commands sent" : (decisions["send"] || 0) > 0 ? "send decided" : "dry-run only",
     commandsSent: sent,
     commandsFailed: sampleValue(metrics, "sinkd_commands_failed_total"),
+    capture: !("sinkd_raw_full" in metrics) ? "off" : sampleValue(metrics, "sinkd_raw_full") === 1 ? "stopped" : "on",
+    bodiesKept: sampleValue(metrics, "sinkd_raw_bodies_kept_total"),
     counters: {
       connectionsOpen: sampleValue(metrics, "sinkd_connections_open"),
       accepted: sampleValue(metrics, "sinkd_connections_accepted_total"),
@@ -123,6 +125,9 @@ if (typeof document !== "undefined") {
     badge("remediation-state", "remediation: " + sum.remediation +
       (sum.commandsSent ? " (" + formatCount(sum.commandsSent) + ")" : ""),
       sum.commandsFailed ? "warn" : "ok");
+    badge("capture-state", "message bodies: " + (sum.capture === "off" ? "not kept" :
+      sum.capture === "on" ? "kept (" + formatCount(sum.bodiesKept) + " new)" :
+      "capture stopped (budget or disk reserve)"), sum.capture === "stopped" ? "warn" : "ok");
     const cards = [
       ["bot connections open", formatCount(sum.counters.connectionsOpen)],
       ["new connections / s", formatCount(rates.accepted)],
