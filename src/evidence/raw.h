@@ -2,9 +2,10 @@
  * kept once per distinct content as state/raw/<first 2 hex>/<SHA-256 in hex>. The name is the
  * SHA-256 the message's contact record carries (body_sha256), so the signed log vouches for
  * every stored body and `sha256sum` alone shows a file is intact; researchers re-parse bodies
- * whose layout (PLUGX.md) is not confirmed. Capture is best effort and never delays a reply:
- * a body that cannot be kept (budget spent, disk short of its reserve, an I/O error) is counted,
- * and its contact record, which holds the hash, is unaffected (docs/evidence.md). */
+ * whose layout (PLUGX.md) is not confirmed. Capture is best effort and never waits for the
+ * disk (no fsync): a body that cannot be kept (budget spent, disk short of its reserve, an I/O
+ * error) is counted, and its contact record, which holds the hash, is unaffected
+ * (docs/evidence.md). */
 #ifndef SINKD_EVIDENCE_RAW_H
 #define SINKD_EVIDENCE_RAW_H
 
