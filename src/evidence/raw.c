@@ -36,7 +36,8 @@ struct raw_store {
     struct raw_store_config cfg;
     atomic_uint_fast64_t tmp_seq;
     atomic_uint_fast64_t stored, stored_bytes, duplicates, skipped, since_statfs;
-    atomic_bool full;
+    atomic_bool full; /* the run's budget is spent: for good */
+    atomic_bool low;  /* the disk was short of its reserve at the last reading: until it is not */
     atomic_int last_errno;
     _Atomic uint64_t recent[RAW_RECENT][2];
 };
@@ -131,7 +132,9 @@ static int skip(struct raw_store *s, int e)
     return -1;
 }
 
-/* Whether the budget and the filesystem's reserve still allow len more bytes. */
+/* Whether the budget and the filesystem's reserve still allow len more bytes. The budget, once
+ * spent, stays spent; the reserve is read again every RAW_STATFS_EVERY attempts, so capture
+ * resumes when space returns. */
 static bool room_for(struct raw_store *s, size_t len)
 {
     if (atomic_load(&s->full)) {
@@ -144,13 +147,12 @@ static bool room_for(struct raw_store *s, size_t len)
     }
     if (s->cfg.reserve_bytes > 0 && atomic_fetch_add(&s->since_statfs, 1) % RAW_STATFS_EVERY == 0) {
         struct statfs fs;
-        if (fstatfs(s->dirfd, &fs) == 0 &&
-            (uint64_t)fs.f_bavail * (uint64_t)fs.f_bsize < s->cfg.reserve_bytes + len) {
-            atomic_store(&s->full, true);
-            return false;
+        if (fstatfs(s->dirfd, &fs) == 0) {
+            atomic_store(&s->low,
+                         (uint64_t)fs.f_bavail * (uint64_t)fs.f_bsize < s->cfg.reserve_bytes + len);
         }
     }
-    return true;
+    return !atomic_load(&s->low);
 }
 
 int raw_store_put(struct raw_store *s, const uint8_t sha256[32], const uint8_t *body, size_t len)
@@ -215,7 +217,7 @@ void raw_store_stats(struct raw_store *s, struct raw_store_stats *out)
     out->stored_bytes = atomic_load(&s->stored_bytes);
     out->duplicates = atomic_load(&s->duplicates);
     out->skipped = atomic_load(&s->skipped);
-    out->full = atomic_load(&s->full);
+    out->full = atomic_load(&s->full) || atomic_load(&s->low);
     out->last_errno = atomic_load(&s->last_errno);
 }
 

@@ -29,8 +29,9 @@ struct raw_store_stats {
     uint64_t stored, stored_bytes; /* new files written by this run */
     uint64_t duplicates;           /* bodies already kept */
     uint64_t skipped;              /* not kept: budget, reserve or an error */
-    bool full;                     /* the budget or the reserve stopped capture */
-    int last_errno;                /* of the last failed store, 0 if none */
+    bool full;      /* capture stopped: the budget is spent (for the run) or the disk is short of
+                     * its reserve (until a later reading finds the space back) */
+    int last_errno; /* of the last failed store, 0 if none */
 };
 
 /* Creates state_dir/raw and its 256 subdirectories (so no directory is made after the

@@ -2202,7 +2202,7 @@ static void render_metrics(void *ctx, struct metrics_text *m)
                        "Bodies not kept (budget, disk reserve or a write error).");
         metrics_sample(m, "sinkd_raw_bodies_skipped_total", rs.skipped);
         metrics_family(m, "sinkd_raw_full", "gauge",
-                       "1 once --keep-raw-max-mib or the disk reserve stopped the capture.");
+                       "1 while capture is stopped (budget spent, or disk short of its reserve).");
         metrics_sample(m, "sinkd_raw_full", rs.full);
     }
     if (srv->banlist != NULL) {
