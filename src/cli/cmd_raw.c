@@ -7,9 +7,10 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "evidence/raw.h"
+#include "proto/plugx/plugx.h"
 
 static const char raw_usage[] =
-    "usage: sinkd raw check --state DIR [--require-all]\n"
+    "usage: sinkd raw check --state DIR [--require-all] [--reparse]\n"
     "\n"
     "Checks the message bodies `sinkd serve --keep-raw` kept in DIR/raw/ against DIR's\n"
     "evidence log: every file's SHA-256 must equal its name (the same check as\n"
@@ -23,12 +24,35 @@ static const char raw_usage[] =
     "  --state DIR     the sinkhole's state directory\n"
     "  --require-all   also exit 1 if any contact's body is not kept (capture is best\n"
     "                  effort: a budget, the disk reserve or a crash leave gaps)\n"
+    "  --reparse       also parse every machine-info contact's kept body again and compare\n"
+    "                  host, user, os, local_ip, campaign and version with the record; print\n"
+    "                  each difference and add \"reparse\" figures to the JSON; exit 1 on any\n"
+    "                  (after a parser change: which records would now read differently)\n"
     "  --help          this text\n";
 
 static void report_bad(void *ctx, const char *path, const char *why)
 {
     (void)ctx;
     printf("%s: %s\n", path, why);
+}
+
+/* The identity parsers of the families this build speaks. */
+static int parse_identity(void *ctx, const char *family, const uint8_t *body, size_t len,
+                          struct bot_identity *out)
+{
+    (void)ctx;
+    if (strcmp(family, plugx_family.name) != 0) {
+        return 1;
+    }
+    return plugx_machine_info_parse(body, len, out);
+}
+
+static void report_mismatch(void *ctx, uint64_t index, const char *field, const char *recorded,
+                            const char *reread)
+{
+    (void)ctx;
+    printf("entry %" PRIu64 ": %s recorded '%s', its kept body reads '%s'\n", index, field,
+           recorded, reread);
 }
 
 int cmd_raw(int argc, char **argv)
@@ -40,15 +64,16 @@ int cmd_raw(int argc, char **argv)
     if (strcmp(argv[1], "check") != 0) {
         return cli_usage_error("raw", "unknown subcommand '%s' (only: check)", argv[1]);
     }
-    enum { OPT_STATE = 1, OPT_REQUIRE_ALL, OPT_HELP };
+    enum { OPT_STATE = 1, OPT_REQUIRE_ALL, OPT_REPARSE, OPT_HELP };
     static const struct option options[] = {
         {"state", required_argument, NULL, OPT_STATE},
         {"require-all", no_argument, NULL, OPT_REQUIRE_ALL},
+        {"reparse", no_argument, NULL, OPT_REPARSE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     const char *state = NULL;
-    bool require_all = false;
+    bool require_all = false, reparse = false;
     int opt;
     optind = 1;
     opterr = 0;
@@ -61,6 +86,9 @@ int cmd_raw(int argc, char **argv)
             break;
         case OPT_REQUIRE_ALL:
             require_all = true;
+            break;
+        case OPT_REPARSE:
+            reparse = true;
             break;
         case OPT_HELP:
             fputs(raw_usage, stdout);
@@ -82,14 +110,35 @@ int cmd_raw(int argc, char **argv)
         fprintf(stderr, "sinkd raw check: %s\n", err);
         return 1;
     }
+    struct raw_reparse_result p = {0};
+    if (reparse && raw_reparse(state, parse_identity, NULL, report_mismatch, NULL, &p, err,
+                               sizeof(err)) != 0) {
+        fprintf(stderr, "sinkd raw check: %s\n", err);
+        return 1;
+    }
     printf("{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"damaged\":%" PRIu64 ",\"stray\":%" PRIu64
            ",\"unreferenced\":%" PRIu64 ",\"contacts\":%" PRIu64 ",\"contacts_with_body\":%" PRIu64
-           ",\"distinct_bodies\":%" PRIu64 ",\"distinct_missing\":%" PRIu64 "}\n",
+           ",\"distinct_bodies\":%" PRIu64 ",\"distinct_missing\":%" PRIu64,
            r.files, r.bytes, r.damaged, r.stray, r.unreferenced, r.contacts, r.with_body,
            r.distinct_bodies, r.distinct_missing);
+    if (reparse) {
+        printf(",\"reparse\":{\"machine_info_contacts\":%" PRIu64 ",\"reparsed\":%" PRIu64
+               ",\"matched\":%" PRIu64 ",\"mismatched\":%" PRIu64 ",\"missing_body\":%" PRIu64
+               ",\"damaged\":%" PRIu64 ",\"unknown_family\":%" PRIu64 "}",
+               p.identified, p.reparsed, p.matched, p.mismatched, p.missing_body, p.damaged,
+               p.unknown_family);
+    }
+    printf("}\n");
     if (r.damaged > 0 || r.stray > 0) {
         fprintf(stderr, "sinkd raw check: %" PRIu64 " damaged and %" PRIu64 " stray file(s)\n",
                 r.damaged, r.stray);
+        return 1;
+    }
+    if (reparse && (p.mismatched > 0 || p.damaged > 0)) {
+        fprintf(stderr,
+                "sinkd raw check: %" PRIu64 " machine-info record(s) differ from their kept body, "
+                "%" PRIu64 " body file(s) damaged\n",
+                p.mismatched, p.damaged);
         return 1;
     }
     if (require_all && r.with_body < r.contacts) {

@@ -521,3 +521,109 @@ int raw_copy(const char *from_dir, const char *to_dir, const uint8_t sha256[32],
     free(body);
     return rc == 0 ? 1 : -1;
 }
+
+/* ---- re-reading kept bodies ---------------------------------------------------------------- */
+
+/* The first identity field that differs, or NULL. */
+static const char *identity_diff(const struct bot_identity *a, const struct bot_identity *b,
+                                 const char **va, const char **vb)
+{
+    const struct {
+        const char *name;
+        const char *x, *y;
+    } fields[] = {
+        {"host", a->host, b->host},
+        {"user", a->user, b->user},
+        {"os", a->os, b->os},
+        {"local_ip", a->local_ip, b->local_ip},
+        {"campaign", a->campaign, b->campaign},
+        {"version", a->version, b->version},
+    };
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        if (strcmp(fields[i].x, fields[i].y) != 0) {
+            *va = fields[i].x;
+            *vb = fields[i].y;
+            return fields[i].name;
+        }
+    }
+    return NULL;
+}
+
+/* One machine-info contact against its kept body. */
+static void reparse_one(const char *state_dir, uint64_t index, const struct contact *c,
+                        raw_identity_fn parse, void *parse_ctx, raw_mismatch_fn report,
+                        void *report_ctx, struct raw_reparse_result *out)
+{
+    char name[RAW_NAME_LEN], rel[RAW_NAME_LEN + 8];
+    raw_name(c->body_sha256, name);
+    snprintf(rel, sizeof(rel), RAW_DIR "/%s", name);
+    char *body = NULL, e[256];
+    size_t len = 0;
+    if (!evfile_exists(state_dir, rel)) {
+        out->missing_body++;
+        return;
+    }
+    uint8_t got[32];
+    unsigned int dlen = 0;
+    if (evfile_read(state_dir, rel, &body, &len, RAW_BODY_MAX, e, sizeof(e)) != 0 ||
+        EVP_Digest(body, len, got, &dlen, EVP_sha256(), NULL) != 1 ||
+        memcmp(got, c->body_sha256, 32) != 0) {
+        free(body);
+        out->damaged++;
+        if (report != NULL) {
+            report(report_ctx, index, "body", name, "(damaged: does not hash to its name)");
+        }
+        return;
+    }
+    struct bot_identity again;
+    memset(&again, 0, sizeof(again));
+    int rc = parse(parse_ctx, c->family, (const uint8_t *)body, len, &again);
+    free(body);
+    if (rc > 0) {
+        out->unknown_family++;
+        return;
+    }
+    out->reparsed++;
+    const char *va = "", *vb = "(no identity)";
+    const char *field = rc < 0 ? "identity" : identity_diff(&c->bot, &again, &va, &vb);
+    if (field == NULL) {
+        out->matched++;
+        return;
+    }
+    out->mismatched++;
+    if (report != NULL) {
+        report(report_ctx, index, field, rc < 0 ? c->bot.host : va, vb);
+    }
+}
+
+int raw_reparse(const char *state_dir, raw_identity_fn parse, void *parse_ctx,
+                raw_mismatch_fn report, void *report_ctx, struct raw_reparse_result *out, char *err,
+                size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    struct evlog_reader *r;
+    if (evlog_reader_open(&r, state_dir, 0, err, errlen) < 0) {
+        return -1;
+    }
+    struct record *rec = malloc(sizeof(*rec));
+    if (rec == NULL) {
+        evlog_reader_close(r);
+        return err_set(err, errlen, "raw reparse: out of memory");
+    }
+    int rc;
+    const uint8_t *entry;
+    size_t len;
+    uint64_t index;
+    while ((rc = evlog_reader_next(r, &entry, &len, &index, err, errlen)) > 0) {
+        char why[128];
+        if (event_decode(entry, len, rec, why, sizeof(why)) != 0 || rec->kind != RECORD_CONTACT ||
+            rec->u.contact.msg_type != CONTACT_MSG_MACHINE_INFO) {
+            continue;
+        }
+        out->identified++;
+        reparse_one(state_dir, index, &rec->u.contact, parse, parse_ctx, report, report_ctx, out);
+    }
+    free(rec);
+    evlog_reader_close(r);
+    return rc < 0 ? -1 : 0;
+}

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event/event.h"
 #include "util/keyset.h"
 
 #define RAW_DIR "raw"
@@ -79,6 +80,34 @@ int raw_check_dir(const char *dir, const struct keyset *referenced, struct keyse
  * with err (damaged, or I/O). */
 int raw_copy(const char *from_dir, const char *to_dir, const uint8_t sha256[32], char *err,
              size_t errlen);
+
+/* ---- re-reading kept bodies (`sinkd raw check --reparse`) ------------------------------- */
+
+/* A protocol family's identity parser, supplied by the caller (evidence/ knows no protocol):
+ * 0 with *out filled, -1 if the body yields no identity, 1 if `family` is not one it parses. */
+typedef int (*raw_identity_fn)(void *ctx, const char *family, const uint8_t *body, size_t len,
+                               struct bot_identity *out);
+/* Called for each contact whose kept body reads differently: the first field that differs. */
+typedef void (*raw_mismatch_fn)(void *ctx, uint64_t index, const char *field, const char *recorded,
+                                const char *reread);
+
+struct raw_reparse_result {
+    uint64_t identified;     /* contacts whose identity came from their own body (machine-info) */
+    uint64_t reparsed;       /* ... whose kept body was read and parsed again */
+    uint64_t matched;        /* ... and gave the recorded identity, field for field */
+    uint64_t mismatched;     /* ... and gave another (each reported) */
+    uint64_t missing_body;   /* ... whose body is not kept */
+    uint64_t damaged;        /* ... whose kept file does not hash to the recorded body_sha256 */
+    uint64_t unknown_family; /* ... of a family `parse` does not know */
+};
+
+/* For every durable machine-info contact of state_dir's log: reads its kept body, checks its
+ * hash, parses it with `parse` and compares host, user, os, local_ip, campaign and version with
+ * the record. Shows that the recorded fields are what these bytes say (or, after a parser
+ * change, which records would now read differently). 0, or -1 when the log cannot be read. */
+int raw_reparse(const char *state_dir, raw_identity_fn parse, void *parse_ctx,
+                raw_mismatch_fn report, void *report_ctx, struct raw_reparse_result *out, char *err,
+                size_t errlen);
 
 /* "ab/ab12...": the relative name of a body under raw/ (68 bytes with the NUL). */
 #define RAW_NAME_LEN 68

@@ -26,7 +26,7 @@ grep -q "keep-raw: $(cat "$E2E_DIR/raw_metrics.txt") bodies kept" "$E2E_DIR/serv
     fail "metrics' kept bodies ($(cat "$E2E_DIR/raw_metrics.txt")) differ from the stop line"
 grep -q 'keep-raw: [1-9][0-9]* bodies kept' "$E2E_DIR/serve.log" || fail "no keep-raw line in the log"
 
-"$SINKD_BINARY" raw check --state "$state" --require-all >"$E2E_DIR/check.txt" ||
+"$SINKD_BINARY" raw check --state "$state" --require-all --reparse >"$E2E_DIR/check.txt" ||
     fail "raw check failed on an intact capture: $(cat "$E2E_DIR/check.txt")"
 "$SINKD_BINARY" contacts --state "$state" --all >"$E2E_DIR/records.jsonl" || fail "contacts"
 
@@ -47,6 +47,11 @@ need(c["contacts_with_body"] == c["contacts"], "contacts without their body: %r"
 need(c["damaged"] == 0 and c["stray"] == 0 and c["unreferenced"] == 0, "intact capture: %r" % c)
 bodies = {r["body_sha256"] for r in contacts}
 need(c["files"] == c["distinct_bodies"] == len(bodies), "one file per distinct body: %r" % c)
+# Every machine-info body, parsed again, gives the identity its record holds.
+mi_count = sum(1 for r in contacts if r["type"] == "machine-info")
+p = c["reparse"]
+need(p["machine_info_contacts"] == p["reparsed"] == p["matched"] == mi_count >= 200,
+     "reparse: %r, %d machine-info contacts" % (p, mi_count))
 started = [json.loads(r["detail"]) for r in recs if r["kind"] == "node-started"]
 need(started and started[-1]["keep_raw"] is True, "node-started does not record keep_raw")
 # sha256sum, not sinkd, over every file: its digest is its name.

@@ -305,6 +305,124 @@ static void test_check_against_log(void **state)
     rm_rf(dir);
 }
 
+/* A stand-in family parser: the body is "host|user"; "?" bodies yield no identity. */
+static int toy_parse(void *ctx, const char *family, const uint8_t *body, size_t len,
+                     struct bot_identity *out)
+{
+    (void)ctx;
+    if (strcmp(family, "toy") != 0) {
+        return 1;
+    }
+    if (len == 1 && body[0] == '?') {
+        return -1;
+    }
+    const char *bar = memchr(body, '|', len);
+    assert_non_null(bar);
+    snprintf(out->host, sizeof out->host, "%.*s", (int)(bar - (const char *)body), body);
+    snprintf(out->user, sizeof out->user, "%.*s",
+             (int)(len - (size_t)(bar - (const char *)body) - 1), bar + 1);
+    return 0;
+}
+
+struct mismatches {
+    int n;
+    uint64_t index[8];
+    char field[8][16];
+};
+
+static void on_mismatch(void *ctx, uint64_t index, const char *field, const char *recorded,
+                        const char *reread)
+{
+    (void)recorded;
+    (void)reread;
+    struct mismatches *m = ctx;
+    if (m->n < 8) {
+        m->index[m->n] = index;
+        snprintf(m->field[m->n], sizeof m->field[0], "%s", field);
+    }
+    m->n++;
+}
+
+/* Appends a machine-info contact of `family` recording host/user, whose body is `body`. */
+static void append_identified(struct evlog *log, struct raw_store *s, const char *family,
+                              const char *host, const char *user, const char *body, bool keep)
+{
+    struct record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.kind = RECORD_CONTACT;
+    struct contact *c = &rec.u.contact;
+    c->time_us = 1700000000000000ull;
+    snprintf(c->node, sizeof c->node, "t");
+    snprintf(c->family, sizeof c->family, "%s", family);
+    c->transport = CONTACT_TRANSPORT_TCP;
+    c->msg_type = CONTACT_MSG_MACHINE_INFO;
+    snprintf(c->bot.host, sizeof c->bot.host, "%s", host);
+    snprintf(c->bot.user, sizeof c->bot.user, "%s", user);
+    SHA256((const uint8_t *)body, strlen(body), c->body_sha256);
+    uint8_t buf[EVENT_RECORD_MAX];
+    int n = event_encode(&rec, buf, sizeof buf);
+    assert_true(n > 0);
+    assert_int_equal(evlog_append(log, buf, (size_t)n, NULL), 0);
+    if (keep) {
+        assert_true(raw_store_put(s, c->body_sha256, (const uint8_t *)body, strlen(body)) >= 0);
+    }
+}
+
+/* --reparse: matched, a field that reads differently, no identity at all, a missing body, a
+ * damaged file, an unknown family; heartbeats and hellos are not machine-info and not read. */
+static void test_reparse(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    char err[256];
+    struct evlog *log;
+    struct evlog_options opt = {.origin = "example.com/reparse", .create_key = true};
+    if (evlog_open(&log, dir, &opt, NULL, err, sizeof err) != 0) {
+        fail_msg("evlog_open: %s", err);
+    }
+    struct raw_store *s = open_store(dir, 0, 0);
+    append_identified(log, s, "toy", "PC-1", "alice", "PC-1|alice", true);   /* 0: matched */
+    append_identified(log, s, "toy", "PC-2", "bob", "PC-2|mallory", true);   /* 1: user differs */
+    append_identified(log, s, "toy", "PC-3", "carol", "?", true);            /* 2: no identity */
+    append_identified(log, s, "toy", "PC-4", "dave", "PC-4|dave", false);    /* 3: not kept */
+    append_identified(log, s, "toy", "PC-5", "erin", "PC-5|erin", true);     /* 4: damaged below */
+    append_identified(log, s, "other", "PC-6", "frank", "PC-6|frank", true); /* 5: unknown family */
+    uint8_t empty[32];
+    SHA256((const uint8_t *)"", 0, empty);
+    append_contact(log, empty); /* 6: a poll: not machine-info */
+    assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+    raw_store_close(s);
+    uint8_t sha[32];
+    SHA256((const uint8_t *)"PC-5|erin", 9, sha);
+    char name[RAW_NAME_LEN], path[256];
+    raw_name(sha, name);
+    snprintf(path, sizeof path, "%s/raw/%s", dir, name);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fputc('X', f);
+    fclose(f);
+
+    struct raw_reparse_result r;
+    struct mismatches m = {0};
+    assert_int_equal(raw_reparse(dir, toy_parse, NULL, on_mismatch, &m, &r, err, sizeof err), 0);
+    assert_int_equal(r.identified, 6);
+    assert_int_equal(r.reparsed, 3);
+    assert_int_equal(r.matched, 1);
+    assert_int_equal(r.mismatched, 2);
+    assert_int_equal(r.missing_body, 1);
+    assert_int_equal(r.damaged, 1);
+    assert_int_equal(r.unknown_family, 1);
+    assert_int_equal(m.n, 3); /* two mismatches and the damaged body, in log order */
+    assert_int_equal(m.index[0], 1);
+    assert_string_equal(m.field[0], "user");
+    assert_int_equal(m.index[1], 2);
+    assert_string_equal(m.field[1], "identity");
+    assert_int_equal(m.index[2], 4);
+    assert_string_equal(m.field[2], "body");
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_budget_and_reserve),
         cmocka_unit_test(test_concurrent_same_body),
         cmocka_unit_test(test_check_against_log),
+        cmocka_unit_test(test_reparse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
