@@ -47,6 +47,52 @@ static struct raw_store *open_store(const char *dir, uint64_t max, uint64_t rese
     return s;
 }
 
+static struct evlog *open_log(const char *dir)
+{
+    struct evlog *log = NULL;
+    char err[256];
+    struct evlog_options opt = {.origin = "example.com/rawtest", .create_key = true};
+    if (evlog_open(&log, dir, &opt, NULL, err, sizeof err) != 0) {
+        fail_msg("evlog_open: %s", err);
+    }
+    return log;
+}
+
+/* Encodes a record and stages it in the log. */
+static void append_record(struct evlog *log, const struct record *rec)
+{
+    uint8_t buf[EVENT_RECORD_MAX];
+    int n = event_encode(rec, buf, sizeof buf);
+    assert_true(n > 0);
+    assert_int_equal(evlog_append(log, buf, (size_t)n, NULL), 0);
+}
+
+/* A contact record with the fields every test needs. */
+static void contact_init(struct record *rec, const char *family, uint8_t msg_type)
+{
+    memset(rec, 0, sizeof *rec);
+    rec->kind = RECORD_CONTACT;
+    rec->u.contact.time_us = 1700000000000000ull;
+    snprintf(rec->u.contact.node, sizeof rec->u.contact.node, "t");
+    snprintf(rec->u.contact.family, sizeof rec->u.contact.family, "%s", family);
+    rec->u.contact.transport = CONTACT_TRANSPORT_TCP;
+    rec->u.contact.msg_type = msg_type;
+}
+
+/* Overwrites the first byte of the kept body named sha (the name no longer fits the content). */
+static void damage_body(const char *dir, const uint8_t sha[32])
+{
+    char name[RAW_NAME_LEN], path[256];
+    raw_name(sha, name);
+    snprintf(path, sizeof path, "%s/raw/%s", dir, name);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    int first = fgetc(f);
+    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+    fputc(first == EOF ? 'X' : first ^ 1, f);
+    fclose(f);
+}
+
 static size_t read_body(const char *dir, const uint8_t sha[32], uint8_t *out, size_t cap)
 {
     char name[RAW_NAME_LEN], path[256];
@@ -206,17 +252,9 @@ static void test_concurrent_same_body(void **state)
 static void append_contact(struct evlog *log, const uint8_t sha[32])
 {
     struct record rec;
-    memset(&rec, 0, sizeof rec);
-    rec.kind = RECORD_CONTACT;
-    rec.u.contact.time_us = 1700000000000000ull;
-    snprintf(rec.u.contact.node, sizeof rec.u.contact.node, "t");
-    snprintf(rec.u.contact.family, sizeof rec.u.contact.family, "plugx");
-    rec.u.contact.transport = CONTACT_TRANSPORT_TCP;
+    contact_init(&rec, "plugx", CONTACT_MSG_HEARTBEAT);
     memcpy(rec.u.contact.body_sha256, sha, 32);
-    uint8_t buf[EVENT_RECORD_MAX];
-    int n = event_encode(&rec, buf, sizeof buf);
-    assert_true(n > 0);
-    assert_int_equal(evlog_append(log, buf, (size_t)n, NULL), 0);
+    append_record(log, &rec);
 }
 
 struct reported {
@@ -236,11 +274,7 @@ static void test_check_against_log(void **state)
     (void)state;
     char *dir = make_state();
     char err[256];
-    struct evlog *log;
-    struct evlog_options opt = {.origin = "example.com/rawtest", .create_key = true};
-    if (evlog_open(&log, dir, &opt, NULL, err, sizeof err) != 0) {
-        fail_msg("evlog_open: %s", err);
-    }
+    struct evlog *log = open_log(dir);
     struct raw_store *s = open_store(dir, 0, 0);
     uint8_t bodies[3][40], sha[3][32];
     for (int i = 0; i < 3; i++) {
@@ -271,16 +305,12 @@ static void test_check_against_log(void **state)
     assert_int_equal(r.distinct_missing, 1);
 
     /* One byte changed in a kept body: damaged, and named. */
+    damage_body(dir, sha[0]);
     char name[RAW_NAME_LEN], path[256];
     raw_name(sha[0], name);
-    snprintf(path, sizeof path, "%s/raw/%s", dir, name);
-    FILE *f = fopen(path, "r+b");
-    assert_non_null(f);
-    fputc('y', f);
-    fclose(f);
     /* And a temporary file a crash left. */
     snprintf(path, sizeof path, "%s/raw/%.2s/.tmp-1-1", dir, name);
-    f = fopen(path, "wb");
+    FILE *f = fopen(path, "wb");
     assert_non_null(f);
     fclose(f);
     memset(&rep, 0, sizeof rep);
@@ -295,10 +325,7 @@ static void test_check_against_log(void **state)
     rm_rf(dir);
     /* No raw directory: an error that says why. */
     dir = make_state();
-    log = NULL;
-    if (evlog_open(&log, dir, &opt, NULL, err, sizeof err) != 0) {
-        fail_msg("evlog_open: %s", err);
-    }
+    log = open_log(dir);
     assert_int_equal(evlog_close(log, err, sizeof err), 0);
     assert_int_equal(raw_check(dir, &r, on_bad, &rep, err, sizeof err), -1);
     assert_non_null(strstr(err, "--keep-raw"));
@@ -348,21 +375,12 @@ static void append_identified(struct evlog *log, struct raw_store *s, const char
                               const char *host, const char *user, const char *body, bool keep)
 {
     struct record rec;
-    memset(&rec, 0, sizeof rec);
-    rec.kind = RECORD_CONTACT;
+    contact_init(&rec, family, CONTACT_MSG_MACHINE_INFO);
     struct contact *c = &rec.u.contact;
-    c->time_us = 1700000000000000ull;
-    snprintf(c->node, sizeof c->node, "t");
-    snprintf(c->family, sizeof c->family, "%s", family);
-    c->transport = CONTACT_TRANSPORT_TCP;
-    c->msg_type = CONTACT_MSG_MACHINE_INFO;
     snprintf(c->bot.host, sizeof c->bot.host, "%s", host);
     snprintf(c->bot.user, sizeof c->bot.user, "%s", user);
     SHA256((const uint8_t *)body, strlen(body), c->body_sha256);
-    uint8_t buf[EVENT_RECORD_MAX];
-    int n = event_encode(&rec, buf, sizeof buf);
-    assert_true(n > 0);
-    assert_int_equal(evlog_append(log, buf, (size_t)n, NULL), 0);
+    append_record(log, &rec);
     if (keep) {
         assert_true(raw_store_put(s, c->body_sha256, (const uint8_t *)body, strlen(body)) >= 0);
     }
@@ -375,11 +393,7 @@ static void test_reparse(void **state)
     (void)state;
     char *dir = make_state();
     char err[256];
-    struct evlog *log;
-    struct evlog_options opt = {.origin = "example.com/reparse", .create_key = true};
-    if (evlog_open(&log, dir, &opt, NULL, err, sizeof err) != 0) {
-        fail_msg("evlog_open: %s", err);
-    }
+    struct evlog *log = open_log(dir);
     struct raw_store *s = open_store(dir, 0, 0);
     append_identified(log, s, "toy", "PC-1", "alice", "PC-1|alice", true);   /* 0: matched */
     append_identified(log, s, "toy", "PC-2", "bob", "PC-2|mallory", true);   /* 1: user differs */
@@ -394,13 +408,7 @@ static void test_reparse(void **state)
     raw_store_close(s);
     uint8_t sha[32];
     SHA256((const uint8_t *)"PC-5|erin", 9, sha);
-    char name[RAW_NAME_LEN], path[256];
-    raw_name(sha, name);
-    snprintf(path, sizeof path, "%s/raw/%s", dir, name);
-    FILE *f = fopen(path, "r+b");
-    assert_non_null(f);
-    fputc('X', f);
-    fclose(f);
+    damage_body(dir, sha);
 
     struct raw_reparse_result r;
     struct mismatches m = {0};
