@@ -484,33 +484,48 @@ int raw_check(const char *state_dir, struct raw_check_result *out, raw_check_rep
     return rc;
 }
 
-int raw_copy(const char *from_dir, const char *to_dir, const uint8_t sha256[32], char *err,
-             size_t errlen)
+/* The kept body named sha256 under dir/raw, read whole and hashed to its name: 1 (*body is
+ * malloc'd), 0 not kept, -1 unreadable or damaged (err says which). rel gets its path. */
+static int read_kept_body(const char *dir, const uint8_t sha256[32], char rel[RAW_NAME_LEN + 8],
+                          char **body, size_t *len, char *err, size_t errlen)
 {
-    char name[RAW_NAME_LEN], rel[RAW_NAME_LEN + 8];
+    char name[RAW_NAME_LEN];
     raw_name(sha256, name);
-    snprintf(rel, sizeof(rel), RAW_DIR "/%s", name);
-    if (!evfile_exists(from_dir, rel)) {
+    snprintf(rel, RAW_NAME_LEN + 8, RAW_DIR "/%s", name);
+    *body = NULL;
+    if (!evfile_exists(dir, rel)) {
         return 0;
     }
-    char *body = NULL;
-    size_t len = 0;
-    if (evfile_read(from_dir, rel, &body, &len, RAW_BODY_MAX, err, errlen) != 0) {
+    if (evfile_read(dir, rel, body, len, RAW_BODY_MAX, err, errlen) != 0) {
         return -1;
     }
     uint8_t got[32];
     unsigned int dlen = 0;
-    int rc = 0;
-    if (EVP_Digest(body, len, got, &dlen, EVP_sha256(), NULL) != 1 ||
+    if (EVP_Digest(*body, *len, got, &dlen, EVP_sha256(), NULL) != 1 ||
         memcmp(got, sha256, 32) != 0) {
-        rc = err_set(err, errlen, "%s/%s: content does not hash to its name", from_dir, rel);
+        free(*body);
+        *body = NULL;
+        return err_set(err, errlen, "%s/%s: content does not hash to its name", dir, rel);
     }
+    return 1;
+}
+
+int raw_copy(const char *from_dir, const char *to_dir, const uint8_t sha256[32], char *err,
+             size_t errlen)
+{
+    char rel[RAW_NAME_LEN + 8], *body;
+    size_t len = 0;
+    int rc = read_kept_body(from_dir, sha256, rel, &body, &len, err, errlen);
+    if (rc <= 0) {
+        return rc;
+    }
+    rc = 0;
     char sub[4096];
     snprintf(sub, sizeof(sub), "%s/" RAW_DIR, to_dir);
     if (rc == 0 && mkdir(sub, 0755) != 0 && errno != EEXIST) {
         rc = err_set(err, errlen, "%s: %s", sub, strerror(errno));
     }
-    snprintf(sub, sizeof(sub), "%s/" RAW_DIR "/%.2s", to_dir, name);
+    snprintf(sub, sizeof(sub), "%s/%.6s", to_dir, rel); /* raw/ab */
     if (rc == 0 && mkdir(sub, 0755) != 0 && errno != EEXIST) {
         rc = err_set(err, errlen, "%s: %s", sub, strerror(errno));
     }
@@ -554,24 +569,17 @@ static void reparse_one(const char *state_dir, uint64_t index, const struct cont
                         raw_identity_fn parse, void *parse_ctx, raw_mismatch_fn report,
                         void *report_ctx, struct raw_reparse_result *out)
 {
-    char name[RAW_NAME_LEN], rel[RAW_NAME_LEN + 8];
-    raw_name(c->body_sha256, name);
-    snprintf(rel, sizeof(rel), RAW_DIR "/%s", name);
-    char *body = NULL, e[256];
+    char rel[RAW_NAME_LEN + 8], *body, e[256];
     size_t len = 0;
-    if (!evfile_exists(state_dir, rel)) {
+    int kept = read_kept_body(state_dir, c->body_sha256, rel, &body, &len, e, sizeof(e));
+    if (kept == 0) {
         out->missing_body++;
         return;
     }
-    uint8_t got[32];
-    unsigned int dlen = 0;
-    if (evfile_read(state_dir, rel, &body, &len, RAW_BODY_MAX, e, sizeof(e)) != 0 ||
-        EVP_Digest(body, len, got, &dlen, EVP_sha256(), NULL) != 1 ||
-        memcmp(got, c->body_sha256, 32) != 0) {
-        free(body);
+    if (kept < 0) {
         out->damaged++;
         if (report != NULL) {
-            report(report_ctx, index, "body", name, "(damaged: does not hash to its name)");
+            report(report_ctx, index, "body", rel + 7, "(damaged: does not hash to its name)");
         }
         return;
     }
