@@ -47,6 +47,29 @@ static const struct field contact_fields[] = {
     FLD(19, F_U32, "asn", struct contact, asn),
     FLD(20, F_STR, "tags", struct contact, tags),
     FLD(21, F_U32, "enrich_id", struct contact, enrich_id),
+    FLD(22, F_U32, "size", struct contact, size),
+    FLD(23, F_HASH, "head_sha256", struct contact, head_sha256),
+    FLD(24, F_U32, "head_len", struct contact, head_len),
+    FLD(25, F_STR, "reason", struct contact, reason),
+    FLD(26, F_U32, "suppressed", struct contact, suppressed),
+};
+
+static const struct field heartbeats_fields[] = {
+    FLD(1, F_U64, "time_us", struct heartbeats, time_us),
+    FLD(2, F_STR, "node", struct heartbeats, node),
+    FLD(3, F_ADDR, "src", struct heartbeats, src),
+    FLD(4, F_ADDR, "dst", struct heartbeats, dst),
+    FLD(5, F_ADDR, "peer", struct heartbeats, peer),
+    FLD(6, F_U8, "transport", struct heartbeats, transport),
+    FLD(7, F_STR, "family", struct heartbeats, family),
+    FLD(16, F_STR, "bot_key", struct heartbeats, bot_key),
+    FLD(18, F_STR, "cc", struct heartbeats, cc),
+    FLD(19, F_U32, "asn", struct heartbeats, asn),
+    FLD(20, F_STR, "tags", struct heartbeats, tags),
+    FLD(21, F_U32, "enrich_id", struct heartbeats, enrich_id),
+    FLD(41, F_U64, "first_time_us", struct heartbeats, first_time_us),
+    FLD(42, F_U32, "count", struct heartbeats, count),
+    FLD(43, F_HASH, "heartbeats_sha256", struct heartbeats, heartbeats_sha256),
 };
 
 static const struct field decision_fields[] = {
@@ -58,6 +81,7 @@ static const struct field decision_fields[] = {
     FLD(33, F_STR, "authorisation", struct decision, authorisation),
     FLD(34, F_U8, "verdict", struct decision, verdict),
     FLD(35, F_HASH, "policy_sha256", struct decision, policy_sha256),
+    FLD(44, F_U8, "action", struct decision, action),
 };
 
 static const struct field command_fields[] = {
@@ -69,6 +93,27 @@ static const struct field command_fields[] = {
     FLD(33, F_STR, "authorisation", struct command_record, authorisation),
     FLD(36, F_HASH, "bytes_sha256", struct command_record, bytes_sha256),
     FLD(37, F_STR, "error", struct command_record, error),
+    FLD(44, F_U8, "action", struct command_record, action),
+};
+
+static const struct field access_fields[] = {
+    FLD(1, F_U64, "time_us", struct access_record, time_us),
+    FLD(2, F_STR, "node", struct access_record, node),
+    FLD(45, F_STR, "operator", struct access_record, operator_name),
+    FLD(46, F_STR, "what", struct access_record, what),
+    FLD(47, F_STR, "scope", struct access_record, scope),
+    FLD(48, F_U64, "rows", struct access_record, rows),
+    FLD(49, F_HASH, "output_sha256", struct access_record, output_sha256),
+    FLD(50, F_STR, "justification", struct access_record, justification),
+};
+
+static const struct field erasure_fields[] = {
+    FLD(1, F_U64, "time_us", struct erasure_record, time_us),
+    FLD(2, F_STR, "node", struct erasure_record, node),
+    FLD(40, F_STR, "detail", struct erasure_record, detail),
+    FLD(45, F_STR, "operator", struct erasure_record, operator_name),
+    FLD(51, F_U64, "before_us", struct erasure_record, before_us),
+    FLD(52, F_STR, "legal_basis", struct erasure_record, legal_basis),
 };
 
 static const struct field note_fields[] = {
@@ -95,6 +140,9 @@ static const struct kind_desc kinds[] = {
     [RECORD_TABLE_LOADED] = {"table-loaded", note_fields, N(note_fields)},
     [RECORD_NODE_STARTED] = {"node-started", note_fields, N(note_fields)},
     [RECORD_NODE_STOPPED] = {"node-stopped", note_fields, N(note_fields)},
+    [RECORD_HEARTBEATS] = {"heartbeats", heartbeats_fields, N(heartbeats_fields)},
+    [RECORD_ACCESS] = {"access", access_fields, N(access_fields)},
+    [RECORD_ERASURE] = {"erasure", erasure_fields, N(erasure_fields)},
 };
 
 static const struct kind_desc *kind_lookup(uint8_t kind)
@@ -120,6 +168,8 @@ const char *event_msg_type_name(uint8_t msg_type)
         return "machine-info";
     case CONTACT_MSG_HEARTBEAT:
         return "heartbeat";
+    case CONTACT_MSG_UNDECODED:
+        return "undecoded";
     default:
         return "other";
     }
@@ -127,7 +177,19 @@ const char *event_msg_type_name(uint8_t msg_type)
 
 const char *event_transport_name(uint8_t transport)
 {
-    return transport == CONTACT_TRANSPORT_HTTP ? "http" : "tcp";
+    switch (transport) {
+    case CONTACT_TRANSPORT_HTTP:
+        return "http";
+    case CONTACT_TRANSPORT_HTTP_HEADER:
+        return "http-header";
+    default:
+        return "tcp";
+    }
+}
+
+const char *event_action_name(uint8_t action)
+{
+    return action == ACTION_COLLECT ? "collect" : "uninstall";
 }
 
 const char *event_verdict_name(uint8_t verdict)
@@ -140,6 +202,7 @@ const char *event_verdict_name(uint8_t verdict)
         [VERDICT_OUTSIDE_WINDOW] = "outside-window",
         [VERDICT_RATE_LIMITED] = "rate-limited",
         [VERDICT_ALREADY_SENT] = "already-sent",
+        [VERDICT_ALREADY_REHEARSED] = "already-rehearsed",
     };
     if (verdict == 0 || verdict >= N(names)) {
         return "unknown";
@@ -407,14 +470,21 @@ json_t *event_to_json(const struct record *rec)
     for (size_t i = 0; i < k->nfields; i++) {
         const struct field *f = &k->fields[i];
         const uint8_t *p = base + f->offset;
+        /* The fields of an undecoded caller appear only on undecoded contacts. */
+        if (rec->kind == RECORD_CONTACT && f->tag >= 22 && f->tag <= 26 &&
+            rec->u.contact.msg_type != CONTACT_MSG_UNDECODED) {
+            continue;
+        }
         switch (f->type) {
         case F_U8:
-            if (rec->kind == RECORD_CONTACT && f->tag == 6) {
+            if ((rec->kind == RECORD_CONTACT || rec->kind == RECORD_HEARTBEATS) && f->tag == 6) {
                 json_object_set_new(obj, "transport", json_string(event_transport_name(*p)));
             } else if (rec->kind == RECORD_CONTACT && f->tag == 9) {
                 json_object_set_new(obj, "type", json_string(event_msg_type_name(*p)));
             } else if (f->tag == 34) {
                 json_object_set_new(obj, "verdict", json_string(event_verdict_name(*p)));
+            } else if (f->tag == 44) {
+                json_object_set_new(obj, "action", json_string(event_action_name(*p)));
             } else {
                 json_object_set_new(obj, f->name, json_integer(*p));
             }
@@ -434,9 +504,20 @@ json_t *event_to_json(const struct record *rec)
         case F_U64: {
             uint64_t v;
             memcpy(&v, p, 8);
+            if (f->tag == 48) { /* access: rows */
+                json_object_set_new(obj, f->name, json_integer((json_int_t)v));
+                break;
+            }
+            /* Times: "time_us" renders as "time", "first_time_us" as "first_time", ... */
+            char key[32];
+            snprintf(key, sizeof(key), "%.*s", (int)(strlen(f->name) - 3), f->name);
+            if (v == 0) {
+                json_object_set_new(obj, key, json_string(""));
+                break;
+            }
             char when[32];
             event_format_time(v, when);
-            json_object_set_new(obj, "time", json_string(when));
+            json_object_set_new(obj, key, json_string(when));
             break;
         }
         case F_STR:

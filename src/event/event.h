@@ -21,8 +21,9 @@ struct bot_identity {
 };
 
 enum contact_transport {
-    CONTACT_TRANSPORT_TCP = 1,  /* raw packets on a TCP stream */
-    CONTACT_TRANSPORT_HTTP = 2, /* packet as the body of an HTTP POST */
+    CONTACT_TRANSPORT_TCP = 1,         /* raw packets on a TCP stream */
+    CONTACT_TRANSPORT_HTTP = 2,        /* packet as the body of an HTTP POST ("body form") */
+    CONTACT_TRANSPORT_HTTP_HEADER = 3, /* HTTP check-in whose values travel in headers */
 };
 
 enum contact_msg_type {
@@ -30,7 +31,14 @@ enum contact_msg_type {
     CONTACT_MSG_HELLO = 1,        /* first packet on a connection without machine information */
     CONTACT_MSG_MACHINE_INFO = 2, /* the bot describes itself */
     CONTACT_MSG_HEARTBEAT = 3,    /* later polls / keep-alives on the same connection */
+    /* Bytes that reached the seized address but that no family could decode (unknown cipher,
+     * other framing, an HTTP request of another shape): recorded by source, never dropped. */
+    CONTACT_MSG_UNDECODED = 4,
+    CONTACT_MSG_TYPES = 5,
 };
+
+/* How much of an undecoded caller's bytes its head_sha256 covers. */
+#define CONTACT_HEAD_MAX 4096
 
 /* One message received from one bot. */
 struct contact {
@@ -54,6 +62,35 @@ struct contact {
     uint32_t asn;       /* 0 if unknown */
     char tags[64];      /* operator sector tags, comma-separated, "" if none */
     uint32_t enrich_id; /* identifies the table-loaded record describing the data versions used */
+    /* Undecoded contacts only (msg_type CONTACT_MSG_UNDECODED). */
+    uint32_t size;           /* bytes received from the caller */
+    uint8_t head_sha256[32]; /* SHA-256 of its first head_len bytes */
+    uint32_t head_len;       /* min(size, CONTACT_HEAD_MAX) */
+    char reason[96];         /* why no family decoded it ("no cipher family decrypts ...") */
+    /* Undecoded contacts from this source address that were not recorded one by one since this
+     * address's previous undecoded record (the per-address bound, docs/limits.md). */
+    uint32_t suppressed;
+};
+
+/* A bot's repeated polls rolled up (kind RECORD_HEARTBEATS): one record per bot per interval
+ * instead of one per poll. Its first contact of a session, machine information, undecoded bytes,
+ * decisions and commands stay records of their own. */
+struct heartbeats {
+    uint64_t time_us;       /* the last poll counted */
+    uint64_t first_time_us; /* the first poll counted */
+    char node[32];
+    struct net_addr src; /* the bot, after PROXY */
+    struct net_addr dst;
+    struct net_addr peer;
+    uint8_t transport;
+    char family[16];
+    char bot_key[33];
+    char cc[3];
+    uint32_t asn;
+    char tags[64];
+    uint32_t enrich_id;
+    uint32_t count;                /* polls counted, >= 1 */
+    uint8_t heartbeats_sha256[32]; /* SHA-256 chain over the polls' body hashes, in order */
 };
 
 /* Remediation verdicts (issue: remediate only where authorised). */
@@ -64,7 +101,15 @@ enum decision_verdict {
     VERDICT_EXCLUDED = 4,
     VERDICT_OUTSIDE_WINDOW = 5,
     VERDICT_RATE_LIMITED = 6,
-    VERDICT_ALREADY_SENT = 7,
+    VERDICT_ALREADY_SENT = 7,      /* a command was really sent to this bot under it before */
+    VERDICT_ALREADY_REHEARSED = 8, /* dry run: this bot was rehearsed before; nothing was sent */
+};
+
+/* What a decision is about. Remediation (the uninstall command) is the original kind and is
+ * encoded by omission, so logs written before collection existed read unchanged. */
+enum decision_action {
+    ACTION_UNINSTALL = 0, /* send the configured self-delete command */
+    ACTION_COLLECT = 1,   /* ask the bot for its machine information */
 };
 
 struct decision {
@@ -76,6 +121,7 @@ struct decision {
     uint8_t verdict;        /* enum decision_verdict */
     uint32_t command;       /* command that would be / is sent */
     uint8_t policy_sha256[32];
+    uint8_t action; /* enum decision_action */
 };
 
 /* command-sent / command-failed */
@@ -88,6 +134,30 @@ struct command_record {
     uint32_t command;
     uint8_t bytes_sha256[32]; /* SHA-256 of the exact bytes written to the socket */
     char error[128];          /* command-failed only */
+    uint8_t action;           /* enum decision_action */
+};
+
+/* Who read or exported victims' data (Law Enforcement Directive Art. 25): holds no victim data
+ * itself, only what was asked, by whom, why, and a digest of what was handed out. */
+struct access_record {
+    uint64_t time_us;
+    char node[32];
+    char operator_name[64]; /* --operator, the invoking user, or "portal:<authority>" */
+    char what[128];         /* the command or route: "report --format csv", "GET /api/v1/..." */
+    char scope[512];        /* filters and scope: countries, networks, time range, ... */
+    uint64_t rows;          /* rows (records, bots) handed out */
+    uint8_t output_sha256[32];
+    char justification[512];
+};
+
+/* What retention or an order erased: no victim data. */
+struct erasure_record {
+    uint64_t time_us;
+    char node[32];
+    char operator_name[64];
+    uint64_t before_us;    /* personal data of records before this time was erased */
+    char detail[1024];     /* epochs destroyed, registry rows removed, ... */
+    char legal_basis[512]; /* the order, or the retention rule */
 };
 
 /* policy-loaded, table-loaded, node-started, node-stopped: operational facts. */
@@ -108,6 +178,10 @@ enum record_kind {
     RECORD_TABLE_LOADED = 6,
     RECORD_NODE_STARTED = 7,
     RECORD_NODE_STOPPED = 8,
+    RECORD_HEARTBEATS = 9, /* struct heartbeats */
+    RECORD_ACCESS = 10,    /* struct access_record */
+    RECORD_ERASURE = 11,   /* struct erasure_record */
+    /* 12..15: the portal's requests; 16..19: sealing (kept free for them). */
 };
 
 struct record {
@@ -117,6 +191,9 @@ struct record {
         struct decision decision;
         struct command_record command;
         struct note_record note;
+        struct heartbeats heartbeats;
+        struct access_record access;
+        struct erasure_record erasure;
     } u;
 };
 
@@ -141,6 +218,7 @@ const char *event_kind_name(uint8_t kind);
 const char *event_msg_type_name(uint8_t msg_type);
 const char *event_transport_name(uint8_t transport);
 const char *event_verdict_name(uint8_t verdict);
+const char *event_action_name(uint8_t action);
 
 /* Stable bot key: first 16 bytes of SHA-256 over the family and identity fields (see
  * docs/registry.md), as 32 lowercase hex characters. Bots that sent no identity are keyed by

@@ -63,7 +63,7 @@ static void test_contact_round_trip(void **state)
 static void test_every_kind_round_trips(void **state)
 {
     (void)state;
-    for (uint8_t kind = RECORD_DECISION; kind <= RECORD_NODE_STOPPED; kind++) {
+    for (uint8_t kind = RECORD_DECISION; kind <= RECORD_ERASURE; kind++) {
         struct record in;
         memset(&in, 0, sizeof(in));
         in.kind = kind;
@@ -78,6 +78,34 @@ static void test_every_kind_round_trips(void **state)
             in.u.command.time_us = 6;
             in.u.command.command = 0x1005;
             strcpy(in.u.command.error, kind == RECORD_COMMAND_FAILED ? "reset" : "");
+            in.u.command.action = ACTION_COLLECT;
+        } else if (kind == RECORD_HEARTBEATS) {
+            struct heartbeats *h = &in.u.heartbeats;
+            h->time_us = 9;
+            h->first_time_us = 8;
+            net_addr_parse_ip("203.0.113.9", &h->src);
+            h->transport = CONTACT_TRANSPORT_HTTP_HEADER;
+            strcpy(h->family, "plugx");
+            strcpy(h->bot_key, "00112233445566778899aabbccddeeff");
+            strcpy(h->cc, "IN");
+            h->count = 60;
+            memset(h->heartbeats_sha256, 3, 32);
+        } else if (kind == RECORD_ACCESS) {
+            struct access_record *a = &in.u.access;
+            a->time_us = 10;
+            strcpy(a->operator_name, "portal:ng-cert");
+            strcpy(a->what, "GET /api/v1/victims?format=csv");
+            strcpy(a->scope, "countries=NG");
+            a->rows = 1ull << 40;
+            memset(a->output_sha256, 4, 32);
+            strcpy(a->justification, "case 2024/117");
+        } else if (kind == RECORD_ERASURE) {
+            struct erasure_record *e = &in.u.erasure;
+            e->time_us = 11;
+            e->before_us = 1;
+            strcpy(e->operator_name, "dpo");
+            strcpy(e->legal_basis, "retention: 180 days");
+            strcpy(e->detail, "epochs 2024-07-01..2024-07-09");
         } else {
             in.u.note.time_us = 7;
             strcpy(in.u.note.detail, "{\"listen\":[\"127.0.0.1:443\"]}");
@@ -178,6 +206,77 @@ static void test_bot_key_stable_and_identity_based(void **state)
     assert_string_not_equal(ka, kb);
 }
 
+static void test_undecoded_contact(void **state)
+{
+    (void)state;
+    struct record in = sample_contact();
+    struct contact *c = &in.u.contact;
+    c->msg_type = CONTACT_MSG_UNDECODED;
+    memset(&c->bot, 0, sizeof(c->bot));
+    c->command = 0;
+    c->size = 5000;
+    c->head_len = CONTACT_HEAD_MAX;
+    memset(c->head_sha256, 0x5a, 32);
+    strcpy(c->reason, "no cipher family decrypts this");
+    c->suppressed = 12;
+    uint8_t buf[EVENT_RECORD_MAX];
+    int n = event_encode(&in, buf, sizeof(buf));
+    assert_true(n > 0);
+    struct record out;
+    assert_int_equal(event_decode(buf, (size_t)n, &out, NULL, 0), 0);
+    assert_memory_equal(&in, &out, sizeof(in));
+    json_t *o = event_to_json(&out);
+    assert_string_equal(json_string_value(json_object_get(o, "type")), "undecoded");
+    assert_int_equal(json_integer_value(json_object_get(o, "size")), 5000);
+    assert_int_equal(json_integer_value(json_object_get(o, "suppressed")), 12);
+    json_decref(o);
+    /* A decoded contact does not carry the undecoded caller's fields in its JSON. */
+    struct record plain = sample_contact();
+    o = event_to_json(&plain);
+    assert_null(json_object_get(o, "size"));
+    assert_null(json_object_get(o, "reason"));
+    json_decref(o);
+}
+
+static void test_json_of_new_kinds(void **state)
+{
+    (void)state;
+    struct record r;
+    memset(&r, 0, sizeof(r));
+    r.kind = RECORD_DECISION;
+    r.u.decision.time_us = 1;
+    r.u.decision.verdict = VERDICT_ALREADY_REHEARSED;
+    json_t *o = event_to_json(&r);
+    assert_string_equal(json_string_value(json_object_get(o, "action")), "uninstall");
+    assert_string_equal(json_string_value(json_object_get(o, "verdict")), "already-rehearsed");
+    json_decref(o);
+    r.u.decision.action = ACTION_COLLECT;
+    o = event_to_json(&r);
+    assert_string_equal(json_string_value(json_object_get(o, "action")), "collect");
+    json_decref(o);
+
+    memset(&r, 0, sizeof(r));
+    r.kind = RECORD_HEARTBEATS;
+    r.u.heartbeats.time_us = 1732353313123456ull;
+    r.u.heartbeats.first_time_us = 1732353253123456ull;
+    r.u.heartbeats.count = 2;
+    r.u.heartbeats.transport = CONTACT_TRANSPORT_HTTP_HEADER;
+    o = event_to_json(&r);
+    assert_string_equal(json_string_value(json_object_get(o, "kind")), "heartbeats");
+    assert_string_equal(json_string_value(json_object_get(o, "first_time")),
+                        "2024-11-23T09:14:13.123456Z");
+    assert_string_equal(json_string_value(json_object_get(o, "transport")), "http-header");
+    assert_int_equal(json_integer_value(json_object_get(o, "count")), 2);
+    json_decref(o);
+
+    memset(&r, 0, sizeof(r));
+    r.kind = RECORD_ACCESS;
+    r.u.access.rows = 42;
+    o = event_to_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(o, "rows")), 42);
+    json_decref(o);
+}
+
 static void test_json_rendering(void **state)
 {
     (void)state;
@@ -205,6 +304,8 @@ int main(void)
         cmocka_unit_test(test_encode_refuses_small_buffer),
         cmocka_unit_test(test_bot_key_stable_and_identity_based),
         cmocka_unit_test(test_json_rendering),
+        cmocka_unit_test(test_undecoded_contact),
+        cmocka_unit_test(test_json_of_new_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
