@@ -169,8 +169,58 @@ static void test_keystream_c_and_rc4_match_reference(void **state)
     /* Other constants give another stream: they really are configuration. */
     cfg.c_consts[2] = 0x1234;
     plugx_keystream(&cfg, PLUGX_CIPHER_C, 7, got, 16);
-    ref_keystream_c((const uint32_t[]){0x013377BA, 0x1B1, 0x10F1, 0x70C3}, 7, want, 16);
+    ref_keystream_c((const uint32_t[]){0x0133543C, 0xD, 0x77, 0x59F5}, 7, want, 16);
     assert_memory_not_equal(got, want, 16);
+}
+
+/* Family C against vectors printed by tests/python/plugx_family_c.py, a transcription of the
+ * public decoder's arithmetic (MITRE chopshop plugx_tcp_decode) that is not sinkd's code: the
+ * default constants, the keystream, the header, and a body with the keystream restarted or
+ * shared. */
+static void test_family_c_public_decoder_vectors(void **state)
+{
+    static const uint8_t body[] = "sinkd family C vector";
+    const size_t body_len = sizeof(body) - 1;
+    struct plugx_config cfg;
+    struct plugx_conn conn;
+    struct plugx_packet p;
+    uint8_t want[128], got[128];
+    (void)state;
+
+    plugx_config_default(&cfg);
+    assert_int_equal(cfg.c_consts[0], 0x0133543C);
+    assert_int_equal(cfg.c_consts[1], 0xD);
+    assert_int_equal(cfg.c_consts[2], 0x77);
+    assert_int_equal(cfg.c_consts[3], 0x59F5);
+    assert_int_equal(load_vector("ks_c_12345678", want, sizeof(want)), 32);
+    plugx_keystream(&cfg, PLUGX_CIPHER_C, 0x12345678, got, 32);
+    assert_memory_equal(got, want, 32);
+
+    assert_int_equal(load_vector("hdr_c_12345678", want, sizeof(want)), 16);
+    assert_int_equal(
+        plugx_encode(&cfg, PLUGX_CIPHER_C, 0x12345678, 1, 0, NULL, 0, true, got, sizeof(got)), 16);
+    assert_memory_equal(got, want, 16);
+
+    const char *names[] = {"pkt_c_restart_a1b2c3d4", "pkt_c_shared_a1b2c3d4"};
+    const uint32_t flags[] = {PLUGX_FLAG_UNCOMPRESSED | 0x1000,
+                              PLUGX_FLAG_SHARED_RUN | PLUGX_FLAG_UNCOMPRESSED | 0x1000};
+    for (int i = 0; i < 2; i++) {
+        size_t n = load_vector(names[i], want, sizeof(want));
+        assert_int_equal(n, 16 + body_len);
+        assert_int_equal(plugx_encode(&cfg, PLUGX_CIPHER_C, 0xA1B2C3D4, flags[i], 7, body, body_len,
+                                      false, got, sizeof(got)),
+                         (ptrdiff_t)n);
+        assert_memory_equal(got, want, n);
+        /* detection picks family C for the public decoder's bytes, and the body comes back */
+        conn_fresh(&conn);
+        assert_int_equal(plugx_decode(&cfg, &conn, want, n, &p, scratch, sizeof(scratch), NULL, 0),
+                         (ptrdiff_t)n);
+        assert_int_equal(conn.cipher, PLUGX_CIPHER_C);
+        assert_int_equal(p.flags, flags[i]);
+        assert_int_equal(p.job, 7);
+        assert_int_equal(p.body_len, body_len);
+        assert_memory_equal(p.body, body, body_len);
+    }
 }
 
 static void test_header_vectors_encode_and_detect(void **state)
@@ -836,6 +886,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keystream_vectors),
         cmocka_unit_test(test_keystream_c_and_rc4_match_reference),
+        cmocka_unit_test(test_family_c_public_decoder_vectors),
         cmocka_unit_test(test_header_vectors_encode_and_detect),
         cmocka_unit_test(test_round_trip_every_cipher_and_mode),
         cmocka_unit_test(test_shared_run_changes_body_keystream),

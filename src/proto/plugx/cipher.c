@@ -10,11 +10,12 @@ void plugx_config_default(struct plugx_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->ciphers_enabled = (1u << PLUGX_CIPHER_A) | (1u << PLUGX_CIPHER_B) |
                            (1u << PLUGX_CIPHER_C) | (1u << PLUGX_CIPHER_RC4);
-    /* A published per-build constant set (PLUGX.md); the worm's own set is not confirmed. */
-    cfg->c_consts[0] = 0x013377BAu;
-    cfg->c_consts[1] = 0x1B1u;
-    cfg->c_consts[2] = 0x10F1u;
-    cfg->c_consts[3] = 0x70C3u;
+    /* The default set of the public decoder MITRE chopshop plugx_tcp_decode (2014), crypt():
+     * (comptime, var1, var2, var3). The worm's own set is not confirmed: configuration. */
+    cfg->c_consts[0] = 0x0133543Cu;
+    cfg->c_consts[1] = 0x0000000Du;
+    cfg->c_consts[2] = 0x00000077u;
+    cfg->c_consts[3] = 0x000059F5u;
     memcpy(cfg->rc4_key, demo_key, sizeof(demo_key) - 1);
     cfg->rc4_key_len = sizeof(demo_key) - 1;
     cfg->uninstall_command = PLUGX_CMD_UNINSTALL_DEFAULT;
@@ -61,8 +62,10 @@ static uint8_t ks_next_b(uint32_t *r)
     return (uint8_t)(r[0] + r[1] + r[2] + r[3]);
 }
 
-/* Family C: two registers and per-build constants; only the low byte of b matters, so the
- * byte arithmetic is done in uint8_t. */
+/* Family C (chopshop plugx_tcp_decode crypt()): a = key ^ C0 and c = key ^ C1 step by C2 and
+ * -C3 per byte; the byte is a0 - a1 ^ a2 - a3 ^ c0 - c1 ^ c2 - c3, left to right, in 8-bit
+ * arithmetic (so uint8_t). Its run starts at the packet's byte 0 like A and B, and the body
+ * restarts it unless the shared-run flag, as the decoder does (docs/plugx.md). */
 static uint8_t ks_next_c(uint32_t *r)
 {
     r[0] += r[2];

@@ -41,8 +41,9 @@ struct plugx_config {
     uint32_t max_body;          /* largest comp_size / decomp_size accepted, <= PLUGX_BODY_LIMIT */
 };
 
-/* Defaults: all of A, B, C (constants 0x013377BA, 0x1B1, 0x10F1, 0x70C3) enabled; RC4 enabled
- * with key "sinkd-demo-rc4-key" (a placeholder: the real key is per build); uninstall 0x1005;
+/* Defaults: all of A, B, C (constants 0x0133543C, 0xD, 0x77, 0x59F5: the default set of the
+ * public decoder MITRE chopshop plugx_tcp_decode) enabled; RC4 enabled with key
+ * "sinkd-demo-rc4-key" (a placeholder: the real key is per build); uninstall 0x1005;
  * max_body 65535. */
 void plugx_config_default(struct plugx_config *cfg);
 
