@@ -50,7 +50,7 @@ static const char serve_usage[] =
     "  --max-message BYTES      largest message incl. HTTP headers (default 73728)\n"
     "  --max-inflight N         messages per connection awaiting durability (default 8)\n"
     "  --plugx-ciphers LIST     cipher families to detect, e.g. A,B,C,RC4 (default all)\n"
-    "  --plugx-c-consts C0,C1,C2,C3  family C constants (default 0x013377BA,0x1B1,0x10F1,0x70C3)\n"
+    "  --plugx-c-consts C0,C1,C2,C3  family C constants (default 0x0133543C,0xD,0x77,0x59F5)\n"
     "  --plugx-rc4-key KEY      RC4 family key string\n"
     "  --uninstall-command ID   PlugX uninstall command id (default 0x1005)\n"
     "  --checkpoint-entries N   publish a signed checkpoint every N entries (default 100000)\n"
