@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifndef SINKD_DATA_DIR
 #define SINKD_DATA_DIR "data"
@@ -48,4 +49,38 @@ const char *cli_data_dir(void)
 {
     const char *env = getenv("SINKD_DATA_DIR");
     return env != NULL && env[0] != '\0' ? env : SINKD_DATA_DIR;
+}
+
+int cli_getopt_long(int argc, char *const argv[], const char *optstring,
+                    const struct option *longopts, int *longindex)
+{
+    int idx = -1;
+    optarg = NULL;
+    int c = getopt_long(argc, argv, optstring, longopts, &idx);
+    if (longindex != NULL) {
+        *longindex = idx;
+    }
+    if (c == -1 || c == '?' || c == ':' || idx < 0 || optind < 1 || optind > argc) {
+        return c; /* a short option, the end, or an error getopt_long already reported */
+    }
+    /* A long option matched. GNU getopt has just consumed it: it is argv[optind - 1], or
+     * argv[optind - 2] when its value was the separate argument after it. */
+    int at = optind - 1;
+    if (optarg != NULL && optarg == argv[at] && at > 0) {
+        at--;
+    }
+    const char *text = argv[at];
+    const char *name = strncmp(text, "--", 2) == 0 ? text + 2 : NULL;
+    size_t len = name != NULL ? strcspn(name, "=") : 0;
+    if (name != NULL && strlen(longopts[idx].name) == len &&
+        strncmp(name, longopts[idx].name, len) == 0) {
+        return c;
+    }
+    optind = at + 1; /* so argv[optind - 1] is the refused argument, whatever followed it */
+    optopt = 0;
+    if (opterr) {
+        fprintf(stderr, "%s: option '%s' is not written in full (options are never abbreviated)\n",
+                argv[0], text);
+    }
+    return '?';
 }

@@ -130,7 +130,7 @@ int cmd_contacts(int argc, char **argv)
     int opt;
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((opt = cli_getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
         case 's':
             state = optarg;

@@ -104,7 +104,7 @@ int cmd_cosign(int argc, char **argv)
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             state = optarg;

@@ -79,7 +79,7 @@ int cmd_raw(int argc, char **argv)
     opterr = 0;
     argc--;
     argv++;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((opt = cli_getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
         case OPT_STATE:
             state = optarg;

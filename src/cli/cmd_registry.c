@@ -176,7 +176,7 @@ int cmd_registry(int argc, char **argv)
     uint64_t v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc - 1, argv + 1, "s:c:r:h", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc - 1, argv + 1, "s:c:r:h", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             if (nstates == REBUILD_STATES_MAX) {

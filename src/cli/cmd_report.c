@@ -223,7 +223,7 @@ int cmd_report(int argc, char **argv)
     char err[512];
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = cli_getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             state = optarg;

@@ -320,7 +320,7 @@ int cmd_serve(int argc, char **argv)
     int opt;
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((opt = cli_getopt_long(argc, argv, "", options, NULL)) != -1) {
         const struct u32_option *u =
             u32_option_find(u32_options, sizeof(u32_options) / sizeof(u32_options[0]), opt);
         if (u != NULL) {
