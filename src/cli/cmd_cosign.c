@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/http_post.h"
 #include "evidence/log.h"
+#include "util/lockfile.h"
 
 static const char cosign_usage[] =
     "usage: sinkd cosign --state DIR --witness-url URL --witness-key VKEY_FILE\n"
@@ -151,8 +152,16 @@ int cmd_cosign(int argc, char **argv)
                 wkey);
         return 1;
     }
+    /* One writer of log/cosignatures/ at a time (issue 19 #3): two runs for two witnesses
+     * would each rewrite cosignatures/<size> and one witness's line would be lost. */
+    int lock_fd = lockfile_take(state, LOCKFILE_COSIGN, NULL, false, err, sizeof err);
+    if (lock_fd < 0) {
+        fprintf(stderr, "sinkd cosign: %s\n", err);
+        return 1;
+    }
     if (!http_post_global(true)) {
         fprintf(stderr, "sinkd cosign: libcurl failed to start\n");
+        lockfile_release(lock_fd);
         return 1;
     }
     uint64_t done_size = 0, witness_size = 0;
@@ -170,6 +179,7 @@ int cmd_cosign(int argc, char **argv)
         }
     }
     http_post_global(false);
+    lockfile_release(lock_fd);
     if (rc == 2) {
         printf("sinkd cosign: nothing to do: checkpoint %llu is cosigned by %s already\n",
                (unsigned long long)done_size, w.name);

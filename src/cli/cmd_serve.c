@@ -14,6 +14,7 @@
 #include "net/server.h"
 #include "registry/registry.h"
 #include "util/addr.h"
+#include "util/lockfile.h"
 
 static const char serve_usage[] =
     "usage: sinkd serve --state DIR [options]\n"
@@ -512,9 +513,21 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "sinkd serve: state directory %s: cannot create or write\n", cfg.state_dir);
         return 1;
     }
-    if (sandbox_check_user(cfg.user, allow_root, err, sizeof(err)) != 0 ||
-        sandbox_prepare_state_dir(cfg.state_dir, cfg.user, err, sizeof(err)) != 0) {
+    if (sandbox_check_user(cfg.user, allow_root, err, sizeof(err)) != 0) {
         fprintf(stderr, "sinkd serve: %s\n", err);
+        return 1;
+    }
+    /* One writer per state directory (issue 19 #3): taken before anything is bound or written,
+     * held until the process exits, and before the directory is handed to --user so the lock
+     * file is theirs too. */
+    int lock_fd = lockfile_take(cfg.state_dir, LOCKFILE_LOG, NULL, false, err, sizeof(err));
+    if (lock_fd < 0) {
+        fprintf(stderr, "sinkd serve: %s: one writer per state directory\n", err);
+        return 1;
+    }
+    if (sandbox_prepare_state_dir(cfg.state_dir, cfg.user, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sinkd serve: %s\n", err);
+        lockfile_release(lock_fd);
         return 1;
     }
     /* A bot that vanishes mid-write must not kill the process. */
@@ -524,6 +537,7 @@ int cmd_serve(int argc, char **argv)
     int fit = server_fit_fd_limit(&cfg, note, sizeof(note), err, sizeof(err));
     if (fit < 0) {
         fprintf(stderr, "sinkd serve: %s\n", err);
+        lockfile_release(lock_fd);
         return 1;
     }
     if (fit > 0) {
@@ -532,10 +546,12 @@ int cmd_serve(int argc, char **argv)
     struct ready_ctx ready = {ready_path, &cfg};
     cfg.on_ready = on_ready;
     cfg.ready_ctx = &ready;
-    if (server_run(&cfg, err, sizeof(err)) != 0) {
+    int rc = server_run(&cfg, err, sizeof(err));
+    if (rc != 0) {
         fprintf(stderr, "sinkd serve: %s\n", err);
-        return 1;
+    } else {
+        fprintf(stderr, "sinkd: stopped cleanly\n");
     }
-    fprintf(stderr, "sinkd: stopped cleanly\n");
-    return 0;
+    lockfile_release(lock_fd);
+    return rc != 0 ? 1 : 0;
 }

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/http_post.h"
 #include "evidence/log.h"
+#include "util/lockfile.h"
 
 static const char timestamp_usage[] =
     "usage: sinkd timestamp --state DIR (--tsa-url URL | --request-out FILE | --reply FILE)\n"
@@ -79,6 +80,10 @@ static void print_stored(const char *log_dir, uint64_t size, const struct evlog_
            log_dir, (unsigned long long)size);
 }
 
+static int timestamp_locked(const char *state, const char *log_dir, const char *url,
+                            const char *req_out, const char *reply, const char *ca, uint64_t size,
+                            uint64_t timeout);
+
 int cmd_timestamp(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -141,6 +146,22 @@ int cmd_timestamp(int argc, char **argv)
     }
     char log_dir[EVLOG_PATH_MAX], err[1024];
     snprintf(log_dir, sizeof log_dir, "%s/log", state);
+    /* One writer of log/timestamps/ at a time (issue 19 #3); `serve` writes elsewhere. */
+    int lock_fd = lockfile_take(state, LOCKFILE_TIMESTAMP, NULL, false, err, sizeof err);
+    if (lock_fd < 0) {
+        fprintf(stderr, "sinkd timestamp: %s\n", err);
+        return 1;
+    }
+    int rc = timestamp_locked(state, log_dir, url, req_out, reply, ca, size, timeout);
+    lockfile_release(lock_fd);
+    return rc;
+}
+
+static int timestamp_locked(const char *state, const char *log_dir, const char *url,
+                            const char *req_out, const char *reply, const char *ca, uint64_t size,
+                            uint64_t timeout)
+{
+    char err[1024];
     struct evlog_timestamp ts;
     uint8_t *req = NULL, *resp = NULL;
     size_t req_len = 0, resp_len = 0;

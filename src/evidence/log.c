@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1178,6 +1179,16 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     log->log_fd = open(log->logdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (log->wal_fd < 0 || log->log_fd < 0) {
         rc = sys_err(err, errlen, "open", log->wal_fd < 0 ? wal : log->logdir);
+        goto fail;
+    }
+    /* One writer per journal, whoever opens it: a second one (another process, or this one by
+     * mistake) would interleave batches and damage the log for good (issue 19 #3). Commands
+     * take DIR/log.lock first, which names the holder; this is the last line of defence. */
+    if (flock(log->wal_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK
+                 ? (err_set(err, errlen, "%s is open by another writer (one writer per log)", wal),
+                    EVLOG_EIO)
+                 : sys_err(err, errlen, "flock", wal);
         goto fail;
     }
     char jdir[EVLOG_PATH_MAX + 16];

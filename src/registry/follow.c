@@ -5,6 +5,7 @@
 #include "registry/internal.h"
 #include "registry/registry.h"
 #include "util/err.h"
+#include "util/lockfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -181,24 +182,13 @@ static void follower_free(struct registry_follower *f)
 
 int registry_lock_writer(const char *state_dir, char *err, size_t errlen)
 {
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof(path), "%s/registry.lock", state_dir) >= sizeof(path)) {
-        return err_set(err, errlen, "registry: state directory path too long");
-    }
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    char why[512];
+    int fd = lockfile_take(state_dir, LOCKFILE_REGISTRY, NULL, false, why, sizeof(why));
     if (fd < 0) {
-        return err_set(err, errlen, "registry: %s: %s", path, strerror(errno));
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        close(fd);
-        if (e == EWOULDBLOCK) {
-            return err_set(err, errlen,
-                           "registry: %s is held by another writer (a running `sinkd serve` "
-                           "with its registry follower, `sinkd registry follow` or `rebuild`)",
-                           path);
-        }
-        return err_set(err, errlen, "registry: %s: flock: %s", path, strerror(e));
+        return err_set(err, errlen,
+                       "registry: %s: one registry writer per log (a `sinkd serve` with its "
+                       "follower, `sinkd registry follow`, `rebuild` or `report --catch-up`)",
+                       why);
     }
     return fd;
 }

@@ -23,7 +23,7 @@ grep -q "(page cache 5 MiB)" "$E2E_DIR/follow.log" ||
 
 "$SINKD_BINARY" registry follow --state "$state" 2>"$E2E_DIR/second.log" &&
     fail "a second follower ran beside the first"
-grep -q "registry.lock is held by another writer" "$E2E_DIR/second.log" ||
+grep -q "registry.lock is held by pid $follower (sinkd registry follow)" "$E2E_DIR/second.log" ||
     fail "the second follower did not say why: $(cat "$E2E_DIR/second.log")"
 "$SINKD_BINARY" registry rebuild --state "$state" 2>"$E2E_DIR/rebuild.log" &&
     fail "rebuild ran while a follower was applying"

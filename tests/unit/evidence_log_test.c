@@ -434,6 +434,29 @@ static void expect_refuse(const char *dir, const char *what)
     assert_true(strlen(err) > 10);
 }
 
+/* One writer per journal (issue 19 #3): a second open while the first is open is refused and
+ * leaves the first working; once the first is closed the log opens again. */
+static void test_one_writer(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    struct evlog *log = open_log(dir);
+    append_n(log, 0, 3);
+    char err[512] = "";
+    assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+    struct evlog *second = NULL;
+    struct evlog_options opt = {.origin = "example.com/testlog"};
+    assert_int_not_equal(evlog_open(&second, dir, &opt, NULL, err, sizeof err), 0);
+    assert_non_null(strstr(err, "open by another writer"));
+    append_n(log, 3, 1);
+    assert_int_equal(evlog_commit(log, err, sizeof err), 0);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    log = open_log(dir);
+    assert_int_equal(evlog_size(log), 4);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    rm_rf(dir);
+}
+
 /* Recovery never accepts what it cannot explain as a torn tail. */
 static void test_recovery_refuses(void **state)
 {
@@ -679,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_reader_wrapping_length),
         cmocka_unit_test(test_recovery_torn_tail),
         cmocka_unit_test(test_recovery_refuses),
+        cmocka_unit_test(test_one_writer),
         cmocka_unit_test(test_commit_retry_after_write_failure),
         cmocka_unit_test(test_torn_batch_across_tiles),
         cmocka_unit_test(test_tile_writer_failure),
