@@ -1,15 +1,26 @@
-/* cli.c -- strict option-value parsing and uniform usage errors for the subcommands. */
+/* cli.c -- strict option-value parsing, one-line usage errors, the data directory lookup and the
+ * time-stamped stderr shared by the subcommands. */
+#define _GNU_SOURCE /* fopencookie */
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
 
-#ifndef SINKD_DATA_DIR
-#define SINKD_DATA_DIR "data"
+#include "util/err.h"
+
+#ifndef SINKD_INSTALL_DATA_DIR
+#define SINKD_INSTALL_DATA_DIR "/usr/local/share/sinkd"
 #endif
+
+static char where_now[512];
 
 bool cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t min, uint64_t max,
                    uint64_t *out)
@@ -34,21 +45,167 @@ bool cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t 
     return true;
 }
 
+int cli_make_dirs(const char *dir, unsigned mode, char *err, size_t errlen)
+{
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+        return err_set(err, errlen, "%s: path too long", dir);
+    }
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0') {
+            continue;
+        }
+        char c = *p;
+        *p = '\0';
+        struct stat st;
+        if (mkdir(path, (mode_t)mode) != 0 &&
+            (errno != EEXIST || stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) {
+            return err_set(err, errlen, "%s: %s", path,
+                           errno == EEXIST ? "exists and is not a directory" : strerror(errno));
+        }
+        *p = c;
+        if (c == '\0') {
+            return 0;
+        }
+    }
+}
+
+void cli_set_where(const char *where)
+{
+    snprintf(where_now, sizeof(where_now), "%s", where != NULL ? where : "");
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
+    /* Built whole first so that it reaches stderr as one line, one write. */
+    char msg[1024];
     va_list ap;
-    fprintf(stderr, "sinkd %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nTry 'sinkd %s --help'.\n", cmd);
+    for (char *c = msg; *c != '\0'; c++) {
+        if (*c == '\n') {
+            *c = ' ';
+        }
+    }
+    fprintf(stderr, "sinkd %s: %s%s%s (see 'sinkd %s --help')\n", cmd, where_now,
+            where_now[0] != '\0' ? ": " : "", msg, cmd);
     return 2;
+}
+
+/* True when this process runs the binary that lies in the build tree it was compiled in, so
+ * that an installed copy (which holds the same compiled-in path) never reads the source tree. */
+static bool running_from_build_tree(void)
+{
+#ifdef SINKD_BUILD_DIR
+    char exe[PATH_MAX], build[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0 || realpath(SINKD_BUILD_DIR, build) == NULL) {
+        return false;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL) {
+        return false;
+    }
+    *slash = '\0';
+    return strcmp(exe, build) == 0;
+#else
+    return false;
+#endif
 }
 
 const char *cli_data_dir(void)
 {
     const char *env = getenv("SINKD_DATA_DIR");
-    return env != NULL && env[0] != '\0' ? env : SINKD_DATA_DIR;
+    if (env != NULL && env[0] != '\0') {
+        return env;
+    }
+#ifdef SINKD_SOURCE_DATA_DIR
+    if (running_from_build_tree()) {
+        return SINKD_SOURCE_DATA_DIR;
+    }
+#endif
+    return SINKD_INSTALL_DATA_DIR;
+}
+
+/* ---- time-stamped stderr -------------------------------------------------------------------- */
+
+struct stamp_state {
+    bool at_line_start;
+};
+
+static ssize_t write_all_iov(struct iovec *iov, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        total += iov[i].iov_len;
+    }
+    size_t left = total;
+    while (left > 0) {
+        ssize_t w = writev(STDERR_FILENO, iov, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return -1;
+        }
+        left -= (size_t)w;
+        while (n > 0 && (size_t)w >= iov[0].iov_len) {
+            w -= (ssize_t)iov[0].iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov[0].iov_base = (char *)iov[0].iov_base + w;
+            iov[0].iov_len -= (size_t)w;
+        }
+    }
+    return (ssize_t)total;
+}
+
+/* stdio calls this with whole lines (the stream is line-buffered) or, for a line longer than
+ * its buffer, with pieces of one; the stamp goes before the first piece only. */
+static ssize_t stamp_write(void *cookie, const char *buf, size_t size)
+{
+    struct stamp_state *st = cookie;
+    size_t done = 0;
+    while (done < size) {
+        const char *nl = memchr(buf + done, '\n', size - done);
+        size_t len = nl != NULL ? (size_t)(nl - (buf + done)) + 1 : size - done;
+        char stamp[40];
+        size_t slen = 0;
+        if (st->at_line_start) {
+            struct timespec now;
+            struct tm tm;
+            clock_gettime(CLOCK_REALTIME, &now);
+            gmtime_r(&now.tv_sec, &tm);
+            slen = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+            slen += (size_t)snprintf(stamp + slen, sizeof(stamp) - slen, ".%03ldZ ",
+                                     now.tv_nsec / 1000000);
+        }
+        struct iovec iov[2] = {{stamp, slen}, {(char *)buf + done, len}};
+        if (write_all_iov(slen > 0 ? iov : iov + 1, slen > 0 ? 2 : 1) < 0) {
+            return done > 0 ? (ssize_t)done : -1;
+        }
+        st->at_line_start = nl != NULL;
+        done += len;
+    }
+    return (ssize_t)size;
+}
+
+void cli_stderr_timestamps(void)
+{
+    static struct stamp_state state = {true};
+    cookie_io_functions_t io = {.write = stamp_write};
+    FILE *f = fopencookie(&state, "w", io);
+    if (f == NULL) {
+        return; /* plain stderr then: lines lose their stamp, not their text */
+    }
+    setvbuf(f, NULL, _IOLBF, 4096);
+    /* glibc lets stderr be assigned; every fprintf(stderr, ...) and the server's log (which is
+     * stderr) then goes through the stamp. */
+    stderr = f;
 }
 
 int cli_getopt_long(int argc, char *const argv[], const char *optstring,

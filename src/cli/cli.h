@@ -1,9 +1,11 @@
-/* cli.h -- small helpers shared by the subcommands: strict number parsing and usage errors. */
+/* cli.h -- small helpers shared by the subcommands: strict number parsing, usage errors, the
+ * data directory and the time-stamped stderr. */
 #ifndef SINKD_CLI_CLI_H
 #define SINKD_CLI_CLI_H
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Parses a decimal (or 0x-prefixed hex) integer within [min, max]. On failure prints
@@ -11,7 +13,8 @@
 bool cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t min, uint64_t max,
                    uint64_t *out);
 
-/* Prints "sinkd <cmd>: <message>" and "Try 'sinkd <cmd> --help'." and returns 2. */
+/* Prints the one line "sinkd <cmd>: [<where>: ]<message> (see 'sinkd <cmd> --help')" and
+ * returns 2. <where> is the place set by cli_set_where(), e.g. "FILE:LINE" of a config file. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* getopt_long without its prefix matching: glibc takes "--enf" for "--enforce" and "--pol" for
@@ -24,7 +27,20 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_getopt_long(int argc, char *const argv[], const char *optstring,
                     const struct option *longopts, int *longindex);
 
-/* The data directory: $SINKD_DATA_DIR, else the build's source data/ folder. */
+/* Where the option being parsed came from ("FILE:LINE"), or NULL for the command line; it
+ * prefixes the next usage errors. The text is copied. */
+void cli_set_where(const char *where);
+
+/* The data directory (docs/operations.md, "Where sinkd finds its data"): $SINKD_DATA_DIR if set;
+ * else the source tree's data/ when this binary is the one in its build tree; else the install
+ * prefix's share/sinkd compiled in. --data-dir, where a command has it, comes before all. */
 const char *cli_data_dir(void);
+
+/* mkdir -p DIR: each missing directory made with mode; 0, or -1 with err set. */
+int cli_make_dirs(const char *dir, unsigned mode, char *err, size_t errlen);
+
+/* Replaces stderr by a stream that starts every line with its UTC time,
+ * "2026-01-31T12:34:56.789Z ". Called once, first thing in main(). */
+void cli_stderr_timestamps(void);
 
 #endif

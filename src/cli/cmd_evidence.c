@@ -20,7 +20,11 @@ static const char keygen_usage[] =
     "Creates the evidence log's Ed25519 signing key in DIR (default ./keys): log.key (signer,\n"
     "mode 0600, golang.org/x/mod note format) and log.vkey (public verifier key to give to\n"
     "courts, CERTs and witnesses). ORIGIN names the log in every checkpoint, for example\n"
-    "sinkhole.example.org/node1. Refuses to overwrite an existing key.\n"
+    "sinkhole.example.org/node1. Refuses if DIR holds either file already: a new key pair\n"
+    "beside an existing public key would split the log's identity.\n"
+    "\n"
+    "Before the first serve: sinkd keygen --name ORIGIN --out STATE/keys, then\n"
+    "sinkd serve --state STATE takes its origin from the key (docs/operations.md, \"The key\").\n"
     "\n"
     "  --name ORIGIN  log origin and key name (no spaces, no '+')\n"
     "  --out DIR      key directory (default: keys)\n"
@@ -131,6 +135,17 @@ int cmd_keygen(int argc, char **argv)
                                name);
     }
     char err[512];
+    /* --out STATE/keys before the first serve: the state directory may not exist yet. */
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", out);
+    char *slash = strrchr(parent, '/');
+    if (slash != NULL && slash != parent) {
+        *slash = '\0';
+        if (cli_make_dirs(parent, 0750, err, sizeof err) != 0) {
+            fprintf(stderr, "sinkd keygen: %s\n", err);
+            return 1;
+        }
+    }
     if (evlog_keygen(out, name, err, sizeof err) != 0) {
         fprintf(stderr, "sinkd keygen: %s\n", err);
         return 1;

@@ -153,15 +153,16 @@ static int registry_follow(const char *state, const char *target, uint32_t cache
 
 int cmd_registry(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        registry_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        return cli_usage_error("registry", "missing subcommand: rebuild or follow");
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        registry_usage(stdout);
+        return 0;
     }
     bool follow = strcmp(argv[1], "follow") == 0;
     if (!follow && strcmp(argv[1], "rebuild") != 0) {
-        fprintf(stderr, "sinkd registry: unknown subcommand '%s'\n", argv[1]);
-        registry_usage(stderr);
-        return 2;
+        return cli_usage_error("registry", "unknown subcommand '%s' (rebuild or follow)", argv[1]);
     }
     static const struct option opts[] = {
         {"state", required_argument, NULL, 's'},
@@ -204,8 +205,7 @@ int cmd_registry(int argc, char **argv)
             registry_usage(stdout);
             return 0;
         default:
-            registry_usage(stderr);
-            return 2;
+            return cli_usage_error("registry", "unknown or incomplete option '%s'", argv[optind]);
         }
     }
     if (nstates == 0) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "cli/cli.h"
@@ -114,8 +115,8 @@ static int as_names_file(struct as_names *t, const char *path, char *err, size_t
     return rc;
 }
 
-/* Loads $SINKD_DATA_DIR/npm/asn/asn-ipv{4,6}.csv. */
-static int as_names_load(struct as_names *t, char *err, size_t errlen)
+/* Loads DATA/npm/asn/asn-ipv{4,6}.csv. */
+static int as_names_load(struct as_names *t, const char *data_dir, char *err, size_t errlen)
 {
     memset(t, 0, sizeof(*t));
     t->asn = calloc(AS_NAMES_SLOTS, sizeof(*t->asn));
@@ -127,7 +128,7 @@ static int as_names_load(struct as_names *t, char *err, size_t errlen)
     const char *files[] = {"asn-ipv4.csv", "asn-ipv6.csv"};
     for (size_t i = 0; i < 2; i++) {
         char path[4096];
-        snprintf(path, sizeof(path), "%s/npm/asn/%s", cli_data_dir(), files[i]);
+        snprintf(path, sizeof(path), "%s/npm/asn/%s", data_dir, files[i]);
         if (as_names_file(t, path, err, errlen) < 0) {
             return -1;
         }
@@ -149,7 +150,8 @@ static void report_usage(FILE *out)
             "  --format csv|intelmq|summary|summary-json   (default csv)\n"
             "  --split country|asn     one file per country (<CC>.csv, unknown ZZ) or per ASN\n"
             "                          (AS<n>.csv) in --out DIR\n"
-            "  --out DIR               write files into DIR instead of stdout\n"
+            "  --out DIR               write files into DIR (created if missing) instead of\n"
+            "                          stdout\n"
             "  --since T, --until T    bots last seen in [since, until); T is YYYY-MM-DD or\n"
             "                          'YYYY-MM-DD HH:MM:SS' UTC; a bare --until date includes\n"
             "                          that day\n"
@@ -161,7 +163,18 @@ static void report_usage(FILE *out)
             "  --catch-up              apply the evidence log's new entries to the registry first\n"
             "                          (needs --state: the log of DIR)\n"
             "  --no-as-names           do not load AS names (source.as_name, summary ASN names)\n"
-            "                          from $SINKD_DATA_DIR/npm/asn/asn-ipv{4,6}.csv\n");
+            "                          from DATA/npm/asn/asn-ipv{4,6}.csv\n"
+            "  --data-dir DATA         where the pinned data lives (default $SINKD_DATA_DIR, else\n"
+            "                          the installed share/sinkd; docs/operations.md)\n"
+            "  --help                  this text\n");
+}
+
+static bool state_has_log(const char *state)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/journal/wal", state);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static int parse_split(const char *v, enum report_split *out)
@@ -213,11 +226,12 @@ int cmd_report(int argc, char **argv)
         {"catch-up", no_argument, NULL, 'c'},
         {"no-as-names", no_argument, NULL, 'N'},
         {"remediation", no_argument, NULL, 'R'},
+        {"data-dir", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct report_options o = {0};
-    const char *state = NULL, *target = NULL;
+    const char *state = NULL, *target = NULL, *data_dir = cli_data_dir();
     bool catch_up = false;
     bool as_names = true;
     char err[512];
@@ -282,12 +296,14 @@ int cmd_report(int argc, char **argv)
         case 'R':
             o.remediation = true;
             break;
+        case 'D':
+            data_dir = optarg;
+            break;
         case 'h':
             report_usage(stdout);
             return 0;
         default:
-            report_usage(stderr);
-            return 2;
+            return cli_usage_error("report", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (state == NULL && (target == NULL || catch_up)) {
@@ -298,6 +314,22 @@ int cmd_report(int argc, char **argv)
     if (o.split != REPORT_SPLIT_NONE && o.out_dir == NULL) {
         fprintf(stderr, "sinkd report: --split needs --out DIR\n");
         return 2;
+    }
+    if (optind < argc) {
+        return cli_usage_error("report", "unexpected argument '%s'", argv[optind]);
+    }
+    /* The default registry lives in the state directory: a directory without an evidence log
+     * is a mistyped path, and opening it would leave an empty registry.db behind. */
+    if (state != NULL && (target == NULL || catch_up) && !state_has_log(state)) {
+        fprintf(stderr,
+                "sinkd report: %s holds no evidence log (no %s/journal/wal): not a "
+                "state directory\n",
+                state, state);
+        return 1;
+    }
+    if (o.out_dir != NULL && cli_make_dirs(o.out_dir, 0750, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sinkd report: --out: %s\n", err);
+        return 1;
     }
     struct registry *reg;
     /* Catching up writes this log's entries, so the registry must know which log it is; a
@@ -328,7 +360,7 @@ int cmd_report(int argc, char **argv)
      * missing or unreadable data file leaves names out rather than failing the report. */
     struct as_names names = {0};
     if (as_names && o.format != REPORT_CSV && !o.remediation) {
-        if (as_names_load(&names, err, sizeof(err)) < 0) {
+        if (as_names_load(&names, data_dir, err, sizeof(err)) < 0) {
             fprintf(stderr, "sinkd report: AS names left out: %s\n", err);
         } else {
             o.as_name = as_name_of;

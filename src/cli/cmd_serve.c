@@ -29,7 +29,9 @@ static const char serve_usage[] =
     "                           a PROXY header from anyone else is refused\n"
     "  --workers N              event-loop threads (default: number of cores)\n"
     "  --node NAME              node name recorded in every record (default: host name)\n"
-    "  --origin NAME            evidence log origin / key name (default: sinkd.local/NODE)\n"
+    "  --origin NAME            evidence log origin / key name (default: the name of the key\n"
+    "                           in DIR/keys, made by `sinkd keygen`; with no key there, one\n"
+    "                           is created named sinkd.local/NODE)\n"
     "  --max-connections N      open connections per process (default 16000)\n"
     "  --max-per-ip N           connections per source address after PROXY (default 64)\n"
     "  --conn-rate-per-ip N     new connections per second per address (default 20, 0: off)\n"
@@ -63,8 +65,8 @@ static const char serve_usage[] =
     "  --asn-v4 FILE, --asn-v6 FILE  ASN range CSVs (default: pinned ip-location-db asn)\n"
     "  --tags FILE              sector tag file (prefix-or-ASN,tag[,label]), repeatable\n"
     "  --no-enrich              record no country, ASN or tags\n"
-    "  --data-dir DIR           where the pinned data lives (default $SINKD_DATA_DIR or the\n"
-    "                           build's data/ folder)\n"
+    "  --data-dir DIR           where the pinned data lives (default $SINKD_DATA_DIR, else the\n"
+    "                           installed share/sinkd; docs/operations.md)\n"
     "  --policy FILE            remediation policy (see docs/policy.md); without one no decision\n"
     "                           is made and nothing can be sent\n"
     "  --enforce                allow sending commands where the policy says mode = enforce;\n"
@@ -505,7 +507,11 @@ int cmd_serve(int argc, char **argv)
             cfg.asn_v6_path = asn6;
         }
     }
-    if (cfg.origin == NULL) {
+    /* An existing key names the log (`sinkd keygen --name`): without --origin its name is
+     * taken; the default below is only for a key serve creates itself. */
+    char key_path[4096];
+    snprintf(key_path, sizeof(key_path), "%s/keys/log.key", cfg.state_dir);
+    if (cfg.origin == NULL && access(key_path, F_OK) != 0) {
         snprintf(origin, sizeof(origin), "sinkd.local/%s", cfg.node);
         cfg.origin = origin;
     }

@@ -1,4 +1,5 @@
 /* cmd_swarm.c -- `sinkd swarm`: options, data files and the summary around swarm_run(). */
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "swarm/swarm.h"
 
@@ -28,7 +29,8 @@ static void usage(FILE *out)
             "  --ranges FILE             IPv4 ranges by country (default\n"
             "                            DATA/npm/geo-whois-asn-country/"
             "geo-whois-asn-country-ipv4.csv)\n"
-            "  --data-dir DIR            DATA above (default $SINKD_DATA_DIR, else ./data)\n"
+            "  --data-dir DIR            DATA above (default $SINKD_DATA_DIR, else the\n"
+            "                            installed share/sinkd; docs/operations.md)\n"
             "  --seed S                  identity seed (default 1)\n"
             "  --heartbeat-ms MS         mean heartbeat interval, +-50%% (default 2000)\n"
             "  --http-share F            share of bots using HTTP POST (default 0)\n"
@@ -100,7 +102,7 @@ int cmd_swarm(int argc, char **argv)
     struct swarm_options o;
     swarm_options_default(&o);
     const char *countries_path = NULL, *ranges_path = NULL, *json_path = NULL;
-    const char *data_dir = getenv("SINKD_DATA_DIR");
+    const char *data_dir = cli_data_dir();
     bool have_target = false, have_concurrency = false;
     char err[512];
 
@@ -121,8 +123,8 @@ int cmd_swarm(int argc, char **argv)
         if (eq != NULL) {
             size_t n = (size_t)(eq - opt);
             if (n >= sizeof(name)) {
-                fprintf(stderr, "sinkd swarm: unknown option '%s'\n", opt);
-                usage(stderr);
+                fprintf(stderr, "sinkd swarm: unknown option '%s' (see 'sinkd swarm --help')\n",
+                        opt);
                 return 2;
             }
             memcpy(name, opt, n);
@@ -152,8 +154,8 @@ int cmd_swarm(int argc, char **argv)
                         return 2;
                     }
                 }
-                fprintf(stderr, "sinkd swarm: unknown option '%s'\n", opt);
-                usage(stderr);
+                fprintf(stderr, "sinkd swarm: unknown option '%s' (see 'sinkd swarm --help')\n",
+                        opt);
                 return 2;
             }
             value = argv[++i];
@@ -243,8 +245,7 @@ int cmd_swarm(int argc, char **argv)
         } else if (strcmp(name, "--json") == 0) {
             json_path = value;
         } else {
-            fprintf(stderr, "sinkd swarm: unknown option '%s'\n", name);
-            usage(stderr);
+            fprintf(stderr, "sinkd swarm: unknown option '%s' (see 'sinkd swarm --help')\n", name);
             return 2;
         }
     }
@@ -254,9 +255,6 @@ int cmd_swarm(int argc, char **argv)
     }
     if (!have_concurrency) {
         o.concurrency = o.bots < DEFAULT_CONCURRENCY ? o.bots : DEFAULT_CONCURRENCY;
-    }
-    if (data_dir == NULL || data_dir[0] == '\0') {
-        data_dir = "data";
     }
     char cpath[PATH_MAX], rpath[PATH_MAX];
     if (countries_path == NULL) {

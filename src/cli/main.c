@@ -1,7 +1,9 @@
 /* main.c -- the sinkd command line: dispatch to one subcommand. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "cli/commands.h"
 
 struct subcommand {
@@ -32,12 +34,19 @@ static void usage(FILE *out)
     for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
         fprintf(out, "  %-14s %s\n", subcommands[i].name, subcommands[i].summary);
     }
+    fprintf(out, "\n  --version      print the version and exit\n"
+                 "  --help         this text\n"
+                 "\nEvery line sinkd writes to stderr starts with its UTC time "
+                 "(2026-01-31T12:34:56.789Z).\n");
 }
 
 int main(int argc, char **argv)
 {
+    cli_stderr_timestamps();
+    /* getopt's own messages are a second line: every subcommand says it in its one line. */
+    opterr = 0;
     if (argc < 2) {
-        usage(stderr);
+        fprintf(stderr, "sinkd: missing command (see 'sinkd --help')\n");
         return 2;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -53,7 +62,6 @@ int main(int argc, char **argv)
             return subcommands[i].run(argc - 1, argv + 1);
         }
     }
-    fprintf(stderr, "sinkd: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "sinkd: unknown command '%s' (see 'sinkd --help')\n", argv[1]);
     return 2;
 }

@@ -1043,6 +1043,26 @@ static int load_or_create_key(struct evlog *log, const struct evlog_options *opt
     snprintf(keys, sizeof keys, "%s/keys", log->state);
     snprintf(kpath, sizeof kpath, "%s/log.key", keys);
     if (access(kpath, F_OK) != 0) {
+        /* Never a new key pair beside a published public key or for a log already signed:
+         * checkpoints under a new key would no longer verify with the key verifiers hold. */
+        char vpath[EVLOG_PATH_MAX + 32], cpath[EVLOG_PATH_MAX + 32];
+        snprintf(vpath, sizeof vpath, "%s/log.vkey", keys);
+        snprintf(cpath, sizeof cpath, "%s/checkpoint", log->logdir);
+        if (access(vpath, F_OK) == 0) {
+            err_set(err, errlen,
+                    "%s: the private key is missing, but its public key %s is there: put the "
+                    "private key back (from its offline copy); a new key would not match the "
+                    "published one",
+                    kpath, vpath);
+            return EVLOG_EINVAL;
+        }
+        if (access(cpath, F_OK) == 0) {
+            err_set(err, errlen,
+                    "%s: the private key is missing, and %s holds checkpoints it signed: put "
+                    "the key back; a new key would not verify this log",
+                    kpath, log->logdir);
+            return EVLOG_EINVAL;
+        }
         if (!opt->create_key) {
             err_set(err, errlen, "%s: no signing key (run `sinkd keygen`)", kpath);
             return EVLOG_EINVAL;

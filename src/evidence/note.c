@@ -652,6 +652,15 @@ int evlog_keygen(const char *keys_dir, const char *origin, char *err, size_t err
     char kpath[EVLOG_PATH_MAX], vpath[EVLOG_PATH_MAX];
     snprintf(kpath, sizeof kpath, "%s/log.key", keys_dir);
     snprintf(vpath, sizeof vpath, "%s/log.vkey", keys_dir);
+    /* Checked before a key is made: either file there means a key pair exists (or half of
+     * one), and a new pair beside it would split the log's identity. */
+    if (access(kpath, F_OK) == 0 || access(vpath, F_OK) == 0) {
+        err_set(err, errlen, "%s already holds %s: refusing to make a new key pair beside it",
+                keys_dir,
+                access(kpath, F_OK) == 0 ? "a signing key (log.key)"
+                                         : "a public key (log.vkey) without its private key");
+        return EVLOG_EINVAL;
+    }
     uint8_t seed[32];
     if (RAND_priv_bytes(seed, sizeof seed) != 1) {
         err_set(err, errlen, "libcrypto: no randomness for the key");

@@ -205,7 +205,8 @@ enum metrics_route metrics_route_request(const char *buf, size_t len)
     if (p.http_major != 1) {
         return METRICS_BAD_REQUEST;
     }
-    if (p.method != HTTP_GET) {
+    /* HEAD is GET without the body (RFC 9110 9.3.2): monitors probe with it. */
+    if (p.method != HTTP_GET && p.method != HTTP_HEAD) {
         return METRICS_BAD_METHOD;
     }
     static const struct {
@@ -364,7 +365,9 @@ static bool static_asset(enum metrics_route route, const char **ctype, const uns
     }
 }
 
-static void respond(struct metrics_conn *c, enum metrics_route route)
+/* The route's answer; for HEAD (head_only) the same status and headers, Content-Length
+ * included, and no body. */
+static void respond(struct metrics_conn *c, enum metrics_route route, bool head_only)
 {
     static const char *const status[] = {
         [METRICS_SERVE] = "200 OK",
@@ -404,11 +407,12 @@ static void respond(struct metrics_conn *c, enum metrics_route route)
              "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
              "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "
              "connect-src 'self'; frame-ancestors 'none'\r\nConnection: close\r\n\r\n",
-             status[route], ctype, len, route == METRICS_BAD_METHOD ? "Allow: GET\r\n" : "");
+             status[route], ctype, len, route == METRICS_BAD_METHOD ? "Allow: GET, HEAD\r\n" : "");
     uv_buf_t bufs[2] = {uv_buf_init(c->head, (unsigned)strlen(c->head)),
                         uv_buf_init(data != NULL ? (char *)data : c->head, (unsigned)len)};
     c->write.data = c;
-    if (uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, len > 0 ? 2 : 1, on_written) != 0) {
+    if (uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, len > 0 && !head_only ? 2 : 1,
+                 on_written) != 0) {
         conn_close(c, true);
     }
 }
@@ -434,7 +438,11 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         r = METRICS_BAD_REQUEST;
     }
     if (r != METRICS_NEED_MORE) {
-        respond(c, r);
+        size_t at = 0; /* the parser lets CRLFs precede a request line */
+        while (at < c->len && (c->req[at] == '\r' || c->req[at] == '\n')) {
+            at++;
+        }
+        respond(c, r, c->len - at >= 5 && memcmp(c->req + at, "HEAD ", 5) == 0);
     }
 }
 

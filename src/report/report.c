@@ -637,6 +637,8 @@ static void day_str(int64_t day, char out[16])
     format_ts((uint64_t)day * US_PER_DAY, "%Y-%m-%d", out, 16);
 }
 
+#define AS_UNKNOWN_NAME "unknown"
+
 static const char COUNT_NOTE[] =
     "bots are counted by bot identity (bot_key: family + host, user, internal IP, campaign; "
     "source IP only for bots that never identified themselves); IPs are counted by source "
@@ -677,11 +679,15 @@ static void summary_text(FILE *out, const struct report_options *o, const struct
                 lookup(&s->cc_ips, s->cc_bots.rows[i].key));
     }
     fprintf(out, "\ntop ASNs\n");
-    fprintf(out, "  %-12s %10s %10s  %s\n", "asn", "bots", "ips", o->as_name ? "name" : "");
+    fprintf(out, "  %-12s %10s %10s  %s\n", "asn", "bots", "ips", "name");
     for (size_t i = 0; i < s->asn_bots.n; i++) {
         char name[24];
         uint32_t asn = s->asn_bots.rows[i].asn;
-        const char *org = asn && o->as_name ? o->as_name(o->as_name_ctx, asn) : NULL;
+        /* AS 0: the address lies in no announced range of the ASN data (or no data was
+         * loaded), which must not read as an AS of its own. */
+        const char *org = asn == 0     ? AS_UNKNOWN_NAME
+                          : o->as_name ? o->as_name(o->as_name_ctx, asn)
+                                       : NULL;
         snprintf(name, sizeof(name), "AS%" PRIu32, asn);
         fprintf(out, "  %-12s %10" PRIu64 " %10" PRIu64 "  %s\n", name, s->asn_bots.rows[i].count,
                 s->asn_ips.rows[i].count, org ? org : "");
@@ -712,7 +718,9 @@ static json_t *group_json(const struct report_options *o, const struct group_lis
             json_object_set_new(r, "cc", json_string(name));
         } else {
             json_object_set_new(r, "asn", json_integer(bots->rows[i].asn));
-            if (bots->rows[i].asn && o->as_name != NULL) {
+            if (bots->rows[i].asn == 0) {
+                jset_str(r, "as_name", AS_UNKNOWN_NAME);
+            } else if (o->as_name != NULL) {
                 jset_str(r, "as_name", o->as_name(o->as_name_ctx, bots->rows[i].asn));
             }
         }

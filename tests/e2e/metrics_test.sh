@@ -103,7 +103,7 @@ for path, ctype, fname in (("/", "text/html", "dashboard.html"), ("/index.html",
     if fname == "dashboard.js":
         open(sys.argv[3] + ".dashboard.js", "wb").write(body)
 code, headers = status("POST", "/metrics", b"x")
-check(code == 405 and headers["Allow"] == "GET", "405 with Allow")
+check(code == 405 and headers["Allow"] == "GET, HEAD", "405 with Allow")
 def raw(data):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(data)
@@ -119,6 +119,15 @@ def raw(data):
     s.close()
     return got
 check(raw(b"XYZ\r\n\r\n").startswith(b"HTTP/1.1 400 "), "400 for garbage")
+# HEAD (monitors probe with it): GET's status and headers, Content-Length included, no body.
+for path, fname in (("/", "dashboard.html"), ("/dashboard.js", "dashboard.js")):
+    got = raw(b"HEAD " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, rest = got.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 200 "), f"HEAD {path}: {head[:40]!r}")
+    clen = re.search(rb"Content-Length: (\d+)", head)
+    want = len(open(src + fname, "rb").read())
+    check(clen is not None and int(clen.group(1)) == want, f"HEAD {path}: Content-Length {clen} != {want}")
+    check(rest == b"", f"HEAD {path} sent a body of {len(rest)} bytes")
 check(raw(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 9000).startswith(b"HTTP/1.1 400 "), "400 for a head over 8 KiB")
 
 # Silent connections: 8 are held, the 9th is dropped at once; all go after the timeout.

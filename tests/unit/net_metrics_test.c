@@ -39,7 +39,8 @@ static void test_routes(void **state)
     assert_int_equal(route("GET //metrics HTTP/1.1\r\n\r\n"), METRICS_NOT_FOUND);
     assert_int_equal(route("POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"),
                      METRICS_BAD_METHOD);
-    assert_int_equal(route("HEAD /metrics HTTP/1.1\r\n\r\n"), METRICS_BAD_METHOD);
+    assert_int_equal(route("HEAD /metrics HTTP/1.1\r\n\r\n"), METRICS_SERVE);
+    assert_int_equal(route("HEAD / HTTP/1.1\r\n\r\n"), METRICS_DASHBOARD);
     assert_int_equal(route("XYZ\r\n\r\n"), METRICS_BAD_REQUEST);
     assert_int_equal(route("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), METRICS_BAD_REQUEST);
 }
