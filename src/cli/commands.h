@@ -17,5 +17,6 @@ int cmd_raw(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_portal(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const struct subcommand subcommands[] = {
     {"report", cmd_report, "victim reports for CERTs (Shadowserver CSV, IntelMQ JSON, summary)"},
     {"registry", cmd_registry, "the victim registry (registry rebuild)"},
     {"policy", cmd_policy, "remediation policy files (policy check)"},
+    {"portal", cmd_portal, "the authorities' portal (HTTPS; portal check, approve, reject)"},
     {"keygen", cmd_keygen, "create an evidence-log signing key"},
     {"verify", cmd_verify, "verify an evidence log offline"},
     {"prove", cmd_prove, "write an evidence bundle for one bot or entry"},

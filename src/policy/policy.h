@@ -131,6 +131,33 @@ void policy_live_release(const struct policy_live *live);
 const struct policy *policy_live_policy(const struct policy_live *live);
 struct policy_rate *policy_live_rate(const struct policy_live *live);
 
+/* An authorisation to add to a policy (what `sinkd portal approve` writes for an approved
+ * disinfection request). Text fields must not hold control characters, ';' or '#'. */
+struct policy_authorisation_text {
+    const char *id;
+    const char *authority;
+    const char *legal_reference;
+    const char (*countries)[3];
+    size_t n_countries;
+    const struct net_cidr *prefixes;
+    size_t n_prefixes;
+    const char *const *exclude_tags;
+    size_t n_exclude_tags;
+    uint64_t not_before_us, not_after_us; /* whole seconds */
+    double rate;                          /* commands per second */
+    uint8_t command;                      /* enum policy_command */
+    uint8_t mode;                         /* enum policy_mode */
+    const char *comment;                  /* one ';' line above the section; may be NULL */
+};
+
+/* Appends `a` as a section in this module's file format to the policy text `old` (which may be
+ * empty: a [policy] section is written first) and checks the whole result with policy_parse
+ * (messages name `name`). The policy module owns its format, so a later format change changes
+ * this writer with it. Returns 0 and *out (malloc'd, *out_len bytes), or -1 and err. */
+int policy_append_authorisation(const char *old, size_t old_len, const char *name,
+                                const struct policy_authorisation_text *a, char **out,
+                                size_t *out_len, char *err, size_t errlen);
+
 /* "uninstall" */
 const char *policy_command_name(uint8_t command);
 /* "dry-run" / "enforce" */

@@ -869,3 +869,33 @@ int64_t report_write(struct registry *reg, const struct report_options *opt, FIL
     free(s);
     return rc < 0 ? rc : 0;
 }
+
+/* ---- one row at a time --------------------------------------------------------------------- */
+
+void report_write_header(const struct report_options *opt, FILE *out)
+{
+    write_header(opt, out);
+}
+
+int report_write_row(const struct report_options *opt, const struct registry_bot *bot, FILE *out,
+                     char *err, size_t errlen)
+{
+    struct report_options o = *opt;
+    if (o.public_source == NULL) {
+        o.public_source = "sinkd";
+    }
+    if (o.feed_name == NULL) {
+        o.feed_name = "sinkd-plugx";
+    }
+    if (o.format == REPORT_CSV) {
+        csv_row(out, &o, bot);
+        return 0;
+    }
+    if (o.format != REPORT_INTELMQ) {
+        return err_set(err, errlen, "report: rows are csv or intelmq");
+    }
+    if (intelmq_row(out, &o, o.now_us ? o.now_us : event_now_us(), bot) < 0) {
+        return err_set(err, errlen, "report: out of memory rendering JSON");
+    }
+    return 0;
+}

@@ -57,6 +57,13 @@ extern const char *const report_csv_columns[REPORT_CSV_NCOLUMNS];
 int64_t report_write(struct registry *reg, const struct report_options *opt, FILE *out, char *err,
                      size_t errlen);
 
+/* One row at a time, for callers that select the bots themselves (the portal hands an authority
+ * only its own victims): the header (CSV only; nothing for IntelMQ), then one row per bot in
+ * opt->format (REPORT_CSV or REPORT_INTELMQ), with report_write's defaults. 0 or -1. */
+void report_write_header(const struct report_options *opt, FILE *out);
+int report_write_row(const struct report_options *opt, const struct registry_bot *bot, FILE *out,
+                     char *err, size_t errlen);
+
 /* Parses "YYYY-MM-DD", "YYYY-MM-DD HH:MM:SS" or "YYYY-MM-DDTHH:MM:SS[Z]" as UTC. A bare date
  * given as an end bound (end_of_day) means the end of that day, so --until 2026-01-31 includes
  * the 31st. Returns 0 or -1. */
