@@ -7,6 +7,7 @@ packages=(
     build-essential cmake pkg-config clang libclang-rt-14-dev libfuzzer-14-dev
     libuv1-dev libssl-dev libjansson-dev libmaxminddb-dev libinih-dev libsqlite3-dev sqlite3
     libseccomp-dev libpq-dev postgresql libhttp-parser-dev libcmocka-dev libcurl4-openssl-dev
+    libarchive-dev
     golang-go golang-golang-x-mod-dev python3 python3-cryptography
     nginx libnginx-mod-stream ca-certificates
 )

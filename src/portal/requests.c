@@ -320,8 +320,10 @@ int portal_disinfection_from_json(const struct portal_authority *a, const char *
             ok = ok || strcmp(k, known[i]) == 0;
         }
         if (!ok) {
+            /* The message is made before the object (which owns k) is freed. */
+            int rc = refuse(why, whylen, -1, "unknown field '%.32s'", k);
             json_decref(o);
-            return refuse(why, whylen, -1, "unknown field '%.32s'", k);
+            return rc;
         }
     }
     enum { F_CC, F_NET, F_LEGAL, F_CONTACT, F_NB, F_NA, F_N };

@@ -321,6 +321,7 @@ static void pump(struct conn *c)
     }
     while (!c->answered && !c->closing) {
         if (c->in_len == READ_CAP) {
+            logf_(c->srv, "refused request: larger than %d bytes", READ_CAP);
             answer_problem(c, 413, "request too large");
             return;
         }
@@ -346,12 +347,12 @@ static void pump(struct conn *c)
             struct portal_answer a = {0};
             portal_route(&c->srv->state, req, &c->peer, &a);
             send_answer(c, &a, req->method == PORTAL_HEAD_METHOD);
-        } else if (pr == PORTAL_PARSE_BAD) {
+        } else if (pr == PORTAL_PARSE_BAD || pr == PORTAL_PARSE_TOO_LARGE) {
+            char ip[NET_ADDR_STRLEN];
+            net_addr_format_ip(&c->peer.ip, ip);
+            logf_(c->srv, "refused request from %s: %s", ip, why[0] ? why : "bad request");
             c->srv->state.refused++;
-            answer_problem(c, 400, why[0] ? why : "bad request");
-        } else if (pr == PORTAL_PARSE_TOO_LARGE) {
-            c->srv->state.refused++;
-            answer_problem(c, 413, why[0] ? why : "request too large");
+            answer_problem(c, pr == PORTAL_PARSE_BAD ? 400 : 413, why[0] ? why : "bad request");
         }
         free(req);
     }
