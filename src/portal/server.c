@@ -27,6 +27,7 @@ struct portal_server;
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
+    uv_shutdown_t shutdown;
     struct portal_server *srv;
     struct conn *next, *prev;
     SSL *ssl;
@@ -169,18 +170,52 @@ struct write_req {
     char data[];
 };
 
+#define LINGER_MS 1000
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_close(t->data, false);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (c->closing) {
+        return;
+    }
+    if (status != 0) {
+        conn_close(c, true);
+        return;
+    }
+    uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
+}
+
+/* Once the answer is out: send FIN and keep reading (and dropping) what the client still sends
+ * for a moment before closing. Closing with unread bytes makes the kernel answer with a reset,
+ * which can destroy an answer (a 413 to a body still on its way) before the client reads it. */
+static void linger(struct conn *c)
+{
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c, false);
+    }
+}
+
 static void on_written(uv_write_t *w, int status)
 {
     struct write_req *wr = (struct write_req *)w;
     struct conn *c = wr->c;
     free(wr);
     c->writes_pending--;
+    if (c->closing) {
+        return;
+    }
     if (status != 0) {
         conn_close(c, true);
         return;
     }
     if (c->done && c->writes_pending == 0) {
-        conn_close(c, false);
+        linger(c);
     }
 }
 
@@ -261,7 +296,6 @@ static void send_answer(struct conn *c, struct portal_answer *a, bool head_only)
         status_text(a->status), a->ctype != NULL ? a->ctype : "text/plain; charset=utf-8", a->len,
         a->headers);
     c->answered = true;
-    uv_read_stop((uv_stream_t *)&c->tcp);
     bool ok = n > 0 && (size_t)n < sizeof(head) && SSL_write(c->ssl, head, n) == n;
     if (ok && !head_only && a->len > 0) {
         ok = SSL_write(c->ssl, a->body, (int)a->len) == (int)a->len;
@@ -277,7 +311,7 @@ static void send_answer(struct conn *c, struct portal_answer *a, bool head_only)
     if (!ok || flush_tls(c) != 0) {
         conn_close(c, true);
     } else if (c->writes_pending == 0) {
-        conn_close(c, false);
+        linger(c);
     }
 }
 
@@ -373,11 +407,11 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     struct conn *c = st->data;
     if (n < 0) {
-        conn_close(c, true);
+        conn_close(c, !c->answered); /* EOF after the answer is the normal end */
         return;
     }
     if (n == 0 || c->answered) {
-        return;
+        return; /* after the answer: dropped (see linger) */
     }
     if (BIO_write(c->rbio, buf->base, (int)n) != (int)n) {
         conn_close(c, true);
