@@ -1,1 +1,1 @@
-placeholder
+/* portal.js -- the authorities page. */
