@@ -36,6 +36,19 @@ void cli_set_where(const char *where);
  * prefix's share/sinkd compiled in. --data-dir, where a command has it, comes before all. */
 const char *cli_data_dir(void);
 
+/* `--config FILE` (or --config=FILE) in argv: reads FILE's [cmd] section (util/conf.h; keys
+ * are longopts' names but help and config, a switch takes true/false) and sets *out_argv to
+ * argv[0], the file's settings as "--key=value", then argv[1..], so that the command line
+ * overrides the file; a repeatable option (names in `repeatable`, NULL-terminated) given on the
+ * command line replaces the file's entries of it. Returns the new argc (argc itself, argv
+ * unchanged, without --config), or -1 after printing one line naming FILE:LINE (exit 2). */
+int cli_config_merge(const char *cmd, int argc, char **argv, const struct option *longopts,
+                     const char *const *repeatable, char ***out_argv);
+
+/* "FILE:LINE" of the merged argument at index i if it came from the config file, else NULL:
+ * for cli_set_where() while parsing. */
+const char *cli_config_where(int index);
+
 /* mkdir -p DIR: each missing directory made with mode; 0, or -1 with err set. */
 int cli_make_dirs(const char *dir, unsigned mode, char *err, size_t errlen);
 

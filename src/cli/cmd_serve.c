@@ -18,10 +18,15 @@
 
 static const char serve_usage[] =
     "usage: sinkd serve --state DIR [options]\n"
+    "       sinkd serve --config FILE [options]\n"
     "\n"
     "Listens on the seized C2 address(es), answers bots in their own protocol and records every\n"
     "contact in the evidence log under DIR before acknowledging it.\n"
     "\n"
+    "  --config FILE            read options from FILE's [serve] section first: each key is\n"
+    "                           an option below without its --, a switch takes true or false\n"
+    "                           (/etc/sinkd/sinkd.conf); the command line overrides it, and a\n"
+    "                           repeatable option given there replaces the file's list\n"
     "  --state DIR              state directory (created if missing): journal, log/, keys/\n"
     "  --listen HOST:PORT       address to listen on, repeatable; IPv6 as [::1]:443\n"
     "                           (default 127.0.0.1:4443)\n"
@@ -230,6 +235,7 @@ int cmd_serve(int argc, char **argv)
         OPT_KEEP_RAW,
         OPT_KEEP_RAW_MAX,
         OPT_KEEP_RAW_RESERVE,
+        OPT_CONFIG,
         OPT_HELP,
     };
     static const struct option options[] = {
@@ -279,6 +285,7 @@ int cmd_serve(int argc, char **argv)
         {"keep-raw", no_argument, NULL, OPT_KEEP_RAW},
         {"keep-raw-max-mib", required_argument, NULL, OPT_KEEP_RAW_MAX},
         {"keep-raw-reserve-mib", required_argument, NULL, OPT_KEEP_RAW_RESERVE},
+        {"config", required_argument, NULL, OPT_CONFIG},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -321,9 +328,15 @@ int cmd_serve(int argc, char **argv)
     char err[512];
     uint64_t v;
     int opt;
+    static const char *const repeatable[] = {"listen", "trusted-proxy", "tags", NULL};
+    argc = cli_config_merge("serve", argc, argv, options, repeatable, &argv);
+    if (argc < 0) {
+        return 2;
+    }
     optind = 1;
     opterr = 0;
     while ((opt = cli_getopt_long(argc, argv, "", options, NULL)) != -1) {
+        cli_set_where(cli_config_where(optind - 1)); /* errors name FILE:LINE of a setting */
         const struct u32_option *u =
             u32_option_find(u32_options, sizeof(u32_options) / sizeof(u32_options[0]), opt);
         if (u != NULL) {
@@ -471,6 +484,8 @@ int cmd_serve(int argc, char **argv)
                 return cli_usage_error("serve", "--seccomp: '%s' is not kill, log or off", optarg);
             }
             break;
+        case OPT_CONFIG: /* read by cli_config_merge() */
+            break;
         case OPT_HELP:
             fputs(serve_usage, stdout);
             return 0;
@@ -478,6 +493,7 @@ int cmd_serve(int argc, char **argv)
             return cli_usage_error("serve", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
+    cli_set_where(NULL);
     if (optind < argc) {
         return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     }
