@@ -10,6 +10,7 @@ packages=(
     libarchive-dev
     golang-go golang-golang-x-mod-dev python3 python3-cryptography
     nginx libnginx-mod-stream ca-certificates
+    chromium
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// worldmap.js -- makes src/portal/assets/worldmap.svg, the world map the portal and the operator's
+// worldmap.js -- makes data/web/worldmap.svg, the world map the portal and the operator's
 // dashboard colour by victims per country, from Natural Earth's 1:110m countries (public domain)
 // as TopoJSON in the npm package world-atlas 2.0.2 (ISC), and Debian's iso-codes table for the
 // alpha-2 codes. No dependencies; the SVG is committed, this script is how to make it again:
 //   npm pack world-atlas@2.0.2   # sha256 032e7765f2ce00edaeafec23ff22bc3b77e42987c257da944cc585b452c05b97
 //   tar xzf world-atlas-2.0.2.tgz && node scripts/worldmap.js package/countries-110m.json \
-//       /usr/share/iso-codes/json/iso_3166-1.json > src/portal/assets/worldmap.svg
+//       /usr/share/iso-codes/json/iso_3166-1.json > data/web/worldmap.svg
 'use strict';
 const fs = require('fs');
 const [topoPath, isoPath] = process.argv.slice(2);

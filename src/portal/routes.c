@@ -19,9 +19,9 @@
 
 /* The page's files (src/portal/assets/), built into the binary by cmake/embed.cmake. */
 extern const unsigned char sinkd_portal_html[], sinkd_portal_js[], sinkd_portal_css[],
-    sinkd_portal_map[];
+    sinkd_portal_map[], sinkd_portal_charts[];
 extern const size_t sinkd_portal_html_len, sinkd_portal_js_len, sinkd_portal_css_len,
-    sinkd_portal_map_len;
+    sinkd_portal_map_len, sinkd_portal_charts_len;
 
 #define SESSION_COOKIE "sinkd_session"
 #define LOGIN_CSRF_COOKIE "sinkd_csrf"
@@ -170,6 +170,7 @@ static int authenticate(struct portal_state *st, const struct portal_request *re
         return -1;
     }
     const char *failure = NULL;
+    bool presented = true;
     if (req->has_authorization) {
         static const char bearer[] = "Bearer ";
         if (strncmp(req->authorization, bearer, sizeof(bearer) - 1) != 0) {
@@ -192,10 +193,15 @@ static int authenticate(struct portal_state *st, const struct portal_request *re
             failure = w->a == NULL ? "client certificate not known" : NULL;
         } else {
             failure = "Authorization: Bearer TOKEN required";
+            presented = false;
         }
     }
     if (w->a == NULL) {
-        portal_fail_note(st->sessions, &peer->ip, now);
+        /* Only a credential that was tried and failed counts towards the limit: a page that
+         * asks whether it has a session before anyone logged in is not a guess. */
+        if (presented) {
+            portal_fail_note(st->sessions, &peer->ip, now);
+        }
         /* The address is the peer's (a proxy's, behind one); never the token. */
         oplog(st, "refused login from %s: %s", ip, failure);
         st->refused++;
@@ -788,6 +794,8 @@ void portal_route(struct portal_state *st, const struct portal_request *req,
         {"/portal.js", "text/javascript; charset=utf-8", sinkd_portal_js, &sinkd_portal_js_len},
         {"/portal.css", "text/css; charset=utf-8", sinkd_portal_css, &sinkd_portal_css_len},
         {"/worldmap.svg", "image/svg+xml", sinkd_portal_map, &sinkd_portal_map_len},
+        {"/charts.js", "text/javascript; charset=utf-8", sinkd_portal_charts,
+         &sinkd_portal_charts_len},
     };
     for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++) {
         if (strcmp(path, assets[i].path) == 0) {
@@ -799,6 +807,10 @@ void portal_route(struct portal_state *st, const struct portal_request *req,
             answer_static(ans, assets[i].ctype, assets[i].data, *assets[i].len);
             return;
         }
+    }
+    if (strcmp(path, "/favicon.ico") == 0) {
+        ans->status = 204; /* no icon, and no 404 in every browser's console */
+        return;
     }
     if (strncmp(path, "/api/v1/", 8) != 0) {
         char shown[96];
@@ -832,6 +844,13 @@ void portal_route(struct portal_state *st, const struct portal_request *req,
     if (!get && !post) {
         portal_answer_error(ans, 405, "GET or POST");
         add_header(ans, "Allow: GET, POST\r\n");
+        return;
+    }
+    char sid_probe[PORTAL_SESSION_ID_HEX + 2];
+    if (strcmp(route, "session") == 0 && get && !req->has_authorization && !peer->has_cert &&
+        portal_cookie_get(req->cookie, SESSION_COOKIE, sid_probe, sizeof(sid_probe)) != 0) {
+        /* The page asks whether it has a session before anyone logged in: not an error. */
+        portal_answer_text(ans, 200, "application/json", "{\"logged_in\":false}");
         return;
     }
     struct who w;
