@@ -116,6 +116,23 @@ static const struct field erasure_fields[] = {
     FLD(52, F_STR, "legal_basis", struct erasure_record, legal_basis),
 };
 
+/* Tags 60..79 are the portal's (event.h); 45 (operator) is shared with access records. */
+static const struct field portal_request_fields[] = {
+    FLD(1, F_U64, "time_us", struct portal_request_record, time_us),
+    FLD(2, F_STR, "node", struct portal_request_record, node),
+    FLD(45, F_STR, "operator", struct portal_request_record, operator_name),
+    FLD(60, F_STR, "authority", struct portal_request_record, authority),
+    FLD(61, F_U64, "request_id", struct portal_request_record, request_id),
+    FLD(62, F_STR, "scope", struct portal_request_record, scope),
+    FLD(63, F_U64, "not_before_us", struct portal_request_record, not_before_us),
+    FLD(64, F_U64, "not_after_us", struct portal_request_record, not_after_us),
+    FLD(65, F_STR, "legal_reference", struct portal_request_record, legal_reference),
+    FLD(66, F_U8, "state", struct portal_request_record, state),
+    FLD(67, F_STR, "reason", struct portal_request_record, reason),
+    FLD(68, F_STR, "authorisation", struct portal_request_record, authorisation),
+    FLD(69, F_HASH, "policy_sha256", struct portal_request_record, policy_sha256),
+};
+
 static const struct field note_fields[] = {
     FLD(1, F_U64, "time_us", struct note_record, time_us),
     FLD(2, F_STR, "node", struct note_record, node),
@@ -143,6 +160,8 @@ static const struct kind_desc kinds[] = {
     [RECORD_HEARTBEATS] = {"heartbeats", heartbeats_fields, N(heartbeats_fields)},
     [RECORD_ACCESS] = {"access", access_fields, N(access_fields)},
     [RECORD_ERASURE] = {"erasure", erasure_fields, N(erasure_fields)},
+    [RECORD_PORTAL_REQUEST] = {"portal-request", portal_request_fields, N(portal_request_fields)},
+    [RECORD_PORTAL_DECISION] = {"portal-decision", portal_request_fields, N(portal_request_fields)},
 };
 
 static const struct kind_desc *kind_lookup(uint8_t kind)
@@ -485,6 +504,9 @@ json_t *event_to_json(const struct record *rec)
                 json_object_set_new(obj, "verdict", json_string(event_verdict_name(*p)));
             } else if (f->tag == 44) {
                 json_object_set_new(obj, "action", json_string(event_action_name(*p)));
+            } else if (f->tag == 66) {
+                static const char *const states[] = {"submitted", "approved", "rejected"};
+                json_object_set_new(obj, "state", json_string(*p < 3 ? states[*p] : "unknown"));
             } else {
                 json_object_set_new(obj, f->name, json_integer(*p));
             }
@@ -504,7 +526,7 @@ json_t *event_to_json(const struct record *rec)
         case F_U64: {
             uint64_t v;
             memcpy(&v, p, 8);
-            if (f->tag == 48) { /* access: rows */
+            if (f->tag == 48 || f->tag == 61) { /* access: rows; portal: request id */
                 json_object_set_new(obj, f->name, json_integer((json_int_t)v));
                 break;
             }

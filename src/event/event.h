@@ -160,6 +160,31 @@ struct erasure_record {
     char legal_basis[512]; /* the order, or the retention rule */
 };
 
+/* A disinfection request an authority made through the portal (RECORD_PORTAL_REQUEST) and the
+ * operator's decision on it (RECORD_PORTAL_DECISION). No victim data: the scope is the countries
+ * and networks the authority named; its contact stays in the portal's own store. */
+enum portal_request_state {
+    PORTAL_REQUEST_SUBMITTED = 0,
+    PORTAL_REQUEST_APPROVED = 1,
+    PORTAL_REQUEST_REJECTED = 2,
+};
+
+struct portal_request_record {
+    uint64_t time_us;
+    char node[32];
+    char operator_name[64]; /* decision: who decided ("portal:<authority>" for a submission) */
+    char authority[64];     /* the authority's id in the authorities file */
+    uint64_t request_id;    /* in the portal's store */
+    char scope[512];        /* "countries=NG,GH networks=102.88.0.0/15" */
+    uint64_t not_before_us; /* the window asked for */
+    uint64_t not_after_us;
+    char legal_reference[512];
+    uint8_t state;             /* enum portal_request_state */
+    char reason[512];          /* rejection: why */
+    char authorisation[64];    /* approval: the policy authorisation ids ("portal-3-*") */
+    uint8_t policy_sha256[32]; /* approval: the policy version it went into */
+};
+
 /* policy-loaded, table-loaded, node-started, node-stopped: operational facts. */
 struct note_record {
     uint64_t time_us;
@@ -178,10 +203,12 @@ enum record_kind {
     RECORD_TABLE_LOADED = 6,
     RECORD_NODE_STARTED = 7,
     RECORD_NODE_STOPPED = 8,
-    RECORD_HEARTBEATS = 9, /* struct heartbeats */
-    RECORD_ACCESS = 10,    /* struct access_record */
-    RECORD_ERASURE = 11,   /* struct erasure_record */
-    /* 12..15: the portal's requests; 16..19: sealing (kept free for them). */
+    RECORD_HEARTBEATS = 9,       /* struct heartbeats */
+    RECORD_ACCESS = 10,          /* struct access_record */
+    RECORD_ERASURE = 11,         /* struct erasure_record */
+    RECORD_PORTAL_REQUEST = 12,  /* struct portal_request_record: an authority asked */
+    RECORD_PORTAL_DECISION = 13, /* struct portal_request_record: the operator decided */
+    /* 14..15: kept for the portal; 16..19: sealing (kept free for them). */
 };
 
 struct record {
@@ -194,6 +221,7 @@ struct record {
         struct heartbeats heartbeats;
         struct access_record access;
         struct erasure_record erasure;
+        struct portal_request_record portal_request; /* both portal kinds */
     } u;
 };
 

@@ -63,7 +63,7 @@ static void test_contact_round_trip(void **state)
 static void test_every_kind_round_trips(void **state)
 {
     (void)state;
-    for (uint8_t kind = RECORD_DECISION; kind <= RECORD_ERASURE; kind++) {
+    for (uint8_t kind = RECORD_DECISION; kind <= RECORD_PORTAL_DECISION; kind++) {
         struct record in;
         memset(&in, 0, sizeof(in));
         in.kind = kind;
@@ -106,6 +106,20 @@ static void test_every_kind_round_trips(void **state)
             strcpy(e->operator_name, "dpo");
             strcpy(e->legal_basis, "retention: 180 days");
             strcpy(e->detail, "epochs 2024-07-01..2024-07-09");
+        } else if (kind == RECORD_PORTAL_REQUEST || kind == RECORD_PORTAL_DECISION) {
+            struct portal_request_record *r = &in.u.portal_request;
+            r->time_us = 12;
+            strcpy(r->operator_name, kind == RECORD_PORTAL_REQUEST ? "portal:ng-cert" : "alice");
+            strcpy(r->authority, "ng-cert");
+            r->request_id = 3;
+            strcpy(r->scope, "countries=NG networks=102.88.0.0/15");
+            r->not_before_us = 1;
+            r->not_after_us = 2;
+            strcpy(r->legal_reference, "FHC/L/CS/1/2026");
+            r->state =
+                kind == RECORD_PORTAL_REQUEST ? PORTAL_REQUEST_SUBMITTED : PORTAL_REQUEST_APPROVED;
+            strcpy(r->authorisation, "portal-3-*");
+            memset(r->policy_sha256, 5, 32);
         } else {
             in.u.note.time_us = 7;
             strcpy(in.u.note.detail, "{\"listen\":[\"127.0.0.1:443\"]}");
