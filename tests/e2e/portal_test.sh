@@ -40,7 +40,20 @@ sum_ng=$(printf %s "$tok_ng" | sha256sum | cut -d' ' -f1)
 tok_in=secret-token-of-cert-in
 sum_in=$(printf %s "$tok_in" | sha256sum | cut -d' ' -f1)
 "$SINKD_BINARY" portal token | grep -q "^token_sha256 = [0-9a-f]\{64\}$" || fail "portal token"
+# A third authority logs in with a client certificate only (mTLS), pinned by its fingerprint.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key \
+    -out client.pem -days 2 -subj /CN=cert-cn 2>/dev/null || fail "client certificate"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key \
+    -out other.pem -days 2 -subj /CN=someone-else 2>/dev/null || fail "other certificate"
+sum_cert=$(openssl x509 -in client.pem -outform DER | sha256sum | cut -d' ' -f1)
 cat >auth.ini <<EOF
+[authority cn-cert]
+name = CNCERT (certificate)
+countries = CN
+client_cert_sha256 = $sum_cert
+may = read
+max_days_old = 100
+
 [authority ng-cert]
 name = CERT Nigeria
 countries = NG
@@ -99,6 +112,18 @@ if "${C[@]}" --tls-max 1.1 -o /dev/null "$base/" 2>/dev/null; then
     fail "TLS 1.1 was accepted"
 fi
 [ "$(code "$base/")" = 200 ] || fail "page not served over TLS"
+
+# A client certificate is enough for its authority; an unknown one is not.
+"${C[@]}" --cert client.pem --key client.key -H "X-Justification: case CN-3 (test)" \
+    -o cn.csv "$base/api/v1/victims?format=csv" || fail "mTLS read"
+python3 - swarm.json cn.csv <<'PY' || fail "mTLS authority's rows wrong"
+import csv, json, sys
+want = json.load(open(sys.argv[1]))["per_country"].get("CN", 0)
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert want > 0 and len(rows) == want and all(r["src_geo"] == "CN" for r in rows), (want, len(rows))
+PY
+[ "$(code --cert other.pem --key other.key -H "X-Justification: case x" "$base/api/v1/victims")" = 401 ] ||
+    fail "unknown client certificate: not 401"
 
 # Who and why.
 [ "$(code "$base/api/v1/victims")" = 401 ] || fail "no token: not 401"
@@ -260,7 +285,7 @@ wait "$portal_pid" || fail "portal exit status"
 # Every answered read is on the record, naming the authority; no token in any log.
 reads=$(grep -c '"kind":"access".*"rows":[1-9]' portal.log || true)
 [ "$reads" -ge 8 ] || fail "access records: $reads"
-grep '"kind":"access"' portal.log | grep -v '"operator":"portal:\(ng\|in\)-cert"' && fail "access record without authority"
+grep '"kind":"access"' portal.log | grep -v '"operator":"portal:\(ng\|in\|cn\)-cert"' && fail "access record without authority"
 grep -q '"operator":"portal:in-cert","what":"GET /api/v1/victims"' portal.log || fail "IN's read not recorded"
 for t in "$tok_ng" "$tok_in" "$sid"; do
     grep -rqF "$t" portal.log "$E2E_DIR/serve.log" "$state/portal" && fail "a token or session id reached a log"

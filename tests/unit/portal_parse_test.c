@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "portal/internal.h" /* sessions: expiry and the failed-login limit */
 #include "portal/portal.h"
 
 static char token_hex[65];
@@ -381,6 +382,52 @@ static void test_requests_stay_in_scope(void **state)
     portal_authorities_free(as);
 }
 
+/* ---- sessions ---- */
+
+static void test_sessions_expire(void **state)
+{
+    (void)state;
+    struct portal_sessions *t = calloc(1, sizeof(*t));
+    const uint64_t t0 = 1767225600000000ull, s = 1000000ull;
+    struct portal_session *a = portal_session_new(t, "ng-cert", "case 1", t0);
+    assert_non_null(a);
+    char id[PORTAL_SESSION_ID_HEX + 1];
+    strcpy(id, a->id);
+    assert_int_equal(strlen(id), PORTAL_SESSION_ID_HEX);
+    assert_ptr_equal(portal_session_find(t, id, t0 + 60 * s), a);
+    /* Idle too long: gone, and stays gone. */
+    assert_null(portal_session_find(t, id, t0 + 60 * s + (PORTAL_SESSION_TTL_S + 1) * s));
+    assert_null(portal_session_find(t, id, t0 + 61 * s));
+    /* Kept busy, it still ends PORTAL_SESSION_MAX_S after login. */
+    struct portal_session *b = portal_session_new(t, "ng-cert", "case 2", t0);
+    strcpy(id, b->id);
+    uint64_t now = t0;
+    while (now + 600 * s < t0 + PORTAL_SESSION_MAX_S * s) {
+        now += 600 * s;
+        assert_non_null(portal_session_find(t, id, now));
+    }
+    assert_null(portal_session_find(t, id, t0 + (PORTAL_SESSION_MAX_S + 1) * s));
+    /* A logged-out session cannot be replayed; a wrong id of the right length finds nothing. */
+    struct portal_session *c = portal_session_new(t, "in-cert", "case 3", t0);
+    strcpy(id, c->id);
+    portal_session_end(c);
+    assert_null(portal_session_find(t, id, t0 + s));
+    id[0] = id[0] == 'a' ? 'b' : 'a';
+    assert_null(portal_session_find(t, id, t0 + s));
+    /* Ten failures from one address block it for the window, not another address. */
+    struct net_addr ip, other;
+    net_addr_parse_ip("192.0.2.1", &ip);
+    net_addr_parse_ip("192.0.2.2", &other);
+    for (int i = 0; i < PORTAL_FAIL_MAX; i++) {
+        assert_false(portal_fail_blocked(t, &ip, t0));
+        portal_fail_note(t, &ip, t0);
+    }
+    assert_true(portal_fail_blocked(t, &ip, t0 + s));
+    assert_false(portal_fail_blocked(t, &other, t0 + s));
+    assert_false(portal_fail_blocked(t, &ip, t0 + (PORTAL_FAIL_WINDOW_S + 1) * s));
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_http_requests),
         cmocka_unit_test(test_params_and_cookies),
         cmocka_unit_test(test_requests_stay_in_scope),
+        cmocka_unit_test(test_sessions_expire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
