@@ -68,7 +68,7 @@ static void bench_decide(double seconds, int scoped)
     struct policy *p = load(policy_text);
     struct policy_rate *r = NULL;
     policy_rate_new(p, NULL, &r);
-    unsigned long counts[8] = {0};
+    unsigned long counts[VERDICT_ALREADY_REHEARSED + 1] = {0};
     uint64_t n = 0, now = wall_us(), t0 = now, stop = now + (uint64_t)(seconds * 1e6);
     struct timespec c0, c1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
@@ -76,7 +76,8 @@ static void bench_decide(double seconds, int scoped)
         for (int i = 0; i < NBOTS; i++) {
             struct policy_verdict v;
             /* time advances 1 us per decision, the rate of a busy node's log */
-            counts[policy_decide(p, &bots[i], now + (uint64_t)i, r, false, &v)]++;
+            counts[policy_decide(p, POLICY_COMMAND_UNINSTALL, &bots[i], now + (uint64_t)i, r, false,
+                                 &v)]++;
         }
         n += NBOTS;
         now = wall_us();
@@ -122,7 +123,8 @@ static void *work(void *arg)
             break;
         }
         struct policy_verdict v;
-        if (policy_decide(w->s->p, &b, now, w->s->rate, false, &v) == VERDICT_DRY_RUN &&
+        if (policy_decide(w->s->p, POLICY_COMMAND_UNINSTALL, &b, now, w->s->rate, false, &v) ==
+                VERDICT_DRY_RUN &&
             now >= w->s->count_from_us) {
             w->granted++;
         }

@@ -40,7 +40,8 @@ void decide(struct conn *c, const struct contact *ct)
         }
     }
     struct policy_verdict v;
-    policy_decide(p, &bot, event_now_us(), policy_live_rate(live), srv->cfg->enforce, &v);
+    policy_decide(p, POLICY_COMMAND_UNINSTALL, &bot, event_now_us(), policy_live_rate(live),
+                  srv->cfg->enforce, &v);
     if (v.verdict == VERDICT_SEND && !srv->cfg->enforce) {
         v.verdict = VERDICT_DRY_RUN;
     }

@@ -167,9 +167,20 @@ static int name(const struct policy *p, int idx, uint8_t verdict, struct policy_
         memcpy(out->authorisation_id, p->auth[idx]->id, sizeof(out->authorisation_id));
     }
     if (verdict == VERDICT_SEND || verdict == VERDICT_DRY_RUN) {
-        out->command = p->auth[idx]->command;
+        const struct policy_authorisation *a = p->auth[idx];
+        out->command = a->command;
+        out->command_id = a->command == POLICY_COMMAND_UNINSTALL ? policy_uninstall_id(p, a) : 0;
     }
     return verdict;
+}
+
+/* Send needs every key: the policy's mode, the operator's --enforce and, for uninstall, an id to
+ * send (policy_check_env refuses to load without one; this is the second lock on that door). */
+static bool would_send(const struct policy *p, const struct policy_authorisation *a,
+                       bool enforce_flag)
+{
+    return a->mode == POLICY_MODE_ENFORCE && enforce_flag &&
+           (a->command != POLICY_COMMAND_UNINSTALL || policy_uninstall_id(p, a) != 0);
 }
 
 static int first_bit(uint64_t mask)
@@ -177,8 +188,9 @@ static int first_bit(uint64_t mask)
     return mask == 0 ? -1 : __builtin_ctzll(mask);
 }
 
-int policy_decide(const struct policy *p, const struct policy_bot *bot, uint64_t now_us,
-                  struct policy_rate *rate, bool enforce_flag, struct policy_verdict *out)
+int policy_decide(const struct policy *p, uint8_t command, const struct policy_bot *bot,
+                  uint64_t now_us, struct policy_rate *rate, bool enforce_flag,
+                  struct policy_verdict *out)
 {
     memset(out, 0, sizeof(*out));
     out->authorisation = -1;
@@ -189,7 +201,8 @@ int policy_decide(const struct policy *p, const struct policy_bot *bot, uint64_t
     uint64_t matching = 0, window = 0;
     for (size_t i = 0; i < p->n_auth; i++) {
         const struct policy_authorisation *a = p->auth[i];
-        if (in_scope(a, bot)) {
+        /* An authorisation allows one command; the others' scopes say nothing about this one. */
+        if (a->command == command && in_scope(a, bot)) {
             matching |= 1ull << i;
             if (a->not_before_us <= now_us && now_us < a->not_after_us) {
                 window |= 1ull << i;
@@ -209,22 +222,28 @@ int policy_decide(const struct policy *p, const struct policy_bot *bot, uint64_t
     if (window == 0) {
         return name(p, first_bit(matching), VERDICT_OUTSIDE_WINDOW, out);
     }
+    /* Once per bot: a command really sent is never repeated; a dry run is not repeated either,
+     * but it sent nothing, so it does not stop the send that enforcement decides later. */
     uint64_t eligible = 0;
     for (uint64_t m = window; m != 0; m &= m - 1) {
         int i = first_bit(m);
-        if (!p->auth[i]->once_per_bot || !((bot->sent >> i) & 1)) {
+        const struct policy_authorisation *a = p->auth[i];
+        bool sent = (bot->sent >> i) & 1;
+        bool rehearsed = (bot->rehearsed >> i) & 1;
+        if (!a->once_per_bot || (!sent && (!rehearsed || would_send(p, a, enforce_flag)))) {
             eligible |= 1ull << i;
         }
     }
     if (eligible == 0) {
-        return name(p, first_bit(window), VERDICT_ALREADY_SENT, out);
+        int first = first_bit(window);
+        bool sent = (bot->sent >> first) & 1;
+        return name(p, first, sent ? VERDICT_ALREADY_SENT : VERDICT_ALREADY_REHEARSED, out);
     }
     bool rate_ok = rate != NULL && rate->owner == p && rate->n == p->n_auth;
     for (uint64_t m = eligible; rate_ok && m != 0; m &= m - 1) {
         int i = first_bit(m);
         if (rate_take(&rate->b[i], now_us)) {
-            /* Send needs both keys: the policy's mode and the operator's --enforce. */
-            bool send = p->auth[i]->mode == POLICY_MODE_ENFORCE && enforce_flag;
+            bool send = would_send(p, p->auth[i], enforce_flag);
             return name(p, i, send ? VERDICT_SEND : VERDICT_DRY_RUN, out);
         }
     }

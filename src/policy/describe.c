@@ -28,7 +28,8 @@ static void put_cidrs(FILE *f, const struct net_cidr *list, size_t n)
     }
 }
 
-static void put_authorisation(FILE *f, const struct policy_authorisation *a, size_t idx)
+static void put_authorisation(FILE *f, const struct policy *p, const struct policy_authorisation *a,
+                              size_t idx)
 {
     fprintf(f, "\nAuthorisation %zu: '%s' (line %u)\n", idx + 1, a->id, a->line);
     fprintf(f, "  authority:        %s\n", a->authority);
@@ -62,6 +63,10 @@ static void put_authorisation(FILE *f, const struct policy_authorisation *a, siz
         for (size_t i = 0; i < a->n_exclude_tags; i++) {
             fprintf(f, "%s%s", i ? " or " : "", a->exclude_tags[i]);
         }
+        /* a promise only the tag table can keep: say which, and that serve will not run
+         * without one (policy_check_env) */
+        fprintf(f, " (in the tag table serve loads with --tags;\n                    "
+                   "serve refuses this policy without one)");
     }
     if (a->n_exclude_prefixes > 0) {
         fprintf(f, "%sbots calling from ", a->n_exclude_tags > 0 ? "; " : "");
@@ -79,7 +84,31 @@ static void put_authorisation(FILE *f, const struct policy_authorisation *a, siz
     fprintf(f, "  repeat:           %s\n",
             a->once_per_bot ? "at most once per bot"
                             : "again at every contact (once_per_bot = false), within the rate");
-    fprintf(f, "  command:          %s\n", policy_command_name(a->command));
+    if (a->command == POLICY_COMMAND_COLLECT) {
+        fprintf(f, "  command:          collect: asks the bot for its machine information (host "
+                   "and user names:\n"
+                   "                    personal data), with the family's own request\n");
+    } else if (a->command_id != 0) {
+        fprintf(f,
+                "  command:          uninstall with command id 0x%04X (the seized variant's "
+                "self-delete,\n                    as this authorisation gives it)\n",
+                a->command_id);
+    } else if (p->default_uninstall_id != 0) {
+        fprintf(f,
+                "  command:          uninstall with command id 0x%04X (no command_id here: the "
+                "server's\n                    --uninstall-command)\n",
+                p->default_uninstall_id);
+    } else if (a->mode == POLICY_MODE_ENFORCE) {
+        fprintf(f, "  command:          uninstall, NO command id: there is no default, so serve "
+                   "refuses to start\n"
+                   "                    with --enforce unless it is given --uninstall-command "
+                   "ID\n");
+    } else {
+        fprintf(f, "  command:          uninstall, no command id: dry runs record none; to "
+                   "enforce, give command_id\n"
+                   "                    here or serve --uninstall-command ID (there is no "
+                   "default)\n");
+    }
     if (a->mode == POLICY_MODE_ENFORCE) {
         fprintf(f, "  mode:             enforce: sends only if the server also runs with "
                    "--enforce; without it, dry-run\n");
@@ -104,13 +133,14 @@ char *policy_describe(const struct policy *p)
         fprintf(f, "%02x", p->sha256[i]);
     }
     fprintf(f,
-            "\n%zu authorisation%s. For each bot: if any authorisation that covers it excludes "
-            "it, nothing is sent;\notherwise the first covering authorisation, in the order "
-            "below, that is in its window,\nhas not already sent to the bot and has rate left "
-            "applies.\n",
+            "\n%zu authorisation%s. Each allows one command (uninstall or collect), decided "
+            "apart. For each bot\nand command: if any authorisation of that command that covers "
+            "it excludes it, nothing is\nsent; otherwise the first covering one, in the order "
+            "below, that is in its window, has not\nalready sent to the bot (a dry run never "
+            "counts as sent) and has rate left applies.\n",
             p->n_auth, p->n_auth == 1 ? "" : "s");
     for (size_t i = 0; i < p->n_auth; i++) {
-        put_authorisation(f, p->auth[i], i);
+        put_authorisation(f, p, p->auth[i], i);
     }
     if (fclose(f) != 0) {
         free(text);

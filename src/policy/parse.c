@@ -27,6 +27,7 @@ enum key_id {
     K_BURST,
     K_ONCE_PER_BOT,
     K_COMMAND,
+    K_COMMAND_ID,
     K_MODE,
     K_COUNT
 };
@@ -49,6 +50,7 @@ static const struct {
     [K_BURST] = {"burst", false, false},
     [K_ONCE_PER_BOT] = {"once_per_bot", false, false},
     [K_COMMAND] = {"command", false, true},
+    [K_COMMAND_ID] = {"command_id", false, false},
     [K_MODE] = {"mode", false, false},
 };
 
@@ -305,6 +307,43 @@ static int parse_utc(const char *s, uint64_t *out_us)
     return 0;
 }
 
+/* "0x1A2B" (hex, 1..8 digits after 0x) or "6699" (decimal, 1..10 digits), at most
+ * POLICY_COMMAND_ID_MAX; no sign, no blank. 0 is returned as such for the caller to refuse. */
+static int parse_command_id(const char *s, uint32_t *out)
+{
+    uint64_t v = 0;
+    size_t n = 0;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        s += 2;
+        for (; n < 9 && s[n] != '\0'; n++) {
+            char c = s[n];
+            int d = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
+            if (d < 0) {
+                return -1;
+            }
+            v = v * 16 + (uint64_t)d;
+        }
+        if (n == 0 || n > 8) {
+            return -1;
+        }
+    } else {
+        for (; n < 11 && s[n] >= '0' && s[n] <= '9'; n++) {
+            v = v * 10 + (uint64_t)(s[n] - '0');
+        }
+        if (n == 0 || n > 10 || s[n] != '\0') {
+            return -1;
+        }
+    }
+    if (v > POLICY_COMMAND_ID_MAX) {
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
 /* A decimal "30", "0.5", "2500.25": no sign, no exponent, at most 6 fraction digits. */
 static int parse_rate(const char *s, double *out)
 {
@@ -558,11 +597,36 @@ static bool parse_scalar(struct parse_state *st, int key, const char *value)
         }
         return true;
     case K_COMMAND:
-        if (strcmp(value, "uninstall") != 0) {
-            return FAIL(st, "unknown command '%s' (the only command is 'uninstall')", value);
+        if (strcmp(value, "uninstall") == 0) {
+            a->command = POLICY_COMMAND_UNINSTALL;
+        } else if (strcmp(value, "collect") == 0) {
+            a->command = POLICY_COMMAND_COLLECT;
+        } else {
+            return FAIL(st, "unknown command '%s' (uninstall or collect)", value);
         }
-        a->command = POLICY_COMMAND_UNINSTALL;
         return true;
+    case K_COMMAND_ID: {
+        uint32_t id = 0;
+        if (parse_command_id(value, &id) != 0) {
+            return FAIL(st,
+                        "bad command_id '%s' (the seized variant's own self-delete id, 1..0x%X, "
+                        "as 0x-prefixed hex or decimal)",
+                        value, POLICY_COMMAND_ID_MAX);
+        }
+        if (id == 0) {
+            return FAIL(st, "command_id 0 is no command: give the seized variant's own "
+                            "self-delete id");
+        }
+        const char *meaning = policy_command_id_meaning(id);
+        if (meaning != NULL) {
+            return FAIL(st,
+                        "command_id 0x%04X is '%s' in public PlugX command tables, not a "
+                        "self-delete: give the seized variant's own id (docs/policy.md)",
+                        id, meaning);
+        }
+        a->command_id = id;
+        return true;
+    }
     case K_MODE:
         if (strcmp(value, "dry-run") == 0) {
             a->mode = POLICY_MODE_DRY_RUN;
@@ -632,6 +696,14 @@ static int on_pair(void *user, const char *section, const char *name, const char
     if (!continuation) {
         a->keys_seen |= 1u << key;
         st->auth_key_line[idx][key] = st->line;
+        unsigned *line = key == K_COUNTRIES      ? &a->countries_line
+                         : key == K_ASNS         ? &a->asns_line
+                         : key == K_EXCLUDE_TAGS ? &a->exclude_tags_line
+                         : key == K_COMMAND      ? &a->command_line
+                                                 : NULL;
+        if (line != NULL) {
+            *line = st->line;
+        }
     }
     st->last_key = key;
     if (*value == '\0') {
@@ -661,6 +733,11 @@ static bool check_authorisation(struct parse_state *st, size_t idx)
         a->burst = b <= 1 ? 1 : (uint32_t)(b + 0.999999);
     }
     a->tolerance_ns = (uint64_t)(a->burst - 1) * a->interval_ns;
+    if (a->command == POLICY_COMMAND_COLLECT && (a->keys_seen & (1u << K_COMMAND_ID))) {
+        return fail_at(st, st->auth_key_line[idx][K_COMMAND_ID],
+                       "'command_id' is for command = uninstall only (collect always sends the "
+                       "family's own machine-information request)");
+    }
     if (a->not_after_us <= a->not_before_us) {
         return fail_at(st, st->auth_key_line[idx][K_NOT_AFTER],
                        "'not_after' must be later than 'not_before'");
@@ -693,6 +770,12 @@ int policy_parse(const char *text, size_t len, const char *name, struct policy *
     if (st == NULL || p == NULL) {
         free(st);
         free(p);
+        return err_set(err, errlen, "%s: out of memory", name);
+    }
+    p->source = strdup(name);
+    if (p->source == NULL) {
+        free(st);
+        policy_free(p);
         return err_set(err, errlen, "%s: out of memory", name);
     }
     st->name = name;
@@ -772,6 +855,7 @@ void policy_free(struct policy *p)
     for (size_t i = 0; i < p->n_auth; i++) {
         free(p->auth[i]);
     }
+    free(p->source);
     free(p);
 }
 
@@ -810,9 +894,48 @@ int policy_authorisation_index(const struct policy *p, const char *id)
     return -1;
 }
 
+const char *policy_source(const struct policy *p)
+{
+    return p->source;
+}
+
+uint8_t policy_authorisation_command(const struct policy *p, size_t i)
+{
+    return p == NULL || i >= p->n_auth ? 0 : p->auth[i]->command;
+}
+
+uint32_t policy_authorisation_command_id(const struct policy *p, size_t i)
+{
+    return p == NULL || i >= p->n_auth ? 0 : p->auth[i]->command_id;
+}
+
+const char *policy_authorisation_exclude_tag(const struct policy *p, size_t i, size_t k)
+{
+    return p == NULL || i >= p->n_auth || k >= p->auth[i]->n_exclude_tags
+               ? NULL
+               : p->auth[i]->exclude_tags[k];
+}
+
+uint8_t policy_authorisation_mode(const struct policy *p, size_t i)
+{
+    return p == NULL || i >= p->n_auth ? POLICY_MODE_DRY_RUN : p->auth[i]->mode;
+}
+
+bool policy_has_command(const struct policy *p, uint8_t command)
+{
+    for (size_t i = 0; p != NULL && i < p->n_auth; i++) {
+        if (p->auth[i]->command == command) {
+            return true;
+        }
+    }
+    return false;
+}
+
 const char *policy_command_name(uint8_t command)
 {
-    return command == POLICY_COMMAND_UNINSTALL ? "uninstall" : "none";
+    return command == POLICY_COMMAND_UNINSTALL ? "uninstall"
+           : command == POLICY_COMMAND_COLLECT ? "collect"
+                                               : "none";
 }
 
 const char *policy_mode_name(uint8_t mode)

@@ -29,18 +29,30 @@ struct policy_authorisation {
     uint32_t burst;         /* tokens a quiet bucket holds */
     uint64_t tolerance_ns;  /* (burst - 1) x interval: how far ahead of time a token may go */
     bool once_per_bot;
-    uint8_t command;    /* enum policy_command */
-    uint8_t mode;       /* enum policy_mode */
-    uint32_t keys_seen; /* bit per key, for duplicate and missing-key checks */
+    uint8_t command;     /* enum policy_command */
+    uint32_t command_id; /* uninstall only; 0: not given */
+    uint8_t mode;        /* enum policy_mode */
+    uint32_t keys_seen;  /* bit per key, for duplicate and missing-key checks */
+    /* Lines of the keys policy_check_env may refuse (0: not given), so its message can name
+     * them like a parse error. */
+    unsigned countries_line, asns_line, exclude_tags_line, command_line;
 };
 
 struct policy {
+    char *source; /* the name given to policy_parse, for messages and the summary line */
     char name[POLICY_TEXT_MAX + 1];
     char version[POLICY_TEXT_MAX + 1];
     uint8_t sha256[32];
+    /* Bound by policy_check_env before the policy is shared: the server's --uninstall-command
+     * (0: none), used by uninstall authorisations without their own command_id. */
+    uint32_t default_uninstall_id;
     size_t n_auth;
     struct policy_authorisation *auth[POLICY_MAX_AUTHORISATIONS];
 };
+
+/* The command id an uninstall verdict under authorisation a carries: its own, else the default
+ * bound by policy_check_env, else 0. */
+uint32_t policy_uninstall_id(const struct policy *p, const struct policy_authorisation *a);
 
 /* ISO 3166-1 alpha-2: true for an officially assigned code ("NG"), upper case only. */
 bool policy_country_assigned(const char *code);

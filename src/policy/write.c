@@ -116,8 +116,12 @@ int policy_append_authorisation(const char *old, size_t old_len, const char *nam
     char nb[32], na[32];
     utc(a->not_before_us, nb);
     utc(a->not_after_us, na);
-    put(&t, "not_before = %s\nnot_after = %s\nrate = %.6g\ncommand = %s\nmode = %s\n", nb, na,
-        a->rate, policy_command_name(a->command), policy_mode_name(a->mode));
+    put(&t, "not_before = %s\nnot_after = %s\nrate = %.6g\ncommand = %s\n", nb, na, a->rate,
+        policy_command_name(a->command));
+    if (a->command_id != 0) {
+        put(&t, "command_id = 0x%04X\n", a->command_id);
+    }
+    put(&t, "mode = %s\n", policy_mode_name(a->mode));
     if (t.failed) {
         free(t.buf);
         return err_set(err, errlen, "%s: out of memory writing the policy", name);

@@ -1,5 +1,6 @@
 /* policy_decide_test.c -- the remediation safety rules, checked on thousands of random policies and
- * bots against a small independent model of the rule in docs/policy.md, plus named cases. */
+ * bots against a small independent model of the rule in docs/policy.md (two commands, sent and
+ * rehearsed bots, command ids), plus named cases. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,6 +55,8 @@ struct ref_auth {
     unsigned rate;   /* whole commands per second, so 1e9/rate is exact */
     unsigned burst;  /* 0: not written, the default applies */
     int once, enforce;
+    uint8_t cmd;     /* enum policy_command */
+    uint32_t cid;    /* command_id written, 0: none (uninstall only) */
     uint64_t tat_ns; /* reference rate state */
 };
 
@@ -62,7 +65,7 @@ struct ref_bot {
     char cc[3];
     uint32_t asn;
     char tags[64];
-    uint64_t sent;
+    uint64_t sent, rehearsed;
 };
 
 static int ref_in_prefix(const struct ref_prefix *p, const uint8_t ip[4])
@@ -141,19 +144,32 @@ static int ref_take(struct ref_auth *a, uint64_t now_us)
     return 1;
 }
 
-/* The rule of docs/policy.md, step by step. Returns the verdict and the authorisation index. */
-static int ref_decide(struct ref_auth *auth, int n, const struct ref_bot *b, uint64_t now,
-                      int enforce_flag, int *idx)
+/* The id an uninstall under a carries: its own, else the server's default (def). */
+static uint32_t ref_id(const struct ref_auth *a, uint32_t def)
+{
+    return a->cmd != POLICY_COMMAND_UNINSTALL ? 0 : a->cid ? a->cid : def;
+}
+
+/* Send needs every key: mode = enforce, --enforce and, for uninstall, an id. */
+static int ref_would_send(const struct ref_auth *a, int enforce_flag, uint32_t def)
+{
+    return a->enforce && enforce_flag && (a->cmd != POLICY_COMMAND_UNINSTALL || ref_id(a, def));
+}
+
+/* The rule of docs/policy.md, step by step, for one command. Returns the verdict and the
+ * authorisation index. */
+static int ref_decide(struct ref_auth *auth, int n, uint8_t cmd, const struct ref_bot *b,
+                      uint64_t now, int enforce_flag, uint32_t def, int *idx)
 {
     int first_cov = -1, first_win = -1, first_elig = -1;
     for (int i = 0; i < n; i++) {
-        if (ref_covers(&auth[i], b) && ref_excludes(&auth[i], b)) {
+        if (auth[i].cmd == cmd && ref_covers(&auth[i], b) && ref_excludes(&auth[i], b)) {
             *idx = i;
             return VERDICT_EXCLUDED;
         }
     }
     for (int i = 0; i < n; i++) {
-        if (!ref_covers(&auth[i], b)) {
+        if (auth[i].cmd != cmd || !ref_covers(&auth[i], b)) {
             continue;
         }
         if (first_cov < 0) {
@@ -165,7 +181,12 @@ static int ref_decide(struct ref_auth *auth, int n, const struct ref_bot *b, uin
         if (first_win < 0) {
             first_win = i;
         }
+        /* really sent: never again; rehearsed: again only if it would now send */
         if (auth[i].once && (b->sent >> i & 1)) {
+            continue;
+        }
+        if (auth[i].once && (b->rehearsed >> i & 1) &&
+            !ref_would_send(&auth[i], enforce_flag, def)) {
             continue;
         }
         if (first_elig < 0) {
@@ -173,12 +194,14 @@ static int ref_decide(struct ref_auth *auth, int n, const struct ref_bot *b, uin
         }
         if (ref_take(&auth[i], now)) {
             *idx = i;
-            return auth[i].enforce && enforce_flag ? VERDICT_SEND : VERDICT_DRY_RUN;
+            return ref_would_send(&auth[i], enforce_flag, def) ? VERDICT_SEND : VERDICT_DRY_RUN;
         }
     }
     *idx = first_elig >= 0 ? first_elig : first_win >= 0 ? first_win : first_cov;
+    if (first_elig < 0 && first_win >= 0) {
+        return b->sent >> first_win & 1 ? VERDICT_ALREADY_SENT : VERDICT_ALREADY_REHEARSED;
+    }
     return first_elig >= 0  ? VERDICT_RATE_LIMITED
-           : first_win >= 0 ? VERDICT_ALREADY_SENT
            : first_cov >= 0 ? VERDICT_OUTSIDE_WINDOW
                             : VERDICT_NOT_AUTHORISED;
 }
@@ -244,6 +267,9 @@ static void random_auth(struct ref_auth *a, int i)
     a->burst = pick(3) == 0 ? 1 + pick(3) : 0;
     a->once = pick(4) != 0;
     a->enforce = (int)pick(2);
+    a->cmd = pick(3) ? POLICY_COMMAND_UNINSTALL : POLICY_COMMAND_COLLECT;
+    static const uint32_t ids[] = {0xFD01, 0x1004, 0x2A, 0xFFFF};
+    a->cid = a->cmd == POLICY_COMMAND_UNINSTALL && pick(3) ? ids[pick(4)] : 0;
 }
 
 static void put_prefix(FILE *f, const struct ref_prefix *p, int first)
@@ -296,8 +322,11 @@ static char *policy_text(const struct ref_auth *auth, int n, size_t *len)
             put_prefix(f, &a->xpfx[0], 1);
             fprintf(f, "\n");
         }
-        fprintf(f, "not_before = %s\nnot_after = %s\nrate = %u\ncommand = uninstall\n", nb, na,
-                a->rate);
+        fprintf(f, "not_before = %s\nnot_after = %s\nrate = %u\ncommand = %s\n", nb, na, a->rate,
+                a->cmd == POLICY_COMMAND_COLLECT ? "collect" : "uninstall");
+        if (a->cid) { /* hex or decimal, both are accepted */
+            fprintf(f, pick(2) ? "command_id = 0x%X\n" : "command_id = %u\n", a->cid);
+        }
         if (a->burst) {
             fprintf(f, "burst = %u\n", a->burst);
         }
@@ -341,6 +370,7 @@ static void to_policy_bot(const struct ref_bot *rb, struct policy_bot *pb)
     pb->asn = rb->asn;
     pb->tags = rb->tags;
     pb->sent = rb->sent;
+    pb->rehearsed = rb->rehearsed;
 }
 
 #define POLICIES 1000
@@ -350,7 +380,8 @@ static void to_policy_bot(const struct ref_bot *rb, struct policy_bot *pb)
 static void test_random_policies_match_reference(void **state)
 {
     (void)state;
-    unsigned counts[8] = {0};
+    unsigned counts[VERDICT_ALREADY_REHEARSED + 1] = {0};
+    unsigned sends_by_default = 0, collects = 0, rehearsed_then_sent = 0;
     for (int pi = 0; pi < POLICIES; pi++) {
         int n = 1 + (int)pick(4);
         struct ref_auth auth[4];
@@ -372,18 +403,30 @@ static void test_random_policies_match_reference(void **state)
             random_bot(&bots[i]);
         }
         int enforce_flag = (int)pick(2);
+        /* the server's --uninstall-command, bound by policy_check_env when it accepts */
+        struct policy_env env = {true, true, true, enforce_flag != 0, pick(2) ? 0x4242 : 0};
+        uint32_t def =
+            policy_check_env(p, &env, err, sizeof(err)) == 0 ? env.default_uninstall_id : 0;
         /* time moves forward in steps of 0, 1 ms or 100 ms, so window edges are hit exactly */
         uint64_t now = T0_US - 2 * SEC + pick(3) * SEC;
         for (int d = 0; d < DECISIONS; d++) {
             static const uint64_t steps[] = {0, 1000, 100000, 100000, 250000};
             now += steps[pick(5)];
+            /* a run of dry runs now and then turns into enforcement, as an operation does */
+            if (d == DECISIONS / 2 && pick(2)) {
+                enforce_flag = 1;
+                env.enforce_flag = true;
+                def = policy_check_env(p, &env, err, sizeof(err)) == 0 ? env.default_uninstall_id
+                                                                       : def;
+            }
             struct ref_bot *rb = &bots[pick(BOTS)];
+            uint8_t cmd = pick(3) ? POLICY_COMMAND_UNINSTALL : POLICY_COMMAND_COLLECT;
             struct policy_bot pb;
             to_policy_bot(rb, &pb);
             struct policy_verdict v;
             int ref_idx = -1;
-            int want = ref_decide(auth, n, rb, now, enforce_flag, &ref_idx);
-            int got = policy_decide(p, &pb, now, rate, enforce_flag != 0, &v);
+            int want = ref_decide(auth, n, cmd, rb, now, enforce_flag, def, &ref_idx);
+            int got = policy_decide(p, cmd, &pb, now, rate, enforce_flag != 0, &v);
             if (got != want || v.authorisation != ref_idx) {
                 fail_msg("policy %d decision %d: got verdict %d auth %d, reference %d auth %d", pi,
                          d, got, v.authorisation, want, ref_idx);
@@ -400,13 +443,31 @@ static void test_random_policies_match_reference(void **state)
                 assert_true(ref_covers(&auth[v.authorisation], rb));
                 assert_true(now >= auth[v.authorisation].nb && now < auth[v.authorisation].na);
                 for (int i = 0; i < n; i++) {
-                    assert_false(ref_covers(&auth[i], rb) && ref_excludes(&auth[i], rb));
+                    assert_false(auth[i].cmd == cmd && ref_covers(&auth[i], rb) &&
+                                 ref_excludes(&auth[i], rb));
                 }
                 assert_true(!auth[v.authorisation].once || !(rb->sent >> v.authorisation & 1));
+                assert_int_equal(auth[v.authorisation].cmd, cmd);
+                if (cmd == POLICY_COMMAND_UNINSTALL) {
+                    assert_true(v.command_id != 0);
+                }
             }
             if (got == VERDICT_SEND || got == VERDICT_DRY_RUN) {
-                assert_int_equal(v.command, POLICY_COMMAND_UNINSTALL);
-                rb->sent |= 1ull << v.authorisation; /* the server records what it sent */
+                assert_int_equal(v.command, cmd);
+                assert_int_equal(v.command_id, ref_id(&auth[v.authorisation], def));
+                /* the server's records: a send is sent, a dry run only rehearsed */
+                if (got == VERDICT_SEND) {
+                    rehearsed_then_sent += (rb->rehearsed >> v.authorisation) & 1;
+                    sends_by_default +=
+                        cmd == POLICY_COMMAND_UNINSTALL && auth[v.authorisation].cid == 0;
+                    collects += cmd == POLICY_COMMAND_COLLECT;
+                    rb->sent |= 1ull << v.authorisation;
+                } else {
+                    rb->rehearsed |= 1ull << v.authorisation;
+                }
+            } else {
+                assert_int_equal(v.command, 0);
+                assert_int_equal(v.command_id, 0);
             }
             counts[got]++;
         }
@@ -414,10 +475,13 @@ static void test_random_policies_match_reference(void **state)
         policy_free(p);
     }
     /* every verdict must have been exercised, or the comparison proves little */
-    for (int vv = VERDICT_SEND; vv <= VERDICT_ALREADY_SENT; vv++) {
+    for (int vv = VERDICT_SEND; vv <= VERDICT_ALREADY_REHEARSED; vv++) {
         print_message("verdict %d: %u\n", vv, counts[vv]);
         assert_true(counts[vv] > 100);
     }
+    print_message("sends: %u of rehearsed bots, %u with the default id, %u collect\n",
+                  rehearsed_then_sent, sends_by_default, collects);
+    assert_true(rehearsed_then_sent > 100 && sends_by_default > 100 && collects > 100);
 }
 
 /* ---- named cases: the overlap rule and the two keys for send ---- */
@@ -426,7 +490,7 @@ static const char overlap[] =
     "authority = A\nlegal_reference = L\n"
     "countries = NG, IN\n"
     "not_before = 2024-01-01T00:00:00Z\nnot_after = 2024-02-01T00:00:00Z\n"
-    "rate = 1\ncommand = uninstall\nmode = enforce\n"
+    "rate = 1\ncommand = uninstall\ncommand_id = 0xFD01\nmode = enforce\n"
     "[authorisation careful]\n"
     "authority = B\nlegal_reference = M\n"
     "countries = NG\nexclude_tags = hospital\n"
@@ -469,48 +533,63 @@ static void test_overlap_rule(void **state)
     uint64_t jan = T0_US + 86400 * SEC;
     /* exclusion of 'careful' wins although 'careful' is outside its window and 'wide' is in */
     struct policy_bot b = bot("NG", "school,Hospital");
-    assert_int_equal(policy_decide(p, &b, jan, r, true, &v), VERDICT_EXCLUDED);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan, r, true, &v),
+                     VERDICT_EXCLUDED);
     assert_string_equal(v.authorisation_id, "careful");
     /* no exclusion: the first in file order in its window applies */
     b = bot("NG", "school");
-    assert_int_equal(policy_decide(p, &b, jan, r, true, &v), VERDICT_SEND);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan, r, true, &v),
+                     VERDICT_SEND);
     assert_string_equal(v.authorisation_id, "wide");
     /* IN: 'wide' first; its token is gone for this second, so 'late' applies */
     b = bot("IN", NULL);
-    assert_int_equal(policy_decide(p, &b, jan, r, true, &v), VERDICT_DRY_RUN);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan, r, true, &v),
+                     VERDICT_DRY_RUN);
     assert_string_equal(v.authorisation_id, "late");
     /* both buckets empty now: rate-limited, naming the first eligible */
-    assert_int_equal(policy_decide(p, &b, jan + 1, r, true, &v), VERDICT_RATE_LIMITED);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan + 1, r, true, &v),
+                     VERDICT_RATE_LIMITED);
     assert_string_equal(v.authorisation_id, "wide");
     /* already sent under 'wide' (bit 0): 'late' is next; then both sent */
     b.sent = 1;
-    assert_int_equal(policy_decide(p, &b, jan + 2 * SEC, r, true, &v), VERDICT_DRY_RUN);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan + 2 * SEC, r, true, &v),
+                     VERDICT_DRY_RUN);
     assert_string_equal(v.authorisation_id, "late");
     b.sent = 1 | 4;
-    assert_int_equal(policy_decide(p, &b, jan + 4 * SEC, r, true, &v), VERDICT_ALREADY_SENT);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan + 4 * SEC, r, true, &v),
+                     VERDICT_ALREADY_SENT);
     assert_string_equal(v.authorisation_id, "wide");
     /* February: only 'late' in window for IN; NG has nothing in window */
     uint64_t feb = T0_US + 40 * 86400 * SEC;
     b.sent = 0;
-    assert_int_equal(policy_decide(p, &b, feb, r, true, &v), VERDICT_DRY_RUN);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, feb, r, true, &v),
+                     VERDICT_DRY_RUN);
     assert_string_equal(v.authorisation_id, "late");
     b = bot("NG", NULL);
-    assert_int_equal(policy_decide(p, &b, feb, r, true, &v), VERDICT_OUTSIDE_WINDOW);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, feb, r, true, &v),
+                     VERDICT_OUTSIDE_WINDOW);
     assert_string_equal(v.authorisation_id, "wide");
     /* not covered at all, unknown country, malformed country */
     b = bot("FR", NULL);
-    assert_int_equal(policy_decide(p, &b, jan, r, true, &v), VERDICT_NOT_AUTHORISED);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan, r, true, &v),
+                     VERDICT_NOT_AUTHORISED);
     assert_int_equal(v.authorisation, -1);
     assert_string_equal(v.authorisation_id, "");
     b = bot("", NULL);
-    assert_int_equal(policy_decide(p, &b, jan, r, true, &v), VERDICT_NOT_AUTHORISED);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan, r, true, &v),
+                     VERDICT_NOT_AUTHORISED);
     b = bot("ng", NULL);
-    assert_int_equal(policy_decide(p, &b, jan, r, true, &v), VERDICT_NOT_AUTHORISED);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan, r, true, &v),
+                     VERDICT_NOT_AUTHORISED);
     /* total: NULL arguments give a verdict, never a crash; no rate state means no token */
-    assert_int_equal(policy_decide(NULL, &b, jan, r, true, &v), VERDICT_NOT_AUTHORISED);
-    assert_int_equal(policy_decide(p, NULL, jan, r, true, &v), VERDICT_NOT_AUTHORISED);
+    assert_int_equal(policy_decide(NULL, POLICY_COMMAND_UNINSTALL, &b, jan, r, true, &v),
+                     VERDICT_NOT_AUTHORISED);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, NULL, jan, r, true, &v),
+                     VERDICT_NOT_AUTHORISED);
     b = bot("NG", NULL);
-    assert_int_equal(policy_decide(p, &b, jan + 100 * SEC, NULL, true, &v), VERDICT_RATE_LIMITED);
+    assert_int_equal(
+        policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan + 100 * SEC, NULL, true, &v),
+        VERDICT_RATE_LIMITED);
     policy_rate_free(r);
     policy_free(p);
 }
@@ -525,15 +604,17 @@ static void test_send_needs_both_keys(void **state)
             snprintf(text, sizeof(text),
                      "[authorisation x]\nauthority = A\nlegal_reference = L\ncountries = NG\n"
                      "not_before = 2024-01-01T00:00:00Z\nnot_after = 2024-02-01T00:00:00Z\n"
-                     "rate = 1000\ncommand = uninstall\n%s",
+                     "rate = 1000\ncommand = uninstall\ncommand_id = 0xFD01\n%s",
                      modes[m]);
             struct policy *p = load(text);
             struct policy_rate *r = NULL;
             assert_int_equal(policy_rate_new(p, NULL, &r), 0);
             struct policy_bot b = bot("NG", "");
             struct policy_verdict v;
-            int got = policy_decide(p, &b, T0_US + SEC, r, flag != 0, &v);
+            int got = policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, T0_US + SEC, r, flag != 0, &v);
             assert_int_equal(got, m == 2 && flag ? VERDICT_SEND : VERDICT_DRY_RUN);
+            assert_int_equal(v.command, POLICY_COMMAND_UNINSTALL);
+            assert_int_equal(v.command_id, 0xFD01);
             policy_rate_free(r);
             policy_free(p);
         }
@@ -556,7 +637,8 @@ static void test_rate_bound_and_reload_carry(void **state)
     unsigned taken = 0;
     uint64_t start = T0_US + 5 * SEC;
     for (uint64_t t = 0; t < 10 * SEC; t += 1000) {
-        taken += policy_decide(p, &b, start + t, r, false, &v) == VERDICT_DRY_RUN;
+        taken += policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, start + t, r, false, &v) ==
+                 VERDICT_DRY_RUN;
     }
     assert_in_range(taken, 99, 102);
     /* a reload with the same id and rate keeps the bucket: no fresh token at the same instant */
@@ -564,12 +646,224 @@ static void test_rate_bound_and_reload_carry(void **state)
     struct policy_rate *r2 = NULL;
     assert_int_equal(policy_rate_new(p2, r, &r2), 0);
     uint64_t last = start + 10 * SEC - 1000;
-    assert_int_equal(policy_decide(p2, &b, last, r2, false, &v), VERDICT_RATE_LIMITED);
+    assert_int_equal(policy_decide(p2, POLICY_COMMAND_UNINSTALL, &b, last, r2, false, &v),
+                     VERDICT_RATE_LIMITED);
     /* rate state made for another policy is refused (fail safe) */
-    assert_int_equal(policy_decide(p2, &b, last + 5 * SEC, r, false, &v), VERDICT_RATE_LIMITED);
-    assert_int_equal(policy_decide(p2, &b, last + 5 * SEC, r2, false, &v), VERDICT_DRY_RUN);
+    assert_int_equal(policy_decide(p2, POLICY_COMMAND_UNINSTALL, &b, last + 5 * SEC, r, false, &v),
+                     VERDICT_RATE_LIMITED);
+    assert_int_equal(policy_decide(p2, POLICY_COMMAND_UNINSTALL, &b, last + 5 * SEC, r2, false, &v),
+                     VERDICT_DRY_RUN);
     policy_rate_free(r2);
     policy_free(p2);
+    policy_rate_free(r);
+    policy_free(p);
+}
+
+/* ---- the window's edges: not_before included, not_after not ---- */
+static void test_window_edges(void **state)
+{
+    (void)state;
+    struct policy *p = load("[authorisation x]\nauthority = A\nlegal_reference = L\n"
+                            "countries = NG\nnot_before = 2024-01-01T00:00:00Z\n"
+                            "not_after = 2024-01-02T00:00:00Z\nrate = 1000\n"
+                            "once_per_bot = false\ncommand = collect\n");
+    struct policy_rate *r = NULL;
+    assert_int_equal(policy_rate_new(p, NULL, &r), 0);
+    struct policy_bot b = bot("NG", NULL);
+    struct policy_verdict v;
+    uint64_t end = T0_US + 86400 * SEC;
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_COLLECT, &b, T0_US - 1, r, false, &v),
+                     VERDICT_OUTSIDE_WINDOW);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_COLLECT, &b, T0_US, r, false, &v),
+                     VERDICT_DRY_RUN);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_COLLECT, &b, end - 1, r, false, &v),
+                     VERDICT_DRY_RUN);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_COLLECT, &b, end, r, false, &v),
+                     VERDICT_OUTSIDE_WINDOW);
+    policy_rate_free(r);
+    policy_free(p);
+}
+
+/* ---- the two commands are decided apart ---- */
+static const char two_commands[] =
+    "[authorisation ng-uninstall]\n"
+    "authority = A\nlegal_reference = L\ncountries = NG\n"
+    "not_before = 2024-01-01T00:00:00Z\nnot_after = 2024-02-01T00:00:00Z\n"
+    "rate = 1000\ncommand = uninstall\ncommand_id = 64769\nmode = enforce\n"
+    "[authorisation in-collect]\n"
+    "authority = B\nlegal_reference = M\ncountries = IN, NG\nexclude_tags = school\n"
+    "not_before = 2024-01-01T00:00:00Z\nnot_after = 2024-02-01T00:00:00Z\n"
+    "rate = 1000\ncommand = collect\nmode = enforce\n";
+
+static void test_commands_decided_apart(void **state)
+{
+    (void)state;
+    struct policy *p = load(two_commands);
+    struct policy_rate *r = NULL;
+    assert_int_equal(policy_rate_new(p, NULL, &r), 0);
+    assert_int_equal(policy_authorisation_command(p, 0), POLICY_COMMAND_UNINSTALL);
+    assert_int_equal(policy_authorisation_command(p, 1), POLICY_COMMAND_COLLECT);
+    assert_int_equal(policy_authorisation_command(p, 2), 0);
+    assert_int_equal(policy_authorisation_command_id(p, 0), 0xFD01);
+    assert_int_equal(policy_authorisation_command_id(p, 1), 0);
+    assert_true(policy_has_command(p, POLICY_COMMAND_UNINSTALL));
+    assert_true(policy_has_command(p, POLICY_COMMAND_COLLECT));
+    assert_false(policy_has_command(p, 3));
+    uint64_t jan = T0_US + 86400 * SEC;
+    struct policy_verdict v;
+    /* IN is covered by the collect authorisation only: not authorised to uninstall */
+    struct policy_bot b = bot("IN", NULL);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan, r, true, &v),
+                     VERDICT_NOT_AUTHORISED);
+    assert_int_equal(v.command, 0);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_COLLECT, &b, jan, r, true, &v), VERDICT_SEND);
+    assert_string_equal(v.authorisation_id, "in-collect");
+    assert_int_equal(v.command, POLICY_COMMAND_COLLECT);
+    assert_int_equal(v.command_id, 0);
+    /* NG: each command under its own authorisation */
+    b = bot("NG", NULL);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan, r, true, &v),
+                     VERDICT_SEND);
+    assert_string_equal(v.authorisation_id, "ng-uninstall");
+    assert_int_equal(v.command, POLICY_COMMAND_UNINSTALL);
+    assert_int_equal(v.command_id, 0xFD01);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_COLLECT, &b, jan, r, true, &v), VERDICT_SEND);
+    assert_string_equal(v.authorisation_id, "in-collect");
+    /* sent under the collect authorisation (bit 1) says nothing about uninstall, and back */
+    b.sent = 2;
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan, r, true, &v),
+                     VERDICT_SEND);
+    b.sent = 1;
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_COLLECT, &b, jan, r, true, &v), VERDICT_SEND);
+    /* the collect authorisation's exclusion holds for collect only */
+    b = bot("NG", "school");
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_COLLECT, &b, jan, r, true, &v),
+                     VERDICT_EXCLUDED);
+    assert_string_equal(v.authorisation_id, "in-collect");
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, jan, r, true, &v),
+                     VERDICT_SEND);
+    /* no command at all: not authorised */
+    assert_int_equal(policy_decide(p, 0, &b, jan, r, true, &v), VERDICT_NOT_AUTHORISED);
+    assert_int_equal(policy_decide(p, 7, &b, jan, r, true, &v), VERDICT_NOT_AUTHORISED);
+    policy_rate_free(r);
+    policy_free(p);
+}
+
+/* ---- issue 19 #5: a rehearsal never uses up "once per bot" ---- */
+static void test_dry_run_never_counts_as_sent(void **state)
+{
+    (void)state;
+    for (int once = 0; once < 2; once++) {
+        char text[600];
+        snprintf(text, sizeof(text),
+                 "[authorisation ng]\nauthority = A\nlegal_reference = L\ncountries = NG\n"
+                 "not_before = 2024-01-01T00:00:00Z\nnot_after = 2024-02-01T00:00:00Z\n"
+                 "rate = 1000\ncommand = uninstall\ncommand_id = 0xFD01\nmode = enforce\n%s",
+                 once ? "" : "once_per_bot = false\n");
+        struct policy *p = load(text);
+        struct policy_rate *r = NULL;
+        assert_int_equal(policy_rate_new(p, NULL, &r), 0);
+        uint64_t t = T0_US + 86400 * SEC;
+        struct policy_verdict v;
+        struct policy_bot b = bot("NG", NULL);
+        /* the rehearsal: without --enforce, a dry run, once (then already-rehearsed) */
+        assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t, r, false, &v),
+                         VERDICT_DRY_RUN);
+        assert_int_equal(v.command_id, 0xFD01);
+        b.rehearsed = 1;
+        assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t + SEC, r, false, &v),
+                         once ? VERDICT_ALREADY_REHEARSED : VERDICT_DRY_RUN);
+        assert_string_equal(v.authorisation_id, "ng");
+        /* enforcement: the rehearsed bot is commanded */
+        assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t + 2 * SEC, r, true, &v),
+                         VERDICT_SEND);
+        /* and only then is it sent, whatever the flag */
+        b.sent = 1;
+        for (int flag = 0; flag < 2; flag++) {
+            assert_int_equal(
+                policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t + 3 * SEC, r, flag != 0, &v),
+                once   ? VERDICT_ALREADY_SENT
+                : flag ? VERDICT_SEND
+                       : VERDICT_DRY_RUN);
+        }
+        b.rehearsed = 0;
+        assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t + 4 * SEC, r, true, &v),
+                         once ? VERDICT_ALREADY_SENT : VERDICT_SEND);
+        policy_rate_free(r);
+        policy_free(p);
+    }
+    /* a rehearsed bit under a dry-run-mode authorisation stays a rehearsal under --enforce; the
+     * next authorisation in file order that would send takes over */
+    struct policy *p = load("[authorisation rehearse]\nauthority = A\nlegal_reference = L\n"
+                            "countries = NG\nnot_before = 2024-01-01T00:00:00Z\n"
+                            "not_after = 2024-02-01T00:00:00Z\nrate = 1000\n"
+                            "command = uninstall\ncommand_id = 0xFD01\n"
+                            "[authorisation act]\nauthority = B\nlegal_reference = M\n"
+                            "countries = NG\nnot_before = 2024-01-01T00:00:00Z\n"
+                            "not_after = 2024-02-01T00:00:00Z\nrate = 1000\n"
+                            "command = uninstall\ncommand_id = 0xFD02\nmode = enforce\n");
+    struct policy_rate *r = NULL;
+    assert_int_equal(policy_rate_new(p, NULL, &r), 0);
+    uint64_t t = T0_US + 86400 * SEC;
+    struct policy_verdict v;
+    struct policy_bot b = bot("NG", NULL);
+    b.rehearsed = 1;
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t, r, true, &v), VERDICT_SEND);
+    assert_string_equal(v.authorisation_id, "act");
+    assert_int_equal(v.command_id, 0xFD02);
+    b.rehearsed = 3;
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t, r, false, &v),
+                     VERDICT_ALREADY_REHEARSED);
+    assert_string_equal(v.authorisation_id, "rehearse");
+    b.sent = 2;
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t, r, true, &v),
+                     VERDICT_ALREADY_REHEARSED); /* first of W is 'rehearse': nothing sent there */
+    b.sent = 3;
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t, r, true, &v),
+                     VERDICT_ALREADY_SENT);
+    policy_rate_free(r);
+    policy_free(p);
+}
+
+/* ---- issue 18 #4: no built-in self-delete id ---- */
+static void test_send_needs_an_id(void **state)
+{
+    (void)state;
+    const char *text = "[authorisation ng]\nauthority = A\nlegal_reference = L\ncountries = NG\n"
+                       "not_before = 2024-01-01T00:00:00Z\nnot_after = 2024-02-01T00:00:00Z\n"
+                       "rate = 1000\nonce_per_bot = false\ncommand = uninstall\n"
+                       "mode = enforce\n";
+    struct policy *p = load(text);
+    struct policy_rate *r = NULL;
+    assert_int_equal(policy_rate_new(p, NULL, &r), 0);
+    uint64_t t = T0_US + 86400 * SEC;
+    struct policy_verdict v;
+    struct policy_bot b = bot("NG", NULL);
+    /* no id anywhere: the second lock holds even if policy_check_env was never called */
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t, r, true, &v),
+                     VERDICT_DRY_RUN);
+    assert_int_equal(v.command_id, 0);
+    char err[512];
+    struct policy_env env = {true, true, true, true, 0};
+    assert_int_not_equal(policy_check_env(p, &env, err, sizeof(err)), 0);
+    /* the server's default, bound by the check, is used */
+    env.default_uninstall_id = 0x4242;
+    assert_int_equal(policy_check_env(p, &env, err, sizeof(err)), 0);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t, r, true, &v), VERDICT_SEND);
+    assert_int_equal(v.command_id, 0x4242);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t, r, false, &v),
+                     VERDICT_DRY_RUN);
+    assert_int_equal(v.command_id, 0x4242);
+    policy_rate_free(r);
+    policy_free(p);
+    /* an authorisation's own id wins over the default */
+    p = load("[authorisation ng]\nauthority = A\nlegal_reference = L\ncountries = NG\n"
+             "not_before = 2024-01-01T00:00:00Z\nnot_after = 2024-02-01T00:00:00Z\n"
+             "rate = 1000\ncommand = uninstall\ncommand_id = 0xFD01\nmode = enforce\n");
+    assert_int_equal(policy_rate_new(p, NULL, &r), 0);
+    assert_int_equal(policy_check_env(p, &env, err, sizeof(err)), 0);
+    assert_int_equal(policy_decide(p, POLICY_COMMAND_UNINSTALL, &b, t, r, true, &v), VERDICT_SEND);
+    assert_int_equal(v.command_id, 0xFD01);
     policy_rate_free(r);
     policy_free(p);
 }
@@ -581,6 +875,10 @@ int main(void)
         cmocka_unit_test(test_overlap_rule),
         cmocka_unit_test(test_send_needs_both_keys),
         cmocka_unit_test(test_rate_bound_and_reload_carry),
+        cmocka_unit_test(test_window_edges),
+        cmocka_unit_test(test_commands_decided_apart),
+        cmocka_unit_test(test_dry_run_never_counts_as_sent),
+        cmocka_unit_test(test_send_needs_an_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

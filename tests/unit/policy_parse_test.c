@@ -47,10 +47,22 @@ static const char *const valid[] = {
     "not_after = 2025-01-01T00:00:00Z",            /* 27 */
     "rate = 0.5",                                  /* 28 */
     "command = uninstall",                         /* 29 */
+    "command_id = 64769",                          /* 30: 0xFD01, decimal */
+    "",                                            /* 31 */
+    "[authorisation ng-collect]",                  /* 32 */
+    "authority = Nigeria Police Force",            /* 33 */
+    "legal_reference = Order 2024/2",              /* 34 */
+    "countries = NG",                              /* 35 */
+    "not_before = 2024-07-01T00:00:00Z",           /* 36 */
+    "not_after = 2024-12-31T23:59:59Z",            /* 37 */
+    "rate = 10",                                   /* 38 */
+    "command = collect",                           /* 39 */
+    "mode = enforce",                              /* 40 */
 };
 #define NLINES (sizeof(valid) / sizeof(valid[0]))
 /* 1-based line numbers holding a required key */
-static const int required_lines[] = {7, 8, 15, 16, 17, 19, 23, 24, 26, 27, 28, 29};
+static const int required_lines[] = {7,  8,  15, 16, 17, 19, 23, 24, 26,
+                                     27, 28, 29, 33, 34, 36, 37, 38, 39};
 
 /* The file with line `at` (1-based) replaced by `repl` (NULL: deleted; when `insert`, repl goes
  * before line `at` and nothing is removed). */
@@ -119,10 +131,18 @@ static void test_valid_file_loads(void **state)
     }
     assert_string_equal(policy_name(p), "test policy");
     assert_string_equal(policy_version(p), "7");
-    assert_int_equal(policy_authorisation_count(p), 2);
+    assert_int_equal(policy_authorisation_count(p), 3);
     assert_string_equal(policy_authorisation_id(p, 0), "ng-2024");
     assert_string_equal(policy_authorisation_id(p, 1), "in-2024");
-    assert_null(policy_authorisation_id(p, 2));
+    assert_string_equal(policy_authorisation_id(p, 2), "ng-collect");
+    assert_null(policy_authorisation_id(p, 3));
+    assert_string_equal(policy_source(p), "t.ini");
+    assert_int_equal(policy_authorisation_command(p, 0), POLICY_COMMAND_UNINSTALL);
+    assert_int_equal(policy_authorisation_command(p, 2), POLICY_COMMAND_COLLECT);
+    assert_int_equal(policy_authorisation_command_id(p, 0), 0);
+    assert_int_equal(policy_authorisation_command_id(p, 1), 0xFD01);
+    assert_int_equal(policy_authorisation_mode(p, 0), POLICY_MODE_ENFORCE);
+    assert_int_equal(policy_authorisation_mode(p, 1), POLICY_MODE_DRY_RUN);
     assert_int_equal(policy_authorisation_index(p, "in-2024"), 1);
     assert_int_equal(policy_authorisation_index(p, "fr"), -1);
     uint8_t md[32];
@@ -145,7 +165,10 @@ static void test_valid_file_loads(void **state)
                           "Order 2024/1",
                           "enforce: sends only if the server also runs with",
                           "dry-run: decisions are logged, nothing is sent",
-                          "at most once per bot"};
+                          "at most once per bot",
+                          "uninstall with command id 0xFD01",
+                          "uninstall, NO command id: there is no default, so serve refuses",
+                          "collect: asks the bot for its machine information"};
     for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++) {
         if (strstr(d, must[i]) == NULL) {
             fail_msg("description lacks '%s':\n%s", must[i], d);
@@ -216,7 +239,7 @@ static void test_missing_required_refused(void **state)
                                         "rate",      "command"};
     for (size_t i = 0; i < sizeof(required_lines) / sizeof(required_lines[0]); i++) {
         int at = required_lines[i];
-        int section = at < 22 ? 6 : 22;
+        int section = at < 22 ? 6 : at < 32 ? 22 : 32;
         const char *key = NULL;
         for (size_t k = 0; k < 6; k++) {
             if (strncmp(valid[at - 1], names[k], strlen(names[k])) == 0) {
@@ -316,7 +339,27 @@ static void test_bad_values_refused(void **state)
         {18, "burst = 1000001", "bad burst"},
         {18, "once_per_bot = yes", "true or false"},
         {18, "once_per_bot = TRUE", "true or false"},
-        {19, "command = delete", "unknown command"},
+        {19, "command = delete", "unknown command 'delete' (uninstall or collect)"},
+        {19, "command = Collect", "unknown command"},
+        {30, "command_id = 0", "command_id 0 is no command"},
+        {30, "command_id = 0x0", "command_id 0 is no command"},
+        {30, "command_id = 0x10000", "bad command_id '0x10000'"},
+        {30, "command_id = 65536", "bad command_id"},
+        {30, "command_id = 0x", "bad command_id"},
+        {30, "command_id = 0xFG", "bad command_id"},
+        {30, "command_id = -1", "bad command_id"},
+        {30, "command_id = +5", "bad command_id"},
+        {30, "command_id = 0x1005 5", "bad command_id"},
+        {30, "command_id = 1e3", "bad command_id"},
+        {30, "command_id = 0x000000001", "bad command_id"},
+        {30, "command_id = 99999999999", "bad command_id"},
+        {30, "command_id = 0x1005", "'install new copy / restart self' in public PlugX command"},
+        {30, "command_id = 4101", "'install new copy / restart self'"},
+        {30, "command_id = 0x1001", "'machine information (host and user names)'"},
+        {30, "command_id = 0x1000", "'poll / nothing to do'"},
+        {30, "command_id = 5", "(old builds)"},
+        {30, "command_id =", "empty value for 'command_id'"},
+        {40, "command_id = 0xFD01", "'command_id' is for command = uninstall only"},
         {20, "mode = Enforce", "bad mode"},
         {20, "mode = enforced", "bad mode"},
         {20, "mode = dryrun", "bad mode"},
@@ -343,14 +386,25 @@ static void test_bad_values_refused(void **state)
         refused_count++;
     }
     /* accepted spellings, to show the refusals above are about the value */
-    static const char *const ok[] = {"countries = GB, US, AX, SS, BQ", "countries=NG",
-                                     "countries = NG ,GH", "asns = as100, AS4294967295"};
+    static const struct {
+        int at;
+        const char *line;
+    } ok[] = {{9, "countries = GB, US, AX, SS, BQ"},
+              {9, "countries=NG"},
+              {9, "countries = NG ,GH"},
+              {11, "asns = as100, AS4294967295"},
+              {30, "command_id = 0xfd01"},
+              {30, "command_id = 0XFD01"},
+              {30, "command_id = 0x0000FFFF"},
+              {30, "command_id = 9"},
+              {30, "command_id = 0x1004"},
+              {30, "command_id = 65535"}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         size_t len;
-        char *text = variant(i < 3 ? 9 : 11, ok[i], 0, &len);
+        char *text = variant(ok[i].at, ok[i].line, 0, &len);
         char err[512] = "";
         if (parse(text, len, err, sizeof(err)) != 0) {
-            fail_msg("'%s' refused: %s", ok[i], err);
+            fail_msg("'%s' refused: %s", ok[i].line, err);
         }
         free(text);
     }
@@ -428,9 +482,9 @@ static void *reader(void *arg)
     while (!ra->stop && ra->decisions < 10000000) {
         const struct policy_live *live = policy_handle_acquire(ra->h);
         struct policy_verdict v;
-        policy_decide(policy_live_policy(live), &b, 1725000000000000ull, policy_live_rate(live),
-                      false, &v);
-        assert_true(v.verdict >= VERDICT_SEND && v.verdict <= VERDICT_ALREADY_SENT);
+        policy_decide(policy_live_policy(live), POLICY_COMMAND_UNINSTALL, &b, 1725000000000000ull,
+                      policy_live_rate(live), false, &v);
+        assert_true(v.verdict >= VERDICT_SEND && v.verdict <= VERDICT_ALREADY_REHEARSED);
         policy_live_release(live);
         ra->decisions++;
     }

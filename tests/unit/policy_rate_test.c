@@ -1,5 +1,5 @@
-/* policy_rate_test.c -- the rate limit holds across worker threads: never more than rate x T + 2
- * tokens, and (loosely here, precisely in bench/policy.sh) close to the configured rate. */
+/* policy_rate_test.c -- the rate limit holds across worker threads: never more than rate x T +
+ * burst tokens, and (loosely here, precisely in bench/policy.sh) close to the configured rate. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +17,10 @@
 #define THREADS 4
 #define RATE 2000
 #define RUN_US 1000000ull
+/* A tenth of a second's worth (the policy default): on a loaded, sanitised box every worker
+ * thread can be descheduled for tens of milliseconds, and a bucket of 2 would lose the tokens
+ * falling due meanwhile (seen: 34% of the rate at load 8.6 on 2 cores). */
+#define BURST (RATE / 10)
 
 static uint64_t wall_us(void)
 {
@@ -53,7 +57,7 @@ static void *work(void *arg)
             break;
         }
         struct policy_verdict v;
-        int r = policy_decide(w->s->p, &b, now, w->s->rate, true, &v);
+        int r = policy_decide(w->s->p, POLICY_COMMAND_UNINSTALL, &b, now, w->s->rate, true, &v);
         if (r == VERDICT_SEND) {
             w->granted++;
         } else if (r == VERDICT_RATE_LIMITED) {
@@ -72,8 +76,9 @@ static void test_rate_across_threads(void **state)
     snprintf(text, sizeof(text),
              "[authorisation ng]\nauthority = A\nlegal_reference = L\ncountries = NG\n"
              "not_before = 2020-01-01T00:00:00Z\nnot_after = 2099-01-01T00:00:00Z\n"
-             "rate = %d\nburst = 2\nonce_per_bot = false\ncommand = uninstall\nmode = enforce\n",
-             RATE);
+             "rate = %d\nburst = %d\nonce_per_bot = false\ncommand = uninstall\n"
+             "command_id = 0xFD01\nmode = enforce\n",
+             RATE, BURST);
     struct policy *p = NULL;
     char err[256];
     assert_int_equal(policy_parse(text, strlen(text), "rate.ini", &p, err, sizeof(err)), 0);
@@ -103,7 +108,7 @@ static void test_rate_across_threads(void **state)
     assert_int_equal(other, 0);
     assert_true(limited > granted); /* demand exceeded the rate, or the test shows nothing */
     /* the hard bound: never more than rate x elapsed + burst */
-    assert_true(granted <= (unsigned)expect + 2);
+    assert_true(granted <= (unsigned)expect + BURST);
     /* the loose lower bound for a shared, sanitised test machine */
     assert_true(granted >= (unsigned)(0.9 * RATE * (double)RUN_US / 1e6));
     policy_rate_free(s.rate);
