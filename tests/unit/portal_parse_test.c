@@ -359,20 +359,24 @@ static void test_requests_stay_in_scope(void **state)
     assert_string_equal(policy_authorisation_id(p, 1), "portal-12-cc");
     assert_string_equal(policy_authorisation_id(p, 2), "portal-12-net");
     /* The cc authorisation covers NG bots, the net one the network; a DE bot outside it none. */
+    /* as serve would check it: its tag table, --enforce and --uninstall-command (there is no
+     * default self-delete id; the approval writes none) */
+    struct policy_env env = {true, true, true, true, 0xFD01};
+    assert_int_equal(policy_check_env(p, &env, err, sizeof(err)), 0);
     struct policy_rate *rate = NULL;
     assert_int_equal(policy_rate_new(p, NULL, &rate), 0);
     struct policy_bot bot = {.cc = "NG"};
     net_addr_parse_ip("203.0.113.5", &bot.src);
     struct policy_verdict v;
-    policy_decide(p, &bot, now + 1000000, rate, true, &v);
+    policy_decide(p, POLICY_COMMAND_UNINSTALL, &bot, now + 1000000, rate, true, &v);
     assert_int_equal(v.verdict, VERDICT_SEND);
     assert_string_equal(v.authorisation_id, "portal-12-cc");
     memcpy(bot.cc, "DE", 3);
     net_addr_parse_ip("198.51.100.5", &bot.src);
-    policy_decide(p, &bot, now + 1000000, rate, true, &v);
+    policy_decide(p, POLICY_COMMAND_UNINSTALL, &bot, now + 1000000, rate, true, &v);
     assert_string_equal(v.authorisation_id, "portal-12-net");
     net_addr_parse_ip("198.51.100.200", &bot.src);
-    policy_decide(p, &bot, now + 1000000, rate, true, &v);
+    policy_decide(p, POLICY_COMMAND_UNINSTALL, &bot, now + 1000000, rate, true, &v);
     assert_int_equal(v.verdict, VERDICT_NOT_AUTHORISED);
     policy_rate_free(rate);
     policy_free(p);
