@@ -65,7 +65,7 @@ for phase in "${PHASES[@]}"; do
     p99=$(json '["latency_us"]["p99"]' <"$s")
     hb=$(json '["heartbeat_latency_us"]["p99"]' <"$s")
     replies=$(json '["replies_received"]' <"$s")
-    honest=$("$SINKD" contacts --state "$B_DIR/$name/state" | grep -vc '"src_ip":"127\.0\.3\.' || true)
+    honest=$("$SINKD" contacts --justification "benchmark: count honest contacts" --state "$B_DIR/$name/state" | grep -vc '"src_ip":"127\.0\.3\.' || true)
     lost=$((replies > honest ? replies - honest : 0))
     [ "$name" = quiet ] && { quiet_p99=$p99; quiet_hb=$hb; }
     ratio=$(awk -v a="$p99" -v q="$quiet_p99" 'BEGIN{printf "%.2f", a / q}')

@@ -115,8 +115,9 @@ echo
 echo "victims (registry; top countries, ASNs, flagged sectors):"
 "$bin" report --state "$state" --catch-up --format summary --top 8 | sed -n '/^top countries/,$p' | sed 's/^/  /'
 mkdir -p "$reports/shadowserver" "$reports/intelmq"
-"$bin" report --state "$state" --format csv --split country --out "$reports/shadowserver" --tag hospital >/dev/null
-"$bin" report --state "$state" --format intelmq --split country --out "$reports/intelmq" --tag hospital >/dev/null
+why="demo: per-country reports for the CERTs"
+"$bin" report --justification "$why" --state "$state" --format csv --split country --out "$reports/shadowserver" --tag hospital >/dev/null
+"$bin" report --justification "$why" --state "$state" --format intelmq --split country --out "$reports/intelmq" --tag hospital >/dev/null
 echo
 echo "per-country CERT reports: $(ls "$reports/shadowserver" | wc -l) Shadowserver CSV files and $(ls "$reports/intelmq" | wc -l) IntelMQ files in ${reports#"$here"/}"
 
@@ -138,7 +139,7 @@ echo "sinkd demo, phase 2: remediation policy data/policy/demo.ini (NG and IN); 
 "$bin" policy check "$here/data/policy/demo.ini" >"$out/policy-check.txt"
 run_phase remediate --uninstall-fail-share 0.1 -- --policy "$here/data/policy/demo.ini" "${enforce_opts[@]}"
 
-"$bin" contacts --state "$out/remediate/state" --all >"$out/remediate/records.jsonl"
+"$bin" contacts --justification "demo: check the remediation records" --state "$out/remediate/state" --all >"$out/remediate/records.jsonl"
 python3 - "$out/remediate/records.jsonl" "$out/remediate/swarm.json" "$enforce" <<'PY'
 import collections, json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

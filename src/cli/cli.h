@@ -31,6 +31,27 @@ int cli_getopt_long(int argc, char *const argv[], const char *optstring,
  * prefixes the next usage errors. The text is copied. */
 void cli_set_where(const char *where);
 
+/* Every read of victims' data on the record (docs/evidence.md, "Access records"): the options
+ * the commands that output it take, and the step between producing the output and handing it
+ * out. */
+struct cli_access {
+    const char *justification; /* --justification TEXT */
+    const char *operator_name; /* --operator NAME; NULL: the invoking user */
+};
+#define CLI_ACCESS_USAGE                                                                           \
+    "  --justification TEXT  why victims' data is read (the case, the order, the request);\n"      \
+    "                        required: recorded in the evidence log with who, what, the\n"         \
+    "                        rows handed out and the SHA-256 of the output\n"                      \
+    "  --operator NAME       who reads (default: the invoking user)\n"
+/* A usage error (returns 2) naming what is wrong with --justification / --operator, else 0. */
+int cli_access_check(const char *cmd, const struct cli_access *a);
+/* Builds the access record (what, scope, rows, output digest) and submits it durably to the log
+ * of state_dir (appended at once, or spooled for the running serve). Returns 0, or prints one
+ * line and returns 1: the caller then hands nothing out. */
+int cli_access_record(const char *cmd, const char *state_dir, const struct cli_access *a,
+                      const char *what, const char *scope, uint64_t rows,
+                      const uint8_t output_sha256[32]);
+
 /* The data directory (docs/operations.md, "Where sinkd finds its data"): $SINKD_DATA_DIR if set;
  * else the source tree's data/ when this binary is the one in its build tree; else the install
  * prefix's share/sinkd compiled in. --data-dir, where a command has it, comes before all. */

@@ -9,12 +9,14 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "event/event.h"
+#include "evidence/access.h"
 #include "evidence/log.h"
 #include "util/hex.h"
 #include "util/keyset.h"
 
 static const char contacts_usage[] =
-    "usage: sinkd contacts --state DIR [--all] [--summary]\n"
+    "usage: sinkd contacts --state DIR [--all] --justification TEXT [--operator NAME]\n"
+    "       sinkd contacts --state DIR --summary\n"
     "\n"
     "Prints every contact recorded in DIR's evidence log as one JSON object per line, with\n"
     "its log index: index, time, src_ip, src_port, dst_ip, dst_port, transport, family,\n"
@@ -25,8 +27,11 @@ static const char contacts_usage[] =
     "  --all       print every record kind (decisions, commands, node and policy notes too)\n"
     "  --summary   print totals instead (JSON): contacts, messages by type, unique bots,\n"
     "              unique source IPs, first/last time, contacts per second, and the server's\n"
-    "              own counters from its last node-stopped record\n"
-    "  --help      this text\n";
+    "              own counters from its last node-stopped record; counts only, no address\n"
+    "              or name, so it needs no --justification\n" CLI_ACCESS_USAGE
+    "  --help      this text\n"
+    "\n"
+    "The records are printed only after their access record is durable in DIR's log.\n";
 
 struct summary {
     uint64_t records;
@@ -76,7 +81,7 @@ static void summary_add(struct summary *s, const struct record *rec)
     keyset_add(&s->ips, ip);
 }
 
-static void summary_print(struct summary *s)
+static void summary_print(struct summary *s, FILE *out)
 {
     json_t *o = json_object();
     double span = s->last_us > s->first_us ? (double)(s->last_us - s->first_us) / 1e6 : 0.0;
@@ -110,7 +115,7 @@ static void summary_print(struct summary *s)
         json_object_set(o, "server", s->last_stopped);
     }
     char *text = json_dumps(o, JSON_COMPACT);
-    puts(text);
+    fprintf(out, "%s\n", text);
     free(text);
     json_decref(o);
 }
@@ -121,12 +126,15 @@ int cmd_contacts(int argc, char **argv)
         {"state", required_argument, NULL, 's'},
         {"all", no_argument, NULL, 'a'},
         {"summary", no_argument, NULL, 'S'},
+        {"justification", required_argument, NULL, 'j'},
+        {"operator", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *state = NULL;
     bool all = false;
     bool summary = false;
+    struct cli_access access = {0};
     int opt;
     optind = 1;
     opterr = 0;
@@ -140,6 +148,12 @@ int cmd_contacts(int argc, char **argv)
             break;
         case 'S':
             summary = true;
+            break;
+        case 'j':
+            access.justification = optarg;
+            break;
+        case 'o':
+            access.operator_name = optarg;
             break;
         case 'h':
             fputs(contacts_usage, stdout);
@@ -155,12 +169,31 @@ int cmd_contacts(int argc, char **argv)
     if (state == NULL) {
         return cli_usage_error("contacts", "--state DIR is required");
     }
+    /* Totals name nobody; every other output is victims' data and goes on the record. */
+    bool recorded = !summary || access.justification != NULL;
+    if (recorded) {
+        int urc = cli_access_check("contacts", &access);
+        if (urc != 0) {
+            return urc;
+        }
+    }
     char err[512];
     struct evlog_reader *r = NULL;
     if (evlog_reader_open(&r, state, 0, err, sizeof(err)) != 0) {
         fprintf(stderr, "sinkd contacts: %s\n", err);
         return 1;
     }
+    struct access_output *held = NULL;
+    FILE *out = stdout;
+    if (recorded) {
+        if (access_output_open(&held, state, err, sizeof(err)) != 0) {
+            fprintf(stderr, "sinkd contacts: %s\n", err);
+            evlog_reader_close(r);
+            return 1;
+        }
+        out = access_output_stream(held);
+    }
+    uint64_t rows = 0;
     struct summary sum;
     memset(&sum, 0, sizeof(sum));
     int status = 0;
@@ -193,21 +226,49 @@ int cmd_contacts(int argc, char **argv)
         json_t *o = event_to_json(&rec);
         json_object_set_new(o, "index", json_integer((json_int_t)index));
         char *text = json_dumps(o, JSON_COMPACT);
-        if (text == NULL || puts(text) == EOF) {
+        if (text == NULL || fputs(text, out) == EOF || fputc('\n', out) == EOF) {
             free(text);
             json_decref(o);
             status = 1;
             break;
         }
+        rows++;
         free(text);
         json_decref(o);
     }
     evlog_reader_close(r);
     if (summary) {
-        summary_print(&sum);
+        summary_print(&sum, out);
         keyset_free(&sum.bots);
         keyset_free(&sum.ips);
         json_decref(sum.last_stopped);
+        rows = 1;
+    }
+    if (held != NULL) {
+        uint8_t sha[32];
+        char scope[EVLOG_PATH_MAX + 64];
+        snprintf(scope, sizeof(scope), "state=%s records=%s", state,
+                 summary ? "totals"
+                 : all   ? "all"
+                         : "contacts");
+        if (access_output_digest(held, sha, NULL, err, sizeof(err)) != 0) {
+            fprintf(stderr, "sinkd contacts: %s\n", err);
+            access_output_close(held);
+            return 1;
+        }
+        if (cli_access_record("contacts", state, &access,
+                              summary ? "contacts --summary"
+                              : all   ? "contacts --all"
+                                      : "contacts",
+                              scope, rows, sha) != 0) {
+            access_output_close(held);
+            return 1;
+        }
+        if (access_output_copy(held, stdout, err, sizeof(err)) != 0) {
+            fprintf(stderr, "sinkd contacts: %s\n", err);
+            status = 1;
+        }
+        access_output_close(held);
     }
     if (fflush(stdout) != 0) {
         status = 1;

@@ -1,15 +1,20 @@
 /* cmd_evidence.c -- `sinkd keygen`, `verify`, `prove` and `verify-bundle`: the evidence log's
  * operator and auditor commands. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "event/event.h"
+#include "evidence/access.h"
 #include "evidence/log.h"
 
 #define PROVE_MAX_ENTRIES 100000u
@@ -50,7 +55,7 @@ static const char verify_usage[] =
 
 static const char prove_usage[] =
     "usage: sinkd prove --state DIR (--bot KEY | --entry INDEX)... --out BUNDLE_DIR\n"
-    "                   [--checkpoint SIZE]\n"
+    "                   [--checkpoint SIZE] --justification TEXT [--operator NAME]\n"
     "\n"
     "Writes an evidence bundle: the chosen log entries, their inclusion proofs to the latest\n"
     "signed checkpoint, the checkpoint, the verifier key and a README explaining how to check\n"
@@ -63,8 +68,12 @@ static const char prove_usage[] =
     "  --entry INDEX      one log entry, may repeat\n"
     "  --out DIR          bundle directory to create\n"
     "  --checkpoint SIZE  prove against the archived checkpoint of this size (e.g. a\n"
-    "                     timestamped one) instead of the latest\n"
-    "  --help             this text\n";
+    "                     timestamped one) instead of the latest\n" CLI_ACCESS_USAGE
+    "  --help             this text\n"
+    "\n"
+    "A bundle discloses victims' data: it is written under a hidden name beside BUNDLE_DIR\n"
+    "and renamed into place only once DIR's log records the access (the SHA-256 of the\n"
+    "bundle's files, as `sha256sum` lists them).\n";
 
 static const char verify_bundle_usage[] =
     "usage: sinkd verify-bundle BUNDLE_DIR [--key VKEY_FILE] [--tsa-ca FILE]\n"
@@ -288,10 +297,63 @@ static const char *record_bot_key(const struct record *rec)
     }
 }
 
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Removes a bundle that was never handed out (its access record could not be made). */
+static void remove_held(const char *dir)
+{
+    (void)nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes the bundle under a hidden name beside `out`, makes its access record durable, and only
+ * then renames it into place. Prints why on failure. */
+static int prove_recorded(const char *state, uint64_t at_size, const uint64_t *idx, size_t n,
+                          const char *out, const struct cli_access *access, const char *scope)
+{
+    char err[1024];
+    struct stat st;
+    if (stat(out, &st) == 0 && (!S_ISDIR(st.st_mode) || rmdir(out) != 0)) {
+        fprintf(stderr, "sinkd prove: %s: exists and is not an empty directory\n", out);
+        return 1;
+    }
+    char held[EVLOG_PATH_MAX];
+    if ((size_t)snprintf(held, sizeof held, "%s.held-XXXXXX", out) >= sizeof held ||
+        mkdtemp(held) == NULL) {
+        fprintf(stderr, "sinkd prove: %s: cannot make a directory beside it: %s\n", out,
+                strerror(errno));
+        return 1;
+    }
+    uint8_t sha[32];
+    uint64_t files = 0;
+    if (evlog_bundle_write(state, at_size, idx, n, held, describe_record, NULL, err, sizeof err) !=
+            0 ||
+        access_dir_digest(held, sha, &files, err, sizeof err) != 0) {
+        fprintf(stderr, "sinkd prove: %s\n", err);
+        remove_held(held);
+        return 1;
+    }
+    if (cli_access_record("prove", state, access, "prove", scope, n, sha) != 0) {
+        remove_held(held);
+        return 1;
+    }
+    if (rename(held, out) != 0) {
+        fprintf(stderr, "sinkd prove: %s -> %s: %s\n", held, out, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_prove(int argc, char **argv)
 {
     const char *state = NULL, *out = NULL;
     uint64_t at_size = 0;
+    struct cli_access access = {0};
     const char *bots[64];
     size_t nbots = 0, n = 0;
     uint64_t *idx = calloc(PROVE_MAX_ENTRIES, sizeof *idx);
@@ -310,6 +372,10 @@ int cmd_prove(int argc, char **argv)
             state = v;
         } else if ((v = opt_value("prove", argc, argv, &i, "--out", &rc)) != NULL) {
             out = v;
+        } else if ((v = opt_value("prove", argc, argv, &i, "--justification", &rc)) != NULL) {
+            access.justification = v;
+        } else if ((v = opt_value("prove", argc, argv, &i, "--operator", &rc)) != NULL) {
+            access.operator_name = v;
         } else if ((v = opt_value("prove", argc, argv, &i, "--bot", &rc)) != NULL) {
             if (nbots == sizeof bots / sizeof bots[0]) {
                 rc = cli_usage_error("prove", "at most 64 --bot options");
@@ -336,12 +402,16 @@ int cmd_prove(int argc, char **argv)
         }
     }
     if (rc == 0 && (state == NULL || out == NULL || (n == 0 && nbots == 0))) {
-        rc = cli_usage_error("prove", "--state, --out and at least one --bot or --entry are "
-                                      "required");
-    }
-    if (rc != 0) {
         free(idx);
-        return rc;
+        return cli_usage_error("prove", "--state, --out and at least one --bot or --entry are "
+                                        "required");
+    }
+    if (rc == 0) {
+        rc = cli_access_check("prove", &access);
+    }
+    if (rc != 0 || state == NULL || out == NULL) {
+        free(idx);
+        return rc != 0 ? rc : 2;
     }
     char err[1024];
     if (nbots > 0) {
@@ -385,10 +455,14 @@ int cmd_prove(int argc, char **argv)
             return 1;
         }
     }
-    rc = evlog_bundle_write(state, at_size, idx, n, out, describe_record, NULL, err, sizeof err);
+    char scope[512];
+    int len = snprintf(scope, sizeof scope, "state=%s entries=%zu", state, n);
+    for (size_t b = 0; b < nbots && len > 0 && (size_t)len < sizeof scope; b++) {
+        len += snprintf(scope + len, sizeof scope - (size_t)len, " bot=%s", bots[b]);
+    }
+    rc = prove_recorded(state, at_size, idx, n, out, &access, scope);
     free(idx);
     if (rc != 0) {
-        fprintf(stderr, "sinkd prove: %s\n", err);
         return 1;
     }
     printf("sinkd prove: %zu entries with inclusion proofs written to %s\n", n, out);

@@ -6,11 +6,14 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "evidence/access.h"
 #include "evidence/raw.h"
 #include "proto/plugx/plugx.h"
 
 static const char raw_usage[] =
-    "usage: sinkd raw check --state DIR [--require-all] [--reparse]\n"
+    "usage: sinkd raw check --state DIR [--require-all]\n"
+    "       sinkd raw check --state DIR [--require-all] --reparse --justification TEXT\n"
+    "                       [--operator NAME]\n"
     "\n"
     "Checks the message bodies `sinkd serve --keep-raw` kept in DIR/raw/ against DIR's\n"
     "evidence log: every file's SHA-256 must equal its name (the same check as\n"
@@ -27,13 +30,14 @@ static const char raw_usage[] =
     "  --reparse       also parse every machine-info contact's kept body again and compare\n"
     "                  host, user, os, local_ip, campaign and version with the record; print\n"
     "                  each difference and add \"reparse\" figures to the JSON; exit 1 on any\n"
-    "                  (after a parser change: which records would now read differently)\n"
-    "  --help          this text\n";
+    "                  (after a parser change: which records would now read differently);\n"
+    "                  this reads victims' host and user names, so it needs --justification\n"
+    "                  and its output is printed only once DIR's log records the "
+    "access\n" CLI_ACCESS_USAGE "  --help          this text\n";
 
 static void report_bad(void *ctx, const char *path, const char *why)
 {
-    (void)ctx;
-    printf("%s: %s\n", path, why);
+    fprintf(ctx, "%s: %s\n", path, why);
 }
 
 /* The identity parsers of the families this build speaks. */
@@ -50,9 +54,8 @@ static int parse_identity(void *ctx, const char *family, const uint8_t *body, si
 static void report_mismatch(void *ctx, uint64_t index, const char *field, const char *recorded,
                             const char *reread)
 {
-    (void)ctx;
-    printf("entry %" PRIu64 ": %s recorded '%s', its kept body reads '%s'\n", index, field,
-           recorded, reread);
+    fprintf(ctx, "entry %" PRIu64 ": %s recorded '%s', its kept body reads '%s'\n", index, field,
+            recorded, reread);
 }
 
 int cmd_raw(int argc, char **argv)
@@ -64,16 +67,19 @@ int cmd_raw(int argc, char **argv)
     if (strcmp(argv[1], "check") != 0) {
         return cli_usage_error("raw", "unknown subcommand '%s' (only: check)", argv[1]);
     }
-    enum { OPT_STATE = 1, OPT_REQUIRE_ALL, OPT_REPARSE, OPT_HELP };
+    enum { OPT_STATE = 1, OPT_REQUIRE_ALL, OPT_REPARSE, OPT_JUSTIFICATION, OPT_OPERATOR, OPT_HELP };
     static const struct option options[] = {
         {"state", required_argument, NULL, OPT_STATE},
         {"require-all", no_argument, NULL, OPT_REQUIRE_ALL},
         {"reparse", no_argument, NULL, OPT_REPARSE},
+        {"justification", required_argument, NULL, OPT_JUSTIFICATION},
+        {"operator", required_argument, NULL, OPT_OPERATOR},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     const char *state = NULL;
     bool require_all = false, reparse = false;
+    struct cli_access access = {0};
     int opt;
     optind = 1;
     opterr = 0;
@@ -90,6 +96,12 @@ int cmd_raw(int argc, char **argv)
         case OPT_REPARSE:
             reparse = true;
             break;
+        case OPT_JUSTIFICATION:
+            access.justification = optarg;
+            break;
+        case OPT_OPERATOR:
+            access.operator_name = optarg;
+            break;
         case OPT_HELP:
             fputs(raw_usage, stdout);
             return 0;
@@ -104,31 +116,72 @@ int cmd_raw(int argc, char **argv)
     if (state == NULL) {
         return cli_usage_error("raw check", "--state DIR is required");
     }
+    /* --reparse reads host and user names back: on the record. The plain check prints hashes
+     * and counts. */
+    bool recorded = reparse || access.justification != NULL;
+    if (recorded) {
+        int urc = cli_access_check("raw check", &access);
+        if (urc != 0) {
+            return urc;
+        }
+    }
     struct raw_check_result r;
     char err[512];
-    if (raw_check(state, &r, report_bad, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "sinkd raw check: %s\n", err);
-        return 1;
+    struct access_output *held = NULL;
+    FILE *out = stdout;
+    if (recorded) {
+        if (access_output_open(&held, state, err, sizeof(err)) != 0) {
+            fprintf(stderr, "sinkd raw check: %s\n", err);
+            return 1;
+        }
+        out = access_output_stream(held);
     }
     struct raw_reparse_result p = {0};
-    if (reparse && raw_reparse(state, parse_identity, NULL, report_mismatch, NULL, &p, err,
-                               sizeof(err)) != 0) {
+    if (raw_check(state, &r, report_bad, out, err, sizeof(err)) != 0 ||
+        (reparse && raw_reparse(state, parse_identity, NULL, report_mismatch, out, &p, err,
+                                sizeof(err)) != 0)) {
         fprintf(stderr, "sinkd raw check: %s\n", err);
+        access_output_close(held);
         return 1;
     }
-    printf("{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"damaged\":%" PRIu64 ",\"stray\":%" PRIu64
-           ",\"unreferenced\":%" PRIu64 ",\"contacts\":%" PRIu64 ",\"contacts_with_body\":%" PRIu64
-           ",\"distinct_bodies\":%" PRIu64 ",\"distinct_missing\":%" PRIu64,
-           r.files, r.bytes, r.damaged, r.stray, r.unreferenced, r.contacts, r.with_body,
-           r.distinct_bodies, r.distinct_missing);
+    fprintf(out,
+            "{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"damaged\":%" PRIu64
+            ",\"stray\":%" PRIu64 ",\"unreferenced\":%" PRIu64 ",\"contacts\":%" PRIu64
+            ",\"contacts_with_body\":%" PRIu64 ",\"distinct_bodies\":%" PRIu64
+            ",\"distinct_missing\":%" PRIu64,
+            r.files, r.bytes, r.damaged, r.stray, r.unreferenced, r.contacts, r.with_body,
+            r.distinct_bodies, r.distinct_missing);
     if (reparse) {
-        printf(",\"reparse\":{\"machine_info_contacts\":%" PRIu64 ",\"reparsed\":%" PRIu64
-               ",\"matched\":%" PRIu64 ",\"mismatched\":%" PRIu64 ",\"missing_body\":%" PRIu64
-               ",\"damaged\":%" PRIu64 ",\"unknown_family\":%" PRIu64 "}",
-               p.identified, p.reparsed, p.matched, p.mismatched, p.missing_body, p.damaged,
-               p.unknown_family);
+        fprintf(out,
+                ",\"reparse\":{\"machine_info_contacts\":%" PRIu64 ",\"reparsed\":%" PRIu64
+                ",\"matched\":%" PRIu64 ",\"mismatched\":%" PRIu64 ",\"missing_body\":%" PRIu64
+                ",\"damaged\":%" PRIu64 ",\"unknown_family\":%" PRIu64 "}",
+                p.identified, p.reparsed, p.matched, p.mismatched, p.missing_body, p.damaged,
+                p.unknown_family);
     }
-    printf("}\n");
+    fprintf(out, "}\n");
+    if (held != NULL) {
+        uint8_t sha[32];
+        char scope[4200];
+        snprintf(scope, sizeof(scope), "state=%s%s", state, reparse ? " reparse" : "");
+        if (access_output_digest(held, sha, NULL, err, sizeof(err)) != 0) {
+            fprintf(stderr, "sinkd raw check: %s\n", err);
+            access_output_close(held);
+            return 1;
+        }
+        if (cli_access_record("raw check", state, &access,
+                              reparse ? "raw check --reparse" : "raw check", scope, p.reparsed,
+                              sha) != 0) {
+            access_output_close(held);
+            return 1;
+        }
+        int crc = access_output_copy(held, stdout, err, sizeof(err));
+        access_output_close(held);
+        if (crc != 0) {
+            fprintf(stderr, "sinkd raw check: %s\n", err);
+            return 1;
+        }
+    }
     if (r.damaged > 0 || r.stray > 0) {
         fprintf(stderr, "sinkd raw check: %" PRIu64 " damaged and %" PRIu64 " stray file(s)\n",
                 r.damaged, r.stray);

@@ -1,4 +1,5 @@
 /* cmd_report.c -- `sinkd report`: victim reports for CERTs from the registry (docs/reports.md). */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,6 +13,8 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "enrich/enrich.h"
+#include "event/event.h"
+#include "evidence/access.h"
 #include "report/report.h"
 #include "util/err.h"
 
@@ -166,7 +169,13 @@ static void report_usage(FILE *out)
             "                          from DATA/npm/asn/asn-ipv{4,6}.csv\n"
             "  --data-dir DATA         where the pinned data lives (default $SINKD_DATA_DIR, else\n"
             "                          the installed share/sinkd; docs/operations.md)\n"
-            "  --help                  this text\n");
+            "%s"
+            "  csv and intelmq name victims: they need --justification and --state DIR, whose\n"
+            "  evidence log records the access before anything is written out; the summaries\n"
+            "  and the remediation report are counts by country, ASN, day and authorisation\n"
+            "  (no address, host or user name) and need neither\n"
+            "  --help                  this text\n",
+            CLI_ACCESS_USAGE);
 }
 
 static bool state_has_log(const char *state)
@@ -209,6 +218,127 @@ static int parse_format(const char *v, enum report_format *out)
     return -1;
 }
 
+/* report_recorded's "the access record could not be made" (after printing why). */
+#define REPORT_NOT_RECORDED (-1000)
+
+static const char *format_name(const struct report_options *o)
+{
+    static const char *const names[] = {"csv", "intelmq", "summary", "summary-json"};
+    return o->format <= REPORT_SUMMARY_JSON ? names[o->format] : "?";
+}
+
+/* Removes a held directory of report files (flat: reports write no subdirectories). */
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+                (void)unlinkat(dirfd(d), e->d_name, 0);
+            }
+        }
+        closedir(d);
+    }
+    (void)rmdir(dir);
+}
+
+/* Moves every entry of `from` into `to` (after the access record is durable). */
+static int hand_out_dir(const char *from, const char *to, char *err, size_t errlen)
+{
+    DIR *d = opendir(from);
+    if (d == NULL) {
+        return err_set(err, errlen, "%s: %s", from, strerror(errno));
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        char a[8192 + 260], b[8192 + 260];
+        if ((size_t)snprintf(a, sizeof(a), "%.8191s/%s", from, e->d_name) >= sizeof(a) ||
+            (size_t)snprintf(b, sizeof(b), "%.8191s/%s", to, e->d_name) >= sizeof(b)) {
+            rc = err_set(err, errlen, "%s: path too long", to);
+        } else if (rename(a, b) != 0) {
+            rc = err_set(err, errlen, "%s: %s", b, strerror(errno));
+        }
+    }
+    closedir(d);
+    if (rc == 0 && rmdir(from) != 0) {
+        rc = err_set(err, errlen, "%s: %s", from, strerror(errno));
+    }
+    return rc;
+}
+
+/* The report written where nobody sees it yet (an unnamed file in DIR/spool, or a hidden
+ * directory inside --out), its access record made durable, then handed out. */
+static int64_t report_recorded(struct registry *reg, const struct report_options *opt,
+                               const char *state, const struct cli_access *access, char *err,
+                               size_t errlen)
+{
+    struct report_options o = *opt;
+    uint8_t sha[32];
+    char scope[1024];
+    char since[32] = "", until[32] = "";
+    if (o.since_us != 0) {
+        event_format_time(o.since_us, since);
+    }
+    if (o.until_us != 0) {
+        event_format_time(o.until_us, until);
+    }
+    snprintf(scope, sizeof(scope), "state=%s format=%s%s%s%s%s%s%s%s%s", state, format_name(&o),
+             o.remediation ? " remediation" : "",
+             o.split == REPORT_SPLIT_COUNTRY ? " split=country"
+             : o.split == REPORT_SPLIT_ASN   ? " split=asn"
+                                             : "",
+             since[0] ? " since=" : "", since, until[0] ? " until=" : "", until,
+             o.tag != NULL ? " tag=" : "", o.tag != NULL ? o.tag : "");
+    char what[128];
+    snprintf(what, sizeof(what), "report --format %s%s%s", format_name(&o),
+             o.remediation ? " --remediation" : "", o.out_dir != NULL ? " --out" : "");
+    if (o.out_dir == NULL) {
+        struct access_output *held = NULL;
+        if (access_output_open(&held, state, err, errlen) != 0) {
+            return -1;
+        }
+        int64_t rows = report_write(reg, &o, access_output_stream(held), err, errlen);
+        if (rows < 0 || access_output_digest(held, sha, NULL, err, errlen) != 0) {
+            access_output_close(held);
+            return -1;
+        }
+        if (cli_access_record("report", state, access, what, scope, (uint64_t)rows, sha) != 0) {
+            access_output_close(held);
+            return REPORT_NOT_RECORDED;
+        }
+        int rc = access_output_copy(held, stdout, err, errlen);
+        access_output_close(held);
+        return rc != 0 ? -1 : rows;
+    }
+    char held_dir[8192];
+    snprintf(held_dir, sizeof(held_dir), "%s/.sinkd-held-XXXXXX", opt->out_dir);
+    if (mkdtemp(held_dir) == NULL) {
+        return err_set(err, errlen, "%s: %s", opt->out_dir, strerror(errno));
+    }
+    o.out_dir = held_dir;
+    int64_t rows = report_write(reg, &o, stdout, err, errlen);
+    uint64_t files = 0;
+    if (rows >= 0 && access_dir_digest(held_dir, sha, &files, err, errlen) != 0) {
+        rows = -1;
+    }
+    if (rows >= 0 &&
+        cli_access_record("report", state, access, what, scope, (uint64_t)rows, sha) != 0) {
+        rows = REPORT_NOT_RECORDED;
+    }
+    if (rows >= 0 && hand_out_dir(held_dir, opt->out_dir, err, errlen) != 0) {
+        rows = -1;
+    }
+    if (rows < 0) {
+        remove_tree(held_dir); /* nothing of an unrecorded report stays behind */
+    }
+    return rows;
+}
+
 int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -227,6 +357,8 @@ int cmd_report(int argc, char **argv)
         {"no-as-names", no_argument, NULL, 'N'},
         {"remediation", no_argument, NULL, 'R'},
         {"data-dir", required_argument, NULL, 'D'},
+        {"justification", required_argument, NULL, 'j'},
+        {"operator", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -234,6 +366,7 @@ int cmd_report(int argc, char **argv)
     const char *state = NULL, *target = NULL, *data_dir = cli_data_dir();
     bool catch_up = false;
     bool as_names = true;
+    struct cli_access access = {0};
     char err[512];
     int c;
     optind = 1;
@@ -299,6 +432,12 @@ int cmd_report(int argc, char **argv)
         case 'D':
             data_dir = optarg;
             break;
+        case 'j':
+            access.justification = optarg;
+            break;
+        case 'O':
+            access.operator_name = optarg;
+            break;
         case 'h':
             report_usage(stdout);
             return 0;
@@ -317,6 +456,24 @@ int cmd_report(int argc, char **argv)
     }
     if (optind < argc) {
         return cli_usage_error("report", "unexpected argument '%s'", argv[optind]);
+    }
+    /* Victim rows go on the record; counts (summaries, remediation) name nobody. */
+    bool victims = !o.remediation && (o.format == REPORT_CSV || o.format == REPORT_INTELMQ);
+    bool recorded = victims || access.justification != NULL;
+    if (recorded) {
+        int urc = cli_access_check("report", &access);
+        if (urc != 0) {
+            return urc;
+        }
+        if (state == NULL) {
+            return cli_usage_error("report", "--state DIR is required with victims' rows: its "
+                                             "evidence log records the access");
+        }
+        if (!state_has_log(state)) {
+            fprintf(stderr, "sinkd report: %s holds no evidence log to record the access in\n",
+                    state);
+            return 1;
+        }
     }
     /* The default registry lives in the state directory: a directory without an evidence log
      * is a mistyped path, and opening it would leave an empty registry.db behind. */
@@ -367,9 +524,13 @@ int cmd_report(int argc, char **argv)
             o.as_name_ctx = &names;
         }
     }
-    int64_t rows = report_write(reg, &o, stdout, err, sizeof(err));
+    int64_t rows = recorded ? report_recorded(reg, &o, state, &access, err, sizeof(err))
+                            : report_write(reg, &o, stdout, err, sizeof(err));
     registry_close(reg);
     as_names_free(&names);
+    if (rows == REPORT_NOT_RECORDED) {
+        return 1; /* said why */
+    }
     if (rows < 0) {
         fprintf(stderr, "sinkd report: %s\n", err);
         return 1;

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "evidence/access.h"
 #include "evidence/files.h"
 #include "util/err.h"
 
@@ -190,6 +191,7 @@ struct evlog {
     uint64_t rewrite_from;  /* during replay: tiles ending after this leaf index are rewritten */
     uint64_t tiles_written; /* during replay */
     struct tile_writer tw;
+    struct access_drain_state spool; /* records other processes handed in (access.h) */
 };
 
 static int sys_err(char *err, size_t errlen, const char *what, const char *path)
@@ -1443,16 +1445,33 @@ int evlog_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errle
     return rc != 0 ? rc : published;
 }
 
+static int maybe_publish(struct evlog *log, uint64_t now_ms, char *err, size_t errlen);
+
 int evlog_maybe_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen)
 {
     int rc = evlog_commit(log, err, errlen);
     if (rc != 0) {
         return rc;
     }
+    /* Records other processes spooled (access, erasure): appended by whoever writes the log. */
+    char spool_err[512];
+    int spooled = access_spool_drain(log, log->state, &log->spool, now_ms ? now_ms : 1, spool_err,
+                                     sizeof spool_err);
     rc = tile_writer_error(log, err, errlen);
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        rc = maybe_publish(log, now_ms, err, errlen);
     }
+    if (rc >= 0 && spooled < 0) {
+        err_set(err, errlen, "%s", spool_err);
+        return spooled;
+    }
+    return rc;
+}
+
+/* The checkpoint policy of evlog_maybe_checkpoint, once everything is committed. */
+static int maybe_publish(struct evlog *log, uint64_t now_ms, char *err, size_t errlen)
+{
+    int rc;
     if (!log->cp_time_set) {
         log->cp_time_ms = now_ms;
         log->cp_time_set = true;
@@ -1493,6 +1512,10 @@ int evlog_close(struct evlog *log, char *err, size_t errlen)
     }
     int rc = 0;
     if (!log->broken) {
+        /* What was spooled up to now goes in before the last checkpoint. A failure here leaves
+         * the files in the spool for the next writer; it is no reason to fail the close. */
+        char spool_err[512];
+        (void)access_spool_drain(log, log->state, &log->spool, 0, spool_err, sizeof spool_err);
         rc = evlog_checkpoint(log, log->cp_time_ms, err, errlen);
         if (rc > 0) {
             rc = 0;

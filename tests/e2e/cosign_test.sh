@@ -109,7 +109,7 @@ rc=0; "$SINKD_BINARY" verify "$log" --key "$state/keys/log.vkey" --witness "$E2E
 [ "$rc" -eq 1 ] && grep -q "witness nobody.example/w cosigned no checkpoint" "$E2E_DIR/err" || fail "an absent witness passed: $(cat "$E2E_DIR/err")"
 
 # A bundle proved against a cosigned checkpoint carries the cosignatures.
-"$SINKD_BINARY" prove --state "$state" --entry 0 --checkpoint "$n2" --out "$E2E_DIR/bundle" >/dev/null || fail "prove"
+"$SINKD_BINARY" prove --justification "$E2E_WHY" --state "$state" --entry 0 --checkpoint "$n2" --out "$E2E_DIR/bundle" >/dev/null || fail "prove"
 [ -f "$E2E_DIR/bundle/checkpoint.cosigned" ] || fail "bundle lacks checkpoint.cosigned"
 "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle" --witness "$E2E_DIR/w1.vkey" --witness "$E2E_DIR/w2.vkey" >"$E2E_DIR/vb.txt" \
     || fail "verify-bundle --witness failed"
@@ -120,7 +120,7 @@ rc=0; "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle" --witness "$E2E_DIR/nobody
 sed -i '1s/^/x/' "$E2E_DIR/bundle/checkpoint.cosigned"
 rc=0; "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle" >/dev/null 2>"$E2E_DIR/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "checkpoint.cosigned does not extend checkpoint" "$E2E_DIR/err" || fail "bundle: foreign cosigned note passed: $(cat "$E2E_DIR/err")"
-"$SINKD_BINARY" prove --state "$state" --entry 0 --checkpoint "$n4" --out "$E2E_DIR/bundle2" >/dev/null || fail "prove n4"
+"$SINKD_BINARY" prove --justification "$E2E_WHY" --state "$state" --entry 0 --checkpoint "$n4" --out "$E2E_DIR/bundle2" >/dev/null || fail "prove n4"
 rc=0; "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle2" --witness "$E2E_DIR/w1.vkey" >/dev/null 2>"$E2E_DIR/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "no checkpoint.cosigned, but witnesses were given" "$E2E_DIR/err" || fail "bundle without cosignatures passed --witness: $(cat "$E2E_DIR/err")"
 

@@ -27,11 +27,11 @@ stop_server
 grep -c "evidence log:" "$E2E_DIR/serve.log" | grep -qx 4 || fail "expected four starts"
 "$SINKD_BINARY" verify "$state/log" --key "$state/keys/log.vkey" >"$E2E_DIR/verify.txt" 2>&1 ||
     fail "log does not verify after kill -9: $(cat "$E2E_DIR/verify.txt")"
-contacts=$("$SINKD_BINARY" contacts --state "$state" | wc -l)
+contacts=$("$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" | wc -l)
 replies=$(json_field "$E2E_DIR/swarm.json" 'd["replies_received"]')
 [ "$replies" -gt 1000 ] || fail "too little load to mean anything: $replies replies"
 [ "$contacts" -ge "$replies" ] ||
     fail "acknowledged contacts lost: $replies replies received, $contacts contacts in the log"
-starts=$("$SINKD_BINARY" contacts --state "$state" --all | grep -c '"kind":"node-started"')
+starts=$("$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" --all | grep -c '"kind":"node-started"')
 [ "$starts" -eq 4 ] || fail "expected 4 node-started records, got $starts"
 echo "ok: $replies replies acknowledged, $contacts contacts durable, $(cat "$E2E_DIR/verify.txt")"

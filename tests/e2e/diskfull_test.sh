@@ -29,14 +29,24 @@ dd if=/dev/zero of="$mnt/filler" bs=1M count=64 2>/dev/null || true
 sleep 3
 kill -0 "$SERVER_PID" || fail "server died when the disk filled"
 grep -q "commit failed, not acknowledging" "$E2E_DIR/serve.log" || fail "no clear line about the full disk"
-before=$("$SINKD_BINARY" contacts --state "$state" 2>/dev/null | wc -l)
+# A read of victims' data cannot be put on the record now: it is refused and shows nothing.
+status=0
+"$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" >"$E2E_DIR/full.jsonl" \
+    2>"$E2E_DIR/full.err" || status=$?
+[ "$status" -eq 1 ] && [ ! -s "$E2E_DIR/full.jsonl" ] ||
+    fail "contacts on a full disk exited $status with $(wc -l <"$E2E_DIR/full.jsonl") lines"
+grep -q "No space left on device" "$E2E_DIR/full.err" ||
+    fail "no clear line: $(cat "$E2E_DIR/full.err")"
+# Counts name nobody and need no record.
+count_contacts() { "$SINKD_BINARY" contacts --state "$state" --summary | python3 -c 'import json,sys; print(json.load(sys.stdin)["contacts"])'; }
+before=$(count_contacts)
 # Space returns.
 rm -f "$mnt/filler"
 sleep 4
 grep -q "commit succeeded again" "$E2E_DIR/serve.log" || fail "did not resume when space returned"
 wait "$swarm" || fail "swarm failed"
 stop_server
-after=$("$SINKD_BINARY" contacts --state "$state" | wc -l)
+after=$(count_contacts)
 [ "$after" -gt "$before" ] || fail "nothing recorded after space returned ($before -> $after)"
 "$SINKD_BINARY" verify "$state/log" --key "$state/keys/log.vkey" >"$E2E_DIR/verify.txt" 2>&1 ||
     fail "log does not verify after the disk filled: $(cat "$E2E_DIR/verify.txt")"

@@ -3,6 +3,8 @@
 set -euo pipefail
 : "${SINKD_SOURCE_DIR:?}" "${SINKD_BUILD_DIR:?}"
 work=$(mktemp -d /tmp/sinkd-evidence-e2e.XXXXXX)
+# Every read of victims' data needs a justification (docs/evidence.md, "Access records").
+E2E_WHY="end-to-end test $(basename "$0")"
 trap 'rm -rf "$work"' EXIT
 bash "$SINKD_SOURCE_DIR/bench/evidence_build_tool.sh" "$SINKD_BUILD_DIR" "$work/evidence_tool"
 tool="$work/evidence_tool"

@@ -6,7 +6,7 @@ st="$work/state"
 "$tool" gen "$st" sinkd.example/e2e 70000 60 997 9000 >/dev/null
 "${sinkd[@]}" verify "$st/log" --key "$st/keys/log.vkey"
 "$gocheck" log "$st/log" "$st/keys/log.vkey"
-"${sinkd[@]}" prove --state "$st" --entry 0 --entry 255 --entry 256 --entry 65535 --entry 65536 --entry 69999 --out "$work/bundle" >/dev/null
+"${sinkd[@]}" prove --justification "$E2E_WHY" --state "$st" --entry 0 --entry 255 --entry 256 --entry 65535 --entry 65536 --entry 69999 --out "$work/bundle" >/dev/null
 "${sinkd[@]}" verify-bundle "$work/bundle"
 "$gocheck" bundle "$work/bundle"
 "${pycheck[@]}" "$work/bundle"

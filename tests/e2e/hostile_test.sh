@@ -52,7 +52,7 @@ assert s["bots_run"] == 300, s
 assert s["bots_answered"] == 300, s
 assert sum(s["errors"].values()) == 0, s["errors"]
 PY
-honest=$("$SINKD_BINARY" contacts --state "$state" | grep -vc '"src_ip":"127.0.2.')
+honest=$("$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" | grep -vc '"src_ip":"127.0.2.')
 replies=$(json_field "$E2E_DIR/swarm.json" 'd["replies_received"]')
 [ "$honest" -ge "$replies" ] || fail "honest contacts in log $honest < replies the swarm received $replies"
 growth=$((rss_during - rss_before))

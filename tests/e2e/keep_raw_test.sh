@@ -26,9 +26,9 @@ grep -q "keep-raw: $(cat "$E2E_DIR/raw_metrics.txt") bodies kept" "$E2E_DIR/serv
     fail "metrics' kept bodies ($(cat "$E2E_DIR/raw_metrics.txt")) differ from the stop line"
 grep -q 'keep-raw: [1-9][0-9]* bodies kept' "$E2E_DIR/serve.log" || fail "no keep-raw line in the log"
 
-"$SINKD_BINARY" raw check --state "$state" --require-all --reparse >"$E2E_DIR/check.txt" ||
+"$SINKD_BINARY" raw check --justification "$E2E_WHY" --state "$state" --require-all --reparse >"$E2E_DIR/check.txt" ||
     fail "raw check failed on an intact capture: $(cat "$E2E_DIR/check.txt")"
-"$SINKD_BINARY" contacts --state "$state" --all >"$E2E_DIR/records.jsonl" || fail "contacts"
+"$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" --all >"$E2E_DIR/records.jsonl" || fail "contacts"
 
 python3 - "$state" "$E2E_DIR/check.txt" "$E2E_DIR/records.jsonl" "$E2E_DIR/swarm.json" <<'PY' || fail "kept bodies do not match the log"
 import hashlib, json, os, subprocess, sys
@@ -84,7 +84,7 @@ for l in open(sys.argv[1]):
     d = json.loads(l)
     if d["kind"] == "contact" and d["type"] == "machine-info":
         print(d["bot_key"]); break' "$E2E_DIR/records.jsonl")
-"$SINKD_BINARY" prove --state "$state" --bot "$bot" --out "$E2E_DIR/bundle" >/dev/null || fail "prove"
+"$SINKD_BINARY" prove --justification "$E2E_WHY" --state "$state" --bot "$bot" --out "$E2E_DIR/bundle" >/dev/null || fail "prove"
 want=$(python3 -c 'import json,sys
 print(len({d["body_sha256"] for d in map(json.loads, open(sys.argv[1]))
            if d["kind"] == "contact" and d["bot_key"] == sys.argv[2]}))' "$E2E_DIR/records.jsonl" "$bot")

@@ -7,6 +7,8 @@ export SINKD_DATA_DIR="$SINKD_SOURCE_DIR/data"
 # ASan's quarantine would otherwise look like unbounded growth in the memory checks.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=16:detect_leaks=1}"
 
+# Every read of victims' data needs a justification (docs/evidence.md, "Access records").
+E2E_WHY="end-to-end test $(basename "$0")"
 E2E_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sinkd-e2e.XXXXXX")
 E2E_PIDS=()
 e2e_cleanup() {

@@ -105,7 +105,7 @@ PY
 stop_server
 
 # Only the 30 admitted hellos and the other address's are evidence; the held ones were never read.
-n=$("$SINKD_BINARY" contacts --state "$state" | grep -c '"src_ip":"127.0.3.250"' || true)
+n=$("$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" | grep -c '"src_ip":"127.0.3.250"' || true)
 [ "$n" -eq 30 ] || fail "$n contacts from the capped address, expected the 30 admitted"
 for line in "more than 30 connections from this address" "neither HTTP nor plugx" \
     "PROXY header from a peer that is not a trusted proxy" "plugx: "; do

@@ -115,8 +115,8 @@ url2="postgresql:///rebuilt?host=$SINKD_PG_HOST&port=$SINKD_PG_PORT&user=sinkd"
 grep -q "from 2 log(s)" "$E2E_DIR/rebuild.txt" || fail "rebuild: $(cat "$E2E_DIR/rebuild.txt")"
 grep -q "$SINKD_PG_HOST" "$E2E_DIR/rebuild.txt" && fail "rebuild echoed the registry URL"
 for fmt in csv summary-json; do
-    "$SINKD_BINARY" report --registry "$url" --format "$fmt" --no-as-names >"$E2E_DIR/live.$fmt"
-    "$SINKD_BINARY" report --registry "$url2" --format "$fmt" --no-as-names >"$E2E_DIR/rebuilt.$fmt"
+    "$SINKD_BINARY" report --justification "$E2E_WHY" --state "$E2E_DIR/a" --registry "$url" --format "$fmt" --no-as-names >"$E2E_DIR/live.$fmt"
+    "$SINKD_BINARY" report --justification "$E2E_WHY" --state "$E2E_DIR/a" --registry "$url2" --format "$fmt" --no-as-names >"$E2E_DIR/rebuilt.$fmt"
 done
 cmp -s "$E2E_DIR/live.csv" "$E2E_DIR/rebuilt.csv" ||
     fail "rebuilt CSV report differs: $(diff "$E2E_DIR/live.csv" "$E2E_DIR/rebuilt.csv" | head -5)"

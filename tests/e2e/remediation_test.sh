@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 policy="$SINKD_SOURCE_DIR/data/policy/demo.ini"
 
 audit() { # STATE SWARM_JSON ENFORCED(0/1) [exact]
-    "$SINKD_BINARY" contacts --state "$1" --all >"$E2E_DIR/all.jsonl"
+    "$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$1" --all >"$E2E_DIR/all.jsonl"
     python3 - "$E2E_DIR/all.jsonl" "$2" "$3" "${4:-}" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

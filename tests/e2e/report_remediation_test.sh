@@ -21,7 +21,7 @@ run() { # NAME [serve options...]
         >"$E2E_DIR/$name-rem.json" || fail "remediation report ($name)"
     "$SINKD_BINARY" report --state "$E2E_DIR/$name" --remediation --format summary \
         >"$E2E_DIR/$name-rem.txt" || fail "remediation text report ($name)"
-    "$SINKD_BINARY" contacts --state "$E2E_DIR/$name" --all >"$E2E_DIR/$name-all.jsonl" ||
+    "$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$E2E_DIR/$name" --all >"$E2E_DIR/$name-all.jsonl" ||
         fail "contacts ($name)"
 }
 

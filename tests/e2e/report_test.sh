@@ -19,9 +19,9 @@ grep -q "sinkd: registry: " "$E2E_DIR/serve.log" || fail "server did not report 
 csv="$E2E_DIR/csv"
 jl="$E2E_DIR/intelmq"
 mkdir -p "$csv" "$jl"
-"$SINKD_BINARY" report --state "$state" --format csv --split country --out "$csv" \
+"$SINKD_BINARY" report --justification "$E2E_WHY" --state "$state" --format csv --split country --out "$csv" \
     2>"$E2E_DIR/report.err" || fail "csv report failed: $(cat "$E2E_DIR/report.err")"
-"$SINKD_BINARY" report --state "$state" --format intelmq --split country --out "$jl" \
+"$SINKD_BINARY" report --justification "$E2E_WHY" --state "$state" --format intelmq --split country --out "$jl" \
     2>>"$E2E_DIR/report.err" || fail "intelmq report failed: $(cat "$E2E_DIR/report.err")"
 "$SINKD_BINARY" report --state "$state" --format summary-json >"$E2E_DIR/summary1.json" ||
     fail "summary failed"

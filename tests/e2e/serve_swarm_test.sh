@@ -12,7 +12,7 @@ start_server "$state" "$port" --workers 2
     --json "$E2E_DIR/swarm.json" >"$E2E_DIR/swarm.txt" || fail "swarm exited non-zero"
 stop_server
 
-"$SINKD_BINARY" contacts --state "$state" >"$E2E_DIR/contacts.jsonl" || fail "contacts failed"
+"$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" >"$E2E_DIR/contacts.jsonl" || fail "contacts failed"
 "$SINKD_BINARY" contacts --state "$state" --summary >"$E2E_DIR/summary.json" || fail "summary failed"
 
 python3 - "$E2E_DIR/swarm.json" "$E2E_DIR/summary.json" "$E2E_DIR/contacts.jsonl" <<'PY' || fail "numbers do not add up"
@@ -75,17 +75,17 @@ start_server "$state" "$port" --workers 1 --listen "[::1]:$port"
 python3 "$SINKD_SOURCE_DIR/tests/e2e/hostile.py" zero-length "$port" || fail "empty poll not answered"
 poll_answered "::1" "$port" || fail "empty poll on [::1] not answered"
 stop_server
-after=$("$SINKD_BINARY" contacts --state "$state" | wc -l)
+after=$("$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" | wc -l)
 [ "$after" -eq $((before + 2)) ] || fail "after restart: $after contacts, expected $((before + 2))"
-"$SINKD_BINARY" contacts --state "$state" | tail -2 | grep -q '"dst_ip":"::1"' || fail "no contact recorded on [::1]"
+"$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" | tail -2 | grep -q '"dst_ip":"::1"' || fail "no contact recorded on [::1]"
 
 # A wildcard listener has no single address of its own: the contact names the one the bot
 # called (asked of the socket), here 127.0.0.2, not 0.0.0.0 or 127.0.0.1. Only loopback is called.
 start_server "$state" "$port" --workers 1 --listen "0.0.0.0:$port"
 poll_answered 127.0.0.2 "$port" || fail "poll on 127.0.0.2 not answered"
 stop_server
-"$SINKD_BINARY" contacts --state "$state" | tail -1 | grep -q '"dst_ip":"127.0.0.2","dst_port":'"$port" ||
-    fail "wildcard listener: contact does not name 127.0.0.2:$port: $("$SINKD_BINARY" contacts --state "$state" | tail -1)"
+"$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" | tail -1 | grep -q '"dst_ip":"127.0.0.2","dst_port":'"$port" ||
+    fail "wildcard listener: contact does not name 127.0.0.2:$port: $("$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" | tail -1)"
 
 # CLI errors: usage errors exit 2 naming the option, runtime errors exit 1 with one line.
 set +e

@@ -125,7 +125,7 @@ rc=0; "$SINKD_BINARY" verify "$log" --key "$state/keys/log.vkey" >/dev/null 2>"$
 rm -rf "$log" && mv "$E2E_DIR/log.bak" "$log"
 
 # A bundle proved against the first timestamped checkpoint carries its token.
-"$SINKD_BINARY" prove --state "$state" --entry 0 --entry $((n1 - 1)) --checkpoint "$n1" --out "$E2E_DIR/bundle" >/dev/null \
+"$SINKD_BINARY" prove --justification "$E2E_WHY" --state "$state" --entry 0 --entry $((n1 - 1)) --checkpoint "$n1" --out "$E2E_DIR/bundle" >/dev/null \
     || fail "prove --checkpoint failed"
 [ -f "$E2E_DIR/bundle/checkpoint.tsr" ] || fail "bundle has no checkpoint.tsr"
 "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle" --tsa-ca "$tsa/ca.pem" >"$E2E_DIR/vb.txt" || fail "verify-bundle failed"
@@ -136,6 +136,6 @@ python3 "$SINKD_SOURCE_DIR/tests/python/verify_bundle.py" "$E2E_DIR/bundle" >/de
 printf '\x00' | dd of="$E2E_DIR/bundle/checkpoint.tsr" bs=1 seek=100 conv=notrunc 2>/dev/null
 rc=0; "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle" >/dev/null 2>"$E2E_DIR/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q 'checkpoint.tsr' "$E2E_DIR/err" || fail "a damaged bundle token passed: $(cat "$E2E_DIR/err")"
-rc=0; "$SINKD_BINARY" prove --state "$state" --entry "$n1" --checkpoint "$n1" --out "$E2E_DIR/b2" >/dev/null 2>"$E2E_DIR/err" || rc=$?
+rc=0; "$SINKD_BINARY" prove --justification "$E2E_WHY" --state "$state" --entry "$n1" --checkpoint "$n1" --out "$E2E_DIR/b2" >/dev/null 2>"$E2E_DIR/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "not covered by that checkpoint" "$E2E_DIR/err" || fail "prove beyond the chosen checkpoint: $(cat "$E2E_DIR/err")"
 echo "timestamp: OK (checkpoints $n1 and $n2 timestamped)"
