@@ -80,7 +80,7 @@ row=$(awk '/^top ASNs/ {t = 1; next} t && $1 ~ /^AS/ {print; exit}' "$E2E_DIR/su
 
 # report --out DIR creates DIR, parents included.
 out="$E2E_DIR/reports/2026/cc"
-"$SINKD_BINARY" report --state "$state" --format csv --split country --out "$out" 2>"$E2E_DIR/err" ||
+"$SINKD_BINARY" report --justification "$E2E_WHY" --state "$state" --format csv --split country --out "$out" 2>"$E2E_DIR/err" ||
     fail "report --out a new directory failed: $(cat "$E2E_DIR/err")"
 [ "$(find "$out" -name '*.csv' | wc -l)" -ge 1 ] || fail "no CSV in $out"
 echo "cli papercuts: OK ($(wc -w <<<"$subs") subcommands)"

@@ -48,7 +48,11 @@ while time.time() < end:
         break
 ' "$silent_port" &
 E2E_PIDS+=("$!")
-sleep 0.3
+for _ in $(seq 1 100); do
+    ss -Htln "sport = :$silent_port" | grep -q . && break
+    sleep 0.05
+done
+ss -Htln "sport = :$silent_port" | grep -q . || fail "the silent server is not listening"
 for what in timestamp cosign; do
     if [ "$what" = timestamp ]; then
         cmd=(timestamp --state "$state" --tsa-url "http://127.0.0.1:$silent_port/" --timeout 8)
@@ -73,6 +77,7 @@ PY
         sleep 0.05
     done
     grep -q "^pid $holder$" "$state/$what.lock" || fail "the first $what did not take $what.lock"
+    kill -0 "$holder" 2>/dev/null || fail "the first $what is not waiting on the silent server: $(cat "$E2E_DIR/$what-1.log")"
     status=0
     "$SINKD_BINARY" "${cmd[@]}" >/dev/null 2>"$E2E_DIR/$what-2.log" || status=$?
     [ "$status" -eq 1 ] || fail "a second $what beside the first exited $status"
