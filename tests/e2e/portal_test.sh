@@ -251,7 +251,7 @@ grep -q "SIGHUP: policy .* reloaded" "$E2E_DIR/serve.log" || fail "serve did not
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 300 --duration 4 \
     --source-net 127.0.1.0/24 --json swarm2.json >swarm2.txt || fail "second swarm"
 stop_server
-"$SINKD_BINARY" contacts --state "$state" --all 2>/dev/null | grep '"policy-loaded"' | grep -q "$sha" ||
+"$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" --all 2>/dev/null | grep '"policy-loaded"' | grep -q "$sha" ||
     fail "no policy-loaded record with the approved hash"
 "${C[@]}" "${NG[@]}" -o ng-stats2.json "$base/api/v1/stats" || fail "stats after"
 "${C[@]}" "${IN[@]}" -o in-stats2.json "$base/api/v1/stats" || fail "IN stats after"
