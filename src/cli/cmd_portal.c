@@ -26,8 +26,8 @@ static const char portal_usage[] =
     "       sinkd portal check FILE\n"
     "       sinkd portal token\n"
     "       sinkd portal requests --state DIR [--json]\n"
-    "       sinkd portal approve ID --state DIR --policy FILE [--authorities FILE] [--rate N]\n"
-    "                    [--exclude-tags LIST] [--operator NAME]\n"
+    "       sinkd portal approve ID --state DIR --policy FILE [--command-id ID]\n"
+    "                    [--authorities FILE] [--rate N] [--exclude-tags LIST] [--operator NAME]\n"
     "       sinkd portal reject ID --state DIR --reason TEXT [--operator NAME]\n"
     "\n"
     "The authorities' portal: an HTTPS server, separate from serve, where each authority named\n"
@@ -51,7 +51,9 @@ static const char portal_usage[] =
     "check: validates FILE and says what each authority may see (exit 0 valid, 1 invalid,\n"
     "  2 usage). token: prints a new random token and the token_sha256 line for FILE.\n"
     "requests: lists disinfection requests. approve: writes a new version of the policy FILE\n"
-    "  with the request's authorisation (checked by the policy parser; the old version is kept\n"
+    "  with the request's uninstall authorisation, with --command-id (the seized variant's\n"
+    "  self-delete id; without it serve's --uninstall-command applies, and with neither nothing\n"
+    "  is sent), checked by the policy parser; the old version is kept\n"
     "  in DIR/portal/policies/); serve loads it on SIGHUP and logs its hash. reject: records\n"
     "  the refusal and its reason. The authority sees either on its page and through the API.\n";
 
@@ -340,6 +342,7 @@ static int decide(int argc, char **argv, bool approve)
     const char *exclude = NULL;
     uint64_t id = 0;
     double rate = 10;
+    uint32_t command_id = 0;
     bool have_id = false;
     int rc = 0;
     for (int i = 2; i < argc && rc == 0; i++) {
@@ -364,6 +367,12 @@ static int decide(int argc, char **argv, bool approve)
                                      "(0.001..%.0f)",
                                      v, POLICY_RATE_MAX);
             }
+        } else if ((v = opt_value(cmd, argc, argv, &i, "--command-id", &rc)) != NULL && approve) {
+            uint64_t cid = 0;
+            if (!cli_parse_u64(cmd, "command-id", v, 1, POLICY_COMMAND_ID_MAX, &cid)) {
+                return 2;
+            }
+            command_id = (uint32_t)cid;
         } else if ((v = opt_value(cmd, argc, argv, &i, "--reason", &rc)) != NULL && !approve) {
             reason = v;
         } else if ((v = opt_value(cmd, argc, argv, &i, "--operator", &rc)) != NULL) {
@@ -443,8 +452,9 @@ static int decide(int argc, char **argv, bool approve)
                 tags[ntags++] = t;
             }
         }
-        if (result == 0 && portal_approve_policy(old, old_len, policy_path, r, name, rate, tags,
-                                                 ntags, &next, &next_len, err, sizeof(err)) != 0) {
+        if (result == 0 &&
+            portal_approve_policy(old, old_len, policy_path, r, name, rate, command_id, tags, ntags,
+                                  &next, &next_len, err, sizeof(err)) != 0) {
             fprintf(stderr, "sinkd %s: the new policy does not check: %s\n", cmd, err);
             result = 1;
         }

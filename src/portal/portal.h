@@ -221,13 +221,16 @@ char *portal_disinfection_json(const struct portal_disinfection *r);
 
 /* The policy section an approval adds: authorisation(s) "portal-<id>-cc" (countries) and
  * "portal-<id>-net" (networks), each with the request's window, authority, legal reference,
- * mode = enforce, command = uninstall, the given rate and exclude_tags; the serve --enforce gate
- * still applies. Written through policy_append_authorisation (policy/policy.h), so the policy
- * module owns its format. Returns the new policy text (malloc'd) after checking it parses. */
+ * mode = enforce, command = uninstall with command_id (0: none written, serve's
+ * --uninstall-command default applies, and without one nothing is ever sent), the given rate and
+ * exclude_tags; the serve --enforce gate still applies. Written through policy_append_authorisation
+ * (policy/policy.h), so the policy module owns its format. Returns the new policy text (malloc'd)
+ * after checking it parses. */
 int portal_approve_policy(const char *old_text, size_t old_len, const char *policy_name,
                           const struct portal_disinfection *r, const char *authority_name,
-                          double rate, const char *const *exclude_tags, size_t n_exclude_tags,
-                          char **new_text, size_t *new_len, char *err, size_t errlen);
+                          double rate, uint32_t command_id, const char *const *exclude_tags,
+                          size_t n_exclude_tags, char **new_text, size_t *new_len, char *err,
+                          size_t errlen);
 
 /* ---- the server --------------------------------------------------------------------------- */
 

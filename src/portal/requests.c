@@ -667,8 +667,9 @@ int portal_store_decide(struct portal_store *s, const struct portal_disinfection
 
 int portal_approve_policy(const char *old_text, size_t old_len, const char *policy_name,
                           const struct portal_disinfection *r, const char *authority_name,
-                          double rate, const char *const *exclude_tags, size_t n_exclude_tags,
-                          char **new_text, size_t *new_len, char *err, size_t errlen)
+                          double rate, uint32_t command_id, const char *const *exclude_tags,
+                          size_t n_exclude_tags, char **new_text, size_t *new_len, char *err,
+                          size_t errlen)
 {
     char *text = malloc(old_len + 1);
     if (text == NULL) {
@@ -704,6 +705,7 @@ int portal_approve_policy(const char *old_text, size_t old_len, const char *poli
             .exclude_tags = exclude_tags,
             .n_exclude_tags = n_exclude_tags,
             .command = POLICY_COMMAND_UNINSTALL,
+            .command_id = command_id,
             .mode = POLICY_MODE_ENFORCE,
             .comment = comment,
         };

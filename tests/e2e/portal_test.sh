@@ -236,7 +236,8 @@ grep -q "refused login from 127.0.0.1: session unknown or expired" portal.log ||
 id=$(json_field req.json 'd["id"]')
 "$SINKD_BINARY" portal requests --state "$state" | grep -q "pending    ng-cert" || fail "portal requests"
 "$SINKD_BINARY" portal approve "$id" --state "$state" --policy policy.ini --authorities auth.ini \
-    --exclude-tags hospital >approve.txt || fail "approve"
+    --exclude-tags hospital --command-id 0xFD01 >approve.txt || fail "approve"
+grep -q "^command_id = 0xFD01" policy.ini || fail "command id not written"
 "$SINKD_BINARY" policy check policy.ini >/dev/null || fail "the approved policy does not check"
 grep -q "^\[authorisation portal-$id-cc\]" policy.ini || fail "authorisation missing"
 ls "$state"/portal/policies/*.ini >/dev/null || fail "old policy version not kept"

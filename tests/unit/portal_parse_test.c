@@ -350,7 +350,7 @@ static void test_requests_stay_in_scope(void **state)
     const char *tags[] = {"hospital"};
     char *next = NULL;
     size_t next_len = 0;
-    assert_int_equal(portal_approve_policy(old, strlen(old), "policy.ini", r, "CERT Nigeria", 10,
+    assert_int_equal(portal_approve_policy(old, strlen(old), "policy.ini", r, "CERT Nigeria", 10, 0,
                                            tags, 1, &next, &next_len, err, sizeof(err)),
                      0);
     struct policy *p = NULL;
