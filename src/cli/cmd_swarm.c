@@ -33,9 +33,29 @@ static void usage(FILE *out)
             "                            installed share/sinkd; docs/operations.md)\n"
             "  --seed S                  identity seed (default 1)\n"
             "  --heartbeat-ms MS         mean heartbeat interval, +-50%% (default 2000)\n"
+            "  --preset worm             the mix closest to the USB worm's callers: 80%% HTTP\n"
+            "                            (--http-form mix), 2%% unknown variant, cipher mix;\n"
+            "                            other options still apply on top of it\n"
             "  --http-share F            share of bots using HTTP POST (default 0)\n"
+            "  --http-form body|header|mix  HTTP bots' form: packet in the body, or the\n"
+            "                            check-in with values in four headers (default body)\n"
+            "  --header-names x|hhv|numbered|mix  header-form names: X-Session..X-Sn,\n"
+            "                            HHV1..HHV4, or one name plus a digit (default mix)\n"
+            "  --header-uri hex24|update|mix  header-form URI: /<24 hex>, /update?id=<8 hex>\n"
+            "                            (default hex24)\n"
+            "  --header-values sequence|first  values after the first check-in: 4th counts\n"
+            "                            requests, or 0,0,61456,1 always (default sequence)\n"
+            "  --header-answer body|none  how a header-form bot sends a packet (machine\n"
+            "                            information): in a request body, or never (default body)\n"
+            "  --unknown-share F         share of bots of a variant no configured cipher\n"
+            "                            family decodes (default 0)\n"
+            "  --unknown-wait-ms MS      how long such a bot waits for a reply (default 3000)\n"
+            "  --volunteer-share F       share of bots that send machine information unasked\n"
+            "                            (default 0: only when the server asks with 0x1001)\n"
             "  --gone-share F            share of bots that never come back (default 0.1)\n"
             "  --uninstall-fail-share F  share of bots that ignore uninstall (default 0)\n"
+            "  --uninstall-command ID|none  command id the bots obey as self-delete\n"
+            "                            (default: the PlugX module's default, 0x1005)\n"
             "  --cipher A|B|C|RC4|mix    PlugX keystream family (default A)\n"
             "  --json FILE               also write the summary as JSON\n"
             "  --help                    this text\n");
@@ -74,6 +94,59 @@ static int parse_share(const char *s, double *out)
     return 0;
 }
 
+/* Index of value (case-insensitive) in names[0..n), or -1. */
+static int parse_choice(const char *value, const char *const *names, int n)
+{
+    for (int k = 0; k < n; k++) {
+        if (strcasecmp(value, names[k]) == 0) {
+            return k;
+        }
+    }
+    return -1;
+}
+
+/* A command id: decimal or 0x-hex, 0..0xFFFF; "none" gives -1. */
+static int parse_command(const char *s, int32_t *out)
+{
+    if (strcasecmp(s, "none") == 0) {
+        *out = -1;
+        return 0;
+    }
+    char *end = NULL;
+    if (s[0] < '0' || s[0] > '9') {
+        return -1;
+    }
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 0);
+    if (errno != 0 || *end != '\0' || v > 0xFFFF) {
+        return -1;
+    }
+    *out = (int32_t)v;
+    return 0;
+}
+
+/* --preset first, wherever it is, so every other option applies on top of it. Returns 0, or 2
+ * after printing the usage error. */
+static int apply_preset(int argc, char **argv, struct swarm_options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) {
+            value = argv[++i];
+        } else if (strncmp(argv[i], "--preset=", 9) == 0) {
+            value = argv[i] + 9;
+        } else {
+            continue;
+        }
+        if (strcmp(value, "worm") != 0) {
+            fprintf(stderr, "sinkd swarm: --preset '%s': the only preset is 'worm'\n", value);
+            return 2;
+        }
+        swarm_options_preset_worm(o);
+    }
+    return 0;
+}
+
 static bool loopback(const struct net_addr *a)
 {
     static const uint8_t v6_loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
@@ -105,6 +178,9 @@ int cmd_swarm(int argc, char **argv)
     const char *data_dir = cli_data_dir();
     bool have_target = false, have_concurrency = false;
     char err[512];
+    if (apply_preset(argc, argv, &o) != 0) {
+        return 2;
+    }
 
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
@@ -147,7 +223,17 @@ int cmd_swarm(int argc, char **argv)
                                                     "--gone-share",
                                                     "--uninstall-fail-share",
                                                     "--cipher",
-                                                    "--json"};
+                                                    "--json",
+                                                    "--preset",
+                                                    "--http-form",
+                                                    "--header-names",
+                                                    "--header-uri",
+                                                    "--header-values",
+                                                    "--header-answer",
+                                                    "--unknown-share",
+                                                    "--unknown-wait-ms",
+                                                    "--volunteer-share",
+                                                    "--uninstall-command"};
                 for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
                     if (strcmp(opt, known[k]) == 0) {
                         fprintf(stderr, "sinkd swarm: %s needs a value\n", opt);
@@ -244,6 +330,61 @@ int cmd_swarm(int argc, char **argv)
             o.cipher = ciphers[k].cipher;
         } else if (strcmp(name, "--json") == 0) {
             json_path = value;
+        } else if (strcmp(name, "--preset") == 0) {
+            /* applied before the loop (apply_preset) */
+        } else if (strcmp(name, "--http-form") == 0) {
+            static const char *const forms[] = {"body", "header", "mix"};
+            int k = parse_choice(value, forms, 3);
+            if (k < 0) {
+                return bad(name, value, "expected body, header or mix");
+            }
+            o.http_form = (uint8_t)k;
+        } else if (strcmp(name, "--header-names") == 0) {
+            static const char *const names[] = {"x", "hhv", "numbered", "mix"};
+            int k = parse_choice(value, names, 4);
+            if (k < 0) {
+                return bad(name, value, "expected x, hhv, numbered or mix");
+            }
+            o.header_names = (uint8_t)k;
+        } else if (strcmp(name, "--header-uri") == 0) {
+            static const char *const uris[] = {"hex24", "update", "mix"};
+            int k = parse_choice(value, uris, 3);
+            if (k < 0) {
+                return bad(name, value, "expected hex24, update or mix");
+            }
+            o.header_uri = (uint8_t)k;
+        } else if (strcmp(name, "--header-values") == 0) {
+            static const char *const values[] = {"sequence", "first"};
+            int k = parse_choice(value, values, 2);
+            if (k < 0) {
+                return bad(name, value, "expected sequence or first");
+            }
+            o.header_values = (uint8_t)k;
+        } else if (strcmp(name, "--header-answer") == 0) {
+            static const char *const answers[] = {"body", "none"};
+            int k = parse_choice(value, answers, 2);
+            if (k < 0) {
+                return bad(name, value, "expected body or none");
+            }
+            o.header_answer = (uint8_t)k;
+        } else if (strcmp(name, "--unknown-share") == 0) {
+            if (parse_share(value, &o.unknown_share) != 0) {
+                return bad(name, value, "expected a share from 0 to 1");
+            }
+        } else if (strcmp(name, "--unknown-wait-ms") == 0) {
+            if (parse_u64(value, 10, 600000, &u) != 0) {
+                return bad(name, value, "expected milliseconds from 10 to 600000");
+            }
+            o.unknown_wait_ms = (uint32_t)u;
+        } else if (strcmp(name, "--volunteer-share") == 0) {
+            if (parse_share(value, &o.volunteer_share) != 0) {
+                return bad(name, value, "expected a share from 0 to 1");
+            }
+        } else if (strcmp(name, "--uninstall-command") == 0) {
+            if (parse_command(value, &o.uninstall_command) != 0) {
+                return bad(name, value,
+                           "expected a command id 0..0xFFFF (decimal or 0x hex) or none");
+            }
         } else {
             fprintf(stderr, "sinkd swarm: unknown option '%s' (see 'sinkd swarm --help')\n", name);
             return 2;

@@ -41,6 +41,14 @@ enum field {
     F_UNINSTALL_FAIL,
     F_COMPRESS,
     F_START,
+    /* added later: appended, so every earlier field keeps its draw for a given seed */
+    F_UNKNOWN,
+    F_UNKNOWN_KIND,
+    F_HTTP_FORM,
+    F_HEADER_NAMES,
+    F_HEADER_STEM,
+    F_HEADER_URI,
+    F_VOLUNTEER,
 };
 
 static const char *const users[] = {
@@ -83,6 +91,37 @@ static void make_host(uint64_t form, uint64_t chars, char *out, size_t cap)
         chars /= (sizeof(alphabet) - 1);
     }
     out[n] = '\0';
+}
+
+/* Transport, and for header-form bots their build's names and URI (docs/swarm.md). */
+static void make_wire(const struct swarm_options *o, uint64_t s, uint32_t index,
+                      struct swarm_bot *out)
+{
+    if (unit(draw(s, index, F_UNKNOWN)) < o->unknown_share) {
+        out->kind = SWARM_KIND_UNKNOWN;
+        out->unknown_kind = (uint8_t)(draw(s, index, F_UNKNOWN_KIND) & 1);
+        return;
+    }
+    bool header = o->http_form == SWARM_HTTP_FORM_HEADER ||
+                  (o->http_form == SWARM_HTTP_FORM_MIX && (draw(s, index, F_HTTP_FORM) & 1));
+    out->kind = !out->http ? SWARM_KIND_RAW
+                : header   ? SWARM_KIND_HTTP_HEADER
+                           : SWARM_KIND_HTTP_BODY;
+    if (out->kind != SWARM_KIND_HTTP_HEADER) {
+        return;
+    }
+    struct swarm_header_style *h = &out->header;
+    uint64_t names = draw(s, index, F_HEADER_NAMES);
+    h->names = o->header_names == SWARM_NAMES_MIX ? (uint8_t)(names % 3) : o->header_names;
+    uint64_t stem = draw(s, index, F_HEADER_STEM);
+    for (int i = 0; i < 4; i++) {
+        h->stem[i] = (char)('A' + stem % 26);
+        stem /= 26;
+    }
+    h->stem[4] = '\0';
+    h->first_digit = (uint8_t)(stem & 1);
+    uint64_t uri = draw(s, index, F_HEADER_URI);
+    h->uri = o->header_uri == SWARM_URI_MIX ? (uint8_t)(uri & 1) : o->header_uri;
 }
 
 void swarm_bot_make(const struct swarm_options *o, const struct swarm_countries *countries,
@@ -135,4 +174,6 @@ void swarm_bot_make(const struct swarm_options *o, const struct swarm_countries 
     out->uninstall_fail = unit(draw(s, index, F_UNINSTALL_FAIL)) < o->uninstall_fail_share;
     out->compress = (draw(s, index, F_COMPRESS) & 1) != 0;
     out->start_ms = (uint32_t)(unit(draw(s, index, F_START)) * (double)o->duration_s * 400.0);
+    out->volunteer = unit(draw(s, index, F_VOLUNTEER)) < o->volunteer_share;
+    make_wire(o, s, index, out);
 }

@@ -29,6 +29,24 @@ void swarm_summary_print(const struct swarm_summary *s, FILE *out)
             (unsigned long long)s->err_connect, (unsigned long long)s->err_reset,
             (unsigned long long)s->err_timeout, (unsigned long long)s->err_protocol);
     fprintf(out, "  uninstalled %u, ignored uninstall %u\n", s->uninstalled, s->uninstall_ignored);
+    /* one "name count" list per line, so a script can read it with awk */
+    fprintf(out,
+            "  kinds: raw %u http-body %u http-header %u unknown-variant %u asked-info %u "
+            "answered %u\n",
+            s->bots_by_kind[SWARM_KIND_RAW], s->bots_by_kind[SWARM_KIND_HTTP_BODY],
+            s->bots_by_kind[SWARM_KIND_HTTP_HEADER], s->bots_by_kind[SWARM_KIND_UNKNOWN],
+            s->bots_asked, s->bots_answered);
+    fprintf(out,
+            "  contacts: raw %llu http-body %llu http-header %llu; machine info requests %llu "
+            "sent %llu volunteered %llu\n",
+            (unsigned long long)s->contacts_by_kind[SWARM_KIND_RAW],
+            (unsigned long long)s->contacts_by_kind[SWARM_KIND_HTTP_BODY],
+            (unsigned long long)s->contacts_by_kind[SWARM_KIND_HTTP_HEADER],
+            (unsigned long long)s->info_requests, (unsigned long long)s->info_sent,
+            (unsigned long long)s->info_volunteered);
+    fprintf(out, "  unknown-variant: sent %llu replied %llu closed %llu silent %llu\n",
+            (unsigned long long)s->unknown_sent, (unsigned long long)s->unknown_replied,
+            (unsigned long long)s->unknown_closed, (unsigned long long)s->unknown_silent);
     fprintf(out, "  top countries (bots run):");
     /* the eight largest, by insertion into a fixed top list */
     size_t top[8];
@@ -91,10 +109,41 @@ static json_t *to_json(const struct swarm_summary *s)
         "duration_s", s->duration_s, "per_country", pc);
 }
 
+/* The counts added with the header form, unknown variants and asked-for machine information. */
+static int add_kinds(json_t *j, const struct swarm_summary *s)
+{
+    json_t *kinds =
+        json_pack("{s:I, s:I, s:I, s:I}", "raw", (json_int_t)s->bots_by_kind[SWARM_KIND_RAW],
+                  "http_body", (json_int_t)s->bots_by_kind[SWARM_KIND_HTTP_BODY], "http_header",
+                  (json_int_t)s->bots_by_kind[SWARM_KIND_HTTP_HEADER], "unknown",
+                  (json_int_t)s->bots_by_kind[SWARM_KIND_UNKNOWN]);
+    json_t *contacts =
+        json_pack("{s:I, s:I, s:I}", "raw", (json_int_t)s->contacts_by_kind[SWARM_KIND_RAW],
+                  "http_body", (json_int_t)s->contacts_by_kind[SWARM_KIND_HTTP_BODY], "http_header",
+                  (json_int_t)s->contacts_by_kind[SWARM_KIND_HTTP_HEADER]);
+    json_t *info =
+        json_pack("{s:I, s:I, s:I, s:I}", "bots_asked", (json_int_t)s->bots_asked, "requests",
+                  (json_int_t)s->info_requests, "sent", (json_int_t)s->info_sent, "volunteered",
+                  (json_int_t)s->info_volunteered);
+    json_t *unknown =
+        json_pack("{s:I, s:I, s:I, s:I}", "contacts_sent", (json_int_t)s->unknown_sent, "replied",
+                  (json_int_t)s->unknown_replied, "closed", (json_int_t)s->unknown_closed, "silent",
+                  (json_int_t)s->unknown_silent);
+    int rc = json_object_set_new(j, "kinds", kinds) |
+             json_object_set_new(j, "contacts_by_kind", contacts) |
+             json_object_set_new(j, "machine_info", info) |
+             json_object_set_new(j, "unknown", unknown);
+    return rc == 0 && kinds != NULL && contacts != NULL && info != NULL && unknown != NULL ? 0 : -1;
+}
+
 int swarm_summary_write_json(const struct swarm_summary *s, const char *path, char *err,
                              size_t errlen)
 {
     json_t *j = to_json(s);
+    if (j != NULL && add_kinds(j, s) != 0) {
+        json_decref(j);
+        j = NULL;
+    }
     if (j == NULL) {
         return err_set(err, errlen, "%s: cannot build JSON summary", path), SWARM_E_NOMEM;
     }

@@ -1,5 +1,7 @@
-/* swarm_run_test.c -- swarm_run() against a tiny in-test PlugX server on 127.0.0.1: counts,
- * PROXY v2 source addresses, uninstall obeyed or ignored, unreachable target. */
+/* swarm_run_test.c -- swarm_run() against a tiny in-test PlugX server on 127.0.0.1 that speaks raw
+ * TCP, the HTTP body form and the HTTP header form: counts, PROXY v2 source addresses, uninstall
+ * obeyed or ignored, machine information only when asked (or volunteered), header-form requests
+ * as public IDS rules describe them, unknown-variant bots, unreachable target. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,36 +29,230 @@ struct server {
     uint16_t port;
     volatile int stop;
     bool uninstall_after_info; /* answer machine information with the uninstall command */
+    bool passive;              /* never ask for machine information (a passive sinkhole) */
+    int checkin_cipher;        /* family of packets answering a header-form check-in */
     /* results, read after join */
     unsigned packets, hellos, infos, proxy_headers, proxy_public, bad;
+    unsigned undecoded;              /* connections whose first bytes were no PlugX */
+    unsigned http_body, http_header; /* requests of each form */
+    unsigned header_checkins, header_with_body, header_bad;
+    unsigned names_seen[3]; /* X-..., HHV, numbered */
+    unsigned uri_hex24, uri_update;
 };
 
 struct peer {
     int fd;
-    bool proxied;
+    bool proxied, http;
     struct plugx_conn pc;
+    unsigned requests; /* HTTP requests on this connection */
     size_t len;
     uint8_t buf[BUF];
 };
 
+/* The server's packet: raw, or inside an HTTP response (empty body when command is 0). */
 static void reply(struct server *s, struct peer *p, uint16_t command)
 {
     struct plugx_config cfg;
     plugx_config_default(&cfg);
-    uint8_t out[64];
-    ptrdiff_t n = plugx_encode(&cfg, (enum plugx_cipher)p->pc.cipher, 0x1234567u + s->packets,
-                               command, 0, NULL, 0, false, out, sizeof(out));
-    if (n <= 0 || send(p->fd, out, (size_t)n, MSG_NOSIGNAL) != n) {
+    uint8_t out[256];
+    size_t n = 0;
+    ptrdiff_t plen = 0;
+    /* a header-form check-in carries no packet, so no family: answer it in the configured one */
+    int cipher = p->pc.cipher >= 0 ? p->pc.cipher : s->checkin_cipher;
+    if (command != 0) {
+        plen = plugx_encode(&cfg, (enum plugx_cipher)cipher, 0x1234567u + s->packets, command, 0,
+                            NULL, 0, false, out + 128, sizeof(out) - 128);
+        if (plen <= 0) {
+            s->bad++;
+            return;
+        }
+    }
+    if (p->http) {
+        n = (size_t)snprintf((char *)out, 128, "HTTP/1.1 200 OK\r\nContent-Length: %td\r\n\r\n",
+                             plen);
+    }
+    memmove(out + n, out + 128, (size_t)plen);
+    n += (size_t)plen;
+    if (send(p->fd, out, n, MSG_NOSIGNAL) != (ssize_t)n) {
         s->bad++;
     }
+}
+
+/* Decodes the packets in buf[0, len) and answers each; returns bytes used or -1. */
+static ptrdiff_t serve_packets(struct server *s, struct peer *p, const uint8_t *buf, size_t len)
+{
+    static uint8_t scratch[PROTO_SCRATCH_SIZE];
+    struct plugx_config cfg;
+    plugx_config_default(&cfg);
+    size_t off = 0;
+    for (;;) {
+        struct plugx_packet pkt;
+        ptrdiff_t r = plugx_decode(&cfg, &p->pc, buf + off, len - off, &pkt, scratch,
+                                   sizeof(scratch), NULL, 0);
+        if (r == 0) {
+            break;
+        }
+        if (r < 0) {
+            if (p->pc.packets == 0) {
+                s->undecoded++; /* an unknown variant: not an error of the swarm */
+            } else {
+                s->bad++;
+            }
+            return -1;
+        }
+        off += (size_t)r;
+        s->packets++;
+        if (pkt.command == PLUGX_CMD_MACHINE_INFO) {
+            struct bot_identity id;
+            if (plugx_machine_info_parse(pkt.body, pkt.body_len, &id) != 0 || id.host[0] == 0) {
+                s->bad++;
+            }
+            s->infos++;
+            reply(s, p, s->uninstall_after_info ? PLUGX_CMD_UNINSTALL_DEFAULT : PLUGX_CMD_POLL);
+        } else if (p->pc.packets == 1) {
+            s->hellos++;
+            reply(s, p, s->passive ? PLUGX_CMD_POLL : PLUGX_CMD_MACHINE_INFO);
+        } else {
+            reply(s, p, PLUGX_CMD_POLL);
+        }
+    }
+    return (ptrdiff_t)off;
+}
+
+/* Value of the header line that starts with name (case as sent), or -1. */
+static long header_value(const char *head, const char *name)
+{
+    char key[32];
+    snprintf(key, sizeof(key), "\r\n%s: ", name);
+    const char *v = strstr(head, key);
+    return v == NULL ? -1 : strtol(v + strlen(key), NULL, 10);
+}
+
+/* Checks a header-form request head against the form public IDS rules describe (docs/plugx.md
+ * "HTTP header form"): URI, Accept, no Referer, four names of one style in order, the values. */
+static void check_header_form(struct server *s, struct peer *p, const char *head, long clen)
+{
+    static const char *const x[4] = {"X-Session", "X-Status", "X-Size", "X-Sn"};
+    const char *names[4];
+    char numbered[4][16];
+    int style = -1;
+    if (strstr(head, "\r\nX-Session: ") != NULL) {
+        style = 0;
+        memcpy(names, x, sizeof(names));
+    } else if (strstr(head, "\r\nHHV1: ") != NULL) {
+        style = 1;
+        for (int i = 0; i < 4; i++) {
+            snprintf(numbered[i], sizeof(numbered[i]), "HHV%d", i + 1);
+            names[i] = numbered[i];
+        }
+    } else {
+        /* "<stem><d>: " right after the Accept line */
+        const char *l = strstr(head, "Accept: */*\r\n");
+        if (l != NULL && sscanf(l + 13, "%4[A-Z]", numbered[0]) == 1 && strlen(numbered[0]) == 4) {
+            int d0 = l[17] - '0';
+            char stem[8];
+            memcpy(stem, numbered[0], 5);
+            style = 2;
+            for (int i = 0; i < 4; i++) {
+                snprintf(numbered[i], sizeof(numbered[i]), "%s%d", stem, d0 + i);
+                names[i] = numbered[i];
+            }
+            if (d0 != 0 && d0 != 1) {
+                s->header_bad++;
+            }
+        }
+    }
+    if (style < 0) {
+        s->header_bad++;
+        return;
+    }
+    s->names_seen[style]++;
+    long v[4];
+    const char *at[4];
+    for (int i = 0; i < 4; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "\r\n%s: ", names[i]);
+        at[i] = strstr(head, key);
+        v[i] = header_value(head, names[i]);
+    }
+    bool order = at[0] && at[1] && at[2] && at[3] && at[0] < at[1] && at[1] < at[2] &&
+                 at[2] < at[3] && strstr(head, "Accept: */*\r\n") < at[0];
+    const char *cl = strstr(head, "\r\nContent-Length: ");
+    if (!order || cl == NULL || cl < at[3] || strstr(head, "Referer") != NULL) {
+        s->header_bad++;
+    }
+    /* first request of a connection: 0, 0, 61456, 1; then the fourth counts (sequence) */
+    if (v[0] != 0 || v[1] != 0 || v[2] != 61456 || v[3] != (long)p->requests) {
+        s->header_bad++;
+    }
+    unsigned hex = 0;
+    if (sscanf(head, "POST /update?id=%8x HTTP/1.1", &hex) == 1 && head[24] == ' ') {
+        s->uri_update++;
+    } else if (strspn(head + 6, "0123456789ABCDEF") == 24 && head[30] == ' ') {
+        s->uri_hex24++;
+    } else {
+        s->header_bad++;
+    }
+    if (clen == 0) {
+        s->header_checkins++;
+    } else {
+        s->header_with_body++;
+    }
+}
+
+/* HTTP requests: the body form (a packet in the body) and the header form (an empty-body
+ * check-in, or later a packet in the body); returns bytes used or -1. */
+static ptrdiff_t serve_http(struct server *s, struct peer *p, const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        const char *q = (const char *)buf + off;
+        const char *end = NULL;
+        for (size_t i = 0; i + 4 <= len - off && end == NULL; i++) {
+            end = memcmp(q + i, "\r\n\r\n", 4) == 0 ? q + i : NULL;
+        }
+        if (end == NULL) {
+            break;
+        }
+        size_t head_len = (size_t)(end - q) + 4;
+        char head[2048];
+        if (head_len >= sizeof(head) || strncmp(q, "POST /", 6) != 0) {
+            s->bad++;
+            return -1;
+        }
+        memcpy(head, q, head_len);
+        head[head_len] = '\0';
+        long clen = header_value(head, "Content-Length");
+        if (clen < 0 || (size_t)clen > len - off - head_len) {
+            break; /* the body has not all arrived */
+        }
+        p->requests++;
+        bool header_form = strstr(head, "Accept: */*\r\n") != NULL;
+        if (header_form) {
+            s->http_header++;
+            check_header_form(s, p, head, clen);
+        } else {
+            s->http_body++;
+        }
+        const uint8_t *body = buf + off + head_len;
+        if (clen == 0) {
+            /* a check-in: the first of a connection is a hello, asked who it is unless passive */
+            s->packets++;
+            if (p->requests == 1) {
+                s->hellos++;
+            }
+            reply(s, p, p->requests == 1 && !s->passive ? PLUGX_CMD_MACHINE_INFO : 0);
+        } else if (serve_packets(s, p, body, (size_t)clen) != clen) {
+            return -1;
+        }
+        off += head_len + (size_t)clen;
+    }
+    return (ptrdiff_t)off;
 }
 
 /* Handles what is buffered; returns -1 to drop the peer. */
 static int serve_peer(struct server *s, struct peer *p)
 {
-    static uint8_t scratch[PROTO_SCRATCH_SIZE];
-    struct plugx_config cfg;
-    plugx_config_default(&cfg);
     size_t off = 0;
     if (!p->proxied) {
         struct proxy_header h;
@@ -74,34 +270,14 @@ static int serve_peer(struct server *s, struct peer *p)
             s->proxy_public++;
         }
         off = (size_t)r;
+        p->http = p->len - off >= 5 && memcmp(p->buf + off, "POST ", 5) == 0;
     }
-    for (;;) {
-        struct plugx_packet pkt;
-        ptrdiff_t r = plugx_decode(&cfg, &p->pc, p->buf + off, p->len - off, &pkt, scratch,
-                                   sizeof(scratch), NULL, 0);
-        if (r == 0) {
-            break;
-        }
-        if (r < 0) {
-            s->bad++;
-            return -1;
-        }
-        off += (size_t)r;
-        s->packets++;
-        if (pkt.command == PLUGX_CMD_MACHINE_INFO) {
-            struct bot_identity id;
-            if (plugx_machine_info_parse(pkt.body, pkt.body_len, &id) != 0 || id.host[0] == 0) {
-                s->bad++;
-            }
-            s->infos++;
-            reply(s, p, s->uninstall_after_info ? PLUGX_CMD_UNINSTALL_DEFAULT : PLUGX_CMD_POLL);
-        } else if (p->pc.packets == 1) {
-            s->hellos++;
-            reply(s, p, PLUGX_CMD_MACHINE_INFO); /* ask who it is */
-        } else {
-            reply(s, p, PLUGX_CMD_POLL);
-        }
+    ptrdiff_t used = p->http ? serve_http(s, p, p->buf + off, p->len - off)
+                             : serve_packets(s, p, p->buf + off, p->len - off);
+    if (used < 0) {
+        return -1;
     }
+    off += (size_t)used;
     memmove(p->buf, p->buf + off, p->len - off);
     p->len -= off;
     return 0;
@@ -315,12 +491,185 @@ static void test_run_unreachable(void **state)
     swarm_ranges_free(&t.r);
 }
 
+static void test_run_header_form(void **state)
+{
+    (void)state;
+    struct tables t;
+    tables_load(&t);
+    struct server s = {.checkin_cipher = PLUGX_CIPHER_B};
+    pthread_t th;
+    server_start(&s, &th);
+    struct swarm_options o;
+    options(&o, s.port, 24);
+    o.http_share = 1;
+    o.http_form = SWARM_HTTP_FORM_HEADER;
+    o.header_uri = SWARM_URI_MIX;
+    o.cipher = PLUGX_CIPHER_B; /* the family the server answers check-ins in */
+    struct swarm_summary sum;
+    char err[256] = "";
+    assert_int_equal(swarm_run(&o, &t.c, &t.r, &sum, err, sizeof(err)), 0);
+    server_stop(&s, th);
+    assert_int_equal(sum.bots_run, 24);
+    assert_int_equal(sum.bots_by_kind[SWARM_KIND_HTTP_HEADER], 24);
+    assert_int_equal(sum.err_connect + sum.err_reset + sum.err_timeout + sum.err_protocol, 0);
+    assert_int_equal(s.bad, 0);
+    assert_int_equal(s.header_bad, 0); /* names, order, values, URI, no Referer */
+    assert_int_equal(s.http_body, 0);
+    assert_int_equal(s.http_header, sum.contacts_sent);
+    assert_int_equal(sum.contacts_by_kind[SWARM_KIND_HTTP_HEADER], sum.contacts_sent);
+    /* the server asked on each connection's check-in: each answer went in a request body */
+    assert_int_equal(sum.bots_asked, 24);
+    assert_int_equal(sum.bots_answered, 24);
+    assert_int_equal(s.header_with_body, s.infos);
+    assert_int_equal(sum.info_sent, s.infos);
+    assert_int_equal(sum.info_volunteered, 0);
+    assert_int_equal(s.hellos, s.proxy_headers); /* one check-in opens every connection */
+    assert_true(s.header_checkins > 3 * 24u);    /* check-ins and polls, several sessions */
+    for (int k = 0; k < 3; k++) {
+        assert_true(s.names_seen[k] > 0); /* X-..., HHV, numbered */
+    }
+    assert_true(s.uri_hex24 > 0 && s.uri_update > 0);
+    swarm_summary_free(&sum);
+
+    /* a server answering check-ins in a family the bots do not use is not understood */
+    struct server s2 = {.checkin_cipher = PLUGX_CIPHER_A};
+    server_start(&s2, &th);
+    options(&o, s2.port, 6);
+    o.http_share = 1;
+    o.http_form = SWARM_HTTP_FORM_HEADER;
+    o.cipher = PLUGX_CIPHER_C;
+    assert_int_equal(swarm_run(&o, &t.c, &t.r, &sum, err, sizeof(err)), 0);
+    server_stop(&s2, th);
+    assert_true(sum.err_protocol >= 6);
+    assert_int_equal(sum.bots_asked + sum.info_sent, 0);
+    swarm_summary_free(&sum);
+    swarm_countries_free(&t.c);
+    swarm_ranges_free(&t.r);
+}
+
+static void test_run_header_answer_none(void **state)
+{
+    (void)state;
+    struct tables t;
+    tables_load(&t);
+    struct server s = {0};
+    pthread_t th;
+    server_start(&s, &th);
+    struct swarm_options o;
+    options(&o, s.port, 10);
+    o.http_share = 1;
+    o.http_form = SWARM_HTTP_FORM_HEADER;
+    o.header_answer = SWARM_ANSWER_NONE;
+    o.header_values = SWARM_VALUES_FIRST; /* the server then sees 4th value 1 after the first */
+    o.cipher = PLUGX_CIPHER_A;            /* the family the server answers check-ins in */
+    struct swarm_summary sum;
+    char err[256] = "";
+    assert_int_equal(swarm_run(&o, &t.c, &t.r, &sum, err, sizeof(err)), 0);
+    server_stop(&s, th);
+    assert_int_equal(sum.bots_asked, 10);
+    assert_int_equal(sum.info_sent + sum.bots_answered + s.header_with_body + s.infos, 0);
+    assert_int_equal(sum.err_connect + sum.err_reset + sum.err_timeout + sum.err_protocol, 0);
+    /* every request after a connection's first is "wrong" for the sequence check: 4th value 1 */
+    assert_int_equal(s.header_bad, s.http_header - s.hellos);
+    assert_true(s.http_header > s.hellos);
+    swarm_summary_free(&sum);
+    swarm_countries_free(&t.c);
+    swarm_ranges_free(&t.r);
+}
+
+static void test_run_passive_and_volunteer(void **state)
+{
+    (void)state;
+    struct tables t;
+    tables_load(&t);
+    struct server s = {.passive = true};
+    pthread_t th;
+    server_start(&s, &th);
+    struct swarm_options o;
+    options(&o, s.port, 20);
+    o.http_share = 0.5;
+    o.http_form = SWARM_HTTP_FORM_MIX;
+    o.gone_share = 1; /* every bot leaves after its first session that got a reply */
+    struct swarm_summary sum;
+    char err[256] = "";
+    assert_int_equal(swarm_run(&o, &t.c, &t.r, &sum, err, sizeof(err)), 0);
+    server_stop(&s, th);
+    /* a passive sinkhole never asks, so nobody sends machine information */
+    assert_int_equal(s.infos, 0);
+    assert_int_equal(sum.info_sent + sum.info_requests + sum.bots_asked + sum.bots_answered, 0);
+    assert_int_equal(sum.err_connect + sum.err_reset + sum.err_timeout + sum.err_protocol, 0);
+    assert_int_equal(s.hellos, 20); /* gone after one session: "worked" is any reply now */
+    assert_int_equal(sum.replies_received, sum.contacts_sent);
+    assert_true(sum.bots_by_kind[SWARM_KIND_RAW] > 0 &&
+                sum.bots_by_kind[SWARM_KIND_HTTP_BODY] > 0 &&
+                sum.bots_by_kind[SWARM_KIND_HTTP_HEADER] > 0);
+    swarm_summary_free(&sum);
+
+    /* --volunteer-share 1: each session's hello is followed by machine information unasked */
+    struct server s2 = {.passive = true};
+    server_start(&s2, &th);
+    options(&o, s2.port, 12);
+    o.volunteer_share = 1;
+    o.http_share = 0.5;
+    o.http_form = SWARM_HTTP_FORM_MIX;
+    assert_int_equal(swarm_run(&o, &t.c, &t.r, &sum, err, sizeof(err)), 0);
+    server_stop(&s2, th);
+    assert_int_equal(sum.bots_asked, 0);
+    assert_int_equal(sum.bots_answered, 12);
+    assert_int_equal(s2.infos, sum.info_sent);
+    assert_int_equal(sum.info_volunteered, sum.info_sent);
+    assert_true(s2.infos >= s2.hellos - 8); /* one per session, <= one unsent per slot */
+    assert_int_equal(s2.bad + s2.header_bad, 0);
+    swarm_summary_free(&sum);
+    swarm_countries_free(&t.c);
+    swarm_ranges_free(&t.r);
+}
+
+static void test_run_unknown_variant(void **state)
+{
+    (void)state;
+    struct tables t;
+    tables_load(&t);
+    struct server s = {0};
+    pthread_t th;
+    server_start(&s, &th);
+    struct swarm_options o;
+    options(&o, s.port, 16);
+    o.unknown_share = 1;
+    o.http_share = 0.5;
+    o.unknown_wait_ms = 200;
+    struct swarm_summary sum;
+    char err[256] = "";
+    assert_int_equal(swarm_run(&o, &t.c, &t.r, &sum, err, sizeof(err)), 0);
+    server_stop(&s, th);
+    assert_int_equal(sum.bots_by_kind[SWARM_KIND_UNKNOWN], 16);
+    assert_int_equal(sum.contacts_sent + sum.replies_received + sum.bots_answered, 0);
+    assert_int_equal(sum.err_connect + sum.err_reset + sum.err_timeout + sum.err_protocol, 0);
+    /* every unknown contact reached the server and none decoded; the server dropped each one,
+     * and every bot came back at its beacon (several contacts per bot) */
+    assert_int_equal(s.packets, 0);
+    assert_int_equal(s.bad, 0);
+    assert_int_equal(s.undecoded, sum.unknown_sent);
+    assert_true(sum.unknown_sent > 2 * 16u);
+    assert_true(sum.unknown_closed <= sum.unknown_sent);
+    assert_true(sum.unknown_closed + sum.unknown_replied + sum.unknown_silent + 8 >=
+                sum.unknown_sent);
+    assert_true(s.http_body > 0); /* some through HTTP bodies */
+    swarm_summary_free(&sum);
+    swarm_countries_free(&t.c);
+    swarm_ranges_free(&t.r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_counts),
         cmocka_unit_test(test_run_uninstall),
         cmocka_unit_test(test_run_unreachable),
+        cmocka_unit_test(test_run_header_form),
+        cmocka_unit_test(test_run_header_answer_none),
+        cmocka_unit_test(test_run_passive_and_volunteer),
+        cmocka_unit_test(test_run_unknown_variant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
