@@ -195,7 +195,8 @@ void swarm_options_preset_worm(struct swarm_options *o)
     o->http_share = 0.8;
     o->http_form = SWARM_HTTP_FORM_MIX;
     o->unknown_share = 0.02;
-    o->cipher = SWARM_CIPHER_MIX;
+    /* cipher stays one family (A unless --cipher): the worm is one build, and a check-in
+     * reveals no family, so a server answers it in the one it is configured with */
 }
 
 void swarm_summary_free(struct swarm_summary *s)

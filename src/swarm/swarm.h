@@ -160,7 +160,8 @@ struct swarm_options {
 void swarm_options_default(struct swarm_options *o);
 
 /* --preset worm: the mix docs/swarm.md argues is closest to the USB worm's callers (80% HTTP,
- * half of it header form; 2% unknown variant; cipher mix). Fields set here only. */
+ * half of it header form; 2% unknown variant; one cipher family, as one build has). Sets
+ * http_share, http_form and unknown_share only. */
 void swarm_options_preset_worm(struct swarm_options *o);
 
 /* How one header-form bot's build names and addresses its requests. */

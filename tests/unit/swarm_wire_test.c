@@ -278,6 +278,7 @@ static void test_bot_kinds(void **state)
 
     /* the worm preset: 80% HTTP half of it header form, 2% unknown */
     swarm_options_preset_worm(&o);
+    assert_int_equal(o.cipher, PLUGX_CIPHER_A); /* one build, one family */
     memset(kinds, 0, sizeof(kinds));
     unsigned names[3] = {0}, uris[2] = {0};
     for (uint32_t i = 0; i < 10000; i++) {
