@@ -2,6 +2,7 @@
  * a token, and list, approve or reject disinfection requests (docs/portal.md). */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "evidence/access.h"
 #include "policy/policy.h"
 #include "portal/portal.h"
 
@@ -76,31 +77,6 @@ static const char *opt_value(const char *cmd, int argc, char **argv, int *i, con
     return argv[++*i];
 }
 
-/* Interim access-record sink: one JSON line on the operator log per answered read. The record
- * is the evidence-log RECORD_ACCESS layout (event.h), so the same struct goes to the log's
- * access spool once that path exists; it holds no victim data and no token. */
-static int access_to_log(void *ctx, const struct access_record *rec)
-{
-    FILE *log = ctx;
-    struct record *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        return -1;
-    }
-    r->kind = RECORD_ACCESS;
-    r->u.access = *rec;
-    json_t *j = event_to_json(r);
-    free(r);
-    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (text == NULL) {
-        return -1;
-    }
-    fprintf(log, "sinkd portal: access %s\n", text);
-    fflush(log);
-    free(text);
-    return 0;
-}
-
 static int run_portal(int argc, char **argv)
 {
     struct portal_config cfg = {.seccomp = true, .log = stderr};
@@ -166,8 +142,6 @@ static int run_portal(int argc, char **argv)
         snprintf(node, sizeof(node), "portal");
     }
     cfg.node = node;
-    cfg.access = access_to_log;
-    cfg.access_ctx = stderr;
     if (portal_run(&cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "sinkd portal: %s\n", err);
         return 1;
@@ -486,6 +460,40 @@ static int decide(int argc, char **argv, bool approve)
         }
         free(old);
         free(next);
+    }
+    /* The decision goes on the record (a portal-decision record through the spool) before the
+     * store says so; serve's writer, or this command when none runs, appends it to the log. */
+    if (result == 0) {
+        struct record *rec = calloc(1, sizeof(*rec));
+        struct access_receipt receipt;
+        if (rec == NULL) {
+            fprintf(stderr, "sinkd %s: out of memory\n", cmd);
+            result = 1;
+        } else {
+            rec->kind = RECORD_PORTAL_DECISION;
+            struct portal_request_record *p = &rec->u.portal_request;
+            p->time_us = r->decided_us;
+            char host[64] = "";
+            gethostname(host, sizeof(host) - 1);
+            snprintf(p->node, sizeof(p->node), "%.31s", host);
+            snprintf(p->operator_name, sizeof(p->operator_name), "%s", r->decided_by);
+            snprintf(p->authority, sizeof(p->authority), "%s", r->authority);
+            p->request_id = r->id;
+            portal_disinfection_scope(r, p->scope, sizeof(p->scope));
+            p->not_before_us = r->not_before_us;
+            p->not_after_us = r->not_after_us;
+            snprintf(p->legal_reference, sizeof(p->legal_reference), "%s", r->legal_reference);
+            p->state = approve ? PORTAL_REQUEST_APPROVED : PORTAL_REQUEST_REJECTED;
+            snprintf(p->reason, sizeof(p->reason), "%s", r->reason);
+            snprintf(p->authorisation, sizeof(p->authorisation), "%s", r->authorisation);
+            memcpy(p->policy_sha256, r->policy_sha256, 32);
+            if (access_submit(state, rec, &receipt, err, sizeof(err)) != 0) {
+                fprintf(stderr, "sinkd %s: the decision record could not be made durable: %s%s\n",
+                        cmd, err, approve ? " (the policy file was already written)" : "");
+                result = 1;
+            }
+            free(rec);
+        }
     }
     if (result == 0) {
         int d = portal_store_decide(store, r, err, sizeof(err));

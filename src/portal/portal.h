@@ -216,6 +216,9 @@ int portal_store_list(struct portal_store *s, const char *authority, portal_requ
 int portal_store_decide(struct portal_store *s, const struct portal_disinfection *r, char *err,
                         size_t errlen);
 
+/* "countries=NG,GH networks=102.88.0.0/15" (bounded), as the request records carry it. */
+void portal_disinfection_scope(const struct portal_disinfection *r, char *out, size_t cap);
+
 /* JSON form of a request (for the API and `portal requests --json`). */
 char *portal_disinfection_json(const struct portal_disinfection *r);
 
@@ -245,9 +248,11 @@ int portal_approve_policy(const char *old_text, size_t old_len, const char *poli
 #define PORTAL_FAIL_MAX 10         /* ... beyond which the address gets 429 until it passes */
 #define PORTAL_BUNDLE_ENTRIES_MAX 4096
 
-/* Where access records go: one per answered read (and one per refused attempt at another
- * authority's data), naming the authority. Called on the server's thread. */
-typedef int (*portal_access_fn)(void *ctx, const struct access_record *rec);
+/* Where the portal's records go (evidence/access.h builds them): an access record per answered
+ * read (and per refused reach past the scope), naming the authority, and a portal-request record
+ * per stored request. Called on the server's thread before the answer is sent; when it fails the
+ * answer is withheld (503): no read without its record. */
+typedef int (*portal_record_fn)(void *ctx, const struct record *rec, char *err, size_t errlen);
 
 struct portal_config {
     const char *state_dir; /* serve's state: log/, registry.db; portal/ is the portal's */
@@ -257,12 +262,12 @@ struct portal_config {
     const char *tls_cert, *tls_key;
     const char *user; /* drop to this user after binding (sandbox.h) */
     bool allow_root;
-    bool seccomp;           /* install serve's allow-list once started */
-    const char *node;       /* recorded in access records */
-    const char *ready_file; /* written once listening (tests) */
-    FILE *log;              /* operator log lines; never a token, never victim data */
-    portal_access_fn access;
-    void *access_ctx;
+    bool seccomp;            /* install serve's allow-list once started */
+    const char *node;        /* recorded in access records */
+    const char *ready_file;  /* written once listening (tests) */
+    FILE *log;               /* operator log lines; never a token, never victim data */
+    portal_record_fn record; /* NULL: DIR/spool through access_spool() */
+    void *record_ctx;
 };
 
 /* Binds, drops privileges, opens the registry, store and TLS context, sandboxes and serves until

@@ -383,6 +383,15 @@ static void join_networks(const struct portal_disinfection *r, char *out, size_t
     }
 }
 
+void portal_disinfection_scope(const struct portal_disinfection *r, char *out, size_t cap)
+{
+    char cc[PORTAL_REQ_COUNTRIES_MAX * 3 + 1], nets[PORTAL_REQ_NETWORKS_MAX * 52];
+    join_countries(r, cc, sizeof(cc));
+    join_networks(r, nets, sizeof(nets));
+    snprintf(out, cap, "%s%s%s%s%s", cc[0] ? "countries=" : "", cc, cc[0] && nets[0] ? " " : "",
+             nets[0] ? "networks=" : "", nets);
+}
+
 static void iso_time(uint64_t us, char out[32])
 {
     time_t t = (time_t)(us / US_PER_S);

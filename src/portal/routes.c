@@ -1,6 +1,7 @@
 /* routes.c -- what each portal path answers: who is asking (Bearer token, session cookie or
  * client certificate), whether they said why (X-Justification), whether the filters stay inside
  * their scope, and an access record for every answered read and every refused reach past it. */
+#include "evidence/access.h"
 #include "portal/internal.h"
 #include "util/err.h"
 
@@ -103,29 +104,66 @@ struct who {
     char justification[PORTAL_JUSTIFICATION_MAX + 1];
 };
 
-static void put_access(struct portal_state *st, const struct who *w, const char *what,
-                       const char *filters, uint64_t rows, const char *body, size_t len)
+/* Makes a record durable (DIR/spool, which serve's log writer drains into the log) and puts a
+ * copy on the operator log (records hold no victim data and no token). 0 or -1. */
+static int put_record(struct portal_state *st, struct record *rec)
 {
-    struct access_record *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
+    char err[256] = "";
+    if (st->cfg->node != NULL && st->cfg->node[0] != '\0') {
+        snprintf(rec->u.note.node, sizeof(rec->u.note.node), "%s", st->cfg->node);
+    }
+    int rc = st->cfg->record != NULL ? st->cfg->record(st->cfg->record_ctx, rec, err, sizeof(err))
+                                     : access_spool(st->cfg->state_dir, rec, err, sizeof(err));
+    if (rc != 0) {
+        oplog(st, "%s record NOT written, answer withheld: %s", event_kind_name(rec->kind), err);
+        return -1;
+    }
+    json_t *j = event_to_json(rec);
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (text != NULL) {
+        oplog(st, "record %s", text);
+    }
+    free(text);
+    return 0;
+}
+
+/* The access record of an answer (built by evidence/access.h), durable before the answer goes
+ * out. 0, or -1: the caller withholds the answer. */
+static int put_access(struct portal_state *st, const struct who *w, const char *what,
+                      const char *filters, uint64_t rows, const char *body, size_t len)
+{
+    struct record *rec = calloc(1, sizeof(*rec));
+    if (rec == NULL) {
         oplog(st, "out of memory for an access record");
-        return;
+        return -1;
     }
-    r->time_us = event_now_us();
-    snprintf(r->node, sizeof(r->node), "%s", st->cfg->node != NULL ? st->cfg->node : "");
-    snprintf(r->operator_name, sizeof(r->operator_name), "portal:%.56s", w->a->id);
-    snprintf(r->what, sizeof(r->what), "%s", what);
-    char scope[400];
+    uint8_t sha[32];
+    EVP_Digest(body != NULL ? body : "", body != NULL ? len : 0, sha, NULL, EVP_sha256(), NULL);
+    char scope[400], full[512], op[64], err[256];
     portal_scope_text(w->a, scope, sizeof(scope));
-    snprintf(r->scope, sizeof(r->scope), "%s%s%s", scope, filters[0] ? " " : "", filters);
-    r->rows = rows;
-    EVP_Digest(body != NULL ? body : "", body != NULL ? len : 0, r->output_sha256, NULL,
-               EVP_sha256(), NULL);
-    snprintf(r->justification, sizeof(r->justification), "%s", w->justification);
-    if (st->cfg->access != NULL && st->cfg->access(st->cfg->access_ctx, r) != 0) {
-        oplog(st, "access record NOT written for %s %s", w->a->id, what);
+    snprintf(full, sizeof(full), "%s%s%.100s", scope, filters[0] ? " " : "", filters);
+    snprintf(op, sizeof(op), "portal:%.56s", w->a->id);
+    int rc =
+        access_record_build(rec, op, what, full, rows, sha, w->justification, err, sizeof(err));
+    if (rc != 0) {
+        oplog(st, "access record for %s not built: %s", w->a->id, err);
+        rc = -1;
+    } else {
+        rc = put_record(st, rec);
     }
-    free(r);
+    free(rec);
+    return rc;
+}
+
+static void withhold(struct portal_answer *ans)
+{
+    if (!ans->body_static) {
+        free(ans->body);
+    }
+    memset(ans, 0, sizeof(*ans));
+    portal_answer_error(ans, 503,
+                        "the access record could not be made durable; nothing was handed out");
 }
 
 /* A refused reach past the scope: an access record with no rows, and an operator line. */
@@ -134,7 +172,7 @@ static void refuse_scope(struct portal_state *st, const struct who *w, struct po
 {
     char filters[300];
     snprintf(filters, sizeof(filters), "refused: %s", why);
-    put_access(st, w, what, filters, 0, NULL, 0);
+    (void)put_access(st, w, what, filters, 0, NULL, 0); /* refused either way */
     oplog(st, "refused %s for authority %s: %s", what, w->a->id, why);
     st->refused++;
     portal_answer_error(ans, status, why);
@@ -220,13 +258,18 @@ static int authenticate(struct portal_state *st, const struct portal_request *re
 static bool need_justification(struct portal_state *st, const struct who *w,
                                struct portal_answer *ans)
 {
-    if (justification_ok(w->justification)) {
+    char err[256];
+    if (justification_ok(w->justification) &&
+        access_check_args(NULL, w->justification, err, sizeof(err)) == 0) {
         return true;
     }
     st->refused++;
-    portal_answer_error(ans, 400,
-                        "X-Justification: TEXT is required (why this data is consulted; it goes "
-                        "on the record)");
+    char msg[400];
+    snprintf(msg, sizeof(msg),
+             "X-Justification: TEXT is required (why this data is consulted, at least %d "
+             "characters; it goes on the record)",
+             ACCESS_JUSTIFICATION_MIN);
+    portal_answer_error(ans, 400, msg);
     return false;
 }
 
@@ -332,7 +375,9 @@ static void route_login(struct portal_state *st, const struct portal_request *re
         json_loadb(req->body != NULL ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &je);
     const char *token = json_string_value(json_object_get(j, "token"));
     const char *just = json_string_value(json_object_get(j, "justification"));
-    if (j == NULL || !json_is_object(j) || just == NULL || !justification_ok(just)) {
+    char jerr[256];
+    if (j == NULL || !json_is_object(j) || just == NULL || !justification_ok(just) ||
+        access_check_args(NULL, just, jerr, sizeof(jerr)) != 0) {
         json_decref(j);
         st->refused++;
         portal_answer_error(ans, 400,
@@ -584,7 +629,11 @@ static void route_victims(struct portal_state *st, const struct who *w,
         size_t o = strlen(filters);
         snprintf(filters + o, sizeof(filters) - o, " filtered");
     }
-    put_access(st, w, what, filters, rows, body, len);
+    if (put_access(st, w, what, filters, rows, body, len) != 0) {
+        free(body);
+        withhold(ans);
+        goto out;
+    }
     ans->status = 200;
     ans->ctype = q->format == PV_CSV       ? "text/csv; charset=utf-8"
                  : q->format == PV_INTELMQ ? "application/x-ndjson"
@@ -615,7 +664,11 @@ static void route_stats(struct portal_state *st, const struct who *w, struct por
         portal_answer_error(ans, 500, "registry error");
         return;
     }
-    put_access(st, w, "GET /api/v1/stats", "counts only", rows, body, len);
+    if (put_access(st, w, "GET /api/v1/stats", "counts only", rows, body, len) != 0) {
+        free(body);
+        withhold(ans);
+        return;
+    }
     ans->status = 200;
     ans->ctype = "application/json";
     ans->body = body;
@@ -667,7 +720,7 @@ static void route_bundle(struct portal_state *st, const struct who *w,
         if (foreign) {
             char what[128];
             snprintf(what, sizeof(what), "GET /api/v1/bundle %s", filters);
-            put_access(st, w, what, "refused: address outside the scope", 0, NULL, 0);
+            (void)put_access(st, w, what, "refused: address outside the scope", 0, NULL, 0);
             oplog(st, "refused GET /api/v1/bundle for authority %s: address outside its scope",
                   w->a->id);
             st->refused++;
@@ -675,7 +728,11 @@ static void route_bundle(struct portal_state *st, const struct who *w,
         portal_answer_error(ans, 404, "no victim of yours at that address");
         return;
     }
-    put_access(st, w, "GET /api/v1/bundle", filters, rows, body, len);
+    if (put_access(st, w, "GET /api/v1/bundle", filters, rows, body, len) != 0) {
+        free(body);
+        withhold(ans);
+        return;
+    }
     ans->status = 200;
     ans->ctype = "application/x-tar";
     ans->body = body;
@@ -723,12 +780,41 @@ static void route_requests_get(struct portal_state *st, const struct who *w,
         portal_answer_error(ans, 500, "out of memory");
         return;
     }
-    put_access(st, w, "GET /api/v1/requests", "its own requests", rows, text, strlen(text));
+    if (put_access(st, w, "GET /api/v1/requests", "its own requests", rows, text, strlen(text)) !=
+        0) {
+        free(text);
+        withhold(ans);
+        return;
+    }
     ans->status = 200;
     ans->ctype = "application/json";
     ans->body = text;
     ans->len = strlen(text);
     st->answered++;
+}
+
+/* The portal-request record of a stored request (event.h): no contact, no victim data. */
+static int put_request_record(struct portal_state *st, const struct who *w,
+                              const struct portal_disinfection *r)
+{
+    struct record *rec = calloc(1, sizeof(*rec));
+    if (rec == NULL) {
+        return -1;
+    }
+    rec->kind = RECORD_PORTAL_REQUEST;
+    struct portal_request_record *p = &rec->u.portal_request;
+    p->time_us = event_now_us();
+    snprintf(p->operator_name, sizeof(p->operator_name), "portal:%.56s", w->a->id);
+    snprintf(p->authority, sizeof(p->authority), "%s", w->a->id);
+    p->request_id = r->id;
+    portal_disinfection_scope(r, p->scope, sizeof(p->scope));
+    p->not_before_us = r->not_before_us;
+    p->not_after_us = r->not_after_us;
+    snprintf(p->legal_reference, sizeof(p->legal_reference), "%s", r->legal_reference);
+    p->state = PORTAL_REQUEST_SUBMITTED;
+    int rc = put_record(st, rec);
+    free(rec);
+    return rc;
 }
 
 static void route_requests_post(struct portal_state *st, const struct who *w,
@@ -762,13 +848,14 @@ static void route_requests_post(struct portal_state *st, const struct who *w,
     } else if (portal_store_add(st->store, r, err, sizeof(err)) != 0) {
         oplog(st, "request of %s not stored: %s", w->a->id, err);
         portal_answer_error(ans, 500, "request store error");
+    } else if (put_request_record(st, w, r) != 0) {
+        portal_answer_error(ans, 503,
+                            "the request is stored but its log record could not be "
+                            "made durable; tell the operator");
     } else {
         char *text = portal_disinfection_json(r);
         portal_answer_text(ans, 201, "application/json", text != NULL ? text : "{}");
         free(text);
-        char what[128];
-        snprintf(what, sizeof(what), "POST /api/v1/requests id=%" PRIu64, r->id);
-        put_access(st, w, what, "disinfection request stored", 0, NULL, 0);
         oplog(st, "disinfection request %" PRIu64 " stored for authority %s", r->id, w->a->id);
         st->answered++;
     }

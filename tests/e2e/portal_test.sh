@@ -131,6 +131,8 @@ PY
     fail "wrong token: not 401"
 [ "$(code -H "Authorization: Bearer $tok_ng" "$base/api/v1/victims")" = 400 ] ||
     fail "no X-Justification: not 400"
+[ "$(code -H "Authorization: Bearer $tok_ng" -H "X-Justification: why" "$base/api/v1/victims")" = 400 ] ||
+    fail "a 3-character justification: not 400"
 
 # Each authority gets its own victims, in every format, and nothing else.
 "${C[@]}" "${NG[@]}" -o ng.csv "$base/api/v1/victims?format=csv" || fail "ng csv"
@@ -252,8 +254,17 @@ grep -q "SIGHUP: policy .* reloaded" "$E2E_DIR/serve.log" || fail "serve did not
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 300 --duration 4 \
     --source-net 127.0.1.0/24 --json swarm2.json >swarm2.txt || fail "second swarm"
 stop_server
-"$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" --all 2>/dev/null | grep '"policy-loaded"' | grep -q "$sha" ||
-    fail "no policy-loaded record with the approved hash"
+"$SINKD_BINARY" contacts --state "$state" --all --justification "portal test: the log's records" \
+    >log.jsonl 2>contacts.err || fail "contacts: $(cat contacts.err)"
+grep '"policy-loaded"' log.jsonl | grep -q "$sha" || fail "no policy-loaded record with the approved hash"
+# The portal's records reached the signed log through the spool serve's writer drains.
+grep '"kind":"access"' log.jsonl | grep -q '"operator":"portal:ng-cert","what":"GET /api/v1/victims"' ||
+    fail "no access record of the portal in the log"
+grep '"kind":"access"' log.jsonl | grep -q '"operator":"portal:in-cert"' || fail "IN's reads not in the log"
+grep '"kind":"portal-request"' log.jsonl | grep -q "\"request_id\":$id,.*\"scope\":\"countries=NG\"" ||
+    fail "no portal-request record in the log"
+grep '"kind":"portal-decision"' log.jsonl | grep -q "\"state\":\"approved\".*\"authorisation\":\"portal-$id-\*\",\"policy_sha256\":\"$sha\"" ||
+    fail "no portal-decision record in the log: $(grep portal-decision log.jsonl)"
 "${C[@]}" "${NG[@]}" -o ng-stats2.json "$base/api/v1/stats" || fail "stats after"
 "${C[@]}" "${IN[@]}" -o in-stats2.json "$base/api/v1/stats" || fail "IN stats after"
 python3 - ng-stats2.json in-stats2.json "$id" <<'PY' || fail "effectiveness not shown"
@@ -284,7 +295,7 @@ for _ in $(seq 1 12); do code -H "Authorization: Bearer nope" -H "X-Justificatio
 kill -TERM "$portal_pid"
 wait "$portal_pid" || fail "portal exit status"
 # Every answered read is on the record, naming the authority; no token in any log.
-reads=$(grep -c '"kind":"access".*"rows":[1-9]' portal.log || true)
+reads=$(grep -c 'record {"kind":"access".*"rows":[1-9]' portal.log || true)
 [ "$reads" -ge 8 ] || fail "access records: $reads"
 grep '"kind":"access"' portal.log | grep -v '"operator":"portal:\(ng\|in\|cn\)-cert"' && fail "access record without authority"
 grep -q '"operator":"portal:in-cert","what":"GET /api/v1/victims"' portal.log || fail "IN's read not recorded"
