@@ -39,7 +39,7 @@ tok_ng=$("$SINKD_BINARY" portal token | sed -n 2p)
 sum_ng=$(printf %s "$tok_ng" | sha256sum | cut -d' ' -f1)
 tok_in=secret-token-of-cert-in
 sum_in=$(printf %s "$tok_in" | sha256sum | cut -d' ' -f1)
-"$SINKD_BINARY" portal token | grep -q "^token_sha256 = [0-9a-f]\{64\}$" || fail "portal token"
+"$SINKD_BINARY" portal token | grep "^token_sha256 = [0-9a-f]\{64\}$" >/dev/null || fail "portal token"
 # A third authority logs in with a client certificate only (mTLS), pinned by its fingerprint.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key \
     -out client.pem -days 2 -subj /CN=cert-cn 2>/dev/null || fail "client certificate"
@@ -236,7 +236,7 @@ grep -q "refused login from 127.0.0.1: session unknown or expired" portal.log ||
     "$base/api/v1/requests" || fail "request"
 [ "$(json_field req.json 'd["status"]')" = pending ] || fail "request: $(cat req.json)"
 id=$(json_field req.json 'd["id"]')
-"$SINKD_BINARY" portal requests --state "$state" | grep -q "pending    ng-cert" || fail "portal requests"
+"$SINKD_BINARY" portal requests --state "$state" | grep "pending    ng-cert" >/dev/null || fail "portal requests"
 "$SINKD_BINARY" portal approve "$id" --state "$state" --policy policy.ini --authorities auth.ini \
     --exclude-tags hospital --command-id 0xFD01 >approve.txt || fail "approve"
 grep -q "^command_id = 0xFD01" policy.ini || fail "command id not written"
@@ -256,14 +256,14 @@ grep -q "SIGHUP: policy .* reloaded" "$E2E_DIR/serve.log" || fail "serve did not
 stop_server
 "$SINKD_BINARY" contacts --state "$state" --all --justification "portal test: the log's records" \
     >log.jsonl 2>contacts.err || fail "contacts: $(cat contacts.err)"
-grep '"policy-loaded"' log.jsonl | grep -q "$sha" || fail "no policy-loaded record with the approved hash"
+grep '"policy-loaded"' log.jsonl | grep "$sha" >/dev/null || fail "no policy-loaded record with the approved hash"
 # The portal's records reached the signed log through the spool serve's writer drains.
-grep '"kind":"access"' log.jsonl | grep -q '"operator":"portal:ng-cert","what":"GET /api/v1/victims"' ||
+grep '"kind":"access"' log.jsonl | grep '"operator":"portal:ng-cert","what":"GET /api/v1/victims"' >/dev/null ||
     fail "no access record of the portal in the log"
-grep '"kind":"access"' log.jsonl | grep -q '"operator":"portal:in-cert"' || fail "IN's reads not in the log"
-grep '"kind":"portal-request"' log.jsonl | grep -q "\"request_id\":$id,.*\"scope\":\"countries=NG\"" ||
+grep '"kind":"access"' log.jsonl | grep '"operator":"portal:in-cert"' >/dev/null || fail "IN's reads not in the log"
+grep '"kind":"portal-request"' log.jsonl | grep "\"request_id\":$id,.*\"scope\":\"countries=NG\"" >/dev/null ||
     fail "no portal-request record in the log"
-grep '"kind":"portal-decision"' log.jsonl | grep -q "\"state\":\"approved\".*\"authorisation\":\"portal-$id-\*\",\"policy_sha256\":\"$sha\"" ||
+grep '"kind":"portal-decision"' log.jsonl | grep "\"state\":\"approved\".*\"authorisation\":\"portal-$id-\*\",\"policy_sha256\":\"$sha\"" >/dev/null ||
     fail "no portal-decision record in the log: $(grep portal-decision log.jsonl)"
 "${C[@]}" "${NG[@]}" -o ng-stats2.json "$base/api/v1/stats" || fail "stats after"
 "${C[@]}" "${IN[@]}" -o in-stats2.json "$base/api/v1/stats" || fail "IN stats after"
