@@ -553,14 +553,21 @@ int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v, const c
     }
     memset(rep, 0, sizeof *rep);
     struct evlog_verifier own;
+    char path[EVLOG_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/log.vkey", dir);
+    int vrc = evlog_verifier_load(path, &own, err, errlen);
+    if (vrc != 0) {
+        return vrc;
+    }
     if (v == NULL) {
-        char path[EVLOG_PATH_MAX + 16];
-        snprintf(path, sizeof path, "%s/log.vkey", dir);
-        int rc = evlog_verifier_load(path, &own, err, errlen);
-        if (rc != 0) {
-            return rc;
-        }
         v = &own;
+    } else if (strcmp(own.name, v->name) != 0 || own.keyid != v->keyid ||
+               memcmp(own.pub, v->pub, sizeof own.pub) != 0) {
+        /* A bundle names the key it claims; one that names another than the trusted key is
+         * wrong even if the trusted key signed its checkpoint. */
+        return err_set(err, errlen, "log.vkey: the bundle names %s+%08x, not the trusted key",
+                       own.name, (unsigned)own.keyid),
+               EVLOG_EVERIFY;
     }
     char *note = NULL, *json = NULL;
     size_t nlen, jlen;

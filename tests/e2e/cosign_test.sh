@@ -114,7 +114,7 @@ rc=0; "$SINKD_BINARY" verify "$log" --key "$state/keys/log.vkey" --witness "$E2E
 "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle" --witness "$E2E_DIR/w1.vkey" --witness "$E2E_DIR/w2.vkey" >"$E2E_DIR/vb.txt" \
     || fail "verify-bundle --witness failed"
 [ "$(grep -c "cosignature: checkpoint $n2 by witness" "$E2E_DIR/vb.txt")" = 2 ] || fail "verify-bundle: $(cat "$E2E_DIR/vb.txt")"
-python3 "$SINKD_SOURCE_DIR/tests/python/verify_bundle.py" "$E2E_DIR/bundle" >/dev/null || fail "the Python verifier rejects a cosigned bundle"
+python3 "$SINKD_SOURCE_DIR/tests/python/verify_bundle.py" "$E2E_DIR/bundle" "$state/keys/log.vkey" >/dev/null || fail "the Python verifier rejects a cosigned bundle"
 rc=0; "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle" --witness "$E2E_DIR/nobody.vkey" >/dev/null 2>"$E2E_DIR/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "checkpoint.cosigned: note: no signature by the known key nobody.example/w" "$E2E_DIR/err" || fail "bundle: absent witness passed: $(cat "$E2E_DIR/err")"
 sed -i '1s/^/x/' "$E2E_DIR/bundle/checkpoint.cosigned"

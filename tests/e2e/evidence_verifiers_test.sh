@@ -8,8 +8,12 @@ st="$work/state"
 "$gocheck" log "$st/log" "$st/keys/log.vkey"
 "${sinkd[@]}" prove --justification "$E2E_WHY" --state "$st" --entry 0 --entry 255 --entry 256 --entry 65535 --entry 65536 --entry 69999 --out "$work/bundle" >/dev/null
 "${sinkd[@]}" verify-bundle "$work/bundle"
-"$gocheck" bundle "$work/bundle"
-"${pycheck[@]}" "$work/bundle"
+"$gocheck" bundle "$work/bundle" "$st/keys/log.vkey"
+"${pycheck[@]}" "$work/bundle" "$st/keys/log.vkey"
+"${sinkd[@]}" verify-bundle "$work/bundle" --key "$st/keys/log.vkey" | grep -q "signed by sinkd.example/e2e+" ||
+    { echo "FAIL: verify-bundle --key does not name the key it trusted" >&2; exit 1; }
+"${sinkd[@]}" verify-bundle "$work/bundle" | grep -q "OK ONLY AGAINST THE BUNDLE'S OWN KEY" ||
+    { echo "FAIL: verify-bundle without --key does not say it trusted the bundle's own key" >&2; exit 1; }
 
 expect_fail() { # what, command...
     local what=$1
@@ -41,9 +45,10 @@ expect_fail "wrong key" "${sinkd[@]}" verify "$st/log" --key "$work/otherkey/log
 
 # Bundle tampering: all three verifiers.
 bundle_fail() {
-    expect_fail "$1" "$gocheck" bundle "$work/t"
-    expect_fail "$1" "${pycheck[@]}" "$work/t"
+    expect_fail "$1" "$gocheck" bundle "$work/t" "$st/keys/log.vkey"
+    expect_fail "$1" "${pycheck[@]}" "$work/t" "$st/keys/log.vkey"
     expect_fail "$1" "${sinkd[@]}" verify-bundle "$work/t"
+    expect_fail "$1" "${sinkd[@]}" verify-bundle "$work/t" --key "$st/keys/log.vkey"
 }
 copy "$work/bundle"; printf 'x' >> "$work/t/entries/256.bin"; bundle_fail "entry with an extra byte"
 copy "$work/bundle"; sed -i '0,/"[0-9a-f]\{64\}"/s/"\([0-9a-f]\)/"f\1/; 0,/"f[0-9a-f]\{64\}"/s/"f\([0-9a-f]\{63\}\)[0-9a-f]"/"\1"/' "$work/t/bundle.json"
@@ -53,4 +58,27 @@ copy "$work/bundle"; sed -i 's/"index": 255/"index": 254/' "$work/t/bundle.json"
 copy "$work/bundle"; sed -i '2s/.*/69998/' "$work/t/checkpoint"; bundle_fail "edited checkpoint"
 copy "$work/bundle"; cp "$work/otherkey/log.vkey" "$work/t/log.vkey"; bundle_fail "substituted key"
 copy "$work/bundle"; cp "$work/t/entries/0.bin" "$work/t/entries/69999.bin"; bundle_fail "swapped entry"
+# A forged bundle: the checkpoint signed again with another key of the same name, and that key
+# put in as the bundle's log.vkey. It checks against itself; only a trusted key tells.
+copy "$work/bundle"
+python3 - "$work/t/checkpoint" "$work/otherkey/log.key" <<'PY'
+import base64, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+note = open(sys.argv[1], "rb").read()
+text = note[: note.rfind(b"\n\n") + 1]
+_, _, name, keyid, key = open(sys.argv[2]).read().strip().split("+", 4)
+seed = base64.b64decode(key)[1:]
+sig = Ed25519PrivateKey.from_private_bytes(seed).sign(text)
+line = "\u2014 %s %s\n" % (name, base64.b64encode(bytes.fromhex(keyid) + sig).decode())
+open(sys.argv[1], "wb").write(text + b"\n" + line.encode())
+PY
+cp "$work/otherkey/log.vkey" "$work/t/log.vkey"
+"${sinkd[@]}" verify-bundle "$work/t" >"$work/forged.txt" ||
+    { echo "FAIL: the forged bundle should check against its own key" >&2; exit 1; }
+grep -q "OK ONLY AGAINST THE BUNDLE'S OWN KEY" "$work/forged.txt" ||
+    { echo "FAIL: verify-bundle did not say it trusted the forged bundle's own key: $(cat "$work/forged.txt")" >&2; exit 1; }
+expect_fail "forged bundle" "${sinkd[@]}" verify-bundle "$work/t" --key "$st/keys/log.vkey"
+expect_fail "forged bundle" "$gocheck" bundle "$work/t" "$st/keys/log.vkey"
+expect_fail "forged bundle" "${pycheck[@]}" "$work/t" "$st/keys/log.vkey"
+expect_fail "no trusted key" "${pycheck[@]}" "$work/bundle"
 echo "evidence_verifiers: OK"

@@ -132,7 +132,7 @@ rm -rf "$log" && mv "$E2E_DIR/log.bak" "$log"
 grep -q "tree of size $n1" "$E2E_DIR/vb.txt" && grep -q "timestamp: checkpoint $n1 existed by" "$E2E_DIR/vb.txt" || fail "verify-bundle: $(cat "$E2E_DIR/vb.txt")"
 openssl ts -verify -data "$E2E_DIR/bundle/checkpoint" -in "$E2E_DIR/bundle/checkpoint.tsr" \
     -CAfile "$tsa/ca.pem" 2>/dev/null | grep -q 'Verification: OK' || fail "openssl rejects the bundle's token"
-python3 "$SINKD_SOURCE_DIR/tests/python/verify_bundle.py" "$E2E_DIR/bundle" >/dev/null || fail "the Python verifier rejects a timestamped bundle"
+python3 "$SINKD_SOURCE_DIR/tests/python/verify_bundle.py" "$E2E_DIR/bundle" "$state/keys/log.vkey" >/dev/null || fail "the Python verifier rejects a timestamped bundle"
 printf '\x00' | dd of="$E2E_DIR/bundle/checkpoint.tsr" bs=1 seek=100 conv=notrunc 2>/dev/null
 rc=0; "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle" >/dev/null 2>"$E2E_DIR/err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q 'checkpoint.tsr' "$E2E_DIR/err" || fail "a damaged bundle token passed: $(cat "$E2E_DIR/err")"

@@ -225,14 +225,23 @@ type manifest struct {
 	} `json:"entries"`
 }
 
-func checkBundle(dir string) {
-	vk, err := os.ReadFile(filepath.Join(dir, "log.vkey"))
+// checkBundle trusts the log key the caller gives (the published one), never the bundle's own
+// log.vkey, which must be the same key.
+func checkBundle(dir, vkeyFile string) {
+	vk, err := os.ReadFile(vkeyFile)
 	if err != nil {
 		fail("%v", err)
 	}
 	v, err := note.NewVerifier(strings.TrimSpace(string(vk)))
 	if err != nil {
-		fail("log.vkey: %v", err)
+		fail("%s: %v", vkeyFile, err)
+	}
+	own, err := os.ReadFile(filepath.Join(dir, "log.vkey"))
+	if err != nil {
+		fail("%v", err)
+	}
+	if strings.TrimSpace(string(own)) != strings.TrimSpace(string(vk)) {
+		fail("the bundle's log.vkey is not the trusted key %s", vkeyFile)
 	}
 	msg, err := os.ReadFile(filepath.Join(dir, "checkpoint"))
 	if err != nil {
@@ -373,12 +382,12 @@ func checkCosigned(file, logVkey string, witnessVkeys []string) {
 func main() {
 	if len(os.Args) == 4 && os.Args[1] == "log" {
 		checkLog(os.Args[2], os.Args[3])
-	} else if len(os.Args) == 3 && os.Args[1] == "bundle" {
-		checkBundle(os.Args[2])
+	} else if len(os.Args) == 4 && os.Args[1] == "bundle" {
+		checkBundle(os.Args[2], os.Args[3])
 	} else if len(os.Args) >= 5 && os.Args[1] == "cosigned" {
 		checkCosigned(os.Args[2], os.Args[3], os.Args[4:])
 	} else {
-		fmt.Fprintln(os.Stderr, "usage: tlogcheck log LOG_DIR VKEY_FILE | tlogcheck bundle BUNDLE_DIR | "+
+		fmt.Fprintln(os.Stderr, "usage: tlogcheck log LOG_DIR VKEY_FILE | tlogcheck bundle BUNDLE_DIR VKEY_FILE | "+
 			"tlogcheck cosigned NOTE LOG_VKEY WITNESS_VKEY...")
 		os.Exit(2)
 	}

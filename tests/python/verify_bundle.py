@@ -2,9 +2,12 @@
 """verify_bundle.py -- independent check of a sinkd evidence bundle with hashlib and the
 `cryptography` package only (Debian python3-cryptography). Shares no code with sinkd.
 
-Checks: the C2SP signed-note checkpoint signature (Ed25519, key ID rule of c2sp.org/signed-note),
-each entry file's RFC 6962 leaf hash, and each inclusion proof (RFC 9162 section 2.1.3.2).
-Usage: verify_bundle.py BUNDLE_DIR   (exit 0 ok, 1 failure, 2 usage)"""
+Checks: the C2SP signed-note checkpoint signature (Ed25519, key ID rule of c2sp.org/signed-note)
+with the log key the caller trusts (the log's published log.vkey, never the bundle's own copy:
+whoever made a bundle could have signed it with a key of their own), each entry file's RFC 6962
+leaf hash, and each inclusion proof (RFC 9162 section 2.1.3.2). The bundle's own log.vkey must
+be that same key.
+Usage: verify_bundle.py BUNDLE_DIR TRUSTED_VKEY_FILE   (exit 0 ok, 1 failure, 2 usage)"""
 import base64
 import hashlib
 import json
@@ -92,13 +95,18 @@ def verify_inclusion(index, size, leaf, proof, root):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     d = sys.argv[1]
     try:
+        with open(sys.argv[2]) as f:
+            trusted = f.read()
+        name, keyid, pub = parse_vkey(trusted)
         with open(os.path.join(d, "log.vkey")) as f:
-            name, keyid, pub = parse_vkey(f.read())
+            own = f.read()
+        if own.strip() != trusted.strip():
+            raise ValueError("the bundle's log.vkey is not the trusted key %s" % sys.argv[2])
         with open(os.path.join(d, "checkpoint"), "rb") as f:
             origin, size, root = open_checkpoint(f.read(), name, keyid, pub)
         with open(os.path.join(d, "bundle.json")) as f:
