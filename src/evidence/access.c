@@ -668,7 +668,7 @@ int access_spool_drain(struct evlog *log, const char *state_dir, struct access_d
             files = bigger;
             cap *= 2;
         }
-        snprintf(files[n].name, sizeof(files[n].name), "%s", e->d_name);
+        snprintf(files[n].name, sizeof(files[n].name), "%.120s", e->d_name);
         files[n].claimed = claimed;
         files[n].at = at;
         n++;
