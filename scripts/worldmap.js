@@ -40,7 +40,16 @@ function ring(indices) {
   }
   let d = '';
   let last = '';
-  pts.map(px).forEach(([x, y], k) => {
+  let prevLon = null;
+  let shift = 0;
+  pts.forEach((pt, k) => {
+    // A ring that crosses the antimeridian (Russia, Fiji) would jump across the whole map and
+    // draw a wedge over every country in between: unwrap it instead, so it runs on past the
+    // edge, where the viewBox cuts it.
+    if (prevLon !== null && pt[0] - prevLon < -180) shift += 360;
+    if (prevLon !== null && pt[0] - prevLon > 180) shift -= 360;
+    prevLon = pt[0];
+    const [x, y] = px([pt[0] + shift, pt[1]]);
     const p = `${x.toFixed(1)},${y.toFixed(1)}`;
     if (p !== last) {
       d += (k === 0 ? 'M' : 'L') + p;

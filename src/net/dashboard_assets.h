@@ -12,5 +12,12 @@ extern const unsigned char sinkd_dashboard_js[];
 extern const size_t sinkd_dashboard_js_len;
 extern const unsigned char sinkd_dashboard_css[];
 extern const size_t sinkd_dashboard_css_len;
+/* data/web/: the world map and chart code the authorities' portal uses too. */
+extern const unsigned char sinkd_dashboard_map[];
+extern const size_t sinkd_dashboard_map_len;
+extern const unsigned char sinkd_dashboard_charts_js[];
+extern const size_t sinkd_dashboard_charts_js_len;
+extern const unsigned char sinkd_dashboard_charts_css[];
+extern const size_t sinkd_dashboard_charts_css_len;
 
 #endif

@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <http_parser.h>
 
 #include "net/dashboard_assets.h"
+#include "registry/registry.h"
 #include "util/err.h"
 
 /* ---- exposition text ---------------------------------------------------------------------- */
@@ -219,6 +221,10 @@ enum metrics_route metrics_route_request(const char *buf, size_t len)
         {"/index.html", METRICS_DASHBOARD},
         {"/dashboard.js", METRICS_DASHBOARD_JS},
         {"/dashboard.css", METRICS_DASHBOARD_CSS},
+        {"/countries.json", METRICS_COUNTRIES},
+        {"/worldmap.svg", METRICS_WORLDMAP},
+        {"/charts.js", METRICS_CHARTS_JS},
+        {"/charts.css", METRICS_CHARTS_CSS},
     };
     size_t plen = s.url_len;
     for (size_t i = 0; i < s.url_len; i++) {
@@ -260,6 +266,9 @@ struct metrics_server {
     void *ctx;
     struct metrics_conn *conns;
     unsigned nconns;
+    struct registry *reg; /* reader for /countries.json; NULL without a registry */
+    char *countries;      /* the last /countries.json body, reused for the TTL */
+    uint64_t countries_at_ms;
 };
 
 int metrics_server_open(struct metrics_server **out, const struct net_addr *addr,
@@ -360,6 +369,21 @@ static bool static_asset(enum metrics_route route, const char **ctype, const uns
         *data = sinkd_dashboard_css;
         *len = sinkd_dashboard_css_len;
         return true;
+    case METRICS_WORLDMAP:
+        *ctype = "image/svg+xml";
+        *data = sinkd_dashboard_map;
+        *len = sinkd_dashboard_map_len;
+        return true;
+    case METRICS_CHARTS_JS:
+        *ctype = "text/javascript; charset=utf-8";
+        *data = sinkd_dashboard_charts_js;
+        *len = sinkd_dashboard_charts_js_len;
+        return true;
+    case METRICS_CHARTS_CSS:
+        *ctype = "text/css; charset=utf-8";
+        *data = sinkd_dashboard_charts_css;
+        *len = sinkd_dashboard_charts_css_len;
+        return true;
     default:
         return false;
     }
@@ -367,6 +391,117 @@ static bool static_asset(enum metrics_route route, const char **ctype, const uns
 
 /* The route's answer; for HEAD (head_only) the same status and headers, Content-Length
  * included, and no body. */
+/* ---- the map and the per-day curves (GET /countries.json) --------------------------------- */
+
+int metrics_server_open_registry(struct metrics_server *m, const char *target,
+                                 const char *state_dir, char *err, size_t errlen)
+{
+    return registry_open_log(&m->reg, target, state_dir, err, errlen);
+}
+
+static int on_country(void *ctx, const struct registry_group_row *row)
+{
+    json_object_set_new(ctx, row->key[0] ? row->key : "ZZ", json_integer((json_int_t)row->count));
+    return 0;
+}
+
+struct curve {
+    int64_t first_day;
+    uint64_t v[METRICS_COUNTRIES_DAYS][4]; /* ips, bots, contacts, disinfected */
+    char last_bot[33];
+};
+
+static int on_curve_day(void *ctx, const struct registry_day *d)
+{
+    struct curve *c = ctx;
+    int64_t i = d->day - c->first_day;
+    if (i >= 0 && i < METRICS_COUNTRIES_DAYS) {
+        c->v[i][0] = d->ips;
+        c->v[i][1] = d->bots;
+        c->v[i][2] = d->contacts;
+    }
+    return 0;
+}
+
+/* A bot counts as disinfected on the day of its first command when it has not called since
+ * (rows come grouped by bot, its first-commanded authorisation first). */
+static int on_curve_remediation(void *ctx, const struct registry_remediation *r)
+{
+    struct curve *c = ctx;
+    if (r->first_command_us == 0 || strcmp(c->last_bot, r->bot_key) == 0) {
+        return 0;
+    }
+    snprintf(c->last_bot, sizeof(c->last_bot), "%s", r->bot_key);
+    int64_t i = (int64_t)(r->first_command_us / 86400000000ULL) - c->first_day;
+    if (r->seen_after == 0 && i >= 0 && i < METRICS_COUNTRIES_DAYS) {
+        c->v[i][3]++;
+    }
+    return 0;
+}
+
+static char *countries_json(struct registry *reg)
+{
+    json_t *j = json_object(), *cc = json_object(), *days = json_array();
+    struct curve *c = calloc(1, sizeof(*c));
+    char err[256];
+    int rc = j == NULL || cc == NULL || days == NULL || c == NULL ? -1 : 0;
+    if (rc == 0) {
+        c->first_day = (int64_t)(event_now_us() / 86400000000ULL) - (METRICS_COUNTRIES_DAYS - 1);
+        struct registry_filter all = {0};
+        rc = registry_group_bots(reg, &all, REGISTRY_GROUP_CC, 0, on_country, cc, err, sizeof(err));
+    }
+    if (rc == 0) {
+        rc = registry_days(reg, (uint64_t)c->first_day * 86400000000ULL, 0, NULL, on_curve_day, c,
+                           err, sizeof(err));
+    }
+    if (rc == 0) {
+        rc = registry_remediation(reg, on_curve_remediation, c, err, sizeof(err));
+    }
+    for (int i = 0; rc == 0 && i < METRICS_COUNTRIES_DAYS; i++) {
+        char d[16];
+        time_t t = (time_t)((c->first_day + i) * 86400);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(d, sizeof(d), "%Y-%m-%d", &tm);
+        json_array_append_new(
+            days, json_pack("{s:s,s:I,s:I,s:I,s:I}", "day", d, "ips", (json_int_t)c->v[i][0],
+                            "bots", (json_int_t)c->v[i][1], "contacts", (json_int_t)c->v[i][2],
+                            "disinfected", (json_int_t)c->v[i][3]));
+    }
+    free(c);
+    char *text = NULL;
+    if (rc == 0) {
+        json_object_set_new(j, "registry", json_true());
+        json_object_set_new(j, "countries", cc);
+        json_object_set_new(j, "days", days);
+        text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    } else {
+        json_decref(cc);
+        json_decref(days);
+    }
+    json_decref(j);
+    return text;
+}
+
+/* Computed at most every METRICS_COUNTRIES_TTL_MS on the loop's thread: a scraper polling fast
+ * costs one registry walk per TTL, not one per request. */
+static void countries_body(struct metrics_server *m, struct metrics_text *out)
+{
+    uint64_t now_ms = event_now_us() / 1000;
+    if (m->reg != NULL &&
+        (m->countries == NULL || now_ms - m->countries_at_ms >= METRICS_COUNTRIES_TTL_MS)) {
+        char *fresh = countries_json(m->reg);
+        if (fresh != NULL) {
+            free(m->countries);
+            m->countries = fresh;
+            m->countries_at_ms = now_ms;
+        }
+    }
+    free(out->buf);
+    out->buf = strdup(m->countries != NULL ? m->countries : "{\"registry\":false}");
+    out->len = out->cap = out->buf != NULL ? strlen(out->buf) : 0;
+}
+
 static void respond(struct metrics_conn *c, enum metrics_route route, bool head_only)
 {
     static const char *const status[] = {
@@ -378,6 +513,10 @@ static void respond(struct metrics_conn *c, enum metrics_route route, bool head_
         [METRICS_DASHBOARD] = "200 OK",
         [METRICS_DASHBOARD_JS] = "200 OK",
         [METRICS_DASHBOARD_CSS] = "200 OK",
+        [METRICS_COUNTRIES] = "200 OK",
+        [METRICS_WORLDMAP] = "200 OK",
+        [METRICS_CHARTS_JS] = "200 OK",
+        [METRICS_CHARTS_CSS] = "200 OK",
     };
     c->answered = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -392,6 +531,9 @@ static void respond(struct metrics_conn *c, enum metrics_route route, bool head_
             c->m->render(c->m->ctx, &c->body);
         }
         metrics_text_finish(&c->body);
+        ctype = "application/json";
+    } else if (route == METRICS_COUNTRIES) {
+        countries_body(c->m, &c->body);
         ctype = "application/json";
     } else if (!static_asset(route, &ctype, &data, &len)) {
         text_append(&c->body, "%s\n", status[route]);
@@ -538,5 +680,7 @@ void metrics_server_free(struct metrics_server *m)
     if (m->fd >= 0) {
         close(m->fd);
     }
+    registry_close(m->reg);
+    free(m->countries);
     free(m);
 }

@@ -61,8 +61,15 @@ enum metrics_route {
     METRICS_DASHBOARD = 6,   /* GET / or /index.html */
     METRICS_DASHBOARD_JS = 7,
     METRICS_DASHBOARD_CSS = 8,
+    METRICS_COUNTRIES = 9,  /* GET /countries.json: bots per country and the per-day curves */
+    METRICS_WORLDMAP = 10,  /* GET /worldmap.svg, /charts.js, /charts.css (data/web/, shared */
+    METRICS_CHARTS_JS = 11, /* with the authorities' portal) */
+    METRICS_CHARTS_CSS = 12,
 };
-#define METRICS_ROUTE_LAST METRICS_DASHBOARD_CSS
+#define METRICS_ROUTE_LAST METRICS_CHARTS_CSS
+/* /countries.json is computed at most this often (a walk of the registry's country index). */
+#define METRICS_COUNTRIES_TTL_MS 10000
+#define METRICS_COUNTRIES_DAYS 30
 /* Pure: what the request whose first len bytes are buf asks for (http_parser does the parsing). */
 enum metrics_route metrics_route_request(const char *buf, size_t len);
 
@@ -76,6 +83,14 @@ struct metrics_server;
  * the port (useful with port 0). */
 int metrics_server_open(struct metrics_server **out, const struct net_addr *addr,
                         uint16_t *bound_port, char *err, size_t errlen);
+/* Opens a reader of the registry serve follows (before the sandbox: a PostgreSQL connection
+ * cannot be made after it) for GET /countries.json: bots per country (the dashboard's map) and,
+ * over the last METRICS_COUNTRIES_DAYS UTC days, unique addresses, bots and bots disinfected
+ * (commanded, not heard from since) per day. Aggregates only. Without it the route answers
+ * {"registry": false}. */
+int metrics_server_open_registry(struct metrics_server *m, const char *target,
+                                 const char *state_dir, char *err, size_t errlen);
+
 /* Starts accepting on `loop`. */
 int metrics_server_start(struct metrics_server *m, uv_loop_t *loop, metrics_render_fn render,
                          void *ctx, char *err, size_t errlen);

@@ -442,6 +442,12 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     if (cfg->registry && start_registry(srv, err, errlen) != 0) {
         goto out;
     }
+    /* The dashboard's map reads the registry through a reader of its own (metrics.h). */
+    if (cfg->registry && srv->metrics != NULL &&
+        metrics_server_open_registry(srv->metrics, cfg->registry_target, cfg->state_dir, err,
+                                     errlen) != 0) {
+        goto out;
+    }
     if (cfg->policy_path != NULL) {
         struct policy *p = NULL;
         srv->decided = keyset_shared_new();

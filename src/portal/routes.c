@@ -20,9 +20,9 @@
 
 /* The page's files (src/portal/assets/), built into the binary by cmake/embed.cmake. */
 extern const unsigned char sinkd_portal_html[], sinkd_portal_js[], sinkd_portal_css[],
-    sinkd_portal_map[], sinkd_portal_charts[];
+    sinkd_portal_map[], sinkd_portal_charts[], sinkd_portal_chartscss[];
 extern const size_t sinkd_portal_html_len, sinkd_portal_js_len, sinkd_portal_css_len,
-    sinkd_portal_map_len, sinkd_portal_charts_len;
+    sinkd_portal_map_len, sinkd_portal_charts_len, sinkd_portal_chartscss_len;
 
 #define SESSION_COOKIE "sinkd_session"
 #define LOGIN_CSRF_COOKIE "sinkd_csrf"
@@ -883,6 +883,8 @@ void portal_route(struct portal_state *st, const struct portal_request *req,
         {"/worldmap.svg", "image/svg+xml", sinkd_portal_map, &sinkd_portal_map_len},
         {"/charts.js", "text/javascript; charset=utf-8", sinkd_portal_charts,
          &sinkd_portal_charts_len},
+        {"/charts.css", "text/css; charset=utf-8", sinkd_portal_chartscss,
+         &sinkd_portal_chartscss_len},
     };
     for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++) {
         if (strcmp(path, assets[i].path) == 0) {

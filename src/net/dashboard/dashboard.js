@@ -168,4 +168,30 @@ if (typeof document !== "undefined") {
   };
   poll();
   setInterval(poll, 2000);
+
+  // The map and per-day curves of all countries (/countries.json, data/web/charts.js), every
+  // 10 s: the server computes them at most that often.
+  const world = async () => {
+    try {
+      const response = await fetch("/countries.json", { cache: "no-store" });
+      const data = await response.json();
+      const section = document.getElementById("world");
+      section.hidden = !data.registry;
+      if (!data.registry || !window.sinkdCharts) return;
+      const n = await window.sinkdCharts.map(document.getElementById("map"), data.countries, "bots");
+      const bots = Object.values(data.countries).reduce((a, b) => a + b, 0);
+      document.getElementById("map-legend").textContent =
+        `${formatCount(bots)} bots in ${n} countries (country of each bot's latest contact; darker is more).`;
+      window.sinkdCharts.curves(document.getElementById("curves"), data.days, [
+        { key: "ips", label: "unique addresses" },
+        { key: "bots", label: "bots" },
+        { key: "disinfected", label: "disinfected" },
+      ]);
+      document.body.dataset.world = "1";
+    } catch (e) {
+      document.getElementById("map-legend").textContent = "map: " + e.message;
+    }
+  };
+  world();
+  setInterval(world, 10000);
 }
