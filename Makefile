@@ -4,8 +4,10 @@ FUZZ_SECONDS ?= 30
 BOTS ?= 10000
 DURATION ?= 20
 ENFORCE ?= 0
+PREFIX ?= /usr/local
+DESTDIR ?=
 
-.PHONY: all deps build release debug fuzz-build sinkd demo check test format lint clean
+.PHONY: all deps build release debug fuzz-build sinkd demo check test format lint clean install deb
 
 all: build
 
@@ -42,6 +44,19 @@ test: release
 
 check: release debug fuzz-build
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/check.sh
+
+# make install PREFIX=/usr DESTDIR=/tmp/root: the binary, man pages, data, /etc/sinkd/sinkd.conf
+# and the systemd units (docs/operations.md, "Install"). The data path is compiled in from
+# PREFIX, so the release tree is configured with it first.
+install: deps
+	@mkdir -p build && cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release \
+	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@echo "building build/release (PREFIX=$(PREFIX))"; $(call BUILD,release)
+	@DESTDIR=$(DESTDIR) cmake --install build/release
+
+# The Debian package, with the Debian tools and lintian: build/deb/sinkd_<version>_<arch>.deb.
+deb: deps
+	@JOBS=$(JOBS) ./scripts/build-deb.sh build/deb
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

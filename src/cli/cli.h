@@ -70,6 +70,14 @@ int cli_config_merge(const char *cmd, int argc, char **argv, const struct option
  * for cli_set_where() while parsing. */
 const char *cli_config_where(int index);
 
+/* Before a command writes into the state directory DIR: every file it makes there must belong to
+ * DIR's owner (the service user), or the service can no longer write it (a root-owned
+ * registry.db after `registry rebuild` as root). Run by that owner: nothing to do. Run as root
+ * on a directory someone else owns: drops to the owner's uid and gid (no supplementary groups),
+ * saying so in one line. Run by another user: refuses with one line naming the owner. A missing
+ * DIR is left to the command. Returns 0 to go on, or 1 (the exit status) after the line. */
+int cli_act_as_state_owner(const char *cmd, const char *dir);
+
 /* mkdir -p DIR: each missing directory made with mode; 0, or -1 with err set. */
 int cli_make_dirs(const char *dir, unsigned mode, char *err, size_t errlen);
 

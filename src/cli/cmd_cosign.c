@@ -140,6 +140,9 @@ int cmd_cosign(int argc, char **argv)
     if (state == NULL || url == NULL || wkey == NULL) {
         return cli_usage_error("cosign", "--state, --witness-url and --witness-key are required");
     }
+    if (cli_act_as_state_owner("cosign", state) != 0) {
+        return 1;
+    }
     char log_dir[4096], err[1024];
     snprintf(log_dir, sizeof log_dir, "%s/log", state);
     struct evlog_verifier w;

@@ -125,6 +125,10 @@ int cmd_keygen(int argc, char **argv)
     char *slash = strrchr(parent, '/');
     if (slash != NULL && slash != parent) {
         *slash = '\0';
+        /* keys/ in a state directory: the service must be able to read log.key (0600). */
+        if (cli_act_as_state_owner("keygen", parent) != 0) {
+            return 1;
+        }
         if (cli_make_dirs(parent, 0750, err, sizeof err) != 0) {
             fprintf(stderr, "sinkd keygen: %s\n", err);
             return 1;

@@ -219,6 +219,12 @@ int cmd_registry(int argc, char **argv)
                 argv[1]);
         return 2;
     }
+    for (size_t i = 0; i < nstates; i++) {
+        if (cli_act_as_state_owner(follow ? "registry follow" : "registry rebuild", states[i]) !=
+            0) {
+            return 1;
+        }
+    }
     return follow ? registry_follow(states[0], target, cache_mib)
                   : registry_rebuild(states, nstates, target);
 }

@@ -484,6 +484,11 @@ int cmd_report(int argc, char **argv)
                 state, state);
         return 1;
     }
+    /* registry.db (and SQLite's -wal and -shm beside it) must stay the service's. */
+    if (state != NULL && (target == NULL || catch_up) &&
+        cli_act_as_state_owner("report", state) != 0) {
+        return 1;
+    }
     if (o.out_dir != NULL && cli_make_dirs(o.out_dir, 0750, err, sizeof(err)) != 0) {
         fprintf(stderr, "sinkd report: --out: %s\n", err);
         return 1;

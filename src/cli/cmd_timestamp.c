@@ -144,6 +144,9 @@ int cmd_timestamp(int argc, char **argv)
         return cli_usage_error("timestamp", "--state and exactly one of --tsa-url, --request-out "
                                             "and --reply are required");
     }
+    if (cli_act_as_state_owner("timestamp", state) != 0) {
+        return 1;
+    }
     char log_dir[EVLOG_PATH_MAX], err[1024];
     snprintf(log_dir, sizeof log_dir, "%s/log", state);
     /* One writer of log/timestamps/ at a time (issue 19 #3); `serve` writes elsewhere. */

@@ -29,14 +29,15 @@ struct conf_state {
 
 __attribute__((format(printf, 2, 3))) static int fail(struct conf_state *st, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     if (!st->failed) {
         st->failed = true;
         st->err_line = st->line;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(st->msg, sizeof(st->msg), fmt, ap);
-        va_end(ap);
+        vsnprintf(st->msg, sizeof(st->msg), fmt,
+                  ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     }
+    va_end(ap);
     return 1; /* inih goes on; only the first error is reported */
 }
 

@@ -7,7 +7,7 @@ command -v systemd-analyze >/dev/null || { echo "SKIP: no systemd-analyze"; exit
 units="$E2E_DIR/units"
 mkdir -p "$units"
 for f in "$SINKD_SOURCE_DIR"/contrib/*.service "$SINKD_SOURCE_DIR"/contrib/*.timer; do
-    sed "s|/usr/local/bin/sinkd|$SINKD_BINARY|" "$f" >"$units/$(basename "$f")"
+    sed "s|/usr/bin/sinkd|$SINKD_BINARY|" "$f" >"$units/$(basename "$f")"
 done
 n=0
 for f in "$units"/*.service "$units"/*.timer; do
