@@ -53,7 +53,7 @@ curl -sf "http://127.0.0.1:$mport/metrics" >/dev/null || fail "the file's metric
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 5 --duration 1 --source-net 127.0.1.0/24 \
     >/dev/null 2>&1 || fail "swarm against serve --config failed (the file's trusted-proxy?)"
 stop_server
-"$SINKD_BINARY" contacts --state "$state" --all | grep -q '"node": *"filenode"' ||
+"$SINKD_BINARY" contacts --state "$state" --all --justification "e2e: serve_config_test" | grep -q '"node": *"filenode"' ||
     fail "the file's node name is not in the records"
 
 # Refusals: exit 2, one line, FILE:LINE and what.
