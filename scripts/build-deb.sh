@@ -25,7 +25,9 @@ tar -C "$here" --exclude=./build --exclude=./.git --exclude='./obj-*' --exclude=
 jobs=${JOBS:-$(nproc)}
 (cd "$work/sinkd-$version" &&
     DEB_BUILD_OPTIONS="parallel=$jobs" dpkg-buildpackage -us -uc -b >"$out/build.log" 2>&1) || {
-    tail -40 "$out/build.log" >&2
+    # the compiler's or a tool's own error lines first: make's tail hides them
+    grep -E "error:|warning:|Error [0-9]" "$out/build.log" | head -10 >&2 || true
+    tail -10 "$out/build.log" >&2
     echo "build-deb: dpkg-buildpackage failed (full log: $out/build.log)" >&2
     exit 1
 }
