@@ -67,10 +67,11 @@ static bool is_help(const char *a)
 static const char *opt_value(const char *cmd, int argc, char **argv, int *i, const char *name,
                              int *rc)
 {
-    if (strcmp(argv[*i], name) != 0) {
+    if (argv[*i] == NULL || strcmp(argv[*i], name) != 0) {
         return NULL;
     }
-    if (*i + 1 >= argc) {
+    /* argv[argc] is NULL; testing the element too lets NULL mean only "not this option". */
+    if (*i + 1 >= argc || argv[*i + 1] == NULL) {
         *rc = cli_usage_error(cmd, "%s needs a value", name);
         return NULL;
     }
@@ -84,6 +85,9 @@ static int run_portal(int argc, char **argv)
     char node[64] = "";
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
+        if (argv[i] == NULL) {
+            break;
+        }
         const char *v;
         if (is_help(argv[i])) {
             fputs(portal_usage, stdout);
@@ -153,6 +157,9 @@ static int run_check(int argc, char **argv)
 {
     const char *path = NULL;
     for (int i = 2; i < argc; i++) {
+        if (argv[i] == NULL) {
+            break;
+        }
         if (is_help(argv[i])) {
             fputs(portal_usage, stdout);
             return 0;
@@ -320,6 +327,9 @@ static int decide(int argc, char **argv, bool approve)
     bool have_id = false;
     int rc = 0;
     for (int i = 2; i < argc && rc == 0; i++) {
+        if (argv[i] == NULL) {
+            break;
+        }
         const char *v;
         if (is_help(argv[i])) {
             fputs(portal_usage, stdout);
@@ -526,6 +536,9 @@ static int run_requests(int argc, char **argv)
     struct print_ctx p = {0};
     int rc = 0;
     for (int i = 2; i < argc && rc == 0; i++) {
+        if (argv[i] == NULL) {
+            break;
+        }
         const char *v;
         if (is_help(argv[i])) {
             fputs(portal_usage, stdout);

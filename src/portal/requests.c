@@ -329,7 +329,11 @@ int portal_disinfection_from_json(const struct portal_authority *a, const char *
     enum { F_CC, F_NET, F_LEGAL, F_CONTACT, F_NB, F_NA, F_N };
     char *bufs = malloc(F_N * (PORTAL_PARAM_VALUE_MAX + 1));
     const char *vals[F_N];
-    int rc = bufs == NULL ? refuse(why, whylen, -1, "out of memory") : 0;
+    if (bufs == NULL) {
+        json_decref(o);
+        return refuse(why, whylen, -1, "out of memory");
+    }
+    int rc = 0;
     for (int f = 0; rc == 0 && f < F_N; f++) {
         if (json_text(o, known[f], bufs + (size_t)f * (PORTAL_PARAM_VALUE_MAX + 1),
                       PORTAL_PARAM_VALUE_MAX + 1, &vals[f]) != 0) {
@@ -629,8 +633,12 @@ int portal_store_list(struct portal_store *s, const char *authority, portal_requ
         sqlite3_bind_text(st, 1, authority, -1, SQLITE_TRANSIENT);
     }
     struct portal_disinfection *r = malloc(sizeof(*r));
-    int rc = r == NULL ? err_set(err, errlen, "out of memory") : 0;
-    int step;
+    if (r == NULL) {
+        sqlite3_finalize(st);
+        return err_set(err, errlen, "out of memory");
+    }
+    int rc = 0;
+    int step = SQLITE_DONE;
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
         row_to_request(st, r);
         rc = fn(ctx, r);

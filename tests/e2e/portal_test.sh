@@ -288,6 +288,39 @@ rc=$?
 set -e
 [ $rc -eq 1 ] && grep -q "is rejected already" approve2.err || fail "approving a rejected request"
 
+# No read without its record: with the spool unusable the answer is withheld (503), rows and all.
+mv "$state/spool" "$state/spool.away"
+touch "$state/spool"
+"${C[@]}" "${NG[@]}" -o withheld.json -w '%{http_code}' "$base/api/v1/victims?format=csv" >withheld.code
+[ "$(cat withheld.code)" = 503 ] || fail "a read whose record cannot be written: $(cat withheld.code)"
+grep -q "$ng_ip" withheld.json && fail "rows handed out without a record"
+rm "$state/spool"
+mv "$state/spool.away" "$state/spool"
+[ "$(code "${NG[@]}" "$base/api/v1/stats")" = 200 ] || fail "reads after the spool is back"
+
+# Bounds: 8 silent connections from one address are held, a 9th is reset at once, and the
+# held ones are closed after the 15 s connection timeout.
+python3 - "$pport" <<'PY' || fail "connection bounds"
+import socket, sys, time
+port = int(sys.argv[1])
+held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(8)]
+time.sleep(0.3)
+ninth = socket.create_connection(("127.0.0.1", port), timeout=5)
+try:
+    got = ninth.recv(1)
+    assert got == b"", got
+except ConnectionResetError:
+    pass
+start = time.time()
+for s in held:
+    try:
+        assert s.recv(1) == b""
+    except ConnectionResetError:
+        pass
+took = time.time() - start
+assert 12 < took < 20, f"held connections closed after {took:.1f} s"
+PY
+
 # Failed logins from one address turn into 429s.
 for _ in $(seq 1 12); do code -H "Authorization: Bearer nope" -H "X-Justification: x" "$base/api/v1/stats" >/dev/null; done
 [ "$(code "${NG[@]}" "$base/api/v1/stats")" = 429 ] || fail "no 429 after repeated failures"
