@@ -37,6 +37,13 @@ struct db_stmt {
     const struct db_driver *driver;
 };
 
+/* PostgreSQL only, for the batch writer (pg_batch.c), which talks to the server itself: the
+ * connection with the driver's pipeline drained, or NULL (db_errmsg) when draining it failed. */
+struct pg_conn *db_postgres_conn(struct db *db);
+/* libpq's message as one line (it may span several, indented with tabs): it ends up in one log
+ * line. */
+void db_postgres_message(const char *msg, char *out, size_t cap);
+
 int db_sqlite_open(struct db **out, const char *path, char *err, size_t errlen);
 int db_postgres_open(struct db **out, const char *url, char *err, size_t errlen);
 

@@ -131,28 +131,31 @@ static struct pg_stmt *pst(struct db_stmt *st)
     return (struct pg_stmt *)st;
 }
 
-/* Keeps libpq's message as one line (it may span several, indented with tabs): it ends up in
- * one log line. */
-static void set_error(struct pg_db *db, const char *msg)
+void db_postgres_message(const char *msg, char *out, size_t cap)
 {
     if (msg == NULL || *msg == '\0') {
         msg = "unknown error";
     }
     size_t n = 0;
     bool space = false;
-    for (; *msg != '\0' && n + 1 < sizeof(db->error); msg++) {
+    for (; *msg != '\0' && n + 1 < cap; msg++) {
         bool blank = *msg == '\n' || *msg == '\r' || *msg == '\t';
         if (blank) {
             space = n > 0;
             continue;
         }
-        if (space && n + 2 < sizeof(db->error)) {
-            db->error[n++] = ' ';
+        if (space && n + 2 < cap) {
+            out[n++] = ' ';
         }
         space = false;
-        db->error[n++] = *msg;
+        out[n++] = *msg;
     }
-    db->error[n] = '\0';
+    out[n] = '\0';
+}
+
+static void set_error(struct pg_db *db, const char *msg)
+{
+    db_postgres_message(msg, db->error, sizeof(db->error));
 }
 
 /* Server notices ("relation exists, skipping") are not errors; nothing prints deep inside. */
@@ -757,6 +760,11 @@ static void pg_finalize(struct db_stmt *dst)
     free(st->sql);
     free(st->blob);
     free(st);
+}
+
+struct pg_conn *db_postgres_conn(struct db *db)
+{
+    return pipeline_finish(pdb(db)) < 0 ? NULL : pdb(db)->conn;
 }
 
 static int pg_set_cache_mib(struct db *db, uint32_t mib)

@@ -4,6 +4,7 @@
 #include "registry/registry.h"
 #include "registry/db.h"
 #include "registry/internal.h"
+#include "registry/pg_batch.h"
 #include "util/err.h"
 #include "util/hex.h"
 
@@ -224,6 +225,9 @@ struct registry {
     bool in_txn;
     struct daycc *daycc; /* DAYCC_SLOTS, allocated with the writer statements */
     size_t daycc_n;
+    /* PostgreSQL: the open batch's records, applied set-wise when it is written (pg_batch.h);
+     * NULL on SQLite, which applies each record at once. */
+    struct pg_batch *pgb;
     struct registry_follower *follower; /* follow.c */
 };
 
@@ -433,7 +437,8 @@ static int writer_prepare(struct registry *reg, char *err, size_t errlen)
                        "being applied (registry_set_source)");
     }
     reg->daycc = calloc(DAYCC_SLOTS, sizeof(*reg->daycc));
-    if (reg->daycc == NULL) {
+    if (reg->daycc == NULL ||
+        (db_dialect(reg->db) == DB_POSTGRES && pg_batch_new(&reg->pgb) < 0)) {
         return err_set(err, errlen, "registry: out of memory");
     }
     for (int i = 0; i < ST_COUNT; i++) {
@@ -465,6 +470,7 @@ void registry_close(struct registry *reg)
     }
     db_close(reg->db);
     free(reg->daycc);
+    pg_batch_free(reg->pgb);
     free(reg);
 }
 
@@ -575,6 +581,15 @@ static int daycc_write(struct registry *reg, char *err, size_t errlen)
     return 0;
 }
 
+/* PostgreSQL: applies the records kept so far into the open transaction. */
+static int batch_write(struct registry *reg, char *err, size_t errlen)
+{
+    if (reg->pgb == NULL || pg_batch_records(reg->pgb) == 0) {
+        return 0;
+    }
+    return pg_batch_write(reg->pgb, reg->db, err, errlen) < 0 ? REGISTRY_ERR : 0;
+}
+
 /* Drops the open batch: rolls back and re-reads the committed position so the caller can replay
  * from the log. */
 static void batch_abort(struct registry *reg)
@@ -583,6 +598,9 @@ static void batch_abort(struct registry *reg)
     reg->in_txn = false;
     reg->batch_records = 0;
     daycc_clear(reg);
+    if (reg->pgb != NULL) {
+        pg_batch_clear(reg->pgb);
+    }
     if (read_position(reg) < 0) {
         /* Unreadable now (a lost PostgreSQL connection, say): the next batch's BEGIN re-reads
          * it before anything is applied. */
@@ -595,7 +613,7 @@ int registry_flush(struct registry *reg, char *err, size_t errlen)
     if (!reg->in_txn) {
         return 0;
     }
-    if (daycc_write(reg, err, errlen) < 0 ||
+    if (batch_write(reg, err, errlen) < 0 || daycc_write(reg, err, errlen) < 0 ||
         meta_set(reg, reg->next_key, reg->next_index, err, errlen) < 0 ||
         meta_set(reg, "bad_records", reg->bad_records, err, errlen) < 0 ||
         meta_set(reg, "data_end_us", reg->data_end_us, err, errlen) < 0 ||
@@ -945,15 +963,25 @@ static uint64_t record_time(const struct record *rec)
     }
 }
 
+/* The kinds that change rows; the others (operational notes) only move the data end. */
+static bool record_changes_rows(uint8_t kind)
+{
+    return kind == RECORD_CONTACT || kind == RECORD_DECISION || kind == RECORD_COMMAND_SENT ||
+           kind == RECORD_COMMAND_FAILED;
+}
+
+/* The kinds the PostgreSQL batch applies (pg_batch.c). A kind that changes rows and is not one
+ * of them is applied by apply_record once the batch so far is written, so log order holds. */
+static bool batch_applies(uint8_t kind)
+{
+    return kind == RECORD_CONTACT || kind == RECORD_DECISION || kind == RECORD_COMMAND_SENT ||
+           kind == RECORD_COMMAND_FAILED;
+}
+
 static int apply_record(struct registry *reg, const struct record *rec, char *err, size_t errlen)
 {
     struct db_stmt *st;
     uint8_t key[16];
-    /* Every record, node-stopped included, shows the sinkhole was observing until then. */
-    uint64_t t = record_time(rec);
-    if (t > reg->data_end_us) {
-        reg->data_end_us = t;
-    }
     switch (rec->kind) {
     case RECORD_CONTACT:
         return apply_contact(reg, &rec->u.contact, err, errlen);
@@ -1055,11 +1083,28 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
         reg->bad_records++;
         err_set(err, errlen, "registry: log entry %" PRIu64 " skipped: %s", log_index, derr);
         rc = REGISTRY_E_DECODE;
-    } else if (apply_record(reg, &rec, err, errlen) < 0) {
-        /* Statement failures leave the transaction open but this record half-applied: roll the
-         * whole batch back so the registry stays a function of a log prefix. */
-        batch_abort(reg);
-        return REGISTRY_ERR;
+    } else {
+        /* Every record, node-stopped included, shows the sinkhole was observing until then. */
+        uint64_t t = record_time(&rec);
+        if (t > reg->data_end_us) {
+            reg->data_end_us = t;
+        }
+        int arc = 0;
+        if (!record_changes_rows(rec.kind)) {
+            arc = 0;
+        } else if (reg->pgb != NULL && batch_applies(rec.kind)) {
+            if (pg_batch_add(reg->pgb, entry, len) < 0) {
+                arc = err_set(err, errlen, "registry: out of memory keeping a batch");
+            }
+        } else {
+            arc = batch_write(reg, err, errlen) < 0 ? -1 : apply_record(reg, &rec, err, errlen);
+        }
+        if (arc < 0) {
+            /* Statement failures leave the transaction open but this record half-applied: roll
+             * the whole batch back so the registry stays a function of a log prefix. */
+            batch_abort(reg);
+            return REGISTRY_ERR;
+        }
     }
     reg->next_index++;
     reg->batch_records++;
@@ -1181,7 +1226,8 @@ static int reader_ok(struct registry *reg, char *err, size_t errlen)
         return REGISTRY_E_BUSY;
     }
     /* A query inside this connection's own open batch sees the batch's day counters too. */
-    if (reg->in_txn && daycc_write(reg, err, errlen) < 0) {
+    if (reg->in_txn && (batch_write(reg, err, errlen) < 0 || daycc_write(reg, err, errlen) < 0)) {
+        batch_abort(reg);
         return REGISTRY_ERR;
     }
     return 0;
@@ -1231,6 +1277,10 @@ int registry_bots(struct registry *reg, const struct registry_filter *f, registr
 int registry_bot_get(struct registry *reg, const char *bot_key, struct registry_bot *out, char *err,
                      size_t errlen)
 {
+    int rc = reader_ok(reg, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
     struct db_stmt *st = NULL;
     if (prepare(reg, "SELECT " BOT_COLUMNS " FROM bot WHERE bot_key = ?1", &st, err, errlen) < 0) {
         return REGISTRY_ERR;
@@ -1242,7 +1292,6 @@ int registry_bot_get(struct registry *reg, const char *bot_key, struct registry_
     }
     db_bind_blob(st, 1, key, sizeof(key));
     int step = db_step(st);
-    int rc = 0;
     if (step == DB_ROW) {
         row_to_bot(st, out);
         rc = 1;

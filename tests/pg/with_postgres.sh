@@ -14,6 +14,8 @@
 # SINKD_PG_DURABLE=1 runs the server with PostgreSQL's own durability settings (fsync,
 # synchronous_commit and full_page_writes on, its defaults) instead of the tests' shortcuts: for
 # benchmarks (bench/registry_pg.sh), whose figures must include what a real deployment pays.
+# SINKD_PG_OPTS adds server options (postgres -c ... words), e.g. to load pg_stat_statements for a
+# profile: SINKD_PG_OPTS="-c shared_preload_libraries=pg_stat_statements".
 set -euo pipefail
 
 me=with_postgres.sh
@@ -152,6 +154,7 @@ opts="-c listen_addresses='' -c unix_socket_directories='$sock' -p $port -c max_
 if [ "${SINKD_PG_DURABLE:-0}" != 1 ]; then
     opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 fi
+opts+=" ${SINKD_PG_OPTS:-}"
 if ! as_server "$bin/pg_ctl" -D "$data" -l "$server_log" -w -t 30 -o "$opts" start >/dev/null 2>&1; then
     echo "$me: PostgreSQL did not start; end of the server log (SINKD_PG_KEEP=1 keeps it):" >&2
     tail -n 30 "$server_log" >&2 || true
