@@ -839,4 +839,5 @@ out:
 void pg_batch_clear(struct pg_batch *b)
 {
     batch_reset(b);
+    b->staged = false;
 }

@@ -137,6 +137,8 @@ struct pg_batch {
     uint32_t made; /* bots made so far */
     int64_t day_min, day_max; /* of the contacts: what day_commanded is read for */
     uint64_t round_trips;     /* synchronous queries the rules needed (out-of-order days, ...) */
+    uint64_t pair_conflicts;  /* batches whose new per-day pairs met stored ones (pairs_copy) */
+    bool staged;              /* the staging tables were filled in the open transaction */
     struct pg_conn *conn;
 };
 
@@ -176,7 +178,7 @@ size_t pg_batch_records(const struct pg_batch *b);
 /* Applies the kept records into the open transaction of `db` and empties the batch (also on
  * failure, when the caller rolls back). Returns 0 or -1 with err set. */
 int pg_batch_write(struct pg_batch *b, struct db *db, char *err, size_t errlen);
-/* Drops the kept records (the caller rolled its transaction back). */
+/* Drops the kept records: the caller's transaction ended (committed or rolled back). */
 void pg_batch_clear(struct pg_batch *b);
 
 #endif

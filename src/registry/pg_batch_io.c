@@ -607,14 +607,125 @@ int pgb_pair_stored(struct pg_batch *b, enum pgb_set s, int64_t day, uint32_t me
 
 /* ---- writing ----------------------------------------------------------------------------- */
 
-static int cmp_i64(const void *x, const void *y)
+/* Rows in COPY's binary format: a 19-byte header, each row as a 2-byte field count and its
+ * fields (4-byte length, bytes), a 2-byte trailer of -1. */
+struct copybuf {
+    uint8_t *buf;
+    size_t len, cap;
+    uint32_t rows;
+    bool oom;
+};
+
+static void cb_raw(struct copybuf *c, const void *p, size_t n)
 {
-    int64_t a = *(const int64_t *)x, c = *(const int64_t *)y;
-    return a < c ? -1 : a > c;
+    if (c->oom) {
+        return;
+    }
+    if (c->len + n > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 65536;
+        while (c->len + n > cap) {
+            cap *= 2;
+        }
+        uint8_t *q = realloc(c->buf, cap);
+        if (q == NULL) {
+            c->oom = true;
+            return;
+        }
+        c->buf = q;
+        c->cap = cap;
+    }
+    memcpy(c->buf + c->len, p, n);
+    c->len += n;
+}
+
+static void cb_begin(struct copybuf *c)
+{
+    static const uint8_t header[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+    c->len = 0;
+    c->rows = 0;
+    c->oom = false;
+    cb_raw(c, header, sizeof(header));
+}
+
+static void cb_row(struct copybuf *c, int fields)
+{
+    uint8_t v[2] = {(uint8_t)(fields >> 8), (uint8_t)fields};
+    cb_raw(c, v, 2);
+    c->rows++;
+}
+
+static void cb_field(struct copybuf *c, const void *p, size_t n)
+{
+    uint8_t be[4];
+    put32(be, (uint32_t)n);
+    cb_raw(c, be, 4);
+    cb_raw(c, p, n);
+}
+
+static void cb_int8(struct copybuf *c, int64_t v)
+{
+    uint8_t be[8];
+    put64(be, (uint64_t)v);
+    cb_field(c, be, 8);
+}
+
+static void cb_text(struct copybuf *c, const char *s)
+{
+    cb_field(c, s, strlen(s));
+}
+
+static void cb_end(struct copybuf *c)
+{
+    static const uint8_t trailer[2] = {0xff, 0xff};
+    cb_raw(c, trailer, 2);
+}
+
+/* Runs `COPY ... FROM STDIN (FORMAT binary)` with the rows in c. Returns 0, or -1 with err set
+ * and *sqlstate (when given) the server's error code. */
+static int copy_in(struct pg_batch *b, const char *sql, struct copybuf *c, char *sqlstate,
+                   char *err, size_t errlen)
+{
+    if (c->oom) {
+        return err_set(err, errlen, "registry: out of memory writing a batch");
+    }
+    PGresult *r = PQexec(b->conn, sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        int rc = pq_error(b, "writing a batch (COPY)", r, err, errlen);
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    int ok = PQputCopyData(b->conn, (const char *)c->buf, (int)c->len) == 1;
+    ok = PQputCopyEnd(b->conn, ok ? NULL : "sinkd could not send the rows") == 1 && ok;
+    int rc = 0;
+    while ((r = PQgetResult(b->conn)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0) {
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            if (sqlstate != NULL) {
+                snprintf(sqlstate, 6, "%s", state != NULL ? state : "");
+            }
+            rc = pq_error(b, "writing a batch (COPY)", r, err, errlen);
+        }
+        PQclear(r);
+    }
+    if (!ok && rc == 0) {
+        rc = pq_error(b, "writing a batch (COPY)", NULL, err, errlen);
+    }
+    return rc;
+}
+
+static int exec_simple(struct pg_batch *b, const char *sql, const char *what, char *err,
+                       size_t errlen)
+{
+    PGresult *r = PQexec(b->conn, sql);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pq_error(b, what, r, err, errlen);
+    PQclear(r);
+    return rc;
 }
 
 /* Ids for the bots the batch made, from the table's own sequence, in the order they were made
- * (as one insert after the other would take them). */
+ * (as one insert after the other would take them): one call takes the whole range, which is
+ * safe because every writer holds the writers' lock (db_lock_writers) while it writes. */
 static int assign_ids(struct pg_batch *b, char *err, size_t errlen)
 {
     if (b->made == 0) {
@@ -625,65 +736,60 @@ static int assign_ids(struct pg_batch *b, char *err, size_t errlen)
     const char *values[1] = {count};
     b->round_trips++;
     PGresult *r = PQexecParams(b->conn,
-                               "SELECT nextval(pg_get_serial_sequence('bot', 'id'))"
-                               " FROM generate_series(1, $1::int8)",
+                               "SELECT setval(s, nextval(s) + $1::int8 - 1)"
+                               " FROM pg_get_serial_sequence('bot', 'id') AS s",
                                1, NULL, values, NULL, NULL, 1);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || (uint32_t)PQntuples(r) != b->made) {
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         int rc = pq_error(b, "numbering new bots", r, err, errlen);
         PQclear(r);
         return rc;
     }
-    int64_t *ids = malloc(b->made * sizeof(*ids));
-    if (ids == NULL) {
-        PQclear(r);
-        return err_set(err, errlen, "registry: out of memory writing a batch");
-    }
-    for (uint32_t i = 0; i < b->made; i++) {
-        ids[i] = (int64_t)get64(PQgetvalue(r, (int)i, 0));
-    }
+    int64_t last = (int64_t)get64(PQgetvalue(r, 0, 0));
     PQclear(r);
-    qsort(ids, b->made, sizeof(*ids), cmp_i64);
     for (size_t i = 0; i < b->bots_n; i++) {
         struct pgb_bot *bot = &b->bots[i];
         if (!bot->in_db && bot->state != PGB_ABSENT) {
-            bot->id = ids[bot->made];
+            bot->id = last - (int64_t)b->made + 1 + (int64_t)bot->made;
         }
     }
-    free(ids);
     return 0;
 }
 
-/* The bot columns as arrays (params[0] the ids), for the rows `pick` selects. */
-static void bot_arrays(struct pg_batch *b, struct arr *p, bool (*pick)(const struct pgb_bot *))
+/* "(id, bot_key, family, ...)": the columns the bot rows are copied with. */
+static void bot_column_list(char *out, size_t cap)
 {
-    arr_begin(&p[0], OID_INT8);
+    size_t n = (size_t)snprintf(out, cap, "(id");
     for (size_t c = 0; c < BOT_COLS; c++) {
-        arr_begin(&p[c + 1], bot_cols[c].kind == COL_INT8   ? OID_INT8
-                             : bot_cols[c].kind == COL_TEXT ? OID_TEXT
-                                                            : OID_BYTEA);
+        n += (size_t)snprintf(out + n, cap - n, ", %s", bot_cols[c].name);
     }
+    snprintf(out + n, cap - n, ")");
+}
+
+/* The bot rows `pick` selects, as COPY rows of bot_column_list(). */
+static void bot_copy(struct pg_batch *b, struct copybuf *c, bool (*pick)(const struct pgb_bot *))
+{
+    cb_begin(c);
     for (size_t i = 0; i < b->bots_n; i++) {
         const struct pgb_bot *bot = &b->bots[i];
         if (!pick(bot)) {
             continue;
         }
-        arr_int8(&p[0], bot->id);
-        for (size_t c = 0; c < BOT_COLS; c++) {
-            const char *field = (const char *)bot + bot_cols[c].off;
-            if (bot_cols[c].kind == COL_INT8) {
+        cb_row(c, (int)BOT_COLS + 1);
+        cb_int8(c, bot->id);
+        for (size_t k = 0; k < BOT_COLS; k++) {
+            const char *field = (const char *)bot + bot_cols[k].off;
+            if (bot_cols[k].kind == COL_INT8) {
                 int64_t v;
                 memcpy(&v, field, sizeof(v));
-                arr_int8(&p[c + 1], v);
-            } else if (bot_cols[c].kind == COL_TEXT) {
-                arr_text(&p[c + 1], field);
+                cb_int8(c, v);
+            } else if (bot_cols[k].kind == COL_TEXT) {
+                cb_text(c, field);
             } else {
-                arr_put(&p[c + 1], field, bot_cols[c].size);
+                cb_field(c, field, bot_cols[k].size);
             }
         }
     }
-    for (size_t c = 0; c <= BOT_COLS; c++) {
-        arr_end(&p[c]);
-    }
+    cb_end(c);
 }
 
 static bool bot_changed(const struct pgb_bot *bot)
@@ -696,72 +802,48 @@ static bool bot_made(const struct pgb_bot *bot)
     return !bot->in_db && bot->state == PGB_LIVE;
 }
 
-/* "unnest($1::int8[], $2::bytea[], ...) AS u(id, bot_key, ...)" for the bot columns. */
-static size_t bot_unnest(char *out, size_t cap)
+/* The changed (in_db) or new address rows as COPY rows of source_ip's columns. */
+static void ip_copy(struct pg_batch *b, struct copybuf *c, bool in_db)
 {
-    size_t n = (size_t)snprintf(out, cap, "unnest($1::int8[]");
-    for (size_t c = 0; c < BOT_COLS; c++) {
-        n += (size_t)snprintf(out + n, cap - n, ", $%zu::%s[]", c + 2,
-                              bot_cols[c].kind == COL_INT8   ? "int8"
-                              : bot_cols[c].kind == COL_TEXT ? "text"
-                                                             : "bytea");
-    }
-    n += (size_t)snprintf(out + n, cap - n, ") AS u(id");
-    for (size_t c = 0; c < BOT_COLS; c++) {
-        n += (size_t)snprintf(out + n, cap - n, ", c%zu", c);
-    }
-    return n + (size_t)snprintf(out + n, cap - n, ")");
-}
-
-/* Everything the store sends, kept together so one function frees it. */
-struct store {
-    struct arr upd[BOT_COLS + 1], ins[BOT_COLS + 1];
-    struct arr gone[3];  /* day_bot pairs to delete (day, id); bot ids to delete */
-    struct arr ip_upd[7], ip_ins[7];
-    struct arr pairs[SET_COUNT][2];
-    struct arr daycc[5], dayrem[4], rem[REM_COLS + 2];
-    char upd_sql[4096], ins_sql[4096], rem_sql[2048];
-};
-
-static void store_free(struct store *s)
-{
-    struct arr *all[] = {s->upd,       s->ins,       s->gone,      s->ip_upd, s->ip_ins,
-                         s->pairs[0],  s->pairs[1],  s->pairs[2],  s->daycc,  s->dayrem,
-                         s->rem};
-    size_t counts[] = {BOT_COLS + 1, BOT_COLS + 1, 3, 7, 7, 2, 2, 2, 5, 4, REM_COLS + 2};
-    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) {
-        for (size_t i = 0; i < counts[k]; i++) {
-            free(all[k][i].buf);
-        }
-    }
-    free(s);
-}
-
-static void ip_arrays(struct pg_batch *b, struct arr *p, bool in_db)
-{
-    Oid t[7] = {OID_BYTEA, OID_TEXT, OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_INT8};
-    for (int c = 0; c < 7; c++) {
-        arr_begin(&p[c], t[c]);
-    }
+    cb_begin(c);
     for (size_t i = 0; i < b->ips_n; i++) {
         const struct pgb_ip *ip = &b->ips[i];
         if (ip->state != PGB_LIVE || !ip->dirty || ip->in_db != in_db) {
             continue;
         }
-        arr_put(&p[0], ip->key, ip->len);
-        arr_text(&p[1], ip->cc);
-        arr_int8(&p[2], ip->asn);
-        arr_int8(&p[3], ip->first_seen_us);
-        arr_int8(&p[4], ip->last_seen_us);
-        arr_int8(&p[5], ip->contacts);
-        arr_int8(&p[6], ip->identified);
+        cb_row(c, 7);
+        cb_field(c, ip->key, ip->len);
+        cb_text(c, ip->cc);
+        cb_int8(c, ip->asn);
+        cb_int8(c, ip->first_seen_us);
+        cb_int8(c, ip->last_seen_us);
+        cb_int8(c, ip->contacts);
+        cb_int8(c, ip->identified);
     }
-    for (int c = 0; c < 7; c++) {
-        arr_end(&p[c]);
-    }
+    cb_end(c);
 }
 
-/* The pairs of set s in `state` as (day, member) arrays: bot ids, or address bytes. */
+/* The pairs of set s in `state` as (day, member) COPY rows: bot ids, or address bytes. */
+static void pair_copy(struct pg_batch *b, enum pgb_set s, uint8_t state, struct copybuf *c)
+{
+    cb_begin(c);
+    for (size_t i = 0; i < b->set[s].pairs_n; i++) {
+        const struct pgb_pair *pair = &b->set[s].pairs[i];
+        if (pair->state != state) {
+            continue;
+        }
+        cb_row(c, 2);
+        cb_int8(c, pair->day);
+        if (s == SET_DAY_IP) {
+            cb_field(c, b->ips[pair->member].key, b->ips[pair->member].len);
+        } else {
+            cb_int8(c, b->bots[pair->member].id);
+        }
+    }
+    cb_end(c);
+}
+
+/* The same pairs as (day, member) arrays, for the ON CONFLICT form. */
 static void pair_arrays(struct pg_batch *b, enum pgb_set s, uint8_t state, struct arr *p)
 {
     arr_begin(&p[0], OID_INT8);
@@ -782,6 +864,29 @@ static void pair_arrays(struct pg_batch *b, enum pgb_set s, uint8_t state, struc
     arr_end(&p[1]);
 }
 
+/* Everything the store sends, kept together so one function frees it. */
+struct store {
+    struct copybuf copy;
+    struct arr gone[3]; /* day_bot pairs to delete (day, id); bot ids to delete */
+    struct arr pairs[SET_COUNT][2];
+    struct arr daycc[5], dayrem[4], rem[REM_COLS + 2];
+    char cols[1024], sql[4096], rem_sql[2048];
+};
+
+static void store_free(struct store *s)
+{
+    free(s->copy.buf);
+    struct arr *all[] = {s->gone, s->pairs[0], s->pairs[1], s->pairs[2],
+                         s->daycc, s->dayrem, s->rem};
+    size_t counts[] = {3, 2, 2, 2, 5, 4, REM_COLS + 2};
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) {
+        for (size_t i = 0; i < counts[k]; i++) {
+            free(all[k][i].buf);
+        }
+    }
+    free(s);
+}
+
 #define Q(sqltext, ...)                                                                            \
     do {                                                                                           \
         struct arr *ps_[] = {__VA_ARGS__};                                                         \
@@ -793,6 +898,51 @@ static void pair_arrays(struct pg_batch *b, enum pgb_set s, uint8_t state, struc
         }                                                                                          \
     } while (0)
 
+static const char *const set_table[SET_COUNT] = {"day_bot", "day_ip", "day_commanded"};
+
+/* New pairs, copied straight into their tables: none can be there already (a member's stored
+ * days end at its last contact, and the batch asked about every earlier day), so the fast COPY
+ * path is taken under a savepoint. Should one be there all the same (a registry edited by hand),
+ * the savepoint is rolled back and the pairs go in by INSERT ... ON CONFLICT DO NOTHING, as the
+ * per-record path does. Returns 1 copied, 0 left to the ON CONFLICT form, -1 error. */
+static int pairs_copy(struct pg_batch *b, struct store *s, char *err, size_t errlen)
+{
+    bool any = false;
+    for (int k = 0; k < SET_COUNT; k++) {
+        for (size_t i = 0; i < b->set[k].pairs_n && !any; i++) {
+            any = b->set[k].pairs[i].state == PAIR_INSERT;
+        }
+    }
+    if (!any) {
+        return 1;
+    }
+    if (exec_simple(b, "SAVEPOINT sinkd_pairs", "writing a batch", err, errlen) < 0) {
+        return -1;
+    }
+    char state[6] = "";
+    int rc = 0;
+    for (int k = 0; k < SET_COUNT && rc == 0; k++) {
+        pair_copy(b, (enum pgb_set)k, PAIR_INSERT, &s->copy);
+        if (s->copy.rows > 0) {
+            snprintf(s->sql, sizeof(s->sql), "COPY %s(day, %s) FROM STDIN (FORMAT binary)",
+                     set_table[k], k == SET_DAY_IP ? "ip" : "bot");
+            rc = copy_in(b, s->sql, &s->copy, state, err, errlen);
+        }
+    }
+    if (rc == 0) {
+        return exec_simple(b, "RELEASE SAVEPOINT sinkd_pairs", "writing a batch", err, errlen) < 0
+                   ? -1
+                   : 1;
+    }
+    if (strcmp(state, "23505") != 0) {
+        return -1;
+    }
+    b->pair_conflicts++;
+    return exec_simple(b, "ROLLBACK TO SAVEPOINT sinkd_pairs", "writing a batch", err, errlen) < 0
+               ? -1
+               : 0;
+}
+
 int pgb_store(struct pg_batch *b, char *err, size_t errlen)
 {
     if (assign_ids(b, err, errlen) < 0) {
@@ -803,9 +953,9 @@ int pgb_store(struct pg_batch *b, char *err, size_t errlen)
         return err_set(err, errlen, "registry: out of memory writing a batch");
     }
     struct query q[16];
-    int nq = 0;
+    int nq = 0, rc = -1;
 
-    /* Folded address-keyed bots first: their stored pairs, then their rows. */
+    /* Folded address-keyed bots first (a key folded and made again is inserted below). */
     pair_arrays(b, SET_DAY_BOT, PAIR_DELETE, s->gone);
     Q("DELETE FROM day_bot USING unnest($1::int8[], $2::int8[]) AS u(day, bot)"
       " WHERE day_bot.day = u.day AND day_bot.bot = u.bot",
@@ -818,64 +968,86 @@ int pgb_store(struct pg_batch *b, char *err, size_t errlen)
     }
     arr_end(&s->gone[2]);
     Q("DELETE FROM bot WHERE id IN (SELECT unnest($1::int8[]))", &s->gone[2]);
-
-    /* Bots: changed rows, then new ones. */
-    char un[1024];
-    bot_unnest(un, sizeof(un));
-    bot_arrays(b, s->upd, bot_changed);
-    size_t n = (size_t)snprintf(s->upd_sql, sizeof(s->upd_sql), "UPDATE bot SET ");
-    for (size_t c = 1; c < BOT_COLS; c++) {
-        n += (size_t)snprintf(s->upd_sql + n, sizeof(s->upd_sql) - n, "%s%s = u.c%zu",
-                              c > 1 ? ", " : "", bot_cols[c].name, c);
+    if (run_pipeline(b, q, nq, "writing a batch", err, errlen) < 0) {
+        goto out;
     }
-    snprintf(s->upd_sql + n, sizeof(s->upd_sql) - n, " FROM %s WHERE bot.id = u.id", un);
-    if (s->upd[0].n > 0) {
-        q[nq++] = (struct query){.sql = s->upd_sql, .nparams = (int)BOT_COLS + 1};
-        for (size_t c = 0; c <= BOT_COLS; c++) {
-            q[nq - 1].params[c] = &s->upd[c];
+    nq = 0;
+
+    /* Changed rows go through staging tables of this session (no WAL), new rows straight into
+     * their tables: COPY is the server's cheapest way in. A second write in one transaction (a
+     * reader's query inside the open batch) finds the staging tables still full. */
+    bot_column_list(s->cols, sizeof(s->cols));
+    if (exec_simple(b,
+                    b->staged ? "TRUNCATE sinkd_stage_bot, sinkd_stage_ip"
+                              : "CREATE TEMP TABLE IF NOT EXISTS sinkd_stage_bot (LIKE bot)"
+                                " ON COMMIT DELETE ROWS;"
+                                " CREATE TEMP TABLE IF NOT EXISTS sinkd_stage_ip (LIKE source_ip)"
+                                " ON COMMIT DELETE ROWS",
+                    "making the staging tables", err, errlen) < 0) {
+        goto out;
+    }
+    b->staged = true;
+    bot_copy(b, &s->copy, bot_changed);
+    snprintf(s->sql, sizeof(s->sql), "COPY sinkd_stage_bot%s FROM STDIN (FORMAT binary)",
+             s->cols);
+    if (s->copy.rows > 0 && copy_in(b, s->sql, &s->copy, NULL, err, errlen) < 0) {
+        goto out;
+    }
+    bool bots_staged = s->copy.rows > 0;
+    bot_copy(b, &s->copy, bot_made);
+    snprintf(s->sql, sizeof(s->sql), "COPY bot%s FROM STDIN (FORMAT binary)", s->cols);
+    if (s->copy.rows > 0 && copy_in(b, s->sql, &s->copy, NULL, err, errlen) < 0) {
+        goto out;
+    }
+    const char *ip_cols =
+        "(ip, cc, asn, first_seen_us, last_seen_us, contacts, identified) FROM STDIN (FORMAT binary)";
+    ip_copy(b, &s->copy, true);
+    snprintf(s->sql, sizeof(s->sql), "COPY sinkd_stage_ip%s", ip_cols);
+    if (s->copy.rows > 0 && copy_in(b, s->sql, &s->copy, NULL, err, errlen) < 0) {
+        goto out;
+    }
+    bool ips_staged = s->copy.rows > 0;
+    ip_copy(b, &s->copy, false);
+    snprintf(s->sql, sizeof(s->sql), "COPY source_ip%s", ip_cols);
+    if (s->copy.rows > 0 && copy_in(b, s->sql, &s->copy, NULL, err, errlen) < 0) {
+        goto out;
+    }
+    int copied = pairs_copy(b, s, err, errlen);
+    if (copied < 0) {
+        goto out;
+    }
+
+    /* One pipeline for the rest: merges from the staging tables, counters, remediation. */
+    if (bots_staged) {
+        size_t n = (size_t)snprintf(s->sql, sizeof(s->sql), "UPDATE bot SET ");
+        for (size_t c = 1; c < BOT_COLS; c++) {
+            n += (size_t)snprintf(s->sql + n, sizeof(s->sql) - n, "%s%s = s.%s",
+                                  c > 1 ? ", " : "", bot_cols[c].name, bot_cols[c].name);
         }
+        snprintf(s->sql + n, sizeof(s->sql) - n, " FROM sinkd_stage_bot s WHERE bot.id = s.id");
+        q[nq++] = (struct query){.sql = s->sql, .nparams = 0};
     }
-    bot_arrays(b, s->ins, bot_made);
-    n = (size_t)snprintf(s->ins_sql, sizeof(s->ins_sql), "INSERT INTO bot(id");
-    for (size_t c = 0; c < BOT_COLS; c++) {
-        n += (size_t)snprintf(s->ins_sql + n, sizeof(s->ins_sql) - n, ", %s", bot_cols[c].name);
+    if (ips_staged) {
+        q[nq++] = (struct query){
+            .sql = "UPDATE source_ip SET cc = s.cc, asn = s.asn, first_seen_us = s.first_seen_us,"
+                   " last_seen_us = s.last_seen_us, contacts = s.contacts,"
+                   " identified = s.identified FROM sinkd_stage_ip s WHERE source_ip.ip = s.ip",
+            .nparams = 0};
     }
-    snprintf(s->ins_sql + n, sizeof(s->ins_sql) - n, ") SELECT * FROM %s", un);
-    if (s->ins[0].n > 0) {
-        q[nq++] = (struct query){.sql = s->ins_sql, .nparams = (int)BOT_COLS + 1};
-        for (size_t c = 0; c <= BOT_COLS; c++) {
-            q[nq - 1].params[c] = &s->ins[c];
+    if (copied == 0) {
+        for (int k = 0; k < SET_COUNT; k++) {
+            pair_arrays(b, (enum pgb_set)k, PAIR_INSERT, s->pairs[k]);
         }
+        Q("INSERT INTO day_bot(day, bot) SELECT * FROM unnest($1::int8[], $2::int8[])"
+          " ON CONFLICT DO NOTHING",
+          &s->pairs[SET_DAY_BOT][0], &s->pairs[SET_DAY_BOT][1]);
+        Q("INSERT INTO day_ip(day, ip) SELECT * FROM unnest($1::int8[], $2::bytea[])"
+          " ON CONFLICT DO NOTHING",
+          &s->pairs[SET_DAY_IP][0], &s->pairs[SET_DAY_IP][1]);
+        Q("INSERT INTO day_commanded(day, bot) SELECT * FROM unnest($1::int8[], $2::int8[])"
+          " ON CONFLICT DO NOTHING",
+          &s->pairs[SET_DAY_COMMANDED][0], &s->pairs[SET_DAY_COMMANDED][1]);
     }
-
-    /* Addresses. */
-    ip_arrays(b, s->ip_upd, true);
-    Q("UPDATE source_ip SET cc = u.cc, asn = u.asn, first_seen_us = u.f, last_seen_us = u.l,"
-      " contacts = u.n, identified = u.ident FROM unnest($1::bytea[], $2::text[], $3::int8[],"
-      " $4::int8[], $5::int8[], $6::int8[], $7::int8[]) AS u(ip, cc, asn, f, l, n, ident)"
-      " WHERE source_ip.ip = u.ip",
-      &s->ip_upd[0], &s->ip_upd[1], &s->ip_upd[2], &s->ip_upd[3], &s->ip_upd[4], &s->ip_upd[5],
-      &s->ip_upd[6]);
-    ip_arrays(b, s->ip_ins, false);
-    Q("INSERT INTO source_ip(ip, cc, asn, first_seen_us, last_seen_us, contacts, identified)"
-      " SELECT * FROM unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[], $5::int8[],"
-      " $6::int8[], $7::int8[])",
-      &s->ip_ins[0], &s->ip_ins[1], &s->ip_ins[2], &s->ip_ins[3], &s->ip_ins[4], &s->ip_ins[5],
-      &s->ip_ins[6]);
-
-    /* Per-day sets: ON CONFLICT DO NOTHING, as the per-record inserts. */
-    pair_arrays(b, SET_DAY_BOT, PAIR_INSERT, s->pairs[SET_DAY_BOT]);
-    Q("INSERT INTO day_bot(day, bot) SELECT * FROM unnest($1::int8[], $2::int8[])"
-      " ON CONFLICT DO NOTHING",
-      &s->pairs[SET_DAY_BOT][0], &s->pairs[SET_DAY_BOT][1]);
-    pair_arrays(b, SET_DAY_IP, PAIR_INSERT, s->pairs[SET_DAY_IP]);
-    Q("INSERT INTO day_ip(day, ip) SELECT * FROM unnest($1::int8[], $2::bytea[])"
-      " ON CONFLICT DO NOTHING",
-      &s->pairs[SET_DAY_IP][0], &s->pairs[SET_DAY_IP][1]);
-    pair_arrays(b, SET_DAY_COMMANDED, PAIR_INSERT, s->pairs[SET_DAY_COMMANDED]);
-    Q("INSERT INTO day_commanded(day, bot) SELECT * FROM unnest($1::int8[], $2::int8[])"
-      " ON CONFLICT DO NOTHING",
-      &s->pairs[SET_DAY_COMMANDED][0], &s->pairs[SET_DAY_COMMANDED][1]);
 
     /* Counters, added to the stored ones. */
     Oid cct[5] = {OID_INT8, OID_TEXT, OID_INT8, OID_INT8, OID_INT8};
@@ -937,8 +1109,8 @@ int pgb_store(struct pg_batch *b, char *err, size_t errlen)
     for (int c = 0; c < REM_COLS + 2; c++) {
         arr_end(&s->rem[c]);
     }
-    n = (size_t)snprintf(s->rem_sql, sizeof(s->rem_sql),
-                         "INSERT INTO remediation(bot, authorisation");
+    size_t n = (size_t)snprintf(s->rem_sql, sizeof(s->rem_sql),
+                                "INSERT INTO remediation(bot, authorisation");
     for (int c = 0; c < REM_COLS; c++) {
         n += (size_t)snprintf(s->rem_sql + n, sizeof(s->rem_sql) - n, ", %s", rem_cols[c]);
     }
@@ -959,7 +1131,8 @@ int pgb_store(struct pg_batch *b, char *err, size_t errlen)
             q[nq - 1].params[c] = &s->rem[c];
         }
     }
-    int rc = run_pipeline(b, q, nq, "writing a batch", err, errlen);
+    rc = run_pipeline(b, q, nq, "writing a batch", err, errlen);
+out:
     store_free(s);
     return rc;
 }

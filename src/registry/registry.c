@@ -621,6 +621,9 @@ int registry_flush(struct registry *reg, char *err, size_t errlen)
         batch_abort(reg);
         return REGISTRY_ERR;
     }
+    if (reg->pgb != NULL) {
+        pg_batch_clear(reg->pgb);
+    }
     reg->in_txn = false;
     reg->batch_records = 0;
     return 0;
