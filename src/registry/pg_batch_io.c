@@ -486,10 +486,13 @@ int pgb_load(struct pg_batch *b, char *err, size_t errlen)
     if (run_pipeline(b, q, b->ips_n > 0 ? 1 : 0, "reading addresses", err, errlen) < 0) {
         goto out;
     }
-    /* Address keys an identified contact may fold (its address not yet known identified). */
+    /* Address keys an identified contact may fold: from a stored address not yet known as
+     * identified. (An address not stored has no address-keyed bot stored either: the contact
+     * that made such a row made the address's row too. One made by this batch is found as the
+     * batch's own.) */
     for (size_t i = 0; i < anon_n; i++) {
         const struct pgb_ip *ip = &b->ips[anon_of[i].ip];
-        if (!(ip->state == PGB_LIVE && ip->identified) &&
+        if (ip->state == PGB_LIVE && !ip->identified &&
             want_bot(b, anon_of[i].key, true, false) < 0) {
             err_set(err, errlen, "registry: out of memory reading a batch");
             goto out;
