@@ -67,8 +67,6 @@ static const char schema_sql[] =
     "CREATE TABLE day_remediation(day BIGINT PRIMARY KEY,"
     " commands_sent BIGINT NOT NULL DEFAULT 0, commands_failed BIGINT NOT NULL DEFAULT 0,"
     " commanded_seen BIGINT NOT NULL DEFAULT 0);"
-    "CREATE INDEX bot_cc ON bot(cc); CREATE INDEX bot_asn ON bot(asn);"
-    "CREATE INDEX source_ip_cc ON source_ip(cc); CREATE INDEX source_ip_asn ON source_ip(asn);"
     /* SQLite's instr(), which the registry's tag filter uses; inlined by the planner. */
     "CREATE OR REPLACE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE"
     " AS 'SELECT strpos($1, $2)';"
@@ -194,6 +192,23 @@ static int query_int(struct pg_db *db, const char *sql, int64_t missing, int64_t
     return rc;
 }
 
+/* The write path's layout, which is not part of the schema version: the batch writer
+ * (pg_batch_io.c) updates rows in place when their page has room (fillfactor), and no index
+ * serves it but the keys: per-country and per-AS indexes (which the first PostgreSQL schema had,
+ * as SQLite's does) cost every insert and keep updates that move a bot from staying on its page,
+ * while a report's country filter or grouping reads the whole table anyway. A database made
+ * before is brought to it when opened (layout_check_sql counts what differs). */
+static const char layout_check_sql[] =
+    "SELECT (SELECT count(*) FROM pg_catalog.pg_indexes WHERE schemaname = current_schema()"
+    " AND indexname IN ('bot_cc', 'bot_asn', 'source_ip_cc', 'source_ip_asn'))"
+    " + (SELECT count(*) FROM pg_catalog.pg_tables t JOIN pg_catalog.pg_class c"
+    " ON c.relname = t.tablename AND c.relnamespace = t.schemaname::regnamespace"
+    " WHERE t.schemaname = current_schema() AND t.tablename IN ('bot', 'source_ip')"
+    " AND NOT coalesce(c.reloptions @> '{fillfactor=80}', false))";
+static const char layout_sql[] =
+    "DROP INDEX IF EXISTS bot_cc, bot_asn, source_ip_cc, source_ip_asn;"
+    " ALTER TABLE bot SET (fillfactor = 80); ALTER TABLE source_ip SET (fillfactor = 80)";
+
 /* Creates the schema on an empty database, under the lock every node takes first, so two nodes
  * starting together cannot both create it. */
 static int ensure_schema(struct pg_db *db, const char *url, char *err, size_t errlen)
@@ -214,8 +229,10 @@ static int ensure_schema(struct pg_db *db, const char *url, char *err, size_t er
             goto fail;
         }
     }
+    int64_t layout = 0;
     if (query_int(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &version) < 0 ||
-        pg_exec_status(db, "COMMIT") < 0) {
+        (version == REGISTRY_SCHEMA_VERSION && query_int(db, layout_check_sql, 0, &layout) < 0) ||
+        (layout > 0 && pg_exec_status(db, layout_sql) < 0) || pg_exec_status(db, "COMMIT") < 0) {
         goto fail;
     }
     if (version != REGISTRY_SCHEMA_VERSION) {
