@@ -37,7 +37,8 @@ static int vec_reserve(void **p, size_t *cap, size_t need, size_t size)
 }
 
 #define VEC_PUSH(b, name)                                                                          \
-    (vec_reserve((void **)&(b)->name, &(b)->name##_cap, (b)->name##_n + 1, sizeof(*(b)->name)) == 0 \
+    (vec_reserve((void **)&(b)->name, &(b)->name##_cap, (b)->name##_n + 1, sizeof(*(b)->name)) ==  \
+             0                                                                                     \
          ? (uint32_t)(b)->name##_n++                                                               \
          : PGB_NONE)
 
@@ -126,23 +127,31 @@ static uint32_t index_next(const struct pgb_index *ix, uint64_t h, size_t *pos)
 
 /* ---- rows by key -------------------------------------------------------------------------- */
 
+static uint64_t bot_hash(const uint8_t key[16])
+{
+    return hash_bytes(key, 16, 14695981039346656037ULL);
+}
+
 uint32_t pgb_bot_find(struct pg_batch *b, const uint8_t key[16])
 {
-    uint64_t h = hash_bytes(key, 16, 14695981039346656037ULL);
     size_t pos = SIZE_MAX;
     uint32_t i;
-    /* The newest row with the key: a key folded away (GONE) and made again has two. */
-    uint32_t found = PGB_NONE;
-    while ((i = index_next(&b->bot_index, h, &pos)) != PGB_NONE) {
-        if (memcmp(b->bots[i].key, key, 16) == 0 && (found == PGB_NONE || i > found)) {
-            found = i;
+    while ((i = index_next(&b->bot_index, bot_hash(key), &pos)) != PGB_NONE) {
+        if (memcmp(b->bots[i].key, key, 16) == 0) {
+            return i;
         }
     }
-    return found;
+    return PGB_NONE;
 }
 
 uint32_t pgb_bot_add(struct pg_batch *b, const uint8_t key[16])
 {
+    /* A key folded away (GONE) and made again: the index then names the new row. */
+    size_t pos = SIZE_MAX;
+    uint32_t old;
+    while ((old = index_next(&b->bot_index, bot_hash(key), &pos)) != PGB_NONE &&
+           memcmp(b->bots[old].key, key, 16) != 0) {
+    }
     uint32_t i = VEC_PUSH(b, bots);
     if (i == PGB_NONE) {
         return PGB_NONE;
@@ -152,7 +161,9 @@ uint32_t pgb_bot_add(struct pg_batch *b, const uint8_t key[16])
     memcpy(bot->key, key, 16);
     bot->rem = PGB_NONE;
     bot->days = PGB_NONE;
-    if (index_put(&b->bot_index, hash_bytes(key, 16, 14695981039346656037ULL), i) < 0) {
+    if (old != PGB_NONE) {
+        b->bot_index.slot[pos] = i + 1;
+    } else if (index_put(&b->bot_index, bot_hash(key), i) < 0) {
         b->bots_n--;
         return PGB_NONE;
     }
@@ -356,15 +367,24 @@ static int64_t day_of(int64_t t)
     return (int64_t)((uint64_t)t / US_PER_DAY);
 }
 
+/* Copies a NUL-terminated value into a column buffer, cut to fit (snprintf's "%s" without its
+ * cost: this runs for every column of every contact). */
+static void set_col(char *col, size_t cap, const char *v)
+{
+    size_t n = strnlen(v, cap - 1);
+    memcpy(col, v, n);
+    col[n] = '\0';
+}
+
+#define SET(col, v) set_col(col, sizeof(col), v)
+
 /* KEEP(col): an empty value never overwrites a known one. */
 static void keep(char *col, size_t cap, const char *v)
 {
     if (v[0] != '\0') {
-        snprintf(col, cap, "%s", v);
+        set_col(col, cap, v);
     }
 }
-
-#define SET(col, v) snprintf(col, sizeof(col), "%s", v)
 
 /* ST_BOT_INSERT. */
 static void bot_insert(struct pg_batch *b, uint32_t bi, const struct contact *c, const char *src,
@@ -629,8 +649,8 @@ static int apply_contact(struct pg_batch *b, const struct contact *c, char *err,
     if (new_bot < 0) {
         return -1;
     }
-    int new_ip = day_set_add(b, SET_DAY_IP, day, ip_known, ip_last, ii, b->ips[ii].in_db, err,
-                             errlen);
+    int new_ip =
+        day_set_add(b, SET_DAY_IP, day, ip_known, ip_last, ii, b->ips[ii].in_db, err, errlen);
     if (new_ip < 0) {
         return -1;
     }
@@ -715,8 +735,7 @@ static int apply_record(struct pg_batch *b, const struct record *rec, char *err,
         if (sent && bi != PGB_NONE && b->bots[bi].state == PGB_LIVE) { /* ST_COMMAND */
             struct pgb_bot *bot = &b->bots[bi];
             int64_t t = (int64_t)c->time_us;
-            bot->commanded_at_us =
-                bot->commanded_at_us == 0 ? t : min64(bot->commanded_at_us, t);
+            bot->commanded_at_us = bot->commanded_at_us == 0 ? t : min64(bot->commanded_at_us, t);
             keep(bot->authorisation, sizeof(bot->authorisation), c->authorisation);
             bot->dirty = true;
         }

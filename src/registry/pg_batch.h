@@ -23,16 +23,16 @@ enum pgb_state { PGB_ABSENT = 0, PGB_LIVE = 1, PGB_GONE = 2 };
 /* A bot row: every column of table bot. */
 struct pgb_bot {
     uint8_t key[16];
-    int64_t id;      /* the row's id; for a row the batch made, assigned when it is written */
-    uint8_t state;   /* enum pgb_state */
-    bool in_db;      /* the row existed before the batch */
-    bool dirty;      /* to be written back */
-    uint32_t made;   /* rows the batch made: their order of making (ids follow it) */
-    uint32_t rem;    /* first of its remediation rows (struct pgb_rem.next), PGB_NONE */
-    uint32_t days;   /* first of its day_bot pairs (struct pgb_pair.next), PGB_NONE */
-    bool anon;       /* keyed by family and address (event_bot_key of a contact without identity) */
-    bool want_rem;   /* a decision or command names it: its remediation rows are read */
-    bool days_read;  /* all its stored day_bot pairs are in the batch's set (PAIR_PRESENT) */
+    int64_t id;     /* the row's id; for a row the batch made, assigned when it is written */
+    uint8_t state;  /* enum pgb_state */
+    bool in_db;     /* the row existed before the batch */
+    bool dirty;     /* to be written back */
+    uint32_t made;  /* rows the batch made: their order of making (ids follow it) */
+    uint32_t rem;   /* first of its remediation rows (struct pgb_rem.next), PGB_NONE */
+    uint32_t days;  /* first of its day_bot pairs (struct pgb_pair.next), PGB_NONE */
+    bool anon;      /* keyed by family and address (event_bot_key of a contact without identity) */
+    bool want_rem;  /* a decision or command names it: its remediation rows are read */
+    bool days_read; /* all its stored day_bot pairs are in the batch's set (PAIR_PRESENT) */
     char family[16], host[64], user[64], os[32], local_ip[46], campaign[64], version[32];
     char src_ip[NET_ADDR_STRLEN], dst_ip[NET_ADDR_STRLEN], node[32], cc[3], tags[64];
     char authorisation[64];
@@ -134,7 +134,7 @@ struct pg_batch {
         struct pgb_index index;
     } set[SET_COUNT];
     struct pgb_index bot_index, ip_index, rem_index, daycc_index, dayrem_index;
-    uint32_t made; /* bots made so far */
+    uint32_t made;            /* bots made so far */
     int64_t day_min, day_max; /* of the contacts: what day_commanded is read for */
     uint64_t round_trips;     /* synchronous queries the rules needed (out-of-order days, ...) */
     uint64_t pair_conflicts;  /* batches whose new per-day pairs met stored ones (pairs_copy) */

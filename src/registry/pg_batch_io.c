@@ -140,9 +140,14 @@ struct col {
     size_t off, size; /* in struct pgb_bot */
 };
 
-#define BOT_INT(name) {"" #name "", COL_INT8, offsetof(struct pgb_bot, name), 8}
+#define BOT_INT(name)                                                                              \
+    {                                                                                              \
+        "" #name "", COL_INT8, offsetof(struct pgb_bot, name), 8                                   \
+    }
 #define BOT_TEXT(sql, name)                                                                        \
-    {sql, COL_TEXT, offsetof(struct pgb_bot, name), sizeof(((struct pgb_bot *)0)->name)}
+    {                                                                                              \
+        sql, COL_TEXT, offsetof(struct pgb_bot, name), sizeof(((struct pgb_bot *)0)->name)         \
+    }
 
 /* Table bot's columns but id, in the order the loads read them. */
 static const struct col bot_cols[] = {
@@ -176,9 +181,10 @@ static const struct col bot_cols[] = {
 #define BOT_COLS (sizeof(bot_cols) / sizeof(bot_cols[0]))
 
 static const char *const rem_cols[REM_COLS] = {
-    "send_decisions", "first_send_us",   "dry_runs",       "first_dry_run_us", "commands_sent",
-    "first_command_us", "commands_failed", "first_failed_us", "seen_after",       "first_after_us",
-    "last_after_us",  "first_after_1h_us", "first_after_24h_us"};
+    "send_decisions",    "first_send_us",    "dry_runs",        "first_dry_run_us",
+    "commands_sent",     "first_command_us", "commands_failed", "first_failed_us",
+    "seen_after",        "first_after_us",   "last_after_us",   "first_after_1h_us",
+    "first_after_24h_us"};
 
 /* Copies a text value read in binary form (not NUL-terminated) into a column of `cap` bytes. */
 static void copy_text(char *out, size_t cap, const char *v, int len)
@@ -286,11 +292,12 @@ static int ip_rows(struct pg_batch *b, const PGresult *r, char *err, size_t errl
 {
     for (int row = 0; row < PQntuples(r); row++) {
         int len = PQgetlength(r, row, 0);
-        uint32_t i = len <= 16 ? pgb_ip_find(b, (const uint8_t *)PQgetvalue(r, row, 0), len)
-                               : PGB_NONE;
+        uint32_t i =
+            len <= 16 ? pgb_ip_find(b, (const uint8_t *)PQgetvalue(r, row, 0), len) : PGB_NONE;
         if (i == PGB_NONE) {
-            return err_set(err, errlen, "registry: batch: the database returned an address "
-                                        "that was not asked for");
+            return err_set(err, errlen,
+                           "registry: batch: the database returned an address "
+                           "that was not asked for");
         }
         struct pgb_ip *ip = &b->ips[i];
         ip->state = PGB_LIVE;
@@ -509,8 +516,7 @@ int pgb_load(struct pg_batch *b, char *err, size_t errlen)
     for (size_t c = 0; c < BOT_COLS; c++) {
         n += (size_t)snprintf(sql + n, sizeof(sql) - n, ", %s", bot_cols[c].name);
     }
-    snprintf(sql + n, sizeof(sql) - n,
-             " FROM bot WHERE bot_key IN (SELECT unnest($1::bytea[]))");
+    snprintf(sql + n, sizeof(sql) - n, " FROM bot WHERE bot_key IN (SELECT unnest($1::bytea[]))");
     q[0] = (struct query){.sql = sql, .nparams = 1, .params = {&a[0]}, .rows = bot_rows};
     if (run_pipeline(b, q, b->bots_n > 0 ? 1 : 0, "reading bots", err, errlen) < 0) {
         goto out;
@@ -553,8 +559,8 @@ int pgb_load(struct pg_batch *b, char *err, size_t errlen)
         snprintf(remsql + n, sizeof(remsql) - n,
                  " FROM unnest($1::int8[], $2::int8[]) AS a(i, id)"
                  " JOIN remediation r ON r.bot = a.id");
-        q[nq++] = (struct query){
-            .sql = remsql, .nparams = 2, .params = {&a[0], &a[1]}, .rows = rem_rows};
+        q[nq++] =
+            (struct query){.sql = remsql, .nparams = 2, .params = {&a[0], &a[1]}, .rows = rem_rows};
         /* $3: the batch's first and last day. */
         q[nq++] = (struct query){
             .sql = "SELECT a.i, g.d FROM unnest($1::int8[], $2::int8[]) AS a(i, id),"
@@ -601,9 +607,9 @@ int pgb_pair_stored(struct pg_batch *b, enum pgb_set s, int64_t day, uint32_t me
     }
     b->round_trips++;
     PGresult *r = PQexecParams(b->conn, sql, 2, types, values, lengths, formats, 1);
-    int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) > 0
-                                                   : pq_error(b, "reading a per-day set", r, err,
-                                                              errlen);
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK
+                 ? PQntuples(r) > 0
+                 : pq_error(b, "reading a per-day set", r, err, errlen);
     PQclear(r);
     return rc;
 }
@@ -879,8 +885,8 @@ struct store {
 static void store_free(struct store *s)
 {
     free(s->copy.buf);
-    struct arr *all[] = {s->gone, s->pairs[0], s->pairs[1], s->pairs[2],
-                         s->daycc, s->dayrem, s->rem};
+    struct arr *all[] = {s->gone,  s->pairs[0], s->pairs[1], s->pairs[2],
+                         s->daycc, s->dayrem,   s->rem};
     size_t counts[] = {3, 2, 2, 2, 5, 4, REM_COLS + 2};
     for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) {
         for (size_t i = 0; i < counts[k]; i++) {
@@ -991,8 +997,7 @@ int pgb_store(struct pg_batch *b, char *err, size_t errlen)
     }
     b->staged = true;
     bot_copy(b, &s->copy, bot_changed);
-    snprintf(s->sql, sizeof(s->sql), "COPY sinkd_stage_bot%s FROM STDIN (FORMAT binary)",
-             s->cols);
+    snprintf(s->sql, sizeof(s->sql), "COPY sinkd_stage_bot%s FROM STDIN (FORMAT binary)", s->cols);
     if (s->copy.rows > 0 && copy_in(b, s->sql, &s->copy, NULL, err, errlen) < 0) {
         goto out;
     }
@@ -1002,8 +1007,8 @@ int pgb_store(struct pg_batch *b, char *err, size_t errlen)
     if (s->copy.rows > 0 && copy_in(b, s->sql, &s->copy, NULL, err, errlen) < 0) {
         goto out;
     }
-    const char *ip_cols =
-        "(ip, cc, asn, first_seen_us, last_seen_us, contacts, identified) FROM STDIN (FORMAT binary)";
+    const char *ip_cols = "(ip, cc, asn, first_seen_us, last_seen_us, contacts, identified) FROM "
+                          "STDIN (FORMAT binary)";
     ip_copy(b, &s->copy, true);
     snprintf(s->sql, sizeof(s->sql), "COPY sinkd_stage_ip%s", ip_cols);
     if (s->copy.rows > 0 && copy_in(b, s->sql, &s->copy, NULL, err, errlen) < 0) {
@@ -1024,8 +1029,8 @@ int pgb_store(struct pg_batch *b, char *err, size_t errlen)
     if (bots_staged) {
         size_t n = (size_t)snprintf(s->sql, sizeof(s->sql), "UPDATE bot SET ");
         for (size_t c = 1; c < BOT_COLS; c++) {
-            n += (size_t)snprintf(s->sql + n, sizeof(s->sql) - n, "%s%s = s.%s",
-                                  c > 1 ? ", " : "", bot_cols[c].name, bot_cols[c].name);
+            n += (size_t)snprintf(s->sql + n, sizeof(s->sql) - n, "%s%s = s.%s", c > 1 ? ", " : "",
+                                  bot_cols[c].name, bot_cols[c].name);
         }
         snprintf(s->sql + n, sizeof(s->sql) - n, " FROM sinkd_stage_bot s WHERE bot.id = s.id");
         q[nq++] = (struct query){.sql = s->sql, .nparams = 0};

@@ -437,8 +437,7 @@ static int writer_prepare(struct registry *reg, char *err, size_t errlen)
                        "being applied (registry_set_source)");
     }
     reg->daycc = calloc(DAYCC_SLOTS, sizeof(*reg->daycc));
-    if (reg->daycc == NULL ||
-        (db_dialect(reg->db) == DB_POSTGRES && pg_batch_new(&reg->pgb) < 0)) {
+    if (reg->daycc == NULL || (db_dialect(reg->db) == DB_POSTGRES && pg_batch_new(&reg->pgb) < 0)) {
         return err_set(err, errlen, "registry: out of memory");
     }
     for (int i = 0; i < ST_COUNT; i++) {
