@@ -9,7 +9,7 @@ packages=(
     libseccomp-dev libpq-dev postgresql libhttp-parser-dev libcmocka-dev libcurl4-openssl-dev
     libarchive-dev
     golang-go golang-golang-x-mod-dev python3 python3-cryptography
-    nginx libnginx-mod-stream ca-certificates curl
+    nginx libnginx-mod-stream haproxy ca-certificates curl
     chromium
     debhelper dpkg-dev lintian man-db
 )
