@@ -9,5 +9,5 @@ out=${1:?usage: bench/registry_bench_build.sh OUT}
 cc -std=c11 -O2 -g -Wall -Wextra -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
     -DSINKD_VERSION='"bench"' -I"$src/src" "$src/bench/registry_bench.c" \
     "$src"/src/registry/*.c "$src"/src/report/*.c "$src"/src/evidence/*.c "$src"/src/event/*.c \
-    "$src"/src/util/*.c $(pkg-config --cflags --libs sqlite3 libpq libcrypto jansson) -lpthread -lm \
+    "$src"/src/util/*.c $(pkg-config --cflags --libs sqlite3 libpq libcrypto jansson inih) -lpthread -lm \
     -o "$out"

@@ -199,12 +199,10 @@ static int query_int(struct pg_db *db, const char *sql, int64_t missing, int64_t
  * while a report's country filter or grouping reads the whole table anyway. A database made
  * before is brought to it when opened (layout_check_sql counts what differs). */
 static const char layout_check_sql[] =
-    "SELECT (SELECT count(*) FROM pg_catalog.pg_indexes WHERE schemaname = current_schema()"
-    " AND indexname IN ('bot_cc', 'bot_asn', 'source_ip_cc', 'source_ip_asn'))"
-    " + (SELECT count(*) FROM pg_catalog.pg_tables t JOIN pg_catalog.pg_class c"
-    " ON c.relname = t.tablename AND c.relnamespace = t.schemaname::regnamespace"
-    " WHERE t.schemaname = current_schema() AND t.tablename IN ('bot', 'source_ip')"
-    " AND NOT coalesce(c.reloptions @> '{fillfactor=80}', false))";
+    "SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = current_schema()::regnamespace"
+    " AND ((relkind = 'i' AND relname IN ('bot_cc', 'bot_asn', 'source_ip_cc', 'source_ip_asn'))"
+    " OR (relkind = 'r' AND relname IN ('bot', 'source_ip')"
+    " AND NOT coalesce(reloptions @> '{fillfactor=80}', false)))";
 static const char layout_sql[] =
     "DROP INDEX IF EXISTS bot_cc, bot_asn, source_ip_cc, source_ip_asn;"
     " ALTER TABLE bot SET (fillfactor = 80); ALTER TABLE source_ip SET (fillfactor = 80)";

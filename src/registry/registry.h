@@ -115,7 +115,10 @@ struct registry_follow_config {
     const char *state_dir;              /* holds log/ */
     const struct registry_log_ops *ops; /* NULL: the evidence log */
     size_t batch_max;                   /* records per transaction; 0 -> 5000 */
-    unsigned batch_ms;                  /* commit a non-empty batch after this long; 0 -> 50 */
+    /* Commit a non-empty batch after this long; 0 -> 50. A shared (PostgreSQL) registry's batch
+     * also waits at the log's end until then for more records (0 -> 200): each batch costs the
+     * database server a fixed share of CPU whatever its size. */
+    unsigned batch_ms;
     unsigned idle_ms;                   /* poll interval at the end of the log; 0 -> 20 */
 };
 
