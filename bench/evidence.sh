@@ -2,7 +2,7 @@
 # evidence.sh -- evidence log figures: durable appends/s of 200-byte records in group-commit
 # batches vs the SHA-256 limit of `openssl speed -evp sha256` measured in the same run,
 # evlog_commit latency for small batches (what a bot's reply waits for), and `sinkd verify`
-# throughput on a large log.
+# throughput on a large log; and what sealing personal data costs per record.
 # Usage: bench/evidence.sh [BUILD_DIR] ; env COUNT (appends per run, default 1000000: fits the
 # tile writer's 256 MiB queue), RUNS (default 3), VERIFY_COUNT (default 10000000), BATCH
 # (default 10000), WORK (scratch dir, default /tmp).
@@ -52,6 +52,9 @@ echo "== evlog_commit latency, 200-byte records, server checkpoint policy (10000
 for b in 1 10 100; do
     "$work/tool" latency "$work/lat$b" "$b" 3000
 done
+
+echo "== sealing personal data (evidence/seal.h): CPU per record on the writer, and leaf bytes"
+"$work/tool" seal "$work/seal" "${SEAL_COUNT:-200000}"
 
 echo "== verify throughput: $vcount entries of 200 B"
 free=$(df -Pk "$work" | awk 'NR==2 {print $4}')

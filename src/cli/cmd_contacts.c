@@ -225,6 +225,14 @@ int cmd_contacts(int argc, char **argv)
         }
         json_t *o = event_to_json(&rec);
         json_object_set_new(o, "index", json_integer((json_int_t)index));
+        json_t *sealed = json_object_get(o, "sealed");
+        if (sealed != NULL) {
+            /* Why its personal fields are not shown: erased by an order or retention, or no key
+             * for it here (not readable by this user, or lost). */
+            int st = evlog_reader_seal_state(r);
+            json_object_set_new(sealed, "personal_data",
+                                json_string(st == 2 ? "erased" : "sealed, no key here"));
+        }
         char *text = json_dumps(o, JSON_COMPACT);
         if (text == NULL || fputs(text, out) == EOF || fputc('\n', out) == EOF) {
             free(text);

@@ -314,6 +314,10 @@ int cmd_verify_bundle(int argc, char **argv)
     for (size_t i = 0; i < rep.cosignatures; i++) {
         print_cosignature(NULL, rep.tree_size, rep.cosigned_by[i], rep.cosigned_at[i]);
     }
+    if (rep.opened > 0) {
+        printf("  %llu sealed entries opened with the per-record keys the bundle discloses\n",
+               (unsigned long long)rep.opened);
+    }
     if (rep.bodies > 0) {
         printf("  %llu message bodies in raw/, each hashing to the body_sha256 of a contact "
                "entry\n",

@@ -17,6 +17,7 @@
 #include "event/event.h"
 #include "evidence/access.h"
 #include "evidence/log.h"
+#include "evidence/seal.h"
 #include "report/report.h"
 #include "util/addr.h"
 
@@ -372,6 +373,90 @@ static void describe_scope(const struct selection *s, const char *state, size_t 
     }
 }
 
+/* The erasure records in the log (what a court asks about an erased record: when, on what
+ * basis). */
+static void list_erasures(const char *state)
+{
+    struct evlog_reader *r = NULL;
+    struct record *rec = malloc(sizeof *rec);
+    if (rec == NULL || evlog_reader_open(&r, state, 0, NULL, 0) != 0) {
+        free(rec);
+        return;
+    }
+    const uint8_t *entry;
+    size_t len;
+    uint64_t index;
+    while (evlog_reader_next(r, &entry, &len, &index, NULL, 0) == 1) {
+        if (len < 2 || entry[1] != RECORD_ERASURE || event_decode(entry, len, rec, NULL, 0) != 0) {
+            continue;
+        }
+        char when[32], before[32];
+        event_format_time(rec->u.erasure.time_us, when);
+        event_format_time(rec->u.erasure.before_us, before);
+        printf("  erasure record: entry %llu at %s by %s: personal data recorded before %s; legal "
+               "basis: %s\n",
+               (unsigned long long)index, when, rec->u.erasure.operator_name, before,
+               rec->u.erasure.legal_basis);
+    }
+    evlog_reader_close(r);
+    free(rec);
+}
+
+/* Which entries of the bundle are sealed without their key, and why: "erased" (with the day the
+ * epoch key was destroyed, and the erasure records), or no key here. */
+static void say_erased(const char *state, const char *out)
+{
+    char path[EVLOG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/bundle.json", out);
+    json_t *m = json_load_file(path, 0, NULL);
+    struct seal_epoch_file *epochs = NULL;
+    size_t ne = 0;
+    (void)seal_epochs_list(state, &epochs, &ne, NULL, 0);
+    size_t erased = 0, i;
+    json_t *e;
+    json_array_foreach(json_object_get(m, "entries"), i, e)
+    {
+        const char *why = json_string_value(json_object_get(e, "sealed"));
+        if (why == NULL) {
+            continue;
+        }
+        json_int_t idx = json_integer_value(json_object_get(e, "index"));
+        char bin[EVLOG_PATH_MAX + 64];
+        snprintf(bin, sizeof bin, "%s/entries/%lld.bin", out, (long long)idx);
+        uint8_t buf[EVENT_RECORD_MAX + EVENT_SEALED_MAX];
+        FILE *f = fopen(bin, "rb");
+        size_t n = f != NULL ? fread(buf, 1, sizeof buf, f) : 0;
+        if (f != NULL) {
+            fclose(f);
+        }
+        uint32_t epoch = 0;
+        uint64_t t = 0;
+        (void)seal_inspect(buf, n, &epoch, &t);
+        char day[32] = "?", at[32] = "?";
+        event_format_time((uint64_t)epoch * 1000000u, day);
+        for (size_t k = 0; k < ne; k++) {
+            if (epochs[k].erased && epochs[k].start == epoch) {
+                event_format_time(epochs[k].erased_at * 1000000u, at);
+            }
+        }
+        if (strcmp(why, "erased") == 0) {
+            printf("  entry %lld: its personal data was erased: the key of its epoch (from %.10s) "
+                   "was destroyed at %s; its clear fields and its place in the tree stand\n",
+                   (long long)idx, day, at);
+            erased++;
+        } else {
+            printf("  entry %lld: sealed, and its epoch key (from %.10s) is not here: the bundle "
+                   "cannot disclose its personal data\n",
+                   (long long)idx, day);
+        }
+    }
+    json_decref(m);
+    free(epochs);
+    if (erased > 0) {
+        list_erasures(state);
+    }
+}
+
 int cmd_prove(int argc, char **argv)
 {
     enum {
@@ -529,5 +614,6 @@ int cmd_prove(int argc, char **argv)
         return 1;
     }
     printf("sinkd prove: %zu entries with inclusion proofs written to %s\n", s.n, out);
+    say_erased(state, out);
     return 0;
 }

@@ -14,6 +14,7 @@ int cmd_verify_bundle(int argc, char **argv);
 int cmd_timestamp(int argc, char **argv);
 int cmd_cosign(int argc, char **argv);
 int cmd_raw(int argc, char **argv);
+int cmd_erase(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
 int cmd_policy(int argc, char **argv);

@@ -26,6 +26,7 @@ static const struct subcommand subcommands[] = {
     {"verify-bundle", cmd_verify_bundle, "verify an evidence bundle offline"},
     {"timestamp", cmd_timestamp, "have a TSA timestamp a checkpoint (RFC 3161)"},
     {"cosign", cmd_cosign, "have a witness cosign a checkpoint (C2SP tlog-witness)"},
+    {"erase", cmd_erase, "erase victims' personal data recorded before a time (retention, orders)"},
     {"raw", cmd_raw, "check the message bodies serve --keep-raw kept (raw check)"},
 };
 

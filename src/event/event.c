@@ -341,7 +341,67 @@ int event_encode(const struct record *rec, uint8_t *out, size_t cap)
         field_write(f, base, out + pos + 3, len);
         pos += 3 + len;
     }
+    const struct record_seal *sl = &rec->seal;
+    if (sl->epoch != 0) {
+        size_t need = 3 + 8 + (sl->has_bot_ref ? 3 + EVENT_SEAL_BOT_REF_SIZE : 0) +
+                      (sl->sealed_len ? 3 + (size_t)sl->sealed_len : 0);
+        if (pos + need > cap || sl->sealed_len > EVENT_SEALED_MAX) {
+            return -1;
+        }
+        out[pos] = EVENT_TAG_SEAL_EPOCH;
+        put_be(out + pos + 1, 8, 2);
+        put_be(out + pos + 3, sl->epoch, 4);
+        put_be(out + pos + 7, sl->key_id, 4);
+        pos += 11;
+        if (sl->has_bot_ref) {
+            out[pos] = EVENT_TAG_SEAL_BOT_REF;
+            put_be(out + pos + 1, EVENT_SEAL_BOT_REF_SIZE, 2);
+            memcpy(out + pos + 3, sl->bot_ref, EVENT_SEAL_BOT_REF_SIZE);
+            pos += 3 + EVENT_SEAL_BOT_REF_SIZE;
+        }
+        if (sl->sealed_len > 0) {
+            out[pos] = EVENT_TAG_SEALED;
+            put_be(out + pos + 1, sl->sealed_len, 2);
+            memcpy(out + pos + 3, sl->sealed, sl->sealed_len);
+            pos += 3 + sl->sealed_len;
+        }
+    }
     return (int)pos;
+}
+
+/* The seal tags (80..82), after every field of the kind: epoch first and required, bot_ref
+ * exactly 8 bytes, the sealed fields at least a GCM tag long. */
+static int seal_field_read(struct record *out, uint8_t tag, const uint8_t *v, size_t len,
+                           size_t pos, char *err, size_t errlen)
+{
+    struct record_seal *sl = &out->seal;
+    if (tag == EVENT_TAG_SEAL_EPOCH) {
+        uint32_t epoch = len == 8 ? (uint32_t)get_be(v, 4) : 0;
+        if (epoch == 0) {
+            return err_set(err, errlen, "seal epoch at byte %zu: bad value", pos);
+        }
+        sl->epoch = epoch;
+        sl->key_id = (uint32_t)get_be(v + 4, 4);
+        return 0;
+    }
+    if (sl->epoch == 0) {
+        return err_set(err, errlen, "field tag %u at byte %zu: sealed fields without an epoch", tag,
+                       pos);
+    }
+    if (tag == EVENT_TAG_SEAL_BOT_REF) {
+        if (len != EVENT_SEAL_BOT_REF_SIZE) {
+            return err_set(err, errlen, "seal bot_ref at byte %zu: length %zu", pos, len);
+        }
+        memcpy(sl->bot_ref, v, len);
+        sl->has_bot_ref = true;
+        return 0;
+    }
+    if (len <= 16 || len > EVENT_SEALED_MAX) {
+        return err_set(err, errlen, "sealed fields at byte %zu: length %zu", pos, len);
+    }
+    memcpy(sl->sealed, v, len);
+    sl->sealed_len = (uint16_t)len;
+    return 0;
 }
 
 static int field_read(const struct field *f, uint8_t *base, const uint8_t *v, size_t len, char *err,
@@ -424,6 +484,7 @@ int event_decode(const uint8_t *buf, size_t len, struct record *out, char *err, 
     uint8_t *base = (uint8_t *)&out->u;
     size_t pos = 2;
     size_t next_field = 0;
+    unsigned next_seal_tag = EVENT_TAG_SEAL_EPOCH;
     while (pos < len) {
         if (len - pos < 3) {
             return err_set(err, errlen, "field header truncated at byte %zu", pos);
@@ -432,6 +493,19 @@ int event_decode(const uint8_t *buf, size_t len, struct record *out, char *err, 
         size_t flen = (size_t)get_be(buf + pos + 1, 2);
         if (flen == 0 || flen > len - pos - 3) {
             return err_set(err, errlen, "field tag %u at byte %zu: bad length %zu", tag, pos, flen);
+        }
+        if (tag >= EVENT_TAG_SEAL_EPOCH && tag <= EVENT_TAG_SEALED) {
+            if (tag < next_seal_tag) {
+                return err_set(err, errlen, "field tag %u at byte %zu: repeated or out of order",
+                               tag, pos);
+            }
+            next_seal_tag = tag + 1;
+            next_field = k->nfields; /* nothing of the kind may follow */
+            if (seal_field_read(out, tag, buf + pos + 3, flen, pos, err, errlen) != 0) {
+                return -1;
+            }
+            pos += 3 + flen;
+            continue;
         }
         while (next_field < k->nfields && k->fields[next_field].tag < tag) {
             next_field++;
@@ -445,6 +519,9 @@ int event_decode(const uint8_t *buf, size_t len, struct record *out, char *err, 
         }
         next_field++;
         pos += 3 + flen;
+    }
+    if (out->seal.epoch != 0 && out->seal.sealed_len == 0) {
+        return err_set(err, errlen, "a seal epoch without sealed fields");
     }
     return 0;
 }
@@ -477,6 +554,27 @@ static void json_set_addr(json_t *obj, const char *prefix, const struct net_addr
     json_object_set_new(obj, key, json_integer(a->port));
 }
 
+/* A record still sealed (its epoch key erased, or not readable here): when it was sealed and
+ * the per-epoch pseudonym; its personal fields are not shown because they are not there. */
+static void json_set_seal(json_t *obj, const struct record_seal *sl)
+{
+    json_t *o = json_object();
+    char when[32];
+    event_format_time((uint64_t)sl->epoch * 1000000u, when);
+    json_object_set_new(o, "epoch", json_string(when));
+    char id[9];
+    snprintf(id, sizeof(id), "%08x", (unsigned)sl->key_id);
+    json_object_set_new(o, "key_id", json_string(id));
+    if (sl->has_bot_ref) {
+        char h[2 * EVENT_SEAL_BOT_REF_SIZE + 1];
+        hex_encode(sl->bot_ref, EVENT_SEAL_BOT_REF_SIZE, h);
+        json_object_set_new(o, "bot_ref", json_string(h));
+    }
+    json_object_set_new(o, "personal_data",
+                        json_string("sealed: no key (erased, or not readable here)"));
+    json_object_set_new(obj, "sealed", o);
+}
+
 json_t *event_to_json(const struct record *rec)
 {
     const struct kind_desc *k = kind_lookup(rec->kind);
@@ -485,6 +583,9 @@ json_t *event_to_json(const struct record *rec)
     }
     json_t *obj = json_object();
     json_object_set_new(obj, "kind", json_string(k->name));
+    if (rec->seal.epoch != 0) {
+        json_set_seal(obj, &rec->seal);
+    }
     const uint8_t *base = (const uint8_t *)&rec->u;
     for (size_t i = 0; i < k->nfields; i++) {
         const struct field *f = &k->fields[i];

@@ -3,6 +3,7 @@
 #ifndef SINKD_EVENT_EVENT_H
 #define SINKD_EVENT_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -211,6 +212,28 @@ enum record_kind {
     /* 14..15: kept for the portal; 16..19: sealing (kept free for them). */
 };
 
+/* Sealing (tags 80..99, docs/evidence.md "Sealed personal data"): a record's personal fields
+ * (source address, host, user, local IP, bot key, an access record's scope) travel encrypted in
+ * tag 82 under a key of the epoch in tag 80, and tag 81 is a per-epoch pseudonym of the bot key,
+ * so that unique bots per epoch count without any key. The seal tags come after every other
+ * field. A record read with its epoch key is handed on opened (exactly the bytes it had before
+ * sealing, no seal tags); one whose key is gone (erased) or not readable here decodes with its
+ * clear fields and `seal` set. evidence/seal.h seals and opens. */
+#define EVENT_TAG_SEAL_EPOCH 80   /* u32 epoch start (POSIX seconds) || u32 key id */
+#define EVENT_TAG_SEAL_BOT_REF 81 /* 8 bytes */
+#define EVENT_TAG_SEALED 82       /* AES-256-GCM ciphertext of the personal fields || 16-byte tag */
+#define EVENT_SEAL_BOT_REF_SIZE 8
+#define EVENT_SEALED_MAX 1200
+
+struct record_seal {
+    uint32_t epoch;  /* 0: not sealed (or opened) */
+    uint32_t key_id; /* which key of that epoch (evidence/seal.h) */
+    bool has_bot_ref;
+    uint8_t bot_ref[EVENT_SEAL_BOT_REF_SIZE];
+    uint16_t sealed_len;
+    uint8_t sealed[EVENT_SEALED_MAX];
+};
+
 struct record {
     uint8_t kind; /* enum record_kind */
     union {
@@ -223,6 +246,7 @@ struct record {
         struct erasure_record erasure;
         struct portal_request_record portal_request; /* both portal kinds */
     } u;
+    struct record_seal seal; /* a record still sealed: its personal fields are not in `u` */
 };
 
 /* Encoding version written as the first byte of every record. */

@@ -22,7 +22,7 @@
 
 /* ---- the record --------------------------------------------------------------------------- */
 
-static void invoking_user(char *out, size_t len)
+void access_invoking_user(char *out, size_t len)
 {
     uid_t uid = getuid();
     const char *sudo = getenv("SUDO_USER");
@@ -101,7 +101,7 @@ int access_record_build(struct record *rec, const char *operator_name, const cha
     if (operator_name != NULL && operator_name[0] != '\0') {
         snprintf(a->operator_name, sizeof(a->operator_name), "%s", operator_name);
     } else {
-        invoking_user(a->operator_name, sizeof(a->operator_name));
+        access_invoking_user(a->operator_name, sizeof(a->operator_name));
     }
     copy_cut(a->what, sizeof(a->what), what != NULL ? what : "");
     copy_cut(a->scope, sizeof(a->scope), scope != NULL ? scope : "");

@@ -42,6 +42,9 @@ int access_record_build(struct record *rec, const char *operator_name, const cha
                         const char *scope, uint64_t rows, const uint8_t output_sha256[32],
                         const char *justification, char *err, size_t errlen);
 
+/* The invoking user: "alice", or "alice (sudo)" for root run through sudo, or "uid N". */
+void access_invoking_user(char *out, size_t len);
+
 /* Checks a justification and an operator name as access_record_build would: 0 or EVLOG_EINVAL
  * (for a usage error before any work is done). */
 int access_check_args(const char *operator_name, const char *justification, char *err,

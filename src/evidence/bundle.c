@@ -17,6 +17,9 @@
 #include "event/event.h"
 #include "evidence/files.h"
 #include "evidence/raw.h"
+#include "evidence/seal.h"
+
+#define EVLOG_SEAL_OPENED_MAX 4096
 #include "util/err.h"
 
 #define BUNDLE_FORMAT "sinkd-evidence-bundle/1"
@@ -214,8 +217,13 @@ int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *
     struct evlog_tile_reader *tr = NULL;
     json_t *root = json_object(), *arr = json_array();
     uint8_t *entry = malloc(EVLOG_ENTRY_MAX + 1);
+    uint8_t *opened = malloc(EVLOG_SEAL_OPENED_MAX);
+    struct seal_keyring *keys = NULL;
+    if (seal_keyring_open(&keys, state_dir, false, 0, NULL, 0) != 0) {
+        keys = NULL; /* sealed entries go in without their keys, marked "no key" */
+    }
     rc = evlog_tile_reader_open(&tr, log_dir, cp.size, err, errlen);
-    if (rc == 0 && (root == NULL || arr == NULL || entry == NULL)) {
+    if (rc == 0 && (root == NULL || arr == NULL || entry == NULL || opened == NULL)) {
         rc = EVLOG_ENOMEM;
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -254,9 +262,32 @@ int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *
         char rel[64], hx[65];
         snprintf(rel, sizeof rel, "entries/%llu.bin", (unsigned long long)idx);
         rc = evfile_write_new(out_dir, rel, entry, len, err, errlen);
+        /* A sealed entry: its own key goes in the bundle (it opens this record and no other),
+         * and the rendering shows it opened. */
+        uint8_t skey[SEAL_KEY_SIZE], snonce[SEAL_NONCE_SIZE];
+        int sstate = SEAL_PLAIN;
+        const uint8_t *shown = entry;
+        size_t shown_len = len;
+        if (rc == 0) {
+            sstate =
+                keys != NULL
+                    ? seal_record_key(keys, idx, entry, len, skey, snonce, err, errlen)
+                    : (seal_inspect(entry, len, &(uint32_t){0}, &(uint64_t){0}) == 1 ? SEAL_NO_KEY
+                                                                                     : SEAL_PLAIN);
+            if (sstate == EVLOG_EIO) {
+                sstate = SEAL_NO_KEY;
+            } else if (sstate < 0) {
+                rc = sstate;
+            }
+        }
+        if (rc == 0 && sstate == SEAL_OPENED) {
+            rc = seal_open_with_key(skey, snonce, entry, len, opened, EVLOG_SEAL_OPENED_MAX,
+                                    &shown_len, err, errlen);
+            shown = opened;
+        }
         if (rc == 0 && describe != NULL) {
             char *text = NULL;
-            if (describe(describe_ctx, entry, len, &text) == 0 && text != NULL) {
+            if (describe(describe_ctx, shown, shown_len, &text) == 0 && text != NULL) {
                 snprintf(rel, sizeof rel, "entries/%llu.json", (unsigned long long)idx);
                 rc = evfile_write_new(out_dir, rel, text, strlen(text), err, errlen);
             }
@@ -275,8 +306,21 @@ int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *
         }
         hex_encode(leaf, 32, hx);
         snprintf(rel, sizeof rel, "entries/%llu.bin", (unsigned long long)idx);
-        json_array_append_new(arr, json_pack("{s:I,s:s,s:s,s:o}", "index", (json_int_t)idx, "file",
-                                             rel, "leaf_hash", hx, "inclusion_proof", ps));
+        json_t *je = json_pack("{s:I,s:s,s:s,s:o}", "index", (json_int_t)idx, "file", rel,
+                               "leaf_hash", hx, "inclusion_proof", ps);
+        if (sstate == SEAL_OPENED) {
+            char kx[2 * SEAL_KEY_SIZE + 1], nx[2 * SEAL_NONCE_SIZE + 1];
+            hex_encode(skey, SEAL_KEY_SIZE, kx);
+            hex_encode(snonce, SEAL_NONCE_SIZE, nx);
+            json_object_set_new(je, "seal_key", json_string(kx));
+            json_object_set_new(je, "seal_nonce", json_string(nx));
+            OPENSSL_cleanse(kx, sizeof kx);
+            OPENSSL_cleanse(skey, sizeof skey);
+        } else if (sstate == SEAL_ERASED || sstate == SEAL_NO_KEY) {
+            json_object_set_new(je, "sealed",
+                                json_string(sstate == SEAL_ERASED ? "erased" : "no key"));
+        }
+        json_array_append_new(arr, je);
     }
     if (rc == 0) {
         char rootb64[64];
@@ -310,6 +354,8 @@ int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *
     json_decref(arr);
     json_decref(root);
     free(entry);
+    free(opened);
+    seal_keyring_free(keys);
     evlog_tile_reader_close(tr);
     free(note);
     free(vtext);
@@ -319,7 +365,8 @@ int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *
 /* Parses bundle.json; calls check(ctx, index, leaf, proof, n, rel) for each entry. */
 static int parse_manifest(const char *json, size_t len, struct evlog_checkpoint *cp,
                           int (*check)(void *ctx, uint64_t index, const uint8_t leaf[32],
-                                       const uint8_t (*proof)[32], size_t n, const char *file),
+                                       const uint8_t (*proof)[32], size_t n, const char *file,
+                                       const uint8_t *seal_key, const uint8_t *seal_nonce),
                           void *ctx, uint64_t *entries, char *err, size_t errlen)
 {
     json_error_t je;
@@ -351,19 +398,23 @@ static int parse_manifest(const char *json, size_t len, struct evlog_checkpoint 
     }
     for (size_t i = 0; rc == 0 && i < count; i++) {
         json_int_t idx = -1;
-        const char *file = NULL, *leafhex = NULL;
+        const char *file = NULL, *leafhex = NULL, *keyhex = NULL, *noncehex = NULL, *sealed = NULL;
         json_t *ps = NULL;
-        if (json_unpack_ex(json_array_get(arr, i), &je, JSON_STRICT, "{s:I,s:s,s:s,s:o}", "index",
-                           &idx, "file", &file, "leaf_hash", &leafhex, "inclusion_proof",
-                           &ps) != 0 ||
-            idx < 0 || !json_is_array(ps) || json_array_size(ps) > EVLOG_PROOF_MAX) {
+        if (json_unpack_ex(json_array_get(arr, i), &je, JSON_STRICT,
+                           "{s:I,s:s,s:s,s:o,s?s,s?s,s?s}", "index", &idx, "file", &file,
+                           "leaf_hash", &leafhex, "inclusion_proof", &ps, "seal_key", &keyhex,
+                           "seal_nonce", &noncehex, "sealed", &sealed) != 0 ||
+            idx < 0 || !json_is_array(ps) || json_array_size(ps) > EVLOG_PROOF_MAX ||
+            (keyhex == NULL) != (noncehex == NULL) || (keyhex != NULL && sealed != NULL)) {
             err_set(err, errlen, "bundle.json: entry %zu is malformed", i);
             rc = EVLOG_EINVAL;
             break;
         }
-        uint8_t leaf[32], proof[EVLOG_PROOF_MAX][32];
+        uint8_t leaf[32], proof[EVLOG_PROOF_MAX][32], skey[SEAL_KEY_SIZE], snonce[SEAL_NONCE_SIZE];
         size_t pn = json_array_size(ps);
-        bool ok = hex_decode(leafhex, leaf, 32) == 0;
+        bool ok = hex_decode(leafhex, leaf, 32) == 0 &&
+                  (keyhex == NULL || (hex_decode(keyhex, skey, sizeof skey) == 0 &&
+                                      hex_decode(noncehex, snonce, sizeof snonce) == 0));
         for (size_t k = 0; ok && k < pn; k++) {
             ok = hex_decode(json_string_value(json_array_get(ps, k)), proof[k], 32) == 0;
         }
@@ -379,7 +430,8 @@ static int parse_manifest(const char *json, size_t len, struct evlog_checkpoint 
             break;
         }
         if (check != NULL) {
-            rc = check(ctx, (uint64_t)idx, leaf, (const uint8_t(*)[32])proof, pn, file);
+            rc = check(ctx, (uint64_t)idx, leaf, (const uint8_t(*)[32])proof, pn, file,
+                       keyhex != NULL ? skey : NULL, keyhex != NULL ? snonce : NULL);
         }
     }
     if (entries != NULL) {
@@ -399,12 +451,14 @@ struct bundle_ctx {
     const char *dir;
     char *err;
     size_t errlen;
+    uint64_t opened;      /* sealed entries opened with the key the bundle gives for them */
     struct keyset bodies; /* body hashes the bundle's contact entries name */
     bool oom;
 };
 
 static int check_entry_file(void *ctx, uint64_t index, const uint8_t leaf[32],
-                            const uint8_t (*proof)[32], size_t n, const char *file)
+                            const uint8_t (*proof)[32], size_t n, const char *file,
+                            const uint8_t *seal_key, const uint8_t *seal_nonce)
 {
     (void)proof;
     (void)n;
@@ -424,6 +478,30 @@ static int check_entry_file(void *ctx, uint64_t index, const uint8_t leaf[32],
     }
     uint8_t h[32];
     evlog_leaf_hash((const uint8_t *)data, len, h);
+    if (seal_key != NULL && memcmp(h, leaf, 32) == 0) {
+        /* The disclosed key must open exactly this record (GCM authenticates every clear field
+         * too); a key that does not is a bundle that does not say what it claims. */
+        uint8_t *opened = malloc(EVLOG_SEAL_OPENED_MAX);
+        size_t olen = 0;
+        char why[128];
+        int orc = opened == NULL
+                      ? EVLOG_ENOMEM
+                      : seal_open_with_key(seal_key, seal_nonce, (const uint8_t *)data, len, opened,
+                                           EVLOG_SEAL_OPENED_MAX, &olen, why, sizeof why);
+        if (orc == 0) {
+            b->opened++;
+        }
+        if (opened != NULL) {
+            OPENSSL_cleanse(opened, EVLOG_SEAL_OPENED_MAX);
+        }
+        free(opened);
+        if (orc != 0) {
+            free(data);
+            return err_set(b->err, b->errlen, "%s: its seal_key does not open entry %llu (%s)",
+                           file, (unsigned long long)index, orc == EVLOG_ENOMEM ? "memory" : why),
+                   EVLOG_EVERIFY;
+        }
+    }
     struct record rec;
     char why[128];
     if (event_decode((const uint8_t *)data, len, &rec, why, sizeof why) == 0 &&
@@ -593,7 +671,7 @@ int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v, const c
     if (rc != 0) {
         return rc;
     }
-    struct bundle_ctx ctx = {dir, err, errlen, {0}, false};
+    struct bundle_ctx ctx = {dir, err, errlen, 0, {0}, false};
     uint64_t count = 0;
     rc = parse_manifest(json, jlen, &mcp, check_entry_file, &ctx, &count, err, errlen);
     free(json);
@@ -610,6 +688,7 @@ int evlog_bundle_verify(const char *dir, const struct evlog_verifier *v, const c
         rc = EVLOG_EVERIFY;
     }
     rep->entries = rc == 0 ? count : 0;
+    rep->opened = rc == 0 ? ctx.opened : 0;
     rep->tree_size = cp.size;
     return rc;
 }

@@ -7,6 +7,7 @@
 #include "evidence/log.h"
 
 #include <dirent.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -19,9 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "event/event.h"
 #include "evidence/access.h"
 #include "evidence/files.h"
+#include "evidence/seal.h"
 #include "util/err.h"
+
+/* A sealed record: the record (< EVENT_RECORD_MAX) and its seal tags. */
+#define EVLOG_SEAL_BUF 4096
 
 /* Journal: a 16-byte file header ("SNKDWAL1", durable length u64 BE), then batches:
  *   header  "BTCH" count:u32 first:u64 payload_len:u64                     (24 bytes)
@@ -192,6 +198,9 @@ struct evlog {
     uint64_t tiles_written; /* during replay */
     struct tile_writer tw;
     struct access_drain_state spool; /* records other processes handed in (access.h) */
+    struct seal_keyring *seal;       /* NULL: entries stored as given (seal.h) */
+    uint8_t seal_buf[EVLOG_SEAL_BUF];
+    char seal_err[256]; /* why the last record could not be sealed */
 };
 
 static int sys_err(char *err, size_t errlen, const char *what, const char *path)
@@ -1109,6 +1118,7 @@ static void log_free(struct evlog *log)
     }
     free(log->bundle);
     free(log->stage);
+    seal_keyring_free(log->seal);
     pthread_mutex_destroy(&log->tw.mu);
     pthread_cond_destroy(&log->tw.work);
     pthread_cond_destroy(&log->tw.idle);
@@ -1189,6 +1199,12 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     if (rc != 0) {
         goto fail;
     }
+    if (!opt->seal_off) {
+        rc = seal_keyring_open(&log->seal, state_dir, true, opt->seal_epoch_s, err, errlen);
+        if (rc != 0) {
+            goto fail;
+        }
+    }
     log->hasher = evlog_hasher_new();
     if (log->hasher == NULL) {
         err_set(err, errlen, "libcrypto: cannot fetch SHA-256");
@@ -1268,6 +1284,21 @@ int evlog_append(struct evlog *log, const uint8_t *entry, size_t len, uint64_t *
     }
     if (len > EVLOG_ENTRY_MAX || (entry == NULL && len > 0)) {
         return EVLOG_EINVAL;
+    }
+    if (log->seal != NULL && len > 0 && len < EVENT_RECORD_MAX) {
+        /* Personal fields sealed here, where the entry's index is known. A record that cannot
+         * be sealed (no epoch key could be made) is not stored in clear: it is not stored. */
+        size_t sealed_len = 0;
+        int sr = seal_record(log->seal, log->tree.size + log->staged, event_now_us(), entry, len,
+                             log->seal_buf, sizeof log->seal_buf, &sealed_len, log->seal_err,
+                             sizeof log->seal_err);
+        if (sr < 0) {
+            return EVLOG_EIO;
+        }
+        if (sr == 1) {
+            entry = log->seal_buf;
+            len = sealed_len;
+        }
     }
     if (log->stage_len + 2 + len > log->stage_max || log->staged >= BATCH_MAX_ENTRIES) {
         return EVLOG_EFULL;
@@ -1530,6 +1561,11 @@ int evlog_close(struct evlog *log, char *err, size_t errlen)
 struct evlog_reader {
     int fd;
     char path[EVLOG_PATH_MAX + 32];
+    char state[EVLOG_PATH_MAX];
+    struct seal_keyring *seal; /* opened at the first sealed entry */
+    bool seal_failed;          /* no keyring here: sealed entries are handed out as they are */
+    int seal_state;            /* of the last entry returned */
+    uint8_t opened[EVLOG_SEAL_BUF];
     uint64_t off;  /* journal offset of the next batch */
     uint64_t next; /* index of the next entry to return */
     uint8_t *buf;  /* current batch */
@@ -1547,6 +1583,7 @@ int evlog_reader_open(struct evlog_reader **out, const char *state_dir, uint64_t
         return err_set(err, errlen, "out of memory"), EVLOG_ENOMEM;
     }
     snprintf(r->path, sizeof r->path, "%s/journal/wal", state_dir);
+    snprintf(r->state, sizeof r->state, "%s", state_dir);
     r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0) {
         int rc = sys_err(err, errlen, "open", r->path);
@@ -1564,8 +1601,49 @@ void evlog_reader_close(struct evlog_reader *r)
     if (r != NULL) {
         close(r->fd);
         free(r->buf);
+        seal_keyring_free(r->seal);
+        OPENSSL_cleanse(r->opened, sizeof r->opened);
         free(r);
     }
+}
+
+int evlog_reader_seal_state(const struct evlog_reader *r)
+{
+    return r->seal_state;
+}
+
+/* A sealed entry is opened with the state directory's epoch keys (seal.h); one that cannot be
+ * (key erased, or not readable by this user) is handed out as it is. A sealed entry whose seal
+ * does not open with its own key is damage: an error naming the entry. */
+static int reader_open_sealed(struct evlog_reader *r, const uint8_t **entry, size_t *len,
+                              uint64_t idx, char *err, size_t errlen)
+{
+    uint32_t epoch = 0;
+    uint64_t t = 0;
+    r->seal_state = SEAL_PLAIN;
+    if (*len >= EVENT_RECORD_MAX || seal_inspect(*entry, *len, &epoch, &t) != 1) {
+        return 1;
+    }
+    if (r->seal == NULL && !r->seal_failed &&
+        seal_keyring_open(&r->seal, r->state, false, 0, NULL, 0) != 0) {
+        r->seal_failed = true;
+    }
+    if (r->seal == NULL) {
+        r->seal_state = SEAL_NO_KEY;
+        return 1;
+    }
+    size_t olen = 0;
+    char why[256];
+    int st =
+        seal_open(r->seal, idx, *entry, *len, r->opened, sizeof r->opened, &olen, why, sizeof why);
+    if (st < 0) {
+        return err_set(err, errlen, "%s: entry %llu: %s", r->path, (unsigned long long)idx, why),
+               EVLOG_ECORRUPT;
+    }
+    r->seal_state = st;
+    *entry = r->opened;
+    *len = olen;
+    return 1;
 }
 
 int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len, uint64_t *index,
@@ -1584,7 +1662,7 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
                 *entry = e;
                 *len = el;
                 *index = idx;
-                return 1;
+                return reader_open_sealed(r, entry, len, idx, err, errlen);
             }
         }
         uint8_t h[WAL_HDR];

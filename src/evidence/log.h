@@ -184,6 +184,11 @@ struct evlog_options {
     size_t max_tile_queue_bytes; /* tiles/bundles not yet written by the tile writer before
                                     evlog_commit waits for it (0: 256 MiB, ~1.1 M 200-byte
                                     entries) */
+    /* Personal data is sealed in every record that has some (evidence/seal.h), under epoch keys
+     * in <state>/keys/epochs made as needed, epochs of seal_epoch_s seconds (0: one UTC day).
+     * seal_off stores entries as given (benchmarks of the bare log, logs of other data). */
+    bool seal_off;
+    uint32_t seal_epoch_s;
 };
 
 /* What open found (for the operator's log line). */
@@ -230,9 +235,14 @@ struct evlog_reader;
 int evlog_reader_open(struct evlog_reader **out, const char *state_dir, uint64_t start_index,
                       char *err, size_t errlen);
 /* 1: entry, len and index set (valid until the next call); 0: no more durable entries now (call
- * again later for newer ones); negative: error. */
+ * again later for newer ones); negative: error. A sealed entry is handed out opened with the
+ * state directory's epoch keys (the bytes it had before sealing); one whose key is erased or not
+ * readable here as it is in the log (it decodes with its clear fields and `seal` set). */
 int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len, uint64_t *index,
                       char *err, size_t errlen);
+/* What the last entry returned was: enum seal_state (evidence/seal.h): 0 plain, 1 opened,
+ * 2 sealed under an erased epoch, 3 sealed and no key here. */
+int evlog_reader_seal_state(const struct evlog_reader *r);
 void evlog_reader_close(struct evlog_reader *r);
 
 /* Pure parser of the journal framing (used by recovery, the reader and the fuzzer). Given the
@@ -355,6 +365,7 @@ struct evlog_bundle_report {
     bool timestamped;                 /* checkpoint.tsr present and checked */
     struct evlog_timestamp timestamp; /* what it says, if timestamped */
     uint64_t bodies;                  /* raw/ message bodies, each named by a contact entry */
+    uint64_t opened; /* sealed entries opened with the seal_key the bundle gives for them */
     size_t cosignatures;              /* witnesses whose line in checkpoint.cosigned verified */
     const struct evlog_verifier *cosigned_by[EVLOG_BUNDLE_WITNESSES_MAX];
     uint64_t cosigned_at[EVLOG_BUNDLE_WITNESSES_MAX];

@@ -23,4 +23,10 @@ bool registry_internal_key_from_hex(const char *hex, uint8_t out[16]);
 /* An address as a source_ip key: 4 or 16 network-order bytes (0 for no address). */
 int registry_internal_ip_key_len(const struct net_addr *a);
 
+struct db;
+/* An erasure record applied (erase.c): the personal data of bots and source addresses last seen
+ * before before_us, and the addresses of the days wholly before it, replaced by random stand-ins
+ * that keep every count. Runs inside the caller's transaction. 0 or -1 with err. */
+int registry_internal_erase(struct db *db, uint64_t before_us, char *err, size_t errlen);
+
 #endif

@@ -969,7 +969,7 @@ static uint64_t record_time(const struct record *rec)
 static bool record_changes_rows(uint8_t kind)
 {
     return kind == RECORD_CONTACT || kind == RECORD_DECISION || kind == RECORD_COMMAND_SENT ||
-           kind == RECORD_COMMAND_FAILED;
+           kind == RECORD_COMMAND_FAILED || kind == RECORD_ERASURE;
 }
 
 /* The kinds the PostgreSQL batch applies (pg_batch.c). A kind that changes rows and is not one
@@ -984,7 +984,23 @@ static int apply_record(struct registry *reg, const struct record *rec, char *er
 {
     struct db_stmt *st;
     uint8_t key[16];
+    if (rec->seal.epoch != 0) {
+        /* Still sealed: its epoch key was erased (or is not readable here). Who it was is gone;
+         * a contact still counts for its day and country. */
+        if (rec->kind == RECORD_CONTACT) {
+            daycc_add(reg, (int64_t)(rec->u.contact.time_us / US_PER_DAY), rec->u.contact.cc, 0, 0,
+                      1);
+        }
+        return 0;
+    }
     switch (rec->kind) {
+    case RECORD_ERASURE:
+        /* Within the batch's transaction, in log order: what was applied before it is scrubbed,
+         * what comes after it (bots seen again) is kept. */
+        if (registry_internal_erase(reg->db, rec->u.erasure.before_us, err, errlen) != 0) {
+            return REGISTRY_ERR;
+        }
+        return 0;
     case RECORD_CONTACT:
         return apply_contact(reg, &rec->u.contact, err, errlen);
     case RECORD_DECISION: {
@@ -1094,7 +1110,7 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
         int arc = 0;
         if (!record_changes_rows(rec.kind)) {
             arc = 0;
-        } else if (reg->pgb != NULL && batch_applies(rec.kind)) {
+        } else if (reg->pgb != NULL && batch_applies(rec.kind) && rec.seal.epoch == 0) {
             if (pg_batch_add(reg->pgb, entry, len) < 0) {
                 arc = err_set(err, errlen, "registry: out of memory keeping a batch");
             }

@@ -13,6 +13,7 @@
 #define LOCKFILE_REGISTRY "registry.lock"   /* the registry: its follower, rebuild, catch-up */
 #define LOCKFILE_TIMESTAMP "timestamp.lock" /* log/timestamps/: sinkd timestamp */
 #define LOCKFILE_COSIGN "cosign.lock"       /* log/cosignatures/: sinkd cosign */
+#define LOCKFILE_ERASE "erase.lock"         /* keys/epochs/ tombstones: sinkd erase */
 
 #define LOCKFILE_HOLDER_MAX 96
 

@@ -72,7 +72,6 @@ assert r["scope"] == "state=%s records=contacts" % sys.argv[4], r
 for k in ("src_ip", "host", "user", "bot_key", "local_ip"):
     assert k not in r, k
 PY
-before_rows=$(grep -c '"kind":"access"' "$E2E_DIR/access.jsonl")
 
 # report --out: held back in a hidden directory, handed out once recorded; the record's digest is
 # sha256sum's listing of the files.
@@ -95,8 +94,16 @@ psha=$( (cd "$E2E_DIR/bundle" && find . -type f -printf '%P\n' | LC_ALL=C sort |
 "$SINKD_BINARY" raw check --state "$state" --reparse --justification "re-reading bodies for the defence" \
     >"$E2E_DIR/raw.txt" || fail "raw check --reparse"
 rsha=$(sha256sum <"$E2E_DIR/raw.txt" | cut -c1-64)
-wait_records $((before_rows + 5))
-access_records >"$E2E_DIR/access2.jsonl"
+# serve's writer appends them within ~200 ms of each other; wait for all four by name
+for _ in $(seq 1 100); do
+    access_records >"$E2E_DIR/access2.jsonl"
+    n=0
+    for w in '"report --format csv --out"' '"report --format intelmq"' '"prove"' '"raw check --reparse"'; do
+        grep -q "\"what\":$w" "$E2E_DIR/access2.jsonl" && n=$((n + 1))
+    done
+    [ "$n" -eq 4 ] && break
+    sleep 0.1
+done
 python3 - "$E2E_DIR/access2.jsonl" "$want" "$bots" "$isha" "$irows" "$psha" "$rsha" <<'PY' || fail "report/prove/raw access records are wrong: $(tail -5 "$E2E_DIR/access2.jsonl")"
 import json, sys
 recs = {json.loads(l)["what"]: json.loads(l) for l in open(sys.argv[1])}

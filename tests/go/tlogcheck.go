@@ -3,7 +3,10 @@
 //
 //	tlogcheck log    LOG_DIR VKEY_FILE   verify checkpoint signatures, tree hash from tiles,
 //	                                     every entry against its tile, consistency of checkpoints
-//	tlogcheck bundle BUNDLE_DIR          verify a `sinkd prove` bundle
+//	tlogcheck bundle BUNDLE_DIR VKEY_FILE
+//	                                     verify a `sinkd prove` bundle with the log's published
+//	                                     key; open each sealed entry with the seal_key and
+//	                                     seal_nonce the bundle gives for it (AES-256-GCM)
 //	tlogcheck cosigned NOTE LOG_VKEY WITNESS_VKEY...
 //	                                     verify a cosigned checkpoint (C2SP tlog-cosignature):
 //	                                     the log's signature and every witness's cosignature
@@ -13,6 +16,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -222,7 +227,80 @@ type manifest struct {
 		File           string   `json:"file"`
 		LeafHash       string   `json:"leaf_hash"`
 		InclusionProof []string `json:"inclusion_proof"`
+		SealKey        string   `json:"seal_key,omitempty"`
+		SealNonce      string   `json:"seal_nonce,omitempty"`
+		Sealed         string   `json:"sealed,omitempty"`
 	} `json:"entries"`
+}
+
+// personal lists the fields sinkd seals, by record kind (contact, heartbeats, decision,
+// command-sent/-failed, access): src, host, user, local_ip, bot_key, scope.
+var personal = map[byte]map[byte]bool{
+	1: {3: true, 10: true, 11: true, 13: true, 16: true}, 9: {3: true, 16: true},
+	2: {3: true, 32: true}, 3: {3: true, 32: true}, 4: {3: true, 32: true}, 10: {47: true},
+}
+
+type field struct {
+	tag   byte
+	off   int
+	value []byte
+}
+
+// fields splits a record's fields from start: tag(1) length(2, big-endian) value.
+func fields(data []byte, start int) ([]field, error) {
+	var out []field
+	for pos := start; pos < len(data); {
+		if len(data)-pos < 3 {
+			return nil, fmt.Errorf("truncated field header at byte %d", pos)
+		}
+		n := int(binary.BigEndian.Uint16(data[pos+1:]))
+		if n == 0 || pos+3+n > len(data) {
+			return nil, fmt.Errorf("bad field length at byte %d", pos)
+		}
+		out = append(out, field{data[pos], pos, data[pos+3 : pos+3+n]})
+		pos += 3 + n
+	}
+	return out, nil
+}
+
+// openSealed opens tag 82 (the last field) with the record's own key and nonce; the additional
+// data is every byte before it. It returns how many personal fields it held.
+func openSealed(data, key, nonce []byte) (int, error) {
+	if len(data) < 2 || data[0] != 1 {
+		return 0, fmt.Errorf("not a sinkd record")
+	}
+	fs, err := fields(data, 2)
+	if err != nil {
+		return 0, err
+	}
+	if len(fs) == 0 || fs[len(fs)-1].tag != 82 {
+		return 0, fmt.Errorf("not a sealed record")
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return 0, err
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return 0, err
+	}
+	last := fs[len(fs)-1]
+	plain, err := gcm.Open(nil, nonce, last.value, data[:last.off])
+	if err != nil {
+		return 0, err
+	}
+	ps, err := fields(plain, 0)
+	if err != nil {
+		return 0, err
+	}
+	prev := byte(0)
+	for _, f := range ps {
+		if !personal[data[1]][f.tag] || f.tag <= prev {
+			return 0, fmt.Errorf("sealed field %d is not a personal field of kind %d in order", f.tag, data[1])
+		}
+		prev = f.tag
+	}
+	return len(ps), nil
 }
 
 // checkBundle trusts the log key the caller gives (the published one), never the bundle's own
@@ -264,6 +342,7 @@ func checkBundle(dir, vkeyFile string) {
 	if m.TreeSize != cp.size || m.Origin != cp.origin || m.Root != cp.hash.String() {
 		fail("bundle.json: tree head differs from the signed checkpoint")
 	}
+	opened := 0
 	for _, e := range m.Entries {
 		if e.File != fmt.Sprintf("entries/%d.bin", e.Index) {
 			fail("bundle.json: entry %d names %q", e.Index, e.File)
@@ -289,8 +368,22 @@ func checkBundle(dir, vkeyFile string) {
 		if err := tlog.CheckRecord(proof, cp.size, cp.hash, e.Index, leaf); err != nil {
 			fail("entry %d: inclusion proof: %v", e.Index, err)
 		}
+		if e.SealKey != "" {
+			key, err1 := hex.DecodeString(e.SealKey)
+			nonce, err2 := hex.DecodeString(e.SealNonce)
+			if err1 != nil || err2 != nil || len(key) != 32 || len(nonce) != 12 {
+				fail("entry %d: bad seal_key or seal_nonce", e.Index)
+			}
+			n, err := openSealed(data, key, nonce)
+			if err != nil {
+				fail("entry %d: its seal_key does not open it: %v", e.Index, err)
+			}
+			opened++
+			fmt.Printf("  entry %d opened: %d personal fields\n", e.Index, n)
+		}
 	}
-	fmt.Printf("tlogcheck: OK: bundle %s: %d entries in the signed tree of size %d\n", dir, len(m.Entries), cp.size)
+	fmt.Printf("tlogcheck: OK: bundle %s: %d entries in the signed tree of size %d, %d sealed entries opened\n",
+		dir, len(m.Entries), cp.size, opened)
 }
 
 // cosigVerifier is a note.Verifier for Ed25519 cosignature/v1 (signature type 0x04): x/mod

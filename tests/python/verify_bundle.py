@@ -6,7 +6,9 @@ Checks: the C2SP signed-note checkpoint signature (Ed25519, key ID rule of c2sp.
 with the log key the caller trusts (the log's published log.vkey, never the bundle's own copy:
 whoever made a bundle could have signed it with a key of their own), each entry file's RFC 6962
 leaf hash, and each inclusion proof (RFC 9162 section 2.1.3.2). The bundle's own log.vkey must
-be that same key.
+be that same key. A sealed entry (tags 80-82: personal fields under AES-256-GCM) that the bundle
+gives a seal_key and seal_nonce for is opened with them (the additional data is every byte of the
+entry before tag 82), and its personal fields are listed.
 Usage: verify_bundle.py BUNDLE_DIR TRUSTED_VKEY_FILE   (exit 0 ok, 1 failure, 2 usage)"""
 import base64
 import hashlib
@@ -14,8 +16,9 @@ import json
 import os
 import sys
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
 def fail(msg):
@@ -94,6 +97,48 @@ def verify_inclusion(index, size, leaf, proof, root):
     return sn == 0 and r == root
 
 
+def tlvs(data, start):
+    """(tag, offset of the tag byte, value) of each field from `start`: tag(1) len(2, BE) value."""
+    out, pos = [], start
+    while pos < len(data):
+        if len(data) - pos < 3:
+            raise ValueError("truncated field header at byte %d" % pos)
+        n = int.from_bytes(data[pos + 1:pos + 3], "big")
+        if n == 0 or pos + 3 + n > len(data):
+            raise ValueError("bad field length at byte %d" % pos)
+        out.append((data[pos], pos, data[pos + 3:pos + 3 + n]))
+        pos += 3 + n
+    return out
+
+
+# Personal fields by record kind (sinkd's seal.c): src, host, user, local_ip, bot_key, scope.
+PERSONAL = {1: {3: "src", 10: "host", 11: "user", 13: "local_ip", 16: "bot_key"},
+            9: {3: "src", 16: "bot_key"}, 2: {3: "src", 32: "bot_key"}, 3: {3: "src", 32: "bot_key"},
+            4: {3: "src", 32: "bot_key"}, 10: {47: "scope"}}
+
+
+def open_sealed(data, key, nonce):
+    """Opens tag 82 of a sealed record; returns its personal fields as {name: value}."""
+    if len(data) < 2 or data[0] != 1:
+        raise ValueError("not a sinkd record")
+    fields = tlvs(data, 2)
+    if not fields or fields[-1][0] != 82 or not any(t == 80 for t, _, _ in fields):
+        raise ValueError("not a sealed record")
+    tag, off, ct = fields[-1]
+    plain = AESGCM(key).decrypt(nonce, ct, data[:off])
+    kind, names, last = data[1], {}, 0
+    for t, _, v in tlvs(plain, 0):
+        if t not in PERSONAL.get(kind, {}) or t <= last:
+            raise ValueError("sealed field %d is not a personal field of kind %d in order" % (t, kind))
+        last = t
+        if t == 3:
+            ip = v[1:-2]
+            v = ("%s port %d" % (".".join(str(b) for b in ip) if v[0] == 4 else ip.hex(),
+                                 int.from_bytes(v[-2:], "big")))
+        names[PERSONAL[kind][t]] = v if isinstance(v, str) else v.decode("utf-8", "replace")
+    return names
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -117,6 +162,7 @@ def main():
         fail("bundle.json: unknown format")
     if m["origin"] != origin or m["tree_size"] != size or m["root"] != base64.b64encode(root).decode():
         fail("bundle.json: tree head differs from the signed checkpoint")
+    opened = 0
     for e in m["entries"]:
         idx = e["index"]
         if e["file"] != "entries/%d.bin" % idx:
@@ -132,7 +178,15 @@ def main():
             fail("%s: does not hash to the leaf hash of entry %d" % (e["file"], idx))
         if any(len(p) != 32 for p in proof) or not verify_inclusion(idx, size, leaf, proof, root):
             fail("entry %d: inclusion proof does not reach the signed root" % idx)
-    print("verify_bundle.py: OK: %d entries in the signed tree of size %d" % (len(m["entries"]), size))
+        if "seal_key" in e:
+            try:
+                fields = open_sealed(data, bytes.fromhex(e["seal_key"]), bytes.fromhex(e["seal_nonce"]))
+            except (ValueError, KeyError, InvalidTag) as err:
+                fail("entry %d: its seal_key does not open it (%s)" % (idx, err or "authentication failed"))
+            opened += 1
+            print("  entry %d opened: %s" % (idx, ", ".join("%s=%s" % kv for kv in sorted(fields.items()))))
+    print("verify_bundle.py: OK: %d entries in the signed tree of size %d, %d sealed entries opened"
+          % (len(m["entries"]), size, opened))
 
 
 if __name__ == "__main__":

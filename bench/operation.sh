@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# operation.sh -- what a six-month operation costs the evidence log (issue 20 #6): 10,000 bots
+# with a beacon mix (most polling every 60 s, some every 15 s; 30% over HTTP; all cipher
+# families), measured on whatever this tree's main has (it says whether the log rolls
+# heartbeats up and seals personal data). Prints, from the state directory's marginal growth once
+# every bot has connected: log bytes per bot-day, records/s and fsyncs/s (journal group commits
+# and checkpoint publications), and extrapolates to 100k and 1M bots for 180 days, beside the
+# figure measured before the roll-up (issue 20: ~607 B per heartbeat, ~874 KB per bot-day at 60 s).
+# Usage: bench/operation.sh [STEADY_SECONDS] [BOTS]   (defaults 120 s, 10000)
+source "$(dirname "$0")/lib.sh"
+STEADY=${1:-120}
+BOTS=${2:-10000}
+SLOW=$((BOTS * 8 / 10))
+FAST=$((BOTS - SLOW))
+
+port=$(free_port)
+mport=$(free_port)
+start_sinkd op "$port" "${WORKER_OPTS[@]}" --trusted-proxy 127.0.1.0/24 --trusted-proxy 127.0.2.0/24 \
+    --max-per-ip $((BOTS + 10)) --max-connections $((BOTS + 2000)) --checkpoint-ms 1000 \
+    --metrics-listen "127.0.0.1:$mport"
+state="$B_DIR/op/state"
+log_bytes() { du -sb "$state/journal" "$state/log" | awk '{s += $1} END {print s}'; }
+metric() { curl -sf "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+checkpoints() { find "$state/log/checkpoints" -type f | wc -l; }
+
+run=$((STEADY + 90)) # ramp-up (every bot's first contact) + the measured steady state
+"$SINKD" swarm --target "127.0.0.1:$port" --bots "$SLOW" --concurrency "$SLOW" --duration "$run" \
+    --source-net 127.0.1.0/24 --seed 11 --heartbeat-ms 60000 --http-share 0.3 --cipher mix \
+    --json "$B_DIR/slow.json" >"$B_DIR/slow.txt" 2>&1 &
+B_PIDS+=("$!")
+"$SINKD" swarm --target "127.0.0.1:$port" --bots "$FAST" --concurrency "$FAST" --duration "$run" \
+    --source-net 127.0.2.0/24 --seed 12 --heartbeat-ms 15000 --http-share 0.3 --cipher mix \
+    --json "$B_DIR/fast.json" >"$B_DIR/fast.txt" 2>&1 &
+B_PIDS+=("$!")
+sleep 75 # every bot has made its first contact (hello, machine information) and polled
+b0=$(log_bytes); e0=$(metric sinkd_log_entries); c0=$(metric sinkd_log_commits_total); k0=$(checkpoints)
+t0=$(date +%s.%N)
+sleep "$STEADY"
+b1=$(log_bytes); e1=$(metric sinkd_log_entries); c1=$(metric sinkd_log_commits_total); k1=$(checkpoints)
+t1=$(date +%s.%N)
+wait
+stop_sinkd
+"$SINKD" contacts --state "$state" --summary >"$B_DIR/summary.json"
+"$SINKD" contacts --state "$state" --all --justification "bench/operation.sh: record kinds" |
+    python3 -c 'import collections, json, sys; print(json.dumps(collections.Counter(json.loads(l)["kind"] for l in sys.stdin)))' \
+    >"$B_DIR/kinds.json"
+
+python3 - "$B_DIR" "$BOTS" "$SLOW" "$FAST" "$b0" "$b1" "$e0" "$e1" "$t0" "$t1" "$ROOT" "$c0" "$c1" "$k0" "$k1" <<'PY'
+import json, subprocess, sys
+d, bots, slow, fast = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+b0, b1, e0, e1, t0, t1 = int(sys.argv[5]), int(sys.argv[6]), int(float(sys.argv[7])), int(float(sys.argv[8])), float(sys.argv[9]), float(sys.argv[10])
+root = sys.argv[11]
+c0, c1, k0, k1 = int(float(sys.argv[12])), int(float(sys.argv[13])), int(sys.argv[14]), int(sys.argv[15])
+summary = json.load(open(d + "/summary.json"))
+kinds = json.load(open(d + "/kinds.json"))
+server = summary.get("server", {})
+dt = t1 - t0
+commit = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h %cs %s"], capture_output=True, text=True).stdout.strip()
+rollup = kinds.get("heartbeats", 0) > 0
+sealed = subprocess.run(["sh", "-c", "ls %s/op/state/keys/epochs/*.key 2>/dev/null | wc -l" % d], capture_output=True, text=True).stdout.strip() != "0"
+per_bot_day = (b1 - b0) / dt / bots * 86400
+polls_per_day = slow * 86400 / 60 + fast * 86400 / 15
+print("operation: %d bots (%d polling every 60 s, %d every 15 s, +-50%%; 30%% HTTP; cipher mix), steady state measured over %.0f s" % (bots, slow, fast, dt))
+print("  tree: %s" % commit)
+print("  heartbeats rolled up: %s; personal data sealed: %s; record kinds: %s" % ("yes" if rollup else "no (one record per poll)", "yes" if sealed else "no", json.dumps(kinds)))
+print("  log growth %d B in %.0f s: %.0f B per bot-day (%.0f B per poll at this mix's %.0f polls per bot-day)" % (b1 - b0, dt, per_bot_day, per_bot_day * bots / polls_per_day, polls_per_day / bots))
+print("  records/s %.1f; journal fdatasyncs/s %.1f (group commits, %.1f records each); checkpoints/s %.2f (each: one syncfs, three fsyncs)" % (
+    (e1 - e0) / dt, (c1 - c0) / dt, (e1 - e0) / max(1, c1 - c0), (k1 - k0) / dt))
+for n in (100000, 1000000):
+    print("  %7d bots x 180 days: %.2f TB" % (n, per_bot_day * n * 180 / 1e12))
+before = 874e3
+print("  before the roll-up (issue 20, measured on main then): ~607 B per heartbeat = ~%.0f KB per bot-day at 60 s; 100k bots x 180 days = %.1f TB, 1M = %.0f TB" % (before / 1e3, before * 1e5 * 180 / 1e12, before * 1e6 * 180 / 1e12))
+PY
+echo "  load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
