@@ -251,8 +251,9 @@ struct record {
 
 /* Encoding version written as the first byte of every record. */
 #define EVENT_RECORD_VERSION 1
-/* No record encodes to more than this (all fields are bounded). */
-#define EVENT_RECORD_MAX 2048
+/* No record encodes to more than this (all fields are bounded; a sealed record's seal tags
+ * included: its largest kind, ~1.7 KB, plus EVENT_SEALED_MAX). */
+#define EVENT_RECORD_MAX 4096
 
 /* Canonical encoding: version(1) kind(1) then fields as tag(1) len(2, big-endian) value, in
  * ascending tag order, each at most once, empty fields omitted. Returns bytes written or -1 if

@@ -27,7 +27,7 @@
 #include "util/err.h"
 
 /* A sealed record: the record (< EVENT_RECORD_MAX) and its seal tags. */
-#define EVLOG_SEAL_BUF 4096
+#define EVLOG_SEAL_BUF (EVENT_RECORD_MAX + 128)
 
 /* Journal: a 16-byte file header ("SNKDWAL1", durable length u64 BE), then batches:
  *   header  "BTCH" count:u32 first:u64 payload_len:u64                     (24 bytes)
