@@ -177,6 +177,10 @@ int cmd_contacts(int argc, char **argv)
             return urc;
         }
     }
+    /* The access record goes into the state directory: as its owner, like the service. */
+    if (recorded && cli_act_as_state_owner("contacts", state) != 0) {
+        return 1;
+    }
     char err[512];
     struct evlog_reader *r = NULL;
     if (evlog_reader_open(&r, state, 0, err, sizeof(err)) != 0) {

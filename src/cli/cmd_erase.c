@@ -168,6 +168,10 @@ int cmd_erase(int argc, char **argv)
         strlen(operator_name) >= sizeof(((struct erasure_record *)0)->operator_name)) {
         return cli_usage_error("erase", "--operator: too long");
     }
+    /* Tombstones, the spool and the log stay the service's. */
+    if (cli_act_as_state_owner("erase", state) != 0) {
+        return 1;
+    }
     uint64_t now_us = event_now_us();
     if (have_days) {
         before_us = now_us - days * 86400ull * 1000000u;

@@ -581,6 +581,10 @@ int cmd_prove(int argc, char **argv)
         free(s.idx);
         return rc != 0 ? rc : 2;
     }
+    if (cli_act_as_state_owner("prove", state) != 0) {
+        free(s.idx);
+        return 1;
+    }
     size_t asked = s.n;
     if (s.nbots > 0 || s.nips > 0) {
         int src = scan(state, &s, select_named, err, sizeof err);

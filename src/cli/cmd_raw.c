@@ -125,6 +125,9 @@ int cmd_raw(int argc, char **argv)
             return urc;
         }
     }
+    if (recorded && cli_act_as_state_owner("raw check", state) != 0) {
+        return 1;
+    }
     struct raw_check_result r;
     char err[512];
     struct access_output *held = NULL;

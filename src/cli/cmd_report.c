@@ -474,6 +474,9 @@ int cmd_report(int argc, char **argv)
                     state);
             return 1;
         }
+        if (cli_act_as_state_owner("report", state) != 0) {
+            return 1; /* the access record goes into the state directory, as its owner */
+        }
     }
     /* The default registry lives in the state directory: a directory without an evidence log
      * is a mistyped path, and opening it would leave an empty registry.db behind. */

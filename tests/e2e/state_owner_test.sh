@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # state_owner_test.sh -- issue 19 item 8: maintenance as the service user. Root running
-# `registry rebuild` (and report, keygen) on a state directory another user owns must leave no
+# `registry rebuild` (and report, keygen, contacts, erase) on a state directory another user owns must leave no
 # file owned by root there: the command becomes the directory's owner and says so. Any other
 # user is refused with one line naming the owner, and nothing is written.
 source "$(dirname "$0")/lib.sh"
@@ -38,6 +38,15 @@ chown "$owner:" "$fresh"
 "$SINKD_BINARY" keygen --name example.org/n1 --out "$fresh/keys" >/dev/null 2>"$E2E_DIR/err" ||
     fail "keygen as root failed: $(cat "$E2E_DIR/err")"
 [ -z "$(not_owned "$fresh")" ] || fail "root's keygen made keys the service cannot read: $(not_owned "$fresh")"
+
+# Root: a read of victims' data (its access record goes into the spool and the log) and an
+# erasure (tombstones, the spool, the log) leave only the owner's files too.
+"$SINKD_BINARY" contacts --state "$state" --justification "$E2E_WHY" >/dev/null 2>"$E2E_DIR/err" ||
+    fail "contacts as root failed: $(cat "$E2E_DIR/err")"
+"$SINKD_BINARY" erase --state "$state" --older-than 1 --legal-basis "test: retention rule" \
+    >/dev/null 2>"$E2E_DIR/err" || fail "erase as root failed: $(cat "$E2E_DIR/err")"
+[ -d "$state/spool" ] || fail "no spool: the access record did not go through it"
+[ -z "$(not_owned "$state")" ] || fail "root's contacts or erase left files: $(not_owned "$state")"
 
 # Another user: refused, one line naming the owner, nothing written.
 before=$(find "$state" -printf '%p %s %T@\n' | sort)
