@@ -249,9 +249,9 @@ int registry_follow_start(struct registry *reg, const struct registry_follow_con
         f->batch_max = FOLLOW_BATCH_MAX_LIMIT;
     }
     f->linger = registry_is_shared(reg);
-    f->batch_ms = cfg->batch_ms      ? cfg->batch_ms
-                  : f->linger ? FOLLOW_BATCH_MS_SHARED
-                              : FOLLOW_BATCH_MS_DEFAULT;
+    f->batch_ms = cfg->batch_ms ? cfg->batch_ms
+                  : f->linger   ? FOLLOW_BATCH_MS_SHARED
+                                : FOLLOW_BATCH_MS_DEFAULT;
     f->idle_ms = cfg->idle_ms ? cfg->idle_ms : FOLLOW_IDLE_MS_DEFAULT;
     if (f->batch_ms > FOLLOW_MS_LIMIT) {
         f->batch_ms = FOLLOW_MS_LIMIT;

@@ -119,7 +119,7 @@ struct registry_follow_config {
      * also waits at the log's end until then for more records (0 -> 200): each batch costs the
      * database server a fixed share of CPU whatever its size. */
     unsigned batch_ms;
-    unsigned idle_ms;                   /* poll interval at the end of the log; 0 -> 20 */
+    unsigned idle_ms; /* poll interval at the end of the log; 0 -> 20 */
 };
 
 struct registry_follow_stats {
@@ -301,5 +301,37 @@ int registry_remediation_days(struct registry *reg, uint64_t since_us, uint64_t 
 /* The latest time of any record applied (contact, decision, command, note such as node-stopped):
  * how far the data reaches, the end of every bot's observation window. 0 when empty. */
 int registry_data_end(struct registry *reg, uint64_t *out_us, char *err, size_t errlen);
+
+/* ---- Remediation across nodes: one command per bot and authorisation ------------------------ */
+
+/* Nodes behind one address (or several seized addresses) each decide for the bots that call
+ * them, and a bot moves between nodes. The policy's once-per-bot rule holds per node (the server's
+ * decided set); across nodes it holds through a claim in the shared registry: before a node
+ * decides to send a command to a bot under an authorisation it claims the pair, and only the
+ * node holding the claim may send (docs/scale.md, "Cross-node views"). A claim is never given
+ * back, whatever became of the command, as a local decision is not. Claims are coordination,
+ * not derived from the logs: `registry rebuild` keeps them. */
+struct registry_claims;
+
+/* Opens a connection of its own to `target` for claims made on behalf of node `node` (1..31
+ * characters, the node name serve records). A PostgreSQL registry holds the claims of every node
+ * (table command_claim, made if missing); an SQLite file the one node's. Every claim fails
+ * after REGISTRY_CLAIM_TIMEOUT_MS instead of waiting longer on the database. Returns 0, or
+ * REGISTRY_ERR with err naming the reason. Under seccomp, open it before the sandbox: a lost
+ * connection is not made again, and every later claim fails (closed: nothing is sent). */
+#define REGISTRY_CLAIM_TIMEOUT_MS 2000
+int registry_claims_open(struct registry_claims **out, const char *target, const char *node,
+                         char *err, size_t errlen);
+void registry_claims_close(struct registry_claims *c);
+
+/* Claims (bot_key, authorisation) for this node at time now_us. Returns 1 when this node holds
+ * the claim (made now, or earlier by this node: asking again is safe), 0 when another node holds
+ * it (its name in holder, if given), or < 0 when the claim cannot be made or read (a bad key,
+ * the database down or slow past the timeout): the caller must then not send. Blocks for one or
+ * two round trips to the database: not for an event-loop thread. One thread at a time per
+ * struct registry_claims. */
+int registry_claim_command(struct registry_claims *c, const char *bot_key,
+                           const char *authorisation, uint64_t now_us, char *holder,
+                           size_t holder_cap, char *err, size_t errlen);
 
 #endif
