@@ -32,6 +32,8 @@ static const char keygen_usage[] =
 
 static const char verify_usage[] =
     "usage: sinkd verify LOG_DIR --key VKEY_FILE [--tsa-ca FILE] [--witness VKEY_FILE]...\n"
+    "       sinkd verify LOG_DIR --key VKEY_FILE [LOG_DIR --key VKEY_FILE]... [--registry TARGET]\n"
+    "                    [--tsa-ca FILE] [--witness VKEY_FILE]...\n"
     "\n"
     "Checks a C2SP tlog-tiles evidence log offline: every checkpoint's signature, every entry\n"
     "against its leaf hash, every tile against the level below, every checkpoint's root\n"
@@ -40,7 +42,14 @@ static const char verify_usage[] =
     "covers (`sinkd timestamp`), and the witnesses' cosignatures in cosignatures/ (`sinkd\n"
     "cosign`). Prints the first mismatch (file, byte, entry index) and exits 1 on any.\n"
     "\n"
+    "Several nodes' logs (each LOG_DIR followed by its own --key) are each checked so; with\n"
+    "--registry, the registry they share (a postgresql:// URL) must hold exactly these logs,\n"
+    "applied no further than their latest checkpoints, and its cross-node totals (bots,\n"
+    "source addresses, commanded bots, contacts and commands per day) must equal those of\n"
+    "the verified entries applied afresh. Exits 1 on any difference, naming it.\n"
+    "\n"
     "  --key FILE     the log's verifier key (state/keys/log.vkey)\n"
+    "  --registry TARGET  the registry whose cross-node totals are checked\n"
     "  --tsa-ca FILE  PEM CA certificate(s) of the time-stamping authority: each timestamp's\n"
     "                 signer must chain to one (without it, only each token's signature with\n"
     "                 the certificate it carries is checked)\n"
@@ -176,6 +185,9 @@ static int load_witnesses(const char *cmd, const char *const *files, size_t n,
 
 int cmd_verify(int argc, char **argv)
 {
+    if (cmd_verify_is_nodes(argc, argv)) {
+        return cmd_verify_nodes(argc, argv);
+    }
     const char *dir = NULL, *key = NULL, *ca = NULL;
     const char *witness_files[VERIFY_WITNESSES_MAX];
     size_t nwitness = 0;

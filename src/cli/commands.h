@@ -4,11 +4,17 @@
 #ifndef SINKD_CLI_COMMANDS_H
 #define SINKD_CLI_COMMANDS_H
 
+#include <stdbool.h>
+
 int cmd_serve(int argc, char **argv);
 int cmd_swarm(int argc, char **argv);
 int cmd_contacts(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+/* `sinkd verify` over several logs, or with --registry (cmd_verify_nodes.c): cmd_verify hands
+ * its arguments over when cmd_verify_is_nodes() says they are of that form. */
+int cmd_verify_nodes(int argc, char **argv);
+bool cmd_verify_is_nodes(int argc, char **argv);
 int cmd_prove(int argc, char **argv);
 int cmd_verify_bundle(int argc, char **argv);
 int cmd_timestamp(int argc, char **argv);

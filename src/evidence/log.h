@@ -346,6 +346,20 @@ struct evlog_verify_report {
 int evlog_verify_dir(const char *log_dir, const struct evlog_verifier *v,
                      struct evlog_verify_report *rep, char *err, size_t errlen);
 
+/* Calls fn(ctx, index, entry, len) for entries 0..size-1 of a published log, in order, read from
+ * its entry bundles (tile/entries/...): the bytes evlog_verify_dir checks against the tiles and
+ * the checkpoints. Stops at fn's first non-zero return, which it returns; a missing or truncated
+ * bundle is EVLOG_EVERIFY (or the read's code) with err naming it. src/evidence/entries.c. */
+int evlog_entries_walk(const char *log_dir, uint64_t size,
+                       int (*fn)(void *ctx, uint64_t index, const uint8_t *entry, size_t len),
+                       void *ctx, char *err, size_t errlen);
+/* The parser under it: the first w entries of one entry bundle (each a 2-byte big-endian length
+ * and its bytes), numbered from `first`. EVLOG_EVERIFY with err naming the byte when one is
+ * truncated; fn's first non-zero return otherwise. Pure (fuzz/evidence_entries_fuzz.c). */
+int evlog_entry_bundle_parse(const uint8_t *b, size_t len, unsigned w, uint64_t first,
+                             int (*fn)(void *ctx, uint64_t index, const uint8_t *entry, size_t len),
+                             void *ctx, char *err, size_t errlen);
+
 /* Writes an evidence bundle to out_dir (created; must not exist or be empty): entries/<i>.bin,
  * bundle.json (inclusion proofs to the latest checkpoint, or to checkpoints/<at_size> if
  * at_size != 0), checkpoint, log.vkey, README.txt, checkpoint.tsr / .tsq if that checkpoint

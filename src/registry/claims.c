@@ -94,8 +94,9 @@ int registry_claims_open(struct registry_claims **out, const char *target, const
                           "INSERT INTO command_claim(bot_key, authorisation, node, claimed_us)"
                           " VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                           true, &c->insert) < 0 ||
-               db_prepare(c->db, "SELECT node FROM command_claim WHERE bot_key = ?1 AND"
-                                 " authorisation = ?2",
+               db_prepare(c->db,
+                          "SELECT node FROM command_claim WHERE bot_key = ?1 AND"
+                          " authorisation = ?2",
                           true, &c->holder) < 0) {
         err_set(err, errlen, "registry: %s: %s", what, db_errmsg(c->db));
         registry_claims_close(c);
@@ -165,6 +166,7 @@ static int pg_ask(struct registry_claims *c, PGconn *conn, const char *sql, cons
                   const char *authorisation, uint64_t now_us, int64_t deadline, char *holder,
                   size_t cap, char *err, size_t errlen)
 {
+    holder[0] = '\0';
     char when[24];
     snprintf(when, sizeof(when), "%llu", (unsigned long long)now_us);
     const char *values[4] = {(const char *)key, authorisation, c->node, when};
@@ -212,12 +214,13 @@ static int claim_pg(struct registry_claims *c, const uint8_t key[16], const char
         return err_set(err, errlen, "registry: claim: the database connection is lost");
     }
     if (settle_pending(c, conn) < 0) {
-        return err_set(err, errlen, "registry: claim: the database has not yet answered an "
-                                    "earlier claim");
+        return err_set(err, errlen,
+                       "registry: claim: the database has not yet answered an "
+                       "earlier claim");
     }
     int64_t deadline = now_ms() + REGISTRY_CLAIM_TIMEOUT_MS;
-    int rc = pg_ask(c, conn, claim_sql, key, authorisation, now_us, deadline, holder, cap, err,
-                    errlen);
+    int rc =
+        pg_ask(c, conn, claim_sql, key, authorisation, now_us, deadline, holder, cap, err, errlen);
     if (rc == 1 && holder[0] == '\0') {
         /* Held by a node whose claim committed while this one waited on it: ask again. */
         rc = pg_ask(c, conn, claim_holder_sql, key, authorisation, now_us, deadline, holder, cap,
@@ -233,9 +236,8 @@ static int claim_pg(struct registry_claims *c, const uint8_t key[16], const char
     return rc < 0 ? REGISTRY_ERR : 0;
 }
 
-static int claim_sqlite(struct registry_claims *c, const uint8_t key[16],
-                        const char *authorisation, uint64_t now_us, char *holder, size_t cap,
-                        char *err, size_t errlen)
+static int claim_sqlite(struct registry_claims *c, const uint8_t key[16], const char *authorisation,
+                        uint64_t now_us, char *holder, size_t cap, char *err, size_t errlen)
 {
     db_bind_blob(c->insert, 1, key, 16);
     db_bind_text(c->insert, 2, authorisation);

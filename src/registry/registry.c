@@ -231,6 +231,10 @@ struct registry {
     struct registry_follower *follower; /* follow.c */
 };
 
+static int reader_ok(struct registry *reg, char *err, size_t errlen);
+static int prepare(struct registry *reg, const char *sql, struct db_stmt **st, char *err,
+                   size_t errlen);
+
 static int db_err(struct registry *reg, char *err, size_t errlen, const char *what)
 {
     err_set(err, errlen, "registry: %s: %s", what, db_errmsg(reg->db));
@@ -421,6 +425,36 @@ int registry_set_source(struct registry *reg, const char *name, char *err, size_
         }
     }
     return 0;
+}
+
+int registry_sources(struct registry *reg, registry_source_fn fn, void *ctx, char *err,
+                     size_t errlen)
+{
+    int rc = reader_ok(reg, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    bool shared = registry_is_shared(reg);
+    struct db_stmt *st = NULL;
+    if (prepare(reg,
+                shared ? "SELECT key, value FROM meta WHERE key LIKE 'next\\_index:%' ORDER BY key"
+                       : "SELECT key, value FROM meta WHERE key = 'next_index'",
+                &st, err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
+    int step;
+    while ((step = db_step(st)) == DB_ROW) {
+        const char *key = db_col_text(st, 0);
+        rc = fn(ctx, shared ? key + strlen("next_index:") : "", (uint64_t)db_col_int(st, 1));
+        if (rc != 0) {
+            break;
+        }
+    }
+    if (rc == 0 && step != DB_DONE) {
+        rc = db_err(reg, err, errlen, "reading the applied logs");
+    }
+    db_finalize(st);
+    return rc;
 }
 
 /* The write path's statements and batch counters, made on the first apply so a report's open
@@ -1382,7 +1416,10 @@ static int group_query(struct registry *reg, const char *table, const struct reg
     if (rc < 0) {
         return rc;
     }
-    const char *col = g == REGISTRY_GROUP_CC ? "cc" : g == REGISTRY_GROUP_ASN ? "asn" : "tags";
+    const char *col = g == REGISTRY_GROUP_CC     ? "cc"
+                      : g == REGISTRY_GROUP_ASN  ? "asn"
+                      : g == REGISTRY_GROUP_NODE ? "node"
+                                                 : "tags";
     char where[512], sql[1024], lim[32] = "";
     where_clause(f, strcmp(table, "bot") == 0, where, sizeof(where));
     if (limit > 0) {
@@ -1430,8 +1467,8 @@ int registry_group_bots(struct registry *reg, const struct registry_filter *f,
 int registry_group_ips(struct registry *reg, const struct registry_filter *f, enum registry_group g,
                        size_t limit, registry_group_fn fn, void *ctx, char *err, size_t errlen)
 {
-    if (g == REGISTRY_GROUP_TAGS) {
-        return err_set(err, errlen, "registry: source IPs are not grouped by tags");
+    if (g == REGISTRY_GROUP_TAGS || g == REGISTRY_GROUP_NODE) {
+        return err_set(err, errlen, "registry: source IPs are grouped by country or AS only");
     }
     return group_query(reg, "source_ip", f, g, limit, fn, ctx, err, errlen);
 }

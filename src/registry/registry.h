@@ -52,6 +52,13 @@ const char *registry_target_name(const char *target);
  * name. Returns 0 or REGISTRY_ERR. */
 int registry_set_source(struct registry *reg, const char *name, char *err, size_t errlen);
 
+/* Calls fn(ctx, name, applied) for each log the registry has applied entries of: a shared
+ * registry's logs by name ("origin+keyid", registry_set_source) in name order, an SQLite
+ * registry's one log as "". A non-zero return from fn stops the walk and is returned. */
+typedef int (*registry_source_fn)(void *ctx, const char *name, uint64_t applied);
+int registry_sources(struct registry *reg, registry_source_fn fn, void *ctx, char *err,
+                     size_t errlen);
+
 /* Opens the registry that the evidence log in `state_dir` feeds: `target` (a path or a
  * PostgreSQL URL), or NULL for state_dir/registry.db. A shared registry is told the log's
  * origin and key id, read from state_dir/keys/log.vkey (registry_set_source). What serve, `sinkd
@@ -228,10 +235,11 @@ enum registry_group {
     REGISTRY_GROUP_CC = 0,
     REGISTRY_GROUP_ASN = 1,
     REGISTRY_GROUP_TAGS = 2, /* the bot's tag list as stored ("hospital,energy") */
+    REGISTRY_GROUP_NODE = 3, /* the node that recorded the bot's latest contact */
 };
 
 struct registry_group_row {
-    char key[64]; /* country code, decimal ASN or tag list; "" unknown */
+    char key[64]; /* country code, decimal ASN, tag list or node name; "" unknown */
     uint32_t asn; /* REGISTRY_GROUP_ASN */
     uint64_t count;
 };

@@ -567,7 +567,7 @@ struct summary {
     struct registry_totals totals;
     struct registry_totals flagged; /* bots carrying opt->tag */
     struct day_list days;
-    struct group_list cc_bots, cc_ips, asn_bots, asn_ips, tags;
+    struct group_list cc_bots, cc_ips, asn_bots, asn_ips, tags, nodes;
     struct tag_count tag_counts[SUMMARY_TAGS_MAX];
     size_t ntags;
 };
@@ -580,6 +580,7 @@ static void summary_free(struct summary *s)
     free(s->asn_bots.rows);
     free(s->asn_ips.rows);
     free(s->tags.rows);
+    free(s->nodes.rows);
 }
 
 static int summary_load(struct registry *reg, const struct report_options *o, size_t top,
@@ -598,7 +599,10 @@ static int summary_load(struct registry *reg, const struct report_options *o, si
         registry_group_bots(reg, &f, REGISTRY_GROUP_ASN, top, collect_group, &s->asn_bots, err,
                             errlen) < 0 ||
         registry_group_bots(reg, &f, REGISTRY_GROUP_TAGS, 0, collect_group, &s->tags, err, errlen) <
-            0) {
+            0 ||
+        /* Several nodes sharing one registry: which node last heard each bot. */
+        registry_group_bots(reg, &f, REGISTRY_GROUP_NODE, 0, collect_group, &s->nodes, err,
+                            errlen) < 0) {
         return -1;
     }
     /* ASN IP counts only for the top ASNs: there can be tens of thousands of ASNs. */
@@ -692,6 +696,11 @@ static void summary_text(FILE *out, const struct report_options *o, const struct
         fprintf(out, "  %-12s %10" PRIu64 " %10" PRIu64 "  %s\n", name, s->asn_bots.rows[i].count,
                 s->asn_ips.rows[i].count, org ? org : "");
     }
+    fprintf(out, "\nnodes (the node that recorded each bot's latest contact)\n");
+    fprintf(out, "  %-31s %10s\n", "node", "bots");
+    for (size_t i = 0; i < s->nodes.n; i++) {
+        fprintf(out, "  %-31s %10" PRIu64 "\n", s->nodes.rows[i].key, s->nodes.rows[i].count);
+    }
     fprintf(out, "\nflagged sectors (bots by tag)\n");
     for (size_t i = 0; i < s->ntags; i++) {
         fprintf(out, "  %-20s %10" PRIu64 "%s\n", s->tag_counts[i].tag, s->tag_counts[i].bots,
@@ -777,6 +786,14 @@ static int summary_json(FILE *out, const struct report_options *o, const struct 
                             json_integer((json_int_t)s->tag_counts[i].bots));
     }
     json_object_set_new(j, "sectors", tags);
+    json_t *nodes = json_array();
+    for (size_t i = 0; i < s->nodes.n; i++) {
+        json_t *r = json_object();
+        jset_str(r, "node", s->nodes.rows[i].key);
+        json_object_set_new(r, "bots", json_integer((json_int_t)s->nodes.rows[i].count));
+        json_array_append_new(nodes, r);
+    }
+    json_object_set_new(j, "nodes", nodes);
     if (o->tag != NULL) {
         json_t *fl = json_object();
         json_object_set_new(fl, "tag", json_string(o->tag));

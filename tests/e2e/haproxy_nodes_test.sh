@@ -96,6 +96,9 @@ done
 "$SINKD_BINARY" report --justification "$E2E_WHY" --state "$E2E_DIR/a" --registry "$url" \
     --format csv --no-as-names >"$E2E_DIR/registry.csv" 2>"$E2E_DIR/report.err" ||
     fail "csv report from the registry: $(cat "$E2E_DIR/report.err")"
+"$SINKD_BINARY" report --justification "$E2E_WHY" --state "$E2E_DIR/a" --registry "$url" \
+    --format intelmq --no-as-names >"$E2E_DIR/registry.jsonl" 2>"$E2E_DIR/report.err" ||
+    fail "intelmq report from the registry: $(cat "$E2E_DIR/report.err")"
 psql "$url" -Atc "SELECT key, value FROM meta WHERE key LIKE 'next_index:%' ORDER BY key" \
     >"$E2E_DIR/applied.txt"
 
@@ -143,8 +146,66 @@ assert reg["unique_bots"] == len(rows) == len(keys), (reg["unique_bots"], len(ro
 for r in rows:
     src = ipaddress.ip_address(r["src_ip"])
     assert not src.is_loopback and not src.is_private, ("registry holds haproxy's address", r)
+# Cross-node views: each bot row names the node of its latest contact (IntelMQ's
+# extra.sinkd.node), and the summary counts bots per node; both agree with the logs.
+last = {}
+for n, cs in contacts.items():
+    for c in cs:
+        if c.get("bot_key") and (c["bot_key"] not in last or c["time"] >= last[c["bot_key"]][0]):
+            last[c["bot_key"]] = (c["time"], c["node"])
+events = [json.loads(l) for l in open(f"{d}/registry.jsonl")]
+assert len(events) == len(rows), (len(events), len(rows))
+for e in events:
+    assert e["extra.sinkd.node"] == last[e["extra.sinkd.bot_key"]][1], e
+per_node = {x["node"]: x["bots"] for x in reg["nodes"]}
+want = {}
+for t, node in last.values():
+    want[node] = want.get(node, 0) + 1
+assert per_node == want and set(per_node) == {"node-a", "node-b"}, (per_node, want)
+print("bots by node of their latest contact:", per_node)
 PY
 for node in node-a node-b; do
     grep -q "sinkd_nodes/$node" "$E2E_DIR/haproxy.log" || fail "haproxy's log shows no connection to $node"
 done
+
+# Cross-node verification: both logs checked, and the totals the shared registry claims
+# recounted from their verified entries.
+verify_nodes() {
+    "$SINKD_BINARY" verify "$E2E_DIR/a/log" --key "$E2E_DIR/a/keys/log.vkey" \
+        "$E2E_DIR/b/log" --key "$E2E_DIR/b/keys/log.vkey" "$@" >"$E2E_DIR/verify.out" 2>&1
+}
+verify_nodes --registry "$url" || fail "verify of both logs and the registry: $(cat "$E2E_DIR/verify.out")"
+grep -q "OK: 2 logs, and the registry's cross-node totals agree" "$E2E_DIR/verify.out" ||
+    fail "verify: $(cat "$E2E_DIR/verify.out")"
+grep -q "bots: 300 in the logs, 300 in the registry" "$E2E_DIR/verify.out" ||
+    fail "verify does not name the bots: $(cat "$E2E_DIR/verify.out")"
+grep -q "$SINKD_PG_HOST" "$E2E_DIR/verify.out" && fail "verify echoed the registry URL"
+# One log left out: the registry's totals cannot be checked without it.
+rc=0
+"$SINKD_BINARY" verify "$E2E_DIR/a/log" --key "$E2E_DIR/a/keys/log.vkey" --registry "$url" \
+    >"$E2E_DIR/verify.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "also holds log" "$E2E_DIR/verify.out" ||
+    fail "verify of one log against the shared registry: rc $rc: $(cat "$E2E_DIR/verify.out")"
+# A key given twice, or a LOG_DIR without its key, is a usage error.
+rc=0
+"$SINKD_BINARY" verify "$E2E_DIR/a/log" --key "$E2E_DIR/a/keys/log.vkey" "$E2E_DIR/b/log" \
+    --registry "$url" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "a LOG_DIR without --key: rc $rc"
+rc=0
+"$SINKD_BINARY" verify "$E2E_DIR/a/log" --key "$E2E_DIR/a/keys/log.vkey" "$E2E_DIR/a/log" \
+    --key "$E2E_DIR/a/keys/log.vkey" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "the same log twice: rc $rc"
+# The registry altered behind the logs' back: one more contact on a day, one bot row fewer.
+psql "$url" -qc "UPDATE day_cc SET contacts = contacts + 1 WHERE ctid = (SELECT min(ctid) FROM day_cc)"
+rc=0
+verify_nodes --registry "$url" || rc=$?
+[ "$rc" = 1 ] && grep -q "contacts: .* <- MISMATCH" "$E2E_DIR/verify.out" ||
+    fail "a registry counting one contact too many passed verify: rc $rc: $(cat "$E2E_DIR/verify.out")"
+psql "$url" -qc "UPDATE day_cc SET contacts = contacts - 1 WHERE ctid = (SELECT min(ctid) FROM day_cc)"
+verify_nodes --registry "$url" || fail "verify after the repair: $(cat "$E2E_DIR/verify.out")"
+psql "$url" -qc "DELETE FROM bot WHERE id = (SELECT max(id) FROM bot)"
+rc=0
+verify_nodes --registry "$url" || rc=$?
+[ "$rc" = 1 ] && grep -q "bots: 300 in the logs, 299 in the registry  <- MISMATCH" "$E2E_DIR/verify.out" ||
+    fail "a registry missing a bot passed verify: rc $rc: $(cat "$E2E_DIR/verify.out")"
 echo "ok: haproxy -> 2 nodes -> PostgreSQL"

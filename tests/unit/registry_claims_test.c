@@ -52,34 +52,33 @@ static void test_one_holder(void **state)
     tmp_target(target, sizeof(target));
     struct registry_claims *a = open_node(target, "node-a"), *b = open_node(target, "node-b");
     key_of(1, key);
-    assert_int_equal(registry_claim_command(a, key, "auth-1", 1000, holder, sizeof(holder), err,
-                                            sizeof(err)),
-                     1);
+    assert_int_equal(
+        registry_claim_command(a, key, "auth-1", 1000, holder, sizeof(holder), err, sizeof(err)),
+        1);
     assert_string_equal(holder, "node-a");
     /* The bot moved to node b: b may not command it again under the same authorisation. */
-    assert_int_equal(registry_claim_command(b, key, "auth-1", 2000, holder, sizeof(holder), err,
-                                            sizeof(err)),
-                     0);
+    assert_int_equal(
+        registry_claim_command(b, key, "auth-1", 2000, holder, sizeof(holder), err, sizeof(err)),
+        0);
     assert_string_equal(holder, "node-a");
     /* Asking again (a retry, a second session on a) is answered the same. */
     assert_int_equal(registry_claim_command(a, key, "auth-1", 3000, NULL, 0, err, sizeof(err)), 1);
     /* Another authorisation is another claim; "" is one too. */
     assert_int_equal(registry_claim_command(b, key, "auth-2", 4000, NULL, 0, err, sizeof(err)), 1);
-    assert_int_equal(registry_claim_command(a, key, "auth-2", 5000, holder, sizeof(holder), err,
-                                            sizeof(err)),
-                     0);
+    assert_int_equal(
+        registry_claim_command(a, key, "auth-2", 5000, holder, sizeof(holder), err, sizeof(err)),
+        0);
     assert_string_equal(holder, "node-b");
     assert_int_equal(registry_claim_command(a, key, "", 6000, NULL, 0, err, sizeof(err)), 1);
     /* A claim survives its node's connection: a new handle of b still finds a's. */
     registry_claims_close(b);
     b = open_node(target, "node-b");
-    assert_int_equal(registry_claim_command(b, key, "auth-1", 7000, holder, sizeof(holder), err,
-                                            sizeof(err)),
-                     0);
+    assert_int_equal(
+        registry_claim_command(b, key, "auth-1", 7000, holder, sizeof(holder), err, sizeof(err)),
+        0);
     assert_string_equal(holder, "node-a");
     /* Bad input is an error, never a claim. */
-    assert_true(registry_claim_command(a, "not-a-key", "auth-1", 1, NULL, 0, err, sizeof(err)) <
-                0);
+    assert_true(registry_claim_command(a, "not-a-key", "auth-1", 1, NULL, 0, err, sizeof(err)) < 0);
     assert_non_null(strstr(err, "not a bot key"));
     struct registry_claims *bad = NULL;
     assert_true(registry_claims_open(&bad, target, "", err, sizeof(err)) < 0);
