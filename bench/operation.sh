@@ -27,18 +27,20 @@ run=$((STEADY + 90)) # ramp-up (every bot's first contact) + the measured steady
 "$SINKD" swarm --target "127.0.0.1:$port" --bots "$SLOW" --concurrency "$SLOW" --duration "$run" \
     --source-net 127.0.1.0/24 --seed 11 --heartbeat-ms 60000 --http-share 0.3 --cipher mix \
     --json "$B_DIR/slow.json" >"$B_DIR/slow.txt" 2>&1 &
-B_PIDS+=("$!")
+slow_pid=$!
+B_PIDS+=("$slow_pid")
 "$SINKD" swarm --target "127.0.0.1:$port" --bots "$FAST" --concurrency "$FAST" --duration "$run" \
     --source-net 127.0.2.0/24 --seed 12 --heartbeat-ms 15000 --http-share 0.3 --cipher mix \
     --json "$B_DIR/fast.json" >"$B_DIR/fast.txt" 2>&1 &
-B_PIDS+=("$!")
+fast_pid=$!
+B_PIDS+=("$fast_pid")
 sleep 75 # every bot has made its first contact (hello, machine information) and polled
 b0=$(log_bytes); e0=$(metric sinkd_log_entries); c0=$(metric sinkd_log_commits_total); k0=$(checkpoints)
 t0=$(date +%s.%N)
 sleep "$STEADY"
 b1=$(log_bytes); e1=$(metric sinkd_log_entries); c1=$(metric sinkd_log_commits_total); k1=$(checkpoints)
 t1=$(date +%s.%N)
-wait
+wait "$slow_pid" "$fast_pid" || true
 stop_sinkd
 "$SINKD" contacts --state "$state" --summary >"$B_DIR/summary.json"
 "$SINKD" contacts --state "$state" --all --justification "bench/operation.sh: record kinds" |
