@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "evidence/log.h"
+#include "evidence/seal.h"
 #include "registry/registry.h"
 
 #define NODES_MAX 64
@@ -83,8 +84,7 @@ static const char *value_of(int argc, char **argv, int *i, const char *name, int
     return argv[++*i];
 }
 
-static int add_day(struct totals *t, int64_t day, uint64_t contacts, uint64_t sent,
-                   uint64_t failed)
+static int add_day(struct totals *t, int64_t day, uint64_t contacts, uint64_t sent, uint64_t failed)
 {
     size_t i = 0;
     while (i < t->ndays && t->day[i].day != day) {
@@ -135,6 +135,10 @@ struct replay {
     struct node_log *log;
     uint64_t base; /* index in the recount registry of this log's first entry */
     char err[512];
+    /* The log's epoch keys (its state directory is LOG_DIR/..): sealed entries are recounted
+     * opened, as the registry's follower applied them; without keys they count only by day. */
+    struct seal_keyring *keys;
+    uint8_t opened[EVENT_RECORD_MAX + 128];
 };
 
 static int replay_entry(void *ctx, uint64_t index, const uint8_t *entry, size_t len)
@@ -142,6 +146,12 @@ static int replay_entry(void *ctx, uint64_t index, const uint8_t *entry, size_t 
     struct replay *r = ctx;
     if (index >= r->log->applied) {
         return 1; /* the rest was not applied to the registry either */
+    }
+    size_t olen = 0;
+    if (r->keys != NULL && seal_open(r->keys, index, entry, len, r->opened, sizeof(r->opened),
+                                     &olen, NULL, 0) == SEAL_OPENED) {
+        entry = r->opened;
+        len = olen;
     }
     struct record rec;
     if (event_decode(entry, len, &rec, NULL, 0) == 0 && rec.kind == RECORD_CONTACT) {
@@ -182,8 +192,10 @@ static int claimed(const char *target, struct node_log *logs, size_t n, struct t
         return 1;
     }
     if (!registry_is_shared(reg) && n > 1) {
-        fprintf(stderr, "sinkd verify: %s holds one node's log: give the registry the nodes "
-                        "share (a postgresql:// URL)\n", registry_target_name(target));
+        fprintf(stderr,
+                "sinkd verify: %s holds one node's log: give the registry the nodes "
+                "share (a postgresql:// URL)\n",
+                registry_target_name(target));
         registry_close(reg);
         return 1;
     }
@@ -230,18 +242,29 @@ static int recount(struct node_log *logs, size_t n, struct totals *t)
     int rc = registry_open(&reg, path, err, sizeof(err));
     uint64_t base = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct replay r = {.reg = reg, .log = &logs[i], .base = base};
+        struct replay *r = calloc(1, sizeof(*r));
+        if (r == NULL) {
+            rc = -1;
+            break;
+        }
+        *r = (struct replay){.reg = reg, .log = &logs[i], .base = base};
+        char state[4200];
+        snprintf(state, sizeof(state), "%s/..", logs[i].dir);
+        if (seal_keyring_open(&r->keys, state, false, 0, NULL, 0) != 0) {
+            r->keys = NULL;
+        }
         logs[i].contacts = 0;
-        int w = evlog_entries_walk(logs[i].dir, logs[i].entries, replay_entry, &r, err,
-                                   sizeof(err));
-        if (w < 0 || (w == 0 && r.err[0] != '\0')) {
-            fprintf(stderr, "sinkd verify: %s: %s\n", logs[i].dir, r.err[0] ? r.err : err);
+        int w = evlog_entries_walk(logs[i].dir, logs[i].entries, replay_entry, r, err, sizeof(err));
+        if (w < 0 || (w == 0 && r->err[0] != '\0')) {
+            fprintf(stderr, "sinkd verify: %s: %s\n", logs[i].dir, r->err[0] ? r->err : err);
             rc = -1;
         }
+        seal_keyring_free(r->keys);
+        free(r);
         base += logs[i].applied;
     }
-    if (rc == 0 && (registry_flush(reg, err, sizeof(err)) < 0 ||
-                    read_totals(reg, t, err, sizeof(err)) < 0)) {
+    if (rc == 0 &&
+        (registry_flush(reg, err, sizeof(err)) < 0 || read_totals(reg, t, err, sizeof(err)) < 0)) {
         fprintf(stderr, "sinkd verify: recounting: %s\n", err);
         rc = -1;
     }
@@ -404,11 +427,12 @@ int cmd_verify_nodes(int argc, char **argv)
     int bad = compare(&mine, &theirs, contacts);
     fflush(stdout); /* the figures first, then the verdict, also when both go to one file */
     if (bad > 0) {
-        fprintf(stderr, "sinkd verify: FAILED: %d of the registry's cross-node figures differ "
-                        "from the logs'\n", bad);
+        fprintf(stderr,
+                "sinkd verify: FAILED: %d of the registry's cross-node figures differ "
+                "from the logs'\n",
+                bad);
         return 1;
     }
-    printf("sinkd verify: OK: %zu logs, and the registry's cross-node totals agree with them\n",
-           n);
+    printf("sinkd verify: OK: %zu logs, and the registry's cross-node totals agree with them\n", n);
     return 0;
 }
