@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "net/sandbox.h"
 #include "net/server.h"
+#include "proto/plugx/plugx.h"
 #include "registry/registry.h"
 #include "util/addr.h"
 #include "util/lockfile.h"
@@ -60,7 +61,17 @@ static const char serve_usage[] =
     "  --plugx-ciphers LIST     cipher families to detect, e.g. A,B,C,RC4 (default all)\n"
     "  --plugx-c-consts C0,C1,C2,C3  family C constants (default 0x0133543C,0xD,0x77,0x59F5)\n"
     "  --plugx-rc4-key KEY      RC4 family key string\n"
-    "  --uninstall-command ID   PlugX uninstall command id (default 0x1005)\n"
+    "  --uninstall-command ID   the seized variant's self-delete command id, for uninstall\n"
+    "                           authorisations that name none; no default: 0x1005 is \"install\n"
+    "                           new copy\" in every public PlugX command table (docs/plugx.md)\n"
+    "  --plugx-http-cipher A|B|C|RC4  cipher of replies to a header-form HTTP check-in, which\n"
+    "                           carries no packet to detect one from (default A)\n"
+    "  --heartbeat-interval S   roll a bot's polls after its first contact up into one\n"
+    "                           heartbeats record per S seconds (default 3600; 0: a record\n"
+    "                           per poll); a kill -9 loses at most one interval's counts\n"
+    "  --undecoded-per-ip N     undecoded contacts recorded per source address per window\n"
+    "                           (default 6, 0: no bound); more are counted, not recorded\n"
+    "  --undecoded-window-s S   ... the window (default 60)\n"
     "  --checkpoint-entries N   publish a signed checkpoint every N entries (default 100000)\n"
     "  --checkpoint-ms MS       ... or every MS milliseconds with new entries (default 1000)\n"
     "  --commit-delay-us US     when recent group commits averaged 8+ records, wait this\n"
@@ -211,6 +222,10 @@ int cmd_serve(int argc, char **argv)
         OPT_C_CONSTS,
         OPT_RC4_KEY,
         OPT_UNINSTALL,
+        OPT_HTTP_CIPHER,
+        OPT_UNDECODED_PER_IP,
+        OPT_HEARTBEAT_INTERVAL,
+        OPT_UNDECODED_WINDOW,
         OPT_CP_ENTRIES,
         OPT_CP_MS,
         OPT_READY,
@@ -265,6 +280,10 @@ int cmd_serve(int argc, char **argv)
         {"plugx-c-consts", required_argument, NULL, OPT_C_CONSTS},
         {"plugx-rc4-key", required_argument, NULL, OPT_RC4_KEY},
         {"uninstall-command", required_argument, NULL, OPT_UNINSTALL},
+        {"plugx-http-cipher", required_argument, NULL, OPT_HTTP_CIPHER},
+        {"undecoded-per-ip", required_argument, NULL, OPT_UNDECODED_PER_IP},
+        {"heartbeat-interval", required_argument, NULL, OPT_HEARTBEAT_INTERVAL},
+        {"undecoded-window-s", required_argument, NULL, OPT_UNDECODED_WINDOW},
         {"checkpoint-entries", required_argument, NULL, OPT_CP_ENTRIES},
         {"checkpoint-ms", required_argument, NULL, OPT_CP_MS},
         {"ready-file", required_argument, NULL, OPT_READY},
@@ -306,6 +325,11 @@ int cmd_serve(int argc, char **argv)
         {OPT_IDLE_TIMEOUT, "idle-timeout", 100, 86400000, U32_FIELD(limits.idle_timeout_ms)},
         {OPT_MAX_MESSAGE, "max-message", 64, 1 << 20, U32_FIELD(limits.max_message)},
         {OPT_MAX_INFLIGHT, "max-inflight", 1, 1024, U32_FIELD(limits.max_inflight)},
+        {OPT_HEARTBEAT_INTERVAL, "heartbeat-interval", 0, 31 * 86400,
+         U32_FIELD(heartbeat_interval_s)},
+        {OPT_UNDECODED_PER_IP, "undecoded-per-ip", 0, 1000000, U32_FIELD(limits.undecoded_per_ip)},
+        {OPT_UNDECODED_WINDOW, "undecoded-window-s", 1, 86400,
+         U32_FIELD(limits.undecoded_window_s)},
         {OPT_CP_ENTRIES, "checkpoint-entries", 1, UINT32_MAX, U32_FIELD(checkpoint_every)},
         {OPT_CP_MS, "checkpoint-ms", 10, 86400000, U32_FIELD(checkpoint_interval_ms)},
         {OPT_REGISTRY_CACHE, "registry-cache-mib", 1, REGISTRY_CACHE_MIB_MAX,
@@ -313,6 +337,12 @@ int cmd_serve(int argc, char **argv)
     };
     struct server_config cfg;
     server_config_default(&cfg);
+    /* The one family sinkd speaks today; its options are the --plugx-* ones. */
+    static struct plugx_config plugx;
+    plugx_config_default(&plugx);
+    plugx.uninstall_command = 0; /* the server's id comes from --uninstall-command or the policy */
+    cfg.family = proto_family_find("plugx");
+    cfg.family_config = &plugx;
     const char *ready_path = NULL;
     const char *data_dir = cli_data_dir();
     bool no_enrich = false;
@@ -405,31 +435,40 @@ int cmd_serve(int argc, char **argv)
             cfg.origin = optarg;
             break;
         case OPT_CIPHERS:
-            if (!parse_ciphers(optarg, &cfg.plugx.ciphers_enabled)) {
+            if (!parse_ciphers(optarg, &plugx.ciphers_enabled)) {
                 return cli_usage_error("serve", "--plugx-ciphers: '%s' is not a list of A,B,C,RC4",
                                        optarg);
             }
             break;
         case OPT_C_CONSTS:
-            if (!parse_c_consts(optarg, cfg.plugx.c_consts)) {
+            if (!parse_c_consts(optarg, plugx.c_consts)) {
                 return cli_usage_error(
                     "serve", "--plugx-c-consts: '%s' is not four 32-bit numbers C0,C1,C2,C3",
                     optarg);
             }
             break;
         case OPT_RC4_KEY:
-            if (strlen(optarg) == 0 || strlen(optarg) > sizeof(cfg.plugx.rc4_key)) {
+            if (strlen(optarg) == 0 || strlen(optarg) > sizeof(plugx.rc4_key)) {
                 return cli_usage_error("serve", "--plugx-rc4-key: must be 1-%zu bytes",
-                                       sizeof(cfg.plugx.rc4_key));
+                                       sizeof(plugx.rc4_key));
             }
-            memcpy(cfg.plugx.rc4_key, optarg, strlen(optarg));
-            cfg.plugx.rc4_key_len = strlen(optarg);
+            memcpy(plugx.rc4_key, optarg, strlen(optarg));
+            plugx.rc4_key_len = strlen(optarg);
             break;
+        case OPT_HTTP_CIPHER: {
+            uint8_t mask = 0;
+            if (!parse_ciphers(optarg, &mask) || mask == 0 || (mask & (mask - 1)) != 0) {
+                return cli_usage_error("serve", "--plugx-http-cipher: '%s' is not one of A,B,C,RC4",
+                                       optarg);
+            }
+            plugx.http_reply_cipher = (uint8_t)__builtin_ctz(mask);
+            break;
+        }
         case OPT_UNINSTALL:
             if (!cli_parse_u64("serve", "uninstall-command", optarg, 1, 0xFFFF, &v)) {
                 return 2;
             }
-            cfg.plugx.uninstall_command = (uint16_t)v;
+            cfg.uninstall_command = (uint32_t)v;
             break;
         case OPT_READY:
             ready_path = optarg;

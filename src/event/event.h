@@ -104,6 +104,7 @@ enum decision_verdict {
     VERDICT_RATE_LIMITED = 6,
     VERDICT_ALREADY_SENT = 7,      /* a command was really sent to this bot under it before */
     VERDICT_ALREADY_REHEARSED = 8, /* dry run: this bot was rehearsed before; nothing was sent */
+    VERDICT_COUNT = 9,
 };
 
 /* What a decision is about. Remediation (the uninstall command) is the original kind and is

@@ -176,11 +176,7 @@ void conn_free(struct conn *c)
     struct conn_pool *pool = &conn_worker(c)->pool;
     free(c->buf);
     free(c->proxied);
-    if (c->http != NULL) {
-        free(c->http->body);
-        free(c->http->pending_command);
-        free(c->http);
-    }
+    http_free(c);
     c->blocked_next = pool->free;
     pool->free = c;
     /* In sanitizer builds a pooled connection is poisoned, so a use after free still trips. */
@@ -396,63 +392,24 @@ bool conn_can_submit(struct conn *c)
     return c->inflight + 2u <= lim->max_inflight && pipe_free_slots(conn_worker(c)->ring) >= 2;
 }
 
-/* Records one decoded message and queues its reply behind the record's durability. */
-void handle_message(struct conn *c, const struct proto_message *msg, uint8_t transport)
+/* Records the bytes q[0..n) that no family decodes on a raw connection (contact.c) once there is
+ * room for the record; returns true (the connection is done), or false when it must wait for
+ * room (back-pressure: blocked, the bytes stay buffered). */
+static bool record_undecoded(struct conn *c, const uint8_t *q, size_t n, bool hostile,
+                             const char *why)
 {
-    struct worker *w = conn_worker(c);
-    struct server *srv = w->srv;
-    struct record rec;
-    memset(&rec, 0, sizeof(rec));
-    rec.kind = RECORD_CONTACT;
-    struct contact *ct = &rec.u.contact;
-    ct->time_us = event_now_us();
-    snprintf(ct->node, sizeof(ct->node), "%s", srv->cfg->node);
-    ct->src = *conn_src(c);
-    conn_dst(c, &ct->dst);
-    if (!net_addr_equal_ip(&ct->src, &c->peer) || ct->src.port != c->peer.port) {
-        ct->peer = c->peer;
+    if (!conn_can_submit(c)) {
+        conn_block(c);
+        return false;
     }
-    ct->transport = transport;
-    snprintf(ct->family, sizeof(ct->family), "%s", srv->family->name);
-    ct->command = msg->command;
-    ct->msg_type = msg->msg_type;
-    memcpy(ct->body_sha256, msg->body_sha256, 32);
-    if (srv->raw != NULL) {
-        /* Best effort and counted (raw.h): the record holds the hash either way. */
-        (void)raw_store_put(srv->raw, msg->body_sha256, msg->body, msg->body_len);
-    }
-    const struct enrich_tables *tables = enrich_handle_acquire(&srv->enrich);
-    enrich_apply(tables, ct);
-    enrich_handle_release(&srv->enrich, tables);
-    if (msg->has_identity) {
-        ct->bot = msg->bot;
-        event_bot_key(ct, ct->bot_key);
-        c->has_bot_key = hex_decode(ct->bot_key, c->bot_key, sizeof(c->bot_key)) == 0;
-    } else if (c->has_bot_key) {
-        hex_encode(c->bot_key, sizeof(c->bot_key), ct->bot_key);
-    }
-
-    struct pipe_slot *slot = pipe_reserve(w->ring); /* conn_can_submit() said there is one */
-    int rlen = event_encode(&rec, slot->record, PIPE_RECORD_MAX);
-    ptrdiff_t reply =
-        srv->family->encode_reply(srv->family_cfg, &c->proto, msg, slot->reply, PIPE_REPLY_MAX);
-    if (rlen < 0 || reply < 0) {
-        /* Bounded fields make this unreachable; refuse the message rather than lose it silently. */
-        bad_peer(c, "internal: cannot encode record or reply");
-        conn_close(c);
-        return;
-    }
-    slot->owner = c;
-    slot->record_len = (uint16_t)rlen;
-    slot->reply_len = (uint16_t)reply;
-    slot->kind = transport == CONTACT_TRANSPORT_HTTP ? SLOT_REPLY_HTTP : SLOT_REPLY_RAW;
-    c->inflight++;
-    pipe_publish(srv->pipe, w->ring);
-    w->stats.contacts++;
-    w->stats.by_type[msg->msg_type & 3]++;
-    if (srv->policy != NULL && msg->msg_type == CONTACT_MSG_MACHINE_INFO && ct->bot_key[0]) {
-        decide(c, ct);
-    }
+    struct undecoded_input in = {.bytes = q,
+                                 .len = n,
+                                 .total = n,
+                                 .transport = CONTACT_TRANSPORT_TCP,
+                                 .hostile = hostile,
+                                 .reason = why};
+    contact_record_undecoded(c, &in);
+    return true;
 }
 
 /* Consumes what it can from p[0..len); returns bytes consumed or -1 if the connection closed.
@@ -514,25 +471,21 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
         case PHASE_DETECT: {
             if (!c->trusted) {
                 int d = proxy_detect(q, n);
-                if (d > 0) {
-                    bad_peer(c, "PROXY header from a peer that is not a trusted proxy");
-                    conn_refuse_held(c);
-                    return -1;
-                }
                 if (d == 0) {
                     return (ptrdiff_t)pos;
+                }
+                if (d > 0) {
+                    return record_undecoded(c, q, n, false,
+                                            "PROXY header from a peer that is not a trusted proxy")
+                               ? -1
+                               : (ptrdiff_t)pos;
                 }
             }
             bool need_more = false;
             if (starts_with_http_method(q, n, &need_more)) {
-                c->http = calloc(1, sizeof(*c->http));
-                if (c->http == NULL) {
-                    conn_close(c);
+                if (!http_start(c)) {
                     return -1;
                 }
-                http_parser_init(&c->http->parser, HTTP_REQUEST);
-                c->http->parser.data = c;
-                c->phase = PHASE_HTTP;
                 break;
             }
             if (need_more) {
@@ -543,11 +496,11 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
                 return (ptrdiff_t)pos;
             }
             if (d < 0) {
-                bad_peer(c, "neither HTTP nor %s (first bytes %02x %02x %02x %02x)",
+                char why[96];
+                snprintf(why, sizeof(why), "neither HTTP nor %s (first bytes %02x %02x %02x %02x)",
                          srv->family->name, q[0], n > 1 ? q[1] : 0, n > 2 ? q[2] : 0,
                          n > 3 ? q[3] : 0);
-                conn_refuse_held(c);
-                return -1;
+                return record_undecoded(c, q, n, false, why) ? -1 : (ptrdiff_t)pos;
             }
             c->phase = PHASE_RAW;
             break;
@@ -563,45 +516,34 @@ static ptrdiff_t conn_consume(struct conn *c, const uint8_t *p, size_t len)
                                               sizeof(w->scratch), err, sizeof(err));
             if (r == PROTO_NEED_MORE) {
                 if (n >= srv->cfg->limits.max_message) {
-                    bad_peer(c, "message larger than %u bytes", srv->cfg->limits.max_message);
-                    conn_refuse_held(c);
-                    return -1;
+                    char why[96];
+                    snprintf(why, sizeof(why), "message larger than %u bytes",
+                             srv->cfg->limits.max_message);
+                    return record_undecoded(c, q, n, true, why) ? -1 : (ptrdiff_t)pos;
                 }
                 return (ptrdiff_t)pos;
             }
             if (r < 0) {
-                /* The codec's message names the family itself ("plugx: ..."). */
-                if (err[0] != '\0') {
-                    bad_peer(c, "%s", err);
-                } else {
-                    bad_peer(c, "%s: malformed packet", srv->family->name);
+                /* Only sizes make a peer hostile (a declared size past the limit, a body that
+                 * decompresses wrong or too large); bytes that merely do not decode are a caller
+                 * this sinkd has no cipher or framing for. The codec's message names the family
+                 * itself ("plugx: ..."). */
+                bool hostile = r == PROTO_E_TOO_LARGE || r == PROTO_E_DECOMPRESS;
+                if (err[0] == '\0') {
+                    snprintf(err, sizeof(err), "%s: malformed packet", srv->family->name);
                 }
-                conn_refuse_held(c);
-                return -1;
+                return record_undecoded(c, q, n, hostile, err) ? -1 : (ptrdiff_t)pos;
             }
             pos += (size_t)r;
             handle_message(c, &msg, CONTACT_TRANSPORT_TCP);
             break;
         }
         case PHASE_HTTP: {
-            size_t used = http_parser_execute(&c->http->parser, &http_settings, (const char *)q, n);
-            enum http_errno e = HTTP_PARSER_ERRNO(&c->http->parser);
-            if (e != HPE_OK && e != HPE_PAUSED) {
-                bad_peer(c, "HTTP: %s", http_errno_description(e));
-                conn_refuse(c);
+            ptrdiff_t used = http_feed(c, q, n);
+            if (used < 0) {
                 return -1;
             }
-            if (c->http->parser.upgrade) {
-                bad_peer(c, "HTTP upgrade requested");
-                conn_refuse(c);
-                return -1;
-            }
-            pos += used;
-            if (!c->http->complete && used < n) {
-                bad_peer(c, "HTTP parser stopped");
-                conn_refuse(c);
-                return -1;
-            }
+            pos += (size_t)used;
             break;
         }
         }

@@ -16,7 +16,7 @@ static void decided_key(const char *bot_key, const char *authorisation, uint8_t 
  * the contact, and a `send` verdict only queues the command behind the decision's durability
  * (complete_durable() encodes and sends it). Without --enforce and mode = enforce the policy
  * module never returns send; the check here is a second lock on the same door. */
-void decide(struct conn *c, const struct contact *ct)
+void decide(struct conn *c, const struct contact *ct, const char *key)
 {
     struct worker *w = conn_worker(c);
     struct server *srv = w->srv;
@@ -33,9 +33,9 @@ void decide(struct conn *c, const struct contact *ct)
     bot.tags = ct->tags;
     size_t nauth = policy_authorisation_count(p);
     for (size_t i = 0; i < nauth && i < 64; i++) {
-        uint8_t key[KEYSET_KEY];
-        decided_key(ct->bot_key, policy_authorisation_id(p, i), key);
-        if (keyset_shared_contains(srv->decided, key)) {
+        uint8_t pair[KEYSET_KEY];
+        decided_key(key, policy_authorisation_id(p, i), pair);
+        if (keyset_shared_contains(srv->decided, pair)) {
             bot.sent |= 1ull << i;
         }
     }
@@ -51,18 +51,18 @@ void decide(struct conn *c, const struct contact *ct)
     struct decision *d = &rec.u.decision;
     d->time_us = event_now_us();
     snprintf(d->node, sizeof(d->node), "%s", srv->cfg->node);
-    memcpy(d->bot_key, ct->bot_key, sizeof(d->bot_key));
+    snprintf(d->bot_key, sizeof(d->bot_key), "%s", key);
     d->src = ct->src;
     snprintf(d->authorisation, sizeof(d->authorisation), "%s", v.authorisation_id);
     d->verdict = v.verdict;
     if (v.verdict == VERDICT_SEND || v.verdict == VERDICT_DRY_RUN) {
-        d->command = srv->cfg->plugx.uninstall_command;
+        d->command = srv->cfg->uninstall_command;
         /* Marked now, not when durable: a second session of the same bot on another worker must
          * see it at once, or it could be sent twice. A dry run marks too, so it predicts what
          * enforcing would do (once per bot). */
-        uint8_t key[KEYSET_KEY];
-        decided_key(ct->bot_key, v.authorisation_id, key);
-        keyset_shared_add(srv->decided, key);
+        uint8_t pair[KEYSET_KEY];
+        decided_key(key, v.authorisation_id, pair);
+        keyset_shared_add(srv->decided, pair);
     }
     memcpy(d->policy_sha256, policy_sha256(p), 32);
     policy_live_release(live);
@@ -79,7 +79,7 @@ void decide(struct conn *c, const struct contact *ct)
     slot->kind = v.verdict == VERDICT_SEND ? SLOT_SEND : SLOT_RECORD;
     c->inflight++;
     pipe_publish(srv->pipe, w->ring);
-    w->stats.decisions[v.verdict < 8 ? v.verdict : 0]++;
+    w->stats.decisions[v.verdict < VERDICT_COUNT ? v.verdict : 0]++;
 }
 
 /* The decision in `slot` is durable: encode the command, send it, and record what left (or
@@ -98,7 +98,8 @@ void send_command(struct worker *w, struct conn *c, const struct decision *d, co
         why_not = "connection closed before the command could be sent";
     }
     if (why_not == NULL) {
-        n = srv->family->encode_uninstall(srv->family_cfg, &c->proto, bytes, sizeof(bytes));
+        n = srv->family->encode_command(srv->family_cfg, &c->proto, d->command, bytes,
+                                        sizeof(bytes));
     }
     cr->time_us = event_now_us();
     snprintf(cr->node, sizeof(cr->node), "%s", srv->cfg->node);

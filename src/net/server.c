@@ -2,6 +2,9 @@
  * writer, registry, policy, workers, sandbox), signals and reloads, and the orderly stop. */
 #include "net/server_internal.h"
 
+/* Addresses the undecoded-contact bound remembers at once (~40 bytes each). */
+#define UNDECODED_SLOTS 65536
+
 /* How often the main loop looks whether the registry follower stopped on an error. */
 #define REGISTRY_TICK_MS 1000
 
@@ -54,7 +57,11 @@ void server_config_default(struct server_config *cfg)
     cfg->limits.syn_ban_after = 40;
     cfg->limits.syn_ban_s = 60;
     cfg->limits.syn_ban_max = 1024;
-    plugx_config_default(&cfg->plugx);
+    cfg->heartbeat_interval_s = 3600;
+    cfg->rollup_max_bots = 4000000;
+    cfg->limits.undecoded_per_ip = 6;
+    cfg->limits.undecoded_window_s = 60;
+    cfg->family = proto_family_at(0); /* the table's first; the CLI names one */
     cfg->checkpoint_every = 100000;
     cfg->checkpoint_interval_ms = 1000;
     /* Only under load (pipeline.h): bench/churn.sh measured 3-10 % more connections/s and half
@@ -325,8 +332,17 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         return err_set(err, errlen, "out of memory");
     }
     srv->cfg = cfg;
-    srv->family = &plugx_family;
-    srv->family_cfg = &cfg->plugx;
+    if (cfg->family == NULL || cfg->family_config == NULL) {
+        free(srv);
+        return err_set(err, errlen, "no protocol family configured");
+    }
+    if (cfg->family->conn_state_size > CONN_PROTO_STATE_MAX) {
+        free(srv);
+        return err_set(err, errlen, "protocol family %s needs %zu bytes per connection, at most %d",
+                       cfg->family->name, cfg->family->conn_state_size, CONN_PROTO_STATE_MAX);
+    }
+    srv->family = cfg->family;
+    srv->family_cfg = cfg->family_config;
     srv->nworkers = cfg->workers ? cfg->workers : 1;
     if (srv->nworkers > SERVER_MAX_WORKERS) {
         srv->nworkers = SERVER_MAX_WORKERS;
@@ -341,6 +357,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     char detail[1024];
 
     srv->ipcount = ipcount_new(cfg->limits.max_tracked_ips);
+    srv->undecoded = undecoded_limit_new(UNDECODED_SLOTS, cfg->limits.undecoded_per_ip,
+                                         cfg->limits.undecoded_window_s * 1000u);
     srv->iplimits.max_open = cfg->limits.max_per_ip;
     srv->iplimits.rate = cfg->limits.conn_rate_per_ip;
     srv->iplimits.burst = cfg->limits.conn_burst_per_ip;
@@ -359,7 +377,15 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         }
     }
     srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
-    if (srv->ipcount == NULL || srv->workers == NULL) {
+    if (cfg->heartbeat_interval_s > 0) {
+        srv->rollup =
+            rollup_new((uint64_t)cfg->heartbeat_interval_s * 1000000u, cfg->rollup_max_bots);
+        if (srv->rollup == NULL) {
+            err_set(err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    if (srv->ipcount == NULL || srv->workers == NULL || srv->undecoded == NULL) {
         err_set(err, errlen, "out of memory");
         goto out;
     }
@@ -547,6 +573,7 @@ out:
     }
     if (srv->pipe != NULL) {
         if (started > 0) {
+            flush_heartbeats_at_stop(srv);
             char stop_err[256];
             stopped_detail(srv, detail, sizeof(detail));
             if (append_note(srv, RECORD_NODE_STOPPED, detail, stop_err, sizeof(stop_err)) != 0) {
@@ -605,6 +632,8 @@ out:
     policy_handle_free(srv->policy);
     keyset_shared_free(srv->decided);
     ipcount_free(srv->ipcount);
+    undecoded_limit_free(srv->undecoded);
+    rollup_free(srv->rollup);
     banlist_free(srv->banlist);
     free(srv->ban_snapshot);
     synfilter_close(srv->synfilter);

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "proto/plugx/plugx.h"
+#include "proto/proto.h"
 #include "util/addr.h"
 
 #define SERVER_MAX_LISTEN 16
@@ -44,6 +44,11 @@ struct net_limits {
     uint32_t syn_ban_after;
     uint32_t syn_ban_s;
     uint32_t syn_ban_max;
+    /* Callers whose bytes no family decodes are recorded (undecoded contacts), at most
+     * undecoded_per_ip records per source address per undecoded_window_s (defaults 6 per 60 s);
+     * beyond that they are counted, and the count goes into that address's next record. */
+    uint32_t undecoded_per_ip;
+    uint32_t undecoded_window_s;
 };
 
 struct server_config {
@@ -60,7 +65,18 @@ struct server_config {
      * off by default. It shows counts, never a victim's address. */
     bool metrics;
     struct net_addr metrics_listen;
-    struct plugx_config plugx;
+    /* The protocol family spoken on the listeners (proto/proto.h's table) and its configuration,
+     * which only the family reads. */
+    const struct proto_family *family;
+    const void *family_config;
+    /* --uninstall-command: the family's self-delete id where an authorisation names none. No
+     * default (0): the id comes from the seized variant's own analysis (docs/plugx.md). */
+    uint32_t uninstall_command;
+    /* A bot's polls after the first contact of its presence are rolled up into one heartbeats
+     * record per interval (net/rollup.h): seconds, default 3600; 0: every poll its own record.
+     * rollup_max_bots bounds the table (default 4,000,000, ~260 bytes each). */
+    uint32_t heartbeat_interval_s;
+    uint32_t rollup_max_bots;
     uint32_t checkpoint_every;       /* entries */
     uint32_t checkpoint_interval_ms; /* or this long */
     uint32_t commit_delay_us;        /* group-commit pause under load (pipeline.h); default 1000 */

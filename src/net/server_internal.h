@@ -39,6 +39,8 @@
 #include "net/proxy.h"
 #include "net/sandbox.h"
 #include "net/synfilter.h"
+#include "net/rollup.h"
+#include "net/undecoded.h"
 #include "policy/policy.h"
 #include "registry/registry.h"
 #include "util/err.h"
@@ -57,7 +59,9 @@
 #define ACCEPT_RETRY_MS 10    /* after a connection could not be allocated */
 #define WRITE_QUEUE_MAX 65536 /* a peer that stops reading its replies is cut off past this */
 #define CONN_CHUNK 64         /* connections allocated together by a worker's connection pool */
-#define BAN_TICK_MS 1000      /* the listeners' drop set follows the banlist this often */
+#define BAN_TICK_MS 1000
+/* A family's per-connection state (proto_family.conn_state_size) lives inline in struct conn. */
+#define CONN_PROTO_STATE_MAX 32 /* the listeners' drop set follows the banlist this often */
 
 enum conn_phase {
     PHASE_PROXY,  /* trusted peer: a PROXY header must come first */
@@ -67,10 +71,23 @@ enum conn_phase {
 };
 
 enum slot_kind {
-    SLOT_REPLY_RAW = 1,  /* a contact: send the reply once durable */
-    SLOT_REPLY_HTTP = 2, /* the same, wrapped in an HTTP response */
-    SLOT_RECORD = 3,     /* a record with nothing to do once durable */
-    SLOT_SEND = 4,       /* a decision with verdict send: only now may the command be encoded */
+    SLOT_REPLY_RAW = 1,   /* a contact: send the reply once durable */
+    SLOT_REPLY_HTTP = 2,  /* the same, wrapped in an HTTP response */
+    SLOT_RECORD = 3,      /* a record with nothing to do once durable */
+    SLOT_SEND = 4,        /* a decision with verdict send: only now may the command be encoded */
+    SLOT_REPLY_CLOSE = 5, /* an undecoded contact: send the ready-made reply (if any), then close */
+};
+
+/* Bytes no family decoded, as contact_record_undecoded() records them. */
+struct undecoded_input {
+    const uint8_t *bytes; /* the first of them (at most CONTACT_HEAD_MAX are digested) */
+    size_t len;
+    uint64_t total;       /* bytes received in all, >= len */
+    uint8_t transport;    /* enum contact_transport */
+    bool hostile;         /* a size or rate broken: refuse; otherwise end the connection gently */
+    const char *reason;   /* for the record and the log line */
+    const uint8_t *reply; /* sent once the record is durable (HTTP: a whole response), or NULL */
+    size_t reply_len;
 };
 
 struct conn_list {
@@ -78,14 +95,21 @@ struct conn_list {
     struct conn *tail;
 };
 
+/* The request line and headers of the request being parsed (http.c), allocated at its first byte
+ * and freed once it is handled: "url\0name\0value\0name\0value\0..." in HTTP_HEAD_MAX bytes. */
+#define HTTP_HEAD_MAX 8192
+struct http_head;
+
 struct http_state {
     http_parser parser;
     uint8_t *body;
     uint32_t body_len;
+    struct http_head *head;
     uint8_t in_message; /* between the first byte of a request and its end */
     uint8_t complete;   /* a whole request is waiting to be handled */
     uint8_t keep_alive; /* of the request being handled */
-    uint8_t is_post;
+    /* Why the request cannot be handed to the family (a bound it broke), "" if it can. */
+    const char *unusable;
     /* HTTP cannot push: a durable send decision waits here for the bot's next request and
      * goes out as that response's body. */
     struct decision *pending_command;
@@ -132,14 +156,14 @@ struct conn {
     uint8_t ip_counted : 1;
     uint8_t has_bot_key : 1;
     uint8_t close_after_reply : 1;
-    uint8_t held : 1; /* refused and held: not counted in server.nconns */
-    uint8_t listener; /* index into the worker's listeners */
+    uint8_t held : 1;    /* refused and held: not counted in server.nconns */
+    uint8_t decided : 1; /* the policy decided for this connection's bot */
+    uint8_t listener;    /* index into the worker's listeners */
     uint8_t bot_key[16];
     struct net_addr peer; /* TCP peer */
     union {
-        struct plugx_conn plugx;
         uint64_t align;
-        uint8_t bytes[32];
+        uint8_t bytes[CONN_PROTO_STATE_MAX];
     } proto;
 };
 
@@ -148,11 +172,14 @@ struct worker_stats {
     uint64_t rejected; /* over a connection limit */
     uint64_t held;     /* refused or bad peers held until their reset (refuse_hold_ms) */
     uint64_t contacts;
-    uint64_t by_type[4];
+    uint64_t by_type[CONTACT_MSG_TYPES];
+    uint64_t undecoded_callers; /* connections whose bytes no family decoded (not hostile) */
+    uint64_t rolled_up;         /* polls counted into a heartbeats entry, answered at once */
+    uint64_t heartbeat_records; /* heartbeats records handed to the writer */
     uint64_t bad_peers;
     uint64_t timeouts;
     uint64_t replies;
-    uint64_t decisions[8]; /* by enum decision_verdict */
+    uint64_t decisions[VERDICT_COUNT]; /* by enum decision_verdict */
     uint64_t commands_sent;
     uint64_t commands_failed;
 };
@@ -236,12 +263,14 @@ struct server {
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_signal_t sighup;
-    struct metrics_server *metrics; /* GET /metrics on the main loop; NULL: off */
-    struct raw_store *raw;          /* --keep-raw; NULL: off */
-    int64_t started_s;              /* POSIX time of the start, for the metrics */
-    uv_timer_t trim;                /* hands freed heap back after a burst (on_trim_tick) */
-    uint64_t trim_entries;          /* log entries at the last trim */
-    uint64_t trim_tick_entries;     /* ... at the last tick */
+    struct metrics_server *metrics;    /* GET /metrics on the main loop; NULL: off */
+    struct raw_store *raw;             /* --keep-raw; NULL: off */
+    struct undecoded_limit *undecoded; /* per-address bound on undecoded contacts */
+    struct rollup *rollup;             /* heartbeat roll-up and bot presence; NULL: off */
+    int64_t started_s;                 /* POSIX time of the start, for the metrics */
+    uv_timer_t trim;                   /* hands freed heap back after a burst (on_trim_tick) */
+    uint64_t trim_entries;             /* log entries at the last trim */
+    uint64_t trim_tick_entries;        /* ... at the last tick */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -296,14 +325,25 @@ void conn_refuse_held(struct conn *c);
 void conn_send(struct conn *c, const uint8_t *data, size_t len);
 void flush_suppressed(struct worker *w, uint64_t now);
 void format_endpoint(const struct net_addr *a, char *out, size_t len);
+/* Records one decoded message and queues its reply behind the record's durability. */
 void handle_message(struct conn *c, const struct proto_message *msg, uint8_t transport);
+/* Records an undecoded contact (within the per-address bound) and ends the connection: after the
+ * record is durable and the reply sent, or at once when hostile or not recorded. Needs room as
+ * conn_can_submit() says. Returns false (the connection is done). */
+bool contact_record_undecoded(struct conn *c, const struct undecoded_input *in);
 void list_push(struct conn *c, enum conn_on_list which, uint64_t deadline_ms);
 void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 void on_conn_closed(uv_handle_t *h);
 void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+/* The HTTP transport (http.c). http_start: the connection's first bytes are an HTTP request
+ * (returns false when out of memory and closed). http_feed: parses from q[0..n), stopping at the
+ * end of a whole request; returns bytes used, or -1 when the connection is done. A whole request
+ * waits in c->http until http_handle_request() hands it to the family (false: done). */
+bool http_start(struct conn *c);
+ptrdiff_t http_feed(struct conn *c, const uint8_t *q, size_t n);
 bool http_handle_request(struct conn *c);
+void http_free(struct conn *c);
 bool starts_with_http_method(const uint8_t *p, size_t len, bool *need_more);
-extern const http_parser_settings http_settings;
 void conn_send_http(struct conn *c, const uint8_t *body, size_t len, bool keep_alive);
 int attach_synfilter(struct server *srv, int fds[][SERVER_MAX_LISTEN], uint32_t max, char *err,
                      size_t errlen);
@@ -315,7 +355,9 @@ void on_ban_tick(uv_timer_t *t);
 int rebuild_decided(struct server *srv, char *err, size_t errlen);
 int record_policy(struct server *srv, const struct policy *p, char *err, size_t errlen);
 void command_ready(struct worker *w, struct conn *c, const struct decision *d);
-void decide(struct conn *c, const struct contact *ct);
+/* Decides for the bot of contact ct, known by key (32 hex digits: identity or address), under the
+ * policy in force, and queues the decision record (and, for send, the command behind it). */
+void decide(struct conn *c, const struct contact *ct, const char *key);
 void reload_policy(struct server *srv);
 void send_command(struct worker *w, struct conn *c, const struct decision *d, const char *why_not);
 void render_metrics(void *ctx, struct metrics_text *m);
@@ -326,6 +368,7 @@ int worker_init(struct server *srv, struct worker *w, unsigned id, int *fds, cha
 void *worker_main(void *arg);
 void complete_durable(struct worker *w);
 void settle_after_stop(struct server *srv);
+void flush_heartbeats_at_stop(struct server *srv);
 void walk_close(uv_handle_t *h, void *arg);
 
 #endif

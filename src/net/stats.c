@@ -16,7 +16,7 @@ void started_detail(const struct server *srv, char *out, size_t len)
     json_object_set_new(o, "workers", json_integer(srv->nworkers));
     json_object_set_new(o, "family", json_string(srv->family->name));
     json_object_set_new(o, "enforce", json_boolean(srv->cfg->enforce));
-    json_object_set_new(o, "uninstall_command", json_integer(srv->cfg->plugx.uninstall_command));
+    json_object_set_new(o, "uninstall_command", json_integer(srv->cfg->uninstall_command));
     /* Whether message bodies were kept is a fact of the capture a court or a researcher asks. */
     json_object_set_new(o, "keep_raw", json_boolean(srv->raw != NULL));
     char *s = json_dumps(o, JSON_COMPACT);
@@ -31,13 +31,16 @@ static void stats_add(struct worker_stats *t, const struct worker_stats *s)
     t->rejected += s->rejected;
     t->held += s->held;
     t->contacts += s->contacts;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < CONTACT_MSG_TYPES; k++) {
         t->by_type[k] += s->by_type[k];
     }
+    t->undecoded_callers += s->undecoded_callers;
+    t->rolled_up += s->rolled_up;
+    t->heartbeat_records += s->heartbeat_records;
     t->bad_peers += s->bad_peers;
     t->timeouts += s->timeouts;
     t->replies += s->replies;
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < VERDICT_COUNT; k++) {
         t->decisions[k] += s->decisions[k];
     }
     t->commands_sent += s->commands_sent;
@@ -62,11 +65,15 @@ void stopped_detail(const struct server *srv, char *out, size_t len)
     }
     struct raw_store_stats rs;
     raw_store_stats(srv->raw, &rs);
+    struct undecoded_limit_stats us;
+    undecoded_limit_stats(srv->undecoded, &us);
     snprintf(
         out, len,
         "{\"connections\":%llu,\"rejected\":%llu,\"held\":%llu,\"contacts\":%llu,"
         "\"hello\":%llu,"
-        "\"machine_info\":%llu,\"heartbeat\":%llu,\"other\":%llu,\"replies\":%llu,"
+        "\"machine_info\":%llu,\"heartbeat\":%llu,\"other\":%llu,\"undecoded\":%llu,"
+        "\"undecoded_callers\":%llu,\"undecoded_suppressed\":%llu,\"rolled_up\":%llu,"
+        "\"heartbeat_records\":%llu,\"replies\":%llu,"
         "\"bad_peers\":%llu,\"timeouts\":%llu,\"batches\":%llu,\"max_batch\":%llu,"
         "\"delayed_commits\":%llu,"
         "\"commit_errors\":%llu,\"durable_us\":{\"p50\":%llu,\"p99\":%llu,\"max\":%llu},"
@@ -79,9 +86,12 @@ void stopped_detail(const struct server *srv, char *out, size_t len)
         (unsigned long long)t.contacts, (unsigned long long)t.by_type[CONTACT_MSG_HELLO],
         (unsigned long long)t.by_type[CONTACT_MSG_MACHINE_INFO],
         (unsigned long long)t.by_type[CONTACT_MSG_HEARTBEAT],
-        (unsigned long long)t.by_type[CONTACT_MSG_OTHER], (unsigned long long)t.replies,
-        (unsigned long long)t.bad_peers, (unsigned long long)t.timeouts,
-        (unsigned long long)atomic_load(&ps->batches),
+        (unsigned long long)t.by_type[CONTACT_MSG_OTHER],
+        (unsigned long long)t.by_type[CONTACT_MSG_UNDECODED],
+        (unsigned long long)t.undecoded_callers, (unsigned long long)us.suppressed,
+        (unsigned long long)t.rolled_up, (unsigned long long)t.heartbeat_records,
+        (unsigned long long)t.replies, (unsigned long long)t.bad_peers,
+        (unsigned long long)t.timeouts, (unsigned long long)atomic_load(&ps->batches),
         (unsigned long long)atomic_load(&ps->max_batch),
         (unsigned long long)atomic_load(&ps->delayed),
         (unsigned long long)atomic_load(&ps->commit_errors),
@@ -184,13 +194,32 @@ void render_metrics(void *ctx, struct metrics_text *m)
         metrics_sample(m, counters[i].name, v);
     }
     metrics_family(m, "sinkd_contacts_total", "counter", "Bot messages recorded, by type.");
-    for (unsigned k = CONTACT_MSG_OTHER; k <= CONTACT_MSG_HEARTBEAT; k++) {
+    for (unsigned k = CONTACT_MSG_OTHER; k < CONTACT_MSG_TYPES; k++) {
         const struct metrics_label type = {"type", event_msg_type_name((uint8_t)k)};
         metrics_sample_labels(m, "sinkd_contacts_total", &type, 1, t.by_type[k]);
     }
+    struct undecoded_limit_stats us;
+    undecoded_limit_stats(srv->undecoded, &us);
+    metrics_family(m, "sinkd_undecoded_suppressed_total", "counter",
+                   "Undecoded contacts past the per-address bound: counted, not recorded one by "
+                   "one.");
+    metrics_sample(m, "sinkd_undecoded_suppressed_total", us.suppressed);
+    metrics_family(m, "sinkd_heartbeats_rolled_up_total", "counter",
+                   "Polls counted into a bot's heartbeats record instead of a record each.");
+    metrics_sample(m, "sinkd_heartbeats_rolled_up_total", t.rolled_up);
+    if (srv->rollup != NULL) {
+        struct rollup_stats ro;
+        rollup_stats(srv->rollup, &ro);
+        metrics_family(m, "sinkd_bots_present", "gauge",
+                       "Bots (by identity or address) polling within the heartbeat interval.");
+        metrics_sample(m, "sinkd_bots_present", ro.entries);
+        metrics_family(m, "sinkd_heartbeats_pending", "gauge",
+                       "Rolled-up polls not yet in a written record (what a kill -9 would lose).");
+        metrics_sample(m, "sinkd_heartbeats_pending", ro.pending);
+    }
     metrics_family(m, "sinkd_decisions_total", "counter",
                    "Remediation decisions made durable, by verdict.");
-    for (unsigned k = VERDICT_SEND; k <= VERDICT_ALREADY_SENT; k++) {
+    for (unsigned k = VERDICT_SEND; k <= VERDICT_ALREADY_REHEARSED; k++) {
         const struct metrics_label verdict = {"verdict", event_verdict_name((uint8_t)k)};
         metrics_sample_labels(m, "sinkd_decisions_total", &verdict, 1, t.decisions[k]);
     }

@@ -54,7 +54,18 @@ void complete_durable(struct worker *w)
         }
         if (c != NULL) {
             c->inflight--;
-            if (slot->kind == SLOT_RECORD) {
+            if (slot->kind == SLOT_REPLY_CLOSE) {
+                /* An undecoded caller: its record is durable; answer (HTTP) and let it go. */
+                if (!c->closing) {
+                    conn_send(c, slot->reply, slot->reply_len);
+                    if (c->inflight == 0) {
+                        conn_close(c);
+                    }
+                }
+                if (c->handle_closed && c->inflight == 0) {
+                    conn_free(c);
+                }
+            } else if (slot->kind == SLOT_RECORD) {
                 if (c->handle_closed && c->inflight == 0) {
                     conn_free(c);
                 }
@@ -109,7 +120,21 @@ static void expire(struct worker *w, struct conn_list *l, uint64_t now, const ch
         struct conn *next = c->next;
         if (c->inflight == 0) {
             w->stats.timeouts++;
-            if (what != NULL) {
+            if (what != NULL && c->len > 0 && (c->phase == PHASE_DETECT || c->phase == PHASE_RAW) &&
+                conn_can_submit(c)) {
+                /* Bytes that never became a message: a slow drip, or a variant whose framing
+                 * needs more than it sent. Either way a caller, recorded (bounded per address)
+                 * before the timeout refuses it. */
+                char why[96];
+                snprintf(why, sizeof(why), "%s after %u bytes", what, c->len);
+                struct undecoded_input in = {.bytes = c->buf,
+                                             .len = c->len,
+                                             .total = c->len,
+                                             .transport = CONTACT_TRANSPORT_TCP,
+                                             .hostile = true,
+                                             .reason = why};
+                contact_record_undecoded(c, &in);
+            } else if (what != NULL) {
                 bad_peer(c, "%s", what);
                 conn_refuse(c);
             } else {
@@ -144,6 +169,91 @@ void walk_close(uv_handle_t *h, void *arg)
     close_handle_if_open(h);
 }
 
+/* Ring slots kept free for the connections when heartbeats records are queued. */
+#define HEARTBEATS_RING_RESERVE 64
+#define HEARTBEATS_BATCH 64
+
+/* Queues the heartbeats records that are due (interval ended; every one when `all`) from this
+ * worker's share of the roll-up stripes: one stripe per tick in turn, all of them when `all`.
+ * Records are taken only as far as the ring has room, so none is taken and then dropped.
+ * Returns true when nothing due is left behind. */
+static bool queue_heartbeats(struct server *srv, struct pipe_ring *ring, unsigned from, unsigned to,
+                             bool all, uint64_t *queued)
+{
+    uint64_t now_us = event_now_us();
+    struct heartbeats hb[HEARTBEATS_BATCH];
+    for (;;) {
+        size_t room = pipe_free_slots(ring);
+        if (room <= HEARTBEATS_RING_RESERVE) {
+            return false;
+        }
+        size_t max = room - HEARTBEATS_RING_RESERVE;
+        max = max < HEARTBEATS_BATCH ? max : HEARTBEATS_BATCH;
+        size_t n = rollup_take_due(srv->rollup, from, to, now_us, all, hb, max);
+        for (size_t i = 0; i < n; i++) {
+            struct record rec;
+            memset(&rec, 0, sizeof(rec));
+            rec.kind = RECORD_HEARTBEATS;
+            rec.u.heartbeats = hb[i];
+            struct pipe_slot *slot = pipe_reserve(ring);
+            int rlen = event_encode(&rec, slot->record, PIPE_RECORD_MAX);
+            if (rlen < 0) { /* bounded fields: unreachable */
+                fprintf(srv->cfg->log, "sinkd: internal: cannot encode a heartbeats record\n");
+                continue;
+            }
+            slot->owner = NULL;
+            slot->record_len = (uint16_t)rlen;
+            slot->reply_len = 0;
+            slot->kind = SLOT_RECORD;
+            pipe_publish(srv->pipe, ring);
+            (*queued)++;
+        }
+        if (n < max) {
+            return true;
+        }
+    }
+}
+
+/* A worker's share of the stripes, one stripe per sweep in turn. */
+static void flush_heartbeats(struct worker *w)
+{
+    struct server *srv = w->srv;
+    if (srv->rollup == NULL) {
+        return;
+    }
+    unsigned from = w->id * ROLLUP_STRIPES / srv->nworkers;
+    unsigned to = (w->id + 1) * ROLLUP_STRIPES / srv->nworkers;
+    if (to > from) {
+        from += w->sweep_ticks % (to - from);
+        (void)queue_heartbeats(srv, w->ring, from, from + 1, false, &w->stats.heartbeat_records);
+    }
+}
+
+/* Once the workers have stopped (no poll can be counted any more), every count still held goes
+ * into the log through worker 0's ring, which the main thread now owns; waits for room at most
+ * the drain timeout, and says what it could not queue. */
+void flush_heartbeats_at_stop(struct server *srv)
+{
+    if (srv->rollup == NULL || srv->nworkers == 0 || srv->workers[0].ring == NULL) {
+        return;
+    }
+    struct worker *w = &srv->workers[0];
+    uint64_t deadline = event_now_us() + (uint64_t)srv->cfg->limits.drain_timeout_ms * 1000u;
+    while (!queue_heartbeats(srv, w->ring, 0, ROLLUP_STRIPES, true, &w->stats.heartbeat_records)) {
+        settle_after_stop(srv);
+        if (event_now_us() > deadline) {
+            struct rollup_stats rs;
+            rollup_stats(srv->rollup, &rs);
+            fprintf(srv->cfg->log,
+                    "sinkd: drain timeout: %llu rolled-up polls not written to the log\n",
+                    (unsigned long long)rs.pending);
+            return;
+        }
+        struct timespec pause = {0, 2 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     struct worker *w = t->data;
@@ -159,6 +269,7 @@ static void on_sweep(uv_timer_t *t)
     expire(w, &w->idle_list, now, NULL);
     release_held(w, now, w->stopping);
     if (!w->stopping) {
+        flush_heartbeats(w);
         return;
     }
     /* Draining: close every connection that has nothing in flight; after the drain timeout,

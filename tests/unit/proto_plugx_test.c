@@ -762,17 +762,19 @@ static void test_family_conversation(void **state)
     (void)state;
 
     plugx_config_default(&cfg);
-    cfg.uninstall_command = 0x1007;
     assert_true(plugx_family.conn_state_size <= 32);
+    assert_int_equal(plugx_family.identify_command, 0x1001);
     assert_string_equal(plugx_family.name, "plugx");
     for (int c = 0; c < PLUGX_CIPHER_COUNT; c++) {
         plugx_family.conn_init(&cfg, &server, 42 + (uint64_t)c);
         assert_int_equal(server.cipher, -1);
         conn_fresh(&bot);
         /* No reply before anything was decoded. */
-        assert_int_equal(plugx_family.encode_uninstall(&cfg, &server, reply, sizeof(reply)), 0);
+        assert_int_equal(plugx_family.encode_command(&cfg, &server, 0x1007, reply, sizeof(reply)),
+                         0);
 
-        /* 1. poll on a new connection: HELLO, server asks for machine information. */
+        /* 1. poll on a new connection: HELLO, answered "nothing to do": a passive sinkhole
+         *    asks for nothing (machine information only under a collect authorisation). */
         ptrdiff_t n = plugx_encode(&cfg, (enum plugx_cipher)c, 1000, 0x1000, 0xAB, NULL, 0, true,
                                    pkt, sizeof(pkt));
         assert_int_equal(plugx_family.decode(&cfg, &server, pkt, (size_t)n, &msg, scratch,
@@ -784,7 +786,7 @@ static void test_family_conversation(void **state)
         SHA256(NULL, 0, sha);
         assert_memory_equal(msg.body_sha256, sha, 32);
         ptrdiff_t r = plugx_family.encode_reply(&cfg, &server, &msg, reply, sizeof(reply));
-        bot_read(&cfg, &bot, reply, r, 0x1001, 0xAB, c);
+        bot_read(&cfg, &bot, reply, r, 0x1000, 0xAB, c);
         assert_int_equal(plugx_family.encode_reply(&cfg, &server, &msg, reply, 15), PROTO_E_SPACE);
 
         /* 2. machine information. */
@@ -831,9 +833,15 @@ static void test_family_conversation(void **state)
                          n);
         assert_int_equal(msg.msg_type, CONTACT_MSG_OTHER);
 
-        /* 4. uninstall: the configured id, job 0. */
-        r = plugx_family.encode_uninstall(&cfg, &server, reply, sizeof(reply));
+        /* 4. a server command (the authorised self-delete id, or identify_command): the id the
+         *    caller gives, job 0; ids PlugX cannot carry are refused. */
+        r = plugx_family.encode_command(&cfg, &server, 0x1007, reply, sizeof(reply));
         bot_read(&cfg, &bot, reply, r, 0x1007, 0, c);
+        r = plugx_family.encode_command(&cfg, &server, plugx_family.identify_command, reply,
+                                        sizeof(reply));
+        bot_read(&cfg, &bot, reply, r, 0x1001, 0, c);
+        assert_true(plugx_family.encode_command(&cfg, &server, 0, reply, sizeof(reply)) < 0);
+        assert_true(plugx_family.encode_command(&cfg, &server, 0x10000, reply, sizeof(reply)) < 0);
     }
 }
 
@@ -871,10 +879,10 @@ static void test_family_first_packet_machine_info_and_old_ids(void **state)
         n);
     assert_int_equal(msg.msg_type, CONTACT_MSG_HELLO);
     conn_fresh(&bot);
-    bot_read(&cfg, &bot, reply, plugx_family.encode_reply(&cfg, &server, &msg, reply, 128), 0x1, 4,
+    bot_read(&cfg, &bot, reply, plugx_family.encode_reply(&cfg, &server, &msg, reply, 128), 0x0, 4,
              PLUGX_CIPHER_A);
-    bot_read(&cfg, &bot, reply, plugx_family.encode_uninstall(&cfg, &server, reply, 128), 0x5, 0,
-             PLUGX_CIPHER_A);
+    bot_read(&cfg, &bot, reply, plugx_family.encode_command(&cfg, &server, 0x1005, reply, 128), 0x5,
+             0, PLUGX_CIPHER_A);
     /* Errors pass through unchanged. */
     assert_int_equal(
         plugx_family.decode(&cfg, &server, pkt, 10, &msg, scratch, sizeof(scratch), NULL, 0),

@@ -5,6 +5,7 @@
 #include <openssl/sha.h>
 
 #include "proto/plugx/frame.h"
+#include "util/err.h"
 
 /* Replies carry an empty body; the bound leaves room should one ever carry a small body. */
 #define PLUGX_REPLY_BODY_MAX 64
@@ -70,7 +71,7 @@ static uint16_t core_command(uint16_t command)
 /* Speaks the bot's numbering: a bot using old ids gets old ids back. */
 static uint16_t bot_command(const struct plugx_conn *conn, uint16_t command)
 {
-    if (conn->last_command <= OLD_COMMAND_MAX && command >= 0x1000 &&
+    if (conn->packets > 0 && conn->last_command <= OLD_COMMAND_MAX && command >= 0x1000 &&
         command <= 0x1000 + OLD_COMMAND_MAX) {
         return (uint16_t)(command - 0x1000);
     }
@@ -114,40 +115,105 @@ static ptrdiff_t family_decode(const void *config, void *state, const uint8_t *b
     return n;
 }
 
+/* The HTTP forms (PLUGX.md "Transports"): a packet as the body of a POST (decoded like a raw
+ * one), or the header-form check-in, an empty-body POST whose values travel in four headers.
+ * Anything else is not what a PlugX bot sends (PROTO_E_NOT_THIS: net/ records it undecoded). */
+static int family_decode_http(const void *config, void *state, const struct proto_http_request *req,
+                              struct proto_message *out, uint8_t *scratch, size_t scratch_cap,
+                              char *err, size_t errlen)
+{
+    struct plugx_conn *conn = state;
+    struct plugx_http_checkin checkin;
+    int is_checkin = plugx_http_checkin_parse(req, &checkin, NULL, 0) == 0;
+
+    if (req->body_len > 0) {
+        if (strcmp(req->method, "POST") != 0) {
+            err_set(err, errlen, "HTTP %s with a body is not a plugx request", req->method);
+            return PROTO_E_NOT_THIS;
+        }
+        ptrdiff_t r = family_decode(config, state, req->body, req->body_len, out, scratch,
+                                    scratch_cap, err, errlen);
+        if (r == PROTO_NEED_MORE || (r > 0 && (size_t)r != req->body_len)) {
+            err_set(err, errlen, "plugx: HTTP body of %zu bytes is not exactly one packet",
+                    req->body_len);
+            return PROTO_E_MALFORMED;
+        }
+        if (r < 0) {
+            return (int)r;
+        }
+        out->transport = is_checkin ? CONTACT_TRANSPORT_HTTP_HEADER : CONTACT_TRANSPORT_HTTP;
+        return 1;
+    }
+    if (!is_checkin) {
+        (void)plugx_http_checkin_parse(req, &checkin, err, errlen); /* for its reason */
+        return PROTO_E_NOT_THIS;
+    }
+    /* The check-in carries no packet: its four values and path are the message. What they mean
+     * on the binary header is not confirmed (docs/plugx.md), so they are kept as sent: as the
+     * body the contact's digest covers, and the second value (X-Status) as its command. */
+    int n = plugx_http_checkin_text(&checkin, (char *)scratch, scratch_cap);
+    if (n < 0) {
+        err_set(err, errlen, "plugx: internal: scratch too small for a check-in");
+        return PROTO_E_SPACE;
+    }
+    memset(out, 0, sizeof(*out));
+    out->transport = CONTACT_TRANSPORT_HTTP_HEADER;
+    out->command = checkin.values[1];
+    out->msg_type =
+        conn->packets == 0 && conn->http_checkins == 0 ? CONTACT_MSG_HELLO : CONTACT_MSG_HEARTBEAT;
+    out->body = scratch;
+    out->body_len = (uint32_t)n;
+    SHA256(scratch, (size_t)n, out->body_sha256);
+    if (conn->http_checkins < UINT8_MAX) {
+        conn->http_checkins++;
+    }
+    return 1;
+}
+
+/* The cipher this connection speaks: the bot's own once a packet was decoded; for a bot that
+ * only ever checked in by headers, the configured variant's (plugx_config.http_reply_cipher). */
+static int reply_cipher(const struct plugx_config *cfg, const struct plugx_conn *conn)
+{
+    if (conn->cipher >= 0) {
+        return conn->cipher;
+    }
+    return conn->http_checkins > 0 ? cfg->http_reply_cipher : -1;
+}
+
 static ptrdiff_t send_command(const struct plugx_config *cfg, struct plugx_conn *conn,
                               uint16_t command, uint32_t job, uint8_t *out, size_t cap)
 {
-    if (conn->cipher < 0) {
+    int cipher = reply_cipher(cfg, conn);
+    if (cipher < 0) {
         return 0; /* nothing decoded yet: no cipher to speak */
     }
     uint32_t flags = bot_command(conn, command);
     if (conn->shared_run) {
         flags |= PLUGX_FLAG_SHARED_RUN; /* mirror the bot's keystream mode */
     }
-    return plugx_encode(cfg, (enum plugx_cipher)conn->cipher, next_key(conn), flags, job, NULL, 0,
-                        false, out, cap);
+    return plugx_encode(cfg, (enum plugx_cipher)cipher, next_key(conn), flags, job, NULL, 0, false,
+                        out, cap);
 }
 
+/* PLUGX.md "Conversation": a passive sinkhole answers everything with "nothing to do" (0x1000)
+ * and asks for nothing; machine information is asked for only by an authorised collection
+ * (encode_command with identify_command, decided and recorded by net/). */
 static ptrdiff_t family_encode_reply(const void *config, void *state,
                                      const struct proto_message *msg, uint8_t *out, size_t cap)
 {
     struct plugx_conn *conn = state;
-    uint16_t command = PLUGX_CMD_POLL;
-
-    /* PLUGX.md "Conversation": ask an unidentified bot for its machine information, answer
-     * everything else with "nothing to do". */
-    if (msg->msg_type != CONTACT_MSG_MACHINE_INFO && !conn->identified) {
-        command = PLUGX_CMD_MACHINE_INFO;
-    }
-    return send_command(config, conn, command, conn->last_job, out, cap);
+    (void)msg;
+    return send_command(config, conn, PLUGX_CMD_POLL, conn->last_job, out, cap);
 }
 
-static ptrdiff_t family_encode_uninstall(const void *config, void *state, uint8_t *out, size_t cap)
+static ptrdiff_t family_encode_command(const void *config, void *state, uint32_t command,
+                                       uint8_t *out, size_t cap)
 {
-    const struct plugx_config *cfg = config;
-
+    if (command == 0 || command > UINT16_MAX) {
+        return PROTO_E_MALFORMED; /* PlugX ids are 16 bits; 0 is no command at all */
+    }
     /* A server-initiated command: job 0, since there is nothing to echo. */
-    return send_command(cfg, state, cfg->uninstall_command, 0, out, cap);
+    return send_command(config, state, (uint16_t)command, 0, out, cap);
 }
 
 const struct proto_family plugx_family = {
@@ -157,6 +223,8 @@ const struct proto_family plugx_family = {
     .detect = family_detect,
     .conn_init = family_conn_init,
     .decode = family_decode,
+    .decode_http = family_decode_http,
     .encode_reply = family_encode_reply,
-    .encode_uninstall = family_encode_uninstall,
+    .encode_command = family_encode_command,
+    .identify_command = PLUGX_CMD_MACHINE_INFO,
 };

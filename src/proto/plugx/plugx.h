@@ -37,8 +37,13 @@ struct plugx_config {
     uint32_t c_consts[4];    /* family C constants */
     uint8_t rc4_key[64];     /* family RC4 key */
     size_t rc4_key_len;      /* 0 disables RC4 even when enabled */
-    uint16_t uninstall_command; /* default PLUGX_CMD_UNINSTALL_DEFAULT */
-    uint32_t max_body;          /* largest comp_size / decomp_size accepted, <= PLUGX_BODY_LIMIT */
+    /* The emulated bots' self-delete id (src/swarm/). The server has no default: its command id
+     * comes from the policy or --uninstall-command (docs/plugx.md, "Commands"). */
+    uint16_t uninstall_command;
+    uint32_t max_body; /* largest comp_size / decomp_size accepted, <= PLUGX_BODY_LIMIT */
+    /* The cipher of replies to a header-form HTTP check-in, which carries no packet to detect
+     * one from: the seized variant's own (configuration, docs/plugx.md); default A. */
+    uint8_t http_reply_cipher;
 };
 
 /* Defaults: all of A, B, C (constants 0x0133543C, 0xD, 0x77, 0x59F5: the default set of the
@@ -57,6 +62,7 @@ struct plugx_conn {
     uint32_t last_job;     /* job field of the last packet decoded, echoed in replies */
     uint16_t last_command; /* command of the last packet decoded */
     uint8_t shared_run;    /* the bot's last packet used PLUGX_FLAG_SHARED_RUN */
+    uint8_t http_checkins; /* header-form check-ins seen (saturates at 255) */
 };
 
 /* A decoded packet. body points into the caller's scratch buffer (decrypted, decompressed). */
@@ -103,6 +109,33 @@ ptrdiff_t plugx_machine_info_encode(const struct plugx_machine_info *info, uint8
 /* Parses the modelled layout; when it does not match, falls back to the UTF-16LE strings found
  * in the body (first = host, second = user). Returns 0 if an identity was found, -1 if not. */
 int plugx_machine_info_parse(const uint8_t *body, size_t len, struct bot_identity *out);
+
+/* The HTTP header-form check-in (docs/plugx.md "HTTP forms"): an empty-body POST to
+ * /<24 hex> or /update?id=<8 hex> with four decimal values in custom headers. */
+#define PLUGX_HTTP_VALUES 4
+#define PLUGX_HTTP_ID_MAX 24
+#define PLUGX_HTTP_STEM_MAX 31
+enum plugx_http_url { PLUGX_HTTP_URL_HEX24 = 1, PLUGX_HTTP_URL_UPDATE_ID = 2 };
+enum plugx_http_names {
+    PLUGX_HTTP_NAMES_X = 1,     /* X-Session, X-Status, X-Size, X-Sn */
+    PLUGX_HTTP_NAMES_HHV = 2,   /* HHV1..HHV4 */
+    PLUGX_HTTP_NAMES_DIGIT = 3, /* one common name followed by consecutive digits */
+};
+struct plugx_http_checkin {
+    uint8_t url;                             /* enum plugx_http_url */
+    uint8_t names;                           /* enum plugx_http_names */
+    char id[PLUGX_HTTP_ID_MAX + 1];          /* the hex digits of the path, as sent */
+    char name_stem[PLUGX_HTTP_STEM_MAX + 1]; /* PLUGX_HTTP_NAMES_DIGIT: the common name */
+    uint32_t values[PLUGX_HTTP_VALUES];      /* in the bot's header order */
+};
+
+/* Pure: 0 and out when req is a header-form check-in (POST, path and the four headers; the body
+ * is not looked at), else -1 with the reason in err. */
+int plugx_http_checkin_parse(const struct proto_http_request *req, struct plugx_http_checkin *out,
+                             char *err, size_t errlen);
+/* The check-in as canonical text ("hex24 <id>\nX-Session: 0\n..."): what its contact's
+ * body_sha256 covers and --keep-raw keeps. Returns its length, or -1 if cap is too small. */
+int plugx_http_checkin_text(const struct plugx_http_checkin *in, char *out, size_t cap);
 
 /* The proto_family implementation; its config pointer is a struct plugx_config. */
 extern const struct proto_family plugx_family;

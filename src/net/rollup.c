@@ -1,0 +1,228 @@
+/* rollup.c -- the heartbeat roll-up and presence table (rollup.h). */
+#include "net/rollup.h"
+
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+    uint8_t key[16];
+    uint8_t used;
+    uint64_t interval_start_us;
+    struct heartbeats hb; /* count 0: nothing rolled up yet in this interval */
+};
+
+struct stripe {
+    pthread_mutex_t mu;
+    struct entry *slots; /* open addressing, linear probing; a power of two */
+    size_t cap;
+    size_t n;
+};
+
+struct rollup {
+    uint64_t interval_us;
+    size_t max_per_stripe;
+    struct stripe stripes[ROLLUP_STRIPES];
+    _Atomic uint64_t counted;
+    _Atomic uint64_t pending;
+    _Atomic uint64_t full;
+};
+
+struct rollup *rollup_new(uint64_t interval_us, size_t max_entries)
+{
+    struct rollup *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return NULL;
+    }
+    r->interval_us = interval_us ? interval_us : 1;
+    r->max_per_stripe = max_entries / ROLLUP_STRIPES + 1;
+    for (size_t i = 0; i < ROLLUP_STRIPES; i++) {
+        pthread_mutex_init(&r->stripes[i].mu, NULL);
+    }
+    return r;
+}
+
+void rollup_free(struct rollup *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < ROLLUP_STRIPES; i++) {
+        pthread_mutex_destroy(&r->stripes[i].mu);
+        free(r->stripes[i].slots);
+    }
+    free(r);
+}
+
+static size_t slot_of(const struct stripe *s, const uint8_t key[16])
+{
+    uint64_t h;
+    memcpy(&h, key + 8, sizeof(h)); /* keys are SHA-256 output: any 8 bytes are uniform */
+    return (size_t)h & (s->cap - 1);
+}
+
+static struct entry *find(struct stripe *s, const uint8_t key[16])
+{
+    if (s->cap == 0) {
+        return NULL;
+    }
+    for (size_t i = slot_of(s, key);; i = (i + 1) & (s->cap - 1)) {
+        if (!s->slots[i].used) {
+            return NULL;
+        }
+        if (memcmp(s->slots[i].key, key, 16) == 0) {
+            return &s->slots[i];
+        }
+    }
+}
+
+static struct entry *insert_slot(struct stripe *s, const uint8_t key[16])
+{
+    size_t i = slot_of(s, key);
+    while (s->slots[i].used) {
+        i = (i + 1) & (s->cap - 1);
+    }
+    return &s->slots[i];
+}
+
+/* Keeps the load at most 1/2 so probes stay short. */
+static bool grow(struct stripe *s)
+{
+    if ((s->n + 1) * 2 <= s->cap) {
+        return true;
+    }
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    struct entry *old = s->slots;
+    size_t oldcap = s->cap;
+    s->slots = calloc(cap, sizeof(*s->slots));
+    if (s->slots == NULL) {
+        s->slots = old;
+        return false;
+    }
+    s->cap = cap;
+    for (size_t i = 0; i < oldcap; i++) {
+        if (old[i].used) {
+            *insert_slot(s, old[i].key) = old[i];
+        }
+    }
+    free(old);
+    return true;
+}
+
+/* Removes slot e, re-placing the run after it (linear probing's deletion). */
+static void erase(struct stripe *s, struct entry *e)
+{
+    size_t i = (size_t)(e - s->slots);
+    s->slots[i].used = 0;
+    s->n--;
+    for (size_t j = (i + 1) & (s->cap - 1); s->slots[j].used; j = (j + 1) & (s->cap - 1)) {
+        struct entry moved = s->slots[j];
+        s->slots[j].used = 0;
+        *insert_slot(s, moved.key) = moved;
+    }
+}
+
+/* What the record says of the bot: its latest endpoints and enrichment. */
+static void describe(struct heartbeats *hb, const struct contact *ct)
+{
+    hb->src = ct->src;
+    hb->dst = ct->dst;
+    hb->peer = ct->peer;
+    hb->transport = ct->transport;
+    memcpy(hb->node, ct->node, sizeof(hb->node));
+    memcpy(hb->family, ct->family, sizeof(hb->family));
+    memcpy(hb->bot_key, ct->bot_key, sizeof(hb->bot_key));
+    memcpy(hb->cc, ct->cc, sizeof(hb->cc));
+    hb->asn = ct->asn;
+    memcpy(hb->tags, ct->tags, sizeof(hb->tags));
+    hb->enrich_id = ct->enrich_id;
+}
+
+enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const struct contact *ct)
+{
+    struct stripe *s = &r->stripes[key[0] % ROLLUP_STRIPES];
+    pthread_mutex_lock(&s->mu);
+    struct entry *e = find(s, key);
+    if (e == NULL) {
+        if (s->n >= r->max_per_stripe || !grow(s)) {
+            pthread_mutex_unlock(&s->mu);
+            atomic_fetch_add(&r->full, 1);
+            return ROLLUP_FIRST; /* no room to remember it: its polls stay leaves of their own */
+        }
+        e = insert_slot(s, key);
+        memset(e, 0, sizeof(*e));
+        e->used = 1;
+        memcpy(e->key, key, 16);
+        e->interval_start_us = ct->time_us;
+        describe(&e->hb, ct);
+        s->n++;
+        pthread_mutex_unlock(&s->mu);
+        return ROLLUP_FIRST;
+    }
+    struct heartbeats *hb = &e->hb;
+    if (hb->count == 0) {
+        hb->first_time_us = ct->time_us;
+    }
+    hb->time_us = ct->time_us;
+    hb->count++;
+    /* Chain: H = SHA-256(H || body_sha256), from 32 zero bytes at each interval's start, so the
+     * record vouches for every poll's content in order without holding them. */
+    uint8_t chain[64];
+    memcpy(chain, hb->heartbeats_sha256, 32);
+    memcpy(chain + 32, ct->body_sha256, 32);
+    SHA256(chain, sizeof(chain), hb->heartbeats_sha256);
+    describe(hb, ct);
+    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_add(&r->counted, 1);
+    atomic_fetch_add(&r->pending, 1);
+    return ROLLUP_COUNTED;
+}
+
+size_t rollup_take_due(struct rollup *r, unsigned from, unsigned to, uint64_t now_us, bool all,
+                       struct heartbeats *out, size_t max)
+{
+    size_t n = 0;
+    for (unsigned st = from; st < to && st < ROLLUP_STRIPES && n < max; st++) {
+        struct stripe *s = &r->stripes[st];
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < s->cap && n < max; i++) {
+            struct entry *e = &s->slots[i];
+            if (!e->used || (!all && now_us - e->interval_start_us < r->interval_us)) {
+                continue;
+            }
+            if (e->hb.count == 0) {
+                if (!all) {
+                    erase(s, e); /* a whole interval without a poll: the presence ended */
+                    i--;         /* the run after it moved up by one (or stays empty) */
+                }
+                continue;
+            }
+            out[n++] = e->hb;
+            atomic_fetch_sub(&r->pending, e->hb.count);
+            e->hb.count = 0;
+            e->hb.first_time_us = 0;
+            memset(e->hb.heartbeats_sha256, 0, 32);
+            e->interval_start_us = now_us;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    return n;
+}
+
+void rollup_stats(struct rollup *r, struct rollup_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (r == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < ROLLUP_STRIPES; i++) {
+        pthread_mutex_lock(&r->stripes[i].mu);
+        out->entries += r->stripes[i].n;
+        pthread_mutex_unlock(&r->stripes[i].mu);
+    }
+    out->counted = atomic_load(&r->counted);
+    out->pending = atomic_load(&r->pending);
+    out->full = atomic_load(&r->full);
+}
