@@ -31,118 +31,39 @@ bool starts_with_http_method(const uint8_t *p, size_t len, bool *need_more)
     return false;
 }
 
-struct http_head {
-    uint32_t len;
-    uint16_t url_len;
-    uint8_t nheaders;
-    uint8_t last; /* what the parser gave last: 0 nothing, 1 URL, 2 header name, 3 value */
-    uint16_t name_at[PROTO_HTTP_HEADERS_MAX];
-    uint16_t value_at[PROTO_HTTP_HEADERS_MAX];
-    char data[HTTP_HEAD_MAX];
-};
-
-/* Ends the item being collected with its NUL; a header name the parser gave no value for (an
- * empty value) gets an empty one. Leaves room: head_append keeps 2 bytes spare. */
-static void head_close_item(struct http_head *hd)
-{
-    if (hd->last == 0) {
-        return;
-    }
-    hd->data[hd->len++] = '\0';
-    if (hd->last == 2) {
-        hd->value_at[hd->nheaders - 1] = (uint16_t)hd->len;
-        hd->data[hd->len++] = '\0';
-    }
-    hd->last = 0;
-}
-
-/* Appends a piece the parser gave (pieces of one item may come split across reads). A request
- * that breaks a bound is not what a bot sends: it is marked unusable and recorded undecoded. */
-static void head_append(struct http_state *h, uint8_t what, const char *at, size_t len,
-                        size_t item_max)
-{
-    struct http_head *hd = h->head;
-    if (h->unusable != NULL) {
-        return;
-    }
-    if (hd->last != what) {
-        /* A new item starts; a value continues its name's entry. */
-        if (!(hd->last == 2 && what == 3)) {
-            head_close_item(hd);
-        } else {
-            hd->data[hd->len++] = '\0';
-        }
-        if (what == 2) {
-            if (hd->nheaders == PROTO_HTTP_HEADERS_MAX) {
-                h->unusable = "HTTP request with too many headers";
-                return;
-            }
-            hd->name_at[hd->nheaders++] = (uint16_t)hd->len;
-        } else if (what == 3) {
-            hd->value_at[hd->nheaders - 1] = (uint16_t)hd->len;
-        }
-        hd->last = what;
-    }
-    size_t item = what == 1   ? hd->len
-                  : what == 2 ? hd->len - hd->name_at[hd->nheaders - 1]
-                              : hd->len - hd->value_at[hd->nheaders - 1];
-    if (item + len > item_max) {
-        h->unusable = what == 1 ? "HTTP request target too long" : "HTTP header too long";
-        return;
-    }
-    if (hd->len + len + 4 > HTTP_HEAD_MAX) {
-        h->unusable = "HTTP request head too large";
-        return;
-    }
-    memcpy(hd->data + hd->len, at, len);
-    hd->len += (uint32_t)len;
-    if (what == 1) {
-        hd->url_len = (uint16_t)hd->len;
-    }
-}
-
 static int http_on_message_begin(http_parser *p)
 {
     struct conn *c = p->data;
     struct http_state *h = c->http;
     h->in_message = 1;
-    h->unusable = NULL;
     if (h->head == NULL) {
         h->head = malloc(sizeof(*h->head));
         if (h->head == NULL) {
             return -1;
         }
     }
-    h->head->len = 0;
-    h->head->url_len = 0;
-    h->head->nheaders = 0;
-    h->head->last = 0;
+    httpreq_reset(h->head);
     return 0;
 }
 
 static int http_on_url(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
-    head_append(c->http, 1, at, len, PROTO_HTTP_URL_MAX);
+    httpreq_add(c->http->head, HTTPREQ_URL, at, len);
     return 0;
 }
 
 static int http_on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
-    head_append(c->http, 2, at, len, PROTO_HTTP_FIELD_MAX);
+    httpreq_add(c->http->head, HTTPREQ_NAME, at, len);
     return 0;
 }
 
 static int http_on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
-    struct http_state *h = c->http;
-    if (h->head->last != 3 && h->head->last != 2) {
-        h->unusable = "HTTP header value without a name"; /* http_parser never does this */
-        return 0;
-    }
-    head_append(h, 3, at, len, PROTO_HTTP_FIELD_MAX);
+    httpreq_add(c->http->head, HTTPREQ_VALUE, at, len);
     return 0;
 }
 
@@ -171,9 +92,7 @@ static int http_on_headers_complete(http_parser *p)
         p->content_length > conn_worker(c)->srv->cfg->limits.max_message) {
         return -1;
     }
-    if (c->http->unusable == NULL) {
-        head_close_item(c->http->head);
-    }
+    httpreq_end_headers(c->http->head);
     return 0;
 }
 
@@ -262,26 +181,6 @@ ptrdiff_t http_feed(struct conn *c, const uint8_t *q, size_t n)
     return (ptrdiff_t)used;
 }
 
-/* The request as canonical text ("METHOD target\nname: value\n...\n" then the body, cut at
- * CONTACT_HEAD_MAX): what an undecoded HTTP contact's head digest covers. */
-static size_t request_text(const struct proto_http_request *req, uint8_t *out, size_t cap)
-{
-    size_t n = (size_t)snprintf((char *)out, cap, "%s %s\n", req->method, req->url);
-    for (size_t i = 0; i < req->nheaders && n < cap; i++) {
-        n += (size_t)snprintf((char *)out + n, cap - n, "%s: %s\n", req->headers[i].name,
-                              req->headers[i].value);
-    }
-    if (n < cap) {
-        n += (size_t)snprintf((char *)out + n, cap - n, "\n");
-    }
-    if (n < cap) {
-        size_t body = req->body_len < cap - n ? req->body_len : cap - n;
-        memcpy(out + n, req->body, body);
-        n += body;
-    }
-    return n < cap ? n : cap;
-}
-
 /* Handles a complete request: the family decodes it (body form, header form, ...); what it does
  * not recognise is recorded as an undecoded contact and answered 404. Returns false when the
  * connection is done. */
@@ -290,21 +189,11 @@ bool http_handle_request(struct conn *c)
     struct worker *w = conn_worker(c);
     struct server *srv = w->srv;
     struct http_state *h = c->http;
-    struct http_head *hd = h->head;
     h->complete = 0;
     struct proto_http_header headers[PROTO_HTTP_HEADERS_MAX];
-    /* A request that broke a bound has a head cut anywhere: none of it is handed on. */
-    bool usable = h->unusable == NULL;
-    struct proto_http_request req = {.method = http_method_str(h->parser.method),
-                                     .url = usable && hd->url_len > 0 ? hd->data : "",
-                                     .headers = headers,
-                                     .nheaders = usable ? hd->nheaders : 0,
-                                     .body = h->body,
-                                     .body_len = h->body_len};
-    for (size_t i = 0; i < req.nheaders; i++) {
-        headers[i].name = hd->data + hd->name_at[i];
-        headers[i].value = hd->data + hd->value_at[i];
-    }
+    struct proto_http_request req;
+    bool usable = httpreq_view(h->head, http_method_str(h->parser.method), h->body, h->body_len,
+                               &req, headers);
     struct proto_message msg;
     char err[160] = "";
     int r = PROTO_E_NOT_THIS;
@@ -312,7 +201,8 @@ bool http_handle_request(struct conn *c)
         r = srv->family->decode_http(srv->family_cfg, &c->proto, &req, &msg, w->scratch,
                                      sizeof(w->scratch), err, sizeof(err));
     } else {
-        snprintf(err, sizeof(err), "%s", h->unusable);
+        snprintf(err, sizeof(err), "%s",
+                 h->head->unusable ? h->head->unusable : "HTTP request head incomplete");
     }
     if (!h->keep_alive) {
         c->close_after_reply = 1;
@@ -333,12 +223,13 @@ bool http_handle_request(struct conn *c)
     static const uint8_t not_found[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
                                        "Connection: close\r\n\r\n";
     uint8_t *text = w->scratch;
-    size_t len = request_text(&req, text, CONTACT_HEAD_MAX);
+    uint64_t whole = 0;
+    size_t len = httpreq_text(&req, text, CONTACT_HEAD_MAX, &whole);
     char reason[96];
     snprintf(reason, sizeof(reason), "%s", err[0] ? err : "HTTP request not decoded");
     struct undecoded_input in = {.bytes = text,
                                  .len = len,
-                                 .total = (uint64_t)hd->len + h->body_len,
+                                 .total = whole,
                                  .transport = CONTACT_TRANSPORT_HTTP,
                                  .hostile = r == PROTO_E_TOO_LARGE || r == PROTO_E_DECOMPRESS,
                                  .reason = reason,

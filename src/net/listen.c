@@ -2,6 +2,9 @@
  * proxies, and the kernel SYN filter that follows the ban list. */
 #include "net/server_internal.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 static void on_accept_retry(uv_timer_t *t);
 static void accept_one(struct worker *w, uv_stream_t *listener);
 
@@ -139,6 +142,87 @@ void on_ban_tick(uv_timer_t *t)
 
 /* Each worker gets its own socket per listen address (SO_REUSEPORT), so the kernel spreads
  * connections across workers without a shared accept lock. */
+/* One server per listen address (issue 19 #4): every worker listens with SO_REUSEPORT, so a second
+ * `serve` on the same address would start silently and take half the bots into another log.
+ * Before binding, serve holds a lock named after the address (an abstract Unix socket: per network
+ * namespace like the port itself, released by the kernel when the process ends, nothing on disk),
+ * which names its holder's pid to whoever tries it next; and a probe bind without SO_REUSEPORT
+ * finds any other listener on the address or an overlapping one (0.0.0.0 vs 127.0.0.1), sinkd
+ * or not. A port of 0 (the kernel picks a free one) needs neither. Returns the lock's descriptor
+ * (kept open while serving), -2 when none is needed, or -1 with err. */
+int claim_listen_address(const struct net_addr *addr, char *err, size_t errlen)
+{
+    if (addr->port == 0) {
+        return -2;
+    }
+    char where[80];
+    format_endpoint(addr, where, sizeof(where));
+    struct sockaddr_un un;
+    memset(&un, 0, sizeof(un));
+    un.sun_family = AF_UNIX;
+    int n = snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "sinkd/listen/%s", where);
+    socklen_t unlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+    int lock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lock < 0) {
+        return err_set(err, errlen, "listen %s: lock socket: %s", where, strerror(errno));
+    }
+    if (bind(lock, (struct sockaddr *)&un, unlen) != 0 || listen(lock, 8) != 0) {
+        int e = errno;
+        close(lock);
+        if (e != EADDRINUSE) {
+            return err_set(err, errlen, "listen %s: lock: %s", where, strerror(e));
+        }
+        /* Ask the holder who it is: the kernel gives a connected peer's pid. */
+        long pid = 0;
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *)&un, unlen) == 0) {
+            struct ucred cred;
+            socklen_t clen = sizeof(cred);
+            if (getsockopt(probe, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+                pid = (long)cred.pid;
+            }
+        }
+        if (probe >= 0) {
+            close(probe);
+        }
+        if (pid > 0) {
+            return err_set(err, errlen,
+                           "listen %s: another sinkd serve (pid %ld) already serves this address; "
+                           "two would split its bots between two logs",
+                           where, pid);
+        }
+        return err_set(err, errlen, "listen %s: another sinkd serve already serves this address",
+                       where);
+    }
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    net_addr_to_sockaddr(addr, &ss, &sslen);
+    int tcp = socket(addr->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (tcp < 0) {
+        int e = errno;
+        close(lock);
+        return err_set(err, errlen, "listen %s: socket: %s", where, strerror(e));
+    }
+    int one = 1;
+    if (addr->family == AF_INET6) {
+        setsockopt(tcp, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    setsockopt(tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TIME_WAIT is no listener */
+    if (bind(tcp, (struct sockaddr *)&ss, sslen) != 0) {
+        int e = errno;
+        close(tcp);
+        close(lock);
+        if (e == EADDRINUSE) {
+            return err_set(err, errlen,
+                           "listen %s: address in use by another process (`ss -tlnp` names it)",
+                           where);
+        }
+        return err_set(err, errlen, "listen %s: %s", where, strerror(e));
+    }
+    close(tcp);
+    return lock;
+}
+
 int open_listener(const struct net_addr *addr, uint32_t defer_accept_s, uint16_t *bound_port,
                   char *err, size_t errlen)
 {

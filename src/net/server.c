@@ -332,6 +332,9 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
         return err_set(err, errlen, "out of memory");
     }
     srv->cfg = cfg;
+    for (size_t l = 0; l < SERVER_MAX_LISTEN; l++) {
+        srv->claims[l] = -1;
+    }
     if (cfg->family == NULL || cfg->family_config == NULL) {
         free(srv);
         return err_set(err, errlen, "no protocol family configured");
@@ -391,6 +394,10 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     }
     /* Bind first: a port in use should fail before anything is written to the log. */
     for (size_t l = 0; l < cfg->nlisten; l++) {
+        srv->claims[l] = claim_listen_address(&cfg->listen[l], err, errlen);
+        if (srv->claims[l] == -1) {
+            goto out;
+        }
         uint16_t port = cfg->listen[l].port;
         for (unsigned i = 0; i < srv->nworkers; i++) {
             fds[i][l] =
@@ -631,6 +638,11 @@ out:
     }
     policy_handle_free(srv->policy);
     keyset_shared_free(srv->decided);
+    for (size_t l = 0; l < SERVER_MAX_LISTEN; l++) {
+        if (srv->claims[l] >= 0) {
+            close(srv->claims[l]);
+        }
+    }
     ipcount_free(srv->ipcount);
     undecoded_limit_free(srv->undecoded);
     rollup_free(srv->rollup);

@@ -32,6 +32,7 @@
 #include "event/event.h"
 #include "evidence/log.h"
 #include "net/banlist.h"
+#include "net/httpreq.h"
 #include "net/ipcount.h"
 #include "net/metrics.h"
 #include "evidence/raw.h"
@@ -95,21 +96,17 @@ struct conn_list {
     struct conn *tail;
 };
 
-/* The request line and headers of the request being parsed (http.c), allocated at its first byte
- * and freed once it is handled: "url\0name\0value\0name\0value\0..." in HTTP_HEAD_MAX bytes. */
-#define HTTP_HEAD_MAX 8192
-struct http_head;
 
 struct http_state {
     http_parser parser;
     uint8_t *body;
     uint32_t body_len;
-    struct http_head *head;
+    /* The target and headers of the request being parsed: allocated at its first byte, freed
+     * once it is handled, so an idle keep-alive connection holds none. */
+    struct httpreq *head;
     uint8_t in_message; /* between the first byte of a request and its end */
     uint8_t complete;   /* a whole request is waiting to be handled */
     uint8_t keep_alive; /* of the request being handled */
-    /* Why the request cannot be handed to the family (a bound it broke), "" if it can. */
-    const char *unusable;
     /* HTTP cannot push: a durable send decision waits here for the bot's next request and
      * goes out as that response's body. */
     struct decision *pending_command;
@@ -240,6 +237,7 @@ struct server {
      * only for wildcard listeners, where it is not known in advance. */
     struct net_addr bound[SERVER_MAX_LISTEN];
     bool bound_wildcard[SERVER_MAX_LISTEN];
+    int claims[SERVER_MAX_LISTEN]; /* claim_listen_address()'s locks, -1 when none */
     const struct proto_family *family;
     const void *family_cfg;
     struct evlog *log;
@@ -347,6 +345,7 @@ bool starts_with_http_method(const uint8_t *p, size_t len, bool *need_more);
 void conn_send_http(struct conn *c, const uint8_t *body, size_t len, bool keep_alive);
 int attach_synfilter(struct server *srv, int fds[][SERVER_MAX_LISTEN], uint32_t max, char *err,
                      size_t errlen);
+int claim_listen_address(const struct net_addr *addr, char *err, size_t errlen);
 int open_listener(const struct net_addr *addr, uint32_t defer_accept_s, uint16_t *bound_port,
                   char *err, size_t errlen);
 void on_connection(uv_stream_t *listener, int status);

@@ -57,6 +57,14 @@
     col " = CASE WHEN excluded." col " = 0 THEN " table "." col " WHEN " table "." col             \
         " = 0 THEN excluded." col " ELSE " SQL_MIN(table "." col, "excluded." col) " END"
 
+/* Undecoded callers (issue 18): made on first write, in a form both SQLite and PostgreSQL take, so
+ * a registry made before it needs no migration (the registry is derived: `registry rebuild`
+ * fills it from the log). */
+#define UNDECODED_TABLE_SQL                                                                        \
+    "CREATE TABLE IF NOT EXISTS undecoded_ip(ip BYTEA PRIMARY KEY, cc TEXT NOT NULL,"               \
+    " asn BIGINT NOT NULL, first_seen_us BIGINT NOT NULL, last_seen_us BIGINT NOT NULL,"          \
+    " contacts BIGINT NOT NULL)"
+
 enum stmt_id {
     ST_BOT_FIND,
     ST_BOT_INSERT,
@@ -81,6 +89,9 @@ enum stmt_id {
     ST_DAY_COMMANDED,
     ST_DAY_REM,
     ST_META_SET,
+    ST_BOT_ADD_CONTACTS,
+    ST_IP_ADD_CONTACTS,
+    ST_UNDECODED_UPSERT,
     ST_BEGIN,
     ST_COMMIT,
     ST_COUNT
@@ -190,6 +201,21 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " commanded_seen = day_remediation.commanded_seen + excluded.commanded_seen",
     [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    /* A heartbeats record's polls beyond the two applied as contacts (apply_heartbeats). */
+    [ST_BOT_ADD_CONTACTS] = "UPDATE bot SET contacts = contacts + ?2 WHERE bot_key = ?1",
+    [ST_IP_ADD_CONTACTS] = "UPDATE source_ip SET contacts = contacts + ?2 WHERE ip = ?1",
+    /* Callers no family decoded, by source address, apart from the bots: ?1 address, ?2 cc,
+     * ?3 asn, ?4 time, ?5 contacts (1 + those suppressed by the per-address bound). */
+    [ST_UNDECODED_UPSERT] =
+        "INSERT INTO undecoded_ip(ip, cc, asn, first_seen_us, last_seen_us, contacts)"
+        " VALUES(?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT(ip) DO UPDATE SET"
+        " contacts = undecoded_ip.contacts + excluded.contacts,"
+        " first_seen_us = " SQL_MIN("undecoded_ip.first_seen_us", "excluded.first_seen_us") ","
+        " cc = CASE WHEN excluded.last_seen_us >= undecoded_ip.last_seen_us THEN excluded.cc"
+        " ELSE undecoded_ip.cc END,"
+        " asn = CASE WHEN excluded.last_seen_us >= undecoded_ip.last_seen_us THEN excluded.asn"
+        " ELSE undecoded_ip.asn END,"
+        " last_seen_us = " SQL_MAX("undecoded_ip.last_seen_us", "excluded.last_seen_us"),
     /* SQLite: take the write lock now, so the applied index read next cannot go stale.
      * PostgreSQL: the same with a transaction-scoped advisory lock (registry_begin), which
      * makes the nodes sharing one database apply their batches one at a time: each batch's
@@ -473,6 +499,9 @@ static int writer_prepare(struct registry *reg, char *err, size_t errlen)
     reg->daycc = calloc(DAYCC_SLOTS, sizeof(*reg->daycc));
     if (reg->daycc == NULL || (db_dialect(reg->db) == DB_POSTGRES && pg_batch_new(&reg->pgb) < 0)) {
         return err_set(err, errlen, "registry: out of memory");
+    }
+    if (exec_sql(reg, UNDECODED_TABLE_SQL, err, errlen) != 0) {
+        return -1;
     }
     for (int i = 0; i < ST_COUNT; i++) {
         const char *sql = stmt_sql[i];
@@ -841,10 +870,26 @@ static int after_command(struct registry *reg, int64_t id, int64_t t, int64_t da
     return day_rem_add(reg, day, 0, 0, 1, err, errlen);
 }
 
+/* A caller no family decoded: counted by address in its own table, never as a bot. */
+static int apply_undecoded(struct registry *reg, const struct contact *c, char *err, size_t errlen)
+{
+    int iplen = registry_internal_ip_key_len(&c->src);
+    struct db_stmt *st = reg->stmt[ST_UNDECODED_UPSERT];
+    db_bind_blob(st, 1, iplen ? (const void *)c->src.ip : "", iplen);
+    bind_str(st, 2, c->cc);
+    db_bind_int(st, 3, c->asn);
+    db_bind_int(st, 4, (int64_t)c->time_us);
+    db_bind_int(st, 5, 1 + (int64_t)c->suppressed);
+    return run_deferred(reg, st, err, errlen, "undecoded caller upsert") < 0 ? REGISTRY_ERR : 0;
+}
+
 static int apply_contact(struct registry *reg, const struct contact *c, char *err, size_t errlen)
 {
     char src[NET_ADDR_STRLEN], dst[NET_ADDR_STRLEN];
     uint8_t key[16];
+    if (c->msg_type == CONTACT_MSG_UNDECODED) {
+        return apply_undecoded(reg, c, err, errlen);
+    }
     /* "" (or anything not a key) means the connection never identified itself: key it by source
      * IP as event_bot_key() does, so the bot is still counted once per address. */
     bool identified = registry_internal_key_from_hex(c->bot_key, key);
@@ -962,6 +1007,67 @@ static int apply_contact(struct registry *reg, const struct contact *c, char *er
     return 0;
 }
 
+/* A bot's rolled-up polls: its first and last poll of the interval are applied as contacts (so
+ * first and last seen, the per-day sets and a commanded bot's return are exactly as if every
+ * poll had been a record), and the polls between only add to the contact counts. */
+static int apply_heartbeats(struct registry *reg, const struct heartbeats *hb, char *err,
+                            size_t errlen)
+{
+    struct contact c;
+    memset(&c, 0, sizeof(c));
+    memcpy(c.node, hb->node, sizeof(c.node));
+    c.src = hb->src;
+    c.dst = hb->dst;
+    c.peer = hb->peer;
+    c.transport = hb->transport;
+    memcpy(c.family, hb->family, sizeof(c.family));
+    c.msg_type = CONTACT_MSG_HEARTBEAT;
+    memcpy(c.bot_key, hb->bot_key, sizeof(c.bot_key));
+    memcpy(c.cc, hb->cc, sizeof(c.cc));
+    c.asn = hb->asn;
+    memcpy(c.tags, hb->tags, sizeof(c.tags));
+    c.enrich_id = hb->enrich_id;
+    if (hb->count == 0) {
+        return 0;
+    }
+    c.time_us = hb->first_time_us != 0 ? hb->first_time_us : hb->time_us;
+    if (apply_contact(reg, &c, err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
+    if (hb->count == 1) {
+        return 0;
+    }
+    c.time_us = hb->time_us;
+    if (apply_contact(reg, &c, err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
+    int64_t extra = (int64_t)hb->count - 2;
+    if (extra == 0) {
+        return 0;
+    }
+    uint8_t key[16];
+    if (!registry_internal_key_from_hex(c.bot_key, key) && anon_key(&c, key, err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
+    /* The bot row the two contacts above counted in, if any (an unidentified poll from an
+     * address an identified bot uses counts for the address only, as in apply_contact). */
+    struct db_stmt *st = reg->stmt[ST_BOT_ADD_CONTACTS];
+    db_bind_blob(st, 1, key, sizeof(key));
+    db_bind_int(st, 2, extra);
+    if (run_deferred(reg, st, err, errlen, "bot contacts") < 0) {
+        return REGISTRY_ERR;
+    }
+    int iplen = registry_internal_ip_key_len(&c.src);
+    st = reg->stmt[ST_IP_ADD_CONTACTS];
+    db_bind_blob(st, 1, iplen ? (const void *)c.src.ip : "", iplen);
+    db_bind_int(st, 2, extra);
+    if (run_deferred(reg, st, err, errlen, "source ip contacts") < 0) {
+        return REGISTRY_ERR;
+    }
+    daycc_add(reg, (int64_t)(hb->time_us / US_PER_DAY), c.cc, 0, 0, (int)extra);
+    return 0;
+}
+
 /* Send and dry-run decisions and command records into the per-(bot, authorisation) row; a
  * command also into the per-day counts. Returns 0 or REGISTRY_ERR. */
 static int remediation_record(struct registry *reg, enum stmt_id id, const uint8_t key[16],
@@ -989,6 +1095,12 @@ static uint64_t record_time(const struct record *rec)
     switch (rec->kind) {
     case RECORD_CONTACT:
         return rec->u.contact.time_us;
+    case RECORD_HEARTBEATS:
+        return rec->u.heartbeats.time_us;
+    case RECORD_ACCESS:
+        return rec->u.access.time_us;
+    case RECORD_ERASURE:
+        return rec->u.erasure.time_us;
     case RECORD_DECISION:
         return rec->u.decision.time_us;
     case RECORD_COMMAND_SENT:
@@ -1037,12 +1149,15 @@ static int apply_record(struct registry *reg, const struct record *rec, char *er
         return 0;
     case RECORD_CONTACT:
         return apply_contact(reg, &rec->u.contact, err, errlen);
+    case RECORD_HEARTBEATS:
+        return apply_heartbeats(reg, &rec->u.heartbeats, err, errlen);
     case RECORD_DECISION: {
         /* A decision always follows a contact of the same bot, so the row exists; a decision
          * for an unknown (or malformed) key updates nothing rather than inventing a bot with no
          * contact. */
         const struct decision *d = &rec->u.decision;
-        if (!registry_internal_key_from_hex(d->bot_key, key)) {
+        /* Collection decisions ask a bot for its details: they remediate nothing. */
+        if (d->action == ACTION_COLLECT || !registry_internal_key_from_hex(d->bot_key, key)) {
             return 0;
         }
         st = reg->stmt[ST_DECISION];
@@ -1064,7 +1179,7 @@ static int apply_record(struct registry *reg, const struct record *rec, char *er
     case RECORD_COMMAND_FAILED: {
         const struct command_record *c = &rec->u.command;
         bool sent = rec->kind == RECORD_COMMAND_SENT;
-        if (!registry_internal_key_from_hex(c->bot_key, key)) {
+        if (c->action == ACTION_COLLECT || !registry_internal_key_from_hex(c->bot_key, key)) {
             return 0;
         }
         if (sent) {
@@ -1382,22 +1497,25 @@ int registry_totals(struct registry *reg, const struct registry_filter *f,
         return rc;
     }
     char where[512], sql[1024];
-    uint64_t v[4] = {0};
+    uint64_t v[5] = {0};
     memset(out, 0, sizeof(*out));
     where_clause(f, true, where, sizeof(where));
     snprintf(sql, sizeof(sql),
              "SELECT count(*), coalesce(sum(contacts), 0),"
              " coalesce(sum(CASE WHEN commanded_at_us > 0 THEN 1 ELSE 0 END), 0),"
              " coalesce(sum(CASE WHEN commanded_at_us > 0 AND seen_after_command > 0 THEN 1"
-             " ELSE 0 END), 0) FROM bot%s",
+             " ELSE 0 END), 0),"
+             " coalesce(sum(CASE WHEN host <> '' OR \"user\" <> '' THEN 1 ELSE 0 END), 0)"
+             " FROM bot%s",
              where);
-    if (query_u64s(reg, sql, f, v, 4, err, errlen) < 0) {
+    if (query_u64s(reg, sql, f, v, 5, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
     out->bots = v[0];
     out->contacts = v[1];
     out->commanded = v[2];
     out->seen_after_command = v[3];
+    out->identified = v[4];
     /* Source IPs carry no tags: the tag filter does not apply to the IP count. */
     where_clause(f, false, where, sizeof(where));
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM source_ip%s", where);
@@ -1405,6 +1523,15 @@ int registry_totals(struct registry *reg, const struct registry_filter *f,
         return REGISTRY_ERR;
     }
     out->ips = v[0];
+    /* A registry no follower of this version has written to has no undecoded table yet: it
+     * holds no undecoded caller (`registry rebuild` counts them from the log). */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*), coalesce(sum(contacts), 0) FROM undecoded_ip%s", where);
+    char ignored[256];
+    if (query_u64s(reg, sql, f, v, 2, ignored, sizeof(ignored)) == 0) {
+        out->undecoded_ips = v[0];
+        out->undecoded_contacts = v[1];
+    }
     return 0;
 }
 
@@ -1462,6 +1589,16 @@ int registry_group_bots(struct registry *reg, const struct registry_filter *f,
                         char *err, size_t errlen)
 {
     return group_query(reg, "bot", f, g, limit, fn, ctx, err, errlen);
+}
+
+int registry_group_undecoded(struct registry *reg, const struct registry_filter *f,
+                             enum registry_group g, size_t limit, registry_group_fn fn, void *ctx,
+                             char *err, size_t errlen)
+{
+    if (g == REGISTRY_GROUP_TAGS) {
+        return err_set(err, errlen, "registry: undecoded callers are not grouped by tags");
+    }
+    return group_query(reg, "undecoded_ip", f, g, limit, fn, ctx, err, errlen);
 }
 
 int registry_group_ips(struct registry *reg, const struct registry_filter *f, enum registry_group g,

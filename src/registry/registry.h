@@ -223,10 +223,16 @@ int registry_bot_get(struct registry *reg, const char *bot_key, struct registry_
  * source IPs by address (IP rows), each counted by its last contact. */
 struct registry_totals {
     uint64_t bots;
+    uint64_t identified;         /* of the bots, those known by machine information (the rest
+                                  * are keyed by source address: a passive sinkhole asks none) */
     uint64_t ips;
     uint64_t contacts;           /* contacts of the counted bots */
     uint64_t commanded;          /* counted bots with a command sent */
     uint64_t seen_after_command; /* commanded bots that called again afterwards */
+    /* Callers no family decoded (unknown cipher or framing, other HTTP shapes), by address:
+     * counted apart from the bots, never among them. The tag filter does not apply. */
+    uint64_t undecoded_ips;
+    uint64_t undecoded_contacts;
 };
 int registry_totals(struct registry *reg, const struct registry_filter *f,
                     struct registry_totals *out, char *err, size_t errlen);
@@ -250,6 +256,10 @@ typedef int (*registry_group_fn)(void *ctx, const struct registry_group_row *row
 int registry_group_bots(struct registry *reg, const struct registry_filter *f,
                         enum registry_group g, size_t limit, registry_group_fn fn, void *ctx,
                         char *err, size_t errlen);
+/* The same over the undecoded callers (REGISTRY_GROUP_CC or _ASN): addresses per group. */
+int registry_group_undecoded(struct registry *reg, const struct registry_filter *f,
+                             enum registry_group g, size_t limit, registry_group_fn fn, void *ctx,
+                             char *err, size_t errlen);
 int registry_group_ips(struct registry *reg, const struct registry_filter *f, enum registry_group g,
                        size_t limit, registry_group_fn fn, void *ctx, char *err, size_t errlen);
 

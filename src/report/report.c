@@ -567,7 +567,7 @@ struct summary {
     struct registry_totals totals;
     struct registry_totals flagged; /* bots carrying opt->tag */
     struct day_list days;
-    struct group_list cc_bots, cc_ips, asn_bots, asn_ips, tags, nodes;
+    struct group_list cc_bots, cc_ips, asn_bots, asn_ips, tags, nodes, cc_undecoded;
     struct tag_count tag_counts[SUMMARY_TAGS_MAX];
     size_t ntags;
 };
@@ -581,6 +581,7 @@ static void summary_free(struct summary *s)
     free(s->asn_ips.rows);
     free(s->tags.rows);
     free(s->nodes.rows);
+    free(s->cc_undecoded.rows);
 }
 
 static int summary_load(struct registry *reg, const struct report_options *o, size_t top,
@@ -603,6 +604,11 @@ static int summary_load(struct registry *reg, const struct report_options *o, si
         /* Several nodes sharing one registry: which node last heard each bot. */
         registry_group_bots(reg, &f, REGISTRY_GROUP_NODE, 0, collect_group, &s->nodes, err,
                             errlen) < 0) {
+        return -1;
+    }
+    if (s->totals.undecoded_ips > 0 &&
+        registry_group_undecoded(reg, &f, REGISTRY_GROUP_CC, top, collect_group, &s->cc_undecoded,
+                                 err, errlen) < 0) {
         return -1;
     }
     /* ASN IP counts only for the top ASNs: there can be tens of thousands of ASNs. */
@@ -644,11 +650,14 @@ static void day_str(int64_t day, char out[16])
 #define AS_UNKNOWN_NAME "unknown"
 
 static const char COUNT_NOTE[] =
-    "bots are counted by bot identity (bot_key: family + host, user, internal IP, campaign; "
-    "source IP only for bots that never identified themselves); IPs are counted by source "
-    "address. NAT puts many bots behind one IP (IPs < bots) and dynamic addressing gives one "
-    "bot many IPs (IPs > bots): use the bot count for infections, the IP count for "
-    "network-level notification.";
+    "bots are counted by bot identity (bot_key: family + host, user, internal IP, campaign) "
+    "where a bot sent its machine information, and by source IP where it did not (a passive "
+    "sinkhole asks no bot for it: the worm's polls carry no victim id, so without a collect "
+    "authorisation every bot is counted by address, as the first sinkhole of this worm did); "
+    "IPs are counted by source address. NAT puts many bots behind one IP (IPs < bots) and "
+    "dynamic addressing gives one bot many IPs (IPs > bots). Undecoded callers (bytes no "
+    "configured cipher or framing decodes: another variant, or a scanner) are counted apart, "
+    "by address, never among the bots.";
 
 static void summary_text(FILE *out, const struct report_options *o, const struct summary *s)
 {
@@ -661,10 +670,14 @@ static void summary_text(FILE *out, const struct report_options *o, const struct
     }
     fprintf(out, "sinkd summary, bots last seen in [%s, %s) UTC\n\n", a, b);
     fprintf(out, "unique bots (by bot identity):   %" PRIu64 "\n", s->totals.bots);
+    fprintf(out, "  identified by machine info:    %" PRIu64 " (the rest by source address)\n",
+            s->totals.identified);
     fprintf(out, "unique source IPs (by address):  %" PRIu64 "\n", s->totals.ips);
     fprintf(out, "contacts of these bots:          %" PRIu64 "\n", s->totals.contacts);
     fprintf(out, "commanded bots:                  %" PRIu64 " (seen again after: %" PRIu64 ")\n",
             s->totals.commanded, s->totals.seen_after_command);
+    fprintf(out, "undecoded callers (by address):  %" PRIu64 " (%" PRIu64 " contacts)\n",
+            s->totals.undecoded_ips, s->totals.undecoded_contacts);
     fprintf(out, "note: %s\n\n", COUNT_NOTE);
     fprintf(out, "per day (UTC; a bot or IP counts once on each day it called)\n");
     fprintf(out, "  %-10s %10s %10s %12s\n", "day", "bots", "ips", "contacts");
@@ -713,6 +726,14 @@ static void summary_text(FILE *out, const struct report_options *o, const struct
         fprintf(out, "\nflagged '%s': %" PRIu64 " bots, %" PRIu64 " contacts\n", o->tag,
                 s->flagged.bots, s->flagged.contacts);
     }
+    if (s->cc_undecoded.n > 0) {
+        fprintf(out, "\nundecoded callers by country (addresses; not counted as bots)\n");
+        for (size_t i = 0; i < s->cc_undecoded.n; i++) {
+            char cc[3];
+            report_cc_name(s->cc_undecoded.rows[i].key, cc);
+            fprintf(out, "  %-4s %10" PRIu64 "\n", cc, s->cc_undecoded.rows[i].count);
+        }
+    }
 }
 
 static json_t *group_json(const struct report_options *o, const struct group_list *bots,
@@ -756,7 +777,11 @@ static int summary_json(FILE *out, const struct report_options *o, const struct 
     }
     json_object_set_new(j, "window", win);
     json_object_set_new(j, "unique_bots", json_integer((json_int_t)s->totals.bots));
+    json_object_set_new(j, "identified_bots", json_integer((json_int_t)s->totals.identified));
     json_object_set_new(j, "unique_ips", json_integer((json_int_t)s->totals.ips));
+    json_object_set_new(j, "undecoded_ips", json_integer((json_int_t)s->totals.undecoded_ips));
+    json_object_set_new(j, "undecoded_contacts",
+                        json_integer((json_int_t)s->totals.undecoded_contacts));
     json_object_set_new(j, "contacts", json_integer((json_int_t)s->totals.contacts));
     json_object_set_new(j, "commanded", json_integer((json_int_t)s->totals.commanded));
     json_object_set_new(j, "seen_after_command",

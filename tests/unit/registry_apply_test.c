@@ -121,6 +121,127 @@ static void apply_all(struct registry *reg, struct logbuf *lb, size_t from, size
     }
 }
 
+static void push_heartbeats(struct logbuf *lb, uint64_t first, uint64_t last, uint32_t count,
+                            const char *ip, const char *bot_key, const char *cc)
+{
+    struct record r;
+    memset(&r, 0, sizeof(r));
+    r.kind = RECORD_HEARTBEATS;
+    struct heartbeats *h = &r.u.heartbeats;
+    h->first_time_us = first;
+    h->time_us = last;
+    h->count = count;
+    snprintf(h->node, sizeof(h->node), "node-a");
+    assert_int_equal(net_addr_parse_ip(ip, &h->src), 0);
+    assert_int_equal(net_addr_parse_ip("198.51.100.7", &h->dst), 0);
+    h->transport = CONTACT_TRANSPORT_HTTP_HEADER;
+    snprintf(h->family, sizeof(h->family), "plugx");
+    snprintf(h->bot_key, sizeof(h->bot_key), "%s", bot_key);
+    snprintf(h->cc, sizeof(h->cc), "%s", cc);
+    memset(h->heartbeats_sha256, 9, 32);
+    int n = event_encode(&r, lb->entry[lb->n], EVENT_RECORD_MAX);
+    assert_true(n > 0);
+    lb->len[lb->n++] = (size_t)n;
+}
+
+static void push_undecoded(struct logbuf *lb, uint64_t t, const char *ip, const char *cc,
+                           uint32_t suppressed)
+{
+    struct record r;
+    memset(&r, 0, sizeof(r));
+    r.kind = RECORD_CONTACT;
+    struct contact *c = &r.u.contact;
+    c->time_us = t;
+    assert_int_equal(net_addr_parse_ip(ip, &c->src), 0);
+    c->transport = CONTACT_TRANSPORT_TCP;
+    snprintf(c->family, sizeof(c->family), "plugx");
+    c->msg_type = CONTACT_MSG_UNDECODED;
+    c->size = 40;
+    c->head_len = 40;
+    memset(c->head_sha256, 1, 32);
+    snprintf(c->reason, sizeof(c->reason), "no cipher");
+    snprintf(c->cc, sizeof(c->cc), "%s", cc);
+    c->suppressed = suppressed;
+    int n = event_encode(&r, lb->entry[lb->n], EVENT_RECORD_MAX);
+    assert_true(n > 0);
+    lb->len[lb->n++] = (size_t)n;
+}
+
+static int count_group(void *ctx, const struct registry_group_row *row)
+{
+    *(uint64_t *)ctx += row->count;
+    return 0;
+}
+
+/* Issue 20 roll-up and issue 18 undecoded callers: a heartbeats record counts exactly its polls
+ * (contacts, first and last seen, per-day sets across midnight), for an unidentified bot keyed
+ * by address and for an identified one; an undecoded caller is counted apart, with the contacts
+ * the per-address bound folded into it, and never as a bot. */
+static void test_heartbeats_and_undecoded(void **state)
+{
+    (void)state;
+    static struct logbuf lb;
+    char path[256], err[256];
+    lb.n = 0;
+    /* An unidentified bot: its first contact, then 59 polls rolled up across midnight. */
+    struct record first;
+    push_contact(&lb, T0 + DAY_US - 1000, "198.51.100.20", 4000, NULL, "NG", 29465, "");
+    assert_int_equal(event_decode(lb.entry[0], lb.len[0], &first, NULL, 0), 0);
+    /* As the server writes it: a contact without identity carries no bot key. */
+    first.u.contact.bot_key[0] = '\0';
+    int flen = event_encode(&first, lb.entry[0], EVENT_RECORD_MAX);
+    assert_true(flen > 0);
+    lb.len[0] = (size_t)flen;
+    push_heartbeats(&lb, T0 + DAY_US - 500, T0 + DAY_US + 3600000000ull, 59, "198.51.100.20", "",
+                    "NG");
+    /* An identified bot: 1 contact and 3 heartbeats records of 60, 1 and 2 polls. */
+    size_t pc = push_contact(&lb, T0 + 100, "192.0.2.30", 5000, "PC-Z", "IN", 9829, "");
+    const char *zkey = key_of(&lb, pc);
+    char zk[33];
+    snprintf(zk, sizeof(zk), "%s", zkey);
+    push_heartbeats(&lb, T0 + 200, T0 + 300, 60, "192.0.2.30", zk, "IN");
+    push_heartbeats(&lb, T0 + 400, T0 + 400, 1, "192.0.2.30", zk, "IN");
+    push_heartbeats(&lb, T0 + 500, T0 + 600, 2, "192.0.2.30", zk, "IN");
+    /* Undecoded callers: 2 records from one address (the second carrying 4 suppressed), one
+     * from another. */
+    push_undecoded(&lb, T0 + 700, "203.0.113.50", "CN", 0);
+    push_undecoded(&lb, T0 + 800, "203.0.113.50", "CN", 4);
+    push_undecoded(&lb, T0 + 900, "203.0.113.51", "IR", 0);
+    lb.durable = lb.n;
+    tmp_registry(path, sizeof(path));
+    struct registry *reg;
+    assert_int_equal(test_registry_open(&reg, path, err, sizeof(err)), 0);
+    apply_all(reg, &lb, 0, lb.n);
+    assert_int_equal(registry_flush(reg, err, sizeof(err)), 0);
+
+    struct registry_filter all = {0};
+    struct registry_totals t;
+    assert_int_equal(registry_totals(reg, &all, &t, err, sizeof(err)), 0);
+    assert_int_equal(t.bots, 2);
+    assert_int_equal(t.identified, 1);
+    assert_int_equal(t.ips, 2);
+    assert_int_equal(t.contacts, (1 + 59) + (1 + 60 + 1 + 2));
+    assert_int_equal(t.undecoded_ips, 2);
+    assert_int_equal(t.undecoded_contacts, 1 + (1 + 4) + 1);
+    uint64_t und = 0;
+    assert_int_equal(registry_group_undecoded(reg, &all, REGISTRY_GROUP_CC, 0, count_group, &und,
+                                              err, sizeof(err)),
+                     0);
+    assert_int_equal(und, 2);
+    /* The unidentified bot was seen on both days; its last poll is its last seen. */
+    struct registry_bot b;
+    char anon[33];
+    struct contact a = first.u.contact;
+    memset(&a.bot, 0, sizeof(a.bot));
+    event_bot_key(&a, anon);
+    assert_int_equal(registry_bot_get(reg, anon, &b, err, sizeof(err)), 1);
+    assert_int_equal(b.first_seen_us, T0 + DAY_US - 1000);
+    assert_int_equal(b.last_seen_us, T0 + DAY_US + 3600000000ull);
+    assert_int_equal(registry_bot_get(reg, zk, &b, err, sizeof(err)), 1);
+    assert_int_equal(b.last_seen_us, T0 + 600);
+    registry_close(reg);
+}
+
 static void test_migrate_from_v0(void **state)
 {
     (void)state;
@@ -1095,6 +1216,7 @@ int main(void)
         cmocka_unit_test(test_batch_matches_sqlite),
         cmocka_unit_test(test_batch_pair_already_stored),
         cmocka_unit_test(test_pg_layout_upgrade),
+        cmocka_unit_test(test_heartbeats_and_undecoded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
