@@ -70,6 +70,35 @@ int keyset_add(struct keyset *s, const uint8_t key[KEYSET_KEY])
     return 1;
 }
 
+int keyset_remove(struct keyset *s, const uint8_t key[KEYSET_KEY])
+{
+    if (s->cap == 0) {
+        return 0;
+    }
+    size_t mask = s->cap - 1;
+    size_t j = key_hash(key) & mask;
+    while (s->slots[j][0] && memcmp(s->slots[j] + 1, key, KEYSET_KEY) != 0) {
+        j = (j + 1) & mask;
+    }
+    if (!s->slots[j][0]) {
+        return 0;
+    }
+    /* Backward shift: a later key of the run moves into the hole when its home slot does not
+     * lie (cyclically) between the hole and it, so every remaining key stays reachable. */
+    size_t hole = j;
+    for (size_t k = (j + 1) & mask; s->slots[k][0]; k = (k + 1) & mask) {
+        size_t home = key_hash(s->slots[k] + 1) & mask;
+        bool stays = hole <= k ? (hole < home && home <= k) : (hole < home || home <= k);
+        if (!stays) {
+            memcpy(s->slots[hole], s->slots[k], KEYSET_KEY + 1);
+            hole = k;
+        }
+    }
+    s->slots[hole][0] = 0;
+    s->n--;
+    return 1;
+}
+
 void keyset_free(struct keyset *s)
 {
     free(s->slots);
@@ -129,6 +158,15 @@ bool keyset_shared_contains(struct keyset_shared *s, const uint8_t key[KEYSET_KE
     bool found = keyset_contains(&s->shard[i].set, key);
     pthread_mutex_unlock(&s->shard[i].mu);
     return found;
+}
+
+int keyset_shared_remove(struct keyset_shared *s, const uint8_t key[KEYSET_KEY])
+{
+    unsigned i = shard_of(key);
+    pthread_mutex_lock(&s->shard[i].mu);
+    int rc = keyset_remove(&s->shard[i].set, key);
+    pthread_mutex_unlock(&s->shard[i].mu);
+    return rc;
 }
 
 size_t keyset_shared_count(struct keyset_shared *s)

@@ -18,6 +18,8 @@ struct keyset {
 /* 1 added, 0 already present, -1 out of memory. */
 int keyset_add(struct keyset *s, const uint8_t key[KEYSET_KEY]);
 bool keyset_contains(const struct keyset *s, const uint8_t key[KEYSET_KEY]);
+/* 1 removed, 0 was not there. */
+int keyset_remove(struct keyset *s, const uint8_t key[KEYSET_KEY]);
 void keyset_free(struct keyset *s);
 
 /* Thread-safe set: 64 shards, each a keyset under its own mutex. */
@@ -26,6 +28,7 @@ struct keyset_shared *keyset_shared_new(void);
 void keyset_shared_free(struct keyset_shared *s);
 int keyset_shared_add(struct keyset_shared *s, const uint8_t key[KEYSET_KEY]);
 bool keyset_shared_contains(struct keyset_shared *s, const uint8_t key[KEYSET_KEY]);
+int keyset_shared_remove(struct keyset_shared *s, const uint8_t key[KEYSET_KEY]);
 size_t keyset_shared_count(struct keyset_shared *s);
 
 #endif
