@@ -324,7 +324,7 @@ int cmd_serve(int argc, char **argv)
         {OPT_COMMIT_DELAY, "commit-delay-us", 0, 10000, U32_FIELD(commit_delay_us)},
         {OPT_IDLE_TIMEOUT, "idle-timeout", 100, 86400000, U32_FIELD(limits.idle_timeout_ms)},
         {OPT_MAX_MESSAGE, "max-message", 64, 1 << 20, U32_FIELD(limits.max_message)},
-        {OPT_MAX_INFLIGHT, "max-inflight", 1, 1024, U32_FIELD(limits.max_inflight)},
+        {OPT_MAX_INFLIGHT, "max-inflight", 3, 1024, U32_FIELD(limits.max_inflight)},
         {OPT_HEARTBEAT_INTERVAL, "heartbeat-interval", 0, 31 * 86400,
          U32_FIELD(heartbeat_interval_s)},
         {OPT_UNDECODED_PER_IP, "undecoded-per-ip", 0, 1000000, U32_FIELD(limits.undecoded_per_ip)},

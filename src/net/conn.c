@@ -388,8 +388,8 @@ static void conn_block(struct conn *c)
 bool conn_can_submit(struct conn *c)
 {
     const struct net_limits *lim = &conn_worker(c)->srv->cfg->limits;
-    /* Room for the contact and the decision that may follow it. */
-    return c->inflight + 2u <= lim->max_inflight && pipe_free_slots(conn_worker(c)->ring) >= 2;
+    /* Room for the contact and the decisions that may follow it (collection and remediation). */
+    return c->inflight + 3u <= lim->max_inflight && pipe_free_slots(conn_worker(c)->ring) >= 3;
 }
 
 /* Records the bytes q[0..n) that no family decodes on a raw connection (contact.c) once there is

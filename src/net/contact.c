@@ -146,12 +146,8 @@ void handle_message(struct conn *c, const struct proto_message *msg, uint8_t tra
     if (!submit(c, &rec, slot, c->http != NULL ? SLOT_REPLY_HTTP : SLOT_REPLY_RAW, c)) {
         return;
     }
-    /* One decision per connection: at the start of the bot's presence (keyed by its address
-     * when it sent no identity), or when it first identifies itself on this connection. */
-    if (srv->policy != NULL && !c->decided &&
-        (presence_start || msg->msg_type == CONTACT_MSG_MACHINE_INFO)) {
-        c->decided = 1;
-        decide(c, ct, key);
+    if (srv->policy != NULL && (presence_start || msg->msg_type == CONTACT_MSG_MACHINE_INFO)) {
+        decide(c, ct, key, presence_start);
     }
 }
 

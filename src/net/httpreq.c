@@ -81,8 +81,8 @@ void httpreq_end_headers(struct httpreq *r)
     }
 }
 
-bool httpreq_view(const struct httpreq *r, const char *method, const uint8_t *body,
-                  size_t body_len, struct proto_http_request *req,
+bool httpreq_view(const struct httpreq *r, const char *method, const uint8_t *body, size_t body_len,
+                  struct proto_http_request *req,
                   struct proto_http_header headers[PROTO_HTTP_HEADERS_MAX])
 {
     /* A request that broke a bound has a head cut anywhere: none of it is handed on. */
@@ -115,8 +115,7 @@ static void append_str(uint8_t *out, size_t cap, size_t *n, const char *s)
     append(out, cap, n, s, strlen(s));
 }
 
-size_t httpreq_text(const struct proto_http_request *req, uint8_t *out, size_t cap,
-                    uint64_t *whole)
+size_t httpreq_text(const struct proto_http_request *req, uint8_t *out, size_t cap, uint64_t *whole)
 {
     *whole = strlen(req->method) + strlen(req->url) + 3 + req->body_len;
     size_t n = 0;

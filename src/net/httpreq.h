@@ -34,8 +34,8 @@ void httpreq_add(struct httpreq *r, enum httpreq_part part, const char *at, size
 void httpreq_end_headers(struct httpreq *r);
 /* The request for the family, pointing into r (valid while r is unchanged). A request that broke
  * a bound is given with its method and body only, and false is returned. */
-bool httpreq_view(const struct httpreq *r, const char *method, const uint8_t *body,
-                  size_t body_len, struct proto_http_request *req,
+bool httpreq_view(const struct httpreq *r, const char *method, const uint8_t *body, size_t body_len,
+                  struct proto_http_request *req,
                   struct proto_http_header headers[PROTO_HTTP_HEADERS_MAX]);
 /* The request as canonical text ("METHOD target\nname: value\n...\n" then the body), cut at cap:
  * what an undecoded HTTP contact's head digest covers. Returns the bytes written; *whole is the

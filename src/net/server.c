@@ -483,9 +483,10 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     }
     if (cfg->policy_path != NULL) {
         struct policy *p = NULL;
-        srv->decided = keyset_shared_new();
-        if (srv->decided == NULL || rebuild_decided(srv, err, errlen) != 0 ||
-            policy_load_file(cfg->policy_path, &p, err, errlen) != 0) {
+        srv->sent = keyset_shared_new();
+        srv->rehearsed = keyset_shared_new();
+        if (srv->sent == NULL || srv->rehearsed == NULL || rebuild_decided(srv, err, errlen) != 0 ||
+            load_policy(srv, &p, err, errlen) != 0) {
             goto out;
         }
         if (record_policy(srv, p, err, errlen) != 0) {
@@ -637,7 +638,8 @@ out:
         enrich_handle_destroy(&srv->enrich);
     }
     policy_handle_free(srv->policy);
-    keyset_shared_free(srv->decided);
+    keyset_shared_free(srv->sent);
+    keyset_shared_free(srv->rehearsed);
     for (size_t l = 0; l < SERVER_MAX_LISTEN; l++) {
         if (srv->claims[l] >= 0) {
             close(srv->claims[l]);

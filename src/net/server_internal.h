@@ -96,7 +96,6 @@ struct conn_list {
     struct conn *tail;
 };
 
-
 struct http_state {
     http_parser parser;
     uint8_t *body;
@@ -153,9 +152,11 @@ struct conn {
     uint8_t ip_counted : 1;
     uint8_t has_bot_key : 1;
     uint8_t close_after_reply : 1;
-    uint8_t held : 1;    /* refused and held: not counted in server.nconns */
-    uint8_t decided : 1; /* the policy decided for this connection's bot */
-    uint8_t listener;    /* index into the worker's listeners */
+    uint8_t held : 1;              /* refused and held: not counted in server.nconns */
+    uint8_t uninstall_decided : 1; /* the policy decided remediation for this connection's bot */
+    uint8_t collect_decided : 1;   /* ... and collection */
+    uint8_t awaiting_identity : 1; /* machine information was asked for (collect send) */
+    uint8_t listener;              /* index into the worker's listeners */
     uint8_t bot_key[16];
     struct net_addr peer; /* TCP peer */
     union {
@@ -250,10 +251,11 @@ struct server {
     struct synfilter_addr *ban_snapshot; /* on_ban_tick's copy of the set, banlist max entries */
     uv_timer_t ban_tick;
     struct enrich_handle enrich;
-    struct registry *registry;     /* derived view, fed by its own follower thread */
-    uv_timer_t registry_tick;      /* tells once that the follower stopped (on_registry_tick) */
-    struct policy_handle *policy;  /* NULL: no policy loaded, no decisions */
-    struct keyset_shared *decided; /* (bot, authorisation) pairs already sent or dry-run */
+    struct registry *registry;       /* derived view, fed by its own follower thread */
+    uv_timer_t registry_tick;        /* tells once that the follower stopped (on_registry_tick) */
+    struct policy_handle *policy;    /* NULL: no policy loaded, no decisions */
+    struct keyset_shared *sent;      /* (bot, authorisation) pairs a command was sent to */
+    struct keyset_shared *rehearsed; /* ... and pairs decided dry-run (never counted as sent) */
     struct worker *workers;
     unsigned nworkers;
     _Atomic uint32_t nconns;
@@ -352,11 +354,13 @@ void on_connection(uv_stream_t *listener, int status);
 /* Makes the listeners' drop set the banlist's current one, when it changed. */
 void on_ban_tick(uv_timer_t *t);
 int rebuild_decided(struct server *srv, char *err, size_t errlen);
+int load_policy(struct server *srv, struct policy **out, char *err, size_t errlen);
 int record_policy(struct server *srv, const struct policy *p, char *err, size_t errlen);
 void command_ready(struct worker *w, struct conn *c, const struct decision *d);
 /* Decides for the bot of contact ct, known by key (32 hex digits: identity or address), under the
- * policy in force, and queues the decision record (and, for send, the command behind it). */
-void decide(struct conn *c, const struct contact *ct, const char *key);
+ * policy in force: collection at the start of its presence, remediation once per connection; each
+ * decision record queued (and, for send, the command behind it). */
+void decide(struct conn *c, const struct contact *ct, const char *key, bool presence_start);
 void reload_policy(struct server *srv);
 void send_command(struct worker *w, struct conn *c, const struct decision *d, const char *why_not);
 void render_metrics(void *ctx, struct metrics_text *m);

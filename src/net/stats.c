@@ -142,6 +142,46 @@ void stopped_detail(const struct server *srv, char *out, size_t len)
     }
 }
 
+/* Which policy is in force and what it really does (issue 19 #7): --enforce, and the
+ * authorisations by command and effect, so a dashboard never says "dry-run" under enforcement. */
+static void render_policy_metrics(struct server *srv, struct metrics_text *m)
+{
+    metrics_family(m, "sinkd_enforce", "gauge", "1 when serve runs with --enforce.");
+    metrics_sample(m, "sinkd_enforce", srv->cfg->enforce ? 1 : 0);
+    const struct policy_live *live =
+        srv->policy != NULL ? policy_handle_acquire(srv->policy) : NULL;
+    if (live == NULL) {
+        return;
+    }
+    const struct policy *p = policy_live_policy(live);
+    uint64_t n[2][2] = {{0, 0}, {0, 0}}; /* [collect?][enforce?] */
+    for (size_t i = 0; i < policy_authorisation_count(p); i++) {
+        bool collect = policy_authorisation_command(p, i) == POLICY_COMMAND_COLLECT;
+        bool has_id = collect || policy_authorisation_command_id(p, i) != 0 ||
+                      srv->cfg->uninstall_command != 0;
+        bool enforce =
+            srv->cfg->enforce && has_id && policy_authorisation_mode(p, i) == POLICY_MODE_ENFORCE;
+        n[collect][enforce]++;
+    }
+    char sha[65];
+    hex_encode(policy_sha256(p), 32, sha);
+    policy_live_release(live);
+    const struct metrics_label info = {"sha256", sha};
+    metrics_family(m, "sinkd_policy_info", "gauge", "The policy in force (its SHA-256); always 1.");
+    metrics_sample_labels(m, "sinkd_policy_info", &info, 1, 1);
+    metrics_family(m, "sinkd_policy_authorisations", "gauge",
+                   "Authorisations in force by command and by what they really do "
+                   "(enforce: commands are sent).");
+    static const char *const cmd[2] = {"uninstall", "collect"};
+    static const char *const eff[2] = {"dry-run", "enforce"};
+    for (int c = 0; c < 2; c++) {
+        for (int e = 0; e < 2; e++) {
+            const struct metrics_label l[2] = {{"command", cmd[c]}, {"effect", eff[e]}};
+            metrics_sample_labels(m, "sinkd_policy_authorisations", l, 2, n[c][e]);
+        }
+    }
+}
+
 /* GET /metrics: the workers' counters as of their last sweep (<= SWEEP_MS old), the evidence
  * writer's and the registry follower's as of now. Counts and states only (docs/metrics.md). */
 void render_metrics(void *ctx, struct metrics_text *m)
@@ -223,6 +263,7 @@ void render_metrics(void *ctx, struct metrics_text *m)
         const struct metrics_label verdict = {"verdict", event_verdict_name((uint8_t)k)};
         metrics_sample_labels(m, "sinkd_decisions_total", &verdict, 1, t.decisions[k]);
     }
+    render_policy_metrics(srv, m);
     const struct pipeline_stats *ps = pipeline_stats(srv->pipe);
     metrics_family(m, "sinkd_log_entries", "gauge", "Durable entries in the evidence log.");
     metrics_sample(m, "sinkd_log_entries", atomic_load(&ps->log_size));

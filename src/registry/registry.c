@@ -61,8 +61,8 @@
  * a registry made before it needs no migration (the registry is derived: `registry rebuild`
  * fills it from the log). */
 #define UNDECODED_TABLE_SQL                                                                        \
-    "CREATE TABLE IF NOT EXISTS undecoded_ip(ip BYTEA PRIMARY KEY, cc TEXT NOT NULL,"               \
-    " asn BIGINT NOT NULL, first_seen_us BIGINT NOT NULL, last_seen_us BIGINT NOT NULL,"          \
+    "CREATE TABLE IF NOT EXISTS undecoded_ip(ip BYTEA PRIMARY KEY, cc TEXT NOT NULL,"              \
+    " asn BIGINT NOT NULL, first_seen_us BIGINT NOT NULL, last_seen_us BIGINT NOT NULL,"           \
     " contacts BIGINT NOT NULL)"
 
 enum stmt_id {
@@ -210,12 +210,17 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT INTO undecoded_ip(ip, cc, asn, first_seen_us, last_seen_us, contacts)"
         " VALUES(?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT(ip) DO UPDATE SET"
         " contacts = undecoded_ip.contacts + excluded.contacts,"
-        " first_seen_us = " SQL_MIN("undecoded_ip.first_seen_us", "excluded.first_seen_us") ","
-        " cc = CASE WHEN excluded.last_seen_us >= undecoded_ip.last_seen_us THEN excluded.cc"
-        " ELSE undecoded_ip.cc END,"
-        " asn = CASE WHEN excluded.last_seen_us >= undecoded_ip.last_seen_us THEN excluded.asn"
-        " ELSE undecoded_ip.asn END,"
-        " last_seen_us = " SQL_MAX("undecoded_ip.last_seen_us", "excluded.last_seen_us"),
+        " first_seen_us = " SQL_MIN(
+            "undecoded_ip.first_seen_us",
+            "excluded.first_seen_us") ","
+                                      " cc = CASE WHEN excluded.last_seen_us >= "
+                                      "undecoded_ip.last_seen_us THEN excluded.cc"
+                                      " ELSE undecoded_ip.cc END,"
+                                      " asn = CASE WHEN excluded.last_seen_us >= "
+                                      "undecoded_ip.last_seen_us THEN excluded.asn"
+                                      " ELSE undecoded_ip.asn END,"
+                                      " last_seen_us = " SQL_MAX("undecoded_ip.last_seen_us",
+                                                                 "excluded.last_seen_us"),
     /* SQLite: take the write lock now, so the applied index read next cannot go stale.
      * PostgreSQL: the same with a transaction-scoped advisory lock (registry_begin), which
      * makes the nodes sharing one database apply their batches one at a time: each batch's
@@ -1525,8 +1530,8 @@ int registry_totals(struct registry *reg, const struct registry_filter *f,
     out->ips = v[0];
     /* A registry no follower of this version has written to has no undecoded table yet: it
      * holds no undecoded caller (`registry rebuild` counts them from the log). */
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*), coalesce(sum(contacts), 0) FROM undecoded_ip%s", where);
+    snprintf(sql, sizeof(sql), "SELECT count(*), coalesce(sum(contacts), 0) FROM undecoded_ip%s",
+             where);
     char ignored[256];
     if (query_u64s(reg, sql, f, v, 2, ignored, sizeof(ignored)) == 0) {
         out->undecoded_ips = v[0];

@@ -223,8 +223,8 @@ int registry_bot_get(struct registry *reg, const char *bot_key, struct registry_
  * source IPs by address (IP rows), each counted by its last contact. */
 struct registry_totals {
     uint64_t bots;
-    uint64_t identified;         /* of the bots, those known by machine information (the rest
-                                  * are keyed by source address: a passive sinkhole asks none) */
+    uint64_t identified; /* of the bots, those known by machine information (the rest
+                          * are keyed by source address: a passive sinkhole asks none) */
     uint64_t ips;
     uint64_t contacts;           /* contacts of the counted bots */
     uint64_t commanded;          /* counted bots with a command sent */

@@ -23,6 +23,18 @@ function byLabel(metrics, name, label) {
   return out;
 }
 
+// What remediation really does: from the policy in force and --enforce (never "dry-run" while an
+// authorisation enforces), then from what was decided and sent.
+function policyState(metrics, sent, decisions) {
+  if (!("sinkd_policy_info" in metrics)) return sent > 0 ? "commands sent" : "no policy";
+  const enforcing = (metrics.sinkd_policy_authorisations || { samples: [] }).samples
+    .filter((s) => (s.labels || {}).effect === "enforce")
+    .reduce((a, s) => a + s.value, 0);
+  if (sent > 0) return "ENFORCING, commands sent";
+  if (enforcing > 0) return (decisions["send"] || 0) > 0 ? "ENFORCING, send decided" : "ENFORCING";
+  return "dry-run only";
+}
+
 // What the page shows, from one /metrics.json document.
 function summarize(metrics, nowSeconds) {
   const build = (metrics.sinkd_build_info || { samples: [{ labels: {} }] }).samples[0].labels;
@@ -38,7 +50,7 @@ function summarize(metrics, nowSeconds) {
     commitErrors: sampleValue(metrics, "sinkd_log_commit_errors_total"),
     registry: !registryPresent ? "off" : sampleValue(metrics, "sinkd_registry_up") === 1 ? "up" : "stopped",
     registryLag: sampleValue(metrics, "sinkd_registry_lag_entries"),
-    remediation: sent > 0 ? "commands sent" : (decisions["send"] || 0) > 0 ? "send decided" : "dry-run only",
+    remediation: policyState(metrics, sent, decisions),
     commandsSent: sent,
     commandsFailed: sampleValue(metrics, "sinkd_commands_failed_total"),
     capture: !("sinkd_raw_full" in metrics) ? "off" : sampleValue(metrics, "sinkd_raw_full") === 1 ? "stopped" : "on",
