@@ -505,7 +505,17 @@ static int writer_prepare(struct registry *reg, char *err, size_t errlen)
     if (reg->daycc == NULL || (db_dialect(reg->db) == DB_POSTGRES && pg_batch_new(&reg->pgb) < 0)) {
         return err_set(err, errlen, "registry: out of memory");
     }
-    if (exec_sql(reg, UNDECODED_TABLE_SQL, err, errlen) != 0) {
+    /* Under the writers' lock: nodes sharing one PostgreSQL would otherwise race on creating it
+     * ("duplicate key value" in PostgreSQL's own catalog). */
+    if (exec_sql(reg, "BEGIN", err, errlen) != 0) {
+        return -1;
+    }
+    if (db_lock_writers(reg->db) < 0 || db_exec(reg->db, UNDECODED_TABLE_SQL) < 0) {
+        db_err(reg, err, errlen, "creating table undecoded_ip");
+        (void)db_exec(reg->db, "ROLLBACK");
+        return -1;
+    }
+    if (exec_sql(reg, "COMMIT", err, errlen) != 0) {
         return -1;
     }
     for (int i = 0; i < ST_COUNT; i++) {
