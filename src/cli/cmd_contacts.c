@@ -25,7 +25,9 @@ static const char contacts_usage[] =
     "durable entries are read.\n"
     "\n"
     "  --all       print every record kind (decisions, commands, node and policy notes too)\n"
-    "  --summary   print totals instead (JSON): contacts, messages by type, unique bots,\n"
+    "  --summary   print totals instead (JSON): contacts (every message the log vouches for:\n"
+    "              contact records and the polls heartbeats records count), messages by\n"
+    "              type and transport, heartbeats records, unique bots,\n"
     "              unique source IPs, first/last time, contacts per second, and the server's\n"
     "              own counters from its last node-stopped record; counts only, no address\n"
     "              or name, so it needs no --justification\n" CLI_ACCESS_USAGE
@@ -36,12 +38,14 @@ static const char contacts_usage[] =
 struct summary {
     uint64_t records;
     uint64_t contacts;
-    uint64_t by_type[4];
-    uint64_t by_transport[3];
+    uint64_t by_type[CONTACT_MSG_TYPES];
+    uint64_t by_transport[4];
+    uint64_t heartbeats_records;
     uint64_t first_us;
     uint64_t last_us;
-    struct keyset bots;
+    struct keyset bots; /* by identity, or by address when never identified */
     struct keyset ips;
+    struct keyset undecoded_ips;
     json_t *last_stopped;
     uint64_t node_started;
 };
@@ -56,26 +60,69 @@ static void summary_add(struct summary *s, const struct record *rec)
         json_decref(s->last_stopped);
         s->last_stopped = json_loads(rec->u.note.detail, 0, NULL);
     }
-    if (rec->kind != RECORD_CONTACT) {
+    /* Messages the log vouches for: each contact record, and each poll a heartbeats record
+     * counts (issue 20 roll-up), so the totals add up with what bots sent. */
+    uint64_t n;
+    uint8_t type, transport;
+    uint64_t first, last;
+    const char *bot_key;
+    const struct net_addr *src;
+    if (rec->kind == RECORD_CONTACT) {
+        const struct contact *c = &rec->u.contact;
+        n = 1;
+        type = c->msg_type;
+        transport = c->transport;
+        first = last = c->time_us;
+        bot_key = c->bot_key;
+        src = &c->src;
+    } else if (rec->kind == RECORD_HEARTBEATS) {
+        const struct heartbeats *h = &rec->u.heartbeats;
+        s->heartbeats_records++;
+        n = h->count;
+        type = CONTACT_MSG_HEARTBEAT;
+        transport = h->transport;
+        first = h->first_time_us ? h->first_time_us : h->time_us;
+        last = h->time_us;
+        bot_key = h->bot_key;
+        src = &h->src;
+    } else {
         return;
     }
-    const struct contact *c = &rec->u.contact;
-    s->contacts++;
-    s->by_type[c->msg_type & 3]++;
-    s->by_transport[c->transport <= 2 ? c->transport : 0]++;
-    if (s->first_us == 0 || c->time_us < s->first_us) {
-        s->first_us = c->time_us;
+    s->contacts += n;
+    s->by_type[type < CONTACT_MSG_TYPES ? type : 0] += n;
+    if (type == CONTACT_MSG_UNDECODED) {
+        /* Callers no family decoded are no bots: counted apart, by address. */
+        uint8_t uip[16] = {0};
+        memcpy(uip, src->ip, src->family == AF_INET ? 4 : 16);
+        uip[15] ^= src->family == AF_INET ? 0x4 : 0;
+        keyset_add(&s->undecoded_ips, uip);
+        return;
     }
-    if (c->time_us > s->last_us) {
-        s->last_us = c->time_us;
+    s->by_transport[transport <= 3 ? transport : 0] += n;
+    if (s->first_us == 0 || first < s->first_us) {
+        s->first_us = first;
     }
+    if (last > s->last_us) {
+        s->last_us = last;
+    }
+    /* A bot is its identity's key, or (never identified, as every bot of a passive sinkhole)
+     * its address's: event_bot_key of a contact without identity, as the registry counts. */
     uint8_t key[16];
-    if (hex_decode(c->bot_key, key, sizeof(key)) == 0) {
-        keyset_add(&s->bots, key);
+    if (hex_decode(bot_key, key, sizeof(key)) != 0) {
+        struct contact anon;
+        memset(&anon, 0, sizeof(anon));
+        anon.src = *src;
+        memcpy(anon.family, rec->kind == RECORD_CONTACT ? rec->u.contact.family
+                                                        : rec->u.heartbeats.family,
+               sizeof(anon.family));
+        char hex[33];
+        event_bot_key(&anon, hex);
+        (void)hex_decode(hex, key, sizeof(key));
     }
+    keyset_add(&s->bots, key);
     uint8_t ip[16] = {0};
-    memcpy(ip, c->src.ip, c->src.family == AF_INET ? 4 : 16);
-    if (c->src.family == AF_INET) {
+    memcpy(ip, src->ip, src->family == AF_INET ? 4 : 16);
+    if (src->family == AF_INET) {
         ip[15] ^= 0x4; /* keep IPv4 and IPv6 spaces apart */
     }
     keyset_add(&s->ips, ip);
@@ -94,7 +141,7 @@ static void summary_print(struct summary *s, FILE *out)
     json_object_set_new(o, "records", json_integer((json_int_t)s->records));
     json_object_set_new(o, "contacts", json_integer((json_int_t)s->contacts));
     json_t *types = json_object();
-    for (uint8_t t = 0; t < 4; t++) {
+    for (uint8_t t = 0; t < CONTACT_MSG_TYPES; t++) {
         json_object_set_new(types, event_msg_type_name(t), json_integer((json_int_t)s->by_type[t]));
     }
     json_object_set_new(o, "by_type", types);
@@ -103,9 +150,13 @@ static void summary_print(struct summary *s, FILE *out)
                         json_integer((json_int_t)s->by_transport[CONTACT_TRANSPORT_TCP]));
     json_object_set_new(tr, "http",
                         json_integer((json_int_t)s->by_transport[CONTACT_TRANSPORT_HTTP]));
+    json_object_set_new(tr, "http-header",
+                        json_integer((json_int_t)s->by_transport[CONTACT_TRANSPORT_HTTP_HEADER]));
+    json_object_set_new(o, "heartbeats_records", json_integer((json_int_t)s->heartbeats_records));
     json_object_set_new(o, "by_transport", tr);
     json_object_set_new(o, "unique_bots", json_integer((json_int_t)s->bots.n));
     json_object_set_new(o, "unique_source_ips", json_integer((json_int_t)s->ips.n));
+    json_object_set_new(o, "undecoded_source_ips", json_integer((json_int_t)s->undecoded_ips.n));
     json_object_set_new(o, "first", json_string(first));
     json_object_set_new(o, "last", json_string(last));
     json_object_set_new(o, "contacts_per_second",
@@ -253,6 +304,7 @@ int cmd_contacts(int argc, char **argv)
         summary_print(&sum, out);
         keyset_free(&sum.bots);
         keyset_free(&sum.ips);
+        keyset_free(&sum.undecoded_ips);
         json_decref(sum.last_stopped);
         rows = 1;
     }

@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 state="$E2E_DIR/state"
 port=$(free_port)
-start_server "$state" "$port" --workers 1 --keep-raw
+start_server "$state" "$port" --workers 1 --keep-raw --heartbeat-interval 0
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 30 --duration 2 --concurrency 30 \
     >"$E2E_DIR/swarm.txt" || fail "swarm exited non-zero"
 
@@ -147,7 +147,7 @@ n=$(access_records | wc -l)
 ls "$state/spool" | grep -q '\.rec$' || fail "nothing waits in the spool"
 rm -f "$E2E_DIR/held"
 wait "$holder"
-start_server "$state" "$port" --workers 1
+start_server "$state" "$port" --workers 1 --heartbeat-interval 0
 sleep 0.5
 stop_server
 access_records | grep -q '"justification":"while the log is held, case 4711"' ||

@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 state="$E2E_DIR/state"
 port=$(free_port)
-start_server "$state" "$port" --workers 2 --checkpoint-ms 100
+start_server "$state" "$port" --workers 2 --checkpoint-ms 100 --heartbeat-interval 0
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 300 --duration 6 --concurrency 300 \
     --source-net 127.0.1.0/24 --heartbeat-ms 100 >/dev/null &
 swarm=$!

@@ -13,7 +13,7 @@ run() {
     [ "$delay" = default ] || opts=(--commit-delay-us "$delay")
     port=$(free_port)
     : >"$E2E_DIR/serve.log"
-    start_server "$E2E_DIR/$name" "$port" --workers 1 "${opts[@]}" --no-registry
+    start_server "$E2E_DIR/$name" "$port" --workers 1 "${opts[@]}" --no-registry --heartbeat-interval 0
     "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots "$bots" --duration 3 \
         --concurrency "$bots" --source-net 127.0.1.0/24 --heartbeat-ms "$hb" \
         --json "$E2E_DIR/$name.json" >"$E2E_DIR/$name.txt" || fail "swarm failed against $name"

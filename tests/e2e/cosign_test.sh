@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 state="$E2E_DIR/state"
 log="$state/log"
 port=$(free_port)
-start_server "$state" "$port" --workers 1 --checkpoint-ms 200
+start_server "$state" "$port" --workers 1 --checkpoint-ms 200 --heartbeat-interval 0
 python3 "$SINKD_SOURCE_DIR/tests/e2e/witness_server.py" "$E2E_DIR/w.port" "$state/keys/log.vkey" \
     witness.cert.example/w1 "$E2E_DIR/w1.vkey" &
 E2E_PIDS+=($!)
@@ -130,7 +130,7 @@ rc=0; "$SINKD_BINARY" verify-bundle "$E2E_DIR/bundle2" --witness "$E2E_DIR/w1.vk
 fork="$E2E_DIR/fork"
 mkdir -p "$fork" && cp -a "$state/keys" "$fork/"
 fport=$(free_port)
-start_server "$fork" "$fport" --workers 1 --checkpoint-ms 200
+start_server "$fork" "$fport" --workers 1 --checkpoint-ms 200 --heartbeat-interval 0
 "$SINKD_BINARY" swarm --target "127.0.0.1:$fport" --bots 300 --duration 4 --concurrency 300 \
     --source-net 127.0.1.0/24 >/dev/null || fail "fork swarm"
 stop_server

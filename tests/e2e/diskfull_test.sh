@@ -16,7 +16,7 @@ trap 'umount_mnt; e2e_cleanup' EXIT
 
 state="$mnt/state"
 port=$(free_port)
-start_server "$state" "$port" --workers 2 --checkpoint-ms 200
+start_server "$state" "$port" --workers 2 --checkpoint-ms 200 --heartbeat-interval 0
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 300 --duration 14 --concurrency 300 \
     --source-net 127.0.1.0/24 --heartbeat-ms 200 --json "$E2E_DIR/swarm.json" \
     >"$E2E_DIR/swarm.txt" &

@@ -18,7 +18,7 @@ as_root=()
 grep -q "open-files limit of 40 leaves no room for connections" "$E2E_DIR/tiny.log" ||
     fail "no clear error for a tiny limit: $(cat "$E2E_DIR/tiny.log")"
 
-SERVE_NOFILE=256 start_server "$state" "$port" --workers 1 --no-enrich --checkpoint-ms 200
+SERVE_NOFILE=256 start_server "$state" "$port" --workers 1 --no-enrich --checkpoint-ms 200 --heartbeat-interval 0
 # 256 - (64 + 1 worker x (1 listener + 4)) = 187
 grep -q -- "--max-connections 16000 lowered to 187: the open-files limit is 256" "$E2E_DIR/serve.log" ||
     fail "max-connections not fitted to the limit: $(cat "$E2E_DIR/serve.log")"
