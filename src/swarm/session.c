@@ -235,6 +235,9 @@ static void note_reply(struct conn *c)
     c->awaiting = false;
     uv_timer_stop(&c->timer);
     e->sum->replies_received++;
+    if (!(e->flags[c->bot] & BOT_REPLIED)) {
+        e->sum->bots_replied++;
+    }
     e->flags[c->bot] |= BOT_REPLIED;
     uint64_t latency = now_us() - c->sent_us;
     hist_add(&e->sum->latency_us, latency);

@@ -17,8 +17,8 @@ static void print_percentiles(const struct hist *h, FILE *out)
 
 void swarm_summary_print(const struct swarm_summary *s, FILE *out)
 {
-    fprintf(out, "swarm: %.1f s, %u bots: %u run, %u answered\n", s->duration_s, s->bots,
-            s->bots_run, s->bots_answered);
+    fprintf(out, "swarm: %.1f s, %u bots: %u run, %u replied to, %u answered\n", s->duration_s,
+            s->bots, s->bots_run, s->bots_replied, s->bots_answered);
     fprintf(out, "  contacts sent %llu, replies received %llu\n",
             (unsigned long long)s->contacts_sent, (unsigned long long)s->replies_received);
     fprintf(out, "  reply latency us:");
@@ -97,9 +97,10 @@ static json_t *to_json(const struct swarm_summary *s)
         }
     }
     return json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:f, s:o}", "bots",
-        (json_int_t)s->bots, "bots_run", (json_int_t)s->bots_run, "bots_answered",
-        (json_int_t)s->bots_answered, "contacts_sent", (json_int_t)s->contacts_sent,
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:f, s:o}",
+        "bots", (json_int_t)s->bots, "bots_run", (json_int_t)s->bots_run, "bots_replied",
+        (json_int_t)s->bots_replied, "bots_answered", (json_int_t)s->bots_answered,
+        "contacts_sent", (json_int_t)s->contacts_sent,
         "replies_received", (json_int_t)s->replies_received, "latency_us",
         percentiles_json(&s->latency_us, false), "heartbeat_latency_us",
         percentiles_json(&s->heartbeat_latency_us, true), "errors", "connect",

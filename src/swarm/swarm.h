@@ -244,6 +244,7 @@ struct swarm_country_count {
 
 struct swarm_summary {
     uint32_t bots, bots_run, bots_answered;
+    uint32_t bots_replied; /* bots that got at least one reply (a passive server's "served") */
     uint32_t bots_by_kind[SWARM_KIND_COUNT]; /* bots run, by enum swarm_kind */
     uint32_t bots_asked;                     /* bots the server asked for machine information */
     uint64_t info_requests;                  /* 0x1001 requests received */

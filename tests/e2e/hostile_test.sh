@@ -62,7 +62,7 @@ python3 - "$E2E_DIR/swarm.json" <<'PY' || fail "honest bots were hurt"
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["bots_run"] == 300, s
-assert s["bots_answered"] == 300, s
+assert s["bots_replied"] == 300, s
 assert sum(s["errors"].values()) == 0, s["errors"]
 PY
 honest=$("$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" | grep -vc '"src_ip":"127.0.2.')

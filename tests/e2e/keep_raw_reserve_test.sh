@@ -22,7 +22,8 @@ start_server "$state" "$port" --workers 2 --keep-raw --keep-raw-reserve-mib 48 \
     --metrics-listen "127.0.0.1:$mport"
 # HTTP bots: every POST is a session of its own, so new machine-info bodies keep coming.
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 100 --duration 15 --concurrency 100 \
-    --source-net 127.0.1.0/24 --heartbeat-ms 100 --http-share 1 --json "$E2E_DIR/swarm.json" \
+    --source-net 127.0.1.0/24 --heartbeat-ms 100 --http-share 1 --volunteer-share 1 \
+    --json "$E2E_DIR/swarm.json" \
     >"$E2E_DIR/swarm.txt" &
 swarm=$!
 E2E_PIDS+=("$swarm")
@@ -57,7 +58,7 @@ kept4=$(raw_metric sinkd_raw_bodies_kept_total)
 [ "$(raw_metric sinkd_raw_full)" = 0 ] || fail "sinkd_raw_full still 1 after space returned"
 wait "$swarm" || fail "swarm failed"
 stop_server
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["bots_answered"]==100 and sum(d["errors"].values())==0 else 1)' \
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["bots_replied"]==100 and sum(d["errors"].values())==0 else 1)' \
     "$E2E_DIR/swarm.json" || fail "bots not all answered: $(cat "$E2E_DIR/swarm.json")"
 # Every contact recorded; the ones whose body was skipped are the only ones without it.
 "$SINKD_BINARY" raw check --state "$state" >"$E2E_DIR/check.txt" || fail "raw check: $(cat "$E2E_DIR/check.txt")"

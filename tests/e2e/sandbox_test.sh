@@ -62,9 +62,9 @@ for j in swarm1 swarm2; do
     python3 - "$E2E_DIR/$j.json" <<'PY' || fail "$j: not every bot was answered"
 import json, sys
 s = json.load(open(sys.argv[1]))
-ok = s["bots_run"] > 0 and s["bots_answered"] == s["bots_run"] and sum(s["errors"].values()) == 0
+ok = s["bots_run"] > 0 and s["bots_replied"] == s["bots_run"] and sum(s["errors"].values()) == 0
 if not ok:
-    print(sys.argv[1], s["bots_run"], s["bots_answered"], s["errors"], file=sys.stderr)
+    print(sys.argv[1], s["bots_run"], s["bots_replied"], s["errors"], file=sys.stderr)
 sys.exit(0 if ok else 1)
 PY
 done

@@ -41,12 +41,15 @@ check(s["bots_run"] == 300 and sum(k.values()) == 300, f"kinds {k} sum to bots r
 check(30 <= k["unknown"] <= 95, f"about 20% unknown: {k}")
 check(k["http_header"] == 0 and k["raw"] > 0 and k["http_body"] > 0, f"default forms: {k}")
 check(sum(s["errors"].values()) == 0, f"honest bots unharmed: errors {s['errors']}")
-check(s["bots_answered"] == 300 - k["unknown"], "every honest bot answered")
+check(s["bots_replied"] == 300 - k["unknown"], "every honest bot got a reply")
+check(s["bots_answered"] == 0, "a passive server asked no bot for machine information")
 u = s["unknown"]
 check(u["contacts_sent"] >= 2 * k["unknown"], f"unknown bots came back: {u}")
 check(u["replied"] + u["closed"] + u["silent"] <= u["contacts_sent"], f"outcomes: {u}")
 check(u["replied"] + u["closed"] + u["silent"] + 300 >= u["contacts_sent"], f"outcomes: {u}")
 check(summary["contacts"] >= s["replies_received"], "every reply stands for a durable contact")
+# The unknown-variant bots are recorded as undecoded callers, one address each.
+check(summary["undecoded_source_ips"] == k["unknown"], f"undecoded callers {summary['undecoded_source_ips']}")
 check(sum(s["contacts_by_kind"].values()) == s["contacts_sent"], "contacts by kind sum up")
 mi = s["machine_info"]
 check(mi["volunteered"] == 0 and mi["sent"] == mi["requests"], f"machine info only when asked: {mi}")

@@ -29,7 +29,7 @@ static int family_detect(const void *config, const uint8_t *buf, size_t len)
             continue;
         }
         plugx_header_decrypt(cfg, c, buf, &ks, hdr);
-        if (plugx_header_check(cfg, hdr, &why) == 0) {
+        if (plugx_header_check(cfg, hdr, true, &why) == 0) {
             return 1;
         }
     }

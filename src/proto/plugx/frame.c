@@ -47,7 +47,8 @@ static uint32_t body_limit(const struct plugx_config *cfg)
     return cfg->max_body < PLUGX_BODY_LIMIT ? cfg->max_body : PLUGX_BODY_LIMIT;
 }
 
-int plugx_header_check(const struct plugx_config *cfg, const uint8_t hdr[12], const char **why)
+int plugx_header_check(const struct plugx_config *cfg, const uint8_t hdr[12], bool detecting,
+                       const char **why)
 {
     uint32_t flags = plugx_le32(hdr);
     uint16_t comp = plugx_le16(hdr + 4), decomp = plugx_le16(hdr + 6);
@@ -56,7 +57,10 @@ int plugx_header_check(const struct plugx_config *cfg, const uint8_t hdr[12], co
         *why = "unknown flag bits";
         return PROTO_E_MALFORMED;
     }
-    if (!plugx_command_known((uint16_t)flags)) {
+    /* A known command id is what tells the right family from a wrong one while detecting; once
+     * the connection's family is known, a packet with another id (a build's own command, such
+     * as the seized variant's self-delete) is still that family's packet. */
+    if (detecting && !plugx_command_known((uint16_t)flags)) {
         *why = "unknown command id";
         return PROTO_E_MALFORMED;
     }
@@ -131,14 +135,14 @@ static ptrdiff_t inflate_body(struct plugx_ks *ks, const uint8_t *body, size_t c
 
 /* Decodes one packet as `cipher`. *plausible tells whether the header passed its checks, so
  * detection can tell "not this cipher" from "this cipher, but a bad body". */
-static ptrdiff_t decode_as(const struct plugx_config *cfg, int cipher, const uint8_t *buf,
-                           size_t len, struct plugx_packet *out, uint8_t *scratch,
-                           size_t scratch_cap, bool *plausible, const char **why)
+static ptrdiff_t decode_as(const struct plugx_config *cfg, int cipher, bool detecting,
+                           const uint8_t *buf, size_t len, struct plugx_packet *out,
+                           uint8_t *scratch, size_t scratch_cap, bool *plausible, const char **why)
 {
     struct plugx_ks ks;
     uint8_t hdr[12];
     plugx_header_decrypt(cfg, cipher, buf, &ks, hdr);
-    int rc = plugx_header_check(cfg, hdr, why);
+    int rc = plugx_header_check(cfg, hdr, detecting, why);
     *plausible = rc == 0;
     if (rc < 0) {
         return rc;
@@ -192,7 +196,8 @@ ptrdiff_t plugx_decode(const struct plugx_config *cfg, struct plugx_conn *conn, 
             err_set(err, errlen, "plugx: connection's cipher %d is not enabled", conn->cipher);
             return PROTO_E_CIPHER;
         }
-        r = decode_as(cfg, conn->cipher, buf, len, out, scratch, scratch_cap, &plausible, &why);
+        r = decode_as(cfg, conn->cipher, false, buf, len, out, scratch, scratch_cap, &plausible,
+                      &why);
     } else {
         /* Detection: a 16-byte header decrypts to something plausible under a wrong family about
          * once in 20,000 tries, so a family is chosen only when the WHOLE packet decodes under
@@ -212,7 +217,7 @@ ptrdiff_t plugx_decode(const struct plugx_config *cfg, struct plugx_conn *conn, 
             }
             const char *cwhy = NULL;
             ptrdiff_t cr =
-                decode_as(cfg, c, buf, len, out, scratch, scratch_cap, &plausible, &cwhy);
+                decode_as(cfg, c, true, buf, len, out, scratch, scratch_cap, &plausible, &cwhy);
             if (cr > 0) {
                 r = cr;
                 break;

@@ -21,6 +21,8 @@ void plugx_header_decrypt(const struct plugx_config *cfg, int cipher, const uint
 
 /* Checks a decrypted header (packet bytes 4..15). Returns 0 when plausible, else a negative
  * enum proto_error with a static reason in *why. */
-int plugx_header_check(const struct plugx_config *cfg, const uint8_t hdr[12], const char **why);
+/* detecting: also require a known command id (the family of a new connection is not known yet). */
+int plugx_header_check(const struct plugx_config *cfg, const uint8_t hdr[12], bool detecting,
+                       const char **why);
 
 #endif
