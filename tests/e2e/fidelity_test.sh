@@ -48,7 +48,7 @@ for l in lines:
         assert l["reply"].startswith("485454502f312e3120343034"), l  # "HTTP/1.1 404"
 PY
 
-"$SINKD_BINARY" contacts --state "$E2E_DIR/state" --all >"$E2E_DIR/all.jsonl" || fail "contacts"
+"$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$E2E_DIR/state" --all >"$E2E_DIR/all.jsonl" || fail "contacts"
 python3 - "$E2E_DIR/all.jsonl" "$E2E_DIR/state" <<'PY' || fail "the log"
 import hashlib, json, os, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
@@ -87,7 +87,7 @@ assert d["bad_peers"] == 0 and d["held"] == 0, d   # nobody was treated as an at
 PY
 
 # Reports count undecoded callers apart from the bots.
-"$SINKD_BINARY" report --state "$E2E_DIR/state" --format summary-json >"$E2E_DIR/summary.json" ||
+"$SINKD_BINARY" report --justification "$E2E_WHY" --state "$E2E_DIR/state" --format summary-json >"$E2E_DIR/summary.json" ||
     fail "report"
 [ "$(json_field "$E2E_DIR/summary.json" 'd["undecoded_ips"]')" = 3 ] || fail "undecoded ips in the summary"
 [ "$(json_field "$E2E_DIR/summary.json" 'd["undecoded_contacts"]')" = 5 ] || fail "undecoded contacts"

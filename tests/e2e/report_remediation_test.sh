@@ -12,9 +12,11 @@ run() { # NAME [serve options...]
     shift
     local port
     port=$(free_port)
-    start_server "$E2E_DIR/$name" "$port" --policy "$policy" "$@"
+    start_server "$E2E_DIR/$name" "$port" --policy "$policy" \
+        --tags "$SINKD_SOURCE_DIR/data/tags/demo-sectors.csv" "$@"
     "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 400 --duration 8 \
         --source-net 127.0.1.0/24 --heartbeat-ms 200 --uninstall-fail-share 0.25 \
+        --uninstall-command 0xFD01 \
         --json "$E2E_DIR/$name.json" >/dev/null || fail "swarm ($name)"
     stop_server
     "$SINKD_BINARY" report --state "$E2E_DIR/$name" --remediation --format summary-json \

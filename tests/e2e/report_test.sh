@@ -47,7 +47,7 @@ header = ("timestamp,protocol,src_ip,src_port,src_asn,src_geo,src_region,src_cit
           "infection,family,tag,application,version,event_id")
 exact = ",".join('"%s"' % c for c in header.split(","))
 want = {cc: n for cc, n in swarm["per_country"].items() if n > 0}
-check(swarm["bots_answered"] == swarm["bots_run"] == 300, f"swarm: {swarm['bots_run']} run, {swarm['bots_answered']} answered")
+check(swarm["bots_replied"] == swarm["bots_run"] == 300, f"swarm: {swarm['bots_run']} run, {swarm['bots_replied']} replied to")
 got = {}
 for path in sorted(glob.glob(os.path.join(csv_dir, "*.csv"))):
     cc = os.path.basename(path)[:-4]
