@@ -112,8 +112,8 @@ static void summary_add(struct summary *s, const struct record *rec)
         struct contact anon;
         memset(&anon, 0, sizeof(anon));
         anon.src = *src;
-        memcpy(anon.family, rec->kind == RECORD_CONTACT ? rec->u.contact.family
-                                                        : rec->u.heartbeats.family,
+        memcpy(anon.family,
+               rec->kind == RECORD_CONTACT ? rec->u.contact.family : rec->u.heartbeats.family,
                sizeof(anon.family));
         char hex[33];
         event_bot_key(&anon, hex);

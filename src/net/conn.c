@@ -79,10 +79,10 @@ void flush_suppressed(struct worker *w, uint64_t now)
 }
 
 /* One line per bad peer, with a per-worker budget so a flood cannot turn into a log flood. */
-void bad_peer(struct conn *c, const char *fmt, ...)
+/* One log line about a peer, within the per-worker budget so a flood cannot become a log flood. */
+static void peer_line(struct conn *c, const char *what_kind, const char *fmt, va_list ap)
 {
     struct worker *w = conn_worker(c);
-    w->stats.bad_peers++;
     flush_suppressed(w, uv_now(&w->loop));
     if (w->log_count >= w->srv->cfg->limits.bad_peer_log_per_s) {
         w->log_suppressed++;
@@ -99,12 +99,25 @@ void bad_peer(struct conn *c, const char *fmt, ...)
         format_endpoint(&c->peer, peer, sizeof(peer));
         snprintf(via, sizeof(via), " (via %s)", peer);
     }
+    vsnprintf(what, sizeof(what), fmt, ap);
+    fprintf(w->srv->cfg->log, "sinkd: %s %s%s: %s\n", what_kind, who, via, what);
+}
+
+void bad_peer(struct conn *c, const char *fmt, ...)
+{
+    conn_worker(c)->stats.bad_peers++;
     va_list ap;
     va_start(ap, fmt);
-    /* clang-analyzer loses va_start across the early return above (a false positive). */
-    vsnprintf(what, sizeof(what), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
+    peer_line(c, "bad peer", fmt, ap);
     va_end(ap);
-    fprintf(w->srv->cfg->log, "sinkd: bad peer %s%s: %s\n", who, via, what);
+}
+
+void undecoded_caller(struct conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    peer_line(c, "undecoded caller", fmt, ap);
+    va_end(ap);
 }
 
 /* Per-address admission (cap and rate); logs and counts a refusal. */

@@ -124,9 +124,16 @@ void handle_message(struct conn *c, const struct proto_message *msg, uint8_t tra
     bool presence_start = msg->msg_type == CONTACT_MSG_HELLO;
     if (poll && srv->rollup != NULL && c->inflight == 0) {
         uint8_t k[16];
+        bool due = false;
+        uint32_t gen = atomic_load(&srv->policy_gen);
         if (hex_decode(key, k, sizeof(k)) == 0) {
-            if (rollup_poll(srv->rollup, k, ct) == ROLLUP_COUNTED) {
+            if (rollup_poll(srv->rollup, k, ct, gen, &due) == ROLLUP_COUNTED) {
                 w->stats.rolled_up++;
+                if (due && srv->policy != NULL) {
+                    /* A policy loaded during the bot's presence decides for it now, not only at
+                     * its next presence (a bot that never stops polling would never get one). */
+                    decide(c, ct, key, true);
+                }
                 reply_now(c, msg);
                 return;
             }
@@ -162,6 +169,7 @@ bool contact_record_undecoded(struct conn *c, const struct undecoded_input *in)
         bad_peer(c, "%s", in->reason);
     } else {
         w->stats.undecoded_callers++;
+        undecoded_caller(c, "%s%s", in->reason, admitted ? "" : " (past the per-address bound)");
     }
     if (admitted) {
         struct record rec;

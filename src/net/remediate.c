@@ -109,6 +109,15 @@ static uint8_t decide_command(struct conn *c, const struct contact *ct, const ch
 void decide(struct conn *c, const struct contact *ct, const char *key, bool presence_start)
 {
     struct server *srv = conn_worker(c)->srv;
+    /* Decisions made under an earlier policy do not hold this connection back from the one now
+     * in force (8 bits of the generation: a connection outliving 256 reloads at once is moot). */
+    uint8_t gen = (uint8_t)atomic_load(&srv->policy_gen);
+    if (c->decided_gen != gen) {
+        c->decided_gen = gen;
+        c->collect_decided = 0;
+        c->uninstall_decided = 0;
+        c->awaiting_identity = 0;
+    }
     const struct policy_live *live = policy_handle_acquire(srv->policy);
     if (live == NULL) {
         return;
@@ -332,5 +341,6 @@ void reload_policy(struct server *srv)
         fprintf(srv->cfg->log, "sinkd: SIGHUP: policy NOT reloaded: %s\n", err);
         return;
     }
+    atomic_fetch_add(&srv->policy_gen, 1); /* present bots are decided again under it */
     fprintf(srv->cfg->log, "sinkd: SIGHUP: policy %s reloaded\n", srv->cfg->policy_path);
 }

@@ -10,6 +10,7 @@
 struct entry {
     uint8_t key[16];
     uint8_t used;
+    uint32_t policy_gen; /* the policy generation its bot was last decided under */
     uint64_t interval_start_us;
     struct heartbeats hb; /* count 0: nothing rolled up yet in this interval */
 };
@@ -140,8 +141,10 @@ static void describe(struct heartbeats *hb, const struct contact *ct)
     hb->enrich_id = ct->enrich_id;
 }
 
-enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const struct contact *ct)
+enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const struct contact *ct,
+                                uint32_t policy_gen, bool *decide_due)
 {
+    *decide_due = false;
     struct stripe *s = &r->stripes[key[0] % ROLLUP_STRIPES];
     pthread_mutex_lock(&s->mu);
     struct entry *e = find(s, key);
@@ -156,6 +159,7 @@ enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const s
         e->used = 1;
         memcpy(e->key, key, 16);
         e->interval_start_us = ct->time_us;
+        e->policy_gen = policy_gen;
         describe(&e->hb, ct);
         s->n++;
         pthread_mutex_unlock(&s->mu);
@@ -174,6 +178,10 @@ enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const s
     memcpy(chain + 32, ct->body_sha256, 32);
     SHA256(chain, sizeof(chain), hb->heartbeats_sha256);
     describe(hb, ct);
+    if (e->policy_gen != policy_gen) {
+        e->policy_gen = policy_gen;
+        *decide_due = true;
+    }
     pthread_mutex_unlock(&s->mu);
     atomic_fetch_add(&r->counted, 1);
     atomic_fetch_add(&r->pending, 1);

@@ -29,8 +29,11 @@ enum rollup_outcome {
 };
 
 /* A poll of bot `key` (event_bot_key bytes: its identity, or its address) described by ct
- * (endpoints, transport, family, enrichment, time, body_sha256). */
-enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const struct contact *ct);
+ * (endpoints, transport, family, enrichment, time, body_sha256). The entry also remembers the
+ * policy generation its bot was last decided under: *decide_due is set when a counted poll finds
+ * another (a policy loaded since: the bot is decided again, though its presence goes on). */
+enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const struct contact *ct,
+                                uint32_t policy_gen, bool *decide_due);
 
 /* Moves the heartbeats records due by now_us (intervals ended; all of them when `all`, for a
  * stop) out of stripes [from, to) into out (at most max); entries idle for a whole interval are

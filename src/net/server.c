@@ -497,6 +497,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
             srv->policy = NULL;
             goto out;
         }
+        atomic_store(&srv->policy_gen, 1);
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         srv->workers[i].ring = pipeline_ring(srv->pipe, i);

@@ -157,6 +157,7 @@ struct conn {
     uint8_t collect_decided : 1;   /* ... and collection */
     uint8_t awaiting_identity : 1; /* machine information was asked for (collect send) */
     uint8_t listener;              /* index into the worker's listeners */
+    uint8_t decided_gen; /* policy generation the decided bits refer to (its low 8 bits) */
     uint8_t bot_key[16];
     struct net_addr peer; /* TCP peer */
     union {
@@ -254,6 +255,7 @@ struct server {
     struct registry *registry;       /* derived view, fed by its own follower thread */
     uv_timer_t registry_tick;        /* tells once that the follower stopped (on_registry_tick) */
     struct policy_handle *policy;    /* NULL: no policy loaded, no decisions */
+    _Atomic uint32_t policy_gen;     /* bumped by every policy put in force (start: 1) */
     struct keyset_shared *sent;      /* (bot, authorisation) pairs a command was sent to */
     struct keyset_shared *rehearsed; /* ... and pairs decided dry-run (never counted as sent) */
     struct worker *workers;
@@ -314,6 +316,8 @@ static inline bool deadline_passed(uint32_t deadline_ms, uint64_t now)
 bool admit_address(struct conn *c);
 /* One line per bad peer, with a per-worker budget so a flood cannot turn into a log flood. */
 __attribute__((format(printf, 2, 3))) void bad_peer(struct conn *c, const char *fmt, ...);
+/* The same for a caller whose bytes no family decodes (recorded, not hostile). */
+__attribute__((format(printf, 2, 3))) void undecoded_caller(struct conn *c, const char *fmt, ...);
 bool conn_can_submit(struct conn *c);
 struct conn *conn_alloc(struct worker *w);
 void conn_close(struct conn *c);

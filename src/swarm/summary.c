@@ -99,10 +99,9 @@ static json_t *to_json(const struct swarm_summary *s)
     return json_pack(
         "{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:f, s:o}",
         "bots", (json_int_t)s->bots, "bots_run", (json_int_t)s->bots_run, "bots_replied",
-        (json_int_t)s->bots_replied, "bots_answered", (json_int_t)s->bots_answered,
-        "contacts_sent", (json_int_t)s->contacts_sent,
-        "replies_received", (json_int_t)s->replies_received, "latency_us",
-        percentiles_json(&s->latency_us, false), "heartbeat_latency_us",
+        (json_int_t)s->bots_replied, "bots_answered", (json_int_t)s->bots_answered, "contacts_sent",
+        (json_int_t)s->contacts_sent, "replies_received", (json_int_t)s->replies_received,
+        "latency_us", percentiles_json(&s->latency_us, false), "heartbeat_latency_us",
         percentiles_json(&s->heartbeat_latency_us, true), "errors", "connect",
         (json_int_t)s->err_connect, "reset", (json_int_t)s->err_reset, "timeout",
         (json_int_t)s->err_timeout, "protocol", (json_int_t)s->err_protocol, "uninstalled",

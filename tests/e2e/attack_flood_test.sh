@@ -99,7 +99,7 @@ s = json.load(open(sys.argv[1]))
 assert s["bots_run"] == 200 and s["bots_replied"] == 200, s
 assert sum(s["errors"].values()) == 0, s["errors"]
 PY
-honest=$("$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" | grep -vc '"src_ip":"127.0.3.')
+honest=$(durable_messages "$state" 127.0.3.)
 replies=$(json_field "$E2E_DIR/swarm.json" 'd["replies_received"]')
 [ "$honest" -ge "$replies" ] || fail "honest contacts in log $honest < replies received $replies"
 growth=$((rss_during - rss_before))

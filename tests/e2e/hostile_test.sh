@@ -46,7 +46,7 @@ folded=$({ grep -Eo "[0-9]+ more bad peers" "$log" || true; } | awk '{s += $1} E
 [ $((lines + folded)) -ge 150 ] || fail "expected a line per bad peer, got $lines lines + $folded folded"
 # Every garbage and untrusted-PROXY caller is in the log as undecoded, one record each or, past
 # the per-address bound, counted into the next record of its address (docs/limits.md).
-"$SINKD_BINARY" contacts --state "$state" --all >"$E2E_DIR/all.jsonl"
+"$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" --all >"$E2E_DIR/all.jsonl"
 python3 - "$E2E_DIR/all.jsonl" <<'PY' || fail "undecoded callers not all accounted for"
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
@@ -65,7 +65,7 @@ assert s["bots_run"] == 300, s
 assert s["bots_replied"] == 300, s
 assert sum(s["errors"].values()) == 0, s["errors"]
 PY
-honest=$("$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$state" | grep -vc '"src_ip":"127.0.2.')
+honest=$(durable_messages "$state" 127.0.2.)
 replies=$(json_field "$E2E_DIR/swarm.json" 'd["replies_received"]')
 [ "$honest" -ge "$replies" ] || fail "honest contacts in log $honest < replies the swarm received $replies"
 growth=$((rss_during - rss_before))

@@ -79,3 +79,20 @@ json_field() { # FILE EXPR  (python expression over `d`)
 }
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# durable_messages STATE [SKIP_PREFIX]: the bot messages the log vouches for (each contact record,
+# and each poll a heartbeats record counts: the roll-up), leaving out sources whose address starts
+# with SKIP_PREFIX (a test's attackers). What a swarm's replies must not exceed.
+durable_messages() {
+    "$SINKD_BINARY" contacts --justification "$E2E_WHY" --state "$1" --all |
+        python3 -c '
+import json, sys
+skip = sys.argv[1]
+n = 0
+for line in sys.stdin:
+    r = json.loads(line)
+    if r["kind"] not in ("contact", "heartbeats") or (skip and r["src_ip"].startswith(skip)):
+        continue
+    n += r["count"] if r["kind"] == "heartbeats" else 1
+print(n)' "${2:-}"
+}

@@ -26,9 +26,13 @@ not_before = 2024-01-01T00:00:00Z
 not_after = 2099-01-01T00:00:00Z
 rate = 100
 command = uninstall
+command_id = 0xFD01
 mode = enforce
 EOF
-start_server "$state" "$port" --policy policy.ini --enforce
+# The portal writes approvals with the authority's exclusions (hospitals): serve needs the tag
+# table to evaluate them, or it refuses the reloaded policy (fail closed).
+start_server "$state" "$port" --policy policy.ini --enforce \
+    --tags "$SINKD_SOURCE_DIR/data/tags/demo-sectors.csv"
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 300 --duration 4 \
     --source-net 127.0.1.0/24 --json swarm.json >swarm.txt || fail "swarm exited non-zero"
 
@@ -246,8 +250,9 @@ ls "$state"/portal/policies/*.ini >/dev/null || fail "old policy version not kep
 sha=$(sha256sum policy.ini | cut -d' ' -f1)
 grep -q "$sha" approve.txt || fail "approve did not name the new hash"
 kill -HUP "$SERVER_PID"
-for _ in $(seq 1 50); do grep -q "SIGHUP: policy .* reloaded" "$E2E_DIR/serve.log" && break; sleep 0.1; done
-grep -q "SIGHUP: policy .* reloaded" "$E2E_DIR/serve.log" || fail "serve did not reload"
+for _ in $(seq 1 50); do grep -v "NOT reloaded" "$E2E_DIR/serve.log" | grep -q "SIGHUP: policy .* reloaded" && break; sleep 0.1; done
+grep -v "NOT reloaded" "$E2E_DIR/serve.log" | grep -q "SIGHUP: policy .* reloaded" ||
+    fail "serve did not reload: $(grep SIGHUP "$E2E_DIR/serve.log")"
 "${C[@]}" "${NG[@]}" -o reqs.json "$base/api/v1/requests" || fail "requests list"
 [ "$(json_field reqs.json 'd[0]["status"]')" = approved ] || fail "status not approved: $(cat reqs.json)"
 [ "$(json_field reqs.json 'd[0]["policy_sha256"]')" = "$sha" ] || fail "policy hash"

@@ -579,8 +579,8 @@ static void test_error_malformed_on_known_connection(void **state)
         assert_int_equal(p.command, other[i]);
         struct plugx_conn fresh;
         conn_fresh(&fresh);
-        assert_true(plugx_decode(&cfg, &fresh, pkt, n, &p, scratch, sizeof(scratch), err,
-                                 sizeof(err)) < 0);
+        assert_true(
+            plugx_decode(&cfg, &fresh, pkt, n, &p, scratch, sizeof(scratch), err, sizeof(err)) < 0);
         assert_int_equal(fresh.cipher, -1);
     }
 }
