@@ -1129,14 +1129,20 @@ static uint64_t record_time(const struct record *rec)
 /* The kinds that change rows; the others (operational notes) only move the data end. */
 static bool record_changes_rows(uint8_t kind)
 {
-    return kind == RECORD_CONTACT || kind == RECORD_DECISION || kind == RECORD_COMMAND_SENT ||
-           kind == RECORD_COMMAND_FAILED || kind == RECORD_ERASURE;
+    return kind == RECORD_CONTACT || kind == RECORD_HEARTBEATS || kind == RECORD_DECISION ||
+           kind == RECORD_COMMAND_SENT || kind == RECORD_COMMAND_FAILED || kind == RECORD_ERASURE;
 }
 
 /* The kinds the PostgreSQL batch applies (pg_batch.c). A kind that changes rows and is not one
  * of them is applied by apply_record once the batch so far is written, so log order holds. */
-static bool batch_applies(uint8_t kind)
+static bool batch_applies(const struct record *rec)
 {
+    uint8_t kind = rec->kind;
+    /* Undecoded callers (issue 18) and rolled-up heartbeats (issue 20) are applied by
+     * apply_record: the batch's in-memory model knows the bot and address rows only. */
+    if (kind == RECORD_CONTACT && rec->u.contact.msg_type == CONTACT_MSG_UNDECODED) {
+        return false;
+    }
     return kind == RECORD_CONTACT || kind == RECORD_DECISION || kind == RECORD_COMMAND_SENT ||
            kind == RECORD_COMMAND_FAILED;
 }
@@ -1274,7 +1280,7 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
         int arc = 0;
         if (!record_changes_rows(rec.kind)) {
             arc = 0;
-        } else if (reg->pgb != NULL && batch_applies(rec.kind) && rec.seal.epoch == 0) {
+        } else if (reg->pgb != NULL && batch_applies(&rec) && rec.seal.epoch == 0) {
             if (pg_batch_add(reg->pgb, entry, len) < 0) {
                 arc = err_set(err, errlen, "registry: out of memory keeping a batch");
             }
