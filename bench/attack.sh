@@ -44,7 +44,7 @@ for phase in "${PHASES[@]}"; do
     start_attack "$name" "$port" $((DURATION + 3)) 2 $opts
     apid=$APID
     "$SINKD" swarm --target "127.0.0.1:$port" --bots "$BOTS" --concurrency "$BOTS" \
-        --duration "$DURATION" --source-net 127.0.1.0/24 --heartbeat-ms 1000 \
+        --duration "$DURATION" --source-net 127.0.1.0/24 --heartbeat-ms 1000 --preset worm \
         --json "$B_DIR/$name.swarm.json" >"$B_DIR/$name.swarm.txt" 2>&1 &
     spid=$!
     B_PIDS+=("$spid")
@@ -78,7 +78,7 @@ for phase in "${PHASES[@]}"; do
     printf '%-16s %7s %7s %9s %8s %9s %9s %9s %7s %s\n' "$name" "$p50" "$p99" "${ratio}x" "$hb" "${hb_ratio}x" "$rss_max" "$replies" "$lost" "$what"
     [ "$alive" = yes ] || echo "  server DIED during $name"
     [ "$(json '["errors"].values()' <"$s" | tr -cd '1-9')" = "" ] ||
-        echo "  honest swarm errors: $errs (answered $(json '["bots_answered"]' <"$s") of $(json '["bots_run"]' <"$s"))"
+        echo "  honest swarm errors: $errs (replied to $(json '["bots_replied"]' <"$s") of $(json '["bots_run"]' <"$s"))"
     if [ "$name" = per-ip-cap ]; then
         echo "  one-address log lines: cap $(grep -c 'more than 64 connections from this address' "$B_DIR/$name/serve.log" || true), rate $(grep -c 'new connections per second from this address' "$B_DIR/$name/serve.log" || true) (+ suppressed: $(grep -Eo '[0-9]+ more bad peers' "$B_DIR/$name/serve.log" | awk '{s+=$1} END{print s+0}'))"
     fi

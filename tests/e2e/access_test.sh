@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 state="$E2E_DIR/state"
 port=$(free_port)
 start_server "$state" "$port" --workers 1 --keep-raw --heartbeat-interval 0
-"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 30 --duration 2 --concurrency 30 \
+"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 30 --duration 2 --concurrency 30 --volunteer-share 1 \
     >"$E2E_DIR/swarm.txt" || fail "swarm exited non-zero"
 
 access_records() { # the access records in the log, one JSON object per line
