@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <openssl/crypto.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -168,6 +169,9 @@ struct tile_writer {
 };
 
 struct evlog {
+    /* The latest time an erasure record appended through this handle erased personal data
+     * before (evlog_erased_before_us): read by other threads. */
+    _Atomic uint64_t erased_before_us;
     char state[EVLOG_PATH_MAX];
     char logdir[EVLOG_PATH_MAX];
     int wal_fd;
@@ -1277,6 +1281,11 @@ fail:
     return rc;
 }
 
+uint64_t evlog_erased_before_us(struct evlog *log)
+{
+    return atomic_load(&log->erased_before_us);
+}
+
 int evlog_append(struct evlog *log, const uint8_t *entry, size_t len, uint64_t *index_out)
 {
     if (log->broken) {
@@ -1284,6 +1293,13 @@ int evlog_append(struct evlog *log, const uint8_t *entry, size_t len, uint64_t *
     }
     if (len > EVLOG_ENTRY_MAX || (entry == NULL && len > 0)) {
         return EVLOG_EINVAL;
+    }
+    if (len >= 2 && entry[1] == RECORD_ERASURE) {
+        struct record rec;
+        if (event_decode(entry, len, &rec, NULL, 0) == 0 &&
+            rec.u.erasure.before_us > atomic_load(&log->erased_before_us)) {
+            atomic_store(&log->erased_before_us, rec.u.erasure.before_us);
+        }
     }
     if (log->seal != NULL && len > 0 && len < EVENT_RECORD_MAX) {
         /* Personal fields sealed here, where the entry's index is known. A record that cannot

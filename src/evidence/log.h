@@ -206,6 +206,10 @@ struct evlog;
  * checkpoint in log/checkpoints/. rec may be NULL. */
 int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_options *opt,
                struct evlog_recovery *rec, char *err, size_t errlen);
+/* The latest time an erasure record appended through this handle (by its writer, or drained from
+ * the spool: `sinkd erase` while serve runs) erased personal data before; 0 if none. Safe from
+ * any thread. serve uses it to strip personal data from rolled-up counts of that time. */
+uint64_t evlog_erased_before_us(struct evlog *log);
 /* Stages one entry (0..65535 bytes) in memory; not durable until evlog_commit. *index_out (may be
  * NULL) receives its leaf index. */
 int evlog_append(struct evlog *log, const uint8_t *entry, size_t len, uint64_t *index_out);
@@ -379,8 +383,8 @@ struct evlog_bundle_report {
     bool timestamped;                 /* checkpoint.tsr present and checked */
     struct evlog_timestamp timestamp; /* what it says, if timestamped */
     uint64_t bodies;                  /* raw/ message bodies, each named by a contact entry */
-    uint64_t opened; /* sealed entries opened with the seal_key the bundle gives for them */
-    size_t cosignatures;              /* witnesses whose line in checkpoint.cosigned verified */
+    uint64_t opened;     /* sealed entries opened with the seal_key the bundle gives for them */
+    size_t cosignatures; /* witnesses whose line in checkpoint.cosigned verified */
     const struct evlog_verifier *cosigned_by[EVLOG_BUNDLE_WITNESSES_MAX];
     uint64_t cosigned_at[EVLOG_BUNDLE_WITNESSES_MAX];
 };

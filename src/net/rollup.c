@@ -189,7 +189,7 @@ enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const s
 }
 
 size_t rollup_take_due(struct rollup *r, unsigned from, unsigned to, uint64_t now_us, bool all,
-                       struct heartbeats *out, size_t max)
+                       uint64_t erased_before_us, struct heartbeats *out, size_t max)
 {
     size_t n = 0;
     for (unsigned st = from; st < to && st < ROLLUP_STRIPES && n < max; st++) {
@@ -207,7 +207,14 @@ size_t rollup_take_due(struct rollup *r, unsigned from, unsigned to, uint64_t no
                 }
                 continue;
             }
-            out[n++] = e->hb;
+            out[n] = e->hb;
+            if (e->hb.time_us < erased_before_us) {
+                /* Erased since counted: who it was must not come back through this record. */
+                memset(&out[n].src, 0, sizeof(out[n].src));
+                memset(&out[n].peer, 0, sizeof(out[n].peer));
+                out[n].bot_key[0] = '\0';
+            }
+            n++;
             atomic_fetch_sub(&r->pending, e->hb.count);
             e->hb.count = 0;
             e->hb.first_time_us = 0;

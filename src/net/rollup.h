@@ -37,9 +37,12 @@ enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const s
 
 /* Moves the heartbeats records due by now_us (intervals ended; all of them when `all`, for a
  * stop) out of stripes [from, to) into out (at most max); entries idle for a whole interval are
- * forgotten. Returns how many were written; call again while it returns max. */
+ * forgotten. A record whose polls all came before erased_before_us (an erasure was recorded
+ * since they were counted) leaves without its personal fields: its source and bot key are
+ * cleared, its count, times, country, AS and digest stay. Returns how many were written; call
+ * again while it returns max. */
 size_t rollup_take_due(struct rollup *r, unsigned from, unsigned to, uint64_t now_us, bool all,
-                       struct heartbeats *out, size_t max);
+                       uint64_t erased_before_us, struct heartbeats *out, size_t max);
 
 struct rollup_stats {
     uint64_t entries; /* bots present now */

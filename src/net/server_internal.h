@@ -219,6 +219,7 @@ struct worker {
     struct conn_pool pool;
     uint32_t nconns;
     unsigned sweep_ticks;
+    unsigned heartbeat_cursor; /* the next roll-up stripe of its share to look at */
     uint8_t stopping;
     uint64_t stop_deadline_ms;
     uint64_t log_window_ms;

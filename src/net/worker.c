@@ -189,7 +189,8 @@ static bool queue_heartbeats(struct server *srv, struct pipe_ring *ring, unsigne
         }
         size_t max = room - HEARTBEATS_RING_RESERVE;
         max = max < HEARTBEATS_BATCH ? max : HEARTBEATS_BATCH;
-        size_t n = rollup_take_due(srv->rollup, from, to, now_us, all, hb, max);
+        size_t n = rollup_take_due(srv->rollup, from, to, now_us, all,
+                                   evlog_erased_before_us(srv->log), hb, max);
         for (size_t i = 0; i < n; i++) {
             struct record rec;
             memset(&rec, 0, sizeof(rec));
@@ -223,9 +224,18 @@ static void flush_heartbeats(struct worker *w)
     }
     unsigned from = w->id * ROLLUP_STRIPES / srv->nworkers;
     unsigned to = (w->id + 1) * ROLLUP_STRIPES / srv->nworkers;
-    if (to > from) {
-        from += w->sweep_ticks % (to - from);
-        (void)queue_heartbeats(srv, w->ring, from, from + 1, false, &w->stats.heartbeat_records);
+    if (to <= from) {
+        return;
+    }
+    /* Enough stripes a sweep that each is looked at at least once per interval (one a sweep,
+     * every 16 s with 2 workers, for the default hour), so a record is at most one cycle late. */
+    unsigned owned = to - from;
+    uint64_t interval_ms = (uint64_t)srv->cfg->heartbeat_interval_s * 1000u;
+    unsigned per_sweep = (unsigned)((owned * (uint64_t)SWEEP_MS + interval_ms - 1) / interval_ms);
+    per_sweep = per_sweep < 1 ? 1 : per_sweep > owned ? owned : per_sweep;
+    for (unsigned k = 0; k < per_sweep; k++) {
+        unsigned st = from + (w->heartbeat_cursor++ % owned);
+        (void)queue_heartbeats(srv, w->ring, st, st + 1, false, &w->stats.heartbeat_records);
     }
 }
 

@@ -1045,6 +1045,12 @@ static int apply_heartbeats(struct registry *reg, const struct heartbeats *hb, c
     if (hb->count == 0) {
         return 0;
     }
+    if (hb->src.family == 0) {
+        /* Counted before an erasure and written after it (docs/evidence.md): who it was is gone,
+         * the polls still count for their day and country. */
+        daycc_add(reg, (int64_t)(hb->time_us / US_PER_DAY), hb->cc, 0, 0, (int)hb->count);
+        return 0;
+    }
     c.time_us = hb->first_time_us != 0 ? hb->first_time_us : hb->time_us;
     if (apply_contact(reg, &c, err, errlen) < 0) {
         return REGISTRY_ERR;

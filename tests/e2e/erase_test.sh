@@ -12,16 +12,18 @@ state="$E2E_DIR/state"
 mkdir -p "$state/keys/epochs"
 echo 20 >"$state/keys/epochs/epoch_seconds"
 port=$(free_port)
-start_server "$state" "$port" --workers 1
+# Every poll its own record (--heartbeat-interval 0): the counts before and after the erasure are
+# compared while serve runs, before a roll-up would have written its pending counts.
+start_server "$state" "$port" --workers 1 --heartbeat-interval 0
 # First epoch: bots of seed 1, well inside one 20-second epoch.
 while [ $(($(date +%s) % 20)) -ge 12 ]; do sleep 0.3; done
-"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 25 --duration 2 --concurrency 25 --seed 1 \
+"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 25 --duration 2 --concurrency 25 --seed 1 --volunteer-share 1 \
     --heartbeat-ms 500 >"$E2E_DIR/swarm1.txt" || fail "swarm 1"
 "$SINKD_BINARY" contacts --state "$state" --justification "$E2E_WHY" >"$E2E_DIR/first.jsonl"
 first_epoch_end=$(python3 -c 'import json,sys; t=max(json.loads(l)["time"] for l in open(sys.argv[1])); import datetime; s=int(datetime.datetime.strptime(t[:19],"%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()); print(s - s % 20 + 20)' "$E2E_DIR/first.jsonl")
 # Wait until that epoch ended (and the grace of 10 s passed), then bots of seed 2.
 while [ "$(date +%s)" -lt $((first_epoch_end + 11)) ]; do sleep 0.5; done
-"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 25 --duration 2 --concurrency 25 --seed 2 \
+"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 25 --duration 2 --concurrency 25 --seed 2 --volunteer-share 1 \
     --heartbeat-ms 500 >"$E2E_DIR/swarm2.txt" || fail "swarm 2"
 "$SINKD_BINARY" report --state "$state" --format summary-json >"$E2E_DIR/before.json" || fail "summary before"
 "$SINKD_BINARY" contacts --state "$state" --justification "$E2E_WHY" >"$E2E_DIR/all.jsonl"

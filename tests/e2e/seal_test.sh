@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 state="$E2E_DIR/state"
 port=$(free_port)
 start_server "$state" "$port" --workers 2
-"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 60 --duration 3 --concurrency 60 \
+"$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 60 --duration 3 --concurrency 60 --volunteer-share 1 \
     --heartbeat-ms 500 >"$E2E_DIR/swarm.txt" || fail "swarm exited non-zero"
 stop_server
 "$SINKD_BINARY" contacts --state "$state" --all --justification "$E2E_WHY" >"$E2E_DIR/open.jsonl"

@@ -54,8 +54,8 @@ static void test_counts_and_records(void **state)
     assert_int_equal(st.pending, 5);
     struct heartbeats out[4];
     /* Not due before the interval ends. */
-    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 150 * S, false, out, 4), 0);
-    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 161 * S, false, out, 4), 1);
+    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 150 * S, false, 0, out, 4), 0);
+    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 161 * S, false, 0, out, 4), 1);
     assert_int_equal(out[0].count, 5);
     assert_int_equal(out[0].first_time_us, 101 * S);
     assert_int_equal(out[0].time_us, 105 * S);
@@ -67,9 +67,9 @@ static void test_counts_and_records(void **state)
     /* The next poll still counts (same presence); then a whole idle interval ends it. */
     c = poll_at(170 * S, 9);
     assert_int_equal(rollup_poll(r, key, &c, 1, &due), ROLLUP_COUNTED);
-    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 222 * S, false, out, 4), 1);
+    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 222 * S, false, 0, out, 4), 1);
     assert_int_equal(out[0].count, 1);
-    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 283 * S, false, out, 4), 0);
+    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 283 * S, false, 0, out, 4), 0);
     rollup_stats(r, &st);
     assert_int_equal(st.entries, 0);
     c = poll_at(300 * S, 9);
@@ -96,7 +96,7 @@ static void test_stop_takes_everything(void **state)
     struct heartbeats out[64];
     uint64_t taken = 0, records = 0;
     size_t n;
-    while ((n = rollup_take_due(r, 0, ROLLUP_STRIPES, 11 * S, true, out, 64)) > 0) {
+    while ((n = rollup_take_due(r, 0, ROLLUP_STRIPES, 11 * S, true, 0, out, 64)) > 0) {
         for (size_t i = 0; i < n; i++) {
             taken += out[i].count;
         }
@@ -143,12 +143,48 @@ static void test_full_table_and_policy_generation(void **state)
     rollup_free(r);
 }
 
+/* A record whose polls all came before an erasure leaves without source or bot key; one that
+ * also has polls after it (the bot is still there) keeps them. */
+static void test_erased_counts_lose_who(void **state)
+{
+    (void)state;
+    struct rollup *r = rollup_new(60 * S, 100);
+    bool due;
+    uint8_t old_key[16] = {1}, live_key[16] = {2};
+    struct contact c = poll_at(10 * S, 1);
+    snprintf(c.bot_key, sizeof(c.bot_key), "00112233445566778899aabbccddeeff");
+    assert_int_equal(rollup_poll(r, old_key, &c, 1, &due), ROLLUP_FIRST);
+    assert_int_equal(rollup_poll(r, live_key, &c, 1, &due), ROLLUP_FIRST);
+    c.time_us = 20 * S;
+    assert_int_equal(rollup_poll(r, old_key, &c, 1, &due), ROLLUP_COUNTED);
+    assert_int_equal(rollup_poll(r, live_key, &c, 1, &due), ROLLUP_COUNTED);
+    c.time_us = 40 * S; /* after the erasure at 30 s */
+    assert_int_equal(rollup_poll(r, live_key, &c, 1, &due), ROLLUP_COUNTED);
+    struct heartbeats out[4];
+    size_t n = rollup_take_due(r, 0, ROLLUP_STRIPES, 100 * S, true, 30 * S, out, 4);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].time_us < 30 * S) {
+            assert_int_equal(out[i].src.family, 0);
+            assert_string_equal(out[i].bot_key, "");
+            assert_int_equal(out[i].count, 1);
+            assert_string_equal(out[i].cc, "NG");
+        } else {
+            assert_int_not_equal(out[i].src.family, 0);
+            assert_string_equal(out[i].bot_key, "00112233445566778899aabbccddeeff");
+            assert_int_equal(out[i].count, 2);
+        }
+    }
+    rollup_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_and_records),
         cmocka_unit_test(test_stop_takes_everything),
         cmocka_unit_test(test_full_table_and_policy_generation),
+        cmocka_unit_test(test_erased_counts_lose_who),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
