@@ -154,8 +154,14 @@ static int replay_entry(void *ctx, uint64_t index, const uint8_t *entry, size_t 
         len = olen;
     }
     struct record rec;
-    if (event_decode(entry, len, &rec, NULL, 0) == 0 && rec.kind == RECORD_CONTACT) {
-        r->log->contacts++;
+    if (event_decode(entry, len, &rec, NULL, 0) == 0) {
+        /* Bot messages: contact records (undecoded callers are no bots' contacts) and the polls a
+         * heartbeats record rolls up, as the registry's per-day counts have them. */
+        if (rec.kind == RECORD_CONTACT && rec.u.contact.msg_type != CONTACT_MSG_UNDECODED) {
+            r->log->contacts++;
+        } else if (rec.kind == RECORD_HEARTBEATS) {
+            r->log->contacts += rec.u.heartbeats.count;
+        }
     }
     int rc = registry_apply(r->reg, r->base + index, entry, len, r->err, sizeof(r->err));
     return rc < 0 && rc != REGISTRY_E_DECODE ? -1 : 0;

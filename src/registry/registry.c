@@ -1160,9 +1160,13 @@ static int apply_record(struct registry *reg, const struct record *rec, char *er
     if (rec->seal.epoch != 0) {
         /* Still sealed: its epoch key was erased (or is not readable here). Who it was is gone;
          * a contact still counts for its day and country. */
-        if (rec->kind == RECORD_CONTACT) {
+        if (rec->kind == RECORD_CONTACT && rec->u.contact.msg_type != CONTACT_MSG_UNDECODED) {
             daycc_add(reg, (int64_t)(rec->u.contact.time_us / US_PER_DAY), rec->u.contact.cc, 0, 0,
                       1);
+        } else if (rec->kind == RECORD_HEARTBEATS) {
+            /* A bot's rolled-up polls count for the day of their last, as every poll would. */
+            daycc_add(reg, (int64_t)(rec->u.heartbeats.time_us / US_PER_DAY), rec->u.heartbeats.cc,
+                      0, 0, (int)rec->u.heartbeats.count);
         }
         return 0;
     }

@@ -152,11 +152,19 @@ for r in rows:
     assert not src.is_loopback and not src.is_private, ("registry holds haproxy's address", r)
 # Cross-node views: each bot row names the node of its latest contact (IntelMQ's
 # extra.sinkd.node), and the summary counts bots per node; both agree with the logs.
+# (A bot without identity, every bot of a passive sinkhole, is keyed by its address:
+# event_bot_key = the first 16 bytes of SHA-256 over "<family>\nip:<address>".)
+import hashlib
+def key_of(c):
+    if c.get("bot_key"):
+        return c["bot_key"]
+    return hashlib.sha256(f"{c['family']}\nip:{c['src_ip']}".encode()).hexdigest()[:32]
 last = {}
-for n, cs in contacts.items():
-    for c in cs:
-        if c.get("bot_key") and (c["bot_key"] not in last or c["time"] >= last[c["bot_key"]][0]):
-            last[c["bot_key"]] = (c["time"], c["node"])
+for n in contacts:
+    for c in contacts[n] + beats[n]:
+        k = key_of(c)
+        if k not in last or c["time"] >= last[k][0]:
+            last[k] = (c["time"], c["node"])
 events = [json.loads(l) for l in open(f"{d}/registry.jsonl")]
 assert len(events) == len(rows), (len(events), len(rows))
 for e in events:
