@@ -201,16 +201,18 @@ for c in shown:
     print(f"  {c}  " + ", ".join(f"{k} {v}" for k, v in sorted(verdicts[c].items())))
 others = sum(sum(v.values()) for c, v in verdicts.items() if c not in shown)
 print(f"  other countries: {others} decisions, all not-authorised")
-sent = {r["bot_key"]: r["index"] for r in rows if r["kind"] == "command-sent"}
+sent = {r["bot_key"]: r["time"] for r in rows if r["kind"] == "command-sent"}
 if not enforce:
     assert not sent and swarm["uninstalled"] == 0, "dry-run must send nothing"
     print("dry-run: 0 commands sent, 0 bots uninstalled")
     sys.exit(0)
 src_of = {r["bot_key"]: r["src_ip"] for r in rows if r["kind"] == "command-sent"}
-last_seen = collections.defaultdict(int)
+# By time, not log position: a heartbeats record is written at its interval's end (or the
+# stop), after the command, though the polls it counts may all have come before it.
+last_seen = collections.defaultdict(str)
 for r in rows:
     if r["kind"] in ("contact", "heartbeats"):
-        last_seen[r["src_ip"]] = max(last_seen[r["src_ip"]], r["index"])
+        last_seen[r["src_ip"]] = max(last_seen[r["src_ip"]], r["time"])
 again = {b for b in sent if last_seen[src_of[b]] > sent[b]}
 per = collections.Counter(cc.get(src_of[b], "??") for b in sent)
 print(f"commands sent: {len(sent)} ({', '.join(f'{k} {v}' for k, v in per.most_common())})")
