@@ -222,6 +222,7 @@ const char *event_verdict_name(uint8_t verdict)
         [VERDICT_RATE_LIMITED] = "rate-limited",
         [VERDICT_ALREADY_SENT] = "already-sent",
         [VERDICT_ALREADY_REHEARSED] = "already-rehearsed",
+        [VERDICT_CLAIM_FAILED] = "claim-failed",
     };
     if (verdict == 0 || verdict >= N(names)) {
         return "unknown";

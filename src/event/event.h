@@ -104,7 +104,10 @@ enum decision_verdict {
     VERDICT_RATE_LIMITED = 6,
     VERDICT_ALREADY_SENT = 7,      /* a command was really sent to this bot under it before */
     VERDICT_ALREADY_REHEARSED = 8, /* dry run: this bot was rehearsed before; nothing was sent */
-    VERDICT_COUNT = 9,
+    /* Nodes sharing a registry: the send could not be claimed there (the database down or slow),
+     * so nothing was sent (fail closed); the bot is decided again at a later presence. */
+    VERDICT_CLAIM_FAILED = 9,
+    VERDICT_COUNT = 10,
 };
 
 /* What a decision is about. Remediation (the uninstall command) is the original kind and is

@@ -3,7 +3,7 @@
 #include "net/server_internal.h"
 
 /* The key of a (bot, authorisation) pair in the decided set. */
-static void decided_key(const char *bot_key, const char *authorisation, uint8_t out[KEYSET_KEY])
+void decided_key(const char *bot_key, const char *authorisation, uint8_t out[KEYSET_KEY])
 {
     char input[33 + POLICY_ID_MAX + 2];
     uint8_t digest[32];
@@ -89,21 +89,43 @@ static uint8_t decide_command(struct conn *c, const struct contact *ct, const ch
     }
     memcpy(d->policy_sha256, policy_sha256(p), 32);
     policy_live_release(live);
-
-    struct pipe_slot *slot = pipe_reserve(w->ring); /* conn_can_submit() kept room for it */
-    int rlen = slot != NULL ? event_encode(&rec, slot->record, PIPE_RECORD_MAX) : -1;
-    if (slot == NULL || rlen < 0) {
+    /* Nodes sharing a registry: the send is claimed there first (claims.c), by a thread of its
+     * own; the decision is recorded when the claim's outcome comes back. */
+    if (d->verdict == VERDICT_SEND && srv->claims != NULL) {
+        if (claims_submit(w, c, &rec)) {
+            return VERDICT_SEND;
+        }
+        d->verdict = VERDICT_CLAIM_FAILED; /* out of memory: fail closed */
+        uint8_t pair[KEYSET_KEY];
+        decided_key(key, d->authorisation, pair);
+        keyset_shared_remove(srv->sent, pair);
+    }
+    if (!publish_decision(w, c, &rec)) {
         bad_peer(c, "internal: cannot queue the decision record; nothing will be sent");
         return 0;
+    }
+    return d->verdict;
+}
+
+bool publish_decision(struct worker *w, struct conn *c, const struct record *rec)
+{
+    const struct decision *d = &rec->u.decision;
+    struct pipe_slot *slot = pipe_reserve(w->ring); /* conn_can_submit() kept room for it */
+    if (slot == NULL) {
+        return false;
+    }
+    int rlen = event_encode(rec, slot->record, PIPE_RECORD_MAX);
+    if (rlen < 0) {
+        return false; /* bounded fields: unreachable; the slot stays unpublished */
     }
     slot->owner = c;
     slot->record_len = (uint16_t)rlen;
     slot->reply_len = 0;
     slot->kind = d->verdict == VERDICT_SEND ? SLOT_SEND : SLOT_RECORD;
     c->inflight++;
-    pipe_publish(srv->pipe, w->ring);
+    pipe_publish(w->srv->pipe, w->ring);
     w->stats.decisions[d->verdict < VERDICT_COUNT ? d->verdict : 0]++;
-    return d->verdict;
+    return true;
 }
 
 void decide(struct conn *c, const struct contact *ct, const char *key, bool presence_start)

@@ -333,7 +333,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     }
     srv->cfg = cfg;
     for (size_t l = 0; l < SERVER_MAX_LISTEN; l++) {
-        srv->claims[l] = -1;
+        srv->listen_locks[l] = -1;
     }
     if (cfg->family == NULL || cfg->family_config == NULL) {
         free(srv);
@@ -394,8 +394,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     }
     /* Bind first: a port in use should fail before anything is written to the log. */
     for (size_t l = 0; l < cfg->nlisten; l++) {
-        srv->claims[l] = claim_listen_address(&cfg->listen[l], err, errlen);
-        if (srv->claims[l] == -1) {
+        srv->listen_locks[l] = claim_listen_address(&cfg->listen[l], err, errlen);
+        if (srv->listen_locks[l] == -1) {
             goto out;
         }
         uint16_t port = cfg->listen[l].port;
@@ -498,6 +498,13 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
             goto out;
         }
         atomic_store(&srv->policy_gen, 1);
+        /* Several nodes counting into one PostgreSQL registry: a bot moving between them must
+         * not be commanded twice, so sends are claimed there (claims.c). Opened now: once the
+         * sandbox is on, no socket can be made. */
+        if (cfg->registry_target != NULL && registry_target_is_shared(cfg->registry_target) &&
+            claims_start(srv, err, errlen) != 0) {
+            goto out;
+        }
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         srv->workers[i].ring = pipeline_ring(srv->pipe, i);
@@ -593,6 +600,7 @@ out:
         settle_after_stop(srv);
         pipeline_free(srv->pipe);
     }
+    claims_stop(srv);
     if (srv->registry != NULL) {
         stop_registry(srv);
     }
@@ -608,6 +616,8 @@ out:
                 uv_run(&w->loop, UV_RUN_DEFAULT);
             }
             uv_loop_close(&w->loop);
+            claims_worker_free(w);
+            pthread_mutex_destroy(&w->claims_mu);
             conn_pool_destroy(&w->pool);
             pthread_mutex_destroy(&w->published_mu);
         }
@@ -642,8 +652,8 @@ out:
     keyset_shared_free(srv->sent);
     keyset_shared_free(srv->rehearsed);
     for (size_t l = 0; l < SERVER_MAX_LISTEN; l++) {
-        if (srv->claims[l] >= 0) {
-            close(srv->claims[l]);
+        if (srv->listen_locks[l] >= 0) {
+            close(srv->listen_locks[l]);
         }
     }
     ipcount_free(srv->ipcount);

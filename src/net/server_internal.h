@@ -220,6 +220,12 @@ struct worker {
     uint32_t nconns;
     unsigned sweep_ticks;
     unsigned heartbeat_cursor; /* the next roll-up stripe of its share to look at */
+    /* Claims (claims.c) answered by the claims thread, and those the ring had no room for. */
+    uv_async_t claims_wake;
+    pthread_mutex_t claims_mu;
+    struct claim_req *claims_done;    /* under claims_mu */
+    bool claims_closed;               /* under claims_mu: claims_wake is closed */
+    struct claim_req *claims_waiting; /* worker only */
     uint8_t stopping;
     uint64_t stop_deadline_ms;
     uint64_t log_window_ms;
@@ -240,7 +246,7 @@ struct server {
      * only for wildcard listeners, where it is not known in advance. */
     struct net_addr bound[SERVER_MAX_LISTEN];
     bool bound_wildcard[SERVER_MAX_LISTEN];
-    int claims[SERVER_MAX_LISTEN]; /* claim_listen_address()'s locks, -1 when none */
+    int listen_locks[SERVER_MAX_LISTEN]; /* claim_listen_address()'s locks, -1 when none */
     const struct proto_family *family;
     const void *family_cfg;
     struct evlog *log;
@@ -253,11 +259,12 @@ struct server {
     struct synfilter_addr *ban_snapshot; /* on_ban_tick's copy of the set, banlist max entries */
     uv_timer_t ban_tick;
     struct enrich_handle enrich;
-    struct registry *registry;       /* derived view, fed by its own follower thread */
-    uv_timer_t registry_tick;        /* tells once that the follower stopped (on_registry_tick) */
-    struct policy_handle *policy;    /* NULL: no policy loaded, no decisions */
-    _Atomic uint32_t policy_gen;     /* bumped by every policy put in force (start: 1) */
-    struct keyset_shared *sent;      /* (bot, authorisation) pairs a command was sent to */
+    struct registry *registry;    /* derived view, fed by its own follower thread */
+    uv_timer_t registry_tick;     /* tells once that the follower stopped (on_registry_tick) */
+    struct policy_handle *policy; /* NULL: no policy loaded, no decisions */
+    _Atomic uint32_t policy_gen;  /* bumped by every policy put in force (start: 1) */
+    struct claims *claims;      /* sends claimed in a shared registry (claims.c); NULL: one node */
+    struct keyset_shared *sent; /* (bot, authorisation) pairs a command was sent to */
     struct keyset_shared *rehearsed; /* ... and pairs decided dry-run (never counted as sent) */
     struct worker *workers;
     unsigned nworkers;
@@ -366,6 +373,18 @@ void command_ready(struct worker *w, struct conn *c, const struct decision *d);
  * policy in force: collection at the start of its presence, remediation once per connection; each
  * decision record queued (and, for send, the command behind it). */
 void decide(struct conn *c, const struct contact *ct, const char *key, bool presence_start);
+/* Queues a decision record (and, for send, the command behind it); false when the ring is full. */
+bool publish_decision(struct worker *w, struct conn *c, const struct record *rec);
+/* The key of a (bot, authorisation) pair in the sent and rehearsed sets. */
+void decided_key(const char *bot_key, const char *authorisation, uint8_t out[KEYSET_KEY]);
+/* claims.c: the once-per-bot rule across nodes sharing a PostgreSQL registry. */
+struct claims;
+struct claim_req;
+int claims_start(struct server *srv, char *err, size_t errlen);
+void claims_stop(struct server *srv);
+bool claims_submit(struct worker *w, struct conn *c, const struct record *rec);
+void claims_settle(struct worker *w);
+void claims_worker_free(struct worker *w);
 void reload_policy(struct server *srv);
 void send_command(struct worker *w, struct conn *c, const struct decision *d, const char *why_not);
 void render_metrics(void *ctx, struct metrics_text *m);

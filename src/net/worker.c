@@ -104,10 +104,18 @@ void complete_durable(struct worker *w)
     }
 }
 
+static void on_claims_wake(uv_async_t *a)
+{
+    claims_settle(a->data);
+}
+
 static void on_wake(uv_async_t *a)
 {
     struct worker *w = a->data;
     complete_durable(w);
+    if (w->claims_waiting != NULL) {
+        claims_settle(w); /* durability freed ring slots they were waiting for */
+    }
     resume_blocked(w);
 }
 
@@ -304,6 +312,10 @@ static void on_sweep(uv_timer_t *t)
     if (w->nconns == 0 || force) {
         flush_suppressed(w, now + 1000);
         close_handle_if_open((uv_handle_t *)&w->wake);
+        pthread_mutex_lock(&w->claims_mu);
+        w->claims_closed = true;
+        pthread_mutex_unlock(&w->claims_mu);
+        close_handle_if_open((uv_handle_t *)&w->claims_wake);
         close_handle_if_open((uv_handle_t *)&w->stop);
         close_handle_if_open((uv_handle_t *)&w->sweep);
         close_handle_if_open((uv_handle_t *)&w->accept_retry);
@@ -349,6 +361,9 @@ int worker_init(struct server *srv, struct worker *w, unsigned id, int *fds, cha
         return err_set(err, errlen, "cannot create event loop");
     }
     uv_async_init(&w->loop, &w->wake, on_wake);
+    pthread_mutex_init(&w->claims_mu, NULL);
+    uv_async_init(&w->loop, &w->claims_wake, on_claims_wake);
+    w->claims_wake.data = w;
     w->wake.data = w;
     uv_async_init(&w->loop, &w->stop, on_stop);
     w->stop.data = w;
