@@ -397,7 +397,10 @@ int cmd_verify_nodes(int argc, char **argv)
                                        l->dir, l->vk.name);
             }
         }
-        snprintf(l->name, sizeof(l->name), "%s+%08x", l->vk.name, (unsigned)l->vk.keyid);
+        char
+            name[sizeof(l->name)]; /* through a copy: gcc -O0 sees l->vk.name and l->name overlap */
+        snprintf(name, sizeof(name), "%s+%08x", l->vk.name, (unsigned)l->vk.keyid);
+        memcpy(l->name, name, sizeof(name));
         int stamps = 0, cosigs = 0;
         if (evlog_verify_dir(l->dir, &l->vk, &rep, err, sizeof(err)) != 0 ||
             (stamps = evlog_ts_verify_dir(l->dir, ca, NULL, NULL, err, sizeof(err))) < 0 ||

@@ -225,8 +225,8 @@ bool http_handle_request(struct conn *c)
     uint8_t *text = w->scratch;
     uint64_t whole = 0;
     size_t len = httpreq_text(&req, text, CONTACT_HEAD_MAX, &whole);
-    char reason[96];
-    snprintf(reason, sizeof(reason), "%s", err[0] ? err : "HTTP request not decoded");
+    char reason[sizeof(((struct contact *)0)->reason)];
+    snprintf(reason, sizeof(reason), "%.95s", err[0] ? err : "HTTP request not decoded");
     struct undecoded_input in = {.bytes = text,
                                  .len = len,
                                  .total = whole,
