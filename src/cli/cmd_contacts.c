@@ -29,7 +29,9 @@ static const char contacts_usage[] =
     "              contact records and the polls heartbeats records count), messages by\n"
     "              type and transport, heartbeats records, unique bots,\n"
     "              unique source IPs, first/last time, contacts per second, and the server's\n"
-    "              own counters from its last node-stopped record; counts only, no address\n"
+    "              own counters from its last node-stopped record; contacts still sealed\n"
+    "              (erased, or no key here) count as sealed_contacts, and their bots once per\n"
+    "              epoch as sealed_bot_epochs; counts only, no address\n"
     "              or name, so it needs no --justification\n" CLI_ACCESS_USAGE
     "  --help      this text\n"
     "\n"
@@ -48,6 +50,10 @@ struct summary {
     struct keyset undecoded_ips;
     json_t *last_stopped;
     uint64_t node_started;
+    /* Contacts still sealed (their epoch erased, or no key here): counted by epoch and the
+     * per-epoch pseudonym, since they name no bot and no address. */
+    uint64_t sealed_contacts;
+    struct keyset sealed_bot_epochs;
 };
 
 static void summary_add(struct summary *s, const struct record *rec)
@@ -90,6 +96,18 @@ static void summary_add(struct summary *s, const struct record *rec)
     }
     s->contacts += n;
     s->by_type[type < CONTACT_MSG_TYPES ? type : 0] += n;
+    if (rec->seal.epoch != 0) {
+        /* Still sealed (its epoch erased, or no key here): no bot key and no address to count
+         * by, only the per-epoch pseudonym. */
+        s->sealed_contacts += n;
+        if (rec->seal.has_bot_ref) {
+            uint8_t ref[16] = {0};
+            memcpy(ref, &rec->seal.epoch, sizeof(rec->seal.epoch));
+            memcpy(ref + 4, rec->seal.bot_ref, EVENT_SEAL_BOT_REF_SIZE);
+            keyset_add(&s->sealed_bot_epochs, ref);
+        }
+        return;
+    }
     if (type == CONTACT_MSG_UNDECODED) {
         /* Callers no family decoded are no bots: counted apart, by address. */
         uint8_t uip[16] = {0};
@@ -155,6 +173,8 @@ static void summary_print(struct summary *s, FILE *out)
     json_object_set_new(o, "heartbeats_records", json_integer((json_int_t)s->heartbeats_records));
     json_object_set_new(o, "by_transport", tr);
     json_object_set_new(o, "unique_bots", json_integer((json_int_t)s->bots.n));
+    json_object_set_new(o, "sealed_contacts", json_integer((json_int_t)s->sealed_contacts));
+    json_object_set_new(o, "sealed_bot_epochs", json_integer((json_int_t)s->sealed_bot_epochs.n));
     json_object_set_new(o, "unique_source_ips", json_integer((json_int_t)s->ips.n));
     json_object_set_new(o, "undecoded_source_ips", json_integer((json_int_t)s->undecoded_ips.n));
     json_object_set_new(o, "first", json_string(first));
@@ -305,6 +325,7 @@ int cmd_contacts(int argc, char **argv)
         keyset_free(&sum.bots);
         keyset_free(&sum.ips);
         keyset_free(&sum.undecoded_ips);
+        keyset_free(&sum.sealed_bot_epochs);
         json_decref(sum.last_stopped);
         rows = 1;
     }

@@ -1114,14 +1114,16 @@ static int remediation_record(struct registry *reg, enum stmt_id id, const uint8
 static uint64_t record_time(const struct record *rec)
 {
     switch (rec->kind) {
+    case RECORD_ACCESS:
+    case RECORD_ERASURE:
+    case RECORD_PORTAL_REQUEST:
+    case RECORD_PORTAL_DECISION:
+        /* What people did with the data, months later perhaps: not the sinkhole observing. */
+        return 0;
     case RECORD_CONTACT:
         return rec->u.contact.time_us;
     case RECORD_HEARTBEATS:
         return rec->u.heartbeats.time_us;
-    case RECORD_ACCESS:
-        return rec->u.access.time_us;
-    case RECORD_ERASURE:
-        return rec->u.erasure.time_us;
     case RECORD_DECISION:
         return rec->u.decision.time_us;
     case RECORD_COMMAND_SENT:

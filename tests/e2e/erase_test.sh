@@ -129,6 +129,14 @@ kept = [r for r in recs if r["kind"] == "contact" and r.get("host")]
 assert len(kept) >= 20, len(kept)
 PY
 
+# Totals without any key: the erased contacts still count, their bots once per epoch.
+"$SINKD_BINARY" contacts --state "$state" --summary >"$E2E_DIR/summary-after.json"
+python3 - "$E2E_DIR/summary-after.json" <<'PY' || fail "contacts --summary after erase: $(cat "$E2E_DIR/summary-after.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["sealed_contacts"] > 25 and s["sealed_bot_epochs"] == 25, s
+PY
+
 # prove an erased record: the bundle verifies, and prove says it was erased, when, on what basis.
 idx=$(python3 -c 'import json,sys; print(next(json.loads(l)["index"] for l in open(sys.argv[1]) if json.loads(l).get("sealed",{}).get("personal_data")=="erased" and json.loads(l)["kind"]=="contact"))' "$E2E_DIR/after.jsonl")
 "$SINKD_BINARY" prove --state "$state" --entry "$idx" --out "$E2E_DIR/bundle" --justification "$E2E_WHY" \
