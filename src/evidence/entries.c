@@ -8,8 +8,7 @@
 #include <stdlib.h>
 
 int evlog_entry_bundle_parse(const uint8_t *b, size_t len, unsigned w, uint64_t first,
-                             int (*fn)(void *ctx, uint64_t index, const uint8_t *entry,
-                                       size_t len),
+                             int (*fn)(void *ctx, uint64_t index, const uint8_t *entry, size_t len),
                              void *ctx, char *err, size_t errlen)
 {
     size_t off = 0;

@@ -296,9 +296,23 @@ void render_metrics(void *ctx, struct metrics_text *m)
         metrics_family(m, "sinkd_registry_applied_entries", "gauge",
                        "Log entries the victim registry has applied.");
         metrics_sample(m, "sinkd_registry_applied_entries", rs.applied_index);
+        /* Against the log's durable size now, not the follower's own view at its last commit:
+         * a follower waiting on its database (PostgreSQL paused, a lock) does not move that. */
+        uint64_t durable = atomic_load(&ps->log_size);
+        uint64_t lag = durable > rs.applied_index ? durable - rs.applied_index : 0;
         metrics_family(m, "sinkd_registry_lag_entries", "gauge",
-                       "Durable entries not yet applied to the registry at its last commit.");
-        metrics_sample(m, "sinkd_registry_lag_entries", rs.lag);
+                       "Durable log entries the registry has not applied yet.");
+        metrics_sample(m, "sinkd_registry_lag_entries", lag);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+        metrics_family(m, "sinkd_registry_behind_seconds", "gauge",
+                       "While entries wait: seconds since the registry last read to the log's "
+                       "durable end (0 when it has applied everything).");
+        metrics_sample(m, "sinkd_registry_behind_seconds",
+                       lag > 0 && rs.caught_up_ns > 0 && now_ns > rs.caught_up_ns
+                           ? (now_ns - rs.caught_up_ns) / 1000000000ULL
+                           : 0);
     }
     if (srv->raw != NULL) {
         struct raw_store_stats rs;

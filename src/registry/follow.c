@@ -121,6 +121,11 @@ static void *follow_main(void *arg)
             size_t len;
             uint64_t index;
             rc = f->ops->next(f->reader, &entry, &len, &index, err, sizeof(err));
+            if (rc == 0) {
+                pthread_mutex_lock(&f->mu);
+                f->stats.caught_up_ns = now_ns();
+                pthread_mutex_unlock(&f->mu);
+            }
             if (rc == 0 && n > 0 && f->linger && !stopping) {
                 uint64_t waited_ms = (now_ns() - t0) / 1000000ULL;
                 if (waited_ms < f->batch_ms) {

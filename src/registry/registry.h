@@ -140,7 +140,11 @@ struct registry_follow_stats {
     uint64_t lag;           /* log_size_seen - applied_index at the last commit */
     uint64_t lag_max;
     double records_per_s; /* over the follower's life so far */
-    int error;            /* 0, or the code that stopped the follower */
+    /* CLOCK_MONOTONIC time (ns) the follower last read to the durable end of the log: while
+     * entries wait and this does not move, the registry is falling behind (metrics: seconds
+     * behind). 0 before its first time. */
+    uint64_t caught_up_ns;
+    int error; /* 0, or the code that stopped the follower */
     char error_text[256];
 };
 

@@ -50,6 +50,7 @@ function summarize(metrics, nowSeconds) {
     commitErrors: sampleValue(metrics, "sinkd_log_commit_errors_total"),
     registry: !registryPresent ? "off" : sampleValue(metrics, "sinkd_registry_up") === 1 ? "up" : "stopped",
     registryLag: sampleValue(metrics, "sinkd_registry_lag_entries"),
+    registryBehindSeconds: sampleValue(metrics, "sinkd_registry_behind_seconds"),
     remediation: policyState(metrics, sent, decisions),
     commandsSent: sent,
     commandsFailed: sampleValue(metrics, "sinkd_commands_failed_total"),
@@ -132,8 +133,9 @@ if (typeof document !== "undefined") {
       "evidence log: committing" + (sum.commitErrors ? " (" + sum.commitErrors + " failed commits)" : ""),
       sum.logStalled ? "bad" : sum.commitErrors ? "warn" : "ok");
     badge("registry-state", "registry: " + sum.registry +
-      (sum.registry === "up" ? ", lag " + formatCount(sum.registryLag) + " entries" : ""),
-      sum.registry === "stopped" ? "bad" : "ok");
+      (sum.registry === "up" ? ", lag " + formatCount(sum.registryLag) + " entries" +
+        (sum.registryBehindSeconds > 0 ? ", " + formatCount(sum.registryBehindSeconds) + " s behind" : "") : ""),
+      sum.registry === "stopped" ? "bad" : sum.registryBehindSeconds >= 60 ? "warn" : "ok");
     badge("remediation-state", "remediation: " + sum.remediation +
       (sum.commandsSent ? " (" + formatCount(sum.commandsSent) + ")" : ""),
       sum.commandsFailed ? "warn" : "ok");
