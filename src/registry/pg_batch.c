@@ -660,6 +660,74 @@ static int apply_contact(struct pg_batch *b, const struct contact *c, char *err,
     return 0;
 }
 
+/* A contact as apply_heartbeats() (registry.c) makes one of a heartbeats record. */
+void pgb_heartbeat_contact(const struct heartbeats *hb, struct contact *c)
+{
+    memset(c, 0, sizeof(*c));
+    memcpy(c->node, hb->node, sizeof(c->node));
+    c->src = hb->src;
+    c->dst = hb->dst;
+    c->peer = hb->peer;
+    c->transport = hb->transport;
+    memcpy(c->family, hb->family, sizeof(c->family));
+    c->msg_type = CONTACT_MSG_HEARTBEAT;
+    memcpy(c->bot_key, hb->bot_key, sizeof(c->bot_key));
+    memcpy(c->cc, hb->cc, sizeof(c->cc));
+    c->asn = hb->asn;
+    memcpy(c->tags, hb->tags, sizeof(c->tags));
+    c->enrich_id = hb->enrich_id;
+    c->time_us = hb->first_time_us != 0 ? hb->first_time_us : hb->time_us;
+}
+
+/* apply_heartbeats: a bot's rolled-up polls, its first and last applied as contacts, the polls
+ * between added to the contact counts (ST_BOT_ADD_CONTACTS, ST_IP_ADD_CONTACTS). */
+static int apply_heartbeats(struct pg_batch *b, const struct heartbeats *hb, char *err,
+                            size_t errlen)
+{
+    if (hb->count == 0) {
+        return 0;
+    }
+    if (hb->src.family == 0) {
+        /* Counted before an erasure, written after it: the polls count for their day only. */
+        return daycc_add(b, (int64_t)(hb->time_us / US_PER_DAY), hb->cc, 0, 0, (int)hb->count) < 0
+                   ? oom(err, errlen)
+                   : 0;
+    }
+    struct contact c;
+    pgb_heartbeat_contact(hb, &c);
+    if (apply_contact(b, &c, err, errlen) < 0) {
+        return -1;
+    }
+    if (hb->count == 1) {
+        return 0;
+    }
+    c.time_us = hb->time_us;
+    if (apply_contact(b, &c, err, errlen) < 0) {
+        return -1;
+    }
+    int64_t extra = (int64_t)hb->count - 2;
+    if (extra == 0) {
+        return 0;
+    }
+    uint8_t key[16];
+    if (!registry_internal_key_from_hex(c.bot_key, key)) {
+        pgb_anon_key(&c, key);
+    }
+    uint32_t bi = pgb_bot_find(b, key);
+    if (bi != PGB_NONE && b->bots[bi].state == PGB_LIVE) {
+        b->bots[bi].contacts += extra;
+        b->bots[bi].dirty = true;
+    }
+    uint32_t ii = pgb_ip_find(b, c.src.ip, registry_internal_ip_key_len(&c.src));
+    if (ii != PGB_NONE && b->ips[ii].state == PGB_LIVE) {
+        b->ips[ii].contacts += extra;
+        b->ips[ii].dirty = true;
+    }
+    return daycc_add(b, (int64_t)(hb->time_us / US_PER_DAY), c.cc, 0, 0, (int)extra) < 0
+               ? oom(err, errlen)
+               : 0;
+}
+
 /* The earliest non-zero of a stored time and a new one (FIRST_OF). */
 static int64_t first_of(int64_t stored, int64_t v)
 {
@@ -705,6 +773,8 @@ static int apply_record(struct pg_batch *b, const struct record *rec, char *err,
     switch (rec->kind) {
     case RECORD_CONTACT:
         return apply_contact(b, &rec->u.contact, err, errlen);
+    case RECORD_HEARTBEATS:
+        return apply_heartbeats(b, &rec->u.heartbeats, err, errlen);
     case RECORD_DECISION: {
         const struct decision *d = &rec->u.decision;
         if (!registry_internal_key_from_hex(d->bot_key, key)) {

@@ -155,6 +155,8 @@ uint32_t pgb_pair_put(struct pg_batch *b, enum pgb_set s, int64_t day, uint32_t 
 uint32_t pgb_pair_find(struct pg_batch *b, enum pgb_set s, int64_t day, uint32_t member);
 /* The key a contact without identity is counted under (family and source address). */
 void pgb_anon_key(const struct contact *c, uint8_t key[16]);
+/* The contact apply_heartbeats() (registry.c) applies for a heartbeats record's first poll. */
+void pgb_heartbeat_contact(const struct heartbeats *hb, struct contact *c);
 /* Record i of the batch, decoded. Returns 0 or -1 with err set. */
 int pgb_record(const struct pg_batch *b, size_t i, struct record *rec, char *err, size_t errlen);
 

@@ -423,6 +423,16 @@ static int collect_keys(struct pg_batch *b, struct want **anon_of, size_t *anon_
         }
         uint8_t key[16];
         int rc = 0;
+        struct contact polled;
+        uint64_t last_poll_us = 0;
+        if (rec.kind == RECORD_HEARTBEATS && rec.u.heartbeats.count > 0 &&
+            rec.u.heartbeats.src.family != 0) {
+            /* Its first and last polls are applied as contacts of the same bot and address. */
+            pgb_heartbeat_contact(&rec.u.heartbeats, &polled);
+            last_poll_us = rec.u.heartbeats.time_us;
+            rec.kind = RECORD_CONTACT;
+            rec.u.contact = polled;
+        }
         if (rec.kind == RECORD_CONTACT) {
             const struct contact *c = &rec.u.contact;
             int len = registry_internal_ip_key_len(&c->src);
@@ -431,8 +441,9 @@ static int collect_keys(struct pg_batch *b, struct want **anon_of, size_t *anon_
                 rc = -1;
             }
             int64_t day = (int64_t)(c->time_us / 86400000000ULL);
+            int64_t last_day = last_poll_us ? (int64_t)(last_poll_us / 86400000000ULL) : day;
             b->day_min = day < b->day_min ? day : b->day_min;
-            b->day_max = day > b->day_max ? day : b->day_max;
+            b->day_max = last_day > b->day_max ? last_day : b->day_max;
             bool identified = registry_internal_key_from_hex(c->bot_key, key);
             if (rc == 0 && identified) {
                 rc = want_bot(b, key, false, false);

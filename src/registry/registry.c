@@ -1146,13 +1146,24 @@ static bool record_changes_rows(uint8_t kind)
 static bool batch_applies(const struct record *rec)
 {
     uint8_t kind = rec->kind;
-    /* Undecoded callers (issue 18) and rolled-up heartbeats (issue 20) are applied by
-     * apply_record: the batch's in-memory model knows the bot and address rows only. */
-    if (kind == RECORD_CONTACT && rec->u.contact.msg_type == CONTACT_MSG_UNDECODED) {
+    /* Undecoded callers (issue 18) are applied by apply_record: the batch's in-memory model
+     * knows bots, addresses and remediation, not their table. Sealed records too. */
+    if (rec->seal.epoch != 0 ||
+        (kind == RECORD_CONTACT && rec->u.contact.msg_type == CONTACT_MSG_UNDECODED)) {
         return false;
     }
-    return kind == RECORD_CONTACT || kind == RECORD_DECISION || kind == RECORD_COMMAND_SENT ||
-           kind == RECORD_COMMAND_FAILED;
+    return kind == RECORD_CONTACT || kind == RECORD_HEARTBEATS || kind == RECORD_DECISION ||
+           kind == RECORD_COMMAND_SENT || kind == RECORD_COMMAND_FAILED;
+}
+
+/* Records whose apply_record touches no row the batch holds: an undecoded caller (table
+ * undecoded_ip only) and a still-sealed record (per-day counters only, which add up in any
+ * order). They are applied at once, without writing the batch first: a scanner's flood of
+ * undecoded callers among the bots does not cut the batch into pieces. */
+static bool apart_from_batch(const struct record *rec)
+{
+    return rec->seal.epoch != 0 ||
+           (rec->kind == RECORD_CONTACT && rec->u.contact.msg_type == CONTACT_MSG_UNDECODED);
 }
 
 static int apply_record(struct registry *reg, const struct record *rec, char *err, size_t errlen)
@@ -1292,10 +1303,12 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
         int arc = 0;
         if (!record_changes_rows(rec.kind)) {
             arc = 0;
-        } else if (reg->pgb != NULL && batch_applies(&rec) && rec.seal.epoch == 0) {
+        } else if (reg->pgb != NULL && batch_applies(&rec)) {
             if (pg_batch_add(reg->pgb, entry, len) < 0) {
                 arc = err_set(err, errlen, "registry: out of memory keeping a batch");
             }
+        } else if (reg->pgb != NULL && apart_from_batch(&rec)) {
+            arc = apply_record(reg, &rec, err, errlen);
         } else {
             arc = batch_write(reg, err, errlen) < 0 ? -1 : apply_record(reg, &rec, err, errlen);
         }

@@ -67,7 +67,7 @@ python3 - "$E2E_DIR/swarm.json" <<'PY' || fail "bots went unanswered across the 
 import json, sys
 s = json.load(open(sys.argv[1]))
 e = s["errors"]
-assert s["bots_answered"] == s["bots_run"] == 300, s
+assert s["bots_replied"] == s["bots_run"] == 300, s
 assert e["reset"] == 0 and e["timeout"] == 0 and e["protocol"] == 0, s
 PY
 # Caught up by itself: lag 0 within 30 s, nothing restarted.

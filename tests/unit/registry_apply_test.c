@@ -1032,7 +1032,47 @@ static void build_random_log(struct logbuf *lb, uint64_t seed)
         snprintf(ip, sizeof(ip), kind % 17 == 0 ? "2001:db8::%x" : "192.0.2.%u",
                  (unsigned)(h / 3 + (kind % 19 == 0 ? 50 : 0)));
         snprintf(host, sizeof(host), "PC-%u", h);
-        if (kind < 62) {
+        if (kind >= 55 && kind < 62) {
+            /* A bot's polls rolled up (RECORD_HEARTBEATS): 0..6 of them, its first a while
+             * before its last; some from a connection that never identified itself, some
+             * written without who it was (counted before an erasure). */
+            struct record rec;
+            memset(&rec, 0, sizeof(rec));
+            rec.kind = RECORD_HEARTBEATS;
+            struct heartbeats *hb = &rec.u.heartbeats;
+            hb->time_us = t;
+            hb->first_time_us = t - (r >> 44) % (DAY_US / 2);
+            hb->count = (uint32_t)((r >> 50) % 7);
+            snprintf(hb->node, sizeof(hb->node), "node-a");
+            if (kind != 61) {
+                assert_int_equal(net_addr_parse_ip(ip, &hb->src), 0);
+                hb->src.port = (uint16_t)(4000 + i);
+            }
+            assert_int_equal(net_addr_parse_ip("198.51.100.7", &hb->dst), 0);
+            hb->dst.port = 443;
+            hb->transport = CONTACT_TRANSPORT_TCP;
+            snprintf(hb->family, sizeof(hb->family), "plugx");
+            snprintf(hb->bot_key, sizeof(hb->bot_key), "%s", kind % 2 ? hosts[h] : "");
+            snprintf(hb->cc, sizeof(hb->cc), "%s", cc[(h + i / 900) % 4]);
+            hb->asn = 64496 + (h + (unsigned)i / 1200) % 3;
+            int n = event_encode(&rec, lb->entry[lb->n], EVENT_RECORD_MAX);
+            assert_true(n > 0);
+            lb->len[lb->n++] = (size_t)n;
+        } else if (kind >= 70 && kind < 72) {
+            /* A caller no family decoded: counted by address in its own table. */
+            size_t k = push_contact(lb, t, ip, (uint16_t)(5000 + i), NULL, cc[h % 4], 64500, "");
+            struct record rec;
+            assert_int_equal(event_decode(lb->entry[k], lb->len[k], &rec, NULL, 0), 0);
+            rec.u.contact.bot_key[0] = '\0';
+            rec.u.contact.msg_type = CONTACT_MSG_UNDECODED;
+            rec.u.contact.size = 100;
+            rec.u.contact.head_len = 100;
+            rec.u.contact.head_sha256[0] = 1;
+            snprintf(rec.u.contact.reason, sizeof(rec.u.contact.reason), "no family");
+            int n = event_encode(&rec, lb->entry[k], EVENT_RECORD_MAX);
+            assert_true(n > 0);
+            lb->len[k] = (size_t)n;
+        } else if (kind < 62) {
             size_t k = push_contact(lb, t, ip, (uint16_t)(1000 + i), host, cc[(h + i / 900) % 4],
                                     64496 + (h + (unsigned)i / 1200) % 3,
                                     (r >> 40) % 9 == 0 ? "hospital" : "");
