@@ -6,10 +6,21 @@
 # every bot has connected: log bytes per bot-day, records/s and fsyncs/s (journal group commits
 # and checkpoint publications), and extrapolates to 100k and 1M bots for 180 days, beside the
 # figure measured before the roll-up (issue 20: ~607 B per heartbeat, ~874 KB per bot-day at 60 s).
-# Usage: bench/operation.sh [STEADY_SECONDS] [BOTS]   (defaults 120 s, 10000)
+# With the heartbeat roll-up (serve --heartbeat-interval, default one record per bot per hour),
+# a two-minute window would see almost no roll-up records: the bench then rolls up every
+# INTERVAL seconds (default 60), measures the bytes of one bot-interval, and scales it to the
+# default hour (24 records per bot-day), printing both.
+# Usage: bench/operation.sh [STEADY_SECONDS] [BOTS]   (defaults 120 s, 10000; env INTERVAL,
+# HTTP_SHARE: the share of bots polling over HTTP, default 0.3)
 source "$(dirname "$0")/lib.sh"
 STEADY=${1:-120}
 BOTS=${2:-10000}
+INTERVAL=${INTERVAL:-60}
+HTTP_SHARE=${HTTP_SHARE:-0.3}
+ROLLUP_OPTS=()
+if [[ "$("$SINKD" serve --help)" == *--heartbeat-interval* ]]; then
+    ROLLUP_OPTS=(--heartbeat-interval "$INTERVAL")
+fi
 SLOW=$((BOTS * 8 / 10))
 FAST=$((BOTS - SLOW))
 
@@ -17,7 +28,7 @@ port=$(free_port)
 mport=$(free_port)
 start_sinkd op "$port" "${WORKER_OPTS[@]}" --trusted-proxy 127.0.1.0/24 --trusted-proxy 127.0.2.0/24 \
     --max-per-ip $((BOTS + 10)) --max-connections $((BOTS + 2000)) --checkpoint-ms 1000 \
-    --metrics-listen "127.0.0.1:$mport"
+    --metrics-listen "127.0.0.1:$mport" "${ROLLUP_OPTS[@]}"
 state="$B_DIR/op/state"
 log_bytes() { du -sb "$state/journal" "$state/log" | awk '{s += $1} END {print s}'; }
 metric() { curl -sf "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
@@ -25,12 +36,12 @@ checkpoints() { find "$state/log/checkpoints" -type f | wc -l; }
 
 run=$((STEADY + 90)) # ramp-up (every bot's first contact) + the measured steady state
 "$SINKD" swarm --target "127.0.0.1:$port" --bots "$SLOW" --concurrency "$SLOW" --duration "$run" \
-    --source-net 127.0.1.0/24 --seed 11 --heartbeat-ms 60000 --http-share 0.3 --cipher mix \
+    --source-net 127.0.1.0/24 --seed 11 --heartbeat-ms 60000 --http-share "$HTTP_SHARE" --cipher mix \
     --json "$B_DIR/slow.json" >"$B_DIR/slow.txt" 2>&1 &
 slow_pid=$!
 B_PIDS+=("$slow_pid")
 "$SINKD" swarm --target "127.0.0.1:$port" --bots "$FAST" --concurrency "$FAST" --duration "$run" \
-    --source-net 127.0.2.0/24 --seed 12 --heartbeat-ms 15000 --http-share 0.3 --cipher mix \
+    --source-net 127.0.2.0/24 --seed 12 --heartbeat-ms 15000 --http-share "$HTTP_SHARE" --cipher mix \
     --json "$B_DIR/fast.json" >"$B_DIR/fast.txt" 2>&1 &
 fast_pid=$!
 B_PIDS+=("$fast_pid")
@@ -44,17 +55,27 @@ wait "$slow_pid" "$fast_pid" || true
 stop_sinkd
 "$SINKD" contacts --state "$state" --summary >"$B_DIR/summary.json"
 "$SINKD" contacts --state "$state" --all --justification "bench/operation.sh: record kinds" |
-    python3 -c 'import collections, json, sys; print(json.dumps(collections.Counter(json.loads(l)["kind"] for l in sys.stdin)))' \
-    >"$B_DIR/kinds.json"
+    python3 -c '
+import collections, json, sys
+lo, hi = int(float(sys.argv[1])), int(float(sys.argv[2]))
+run, window = collections.Counter(), collections.Counter()
+for l in sys.stdin:
+    r = json.loads(l)
+    run[r["kind"]] += 1
+    if lo <= r["index"] < hi:
+        window[r["kind"]] += 1
+print(json.dumps({"run": run, "window": window}))' "$e0" "$e1" >"$B_DIR/kinds.json"
 
-python3 - "$B_DIR" "$BOTS" "$SLOW" "$FAST" "$b0" "$b1" "$e0" "$e1" "$t0" "$t1" "$ROOT" "$c0" "$c1" "$k0" "$k1" <<'PY'
+python3 - "$B_DIR" "$BOTS" "$SLOW" "$FAST" "$b0" "$b1" "$e0" "$e1" "$t0" "$t1" "$ROOT" "$c0" "$c1" "$k0" "$k1" "${#ROLLUP_OPTS[@]}" "$INTERVAL" "$HTTP_SHARE" <<'PY'
 import json, subprocess, sys
+rolling, interval = sys.argv[16] != "0", int(sys.argv[17])
 d, bots, slow, fast = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 b0, b1, e0, e1, t0, t1 = int(sys.argv[5]), int(sys.argv[6]), int(float(sys.argv[7])), int(float(sys.argv[8])), float(sys.argv[9]), float(sys.argv[10])
 root = sys.argv[11]
 c0, c1, k0, k1 = int(float(sys.argv[12])), int(float(sys.argv[13])), int(sys.argv[14]), int(sys.argv[15])
 summary = json.load(open(d + "/summary.json"))
-kinds = json.load(open(d + "/kinds.json"))
+k = json.load(open(d + "/kinds.json"))
+kinds, window = k["run"], k["window"]
 server = summary.get("server", {})
 dt = t1 - t0
 commit = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h %cs %s"], capture_output=True, text=True).stdout.strip()
@@ -62,10 +83,23 @@ rollup = kinds.get("heartbeats", 0) > 0
 sealed = subprocess.run(["sh", "-c", "ls %s/op/state/keys/epochs/*.key 2>/dev/null | wc -l" % d], capture_output=True, text=True).stdout.strip() != "0"
 per_bot_day = (b1 - b0) / dt / bots * 86400
 polls_per_day = slow * 86400 / 60 + fast * 86400 / 15
-print("operation: %d bots (%d polling every 60 s, %d every 15 s, +-50%%; 30%% HTTP; cipher mix), steady state measured over %.0f s" % (bots, slow, fast, dt))
+if rolling:
+    # Records of the window: heartbeats records (one per bot that polled in an interval) scale
+    # with the interval; the others (a session's first contact, machine information, ...) do
+    # not. Measured at `interval`, scaled to the default hour.
+    per_record = (b1 - b0) / max(1, e1 - e0)
+    measured = per_bot_day
+    hb = window.get("heartbeats", 0)
+    other = (e1 - e0) - hb
+    per_bot_day = (other / dt * 86400 / bots + hb / dt * 86400 / bots * interval / 3600) * per_record
+print("operation: %d bots (%d polling every 60 s, %d every 15 s, +-50%%; %s of them over HTTP; cipher mix), steady state measured over %.0f s" % (bots, slow, fast, sys.argv[18], dt))
 print("  tree: %s" % commit)
 print("  heartbeats rolled up: %s; personal data sealed: %s; record kinds: %s" % ("yes" if rollup else "no (one record per poll)", "yes" if sealed else "no", json.dumps(kinds)))
-print("  log growth %d B in %.0f s: %.0f B per bot-day (%.0f B per poll at this mix's %.0f polls per bot-day)" % (b1 - b0, dt, per_bot_day, per_bot_day * bots / polls_per_day, polls_per_day / bots))
+if rolling:
+    print("  log growth %d B in %.0f s for %d records (%.0f B per record; window: %s): %.0f B per bot-day rolling up every %d s as measured; scaled to the default hour, **%.0f B per bot-day** (%.2f B per poll at this mix's %.0f polls per bot-day)" % (
+        b1 - b0, dt, e1 - e0, per_record, json.dumps(window), measured, interval, per_bot_day, per_bot_day * bots / polls_per_day, polls_per_day / bots))
+else:
+    print("  log growth %d B in %.0f s: %.0f B per bot-day (%.0f B per poll at this mix's %.0f polls per bot-day)" % (b1 - b0, dt, per_bot_day, per_bot_day * bots / polls_per_day, polls_per_day / bots))
 print("  records/s %.1f; journal fdatasyncs/s %.1f (group commits, %.1f records each); checkpoints/s %.2f (each: one syncfs, three fsyncs)" % (
     (e1 - e0) / dt, (c1 - c0) / dt, (e1 - e0) / max(1, c1 - c0), (k1 - k0) / dt))
 for n in (100000, 1000000):
