@@ -188,8 +188,10 @@ bool contact_record_undecoded(struct conn *c, const struct undecoded_input *in)
             (void)raw_store_put(srv->raw, ct->head_sha256, in->bytes, ct->head_len);
         }
         struct pipe_slot *slot = pipe_reserve(w->ring); /* the caller checked for room */
-        size_t reply_len = in->reply_len < PIPE_REPLY_MAX ? in->reply_len : 0;
-        memcpy(slot->reply, in->reply, reply_len);
+        size_t reply_len = in->reply != NULL && in->reply_len < PIPE_REPLY_MAX ? in->reply_len : 0;
+        if (reply_len > 0) {
+            memcpy(slot->reply, in->reply, reply_len);
+        }
         slot->reply_len = (uint16_t)reply_len;
         /* A hostile peer is owed nothing: its record stands alone and it is refused now. */
         if (!submit(c, &rec, slot, in->hostile ? SLOT_RECORD : SLOT_REPLY_CLOSE,
