@@ -84,6 +84,18 @@ def lag(m):
     return max(m["sinkd_log_entries"] - m["sinkd_registry_applied_entries"], 0)
 
 
+def dir_bytes(path):
+    """Bytes of the files under path (the node's log, journal, tiles, keys)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
 def free_port():
     """A port nobody listens on, on any address (the nodes share it on their own addresses)."""
     for _ in range(200):
@@ -132,7 +144,7 @@ def phase(a, label, nodes, bots, db):
                  "--listen", f"{ad}:{port}", "--node", f"node{i}", "--workers", "1",
                  "--trusted-proxy", "127.0.0.0/8", "--max-connections", str(a.max_connections),
                  "--metrics-listen", f"{ad}:{mport}", "--registry", url,
-                 "--ready-file", os.path.join(d, "ready")], stderr=err)
+                 "--ready-file", os.path.join(d, "ready"), *a.serve_opts.split()], stderr=err)
             procs.append(p)
             node_pids.append(p.pid)
         deadline = time.time() + 60
@@ -174,6 +186,7 @@ def phase(a, label, nodes, bots, db):
                     m = {}
                 s["nodes"].append({"m": m, "rss": rss_kb(node_pids[i])})
             s["slab"] = slab_kb()
+            s["disk"] = sum(dir_bytes(os.path.join(root, f"node{i}", "state")) for i in range(nodes))
             s["cpu_nodes"] = sum(cpu_s(p) or 0 for p in node_pids) - base_cpu_nodes
             s["cpu_pg"] = sum(cpu_s(p) or 0 for p in pg) - base_cpu_pg
             s["cpu_swarm"] = sum(cpu_s(p) or 0 for p in swarm_pids)
@@ -226,8 +239,8 @@ def phase(a, label, nodes, bots, db):
         "bots": bots,
         "bots held (connections open at the nodes, steady window: mean / peak)":
             "%.0f / %.0f" % (sum(held(s) for s in win) / len(win), held(peak)),
-        "bots answered / run (swarms)": "%d / %d" % (
-            sum(j["bots_answered"] for j in swarm_json), sum(j["bots_run"] for j in swarm_json)),
+        "bots replied / run (swarms)": "%d / %d" % (
+            sum(j["bots_replied"] for j in swarm_json), sum(j["bots_run"] for j in swarm_json)),
         "swarm errors (reset, timeout, protocol)": "%d, %d, %d" % tuple(
             sum(j["errors"][k] for j in swarm_json) for k in ("reset", "timeout", "protocol")),
         "contacts/s (steady window)": "%.0f" % (dc / dt),
@@ -245,6 +258,11 @@ def phase(a, label, nodes, bots, db):
             "%.0f / %.0f" % (sum(node_user) / len(node_user), sum(swarm_user) / len(swarm_user)),
         "memory per bot, kernel, B: slab growth box-wide per bot (both ends of its connection)":
             "%.0f" % ((peak["slab"] - base_slab) * 1024 / max(held(peak), 1)),
+        "log on disk per contact, B (state directories' growth in the window)": "%.0f" % (
+            (w1["disk"] - w0["disk"]) / dc),
+        "log entries per contact (window)": "%.3f" % (
+            (sum(n["m"].get("sinkd_log_entries", 0) for n in w1["nodes"]) -
+             sum(n["m"].get("sinkd_log_entries", 0) for n in w0["nodes"])) / dc),
         "node RSS at the peak, MiB (largest)": "%.0f" % (
             max(n["rss"] or 0 for n in peak["nodes"]) / 1024),
     }
@@ -259,6 +277,7 @@ def main():
     ap.add_argument("--sample-s", type=float, default=2.0)
     ap.add_argument("--max-connections", type=int, default=18500)
     ap.add_argument("--single", action="store_true", help="also the single-node figure")
+    ap.add_argument("--serve-opts", default="", help="more serve options for every node")
     ap.add_argument("nodes", type=int)
     ap.add_argument("bots", type=int)
     a = ap.parse_args()

@@ -16,7 +16,8 @@
 # Usage: bench/scaleout.sh NODES BOTS      e.g. bench/scaleout.sh 7 125000
 # SCALEOUT_DURATION seconds per run (200; the swarm spreads first calls over its first 40 %),
 # SCALEOUT_HEARTBEAT_MS mean heartbeat interval (20000), SCALEOUT_SINGLE=0 skips the single-node
-# run. No haproxy in front: its own 20,000 descriptors hold ~9,900 bots (two per connection), fewer
+# run, SCALEOUT_SERVE_OPTS adds serve options to every node (e.g. "--heartbeat-interval 0": a
+# record per poll instead of the hourly roll-up). No haproxy in front: its own 20,000 descriptors hold ~9,900 bots (two per connection), fewer
 # than one node (docs/scale.md).
 set -euo pipefail
 me=bench/scaleout.sh
@@ -41,7 +42,7 @@ single=()
 [ "${SCALEOUT_SINGLE:-1}" = 0 ] || single=(--single)
 echo "# $(uname -m), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \
     "open files $(ulimit -n) per process, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "## $nodes nodes, $bots bots ($me $nodes $bots)"
+echo "## $nodes nodes, $bots bots ($me $nodes $bots${SCALEOUT_SERVE_OPTS:+, serve $SCALEOUT_SERVE_OPTS})"
 SINKD_PG_DURABLE=1 timeout $((4 * duration + 600)) bash "$ROOT/tests/pg/with_postgres.sh" \
     python3 "$ROOT/bench/scaleout.py" --sinkd "$SINKD" --dir "$B_DIR" --duration "$duration" \
-    --heartbeat-ms "$heartbeat" "${single[@]}" "$nodes" "$bots"
+    --heartbeat-ms "$heartbeat" --serve-opts "${SCALEOUT_SERVE_OPTS:-}" "${single[@]}" "$nodes" "$bots"
