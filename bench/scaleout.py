@@ -201,10 +201,21 @@ def phase(a, label, nodes, bots, db):
             time.sleep(a.sample_s)
         # The swarms stop calling at their duration (they exit a moment later).
         swarm_end = float(a.duration)
+        # A node's stop writes each bot's rolled-up polls of the interval so far (one heartbeats
+        # record per bot) and waits for its follower to apply everything durable.
+        t_stop = time.time()
         for p in procs[:nodes]:
             p.send_signal(signal.SIGTERM)
         for p in procs[:nodes]:
-            p.wait(timeout=60)
+            try:
+                p.wait(timeout=max(1, t_stop + 900 - time.time()))
+            except subprocess.TimeoutExpired:
+                pass
+        stop_s = time.time() - t_stop
+        stopped = sum(p.poll() is not None for p in procs[:nodes])
+        registry_lines = [l.strip() for i in range(nodes)
+                          for l in open(os.path.join(root, f"node{i}", "serve.log"))
+                          if "registry:" in l and "records in" in l]
         swarm_json = [json.load(open(os.path.join(root, f"swarm{i}.json"))) for i in range(nodes)]
         reg_bots = psql(url, "SELECT count(*) FROM bot")
         reg_contacts = psql(url, "SELECT coalesce(sum(contacts), 0) FROM day_cc")
@@ -233,6 +244,8 @@ def phase(a, label, nodes, bots, db):
                (n["m"].get("sinkd_connections_open", 0) for n in peak["nodes"])]
     swarm_user = [rss * 1024 / max(c, 1) for rss, c in zip(peak["swarm_rss"], sw_conn)
                   if rss is not None]
+    for line in registry_lines:
+        print(f"# {label}: {line}", flush=True)
     return {
         "label": label,
         "nodes": nodes,
@@ -263,6 +276,8 @@ def phase(a, label, nodes, bots, db):
         "log entries per contact (window)": "%.3f" % (
             (sum(n["m"].get("sinkd_log_entries", 0) for n in w1["nodes"]) -
              sum(n["m"].get("sinkd_log_entries", 0) for n in w0["nodes"])) / dc),
+        "nodes stopped / stop time (rolled-up polls written, registry drained)":
+            "%d of %d / %.0f s" % (stopped, nodes, stop_s),
         "node RSS at the peak, MiB (largest)": "%.0f" % (
             max(n["rss"] or 0 for n in peak["nodes"]) / 1024),
     }
@@ -285,6 +300,7 @@ def main():
     load0 = open("/proc/loadavg").read().split()[:3]
     if a.single:
         runs.append(phase(a, "1 node", 1, a.bots // a.nodes, "scaleout_single"))
+        print("# single node:", json.dumps(runs[-1]), flush=True)
     runs.append(phase(a, f"{a.nodes} nodes", a.nodes, a.bots, "scaleout_nodes"))
     load1 = open("/proc/loadavg").read().split()[:3]
     print(f"# load before {' '.join(load0)}, after {' '.join(load1)}; heartbeat mean "

@@ -43,6 +43,6 @@ single=()
 echo "# $(uname -m), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)," \
     "open files $(ulimit -n) per process, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "## $nodes nodes, $bots bots ($me $nodes $bots${SCALEOUT_SERVE_OPTS:+, serve $SCALEOUT_SERVE_OPTS})"
-SINKD_PG_DURABLE=1 timeout $((4 * duration + 600)) bash "$ROOT/tests/pg/with_postgres.sh" \
+SINKD_PG_DURABLE=1 timeout $((4 * duration + 2400)) bash "$ROOT/tests/pg/with_postgres.sh" \
     python3 "$ROOT/bench/scaleout.py" --sinkd "$SINKD" --dir "$B_DIR" --duration "$duration" \
     --heartbeat-ms "$heartbeat" --serve-opts "${SCALEOUT_SERVE_OPTS:-}" "${single[@]}" "$nodes" "$bots"
