@@ -253,7 +253,12 @@ struct registry {
     uint64_t bad_records; /* including the open batch */
     uint64_t data_end_us; /* latest record time applied, including the open batch */
     size_t batch_records; /* records in the open transaction */
-    bool in_txn;
+    bool in_txn;          /* a batch is open (records applied or kept since the last commit) */
+    bool txn_open; /* its database transaction has begun (PostgreSQL: only when it is written) */
+    /* PostgreSQL keeps a batch's records before it begins the transaction, so the writers' lock
+     * is held while the batch is written, not while it is gathered (registry_apply): what the
+     * batch itself brought to the counters, merged into the stored ones when it begins. */
+    uint64_t batch_start, batch_bad, batch_end_us;
     struct daycc *daycc; /* DAYCC_SLOTS, allocated with the writer statements */
     size_t daycc_n;
     /* PostgreSQL: the open batch's records, applied set-wise when it is written (pg_batch.h);
@@ -263,6 +268,7 @@ struct registry {
 };
 
 static int reader_ok(struct registry *reg, char *err, size_t errlen);
+static int txn_begin(struct registry *reg, char *err, size_t errlen);
 static int prepare(struct registry *reg, const char *sql, struct db_stmt **st, char *err,
                    size_t errlen);
 
@@ -671,7 +677,10 @@ static int batch_write(struct registry *reg, char *err, size_t errlen)
  * from the log. */
 static void batch_abort(struct registry *reg)
 {
-    exec_sql(reg, "ROLLBACK", NULL, 0);
+    if (reg->txn_open) {
+        exec_sql(reg, "ROLLBACK", NULL, 0);
+    }
+    reg->txn_open = false;
     reg->in_txn = false;
     reg->batch_records = 0;
     daycc_clear(reg);
@@ -690,6 +699,9 @@ int registry_flush(struct registry *reg, char *err, size_t errlen)
     if (!reg->in_txn) {
         return 0;
     }
+    if (txn_begin(reg, err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
     if (batch_write(reg, err, errlen) < 0 || daycc_write(reg, err, errlen) < 0 ||
         meta_set(reg, reg->next_key, reg->next_index, err, errlen) < 0 ||
         meta_set(reg, "bad_records", reg->bad_records, err, errlen) < 0 ||
@@ -702,6 +714,7 @@ int registry_flush(struct registry *reg, char *err, size_t errlen)
         pg_batch_clear(reg->pgb);
     }
     reg->in_txn = false;
+    reg->txn_open = false;
     reg->batch_records = 0;
     return 0;
 }
@@ -1253,6 +1266,7 @@ static int registry_begin(struct registry *reg, char *err, size_t errlen)
         return REGISTRY_ERR;
     }
     reg->in_txn = true;
+    reg->txn_open = true;
     if (db_lock_writers(reg->db) < 0) {
         db_err(reg, err, errlen, "taking the writers' lock");
         batch_abort(reg);
@@ -1262,6 +1276,35 @@ static int registry_begin(struct registry *reg, char *err, size_t errlen)
         db_err(reg, err, errlen, "reading the applied index");
         batch_abort(reg);
         return REGISTRY_ERR;
+    }
+    return 0;
+}
+
+/* PostgreSQL: begins the transaction of a batch gathered so far, under the writers' lock, once
+ * something is to be written. The log's applied index must still be where the batch started
+ * (one writer per log: registry_lock_writer); the counters the nodes share are merged. */
+static int txn_begin(struct registry *reg, char *err, size_t errlen)
+{
+    if (reg->txn_open) {
+        return 0;
+    }
+    uint64_t start = reg->batch_start, bad = reg->batch_bad, end = reg->batch_end_us;
+    uint64_t next = reg->next_index;
+    if (registry_begin(reg, err, errlen) < 0) {
+        return REGISTRY_ERR;
+    }
+    if (reg->next_index != start) {
+        err_set(err, errlen,
+                "registry: another writer applied this log meanwhile (its applied index is %" PRIu64
+                ", this batch began at %" PRIu64 ")",
+                reg->next_index, start);
+        batch_abort(reg);
+        return REGISTRY_ERR;
+    }
+    reg->next_index = next;
+    reg->bad_records += bad;
+    if (end > reg->data_end_us) {
+        reg->data_end_us = end;
     }
     return 0;
 }
@@ -1276,8 +1319,16 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
     if (writer_prepare(reg, err, errlen) < 0) {
         return REGISTRY_ERR;
     }
-    if (!reg->in_txn && registry_begin(reg, err, errlen) < 0) {
-        return REGISTRY_ERR;
+    if (!reg->in_txn) {
+        if (reg->pgb == NULL) {
+            if (registry_begin(reg, err, errlen) < 0) {
+                return REGISTRY_ERR;
+            }
+        } else {
+            reg->in_txn = true;
+            reg->batch_start = reg->next_index;
+            reg->batch_bad = reg->batch_end_us = 0;
+        }
     }
     if (log_index < reg->next_index) {
         return 0;
@@ -1292,6 +1343,7 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
     int rc = 1;
     if (event_decode(entry, len, &rec, derr, sizeof(derr)) < 0) {
         reg->bad_records++;
+        reg->batch_bad++;
         err_set(err, errlen, "registry: log entry %" PRIu64 " skipped: %s", log_index, derr);
         rc = REGISTRY_E_DECODE;
     } else {
@@ -1299,6 +1351,9 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
         uint64_t t = record_time(&rec);
         if (t > reg->data_end_us) {
             reg->data_end_us = t;
+        }
+        if (t > reg->batch_end_us) {
+            reg->batch_end_us = t;
         }
         int arc = 0;
         if (!record_changes_rows(rec.kind)) {
@@ -1308,9 +1363,11 @@ int registry_apply(struct registry *reg, uint64_t log_index, const uint8_t *entr
                 arc = err_set(err, errlen, "registry: out of memory keeping a batch");
             }
         } else if (reg->pgb != NULL && apart_from_batch(&rec)) {
-            arc = apply_record(reg, &rec, err, errlen);
+            arc = txn_begin(reg, err, errlen) < 0 ? -1 : apply_record(reg, &rec, err, errlen);
         } else {
-            arc = batch_write(reg, err, errlen) < 0 ? -1 : apply_record(reg, &rec, err, errlen);
+            arc = txn_begin(reg, err, errlen) < 0 || batch_write(reg, err, errlen) < 0
+                      ? -1
+                      : apply_record(reg, &rec, err, errlen);
         }
         if (arc < 0) {
             /* Statement failures leave the transaction open but this record half-applied: roll
@@ -1439,7 +1496,8 @@ static int reader_ok(struct registry *reg, char *err, size_t errlen)
         return REGISTRY_E_BUSY;
     }
     /* A query inside this connection's own open batch sees the batch's day counters too. */
-    if (reg->in_txn && (batch_write(reg, err, errlen) < 0 || daycc_write(reg, err, errlen) < 0)) {
+    if (reg->in_txn && (txn_begin(reg, err, errlen) < 0 || batch_write(reg, err, errlen) < 0 ||
+                        daycc_write(reg, err, errlen) < 0)) {
         batch_abort(reg);
         return REGISTRY_ERR;
     }

@@ -994,6 +994,54 @@ static void test_pg_layout_upgrade(void **state)
     PQfinish(conn);
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* PostgreSQL only: a batch being gathered holds no lock (another node commits meanwhile without
+ * waiting), and a batch whose log another writer applied meanwhile is refused, not applied twice.
+ */
+static void test_pg_batch_begins_late(void **state)
+{
+    (void)state;
+    if (!test_registry_is_pg()) {
+        skip();
+    }
+    static struct logbuf x, y;
+    char err[256], target[256];
+    build_dataset(&x);
+    y.n = 0;
+    add_traffic(&y, 300);
+    tmp_registry(target, sizeof(target));
+    struct registry *a = open_source(target, "node-a.example/log");
+    struct registry *b = open_source(target, "node-b.example/log");
+    apply_all(a, &x, 0, 6);
+    /* a gathers; b writes and commits a batch of its own at once. */
+    double t0 = mono_s();
+    apply_all(b, &y, 0, 500);
+    assert_int_equal(registry_flush(b, err, sizeof(err)), 0);
+    assert_true(mono_s() - t0 < 5);
+    assert_int_equal(registry_flush(a, err, sizeof(err)), 0);
+    /* A second writer of node a's log applies it further while a gathers more. */
+    struct registry *a2 = open_source(target, "node-a.example/log");
+    apply_all(a, &x, 6, 8);
+    apply_all(a2, &x, 6, 7);
+    assert_int_equal(registry_flush(a2, err, sizeof(err)), 0);
+    assert_int_equal(registry_flush(a, err, sizeof(err)), REGISTRY_ERR);
+    assert_non_null(strstr(err, "another writer applied this log"));
+    /* The batch was dropped; a resumes from what the database holds. */
+    assert_int_equal(registry_applied_index(a), 7);
+    apply_all(a, &x, 7, x.n);
+    assert_int_equal(registry_flush(a, err, sizeof(err)), 0);
+    assert_int_equal(registry_applied_index(a), x.n);
+    registry_close(a);
+    registry_close(a2);
+    registry_close(b);
+}
+
 /* ---- PostgreSQL's batch writer against SQLite's per-record statements ------------------------ */
 
 static uint64_t mix(uint64_t *s)
@@ -1256,6 +1304,7 @@ int main(void)
         cmocka_unit_test(test_batch_matches_sqlite),
         cmocka_unit_test(test_batch_pair_already_stored),
         cmocka_unit_test(test_pg_layout_upgrade),
+        cmocka_unit_test(test_pg_batch_begins_late),
         cmocka_unit_test(test_heartbeats_and_undecoded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
