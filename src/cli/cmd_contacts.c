@@ -159,8 +159,8 @@ static void summary_print(struct summary *s, FILE *out)
     json_object_set_new(o, "records", json_integer((json_int_t)s->records));
     json_object_set_new(o, "contacts", json_integer((json_int_t)s->contacts));
     json_t *types = json_object();
-    for (uint8_t t = 0; t < CONTACT_MSG_TYPES; t++) {
-        json_object_set_new(types, event_msg_type_name(t), json_integer((json_int_t)s->by_type[t]));
+    for (unsigned t = 0; t < CONTACT_MSG_TYPES; t++) {
+        json_object_set_new(types, event_msg_type_name((uint8_t)t), json_integer((json_int_t)s->by_type[t]));
     }
     json_object_set_new(o, "by_type", types);
     json_t *tr = json_object();
