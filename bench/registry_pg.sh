@@ -59,6 +59,9 @@ cpu_run() {
         sleep 0.05
     done
     wait "$pid"
+    if [ -n "${cpu_backend_sql:-}" ] && [ -z "$be" ]; then
+        echo "$me: the server backend's pid was not found: its CPU is not measured (0)" >&2
+    fi
 }
 
 # ---- Phase 2, under tests/pg/with_postgres.sh: SINKD_PG_URL, SINKD_PG_BIN are set. -------------
