@@ -2,6 +2,7 @@
  * out of range or ambiguous, naming file, line and key. */
 #include "policy/policy_impl.h"
 #include "util/err.h"
+#include "util/ini_lines.h"
 
 #include <ini.h>
 #include <openssl/evp.h>
@@ -60,11 +61,8 @@ enum section_kind { SEC_NONE, SEC_POLICY, SEC_AUTH };
 enum { PK_NAME = 0, PK_VERSION = 1 };
 
 struct parse_state {
-    const char *name; /* file name for messages */
-    const char *pos, *end;
-    unsigned line; /* physical line last handed to inih (1-based) */
-    bool indented; /* that line starts with a blank: inih treats it as a continuation */
-    bool stop;     /* the reader ends the input early (line too long) */
+    const char *name;    /* file name for messages */
+    struct ini_lines rd; /* the reader: the line last handed to inih, and whether indented */
     enum section_kind section;
     struct policy_authorisation *cur;
     int last_key;     /* key of the previous pair in this section, -1 after a header */
@@ -101,24 +99,7 @@ __attribute__((format(printf, 3, 4))) static int fail_at(struct parse_state *st,
     return 0;
 }
 
-#define FAIL(st, ...) fail_at((st), (st)->line, __VA_ARGS__)
-
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static char *trim(char *s)
-{
-    while (is_blank(*s)) {
-        s++;
-    }
-    size_t n = strlen(s);
-    while (n > 0 && (is_blank(s[n - 1]) || s[n - 1] == '\r' || s[n - 1] == '\n')) {
-        s[--n] = '\0';
-    }
-    return s;
-}
+#define FAIL(st, ...) fail_at((st), (st)->rd.line, __VA_ARGS__)
 
 static bool id_char(char c)
 {
@@ -128,21 +109,20 @@ static bool id_char(char c)
 
 /* A section header line, seen by the reader (inih does not report headers to the handler, so an
  * empty or misspelt section would otherwise pass unnoticed). */
-static void open_section(struct parse_state *st, char *header)
+static void open_section(void *ctx, char *header)
 {
-    char *close = strchr(header, ']');
+    struct parse_state *st = ctx;
     st->last_key = -1;
-    if (close == NULL) {
+    char *name = NULL;
+    int shape = ini_header_name(header, &name);
+    if (shape == -1) {
         FAIL(st, "section header without ']'");
         return;
     }
-    char *after = trim(close + 1);
-    if (*after != '\0' && *after != ';' && *after != '#') {
-        FAIL(st, "text after section header: '%s'", after);
+    if (shape == -2) {
+        FAIL(st, "text after section header: '%s'", name);
         return;
     }
-    *close = '\0';
-    char *name = trim(header + 1);
     if (strcmp(name, "policy") == 0) {
         st->section = SEC_POLICY;
         st->cur = NULL;
@@ -156,7 +136,7 @@ static void open_section(struct parse_state *st, char *header)
     st->cur = NULL;
     const char *kw = "authorisation";
     size_t kwlen = strlen(kw);
-    if (strncmp(name, kw, kwlen) != 0 || (name[kwlen] != '\0' && !is_blank(name[kwlen]))) {
+    if (strncmp(name, kw, kwlen) != 0 || (name[kwlen] != '\0' && !ini_blank(name[kwlen]))) {
         if (strncmp(name, "authorization", kwlen) == 0) {
             FAIL(st, "unknown section '[%s]' (the keyword is spelt 'authorisation')", name);
         } else {
@@ -164,7 +144,7 @@ static void open_section(struct parse_state *st, char *header)
         }
         return;
     }
-    char *id = trim(name + kwlen);
+    char *id = ini_trim(name + kwlen);
     size_t idlen = strlen(id);
     if (idlen == 0) {
         FAIL(st, "section [authorisation] needs an id: [authorisation <id>]");
@@ -197,7 +177,7 @@ static void open_section(struct parse_state *st, char *header)
         return;
     }
     memcpy(a->id, id, idlen + 1);
-    a->line = st->line;
+    a->line = st->rd.line;
     a->once_per_bot = true;        /* at most once per bot unless the policy says otherwise */
     a->mode = POLICY_MODE_DRY_RUN; /* dry-run is the default (DESIGN.md, remediation safety 3) */
     st->p->auth[st->p->n_auth++] = a;
@@ -205,49 +185,9 @@ static void open_section(struct parse_state *st, char *header)
     st->section = SEC_AUTH;
 }
 
-/* fgets-style reader over the buffer. It counts lines itself, so every message can name its
- * line, and it refuses lines inih would otherwise split silently. */
-static char *read_line(char *str, int num, void *stream)
+static void reader_error(void *ctx, const char *msg)
 {
-    struct parse_state *st = stream;
-    if (st->stop || st->pos >= st->end) {
-        return NULL;
-    }
-    const char *nl = memchr(st->pos, '\n', (size_t)(st->end - st->pos));
-    size_t len = nl != NULL ? (size_t)(nl - st->pos) + 1 : (size_t)(st->end - st->pos);
-    st->line++;
-    /* inih needs room for "\r\n\0" beyond the text of the longest line. */
-    size_t room = num > 3 ? (size_t)num - 3 : 0;
-    if (room > POLICY_MAX_LINE) {
-        room = POLICY_MAX_LINE;
-    }
-    if (len > room + 1 || len + 1 > (size_t)num) {
-        FAIL(st, "line longer than %zu characters (continue a list on an indented line)", room);
-        st->stop = true;
-        return NULL;
-    }
-    memcpy(str, st->pos, len);
-    str[len] = '\0';
-    st->pos += len;
-
-    char copy[POLICY_MAX_LINE + 4];
-    memcpy(copy, str, len + 1);
-    char *s = copy;
-    if (st->line == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
-        (unsigned char)s[2] == 0xBF) {
-        s += 3; /* inih skips a UTF-8 byte order mark on the first line */
-    }
-    bool starts_blank = is_blank(s[0]);
-    s = trim(s);
-    st->indented = starts_blank && *s != '\0' && *s != ';' && *s != '#';
-    if (*s == '[') {
-        if (starts_blank) {
-            FAIL(st, "section header must start at the beginning of the line");
-            return str;
-        }
-        open_section(st, s);
-    }
-    return str;
+    FAIL((struct parse_state *)ctx, "%s", msg);
 }
 
 static bool text_ok(struct parse_state *st, const char *key, const char *value, char *dst)
@@ -512,42 +452,31 @@ static bool add_item(struct parse_state *st, int key, char *item)
     }
 }
 
+struct list_item_ctx {
+    struct parse_state *st;
+    int key;
+};
+
+static bool list_item(void *ctx, char *item)
+{
+    struct list_item_ctx *c = ctx;
+    return add_item(c->st, c->key, item);
+}
+
 static bool parse_list(struct parse_state *st, int key, const char *value)
 {
     char buf[POLICY_MAX_LINE + 1];
-    size_t n = strlen(value);
-    if (n >= sizeof(buf)) {
+    struct list_item_ctx c = {st, key};
+    switch (ini_split_list(value, buf, sizeof(buf), list_item, &c)) {
+    case INI_LIST_OK:
+        return true;
+    case INI_LIST_TOO_LONG:
         return FAIL(st, "value of '%s' too long", auth_keys[key].name);
-    }
-    memcpy(buf, value, n + 1);
-    /* inih strips " ; comment" after a value but not after a continuation line; list entries
-     * never hold ';', so cut it here for both. */
-    for (char *c = buf; *c != '\0'; c++) {
-        if (*c == ';' && c > buf && is_blank(c[-1])) {
-            *c = '\0';
-            break;
-        }
-    }
-    char *save = buf;
-    for (;;) {
-        char *comma = strchr(save, ',');
-        if (comma != NULL) {
-            *comma = '\0';
-        }
-        char *item = trim(save);
-        if (*item == '\0' && comma == NULL && save != buf) {
-            return true; /* a trailing comma before an indented continuation line */
-        }
-        if (*item == '\0') {
-            return FAIL(st, "empty entry in '%s'", auth_keys[key].name);
-        }
-        if (!add_item(st, key, item)) {
-            return false;
-        }
-        if (comma == NULL) {
-            return true;
-        }
-        save = comma + 1;
+    case INI_LIST_EMPTY_ENTRY:
+        return FAIL(st, "empty entry in '%s'", auth_keys[key].name);
+    case INI_LIST_REFUSED:
+    default:
+        return false;
     }
 }
 
@@ -647,13 +576,13 @@ static int on_policy_key(struct parse_state *st, const char *name, const char *v
     if (k < 0) {
         return FAIL(st, "unknown key '%s' (expected name or version)", name);
     }
-    if (st->indented && st->last_key == k) {
+    if (st->rd.indented && st->last_key == k) {
         return FAIL(st, "indented continuation line for '%s' (only lists may continue)", name);
     }
     if (st->policy_key_line[k] != 0) {
         return FAIL(st, "duplicate key '%s' (first on line %u)", name, st->policy_key_line[k]);
     }
-    st->policy_key_line[k] = st->line;
+    st->policy_key_line[k] = st->rd.line;
     st->last_key = k;
     if (*value == '\0') {
         return FAIL(st, "empty value for '%s'", name);
@@ -686,7 +615,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
     }
     struct policy_authorisation *a = st->cur;
     size_t idx = st->p->n_auth - 1;
-    bool continuation = st->indented && st->last_key == key;
+    bool continuation = st->rd.indented && st->last_key == key;
     if (continuation && !auth_keys[key].list) {
         return FAIL(st, "indented continuation line for '%s' (only lists may continue)", name);
     }
@@ -695,14 +624,14 @@ static int on_pair(void *user, const char *section, const char *name, const char
     }
     if (!continuation) {
         a->keys_seen |= 1u << key;
-        st->auth_key_line[idx][key] = st->line;
+        st->auth_key_line[idx][key] = st->rd.line;
         unsigned *line = key == K_COUNTRIES      ? &a->countries_line
                          : key == K_ASNS         ? &a->asns_line
                          : key == K_EXCLUDE_TAGS ? &a->exclude_tags_line
                          : key == K_COMMAND      ? &a->command_line
                                                  : NULL;
         if (line != NULL) {
-            *line = st->line;
+            *line = st->rd.line;
         }
     }
     st->last_key = key;
@@ -757,13 +686,9 @@ int policy_parse(const char *text, size_t len, const char *name, struct policy *
     if (len > POLICY_MAX_FILE_BYTES) {
         return err_set(err, errlen, "%s: larger than %u bytes", name, POLICY_MAX_FILE_BYTES);
     }
-    const char *nul = len > 0 ? memchr(text, '\0', len) : NULL;
-    if (nul != NULL) {
-        unsigned line = 1;
-        for (const char *c = text; c < nul; c++) {
-            line += *c == '\n';
-        }
-        return err_set(err, errlen, "%s:%u: NUL byte in policy text", name, line);
+    unsigned nul_line = ini_lines_nul_line(text, len);
+    if (nul_line != 0) {
+        return err_set(err, errlen, "%s:%u: NUL byte in policy text", name, nul_line);
     }
     struct parse_state *st = calloc(1, sizeof(*st));
     struct policy *p = calloc(1, sizeof(*p));
@@ -779,12 +704,11 @@ int policy_parse(const char *text, size_t len, const char *name, struct policy *
         return err_set(err, errlen, "%s: out of memory", name);
     }
     st->name = name;
-    st->pos = text;
-    st->end = text + len;
+    ini_lines_init(&st->rd, text, len, POLICY_MAX_LINE, open_section, reader_error, st);
     st->p = p;
     st->last_key = -1;
 
-    int r = len > 0 ? ini_parse_stream(read_line, st, on_pair, st) : 0;
+    int r = len > 0 ? ini_parse_stream(ini_lines_read, &st->rd, on_pair, st) : 0;
     if (r == -2 && !st->failed) {
         fail_at(st, 0, "out of memory");
     } else if (r > 0 && (!st->failed || (unsigned)r < st->err_line)) {

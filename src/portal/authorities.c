@@ -2,6 +2,7 @@
  * repeated, missing or out of range with file:line, and answers "is this victim theirs?". */
 #include "portal/portal.h"
 #include "util/err.h"
+#include "util/ini_lines.h"
 
 #include <ini.h>
 #include <openssl/crypto.h>
@@ -41,9 +42,8 @@ static const struct {
 };
 
 struct parse_state {
-    const char *pos, *end;
-    unsigned line;
-    bool indented, stop, failed;
+    struct ini_lines rd; /* the reader: the line last handed to inih, and whether indented */
+    bool failed;
     struct portal_authority *cur; /* NULL outside a section */
     bool in_section;
     int last_key;
@@ -74,24 +74,7 @@ __attribute__((format(printf, 3, 4))) static int fail_at(struct parse_state *st,
     return 0;
 }
 
-#define FAIL(st, ...) fail_at((st), (st)->line, __VA_ARGS__)
-
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static char *trim(char *s)
-{
-    while (is_blank(*s)) {
-        s++;
-    }
-    size_t n = strlen(s);
-    while (n > 0 && (is_blank(s[n - 1]) || s[n - 1] == '\r' || s[n - 1] == '\n')) {
-        s[--n] = '\0';
-    }
-    return s;
-}
+#define FAIL(st, ...) fail_at((st), (st)->rd.line, __VA_ARGS__)
 
 static bool id_char(char c)
 {
@@ -101,8 +84,9 @@ static bool id_char(char c)
 
 static bool check_section(struct parse_state *st, size_t idx);
 
-static void open_section(struct parse_state *st, char *header)
+static void open_section(void *ctx, char *header)
 {
+    struct parse_state *st = ctx;
     /* The previous section is complete: check it now, so its errors name its lines. */
     if (st->cur != NULL && !check_section(st, st->as->n - 1)) {
         return;
@@ -111,25 +95,23 @@ static void open_section(struct parse_state *st, char *header)
     st->in_section = false;
     st->last_key = -1;
     memset(st->key_line, 0, sizeof(st->key_line));
-    char *close = strchr(header, ']');
-    if (close == NULL) {
+    char *name = NULL;
+    int shape = ini_header_name(header, &name);
+    if (shape == -1) {
         FAIL(st, "section header without ']'");
         return;
     }
-    char *after = trim(close + 1);
-    if (*after != '\0' && *after != ';' && *after != '#') {
-        FAIL(st, "text after section header: '%s'", after);
+    if (shape == -2) {
+        FAIL(st, "text after section header: '%s'", name);
         return;
     }
-    *close = '\0';
-    char *name = trim(header + 1);
     const char *kw = "authority";
     size_t kwlen = strlen(kw);
-    if (strncmp(name, kw, kwlen) != 0 || (name[kwlen] != '\0' && !is_blank(name[kwlen]))) {
+    if (strncmp(name, kw, kwlen) != 0 || (name[kwlen] != '\0' && !ini_blank(name[kwlen]))) {
         FAIL(st, "unknown section '[%s]' (expected [authority <id>])", name);
         return;
     }
-    char *id = trim(name + kwlen);
+    char *id = ini_trim(name + kwlen);
     size_t idlen = strlen(id);
     if (idlen == 0) {
         FAIL(st, "section [authority] needs an id: [authority <id>]");
@@ -161,53 +143,15 @@ static void open_section(struct parse_state *st, char *header)
         return;
     }
     memcpy(a->id, id, idlen + 1);
-    a->line = st->line;
+    a->line = st->rd.line;
     st->as->a[st->as->n++] = a;
     st->cur = a;
     st->in_section = true;
 }
 
-/* fgets-style reader: counts lines itself (every message names its line), refuses lines inih
- * would split, and sees section headers (inih does not report them to the handler). */
-static char *read_line(char *str, int num, void *stream)
+static void reader_error(void *ctx, const char *msg)
 {
-    struct parse_state *st = stream;
-    if (st->stop || st->pos >= st->end) {
-        return NULL;
-    }
-    const char *nl = memchr(st->pos, '\n', (size_t)(st->end - st->pos));
-    size_t len = nl != NULL ? (size_t)(nl - st->pos) + 1 : (size_t)(st->end - st->pos);
-    st->line++;
-    size_t room = num > 3 ? (size_t)num - 3 : 0;
-    if (room > PORTAL_AUTH_LINE_MAX) {
-        room = PORTAL_AUTH_LINE_MAX;
-    }
-    if (len > room + 1 || len + 1 > (size_t)num) {
-        FAIL(st, "line longer than %zu characters (continue a list on an indented line)", room);
-        st->stop = true;
-        return NULL;
-    }
-    memcpy(str, st->pos, len);
-    str[len] = '\0';
-    st->pos += len;
-    char copy[PORTAL_AUTH_LINE_MAX + 4];
-    memcpy(copy, str, len + 1);
-    char *s = copy;
-    if (st->line == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
-        (unsigned char)s[2] == 0xBF) {
-        s += 3;
-    }
-    bool starts_blank = is_blank(s[0]);
-    s = trim(s);
-    st->indented = starts_blank && *s != '\0' && *s != ';' && *s != '#';
-    if (*s == '[') {
-        if (starts_blank) {
-            FAIL(st, "section header must start at the beginning of the line");
-            return str;
-        }
-        open_section(st, s);
-    }
-    return str;
+    FAIL((struct parse_state *)ctx, "%s", msg);
 }
 
 /* ISO 3166-1 alpha-2 shape; whether a code is assigned is the policy module's table, which the
@@ -347,41 +291,31 @@ static bool add_item(struct parse_state *st, int key, char *item)
     }
 }
 
+struct list_item_ctx {
+    struct parse_state *st;
+    int key;
+};
+
+static bool list_item(void *ctx, char *item)
+{
+    struct list_item_ctx *c = ctx;
+    return add_item(c->st, c->key, item);
+}
+
 static bool parse_list(struct parse_state *st, int key, const char *value)
 {
     char buf[PORTAL_AUTH_LINE_MAX + 1];
-    size_t n = strlen(value);
-    if (n >= sizeof(buf)) {
+    struct list_item_ctx c = {st, key};
+    switch (ini_split_list(value, buf, sizeof(buf), list_item, &c)) {
+    case INI_LIST_OK:
+        return true;
+    case INI_LIST_TOO_LONG:
         return FAIL(st, "value of '%s' too long", keys[key].name);
-    }
-    memcpy(buf, value, n + 1);
-    /* inih strips " ; comment" after a value but not after a continuation line. */
-    for (char *c = buf; *c != '\0'; c++) {
-        if (*c == ';' && c > buf && is_blank(c[-1])) {
-            *c = '\0';
-            break;
-        }
-    }
-    char *save = buf;
-    for (;;) {
-        char *comma = strchr(save, ',');
-        if (comma != NULL) {
-            *comma = '\0';
-        }
-        char *item = trim(save);
-        if (*item == '\0' && comma == NULL && save != buf) {
-            return true; /* a trailing comma before an indented continuation line */
-        }
-        if (*item == '\0') {
-            return FAIL(st, "empty entry in '%s'", keys[key].name);
-        }
-        if (!add_item(st, key, item)) {
-            return false;
-        }
-        if (comma == NULL) {
-            return true;
-        }
-        save = comma + 1;
+    case INI_LIST_EMPTY_ENTRY:
+        return FAIL(st, "empty entry in '%s'", keys[key].name);
+    case INI_LIST_REFUSED:
+    default:
+        return false;
     }
 }
 
@@ -454,7 +388,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
     if (key < 0) {
         return FAIL(st, "unknown key '%s'", name);
     }
-    bool continuation = st->indented && st->last_key == key;
+    bool continuation = st->rd.indented && st->last_key == key;
     if (continuation && !keys[key].list) {
         return FAIL(st, "indented continuation line for '%s' (only lists may continue)", name);
     }
@@ -462,7 +396,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
         return FAIL(st, "duplicate key '%s' (first on line %u)", name, st->key_line[key]);
     }
     if (!continuation) {
-        st->key_line[key] = st->line;
+        st->key_line[key] = st->rd.line;
     }
     st->last_key = key;
     if (*value == '\0') {
@@ -513,13 +447,9 @@ int portal_authorities_parse(const char *text, size_t len, const char *name,
     if (len > PORTAL_AUTH_FILE_MAX) {
         return err_set(err, errlen, "%s: larger than %u bytes", name, PORTAL_AUTH_FILE_MAX);
     }
-    const char *nul = len > 0 ? memchr(text, '\0', len) : NULL;
-    if (nul != NULL) {
-        unsigned line = 1;
-        for (const char *c = text; c < nul; c++) {
-            line += *c == '\n';
-        }
-        return err_set(err, errlen, "%s:%u: NUL byte in the file", name, line);
+    unsigned nul_line = ini_lines_nul_line(text, len);
+    if (nul_line != 0) {
+        return err_set(err, errlen, "%s:%u: NUL byte in the file", name, nul_line);
     }
     struct parse_state *st = calloc(1, sizeof(*st));
     struct portal_authorities *as = calloc(1, sizeof(*as));
@@ -528,11 +458,10 @@ int portal_authorities_parse(const char *text, size_t len, const char *name,
         free(as);
         return err_set(err, errlen, "%s: out of memory", name);
     }
-    st->pos = text;
-    st->end = text + len;
+    ini_lines_init(&st->rd, text, len, PORTAL_AUTH_LINE_MAX, open_section, reader_error, st);
     st->as = as;
     st->last_key = -1;
-    int r = len > 0 ? ini_parse_stream(read_line, st, on_pair, st) : 0;
+    int r = len > 0 ? ini_parse_stream(ini_lines_read, &st->rd, on_pair, st) : 0;
     if (r == -2 && !st->failed) {
         fail_at(st, 0, "out of memory");
     } else if (r > 0 && (!st->failed || (unsigned)r < st->err_line)) {
