@@ -25,6 +25,7 @@
 #include "evidence/access.h"
 #include "evidence/files.h"
 #include "evidence/seal.h"
+#include "util/bigendian.h"
 #include "util/err.h"
 
 /* A sealed record: the record (< EVENT_RECORD_MAX) and its seal tags. */
@@ -55,30 +56,6 @@
 #define TILE_BYTES (EVLOG_TILE_WIDTH * EVLOG_HASH_SIZE)
 #define PARTIALS_UNKNOWN UINT64_MAX
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
-
 int evlog_journal_parse_batch(const uint8_t *buf, size_t len, uint64_t *first, uint32_t *count)
 {
     if (len < BATCH_HDR) {
@@ -87,8 +64,8 @@ int evlog_journal_parse_batch(const uint8_t *buf, size_t len, uint64_t *first, u
     if (memcmp(buf, "BTCH", 4) != 0) {
         return EVLOG_ECORRUPT;
     }
-    uint32_t n = get32(buf + 4);
-    uint64_t f = get64(buf + 8), plen = get64(buf + 16);
+    uint32_t n = be_get32(buf + 4);
+    uint64_t f = be_get64(buf + 8), plen = be_get64(buf + 16);
     if (n == 0 || n > BATCH_MAX_ENTRIES || plen < 2ull * n || plen > 65537ull * n ||
         f > UINT64_MAX - n) {
         return EVLOG_ECORRUPT;
@@ -116,7 +93,7 @@ int evlog_journal_parse_batch(const uint8_t *buf, size_t len, uint64_t *first, u
         return EVLOG_ECORRUPT;
     }
     const uint8_t *t = p + plen;
-    if (memcmp(t, "CMIT", 4) != 0 || get32(t + 4) != 0 || get64(t + 8) != f + n) {
+    if (memcmp(t, "CMIT", 4) != 0 || be_get32(t + 4) != 0 || be_get64(t + 8) != f + n) {
         return EVLOG_ECORRUPT;
     }
     *first = f;
@@ -863,7 +840,7 @@ static int publish_checkpoint(struct evlog *log, uint64_t now_ms, char *err, siz
 static int set_durable_len(struct evlog *log)
 {
     uint8_t b[8];
-    put64(b, log->wal_len);
+    be_put64(b, log->wal_len);
     return pwrite(log->wal_fd, b, 8, 8) == 8 ? 0 : -1;
 }
 
@@ -889,7 +866,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
     uint64_t flen = (uint64_t)st.st_size;
     if (flen < WAL_HDR) {
         uint8_t h[WAL_HDR] = WAL_MAGIC;
-        put64(h + 8, WAL_HDR);
+        be_put64(h + 8, WAL_HDR);
         if (pwrite(log->wal_fd, h, WAL_HDR, 0) != WAL_HDR || ftruncate(log->wal_fd, WAL_HDR) != 0 ||
             fsync(log->wal_fd) != 0) {
             return sys_err(err, errlen, "initialise", wal);
@@ -919,7 +896,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
             rc = sys_err(err, errlen, "read", wal);
             break;
         }
-        uint64_t total = have == BATCH_HDR ? BATCH_HDR + get64(buf + 16) + BATCH_TRL : 0;
+        uint64_t total = have == BATCH_HDR ? BATCH_HDR + be_get64(buf + 16) + BATCH_TRL : 0;
         if (have < BATCH_HDR || memcmp(buf, "BTCH", 4) != 0 || total > INT32_MAX ||
             off + total > flen) {
             /* Cannot be a complete batch: a torn tail is a prefix of a batch (kill -9) or zeros
@@ -1393,9 +1370,9 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
     uint8_t *h = log->stage;
     /* a 4-byte magic in a binary batch header, deliberately without NUL */
     memcpy(h, "BTCH", 4); /* NOLINT(bugprone-not-null-terminated-result) */
-    put32(h + 4, log->staged);
-    put64(h + 8, first);
-    put64(h + 16, log->stage_len - BATCH_HDR);
+    be_put32(h + 4, log->staged);
+    be_put64(h + 8, first);
+    be_put64(h + 16, log->stage_len - BATCH_HDR);
     /* The commit record carries the tree root after the batch. A large batch's entries go to
      * the journal before they are hashed, so the device transfers them while the CPU hashes
      * (sync_file_range starts the writeback); a small one is written in one piece after (its
@@ -1428,8 +1405,8 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
     uint8_t *t = log->stage + log->stage_len;
     /* a 4-byte magic in a binary commit trailer, deliberately without NUL */
     memcpy(t, "CMIT", 4); /* NOLINT(bugprone-not-null-terminated-result) */
-    put32(t + 4, 0);
-    put64(t + 8, log->tree.size);
+    be_put32(t + 4, 0);
+    be_put64(t + 8, log->tree.size);
     evlog_frontier_root(&log->tree, t + 16);
     size_t total = log->stage_len + BATCH_TRL;
     if (overlap) {
@@ -1685,7 +1662,7 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
         if (pread(r->fd, h, WAL_HDR, 0) != WAL_HDR || memcmp(h, WAL_MAGIC, 8) != 0) {
             return err_set(err, errlen, "%s: not a sinkd journal", r->path), EVLOG_ECORRUPT;
         }
-        uint64_t durable = get64(h + 8);
+        uint64_t durable = be_get64(h + 8);
         if (r->off + BATCH_HDR > durable) {
             return 0;
         }
@@ -1693,9 +1670,9 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
         if (pread(r->fd, bh, BATCH_HDR, (off_t)r->off) != BATCH_HDR) {
             return sys_err(err, errlen, "read", r->path);
         }
-        uint32_t count = get32(bh + 4);
-        uint64_t first = get64(bh + 8);
-        uint64_t plen = get64(bh + 16);
+        uint32_t count = be_get32(bh + 4);
+        uint64_t first = be_get64(bh + 8);
+        uint64_t plen = be_get64(bh + 16);
         /* plen is bounded before the sum: a damaged length near UINT64_MAX would wrap total to
          * 0, which evlog_journal_parse_batch answers with 0 ("need more") and no batch. */
         uint64_t total =

@@ -5,6 +5,7 @@
 #include "registry/db_driver.h"
 #include "registry/internal.h"
 #include "registry/pg_batch.h"
+#include "util/bigendian.h"
 #include "util/err.h"
 
 #include <libpq-fe.h>
@@ -34,28 +35,10 @@ struct arr {
     bool oom;
 };
 
-static void put32(uint8_t *p, uint32_t v)
+/* A binary-format int8 column (network order). */
+static int64_t pq_int8(const char *s)
 {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get64(const char *s)
-{
-    const uint8_t *p = (const uint8_t *)s;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v = v << 8 | p[i];
-    }
-    return v;
+    return (int64_t)be_get64((const uint8_t *)s);
 }
 
 static void arr_begin(struct arr *a, Oid elem)
@@ -93,7 +76,7 @@ static void arr_put(struct arr *a, const void *p, size_t n)
         a->buf = q;
         a->cap = cap;
     }
-    put32(a->buf + a->len, (uint32_t)n);
+    be_put32(a->buf + a->len, (uint32_t)n);
     if (n > 0) {
         memcpy(a->buf + a->len + 4, p, n);
     }
@@ -104,7 +87,7 @@ static void arr_put(struct arr *a, const void *p, size_t n)
 static void arr_int8(struct arr *a, int64_t v)
 {
     uint8_t be[8];
-    put64(be, (uint64_t)v);
+    be_put64(be, (uint64_t)v);
     arr_put(a, be, 8);
 }
 
@@ -118,11 +101,11 @@ static void arr_end(struct arr *a)
     if (a->oom) {
         return;
     }
-    put32(a->buf, 1);
-    put32(a->buf + 4, 0);
-    put32(a->buf + 8, a->elem);
-    put32(a->buf + 12, a->n);
-    put32(a->buf + 16, 1);
+    be_put32(a->buf, 1);
+    be_put32(a->buf + 4, 0);
+    be_put32(a->buf + 8, a->elem);
+    be_put32(a->buf + 12, a->n);
+    be_put32(a->buf + 16, 1);
 }
 
 static Oid array_type(Oid elem)
@@ -306,7 +289,7 @@ static int ip_rows(struct pg_batch *b, const PGresult *r, char *err, size_t errl
         int64_t *v[] = {&ip->asn, &ip->first_seen_us, &ip->last_seen_us, &ip->contacts,
                         &ip->identified};
         for (int c = 0; c < 5; c++) {
-            *v[c] = (int64_t)get64(PQgetvalue(r, row, 2 + c));
+            *v[c] = pq_int8(PQgetvalue(r, row, 2 + c));
         }
     }
     return 0;
@@ -325,12 +308,12 @@ static int bot_rows(struct pg_batch *b, const PGresult *r, char *err, size_t err
         struct pgb_bot *bot = &b->bots[i];
         bot->state = PGB_LIVE;
         bot->in_db = true;
-        bot->id = (int64_t)get64(PQgetvalue(r, row, 0));
+        bot->id = pq_int8(PQgetvalue(r, row, 0));
         for (size_t c = 1; c < BOT_COLS; c++) {
             const char *v = PQgetvalue(r, row, (int)c + 1);
             char *field = (char *)bot + bot_cols[c].off;
             if (bot_cols[c].kind == COL_INT8) {
-                int64_t x = (int64_t)get64(v);
+                int64_t x = pq_int8(v);
                 memcpy(field, &x, sizeof(x));
             } else {
                 copy_text(field, bot_cols[c].size, v, PQgetlength(r, row, (int)c + 1));
@@ -343,7 +326,7 @@ static int bot_rows(struct pg_batch *b, const PGresult *r, char *err, size_t err
 /* Rows whose first column is a bot's index in the batch. */
 static uint32_t row_bot(struct pg_batch *b, const PGresult *r, int row)
 {
-    uint64_t i = get64(PQgetvalue(r, row, 0));
+    uint64_t i = (uint64_t)pq_int8(PQgetvalue(r, row, 0));
     return i < b->bots_n ? (uint32_t)i : PGB_NONE;
 }
 
@@ -359,7 +342,7 @@ static int rem_rows(struct pg_batch *b, const PGresult *r, char *err, size_t err
         }
         b->rems[ri].in_db = true;
         for (int c = 0; c < REM_COLS; c++) {
-            b->rems[ri].v[c] = (int64_t)get64(PQgetvalue(r, row, 2 + c));
+            b->rems[ri].v[c] = pq_int8(PQgetvalue(r, row, 2 + c));
         }
     }
     return 0;
@@ -370,7 +353,7 @@ static int pair_rows(struct pg_batch *b, enum pgb_set s, const PGresult *r, char
 {
     for (int row = 0; row < PQntuples(r); row++) {
         uint32_t bi = row_bot(b, r, row);
-        int64_t day = (int64_t)get64(PQgetvalue(r, row, 1));
+        int64_t day = pq_int8(PQgetvalue(r, row, 1));
         if (bi == PGB_NONE || pgb_pair_put(b, s, day, bi, PAIR_PRESENT) == PGB_NONE) {
             return err_set(err, errlen, "registry: batch: reading per-day sets failed");
         }
@@ -611,7 +594,7 @@ int pgb_pair_stored(struct pg_batch *b, enum pgb_set s, int64_t day, uint32_t me
                     size_t errlen)
 {
     uint8_t dayv[8], id[8];
-    put64(dayv, (uint64_t)day);
+    be_put64(dayv, (uint64_t)day);
     const char *values[2] = {(const char *)dayv, (const char *)id};
     int lengths[2] = {8, 8}, formats[2] = {1, 1};
     Oid types[2] = {OID_INT8, OID_INT8};
@@ -622,7 +605,7 @@ int pgb_pair_stored(struct pg_batch *b, enum pgb_set s, int64_t day, uint32_t me
         values[1] = (const char *)b->ips[member].key;
         lengths[1] = b->ips[member].len;
     } else {
-        put64(id, (uint64_t)b->bots[member].id);
+        be_put64(id, (uint64_t)b->bots[member].id);
     }
     b->round_trips++;
     PGresult *r = PQexecParams(b->conn, sql, 2, types, values, lengths, formats, 1);
@@ -685,7 +668,7 @@ static void cb_row(struct copybuf *c, int fields)
 static void cb_field(struct copybuf *c, const void *p, size_t n)
 {
     uint8_t be[4];
-    put32(be, (uint32_t)n);
+    be_put32(be, (uint32_t)n);
     cb_raw(c, be, 4);
     cb_raw(c, p, n);
 }
@@ -693,7 +676,7 @@ static void cb_field(struct copybuf *c, const void *p, size_t n)
 static void cb_int8(struct copybuf *c, int64_t v)
 {
     uint8_t be[8];
-    put64(be, (uint64_t)v);
+    be_put64(be, (uint64_t)v);
     cb_field(c, be, 8);
 }
 
@@ -772,7 +755,7 @@ static int assign_ids(struct pg_batch *b, char *err, size_t errlen)
         PQclear(r);
         return rc;
     }
-    int64_t last = (int64_t)get64(PQgetvalue(r, 0, 0));
+    int64_t last = pq_int8(PQgetvalue(r, 0, 0));
     PQclear(r);
     for (size_t i = 0; i < b->bots_n; i++) {
         struct pgb_bot *bot = &b->bots[i];
