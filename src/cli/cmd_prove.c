@@ -58,27 +58,6 @@ static const char prove_usage[] =
     "and renamed into place only once DIR's log records the access (the SHA-256 of the\n"
     "bundle's files, as `sha256sum` lists them).\n";
 
-static int describe_record(void *ctx, const uint8_t *entry, size_t len, char **out)
-{
-    (void)ctx;
-    struct record *rec = malloc(sizeof *rec);
-    if (rec == NULL) {
-        return -1;
-    }
-    char err[128];
-    json_t *j = NULL;
-    if (event_decode(entry, len, rec, err, sizeof err) == 0) {
-        j = event_to_json(rec);
-    }
-    free(rec);
-    if (j == NULL) {
-        return -1;
-    }
-    *out = json_dumps(j, JSON_INDENT(2));
-    json_decref(j);
-    return *out != NULL ? 0 : -1;
-}
-
 /* The fields selection looks at, whatever the record's kind; NULL/0 where a kind has none. */
 struct record_view {
     const char *bot_key;
@@ -330,8 +309,8 @@ static int prove_recorded(const char *state, uint64_t at_size, const uint64_t *i
     }
     uint8_t sha[32];
     uint64_t files = 0;
-    if (evlog_bundle_write(state, at_size, idx, n, held, describe_record, NULL, err, sizeof err) !=
-            0 ||
+    if (evlog_bundle_write(state, at_size, idx, n, held, event_describe_json, NULL, err,
+                           sizeof err) != 0 ||
         access_dir_digest(held, sha, &files, err, sizeof err) != 0) {
         fprintf(stderr, "sinkd prove: %s\n", err);
         remove_held(held);

@@ -5,6 +5,7 @@
 
 #include <openssl/sha.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -661,6 +662,24 @@ json_t *event_to_json(const struct record *rec)
         }
     }
     return obj;
+}
+
+int event_describe_json(void *ctx, const uint8_t *entry, size_t len, char **out)
+{
+    (void)ctx;
+    struct record *rec = malloc(sizeof(*rec)); /* large: the heap, not a worker's stack */
+    char err[128];
+    json_t *j = NULL;
+    if (rec != NULL && event_decode(entry, len, rec, err, sizeof(err)) == 0) {
+        j = event_to_json(rec);
+    }
+    free(rec);
+    if (j == NULL) {
+        return -1;
+    }
+    *out = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    return *out != NULL ? 0 : -1;
 }
 
 void event_bot_key(const struct contact *c, char out[33])

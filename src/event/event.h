@@ -271,6 +271,10 @@ int event_decode(const uint8_t *buf, size_t len, struct record *out, char *err, 
 /* JSON rendering as printed by `sinkd contacts` (one object per record). */
 json_t *event_to_json(const struct record *rec);
 
+/* An encoded record as that JSON, indented, in a malloc'd *out; 0, or -1 if it does not decode.
+ * Shaped as evlog_bundle_write's describe callback (ctx unused). */
+int event_describe_json(void *ctx, const uint8_t *entry, size_t len, char **out);
+
 const char *event_kind_name(uint8_t kind);
 const char *event_msg_type_name(uint8_t msg_type);
 const char *event_transport_name(uint8_t transport);

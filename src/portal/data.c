@@ -635,24 +635,6 @@ static uint64_t record_time(const struct record *r)
     }
 }
 
-static int describe_record(void *ctx, const uint8_t *entry, size_t len, char **out)
-{
-    (void)ctx;
-    struct record *rec = malloc(sizeof(*rec));
-    char err[128];
-    json_t *j = NULL;
-    if (rec != NULL && event_decode(entry, len, rec, err, sizeof(err)) == 0) {
-        j = event_to_json(rec);
-    }
-    free(rec);
-    if (j == NULL) {
-        return -1;
-    }
-    *out = json_dumps(j, JSON_INDENT(2));
-    json_decref(j);
-    return *out != NULL ? 0 : -1;
-}
-
 /* nftw has no context argument: the archive being written is handed over in this variable,
  * set and cleared around the one walk (the portal serves one request at a time). */
 static struct {
@@ -832,8 +814,8 @@ int portal_bundle(struct portal_state *st, const struct portal_authority *a,
     char bundle[PATH_MAX + 8];
     snprintf(bundle, sizeof(bundle), "%s/bundle", dir);
     rc = n == 0 ? err_set(err, errlen, "no log entries name that address")
-                : evlog_bundle_write(st->cfg->state_dir, 0, idx, n, bundle, describe_record, NULL,
-                                     err, errlen);
+                : evlog_bundle_write(st->cfg->state_dir, 0, idx, n, bundle, event_describe_json,
+                                     NULL, err, errlen);
     free(idx);
     if (rc == 0) {
         rc = tar_dir(bundle, body, len, err, errlen);
