@@ -65,6 +65,7 @@ struct parse_state {
     struct ini_lines rd; /* the reader: the line last handed to inih, and whether indented */
     enum section_kind section;
     struct policy_authorisation *cur;
+    int list_key;     /* the key whose list is being split */
     int last_key;     /* key of the previous pair in this section, -1 after a header */
     bool policy_seen; /* a [policy] section was opened */
     unsigned policy_key_line[2];
@@ -452,32 +453,21 @@ static bool add_item(struct parse_state *st, int key, char *item)
     }
 }
 
-struct list_item_ctx {
-    struct parse_state *st;
-    int key;
-};
-
 static bool list_item(void *ctx, char *item)
 {
-    struct list_item_ctx *c = ctx;
-    return add_item(c->st, c->key, item);
+    struct parse_state *st = ctx;
+    return add_item(st, st->list_key, item);
 }
 
 static bool parse_list(struct parse_state *st, int key, const char *value)
 {
     char buf[POLICY_MAX_LINE + 1];
-    struct list_item_ctx c = {st, key};
-    switch (ini_split_list(value, buf, sizeof(buf), list_item, &c)) {
-    case INI_LIST_OK:
-        return true;
-    case INI_LIST_TOO_LONG:
-        return FAIL(st, "value of '%s' too long", auth_keys[key].name);
-    case INI_LIST_EMPTY_ENTRY:
-        return FAIL(st, "empty entry in '%s'", auth_keys[key].name);
-    case INI_LIST_REFUSED:
-    default:
-        return false;
+    st->list_key = key;
+    const char *bad = ini_split_list(value, buf, sizeof(buf), list_item, st);
+    if (bad != NULL && *bad != '\0') {
+        FAIL(st, "%s '%s'", bad, auth_keys[key].name);
     }
+    return bad == NULL;
 }
 
 static bool parse_scalar(struct parse_state *st, int key, const char *value)

@@ -46,6 +46,7 @@ struct parse_state {
     bool failed;
     struct portal_authority *cur; /* NULL outside a section */
     bool in_section;
+    int list_key; /* the key whose list is being split */
     int last_key;
     unsigned key_line[K_COUNT];
     struct portal_authorities *as;
@@ -291,32 +292,21 @@ static bool add_item(struct parse_state *st, int key, char *item)
     }
 }
 
-struct list_item_ctx {
-    struct parse_state *st;
-    int key;
-};
-
 static bool list_item(void *ctx, char *item)
 {
-    struct list_item_ctx *c = ctx;
-    return add_item(c->st, c->key, item);
+    struct parse_state *st = ctx;
+    return add_item(st, st->list_key, item);
 }
 
 static bool parse_list(struct parse_state *st, int key, const char *value)
 {
     char buf[PORTAL_AUTH_LINE_MAX + 1];
-    struct list_item_ctx c = {st, key};
-    switch (ini_split_list(value, buf, sizeof(buf), list_item, &c)) {
-    case INI_LIST_OK:
-        return true;
-    case INI_LIST_TOO_LONG:
-        return FAIL(st, "value of '%s' too long", keys[key].name);
-    case INI_LIST_EMPTY_ENTRY:
-        return FAIL(st, "empty entry in '%s'", keys[key].name);
-    case INI_LIST_REFUSED:
-    default:
-        return false;
+    st->list_key = key;
+    const char *bad = ini_split_list(value, buf, sizeof(buf), list_item, st);
+    if (bad != NULL && *bad != '\0') {
+        FAIL(st, "%s '%s'", bad, keys[key].name);
     }
+    return bad == NULL;
 }
 
 static bool parse_scalar(struct parse_state *st, int key, const char *value)

@@ -112,12 +112,12 @@ int ini_header_name(char *header, char **name)
     return 0;
 }
 
-enum ini_list_error ini_split_list(const char *value, char *buf, size_t cap,
-                                   bool (*each)(void *ctx, char *item), void *ctx)
+const char *ini_split_list(const char *value, char *buf, size_t cap,
+                           bool (*each)(void *ctx, char *item), void *ctx)
 {
     size_t n = strlen(value);
     if (n >= cap) {
-        return INI_LIST_TOO_LONG;
+        return "value too long for";
     }
     memcpy(buf, value, n + 1);
     for (char *c = buf; *c != '\0'; c++) {
@@ -134,16 +134,16 @@ enum ini_list_error ini_split_list(const char *value, char *buf, size_t cap,
         }
         char *item = ini_trim(rest);
         if (*item == '\0' && comma == NULL && rest != buf) {
-            return INI_LIST_OK; /* a trailing comma before an indented continuation line */
+            return NULL; /* a trailing comma before an indented continuation line */
         }
         if (*item == '\0') {
-            return INI_LIST_EMPTY_ENTRY;
+            return "empty entry in";
         }
         if (!each(ctx, item)) {
-            return INI_LIST_REFUSED;
+            return "";
         }
         if (comma == NULL) {
-            return INI_LIST_OK;
+            return NULL;
         }
         rest = comma + 1;
     }

@@ -46,18 +46,13 @@ bool ini_blank(char c);
  * -2 if text other than a comment follows it (*name then points at that text). */
 int ini_header_name(char *header, char **name);
 
-enum ini_list_error {
-    INI_LIST_OK = 0,
-    INI_LIST_TOO_LONG = -1,    /* the value is longer than cap - 1 */
-    INI_LIST_EMPTY_ENTRY = -2, /* ",," or a leading comma */
-    INI_LIST_REFUSED = -3,     /* each() refused an item (its owner has said why) */
-};
-
 /* Calls each(ctx, item) for every trimmed comma-separated item of value, copied into buf (cap
  * bytes). A " ; comment" after the value is cut (inih strips it after a value but not after a
  * continuation line; list items never hold ';'), and a trailing comma is allowed (the list
- * goes on on an indented line). each returns false to refuse an item. */
-enum ini_list_error ini_split_list(const char *value, char *buf, size_t cap,
-                                   bool (*each)(void *ctx, char *item), void *ctx);
+ * goes on on an indented line). each returns false to refuse an item, having said why. Returns
+ * NULL when every item was taken, "" when each refused one, or what is wrong with the list
+ * ("value too long for", "empty entry in"), to be followed by the key's name. */
+const char *ini_split_list(const char *value, char *buf, size_t cap,
+                           bool (*each)(void *ctx, char *item), void *ctx);
 
 #endif
