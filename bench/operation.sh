@@ -34,7 +34,10 @@ log_bytes() { du -sb "$state/journal" "$state/log" | awk '{s += $1} END {print s
 metric() { curl -sf "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 checkpoints() { find "$state/log/checkpoints" -type f | wc -l; }
 
-run=$((STEADY + 90)) # ramp-up (every bot's first contact) + the measured steady state
+# The swarm starts its bots over the first 40% of its run: the window opens 30 s after the last
+# one started (so it holds no first contact), and closes 15 s before the swarm ends.
+run=$(((STEADY + 45) * 10 / 6 + 1))
+ramp=$((run * 4 / 10 + 30))
 "$SINKD" swarm --target "127.0.0.1:$port" --bots "$SLOW" --concurrency "$SLOW" --duration "$run" \
     --source-net 127.0.1.0/24 --seed 11 --heartbeat-ms 60000 --http-share "$HTTP_SHARE" --cipher mix \
     --json "$B_DIR/slow.json" >"$B_DIR/slow.txt" 2>&1 &
@@ -45,11 +48,13 @@ B_PIDS+=("$slow_pid")
     --json "$B_DIR/fast.json" >"$B_DIR/fast.txt" 2>&1 &
 fast_pid=$!
 B_PIDS+=("$fast_pid")
-sleep 75 # every bot has made its first contact (hello, machine information) and polled
+sleep "$ramp" # every bot has made its first contact and polled
+j0=$(du -sb "$state/journal" | cut -f1)
 b0=$(log_bytes); e0=$(metric sinkd_log_entries); c0=$(metric sinkd_log_commits_total); k0=$(checkpoints)
 t0=$(date +%s.%N)
 sleep "$STEADY"
 b1=$(log_bytes); e1=$(metric sinkd_log_entries); c1=$(metric sinkd_log_commits_total); k1=$(checkpoints)
+j1=$(du -sb "$state/journal" | cut -f1)
 t1=$(date +%s.%N)
 wait "$slow_pid" "$fast_pid" || true
 stop_sinkd
@@ -66,7 +71,7 @@ for l in sys.stdin:
         window[r["kind"]] += 1
 print(json.dumps({"run": run, "window": window}))' "$e0" "$e1" >"$B_DIR/kinds.json"
 
-python3 - "$B_DIR" "$BOTS" "$SLOW" "$FAST" "$b0" "$b1" "$e0" "$e1" "$t0" "$t1" "$ROOT" "$c0" "$c1" "$k0" "$k1" "${#ROLLUP_OPTS[@]}" "$INTERVAL" "$HTTP_SHARE" <<'PY'
+python3 - "$B_DIR" "$BOTS" "$SLOW" "$FAST" "$b0" "$b1" "$e0" "$e1" "$t0" "$t1" "$ROOT" "$c0" "$c1" "$k0" "$k1" "${#ROLLUP_OPTS[@]}" "$INTERVAL" "$HTTP_SHARE" "$j0" "$j1" <<'PY'
 import json, subprocess, sys
 rolling, interval = sys.argv[16] != "0", int(sys.argv[17])
 d, bots, slow, fast = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -100,6 +105,9 @@ if rolling:
         b1 - b0, dt, e1 - e0, per_record, json.dumps(window), measured, interval, per_bot_day, per_bot_day * bots / polls_per_day, polls_per_day / bots))
 else:
     print("  log growth %d B in %.0f s: %.0f B per bot-day (%.0f B per poll at this mix's %.0f polls per bot-day)" % (b1 - b0, dt, per_bot_day, per_bot_day * bots / polls_per_day, polls_per_day / bots))
+j0, j1 = int(sys.argv[19]), int(sys.argv[20])
+print("  of the growth: journal (the durable store, every entry once) %d B = %.0f B per record; tiles, entry bundles and checkpoints %d B = %.0f B per record" % (
+    j1 - j0, (j1 - j0) / max(1, e1 - e0), (b1 - b0) - (j1 - j0), ((b1 - b0) - (j1 - j0)) / max(1, e1 - e0)))
 print("  records/s %.1f; journal fdatasyncs/s %.1f (group commits, %.1f records each); checkpoints/s %.2f (each: one syncfs, three fsyncs)" % (
     (e1 - e0) / dt, (c1 - c0) / dt, (e1 - e0) / max(1, c1 - c0), (k1 - k0) / dt))
 for n in (100000, 1000000):
