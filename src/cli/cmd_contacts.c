@@ -160,7 +160,8 @@ static void summary_print(struct summary *s, FILE *out)
     json_object_set_new(o, "contacts", json_integer((json_int_t)s->contacts));
     json_t *types = json_object();
     for (unsigned t = 0; t < CONTACT_MSG_TYPES; t++) {
-        json_object_set_new(types, event_msg_type_name((uint8_t)t), json_integer((json_int_t)s->by_type[t]));
+        json_object_set_new(types, event_msg_type_name((uint8_t)t),
+                            json_integer((json_int_t)s->by_type[t]));
     }
     json_object_set_new(o, "by_type", types);
     json_t *tr = json_object();

@@ -375,8 +375,9 @@ static int day_commanded_rows(struct pg_batch *b, const PGresult *r, char *err, 
  * has none), the address key of an identified contact from an address not known as identified
  * (the row a fold would absorb), every decision's and command's. */
 struct want {
-    uint8_t key[16];
-    uint32_t ip; /* the contact's source_ip row */
+    char family[16];     /* what the address key is made of (pgb_anon_key), made only when */
+    struct net_addr src; /* the address turns out to be stored and not yet identified */
+    uint32_t ip;         /* the contact's source_ip row */
 };
 
 static int want_bot(struct pg_batch *b, const uint8_t key[16], bool anon, bool rem)
@@ -437,7 +438,8 @@ static int collect_keys(struct pg_batch *b, struct want **anon_of, size_t *anon_
                     w = nw != NULL ? nw : w;
                 }
                 if (rc == 0) {
-                    pgb_anon_key(c, w[n].key);
+                    memcpy(w[n].family, c->family, sizeof(w[n].family));
+                    w[n].src = c->src;
                     w[n++].ip = ip;
                 }
             } else if (rc == 0) {
@@ -501,8 +503,16 @@ int pgb_load(struct pg_batch *b, char *err, size_t errlen)
      * batch's own.) */
     for (size_t i = 0; i < anon_n; i++) {
         const struct pgb_ip *ip = &b->ips[anon_of[i].ip];
-        if (ip->state == PGB_LIVE && !ip->identified &&
-            want_bot(b, anon_of[i].key, true, false) < 0) {
+        if (!(ip->state == PGB_LIVE && !ip->identified)) {
+            continue;
+        }
+        struct contact c;
+        memset(&c, 0, sizeof(c));
+        memcpy(c.family, anon_of[i].family, sizeof(c.family));
+        c.src = anon_of[i].src;
+        uint8_t key[16];
+        pgb_anon_key(&c, key);
+        if (want_bot(b, key, true, false) < 0) {
             err_set(err, errlen, "registry: out of memory reading a batch");
             goto out;
         }
