@@ -77,7 +77,9 @@ static const char *value_of(int argc, char **argv, int *i, const char *name, int
     if (argv[*i][n] == '=') {
         return argv[*i] + n + 1;
     }
-    if (*i + 1 >= argc) {
+    /* argv[argc] is NULL: testing the element too keeps a NULL return meaning only "not this
+     * option" (or an error in *rc). */
+    if (*i + 1 >= argc || argv[*i + 1] == NULL) {
         *rc = cli_usage_error("verify", "option '%s' needs a value", name);
         return NULL;
     }
@@ -340,7 +342,7 @@ int cmd_verify_nodes(int argc, char **argv)
     size_t n = 0, nwitness = 0;
     const char *registry = NULL, *ca = NULL, *witness_files[WITNESSES_MAX];
     memset(logs, 0, sizeof(logs));
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc && argv[i] != NULL; i++) {
         int rc = 0;
         const char *v;
         if ((v = value_of(argc, argv, &i, "--key", &rc)) != NULL) {

@@ -15,7 +15,7 @@ int evlog_entry_bundle_parse(const uint8_t *b, size_t len, unsigned w, uint64_t 
     for (unsigned j = 0; j < w; j++) {
         if (off + 2 > len || off + 2 + ((size_t)b[off] << 8 | b[off + 1]) > len) {
             return err_set(err, errlen, "byte %zu: entry %llu is truncated", off,
-                           (unsigned long long)(first + j)),
+                           (unsigned long long)first + j),
                    EVLOG_EVERIFY;
         }
         size_t el = (size_t)b[off] << 8 | b[off + 1];

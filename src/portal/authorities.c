@@ -399,6 +399,9 @@ static int on_pair(void *user, const char *section, const char *name, const char
 static bool check_section(struct parse_state *st, size_t idx)
 {
     struct portal_authority *a = st->as->a[idx];
+    if (a == NULL) { /* callers pass the section being read, never an empty slot */
+        return fail_at(st, 0, "no section to check");
+    }
     st->cur = a;
     for (int k = 0; k < K_COUNT; k++) {
         if (keys[k].required && st->key_line[k] == 0) {
