@@ -232,6 +232,55 @@ static int setup_sources(struct engine *e, char *err, size_t errlen)
     return 0;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static uint32_t distinct(uint32_t *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp_u32);
+    uint32_t d = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += i == 0 || v[i] != v[i - 1];
+    }
+    return d;
+}
+
+/* The distinct public addresses of the bots that got a reply (decodable) and of the unknown
+ * bots run: what a server counting by source address should have counted. */
+static int count_addresses(struct engine *e, const struct swarm_options *o,
+                           const struct swarm_countries *countries,
+                           const struct swarm_ranges *ranges, struct swarm_summary *out)
+{
+    uint32_t *replied = malloc((size_t)o->bots * sizeof(uint32_t));
+    uint32_t *unknown = malloc((size_t)o->bots * sizeof(uint32_t));
+    size_t nr = 0, nu = 0;
+    if (replied == NULL || unknown == NULL) {
+        free(replied);
+        free(unknown);
+        return -1;
+    }
+    for (uint32_t i = 0; i < o->bots; i++) {
+        if (!(e->flags[i] & BOT_RUN)) {
+            continue;
+        }
+        struct swarm_bot b;
+        swarm_bot_make(o, countries, ranges, i, &b);
+        if (b.kind == SWARM_KIND_UNKNOWN) {
+            unknown[nu++] = b.public_ip;
+        } else if (e->flags[i] & BOT_REPLIED) {
+            replied[nr++] = b.public_ip;
+        }
+    }
+    out->addresses_replied = distinct(replied, nr);
+    out->addresses_unknown = distinct(unknown, nu);
+    free(replied);
+    free(unknown);
+    return 0;
+}
+
 int swarm_run(const struct swarm_options *o, const struct swarm_countries *countries,
               const struct swarm_ranges *ranges, struct swarm_summary *out, char *err,
               size_t errlen)
@@ -314,6 +363,11 @@ int swarm_run(const struct swarm_options *o, const struct swarm_countries *count
     uv_run(&e->loop, UV_RUN_DEFAULT);
     uv_loop_close(&e->loop);
     out->duration_s = (double)(now_us() - e->t0_us) / 1e6;
+    if (count_addresses(e, o, countries, ranges, out) != 0) {
+        err_set(err, errlen, "swarm: out of memory counting %u bots' addresses", o->bots);
+        rc = SWARM_E_NOMEM;
+        goto done;
+    }
     rc = 0;
 done:
     if (rc != 0) {

@@ -29,6 +29,8 @@ void swarm_summary_print(const struct swarm_summary *s, FILE *out)
             (unsigned long long)s->err_connect, (unsigned long long)s->err_reset,
             (unsigned long long)s->err_timeout, (unsigned long long)s->err_protocol);
     fprintf(out, "  uninstalled %u, ignored uninstall %u\n", s->uninstalled, s->uninstall_ignored);
+    fprintf(out, "  addresses: replied %u unknown-variant %u\n", s->addresses_replied,
+            s->addresses_unknown);
     /* one "name count" list per line, so a script can read it with awk */
     fprintf(out,
             "  kinds: raw %u http-body %u http-header %u unknown-variant %u asked-info %u "
@@ -132,7 +134,9 @@ static int add_kinds(json_t *j, const struct swarm_summary *s)
     int rc = json_object_set_new(j, "kinds", kinds) |
              json_object_set_new(j, "contacts_by_kind", contacts) |
              json_object_set_new(j, "machine_info", info) |
-             json_object_set_new(j, "unknown", unknown);
+             json_object_set_new(j, "unknown", unknown) |
+             json_object_set_new(j, "addresses_replied", json_integer(s->addresses_replied)) |
+             json_object_set_new(j, "addresses_unknown", json_integer(s->addresses_unknown));
     return rc == 0 && kinds != NULL && contacts != NULL && info != NULL && unknown != NULL ? 0 : -1;
 }
 

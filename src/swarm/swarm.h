@@ -255,6 +255,9 @@ struct swarm_summary {
     uint64_t err_connect, err_reset, err_timeout, err_protocol;
     uint32_t uninstalled, uninstall_ignored;
     uint32_t connected_bots; /* bots that completed at least one TCP connect */
+    /* Distinct public addresses (a passive sinkhole's counting unit): of the decodable bots that
+     * got a reply, and of the unknown-variant bots run. Bots may share one, as behind a NAT. */
+    uint32_t addresses_replied, addresses_unknown;
     double duration_s;
     struct hist latency_us;
     /* Only heartbeats on a session already set up: without the connect storms of the first

@@ -49,7 +49,8 @@ check(u["replied"] + u["closed"] + u["silent"] <= u["contacts_sent"], f"outcomes
 check(u["replied"] + u["closed"] + u["silent"] + 300 >= u["contacts_sent"], f"outcomes: {u}")
 check(summary["contacts"] >= s["replies_received"], "every reply stands for a durable contact")
 # The unknown-variant bots are recorded as undecoded callers, one address each.
-check(summary["undecoded_source_ips"] == k["unknown"], f"undecoded callers {summary['undecoded_source_ips']}")
+check(summary["undecoded_source_ips"] == s["addresses_unknown"] and 0 < s["addresses_unknown"] <= k["unknown"],
+      f"undecoded callers {summary['undecoded_source_ips']} vs {s['addresses_unknown']} addresses of {k['unknown']} bots")
 check(sum(s["contacts_by_kind"].values()) == s["contacts_sent"], "contacts by kind sum up")
 mi = s["machine_info"]
 check(mi["volunteered"] == 0 and mi["sent"] == mi["requests"], f"machine info only when asked: {mi}")
