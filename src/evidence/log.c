@@ -1,10 +1,9 @@
-/* log.c -- the append side of the evidence log: journal with group commit, recovery, the
- * background tile writer and checkpoint publication; and the journal reader. Design in
- * docs/evidence.md. */
-/* _GNU_SOURCE: syncfs(2), one flush of every tile written since the last checkpoint, and
- * pthread_setname_np. */
+/* log.c -- the append side of the evidence log: journal with group commit, recovery and
+ * checkpoint signing (the tile writer is tile_writer.c, the journal reader log_reader.c). Design
+ * in docs/evidence.md. */
+/* _GNU_SOURCE: sync_file_range(2), which starts the journal's writeback early. */
 #define _GNU_SOURCE
-#include "evidence/log.h"
+#include "evidence/log_internal.h"
 
 #include <dirent.h>
 #include <openssl/crypto.h>
@@ -27,34 +26,6 @@
 #include "evidence/seal.h"
 #include "util/bigendian.h"
 #include "util/err.h"
-
-/* A sealed record: the record (< EVENT_RECORD_MAX) and its seal tags. */
-#define EVLOG_SEAL_BUF (EVENT_RECORD_MAX + 128)
-
-/* Journal: a 16-byte file header ("SNKDWAL1", durable length u64 BE), then batches:
- *   header  "BTCH" count:u32 first:u64 payload_len:u64                     (24 bytes)
- *   payload count x (len:u16 BE || entry)          -- the tlog-tiles bundle framing
- *   trailer "CMIT" 0:u32 size_after:u64 root:32                            (48 bytes)
- * The trailer is the commit record: the tree root after the batch, so replay detects a torn or
- * altered tail by re-hashing. All integers big-endian. */
-#define WAL_MAGIC "SNKDWAL1"
-#define WAL_HDR 16
-#define BATCH_HDR 24
-#define BATCH_TRL 48
-#define BATCH_MAX_ENTRIES (1u << 24)
-#define STAGE_CAP_START ((size_t)1 << 16) /* the batch buffer, grown by doubling under load */
-#define DEFAULT_BATCH_BYTES (64u << 20)
-#define DEFAULT_TILE_QUEUE_BYTES (256u << 20)
-#define TILE_RETRY_MS 1000 /* the tile writer retries a failed write this often */
-#define TILE_WRITER_NICE 5
-#define OVERLAP_MIN_BYTES (256u << 10)
-#define DEFAULT_CP_ENTRIES 100000u
-#define DEFAULT_CP_MS 1000u
-#define CHECKPOINTS_MAX 10000000u
-#define TILE_LEVELS 8
-#define TILE_SLOTS (TILE_LEVELS + 1) /* hash tiles of levels 0..7, then entry bundles */
-#define TILE_BYTES (EVLOG_TILE_WIDTH * EVLOG_HASH_SIZE)
-#define PARTIALS_UNKNOWN UINT64_MAX
 
 int evlog_journal_parse_batch(const uint8_t *buf, size_t len, uint64_t *first, uint32_t *count)
 {
@@ -106,91 +77,13 @@ struct cp_entry {
     uint8_t root[EVLOG_HASH_SIZE];
 };
 
-/* Work for the tile writer: a tile or entry bundle (full or partial) to write, or a signed
- * checkpoint to publish once everything queued before it is on disk. */
-enum job_kind { JOB_TILE, JOB_CHECKPOINT };
-struct tile_job {
-    struct tile_job *next;
-    enum job_kind kind;
-    int level; /* 0..7, or EVLOG_TILE_ENTRIES for an entry bundle */
-    uint64_t n;
-    unsigned width;  /* EVLOG_TILE_WIDTH for a full tile */
-    uint8_t *data;   /* owned: hashes, bundle bytes or the signed note */
-    size_t len, cap; /* cap: allocated bytes (a full bundle buffer is reused on rollback) */
-    uint64_t size;   /* JOB_CHECKPOINT: the tree size it commits to */
-};
-
-struct job_list {
-    struct tile_job *head, *tail;
-    size_t bytes;
-};
-
-/* The tile writer: a thread that turns the in-memory hashes into C2SP files, so creating files
- * (slow on some file systems) never sits on evlog_commit's path. Durability rests on the
- * journal alone; a checkpoint is published only after the tiles it names are on disk. */
-struct tile_writer {
-    pthread_t thread;
-    bool started;
-    pthread_mutex_t mu;
-    pthread_cond_t work; /* jobs queued, or stop */
-    pthread_cond_t idle; /* a job finished or failed */
-    struct job_list queue;
-    bool stop;
-    int err;          /* last failure (retried every TILE_RETRY_MS), 0 once a retry succeeds */
-    uint64_t err_seq; /* failures so far (reported once each) */
-    char msg[256];
-    uint64_t published; /* size of the newest checkpoint on disk */
-    uint64_t files;     /* tiles and bundles written */
-    /* used by one thread at a time: replay during open, then the writer thread */
-    uint64_t partials_of[TILE_SLOTS]; /* 1 + tile with partials on disk, 0 none, or unknown */
-};
-
-struct evlog {
-    /* The latest time an erasure record appended through this handle erased personal data
-     * before (evlog_erased_before_us): read by other threads. */
-    _Atomic uint64_t erased_before_us;
-    char state[EVLOG_PATH_MAX];
-    char logdir[EVLOG_PATH_MAX];
-    int wal_fd;
-    int log_fd; /* the log directory, for syncfs and directory fsync */
-    uint64_t wal_len;
-    struct evlog_signer signer;
-    struct evlog_verifier verifier;
-    struct evlog_hasher *hasher;
-    struct evlog_frontier tree; /* durable tree (during evlog_commit: including the batch) */
-    uint8_t *tile[TILE_LEVELS]; /* the tile being filled at each level (TILE_BYTES each) */
-    uint8_t *bundle;            /* entry bundle of the current level-0 tile */
-    size_t bundle_len, bundle_cap;
-    struct job_list pending; /* full tiles completed by the batch being committed */
-    int add_err;             /* allocation failure while hashing a batch */
-    /* staged batch: BATCH_HDR reserved, then payload */
-    uint8_t *stage;
-    size_t stage_len, stage_cap, stage_max;
-    uint32_t staged;
-    size_t tile_queue_max;
-    /* checkpoint policy and state */
-    uint64_t cp_entries, cp_ms;
-    uint64_t cp_size, cp_time_ms; /* newest checkpoint handed to the tile writer */
-    bool cp_time_set;
-    uint64_t err_seq_seen;
-    bool broken;     /* the journal may be ahead of or behind the in-memory tree */
-    bool recovering; /* replaying: write tiles only where missing or after the last checkpoint */
-    uint64_t rewrite_from;  /* during replay: tiles ending after this leaf index are rewritten */
-    uint64_t tiles_written; /* during replay */
-    struct tile_writer tw;
-    struct access_drain_state spool; /* records other processes handed in (access.h) */
-    struct seal_keyring *seal;       /* NULL: entries stored as given (seal.h) */
-    uint8_t seal_buf[EVLOG_SEAL_BUF];
-    char seal_err[256]; /* why the last record could not be sealed */
-};
-
-static int sys_err(char *err, size_t errlen, const char *what, const char *path)
+int evlog_sys_err(char *err, size_t errlen, const char *what, const char *path)
 {
     err_set(err, errlen, "%s %s: %s", what, path, strerror(errno));
     return EVLOG_EIO;
 }
 
-static int mkdirs(const char *path)
+int evlog_mkdirs(const char *path)
 {
     char tmp[EVLOG_PATH_MAX];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s", path) >= sizeof tmp) {
@@ -209,7 +102,7 @@ static int mkdirs(const char *path)
     return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -1 : 0;
 }
 
-static int fsync_dir(const char *dir)
+int evlog_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
@@ -223,7 +116,7 @@ static int fsync_dir(const char *dir)
 /* A batch buffer (the writer's, a reader's) grows by doubling with the largest batch, up to
  * megabytes in a burst of thousands of records; once batches of `used` bytes are small again,
  * it goes back to STAGE_CAP_START instead of being kept for good. */
-static void shrink_after_burst(uint8_t **buf, size_t *cap, size_t used)
+void evlog_shrink_after_burst(uint8_t **buf, size_t *cap, size_t used)
 {
     if (*cap <= STAGE_CAP_START || used > STAGE_CAP_START / 2) {
         return;
@@ -235,331 +128,13 @@ static void shrink_after_burst(uint8_t **buf, size_t *cap, size_t used)
     }
 }
 
-/* Writes path (relative to the log dir) via a temporary file and rename; durable if sync. */
-static int write_file_atomic(struct evlog *log, const char *rel, const void *buf, size_t len,
-                             bool sync, char *err, size_t errlen)
-{
-    char path[EVLOG_PATH_MAX + 160], tmp[EVLOG_PATH_MAX + 170];
-    snprintf(path, sizeof path, "%s/%s", log->logdir, rel);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    char *slash = strrchr(path, '/');
-    *slash = '\0';
-    if (mkdirs(path) != 0) {
-        return sys_err(err, errlen, "mkdir", path);
-    }
-    *slash = '/';
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return sys_err(err, errlen, "create", tmp);
-    }
-    if (evfile_write_all(fd, buf, len) != 0 || (sync && fsync(fd) != 0)) {
-        int rc = sys_err(err, errlen, "write", tmp);
-        close(fd);
-        unlink(tmp);
-        return rc;
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        int rc = sys_err(err, errlen, "rename", tmp);
-        unlink(tmp);
-        return rc;
-    }
-    if (sync) {
-        *slash = '\0';
-        int rc = fsync_dir(path);
-        *slash = '/';
-        if (rc != 0) {
-            return sys_err(err, errlen, "fsync", path);
-        }
-    }
-    return 0;
-}
-
-/* Removes tile/<L>/<N>.p/ once the full tile exists (C2SP tlog-tiles allows it). */
-static void remove_partials(struct evlog *log, int level, uint64_t n)
-{
-    char rel[160], dir[EVLOG_PATH_MAX + 200];
-    evlog_tile_path(level, n, EVLOG_TILE_WIDTH, rel, sizeof rel);
-    snprintf(dir, sizeof dir, "%s/%s.p", log->logdir, rel);
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        return;
-    }
-    struct dirent *de;
-    int guard = 0;
-    while ((de = readdir(d)) != NULL && guard++ < 1000) {
-        if (de->d_name[0] == '.') {
-            continue;
-        }
-        char f[EVLOG_PATH_MAX + 480];
-        snprintf(f, sizeof f, "%s/%s", dir, de->d_name);
-        unlink(f);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int slot_of(int level)
-{
-    return level < 0 ? TILE_LEVELS : level;
-}
-
-/* Writes one tile or bundle in place (no temporary file: no client asks for a tile before a
- * checkpoint names it, and the checkpoint is written only after a syncfs). Full tiles that an
- * existing checkpoint already covers are only repaired during replay, if missing or short. */
-static int tile_store(struct evlog *log, const struct tile_job *j, char *err, size_t errlen)
-{
-    struct tile_writer *tw = &log->tw;
-    int slot = slot_of(j->level);
-    char rel[160], path[EVLOG_PATH_MAX + 200];
-    evlog_tile_path(j->level, j->n, j->width, rel, sizeof rel);
-    snprintf(path, sizeof path, "%s/%s", log->logdir, rel);
-    if (log->recovering && j->width == EVLOG_TILE_WIDTH) {
-        unsigned shift = EVLOG_TILE_HEIGHT * (unsigned)(j->level < 0 ? 0 : j->level) + 8;
-        uint64_t end_leaf =
-            shift >= 64 || (j->n + 1) > (UINT64_MAX >> shift) ? UINT64_MAX : (j->n + 1) << shift;
-        struct stat st;
-        if (end_leaf <= log->rewrite_from && stat(path, &st) == 0 && (size_t)st.st_size == j->len) {
-            return 0; /* covered by a published checkpoint, so synced before it */
-        }
-    }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == ENOENT) {
-        /* A new directory every 1000 tiles: make it only when the file cannot be created */
-        char *slash = strrchr(path, '/');
-        *slash = '\0';
-        if (mkdirs(path) != 0) {
-            return sys_err(err, errlen, "mkdir", path);
-        }
-        *slash = '/';
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    }
-    if (fd < 0) {
-        return sys_err(err, errlen, "create", path);
-    }
-    if (evfile_write_all(fd, j->data, j->len) != 0) {
-        int rc = sys_err(err, errlen, "write", path);
-        close(fd);
-        return rc;
-    }
-    if (close(fd) != 0) {
-        return sys_err(err, errlen, "close", path);
-    }
-    if (j->width == EVLOG_TILE_WIDTH) {
-        if (tw->partials_of[slot] == j->n + 1 || tw->partials_of[slot] == PARTIALS_UNKNOWN) {
-            remove_partials(log, j->level, j->n);
-            tw->partials_of[slot] = 0;
-        }
-    } else {
-        tw->partials_of[slot] = j->n + 1;
-    }
-    if (log->recovering) {
-        log->tiles_written++;
-    }
-    return 0;
-}
-
-/* Publishes a checkpoint whose tiles were written by the jobs before it. */
-static int checkpoint_store(struct evlog *log, const struct tile_job *j, char *err, size_t errlen)
-{
-    /* Every tile written since the last checkpoint reaches the disk before the checkpoint that
-     * commits to them is published. */
-    if (syncfs(log->log_fd) != 0) {
-        return sys_err(err, errlen, "syncfs", log->logdir);
-    }
-    char rel[64];
-    snprintf(rel, sizeof rel, "checkpoints/%llu", (unsigned long long)j->size);
-    int rc = write_file_atomic(log, rel, j->data, j->len, true, err, errlen);
-    if (rc == 0) {
-        rc = write_file_atomic(log, "checkpoint", j->data, j->len, true, err, errlen);
-    }
-    return rc;
-}
-
-static int job_run(struct evlog *log, const struct tile_job *j, char *err, size_t errlen)
-{
-    return j->kind == JOB_TILE ? tile_store(log, j, err, errlen)
-                               : checkpoint_store(log, j, err, errlen);
-}
-
-static size_t job_bytes(const struct tile_job *j)
-{
-    return sizeof *j + j->cap;
-}
-
-static void job_free(struct tile_job *j)
-{
-    if (j != NULL) {
-        free(j->data);
-        free(j);
-    }
-}
-
-static void list_push(struct job_list *l, struct tile_job *j)
-{
-    j->next = NULL;
-    if (l->tail != NULL) {
-        l->tail->next = j;
-    } else {
-        l->head = j;
-    }
-    l->tail = j;
-    l->bytes += job_bytes(j);
-}
-
-static void list_free(struct job_list *l)
-{
-    while (l->head != NULL) {
-        struct tile_job *j = l->head;
-        l->head = j->next;
-        job_free(j);
-    }
-    l->tail = NULL;
-    l->bytes = 0;
-}
-
-static void *tile_writer_main(void *arg)
-{
-    struct evlog *log = arg;
-    struct tile_writer *tw = &log->tw;
-    (void)pthread_setname_np(pthread_self(), "sinkd-tiles");
-    /* Background work: when the CPUs are busy the thread that commits (and so answers bots)
-     * goes first. Linux nice values are per thread; back-pressure bounds how far this one may
-     * fall behind. Failure is harmless (the thread just keeps the default priority). */
-    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), TILE_WRITER_NICE);
-    pthread_mutex_lock(&tw->mu);
-    for (;;) {
-        while (tw->queue.head == NULL && !tw->stop) {
-            pthread_cond_wait(&tw->work, &tw->mu);
-        }
-        if (tw->queue.head == NULL) {
-            break;
-        }
-        /* The head stays queued while it is written: evlog_* only ever appends at the tail. */
-        struct tile_job *j = tw->queue.head;
-        pthread_mutex_unlock(&tw->mu);
-        char msg[sizeof tw->msg];
-        int rc = job_run(log, j, msg, sizeof msg);
-        pthread_mutex_lock(&tw->mu);
-        if (rc == 0) {
-            tw->queue.head = j->next;
-            if (tw->queue.head == NULL) {
-                tw->queue.tail = NULL;
-            }
-            tw->queue.bytes -= job_bytes(j);
-            if (j->kind == JOB_CHECKPOINT) {
-                tw->published = j->size;
-            } else {
-                tw->files++;
-            }
-            tw->err = 0;
-            job_free(j);
-            pthread_cond_broadcast(&tw->idle);
-            continue;
-        }
-        /* Disk full or an I/O error: keep the job and everything after it (a checkpoint must
-         * never be published without its tiles), say so, and retry later. */
-        tw->err = rc;
-        tw->err_seq++;
-        memcpy(tw->msg, msg, sizeof msg);
-        pthread_cond_broadcast(&tw->idle);
-        if (tw->stop) {
-            break;
-        }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += TILE_RETRY_MS / 1000;
-        pthread_cond_timedwait(&tw->work, &tw->mu, &until);
-        if (tw->stop) {
-            break;
-        }
-    }
-    pthread_mutex_unlock(&tw->mu);
-    return NULL;
-}
-
-/* Hands a list of jobs to the tile writer (or, during replay, writes them now). */
-static int tw_submit(struct evlog *log, struct job_list *l, char *err, size_t errlen)
-{
-    struct tile_writer *tw = &log->tw;
-    if (l->head == NULL) {
-        return 0;
-    }
-    if (!tw->started) {
-        int rc = 0;
-        for (struct tile_job *j = l->head; j != NULL && rc == 0; j = j->next) {
-            rc = job_run(log, j, err, errlen);
-        }
-        list_free(l);
-        return rc;
-    }
-    pthread_mutex_lock(&tw->mu);
-    if (tw->queue.tail != NULL) {
-        tw->queue.tail->next = l->head;
-    } else {
-        tw->queue.head = l->head;
-    }
-    tw->queue.tail = l->tail;
-    tw->queue.bytes += l->bytes;
-    pthread_cond_signal(&tw->work);
-    pthread_mutex_unlock(&tw->mu);
-    memset(l, 0, sizeof *l);
-    return 0;
-}
-
-/* Waits until the tile writer has written everything queued; a failure is returned (not
- * waited out: the writer keeps retrying on its own). */
-static int tw_wait_idle(struct evlog *log, char *err, size_t errlen)
-{
-    struct tile_writer *tw = &log->tw;
-    if (!tw->started) {
-        return 0;
-    }
-    pthread_mutex_lock(&tw->mu);
-    while (tw->queue.head != NULL && tw->err == 0) {
-        pthread_cond_wait(&tw->idle, &tw->mu);
-    }
-    int rc = tw->queue.head != NULL ? tw->err : 0;
-    if (rc != 0) {
-        err_set(err, errlen, "tile writer: %s", tw->msg);
-    }
-    pthread_mutex_unlock(&tw->mu);
-    return rc;
-}
-
-static void tw_stop(struct evlog *log)
-{
-    struct tile_writer *tw = &log->tw;
-    if (tw->started) {
-        pthread_mutex_lock(&tw->mu);
-        tw->stop = true;
-        pthread_cond_broadcast(&tw->work);
-        pthread_mutex_unlock(&tw->mu);
-        pthread_join(tw->thread, NULL);
-        tw->started = false;
-    }
-    list_free(&tw->queue);
-}
-
-static struct tile_job *job_new(enum job_kind kind, int level, uint64_t n, unsigned width)
-{
-    struct tile_job *j = calloc(1, sizeof *j);
-    if (j != NULL) {
-        j->kind = kind;
-        j->level = level;
-        j->n = n;
-        j->width = width;
-    }
-    return j;
-}
-
 /* Moves the completed tile (or bundle) at `level` into a job on the batch's pending list and
  * starts a fresh buffer; nothing is copied. */
 static void emit_full(struct evlog *log, int level, uint64_t n)
 {
     bool bundle = level < 0;
     size_t cap = bundle ? log->bundle_cap : TILE_BYTES;
-    struct tile_job *j = job_new(JOB_TILE, level, n, EVLOG_TILE_WIDTH);
+    struct tile_job *j = evlog_job_new(JOB_TILE, level, n, EVLOG_TILE_WIDTH);
     uint8_t *fresh = malloc(cap);
     if (j == NULL || fresh == NULL) {
         free(j);
@@ -578,7 +153,7 @@ static void emit_full(struct evlog *log, int level, uint64_t n)
         j->len = TILE_BYTES;
         log->tile[level] = fresh;
     }
-    list_push(&log->pending, j);
+    evlog_jobs_push(&log->pending, j);
 }
 
 static void on_tile_hash(void *ctx, unsigned level, uint64_t index,
@@ -630,7 +205,7 @@ static void batch_rollback(struct evlog *log, const struct evlog_frontier *befor
 {
     bool restored[TILE_SLOTS] = {false};
     for (struct tile_job *j = log->pending.head; j != NULL; j = j->next) {
-        int slot = slot_of(j->level);
+        int slot = evlog_tile_slot(j->level);
         if (restored[slot]) {
             continue;
         }
@@ -645,7 +220,7 @@ static void batch_rollback(struct evlog *log, const struct evlog_frontier *befor
         }
         j->data = NULL;
     }
-    list_free(&log->pending);
+    evlog_jobs_free(&log->pending);
     log->tree = *before;
     log->bundle_len = bundle_before;
 }
@@ -691,7 +266,7 @@ static int load_checkpoints(struct evlog *log, struct cp_entry **out, size_t *n,
     snprintf(dir, sizeof dir, "%s/checkpoints", log->logdir);
     DIR *d = opendir(dir);
     if (d == NULL) {
-        return sys_err(err, errlen, "open", dir);
+        return evlog_sys_err(err, errlen, "open", dir);
     }
     struct cp_entry *list = NULL;
     size_t count = 0, cap = 0;
@@ -721,7 +296,7 @@ static int load_checkpoints(struct evlog *log, struct cp_entry **out, size_t *n,
         struct evlog_checkpoint cp;
         char e[256];
         if (read_file(path, note, sizeof note, &len) != 0) {
-            rc = sys_err(err, errlen, "read", path);
+            rc = evlog_sys_err(err, errlen, "read", path);
             break;
         }
         if (evlog_checkpoint_open(note, len, &log->verifier, &cp, e, sizeof e) != 0) {
@@ -781,7 +356,7 @@ static int publish_checkpoint(struct evlog *log, uint64_t now_ms, char *err, siz
         for (int b = 0; b < (level == 0 ? 2 : 1) && rc == 0; b++) {
             const uint8_t *src = b == 0 ? log->tile[level] : log->bundle;
             size_t len = b == 0 ? (size_t)w * EVLOG_HASH_SIZE : log->bundle_len;
-            struct tile_job *j = job_new(JOB_TILE, b == 0 ? level : EVLOG_TILE_ENTRIES, n, w);
+            struct tile_job *j = evlog_job_new(JOB_TILE, b == 0 ? level : EVLOG_TILE_ENTRIES, n, w);
             uint8_t *copy = malloc(len ? len : 1);
             if (j == NULL || copy == NULL) {
                 free(j);
@@ -792,7 +367,7 @@ static int publish_checkpoint(struct evlog *log, uint64_t now_ms, char *err, siz
             memcpy(copy, src, len);
             j->data = copy;
             j->len = j->cap = len;
-            list_push(&jobs, j);
+            evlog_jobs_push(&jobs, j);
         }
     }
     struct evlog_checkpoint cp;
@@ -810,7 +385,7 @@ static int publish_checkpoint(struct evlog *log, uint64_t now_ms, char *err, siz
             err_set(err, errlen, "checkpoint text too long");
         }
     }
-    struct tile_job *j = rc == 0 ? job_new(JOB_CHECKPOINT, 0, 0, 0) : NULL;
+    struct tile_job *j = rc == 0 ? evlog_job_new(JOB_CHECKPOINT, 0, 0, 0) : NULL;
     if (rc == 0 && (j == NULL || (j->data = malloc((size_t)nl)) == NULL)) {
         free(j);
         rc = EVLOG_ENOMEM;
@@ -819,14 +394,14 @@ static int publish_checkpoint(struct evlog *log, uint64_t now_ms, char *err, siz
         if (rc == EVLOG_ENOMEM) {
             err_set(err, errlen, "out of memory");
         }
-        list_free(&jobs);
+        evlog_jobs_free(&jobs);
         return rc;
     }
     memcpy(j->data, note, (size_t)nl);
     j->len = j->cap = (size_t)nl;
     j->size = size;
-    list_push(&jobs, j);
-    rc = tw_submit(log, &jobs, err, errlen);
+    evlog_jobs_push(&jobs, j);
+    rc = evlog_tw_submit(log, &jobs, err, errlen);
     if (rc == 0) {
         log->cp_size = size;
         log->cp_time_ms = now_ms;
@@ -861,7 +436,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
     snprintf(wal, sizeof wal, "%s/journal/wal", log->state);
     struct stat st;
     if (fstat(log->wal_fd, &st) != 0) {
-        return sys_err(err, errlen, "stat", wal);
+        return evlog_sys_err(err, errlen, "stat", wal);
     }
     uint64_t flen = (uint64_t)st.st_size;
     if (flen < WAL_HDR) {
@@ -869,7 +444,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
         be_put64(h + 8, WAL_HDR);
         if (pwrite(log->wal_fd, h, WAL_HDR, 0) != WAL_HDR || ftruncate(log->wal_fd, WAL_HDR) != 0 ||
             fsync(log->wal_fd) != 0) {
-            return sys_err(err, errlen, "initialise", wal);
+            return evlog_sys_err(err, errlen, "initialise", wal);
         }
         flen = WAL_HDR;
     } else {
@@ -893,7 +468,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
     while (off < flen && rc == 0) {
         size_t have = flen - off < BATCH_HDR ? (size_t)(flen - off) : BATCH_HDR;
         if (pread(log->wal_fd, buf, have, (off_t)off) != (ssize_t)have) {
-            rc = sys_err(err, errlen, "read", wal);
+            rc = evlog_sys_err(err, errlen, "read", wal);
             break;
         }
         uint64_t total = have == BATCH_HDR ? BATCH_HDR + be_get64(buf + 16) + BATCH_TRL : 0;
@@ -925,7 +500,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
             cap = total;
         }
         if (pread(log->wal_fd, buf, total, (off_t)off) != (ssize_t)total) {
-            rc = sys_err(err, errlen, "read", wal);
+            rc = evlog_sys_err(err, errlen, "read", wal);
             break;
         }
         uint64_t first;
@@ -965,7 +540,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
             }
         }
         if (rc != 0) {
-            list_free(&log->pending);
+            evlog_jobs_free(&log->pending);
             break;
         }
         uint8_t root[EVLOG_HASH_SIZE];
@@ -978,7 +553,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
                         wal, (unsigned long long)off, (unsigned long long)first,
                         (unsigned long long)(first + count - 1));
                 rc = EVLOG_ECORRUPT;
-                list_free(&log->pending);
+                evlog_jobs_free(&log->pending);
                 break;
             }
             batch_rollback(log, &before, bundle_before);
@@ -987,7 +562,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
         }
         /* The batch is part of the tree: (re)write its full tiles now, before the tile writer
          * starts, so the files match the journal when open returns. */
-        rc = tw_submit(log, &log->pending, err, errlen);
+        rc = evlog_tw_submit(log, &log->pending, err, errlen);
         off += total;
     }
     free(buf);
@@ -996,7 +571,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
     }
     if (torn) {
         if (ftruncate(log->wal_fd, (off_t)off) != 0 || fsync(log->wal_fd) != 0) {
-            return sys_err(err, errlen, "truncate", wal);
+            return evlog_sys_err(err, errlen, "truncate", wal);
         }
         rec->cut_bytes = flen - off;
     }
@@ -1021,7 +596,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
     }
     log->wal_len = off;
     if (set_durable_len(log) != 0 || fsync(log->wal_fd) != 0) {
-        return sys_err(err, errlen, "write", wal);
+        return evlog_sys_err(err, errlen, "write", wal);
     }
     return 0;
 }
@@ -1085,7 +660,7 @@ static int load_or_create_key(struct evlog *log, const struct evlog_options *opt
  * from the journal at the next open). */
 static void log_free(struct evlog *log)
 {
-    tw_stop(log);
+    evlog_tw_stop(log);
     if (log->wal_fd >= 0) {
         close(log->wal_fd);
     }
@@ -1093,7 +668,7 @@ static void log_free(struct evlog *log)
         close(log->log_fd);
     }
     evlog_hasher_free(log->hasher);
-    list_free(&log->pending);
+    evlog_jobs_free(&log->pending);
     for (int i = 0; i < TILE_LEVELS; i++) {
         free(log->tile[i]);
     }
@@ -1171,8 +746,8 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
         char d[EVLOG_PATH_MAX + 32];
         snprintf(d, sizeof d, "%s%s", state_dir, sub[i]);
-        if (mkdirs(d) != 0) {
-            rc = sys_err(err, errlen, "mkdir", d);
+        if (evlog_mkdirs(d) != 0) {
+            rc = evlog_sys_err(err, errlen, "mkdir", d);
             goto fail;
         }
     }
@@ -1197,7 +772,7 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     log->wal_fd = open(wal, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     log->log_fd = open(log->logdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (log->wal_fd < 0 || log->log_fd < 0) {
-        rc = sys_err(err, errlen, "open", log->wal_fd < 0 ? wal : log->logdir);
+        rc = evlog_sys_err(err, errlen, "open", log->wal_fd < 0 ? wal : log->logdir);
         goto fail;
     }
     /* One writer per journal, whoever opens it: a second one (another process, or this one by
@@ -1207,12 +782,12 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
         rc = errno == EWOULDBLOCK
                  ? (err_set(err, errlen, "%s is open by another writer (one writer per log)", wal),
                     EVLOG_EIO)
-                 : sys_err(err, errlen, "flock", wal);
+                 : evlog_sys_err(err, errlen, "flock", wal);
         goto fail;
     }
     char jdir[EVLOG_PATH_MAX + 16];
     snprintf(jdir, sizeof jdir, "%s/journal", state_dir);
-    fsync_dir(jdir);
+    evlog_fsync_dir(jdir);
     rc = load_checkpoints(log, &cps, &ncp, err, errlen);
     if (rc != 0) {
         goto fail;
@@ -1231,7 +806,7 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     rec->size = log->tree.size;
     rec->checkpoints = ncp;
     rec->tiles_written = log->tiles_written;
-    rc = pthread_create(&log->tw.thread, NULL, tile_writer_main, log);
+    rc = pthread_create(&log->tw.thread, NULL, evlog_tile_writer_main, log);
     if (rc != 0) {
         err_set(err, errlen, "cannot start the tile writer: %s", strerror(rc));
         rc = EVLOG_EIO;
@@ -1242,7 +817,7 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
         /* Publish what recovery found, so every durable entry is committed to by a signature. */
         rc = publish_checkpoint(log, 0, err, errlen);
         if (rc == 0) {
-            rc = tw_wait_idle(log, err, errlen);
+            rc = evlog_tw_wait_idle(log, err, errlen);
         }
         if (rc != 0) {
             goto fail;
@@ -1432,8 +1007,8 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
     }
     log->staged = 0;
     log->stage_len = BATCH_HDR;
-    shrink_after_burst(&log->stage, &log->stage_cap, total);
-    return tw_submit(log, &log->pending, err, errlen);
+    evlog_shrink_after_burst(&log->stage, &log->stage_cap, total);
+    return evlog_tw_submit(log, &log->pending, err, errlen);
 }
 
 /* A tile writer failure not reported yet (each is reported once; it keeps retrying). */
@@ -1465,7 +1040,7 @@ int evlog_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errle
         }
         published = 1;
     }
-    rc = tw_wait_idle(log, err, errlen);
+    rc = evlog_tw_wait_idle(log, err, errlen);
     return rc != 0 ? rc : published;
 }
 
@@ -1547,168 +1122,4 @@ int evlog_close(struct evlog *log, char *err, size_t errlen)
     }
     log_free(log);
     return rc;
-}
-
-/* ---- reader ------------------------------------------------------------------------------- */
-
-struct evlog_reader {
-    int fd;
-    char path[EVLOG_PATH_MAX + 32];
-    char state[EVLOG_PATH_MAX];
-    struct seal_keyring *seal; /* opened at the first sealed entry */
-    bool seal_failed;          /* no keyring here: sealed entries are handed out as they are */
-    int seal_state;            /* of the last entry returned */
-    uint8_t opened[EVLOG_SEAL_BUF];
-    uint64_t off;  /* journal offset of the next batch */
-    uint64_t next; /* index of the next entry to return */
-    uint8_t *buf;  /* current batch */
-    size_t cap;
-    size_t pos, end;     /* payload cursor within buf */
-    uint64_t batch_next; /* index of the entry at pos */
-    uint32_t left;       /* entries left in the current batch */
-};
-
-int evlog_reader_open(struct evlog_reader **out, const char *state_dir, uint64_t start_index,
-                      char *err, size_t errlen)
-{
-    struct evlog_reader *r = calloc(1, sizeof *r);
-    if (r == NULL) {
-        return err_set(err, errlen, "out of memory"), EVLOG_ENOMEM;
-    }
-    snprintf(r->path, sizeof r->path, "%s/journal/wal", state_dir);
-    snprintf(r->state, sizeof r->state, "%s", state_dir);
-    r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
-    if (r->fd < 0) {
-        int rc = sys_err(err, errlen, "open", r->path);
-        free(r);
-        return rc;
-    }
-    r->off = WAL_HDR;
-    r->next = start_index;
-    *out = r;
-    return 0;
-}
-
-void evlog_reader_close(struct evlog_reader *r)
-{
-    if (r != NULL) {
-        close(r->fd);
-        free(r->buf);
-        seal_keyring_free(r->seal);
-        OPENSSL_cleanse(r->opened, sizeof r->opened);
-        free(r);
-    }
-}
-
-int evlog_reader_seal_state(const struct evlog_reader *r)
-{
-    return r->seal_state;
-}
-
-/* A sealed entry is opened with the state directory's epoch keys (seal.h); one that cannot be
- * (key erased, or not readable by this user) is handed out as it is. A sealed entry whose seal
- * does not open with its own key is damage: an error naming the entry. */
-static int reader_open_sealed(struct evlog_reader *r, const uint8_t **entry, size_t *len,
-                              uint64_t idx, char *err, size_t errlen)
-{
-    uint32_t epoch = 0;
-    uint64_t t = 0;
-    r->seal_state = SEAL_PLAIN;
-    if (*len >= EVENT_RECORD_MAX || seal_inspect(*entry, *len, &epoch, &t) != 1) {
-        return 1;
-    }
-    if (r->seal == NULL && !r->seal_failed &&
-        seal_keyring_open(&r->seal, r->state, false, 0, NULL, 0) != 0) {
-        r->seal_failed = true;
-    }
-    if (r->seal == NULL) {
-        r->seal_state = SEAL_NO_KEY;
-        return 1;
-    }
-    size_t olen = 0;
-    char why[256];
-    int st =
-        seal_open(r->seal, idx, *entry, *len, r->opened, sizeof r->opened, &olen, why, sizeof why);
-    if (st < 0) {
-        return err_set(err, errlen, "%s: entry %llu: %s", r->path, (unsigned long long)idx, why),
-               EVLOG_ECORRUPT;
-    }
-    r->seal_state = st;
-    *entry = r->opened;
-    *len = olen;
-    return 1;
-}
-
-int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len, uint64_t *index,
-                      char *err, size_t errlen)
-{
-    for (;;) {
-        while (r->left > 0) {
-            size_t el = (size_t)r->buf[r->pos] << 8 | r->buf[r->pos + 1];
-            const uint8_t *e = r->buf + r->pos + 2;
-            uint64_t idx = r->batch_next;
-            r->pos += 2 + el;
-            r->batch_next++;
-            r->left--;
-            if (idx >= r->next) {
-                r->next = idx + 1;
-                *entry = e;
-                *len = el;
-                *index = idx;
-                return reader_open_sealed(r, entry, len, idx, err, errlen);
-            }
-        }
-        uint8_t h[WAL_HDR];
-        if (pread(r->fd, h, WAL_HDR, 0) != WAL_HDR || memcmp(h, WAL_MAGIC, 8) != 0) {
-            return err_set(err, errlen, "%s: not a sinkd journal", r->path), EVLOG_ECORRUPT;
-        }
-        uint64_t durable = be_get64(h + 8);
-        if (r->off + BATCH_HDR > durable) {
-            return 0;
-        }
-        uint8_t bh[BATCH_HDR];
-        if (pread(r->fd, bh, BATCH_HDR, (off_t)r->off) != BATCH_HDR) {
-            return sys_err(err, errlen, "read", r->path);
-        }
-        uint32_t count = be_get32(bh + 4);
-        uint64_t first = be_get64(bh + 8);
-        uint64_t plen = be_get64(bh + 16);
-        /* plen is bounded before the sum: a damaged length near UINT64_MAX would wrap total to
-         * 0, which evlog_journal_parse_batch answers with 0 ("need more") and no batch. */
-        uint64_t total =
-            plen <= INT32_MAX - BATCH_HDR - BATCH_TRL ? BATCH_HDR + plen + BATCH_TRL : UINT64_MAX;
-        if (memcmp(bh, "BTCH", 4) != 0 || total > INT32_MAX || r->off + total > durable) {
-            return err_set(err, errlen, "%s: bad batch at byte %llu", r->path,
-                           (unsigned long long)r->off),
-                   EVLOG_ECORRUPT;
-        }
-        if (first + count <= r->next) {
-            r->off += total; /* skip whole batches before the start index */
-            continue;
-        }
-        if (total > r->cap) {
-            uint8_t *b = realloc(r->buf, total);
-            if (b == NULL) {
-                return err_set(err, errlen, "out of memory"), EVLOG_ENOMEM;
-            }
-            r->buf = b;
-            r->cap = total;
-        } else {
-            shrink_after_burst(&r->buf, &r->cap, total);
-        }
-        if (pread(r->fd, r->buf, total, (off_t)r->off) != (ssize_t)total) {
-            return sys_err(err, errlen, "read", r->path);
-        }
-        uint64_t f2;
-        uint32_t c2;
-        if (evlog_journal_parse_batch(r->buf, total, &f2, &c2) != (int)total) {
-            return err_set(err, errlen, "%s: malformed batch at byte %llu", r->path,
-                           (unsigned long long)r->off),
-                   EVLOG_ECORRUPT;
-        }
-        r->off += total;
-        r->pos = BATCH_HDR;
-        r->batch_next = f2;
-        r->left = c2;
-    }
 }

@@ -1,5 +1,5 @@
 /* db.h -- the registry's SQL driver: one small prepared-statement interface over SQLite and
- * PostgreSQL (libpq), so the registry's logic and queries are written once (registry.c) and each
+ * PostgreSQL (libpq), so the registry's logic and queries are written once (registry.c, query.c) and each
  * backend only says how to connect, how its schema is made and how a statement runs. Internal to
  * src/registry; not part of the module contract.
  *

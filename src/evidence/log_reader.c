@@ -1,0 +1,178 @@
+/* log_reader.c -- the evidence log's journal reader: durable entries in order, from any process
+ * (sinkd contacts, the registry follower), opening sealed entries where their keys are here. */
+#include "evidence/log_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/bigendian.h"
+#include "util/err.h"
+
+/* ---- reader ------------------------------------------------------------------------------- */
+
+struct evlog_reader {
+    int fd;
+    char path[EVLOG_PATH_MAX + 32];
+    char state[EVLOG_PATH_MAX];
+    struct seal_keyring *seal; /* opened at the first sealed entry */
+    bool seal_failed;          /* no keyring here: sealed entries are handed out as they are */
+    int seal_state;            /* of the last entry returned */
+    uint8_t opened[EVLOG_SEAL_BUF];
+    uint64_t off;  /* journal offset of the next batch */
+    uint64_t next; /* index of the next entry to return */
+    uint8_t *buf;  /* current batch */
+    size_t cap;
+    size_t pos, end;     /* payload cursor within buf */
+    uint64_t batch_next; /* index of the entry at pos */
+    uint32_t left;       /* entries left in the current batch */
+};
+
+int evlog_reader_open(struct evlog_reader **out, const char *state_dir, uint64_t start_index,
+                      char *err, size_t errlen)
+{
+    struct evlog_reader *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return err_set(err, errlen, "out of memory"), EVLOG_ENOMEM;
+    }
+    snprintf(r->path, sizeof r->path, "%s/journal/wal", state_dir);
+    snprintf(r->state, sizeof r->state, "%s", state_dir);
+    r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
+    if (r->fd < 0) {
+        int rc = evlog_sys_err(err, errlen, "open", r->path);
+        free(r);
+        return rc;
+    }
+    r->off = WAL_HDR;
+    r->next = start_index;
+    *out = r;
+    return 0;
+}
+
+void evlog_reader_close(struct evlog_reader *r)
+{
+    if (r != NULL) {
+        close(r->fd);
+        free(r->buf);
+        seal_keyring_free(r->seal);
+        OPENSSL_cleanse(r->opened, sizeof r->opened);
+        free(r);
+    }
+}
+
+int evlog_reader_seal_state(const struct evlog_reader *r)
+{
+    return r->seal_state;
+}
+
+/* A sealed entry is opened with the state directory's epoch keys (seal.h); one that cannot be
+ * (key erased, or not readable by this user) is handed out as it is. A sealed entry whose seal
+ * does not open with its own key is damage: an error naming the entry. */
+static int reader_open_sealed(struct evlog_reader *r, const uint8_t **entry, size_t *len,
+                              uint64_t idx, char *err, size_t errlen)
+{
+    uint32_t epoch = 0;
+    uint64_t t = 0;
+    r->seal_state = SEAL_PLAIN;
+    if (*len >= EVENT_RECORD_MAX || seal_inspect(*entry, *len, &epoch, &t) != 1) {
+        return 1;
+    }
+    if (r->seal == NULL && !r->seal_failed &&
+        seal_keyring_open(&r->seal, r->state, false, 0, NULL, 0) != 0) {
+        r->seal_failed = true;
+    }
+    if (r->seal == NULL) {
+        r->seal_state = SEAL_NO_KEY;
+        return 1;
+    }
+    size_t olen = 0;
+    char why[256];
+    int st =
+        seal_open(r->seal, idx, *entry, *len, r->opened, sizeof r->opened, &olen, why, sizeof why);
+    if (st < 0) {
+        return err_set(err, errlen, "%s: entry %llu: %s", r->path, (unsigned long long)idx, why),
+               EVLOG_ECORRUPT;
+    }
+    r->seal_state = st;
+    *entry = r->opened;
+    *len = olen;
+    return 1;
+}
+
+int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len, uint64_t *index,
+                      char *err, size_t errlen)
+{
+    for (;;) {
+        while (r->left > 0) {
+            size_t el = (size_t)r->buf[r->pos] << 8 | r->buf[r->pos + 1];
+            const uint8_t *e = r->buf + r->pos + 2;
+            uint64_t idx = r->batch_next;
+            r->pos += 2 + el;
+            r->batch_next++;
+            r->left--;
+            if (idx >= r->next) {
+                r->next = idx + 1;
+                *entry = e;
+                *len = el;
+                *index = idx;
+                return reader_open_sealed(r, entry, len, idx, err, errlen);
+            }
+        }
+        uint8_t h[WAL_HDR];
+        if (pread(r->fd, h, WAL_HDR, 0) != WAL_HDR || memcmp(h, WAL_MAGIC, 8) != 0) {
+            return err_set(err, errlen, "%s: not a sinkd journal", r->path), EVLOG_ECORRUPT;
+        }
+        uint64_t durable = be_get64(h + 8);
+        if (r->off + BATCH_HDR > durable) {
+            return 0;
+        }
+        uint8_t bh[BATCH_HDR];
+        if (pread(r->fd, bh, BATCH_HDR, (off_t)r->off) != BATCH_HDR) {
+            return evlog_sys_err(err, errlen, "read", r->path);
+        }
+        uint32_t count = be_get32(bh + 4);
+        uint64_t first = be_get64(bh + 8);
+        uint64_t plen = be_get64(bh + 16);
+        /* plen is bounded before the sum: a damaged length near UINT64_MAX would wrap total to
+         * 0, which evlog_journal_parse_batch answers with 0 ("need more") and no batch. */
+        uint64_t total =
+            plen <= INT32_MAX - BATCH_HDR - BATCH_TRL ? BATCH_HDR + plen + BATCH_TRL : UINT64_MAX;
+        if (memcmp(bh, "BTCH", 4) != 0 || total > INT32_MAX || r->off + total > durable) {
+            return err_set(err, errlen, "%s: bad batch at byte %llu", r->path,
+                           (unsigned long long)r->off),
+                   EVLOG_ECORRUPT;
+        }
+        if (first + count <= r->next) {
+            r->off += total; /* skip whole batches before the start index */
+            continue;
+        }
+        if (total > r->cap) {
+            uint8_t *b = realloc(r->buf, total);
+            if (b == NULL) {
+                return err_set(err, errlen, "out of memory"), EVLOG_ENOMEM;
+            }
+            r->buf = b;
+            r->cap = total;
+        } else {
+            evlog_shrink_after_burst(&r->buf, &r->cap, total);
+        }
+        if (pread(r->fd, r->buf, total, (off_t)r->off) != (ssize_t)total) {
+            return evlog_sys_err(err, errlen, "read", r->path);
+        }
+        uint64_t f2;
+        uint32_t c2;
+        if (evlog_journal_parse_batch(r->buf, total, &f2, &c2) != (int)total) {
+            return err_set(err, errlen, "%s: malformed batch at byte %llu", r->path,
+                           (unsigned long long)r->off),
+                   EVLOG_ECORRUPT;
+        }
+        r->off += total;
+        r->pos = BATCH_HDR;
+        r->batch_next = f2;
+        r->left = c2;
+    }
+}
