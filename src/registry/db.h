@@ -1,7 +1,7 @@
 /* db.h -- the registry's SQL driver: one small prepared-statement interface over SQLite and
- * PostgreSQL (libpq), so the registry's logic and queries are written once (registry.c, query.c) and each
- * backend only says how to connect, how its schema is made and how a statement runs. Internal to
- * src/registry; not part of the module contract.
+ * PostgreSQL (libpq), so the registry's logic and queries are written once (registry.c, query.c)
+ * and each backend only says how to connect, how its schema is made and how a statement runs.
+ * Internal to src/registry; not part of the module contract.
  *
  * SQL is written once, in the dialect both accept: parameters as ?N (the PostgreSQL driver turns
  * them into $N), ON CONFLICT for upserts, CASE instead of the scalar min()/max() SQLite has and
