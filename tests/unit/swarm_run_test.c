@@ -33,6 +33,8 @@ struct server {
     int checkin_cipher;        /* family of packets answering a header-form check-in */
     /* results, read after join */
     unsigned packets, hellos, infos, proxy_headers, proxy_public, bad;
+    uint32_t sources[64]; /* distinct public source addresses seen in PROXY headers */
+    unsigned nsources;
     unsigned undecoded;              /* connections whose first bytes were no PlugX */
     unsigned http_body, http_header; /* requests of each form */
     unsigned header_checkins, header_with_body, header_bad;
@@ -268,6 +270,15 @@ static int serve_peer(struct server *s, struct peer *p)
         s->proxy_headers++;
         if (h.src.family == AF_INET && h.src.ip[0] != 127 && h.dst.port == s->port) {
             s->proxy_public++;
+            uint32_t a = (uint32_t)h.src.ip[0] << 24 | (uint32_t)h.src.ip[1] << 16 |
+                         (uint32_t)h.src.ip[2] << 8 | h.src.ip[3];
+            unsigned k = 0;
+            while (k < s->nsources && s->sources[k] != a) {
+                k++;
+            }
+            if (k == s->nsources && k < 64) {
+                s->sources[s->nsources++] = a;
+            }
         }
         off = (size_t)r;
         p->http = p->len - off >= 5 && memcmp(p->buf + off, "POST ", 5) == 0;
@@ -625,6 +636,38 @@ static void test_run_passive_and_volunteer(void **state)
     swarm_ranges_free(&t.r);
 }
 
+/* Bots draw their public address independently: with a country of two addresses they share
+ * them, as bots behind a NAT do, and addresses_replied counts the addresses, not the bots. */
+static void test_run_shared_addresses(void **state)
+{
+    (void)state;
+    static const char countries[] = "NG,1\n";
+    static const char ranges[] = "41.58.0.0,41.58.0.1,NG\n";
+    struct tables t;
+    char err[256] = "";
+    FILE *in = fmemopen((void *)countries, strlen(countries), "r");
+    assert_int_equal(swarm_countries_read(in, "c", &t.c, err, sizeof(err)), 0);
+    fclose(in);
+    in = fmemopen((void *)ranges, strlen(ranges), "r");
+    assert_int_equal(swarm_ranges_read(in, "r", &t.r, err, sizeof(err)), 0);
+    fclose(in);
+    struct server s = {.passive = true};
+    pthread_t th;
+    server_start(&s, &th);
+    struct swarm_options o;
+    options(&o, s.port, 12);
+    struct swarm_summary sum;
+    assert_int_equal(swarm_run(&o, &t.c, &t.r, &sum, err, sizeof(err)), 0);
+    server_stop(&s, th);
+    assert_int_equal(sum.bots_replied, 12);
+    assert_int_equal(s.nsources, 2); /* the server saw both addresses, and only those */
+    assert_int_equal(sum.addresses_replied, s.nsources);
+    assert_int_equal(sum.addresses_unknown, 0);
+    swarm_summary_free(&sum);
+    swarm_countries_free(&t.c);
+    swarm_ranges_free(&t.r);
+}
+
 static void test_run_unknown_variant(void **state)
 {
     (void)state;
@@ -655,6 +698,8 @@ static void test_run_unknown_variant(void **state)
     assert_true(sum.unknown_closed + sum.unknown_replied + sum.unknown_silent + 8 >=
                 sum.unknown_sent);
     assert_true(s.http_body > 0); /* some through HTTP bodies */
+    assert_int_equal(sum.addresses_replied, 0);
+    assert_true(sum.addresses_unknown >= 1 && sum.addresses_unknown <= 16);
     swarm_summary_free(&sum);
     swarm_countries_free(&t.c);
     swarm_ranges_free(&t.r);
@@ -669,6 +714,7 @@ int main(void)
         cmocka_unit_test(test_run_header_form),
         cmocka_unit_test(test_run_header_answer_none),
         cmocka_unit_test(test_run_passive_and_volunteer),
+        cmocka_unit_test(test_run_shared_addresses),
         cmocka_unit_test(test_run_unknown_variant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
