@@ -72,6 +72,14 @@ int cli_make_dirs(const char *dir, unsigned mode, char *err, size_t errlen)
     }
 }
 
+bool cli_state_has_log(const char *dir)
+{
+    char path[4096];
+    struct stat st;
+    int n = snprintf(path, sizeof(path), "%s/journal/wal", dir);
+    return n > 0 && (size_t)n < sizeof(path) && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 int cli_act_as_state_owner(const char *cmd, const char *dir)
 {
     struct stat st;

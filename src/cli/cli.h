@@ -78,6 +78,11 @@ const char *cli_config_where(int index);
  * DIR is left to the command. Returns 0 to go on, or 1 (the exit status) after the line. */
 int cli_act_as_state_owner(const char *cmd, const char *dir);
 
+/* Whether DIR holds an evidence log (DIR/journal/wal is a regular file): a command that writes
+ * into a state directory checks this first, so that a mistyped path is refused before anything
+ * is made in it. */
+bool cli_state_has_log(const char *dir);
+
 /* mkdir -p DIR: each missing directory made with mode; 0, or -1 with err set. */
 int cli_make_dirs(const char *dir, unsigned mode, char *err, size_t errlen);
 

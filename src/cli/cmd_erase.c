@@ -168,6 +168,15 @@ int cmd_erase(int argc, char **argv)
         strlen(operator_name) >= sizeof(((struct erasure_record *)0)->operator_name)) {
         return cli_usage_error("erase", "--operator: too long");
     }
+    /* A mistyped directory is refused before anything is written into it: the spool and the
+     * erasure record made there would become entry 0 of a new log under a later serve. */
+    if (!cli_state_has_log(state)) {
+        fprintf(stderr,
+                "sinkd erase: %s holds no evidence log (no %s/journal/wal): not a state "
+                "directory\n",
+                state, state);
+        return 1;
+    }
     /* Tombstones, the spool and the log stay the service's. */
     if (cli_act_as_state_owner("erase", state) != 0) {
         return 1;

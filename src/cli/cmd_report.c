@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "cli/cli.h"
@@ -176,14 +175,6 @@ static void report_usage(FILE *out)
             "  (no address, host or user name) and need neither\n"
             "  --help                  this text\n",
             CLI_ACCESS_USAGE);
-}
-
-static bool state_has_log(const char *state)
-{
-    char path[4096];
-    struct stat st;
-    snprintf(path, sizeof(path), "%s/journal/wal", state);
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static int parse_split(const char *v, enum report_split *out)
@@ -469,7 +460,7 @@ int cmd_report(int argc, char **argv)
             return cli_usage_error("report", "--state DIR is required with victims' rows: its "
                                              "evidence log records the access");
         }
-        if (!state_has_log(state)) {
+        if (!cli_state_has_log(state)) {
             fprintf(stderr, "sinkd report: %s holds no evidence log to record the access in\n",
                     state);
             return 1;
@@ -480,7 +471,7 @@ int cmd_report(int argc, char **argv)
     }
     /* The default registry lives in the state directory: a directory without an evidence log
      * is a mistyped path, and opening it would leave an empty registry.db behind. */
-    if (state != NULL && (target == NULL || catch_up) && !state_has_log(state)) {
+    if (state != NULL && (target == NULL || catch_up) && !cli_state_has_log(state)) {
         fprintf(stderr,
                 "sinkd report: %s holds no evidence log (no %s/journal/wal): not a "
                 "state directory\n",

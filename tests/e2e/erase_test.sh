@@ -8,6 +8,17 @@
 # record says so and when; the erased epoch is never written again; usage errors are refused.
 source "$(dirname "$0")/lib.sh"
 
+# A mistyped directory (no evidence log) is refused before anything is written into it: no
+# journal/, log/, spool/ or pending erasure record a later serve would make entry 0 of a log.
+empty="$E2E_DIR/empty"
+mkdir -p "$empty"
+status=0
+"$SINKD_BINARY" erase --state "$empty" --before 2026-01-01 --legal-basis "court order 2026/17" \
+    >"$E2E_DIR/empty.txt" 2>&1 || status=$?
+[ "$status" -eq 1 ] || fail "erase on an empty directory: exit $status, not 1: $(cat "$E2E_DIR/empty.txt")"
+grep -q "holds no evidence log" "$E2E_DIR/empty.txt" || fail "erase on an empty directory: $(cat "$E2E_DIR/empty.txt")"
+[ -z "$(ls -A "$empty")" ] || fail "erase wrote into a directory without a log: $(ls -A "$empty")"
+
 state="$E2E_DIR/state"
 mkdir -p "$state/keys/epochs"
 echo 20 >"$state/keys/epochs/epoch_seconds"
