@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "evidence/access.h"
 #include "util/err.h"
 
 #ifndef SINKD_INSTALL_DATA_DIR
@@ -82,6 +83,8 @@ bool cli_state_has_log(const char *dir)
 
 int cli_act_as_state_owner(const char *cmd, const char *dir)
 {
+    /* Before any drop: access and erasure records name the user who ran the command. */
+    access_note_invoking_user();
     struct stat st;
     if (stat(dir, &st) != 0) {
         return 0;

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,13 +266,14 @@ static int print_request(void *ctx, const struct portal_disinfection *r)
     return 0;
 }
 
-static const char *operator_name(const char *given)
+/* --operator, or the invoking user as access records name it ("alice (sudo)" through sudo). */
+static void operator_name(const char *given, char *out, size_t len)
 {
     if (given != NULL) {
-        return given;
+        snprintf(out, len, "%s", given);
+    } else {
+        access_invoking_user(out, len);
     }
-    struct passwd *pw = getpwuid(geteuid());
-    return pw != NULL ? pw->pw_name : "unknown";
 }
 
 /* Reads a whole file (at most POLICY_MAX_FILE_BYTES); a missing file is empty. */
@@ -399,7 +399,7 @@ static int decide(int argc, char **argv, bool approve)
         return 1;
     }
     r->decided_us = (uint64_t)time(NULL) * 1000000u;
-    snprintf(r->decided_by, sizeof(r->decided_by), "%s", operator_name(op));
+    operator_name(op, r->decided_by, sizeof(r->decided_by));
     int result = 0;
     if (!approve) {
         r->status = PORTAL_REQ_REJECTED;

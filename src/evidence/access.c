@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,9 +23,22 @@
 
 /* ---- the record --------------------------------------------------------------------------- */
 
+/* The real uid as it was before any drop to the state directory's owner: a command root runs
+ * becomes that owner, yet its records must still name who ran it. */
+static bool invoking_uid_known;
+static uid_t invoking_uid;
+
+void access_note_invoking_user(void)
+{
+    if (!invoking_uid_known) {
+        invoking_uid = getuid();
+        invoking_uid_known = true;
+    }
+}
+
 void access_invoking_user(char *out, size_t len)
 {
-    uid_t uid = getuid();
+    uid_t uid = invoking_uid_known ? invoking_uid : getuid();
     const char *sudo = getenv("SUDO_USER");
     if (uid == 0 && sudo != NULL && sudo[0] != '\0') {
         snprintf(out, len, "%.40s (sudo)", sudo);

@@ -42,8 +42,14 @@ int access_record_build(struct record *rec, const char *operator_name, const cha
                         const char *scope, uint64_t rows, const uint8_t output_sha256[32],
                         const char *justification, char *err, size_t errlen);
 
-/* The invoking user: "alice", or "alice (sudo)" for root run through sudo, or "uid N". */
+/* The invoking user: "alice", or "alice (sudo)" for root run through sudo, or "uid N". It is
+ * the real uid noted by access_note_invoking_user when that ran, else the real uid now. */
 void access_invoking_user(char *out, size_t len);
+
+/* Notes the real uid (once; later calls keep the first): call it before the process gives up
+ * its identity (setuid to the state directory's owner), so that the records it makes
+ * afterwards still name the user who ran it, not the owner it became. */
+void access_note_invoking_user(void);
 
 /* Checks a justification and an operator name as access_record_build would: 0 or EVLOG_EINVAL
  * (for a usage error before any work is done). */

@@ -153,5 +153,30 @@ stop_server
 access_records | grep -q '"justification":"while the log is held, case 4711"' ||
     fail "the spooled record never reached the log"
 [ -z "$(ls -A "$state/spool" | grep -v '\.bad$' || true)" ] || fail "spool not drained: $(ls -A "$state/spool")"
+
+# Root on a state directory another user owns: the command drops to the owner, but the record
+# names who ran it (the invoking user), not the owner it became.
+if [ "$(id -u)" -eq 0 ] && [ -z "${SUDO_USER:-}" ]; then
+    chmod 711 "$E2E_DIR"
+    chown -R nobody: "$state"
+    mkdir "$E2E_DIR/nobody-out"
+    chown nobody: "$E2E_DIR/nobody-out"
+    me=$(id -un)
+    "$SINKD_BINARY" contacts --state "$state" --justification "as root on nobody's state" \
+        >/dev/null 2>"$E2E_DIR/err" || fail "contacts as root: $(cat "$E2E_DIR/err")"
+    grep -q "running as nobody" "$E2E_DIR/err" || fail "contacts as root did not drop: $(cat "$E2E_DIR/err")"
+    "$SINKD_BINARY" report --state "$state" --format intelmq --justification "report as root on nobody's state" \
+        >/dev/null 2>"$E2E_DIR/err" || fail "report as root: $(cat "$E2E_DIR/err")"
+    "$SINKD_BINARY" prove --state "$state" --entry 2 --out "$E2E_DIR/nobody-out/bundle" \
+        --justification "prove as root on nobody's state" >/dev/null 2>"$E2E_DIR/err" ||
+        fail "prove as root: $(cat "$E2E_DIR/err")"
+    access_records >"$E2E_DIR/access3.jsonl"
+    for j in "as root on nobody's state" "report as root on nobody's state" "prove as root on nobody's state"; do
+        op=$(python3 -c 'import json, sys
+print(" ".join(r["operator"] for r in map(json.loads, open(sys.argv[1])) if r["justification"] == sys.argv[2]))' \
+            "$E2E_DIR/access3.jsonl" "$j")
+        [ "$op" = "$me" ] || fail "'$j': the access record names '$op', not the invoking user '$me'"
+    done
+fi
 "$SINKD_BINARY" verify "$state/log" --key "$state/keys/log.vkey" >/dev/null || fail "the log does not verify"
 echo "access records: every read recorded with its digest, counts exempt, spool drained by serve"
