@@ -139,6 +139,12 @@ static void family_slug(const char *family, char out[16])
     }
 }
 
+/* Both HTTP forms (the packet as body, the classic header check-in) are HTTP to a CERT. */
+static bool over_http(const struct registry_bot *b)
+{
+    return b->transport == CONTACT_TRANSPORT_HTTP || b->transport == CONTACT_TRANSPORT_HTTP_HEADER;
+}
+
 static void csv_row(FILE *f, const struct report_options *o, const struct registry_bot *b)
 {
     char ts[32], src[NET_ADDR_STRLEN], dst[NET_ADDR_STRLEN], fam[16];
@@ -174,7 +180,7 @@ static void csv_row(FILE *f, const struct report_options *o, const struct regist
     fputc(',', f);
     csv_str(f, b->tags);
     fputc(',', f);
-    csv_str(f, b->transport == CONTACT_TRANSPORT_HTTP ? "http" : "");
+    csv_str(f, over_http(b) ? "http" : "");
     fputs(",,\n", f); /* version, event_id */
 }
 
@@ -250,7 +256,7 @@ static int intelmq_row(FILE *f, const struct report_options *o, uint64_t now_us,
         json_object_set_new(j, "destination.port", json_integer(b->dst.port));
     }
     json_object_set_new(j, "protocol.transport", json_string("tcp"));
-    if (b->transport == CONTACT_TRANSPORT_HTTP) {
+    if (over_http(b)) {
         json_object_set_new(j, "protocol.application", json_string("http"));
     }
     jset_str(j, "extra.tag", b->tags);

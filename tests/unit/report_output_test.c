@@ -70,7 +70,8 @@ static void add(struct fixture *fx, uint64_t t, const char *ip, uint16_t port, c
 }
 
 /* NAT: PC-A, PC-B, PC-C behind 203.0.113.1 (DE, one a hospital); LAPTOP moving between two FR
- * addresses; an anonymous bot with no country; NL-1 over HTTP, last seen on day 3. */
+ * addresses; an anonymous bot with no country (a header-form HTTP check-in); NL-1 over HTTP
+ * (body form), last seen on day 3. */
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof(*fx));
@@ -84,7 +85,7 @@ static int setup(void **state)
     add(fx, T0 + 3000000, "203.0.113.1", 50003, "PC-C", "DE", 3320, "", 1);
     add(fx, T0 + 4000000, "192.0.2.10", 40000, "LAPTOP", "FR", 3215, "", 1);
     add(fx, T0 + DAY_US + 5000000, "192.0.2.77", 40001, "LAPTOP", "FR", 3215, "", 1);
-    add(fx, T0 + DAY_US + 6000000, "2001:db8::5", 1234, NULL, "", 0, "", 1);
+    add(fx, T0 + DAY_US + 6000000, "2001:db8::5", 1234, NULL, "", 0, "", 3); /* header form */
     add(fx, T0 + 2 * DAY_US + 7000000, "203.0.113.1", 50004, "PC-A", "DE", 3320, "hospital", 1);
     add(fx, T0 + 3 * DAY_US + 8000000, "198.18.0.9", 61000, "NL-1", "NL", 1136, "energy,hospital",
         2);
@@ -217,6 +218,12 @@ static void test_csv_header_and_rows(void **state)
     /* Empty fields are bare: the anonymous bot (no ASN, no country) has ",," there, and numbers
      * are never quoted. */
     assert_non_null(strstr(whole, "\"2001:db8::5\",1234,,,"));
+    /* Both HTTP forms are HTTP to a CERT: the header-form bot's row says so too. */
+    const char *v6 = strstr(whole, "\"2001:db8::5\"");
+    assert_non_null(v6);
+    const char *eol = strchr(v6, '\n');
+    assert_non_null(eol);
+    assert_true(eol - v6 > 9 && memcmp(eol - 9, ",\"http\",,", 9) == 0);
     /* NL-1 came over HTTP and carries two tags in one quoted field. */
     assert_non_null(strstr(whole, ",\"energy,hospital\",\"http\",,\n"));
     free(whole);
@@ -545,13 +552,14 @@ static void test_intelmq_harmonization(void **state)
         seen_local += json_object_get(row, "source.local_ip") != NULL;
         if (json_object_get(row, "protocol.application")) {
             seen_http++;
-            assert_string_equal(json_string_value(json_object_get(row, "source.ip")), "198.18.0.9");
+            const char *ip = json_string_value(json_object_get(row, "source.ip"));
+            assert_true(strcmp(ip, "198.18.0.9") == 0 || strcmp(ip, "2001:db8::5") == 0);
         }
         assert_non_null(json_object_get(row, "extra.sinkd.bot_key"));
         json_decref(row);
     }
     assert_int_equal(seen_local, 5); /* the anonymous bot reported no internal address */
-    assert_int_equal(seen_http, 1);
+    assert_int_equal(seen_http, 2);  /* body form and header form */
     free(out);
     json_decref(h);
 }
