@@ -219,7 +219,9 @@ for r in rows:
 again = {b for b in sent if last_seen[src_of[b]] > sent[b]}
 per = collections.Counter(cc.get(src_of[b], "??") for b in sent)
 print(f"commands sent: {len(sent)} ({', '.join(f'{k} {v}' for k, v in per.most_common())})")
-print(f"bots that called again after the command: {len(again)} (the swarm's 10% that ignore it, if they came back in time)")
+print(f"bots that called again after the command: {len(again)} (the swarm's 10% that ignore it, if they came back in time;")
+print("  bots are keyed by address here, so a bot sharing its address with a commanded one, which")
+print("  was never sent the command itself, counts as calling again)")
 share = 100.0 * (len(sent) - len(again)) / len(sent) if sent else 0.0
 print(f"disinfection share: {share:.1f}% of commanded bots fell silent")
 print(f"swarm: {swarm['uninstalled']} bots uninstalled themselves, {swarm['uninstall_ignored']} ignored the command")
