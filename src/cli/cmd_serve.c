@@ -539,6 +539,11 @@ int cmd_serve(int argc, char **argv)
     if (cfg.state_dir == NULL) {
         return cli_usage_error("serve", "--state DIR is required");
     }
+    /* Fail closed: an operator who asks to enforce and gives no policy most likely forgot it;
+     * starting would look like enforcement while nothing can ever be sent. */
+    if (cfg.enforce && cfg.policy_path == NULL) {
+        return cli_usage_error("serve", "--enforce without --policy: no authorisation to enforce");
+    }
     if (cfg.nlisten == 0) {
         net_addr_parse_hostport("127.0.0.1:4443", &cfg.listen[0], NULL, 0);
         cfg.nlisten = 1;

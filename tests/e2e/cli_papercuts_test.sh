@@ -2,7 +2,8 @@
 # cli_papercuts_test.sh -- issue 19 item 15, each fault that an operator met on a first install:
 # every subcommand's usage error is one line naming the option; every stderr line starts with
 # its UTC time; --version is in --help; `report --out DIR` creates DIR; `report --state` on a
-# directory without a log refuses and leaves no registry.db; the summary names AS 0 "unknown".
+# directory without a log refuses and leaves no registry.db; the summary names AS 0 "unknown";
+# serve --enforce without --policy refuses to start.
 # (The dashboard's HEAD answer is checked in metrics_test.sh and net_metrics_test.)
 source "$(dirname "$0")/lib.sh"
 
@@ -28,6 +29,12 @@ for sub in $subs; do
         grep -q -- "--state\|subcommand" "$E2E_DIR/err" || fail "sinkd $sub --state: $(cat "$E2E_DIR/err")"
     fi
 done
+# Fail closed: --enforce without a policy would look like enforcement and can send nothing.
+status=0
+"$SINKD_BINARY" serve --state "$E2E_DIR/enforce-alone" --enforce >/dev/null 2>"$E2E_DIR/err" || status=$?
+[ "$status" -eq 2 ] && grep -q -- "--enforce without --policy" "$E2E_DIR/err" ||
+    fail "serve --enforce without --policy: exit $status: $(cat "$E2E_DIR/err")"
+[ ! -e "$E2E_DIR/enforce-alone" ] || fail "serve --enforce without --policy made its state directory"
 for args in "" "no-such-command"; do
     status=0
     # shellcheck disable=SC2086
