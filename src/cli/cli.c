@@ -81,6 +81,14 @@ bool cli_state_has_log(const char *dir)
     return n > 0 && (size_t)n < sizeof(path) && stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Who the command became in cli_act_as_state_owner ("" while it is still who ran it). */
+static char acting_as[160];
+
+const char *cli_acting_as(void)
+{
+    return acting_as;
+}
+
 int cli_act_as_state_owner(const char *cmd, const char *dir)
 {
     /* Before any drop: access and erasure records name the user who ran the command. */
@@ -118,6 +126,8 @@ int cli_act_as_state_owner(const char *cmd, const char *dir)
             "sinkd %s: running as %s, the owner of %s, so that what it writes stays "
             "the service's\n",
             cmd, owner, dir);
+    snprintf(acting_as, sizeof(acting_as), " (writing as %s, the owner of the state directory)",
+             owner);
     return 0;
 }
 

@@ -78,6 +78,11 @@ const char *cli_config_where(int index);
  * DIR is left to the command. Returns 0 to go on, or 1 (the exit status) after the line. */
 int cli_act_as_state_owner(const char *cmd, const char *dir);
 
+/* After cli_act_as_state_owner dropped to the owner: " (writing as nobody (uid 65534), the
+ * owner of the state directory)", for an error about a file that user could not write (an
+ * --out directory root could have written); "" when the command runs as who ran it. */
+const char *cli_acting_as(void);
+
 /* Whether DIR holds an evidence log (DIR/journal/wal is a regular file): a command that writes
  * into a state directory checks this first, so that a mistyped path is refused before anything
  * is made in it. */

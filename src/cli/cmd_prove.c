@@ -303,8 +303,8 @@ static int prove_recorded(const char *state, uint64_t at_size, const uint64_t *i
     char held[EVLOG_PATH_MAX];
     if ((size_t)snprintf(held, sizeof held, "%s.held-XXXXXX", out) >= sizeof held ||
         mkdtemp(held) == NULL) {
-        fprintf(stderr, "sinkd prove: %s: cannot make a directory beside it: %s\n", out,
-                strerror(errno));
+        fprintf(stderr, "sinkd prove: --out: %s: cannot make a directory beside it: %s%s\n", out,
+                strerror(errno), cli_acting_as());
         return 1;
     }
     uint8_t sha[32];

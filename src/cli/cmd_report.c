@@ -309,7 +309,8 @@ static int64_t report_recorded(struct registry *reg, const struct report_options
     char held_dir[8192];
     snprintf(held_dir, sizeof(held_dir), "%s/.sinkd-held-XXXXXX", opt->out_dir);
     if (mkdtemp(held_dir) == NULL) {
-        return err_set(err, errlen, "%s: %s", opt->out_dir, strerror(errno));
+        return err_set(err, errlen, "--out: %s: %s%s", opt->out_dir, strerror(errno),
+                       cli_acting_as());
     }
     o.out_dir = held_dir;
     int64_t rows = report_write(reg, &o, stdout, err, errlen);
@@ -484,7 +485,7 @@ int cmd_report(int argc, char **argv)
         return 1;
     }
     if (o.out_dir != NULL && cli_make_dirs(o.out_dir, 0750, err, sizeof(err)) != 0) {
-        fprintf(stderr, "sinkd report: --out: %s\n", err);
+        fprintf(stderr, "sinkd report: --out: %s%s\n", err, cli_acting_as());
         return 1;
     }
     struct registry *reg;

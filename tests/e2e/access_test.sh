@@ -177,6 +177,25 @@ print(" ".join(r["operator"] for r in map(json.loads, open(sys.argv[1])) if r["j
             "$E2E_DIR/access3.jsonl" "$j")
         [ "$op" = "$me" ] || fail "'$j': the access record names '$op', not the invoking user '$me'"
     done
+    # An --out the owner cannot write: exit 1, a line naming that user, nothing written and no
+    # access record (a record stands for output that was handed out).
+    mkdir -p "$E2E_DIR/root-only/sub"
+    chmod 755 "$E2E_DIR/root-only" "$E2E_DIR/root-only/sub"
+    for cmd in "report --state $state --format csv --out $E2E_DIR/root-only/sub" \
+        "report --state $state --format csv --out $E2E_DIR/root-only/new" \
+        "prove --state $state --entry 2 --out $E2E_DIR/root-only/bundle"; do
+        n=$(access_records | wc -l)
+        status=0
+        # shellcheck disable=SC2086
+        "$SINKD_BINARY" $cmd --justification "unwritable out, case 4711" >/dev/null 2>"$E2E_DIR/err" || status=$?
+        # one more: the listing access_records itself adds
+        [ "$(access_records | wc -l)" -eq $((n + 1)) ] || fail "'$cmd' failed but left an access record: $(access_records | tail -2)"
+        [ "$status" -eq 1 ] || fail "'$cmd' into an unwritable --out: exit $status: $(cat "$E2E_DIR/err")"
+        grep -q -- "--out: .*Permission denied (writing as nobody (uid [0-9]*), the owner of the state directory)" "$E2E_DIR/err" ||
+            fail "'$cmd': the error does not name the user: $(cat "$E2E_DIR/err")"
+        [ -z "$(ls -A "$E2E_DIR/root-only/sub")" ] && [ ! -e "$E2E_DIR/root-only/new" ] && [ ! -e "$E2E_DIR/root-only/bundle" ] ||
+            fail "'$cmd' wrote into the unwritable --out"
+    done
 fi
 "$SINKD_BINARY" verify "$state/log" --key "$state/keys/log.vkey" >/dev/null || fail "the log does not verify"
 echo "access records: every read recorded with its digest, counts exempt, spool drained by serve"
