@@ -219,6 +219,15 @@ int cmd_registry(int argc, char **argv)
                 argv[1]);
         return 2;
     }
+    /* A directory without an evidence log is a mistyped path: opening its default registry
+     * would leave an empty registry.db (and a lock file) behind. */
+    for (size_t i = 0; i < nstates; i++) {
+        if (!cli_state_has_log(states[i])) {
+            fprintf(stderr, "sinkd registry %s: %s holds no evidence log (no %s/journal/wal)\n",
+                    argv[1], states[i], states[i]);
+            return 1;
+        }
+    }
     for (size_t i = 0; i < nstates; i++) {
         if (cli_act_as_state_owner(follow ? "registry follow" : "registry rebuild", states[i]) !=
             0) {

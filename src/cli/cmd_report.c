@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <sys/types.h>
 
@@ -486,6 +487,15 @@ int cmd_report(int argc, char **argv)
     }
     if (o.out_dir != NULL && cli_make_dirs(o.out_dir, 0750, err, sizeof(err)) != 0) {
         fprintf(stderr, "sinkd report: --out: %s%s\n", err, cli_acting_as());
+        return 1;
+    }
+    /* A SQLite registry named by path is read, never made: a mistyped path would otherwise
+     * leave an empty database behind and report zeros. */
+    struct stat target_st;
+    if (target != NULL && !catch_up && !registry_target_is_shared(target) &&
+        stat(target, &target_st) != 0) {
+        fprintf(stderr, "sinkd report: --registry %s: no such registry (%s)\n", target,
+                strerror(errno));
         return 1;
     }
     struct registry *reg;

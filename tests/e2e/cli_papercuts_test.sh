@@ -3,7 +3,8 @@
 # every subcommand's usage error is one line naming the option; every stderr line starts with
 # its UTC time; --version is in --help; `report --out DIR` creates DIR; `report --state` on a
 # directory without a log refuses and leaves no registry.db; the summary names AS 0 "unknown";
-# serve --enforce without --policy refuses to start.
+# serve --enforce without --policy refuses to start; registry rebuild/follow and report --registry
+# on a mistyped path leave nothing behind.
 # (The dashboard's HEAD answer is checked in metrics_test.sh and net_metrics_test.)
 source "$(dirname "$0")/lib.sh"
 
@@ -63,6 +64,20 @@ status=0
 [ "$status" -eq 1 ] || fail "report on a directory with no log: exit $status"
 grep -q "no evidence log" "$E2E_DIR/err" || fail "unclear refusal: $(cat "$E2E_DIR/err")"
 [ -z "$(ls -A "$E2E_DIR/empty")" ] || fail "report left files in a directory with no log: $(ls -A "$E2E_DIR/empty")"
+# The same for registry rebuild and follow, and for a report on a SQLite registry path that
+# does not exist (it would otherwise be created empty and reported as zeros).
+for sub in rebuild follow; do
+    status=0
+    timeout 20 "$SINKD_BINARY" registry "$sub" --state "$E2E_DIR/empty" >/dev/null 2>"$E2E_DIR/err" || status=$?
+    [ "$status" -eq 1 ] && grep -q "no evidence log" "$E2E_DIR/err" ||
+        fail "registry $sub on a directory with no log: exit $status: $(cat "$E2E_DIR/err")"
+    [ -z "$(ls -A "$E2E_DIR/empty")" ] || fail "registry $sub left files: $(ls -A "$E2E_DIR/empty")"
+done
+status=0
+"$SINKD_BINARY" report --registry "$E2E_DIR/empty/registry.db" --format summary >/dev/null 2>"$E2E_DIR/err" || status=$?
+[ "$status" -eq 1 ] && grep -q "no such registry" "$E2E_DIR/err" ||
+    fail "report on a missing registry file: exit $status: $(cat "$E2E_DIR/err")"
+[ -z "$(ls -A "$E2E_DIR/empty")" ] || fail "report --registry made a database: $(ls -A "$E2E_DIR/empty")"
 
 # A node whose ASN table covers no bot address: every bot is in AS 0.
 echo '203.0.113.0,203.0.113.255,64500,Documentation AS' >"$E2E_DIR/asn4.csv"
