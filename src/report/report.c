@@ -680,6 +680,18 @@ static void summary_text(FILE *out, const struct report_options *o, const struct
             s->totals.identified);
     fprintf(out, "unique source IPs (by address):  %" PRIu64 "\n", s->totals.ips);
     fprintf(out, "contacts of these bots:          %" PRIu64 "\n", s->totals.contacts);
+    uint64_t all = 0;
+    for (size_t i = 0; i < s->days.n; i++) {
+        all += s->days.days[i].contacts;
+    }
+    if (o->since_us == 0 && o->until_us == 0 && all > s->totals.contacts) { /* same scope */
+        /* docs/registry.md, "Hello before machine-info": an identified bot's address may poll
+         * without identity again; such polls count for the address and the day, not a bot. */
+        fprintf(out,
+                "  contacts per day add up to %" PRIu64 ": %" PRIu64 " came without identity from "
+                "addresses of identified bots\n",
+                all, all - s->totals.contacts);
+    }
     fprintf(out, "commanded bots:                  %" PRIu64 " (seen again after: %" PRIu64 ")\n",
             s->totals.commanded, s->totals.seen_after_command);
     fprintf(out, "undecoded callers (by address):  %" PRIu64 " (%" PRIu64 " contacts)\n",

@@ -37,8 +37,11 @@ struct fixture {
     uint64_t idx;
 };
 
-static void add(struct fixture *fx, uint64_t t, const char *ip, uint16_t port, const char *host,
-                const char *cc, uint32_t asn, const char *tags, uint8_t transport)
+/* keyless: a contact as serve records a connection's hello, with no bot key at all (the
+ * registry keys it by address); otherwise the key is event_bot_key's. */
+static void add_contact(struct fixture *fx, uint64_t t, const char *ip, uint16_t port,
+                        const char *host, const char *cc, uint32_t asn, const char *tags,
+                        uint8_t transport, bool keyless)
 {
     struct record r;
     uint8_t buf[EVENT_RECORD_MAX];
@@ -60,13 +63,21 @@ static void add(struct fixture *fx, uint64_t t, const char *ip, uint16_t port, c
         snprintf(c->bot.local_ip, sizeof(c->bot.local_ip), "10.1.2.3");
         snprintf(c->bot.os, sizeof(c->bot.os), "6.1.7601 SP1");
     }
-    event_bot_key(c, c->bot_key);
+    if (!keyless) {
+        event_bot_key(c, c->bot_key);
+    }
     snprintf(c->cc, sizeof(c->cc), "%s", cc);
     c->asn = asn;
     snprintf(c->tags, sizeof(c->tags), "%s", tags);
     int n = event_encode(&r, buf, sizeof(buf));
     assert_true(n > 0);
     assert_int_equal(registry_apply(fx->reg, fx->idx++, buf, (size_t)n, err, sizeof(err)), 1);
+}
+
+static void add(struct fixture *fx, uint64_t t, const char *ip, uint16_t port, const char *host,
+                const char *cc, uint32_t asn, const char *tags, uint8_t transport)
+{
+    add_contact(fx, t, ip, port, host, cc, asn, tags, transport, false);
 }
 
 /* NAT: PC-A, PC-B, PC-C behind 203.0.113.1 (DE, one a hospital); LAPTOP moving between two FR
@@ -402,6 +413,19 @@ static void test_summary_numbers(void **state)
     assert_non_null(strstr(out, "unique bots (by bot identity):   6"));
     assert_non_null(strstr(out, "unique source IPs (by address):  5"));
     assert_non_null(strstr(out, "NAT"));
+    /* Every contact is attributed to a bot here: no line about unattributed ones. */
+    assert_null(strstr(out, "contacts per day add up to"));
+    free(out);
+
+    /* A poll without identity from an address identified bots use counts for the address and
+     * the day, not for a bot: the summary says where the difference went. */
+    char err[256];
+    add_contact(fx, T0 + 3 * DAY_US + 9000000, "203.0.113.1", 50009, NULL, "DE", 3320, "", 1, true);
+    assert_int_equal(registry_flush(fx->reg, err, sizeof(err)), 0);
+    out = run(fx, &o, NULL);
+    assert_non_null(strstr(out, "unique bots (by bot identity):   6"));
+    assert_non_null(strstr(out, "contacts of these bots:          8\n"));
+    assert_non_null(strstr(out, "contacts per day add up to 9: 1 came without identity"));
     free(out);
 }
 
