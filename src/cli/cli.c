@@ -89,7 +89,12 @@ const char *cli_acting_as(void)
     return acting_as;
 }
 
-int cli_act_as_state_owner(const char *cmd, const char *dir)
+/* The owner's ids while root is kept in the saved uid (cli_act_as_state_owner_keeping_root). */
+static bool keeping_root;
+static uid_t kept_owner_uid;
+static gid_t kept_owner_gid;
+
+static int act_as_owner(const char *cmd, const char *dir, bool keep_root)
 {
     /* Before any drop: access and erasure records name the user who ran the command. */
     access_note_invoking_user();
@@ -115,19 +120,52 @@ int cli_act_as_state_owner(const char *cmd, const char *dir)
                 cmd, dir, owner, (unsigned)me, pw != NULL ? pw->pw_name : "that user");
         return 1;
     }
-    /* Group first, while still root; no supplementary groups of root's survive. */
-    if (setgroups(0, NULL) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0 ||
+    /* Group first, while still root; no supplementary groups of root's survive. Keeping root
+     * changes only the effective ids, so that cli_as_invoker can take them back. */
+    if (setgroups(0, NULL) != 0 ||
+        (keep_root ? setegid(st.st_gid) != 0 || seteuid(st.st_uid) != 0
+                   : setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0) ||
         geteuid() != st.st_uid) {
         fprintf(stderr, "sinkd %s: cannot become %s, the owner of %s: %s\n", cmd, owner, dir,
                 strerror(errno));
         return 1;
     }
+    keeping_root = keep_root;
+    kept_owner_uid = st.st_uid;
+    kept_owner_gid = st.st_gid;
     fprintf(stderr,
             "sinkd %s: running as %s, the owner of %s, so that what it writes stays "
-            "the service's\n",
-            cmd, owner, dir);
+            "the service's%s\n",
+            cmd, owner, dir, keep_root ? " (files outside it as root)" : "");
     snprintf(acting_as, sizeof(acting_as), " (writing as %s, the owner of the state directory)",
              owner);
+    return 0;
+}
+
+int cli_act_as_state_owner(const char *cmd, const char *dir)
+{
+    return act_as_owner(cmd, dir, false);
+}
+
+int cli_act_as_state_owner_keeping_root(const char *cmd, const char *dir)
+{
+    return act_as_owner(cmd, dir, true);
+}
+
+int cli_as_invoker(bool invoker)
+{
+    if (!keeping_root) {
+        return 0;
+    }
+    if (invoker) {
+        return seteuid(0) == 0 && setegid(0) == 0 ? 0 : -1;
+    }
+    if (setegid(kept_owner_gid) != 0 || seteuid(kept_owner_uid) != 0) {
+        /* Going on as root would leave root's files in the state directory. */
+        fprintf(stderr, "sinkd: cannot become uid %u again: %s\n", (unsigned)kept_owner_uid,
+                strerror(errno));
+        exit(1);
+    }
     return 0;
 }
 

@@ -78,6 +78,15 @@ const char *cli_config_where(int index);
  * DIR is left to the command. Returns 0 to go on, or 1 (the exit status) after the line. */
 int cli_act_as_state_owner(const char *cmd, const char *dir);
 
+/* cli_act_as_state_owner for a command that must also write a file outside DIR that only root
+ * may write (portal approve: the policy file in /etc/sinkd): run as root on DIR someone else
+ * owns, only the effective uid and gid become the owner's, and cli_as_invoker(true) takes root
+ * back for that file (0, or -1: then the file is written as the owner), cli_as_invoker(false)
+ * returns to the owner (exits 1 with a line if it cannot: files made as root would follow).
+ * Nothing to do when the command did not change ids. */
+int cli_act_as_state_owner_keeping_root(const char *cmd, const char *dir);
+int cli_as_invoker(bool invoker);
+
 /* After cli_act_as_state_owner dropped to the owner: " (writing as nobody (uid 65534), the
  * owner of the state directory)", for an error about a file that user could not write (an
  * --out directory root could have written); "" when the command runs as who ran it. */

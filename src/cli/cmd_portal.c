@@ -378,6 +378,11 @@ static int decide(int argc, char **argv, bool approve)
         return cli_usage_error(cmd, approve ? "ID, --state and --policy are required"
                                             : "ID, --state and --reason are required");
     }
+    /* requests.db (and its -wal/-shm), portal/policies/ and the spool must stay the service's;
+     * the policy file (in /etc/sinkd, which the service must not write) is written as root. */
+    if (cli_act_as_state_owner_keeping_root(cmd, state) != 0) {
+        return 1;
+    }
     char err[1024];
     struct portal_store *store = NULL;
     if (portal_store_open(&store, state, err, sizeof(err)) != 0) {
@@ -410,7 +415,10 @@ static int decide(int argc, char **argv, bool approve)
         snprintf(name, sizeof(name), "%s", r->authority);
         struct portal_authorities *as = NULL;
         if (auth_path != NULL) {
-            if (portal_authorities_load(auth_path, &as, err, sizeof(err)) != 0) {
+            cli_as_invoker(true);
+            int loaded = portal_authorities_load(auth_path, &as, err, sizeof(err));
+            cli_as_invoker(false);
+            if (loaded != 0) {
                 fprintf(stderr, "sinkd %s: %s\n", cmd, err);
                 result = 1;
             } else if (portal_authority_by_id(as, r->authority) != NULL) {
@@ -420,9 +428,14 @@ static int decide(int argc, char **argv, bool approve)
         }
         char *old = NULL, *next = NULL;
         size_t old_len = 0, next_len = 0;
-        if (result == 0 && read_policy(policy_path, &old, &old_len) != 0) {
+        cli_as_invoker(true);
+        errno = 0;
+        int read_rc = result == 0 ? read_policy(policy_path, &old, &old_len) : 0;
+        int read_errno = errno;
+        cli_as_invoker(false);
+        if (result == 0 && read_rc != 0) {
             fprintf(stderr, "sinkd %s: --policy %s: %s\n", cmd, policy_path,
-                    errno ? strerror(errno) : "too large");
+                    read_errno ? strerror(read_errno) : "too large");
             result = 1;
         }
         const char *tags[POLICY_MAX_TAGS];
@@ -459,9 +472,16 @@ static int decide(int argc, char **argv, bool approve)
                 result = 1;
             }
         }
-        if (result == 0 && write_file(policy_path, next, next_len) != 0) {
-            fprintf(stderr, "sinkd %s: writing %s: %s\n", cmd, policy_path, strerror(errno));
-            result = 1;
+        if (result == 0) {
+            cli_as_invoker(true);
+            int written = write_file(policy_path, next, next_len);
+            int write_errno = errno;
+            cli_as_invoker(false);
+            if (written != 0) {
+                fprintf(stderr, "sinkd %s: writing %s: %s\n", cmd, policy_path,
+                        strerror(write_errno));
+                result = 1;
+            }
         }
         if (result == 0) {
             EVP_Digest(next, next_len, r->policy_sha256, NULL, EVP_sha256(), NULL);
@@ -556,6 +576,9 @@ static int run_requests(int argc, char **argv)
     }
     if (state == NULL) {
         return cli_usage_error("portal requests", "--state is required");
+    }
+    if (cli_act_as_state_owner("portal requests", state) != 0) {
+        return 1; /* requests.db and its -wal/-shm stay the service's */
     }
     char err[512];
     struct portal_store *s = NULL;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # state_owner_test.sh -- issue 19 item 8: maintenance as the service user. Root running
-# `registry rebuild` (and report, keygen, contacts, erase) on a state directory another user owns must leave no
+# `registry rebuild` (and report, keygen, contacts, erase, portal approve/reject/requests) on a state directory another user owns must leave no
 # file owned by root there: the command becomes the directory's owner and says so. Any other
 # user is refused with one line naming the owner, and nothing is written.
 source "$(dirname "$0")/lib.sh"
@@ -47,6 +47,49 @@ chown "$owner:" "$fresh"
     >/dev/null 2>"$E2E_DIR/err" || fail "erase as root failed: $(cat "$E2E_DIR/err")"
 [ -d "$state/spool" ] || fail "no spool: the access record did not go through it"
 [ -z "$(not_owned "$state")" ] || fail "root's contacts or erase left files: $(not_owned "$state")"
+
+# Root: portal approve and reject (requests.db and its -wal/-shm, portal/policies/, the spool)
+# and portal requests leave only the owner's files; the policy file, in a directory only root
+# may write (/etc/sinkd), is still written, and stays root's; the decision names root.
+python3 - "$state/portal" <<'PY' || fail "setup: pending portal requests"
+import os, sqlite3, sys, time
+os.makedirs(sys.argv[1], exist_ok=True)
+db = sqlite3.connect(os.path.join(sys.argv[1], "requests.db"))
+db.execute("CREATE TABLE request(id INTEGER PRIMARY KEY, authority TEXT NOT NULL, countries TEXT NOT NULL,"
+           " networks TEXT NOT NULL, legal_reference TEXT NOT NULL, contact TEXT NOT NULL,"
+           " not_before_us INTEGER NOT NULL, not_after_us INTEGER NOT NULL,"
+           " submitted_us INTEGER NOT NULL, status INTEGER NOT NULL DEFAULT 0,"
+           " decided_us INTEGER NOT NULL DEFAULT 0, decided_by TEXT NOT NULL DEFAULT '',"
+           " reason TEXT NOT NULL DEFAULT '', authorisation TEXT NOT NULL DEFAULT '',"
+           " policy_sha256 BLOB)")
+now = int(time.time() * 1e6)
+for cc in ("NG", "IN"):
+    db.execute("INSERT INTO request(authority, countries, networks, legal_reference, contact,"
+               " not_before_us, not_after_us, submitted_us) VALUES('cert-ng', ?, '', 'ORDER-1',"
+               " 'cert@example.org', ?, ?, ?)", (cc, now, now + 30 * 86400 * 10**6, now))
+db.commit()
+PY
+chown -R "$owner:" "$state"
+etc="$E2E_DIR/etc"
+mkdir -p "$etc"
+chmod 755 "$etc"
+printf '[policy]\nname = state owner test\nversion = 1\n' >"$etc/policy.ini"
+"$SINKD_BINARY" portal approve 1 --state "$state" --policy "$etc/policy.ini" --command-id 0xFD01 \
+    >"$E2E_DIR/out" 2>"$E2E_DIR/err" || fail "portal approve as root failed: $(cat "$E2E_DIR/err")"
+grep -q "running as $owner (uid $owner_uid), the owner of $state" "$E2E_DIR/err" ||
+    fail "portal approve: no line saying it runs as the owner: $(cat "$E2E_DIR/err")"
+grep -q "^\[authorisation portal-1-cc\]" "$etc/policy.ini" || fail "portal approve did not write the policy"
+[ "$(stat -c %U "$etc/policy.ini")" = root ] || fail "the policy file changed owner: $(stat -c %U "$etc/policy.ini")"
+ls "$state"/portal/policies/*.ini >/dev/null || fail "portal approve kept no old policy"
+"$SINKD_BINARY" portal reject 2 --state "$state" --reason "outside the order" >/dev/null 2>"$E2E_DIR/err" ||
+    fail "portal reject as root failed: $(cat "$E2E_DIR/err")"
+"$SINKD_BINARY" portal requests --state "$state" >/dev/null 2>"$E2E_DIR/err" ||
+    fail "portal requests as root failed: $(cat "$E2E_DIR/err")"
+[ -z "$(not_owned "$state")" ] || fail "root's portal approve/reject/requests left files: $(not_owned "$state")"
+"$SINKD_BINARY" contacts --state "$state" --all --justification "$E2E_WHY" 2>/dev/null |
+    grep '"kind":"portal-decision"' >"$E2E_DIR/decisions"
+[ "$(grep -c '"operator":"root"' "$E2E_DIR/decisions")" -eq 2 ] ||
+    fail "the portal decisions do not name root: $(cat "$E2E_DIR/decisions")"
 
 # Another user: refused, one line naming the owner, nothing written.
 before=$(find "$state" -printf '%p %s %T@\n' | sort)
