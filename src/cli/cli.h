@@ -94,7 +94,8 @@ const char *cli_acting_as(void);
 
 /* Whether DIR holds an evidence log (DIR/journal/wal is a regular file): a command that writes
  * into a state directory checks this first, so that a mistyped path is refused before anything
- * is made in it. */
+ * is made in it. True also when this user may not look inside DIR (EACCES), so that the
+ * state-owner check refuses it naming the owner. */
 bool cli_state_has_log(const char *dir);
 
 /* mkdir -p DIR: each missing directory made with mode; 0, or -1 with err set. */
