@@ -2,6 +2,7 @@
  * a token, and list, approve or reject disinfection requests (docs/portal.md). */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "enrich/enrich.h"
 #include "evidence/access.h"
 #include "policy/policy.h"
 #include "portal/portal.h"
@@ -42,6 +43,8 @@ static const char portal_usage[] =
     "  --tls-cert CERT       PEM certificate chain; --tls-key KEY its PEM private key\n"
     "  --registry URL        the shared PostgreSQL registry (default DIR/registry.db)\n"
     "  --node NAME           node name in access records (default: host name)\n"
+    "  --data-dir DIR        where the AS names for IntelMQ rows are (DIR/npm/asn; default\n"
+    "                        $SINKD_DATA_DIR or the installed data)\n"
     "  --user USER           after binding, become USER (required when started as root,\n"
     "                        unless --allow-root); every capability is dropped either way\n"
     "  --allow-root          run as root anyway (tests, throwaway sandboxes)\n"
@@ -80,7 +83,7 @@ static const char *opt_value(const char *cmd, int argc, char **argv, int *i, con
 static int run_portal(int argc, char **argv)
 {
     struct portal_config cfg = {.seccomp = true, .log = stderr};
-    const char *listen = NULL;
+    const char *listen = NULL, *data_dir = cli_data_dir();
     char node[64] = "";
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -103,6 +106,8 @@ static int run_portal(int argc, char **argv)
             cfg.tls_key = v;
         } else if ((v = opt_value("portal", argc, argv, &i, "--registry", &rc)) != NULL) {
             cfg.registry = v;
+        } else if ((v = opt_value("portal", argc, argv, &i, "--data-dir", &rc)) != NULL) {
+            data_dir = v;
         } else if ((v = opt_value("portal", argc, argv, &i, "--node", &rc)) != NULL) {
             snprintf(node, sizeof(node), "%s", v);
         } else if ((v = opt_value("portal", argc, argv, &i, "--user", &rc)) != NULL) {
@@ -145,11 +150,19 @@ static int run_portal(int argc, char **argv)
         snprintf(node, sizeof(node), "portal");
     }
     cfg.node = node;
-    if (portal_run(&cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "sinkd portal: %s\n", err);
-        return 1;
+    /* IntelMQ rows name each source's AS, as sinkd report's do; like the report, a missing data
+     * file leaves the names out rather than stopping the portal. */
+    struct enrich_as_names *names = NULL;
+    if (enrich_as_names_load(&names, data_dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sinkd portal: AS names left out of IntelMQ rows: %s\n", err);
     }
-    return 0;
+    cfg.as_names = names;
+    rc = portal_run(&cfg, err, sizeof(err)) != 0 ? 1 : 0;
+    if (rc != 0) {
+        fprintf(stderr, "sinkd portal: %s\n", err);
+    }
+    enrich_as_names_free(names);
+    return rc;
 }
 
 static int run_check(int argc, char **argv)

@@ -112,6 +112,15 @@ struct enrich_asn_row {
 int enrich_asn_parse_line(const char *line, size_t len, struct enrich_asn_row *out, char *err,
                           size_t errlen);
 
+/* AS names by number, for reports (IntelMQ source.as_name, summaries): loaded from
+ * DATA_DIR/npm/asn/asn-ipv{4,6}.csv; the first name seen for an ASN is kept; AS0 is never named.
+ * enrich_as_name(ctx = the table, asn) fits report_options.as_name; NULL when not known. */
+struct enrich_as_names;
+int enrich_as_names_load(struct enrich_as_names **out, const char *data_dir, char *err,
+                         size_t errlen);
+const char *enrich_as_name(void *ctx, uint32_t asn);
+void enrich_as_names_free(struct enrich_as_names *t);
+
 enum enrich_rule_kind {
     ENRICH_RULE_PREFIX = 1,
     ENRICH_RULE_ASN = 2,

@@ -4,6 +4,7 @@
 /* nftw() is XSI. */
 #define _XOPEN_SOURCE 700
 #include "evidence/log.h"
+#include "enrich/enrich.h"
 #include "portal/internal.h"
 #include "report/report.h"
 #include "util/err.h"
@@ -198,6 +199,10 @@ int portal_victims(struct portal_state *st, const struct portal_authority *a,
         .a = a, .q = q, .f = f, .now_us = event_now_us(), .err = err, .errlen = errlen};
     c.ro.format = q->format == PV_INTELMQ ? REPORT_INTELMQ : REPORT_CSV;
     c.ro.now_us = c.now_us;
+    if (st->cfg->as_names != NULL) { /* the same rows as sinkd report writes */
+        c.ro.as_name = enrich_as_name;
+        c.ro.as_name_ctx = st->cfg->as_names;
+    }
     if (q->format == PV_CSV) {
         report_write_header(&c.ro, f);
     } else if (q->format == PV_N6) {

@@ -254,6 +254,8 @@ int portal_approve_policy(const char *old_text, size_t old_len, const char *poli
  * answer is withheld (503): no read without its record. */
 typedef int (*portal_record_fn)(void *ctx, const struct record *rec, char *err, size_t errlen);
 
+struct enrich_as_names;
+
 struct portal_config {
     const char *state_dir; /* serve's state: log/, registry.db; portal/ is the portal's */
     const char *registry;  /* NULL: state_dir/registry.db, else a path or PostgreSQL URL */
@@ -262,11 +264,12 @@ struct portal_config {
     const char *tls_cert, *tls_key;
     const char *user; /* drop to this user after binding (sandbox.h) */
     bool allow_root;
-    bool seccomp;            /* install serve's allow-list once started */
-    const char *node;        /* recorded in access records */
-    const char *ready_file;  /* written once listening (tests) */
-    FILE *log;               /* operator log lines; never a token, never victim data */
-    portal_record_fn record; /* NULL: DIR/spool through access_spool() */
+    bool seccomp;                     /* install serve's allow-list once started */
+    const char *node;                 /* recorded in access records */
+    struct enrich_as_names *as_names; /* IntelMQ source.as_name (enrich.h); NULL: left out */
+    const char *ready_file;           /* written once listening (tests) */
+    FILE *log;                        /* operator log lines; never a token, never victim data */
+    portal_record_fn record;          /* NULL: DIR/spool through access_spool() */
     void *record_ctx;
 };
 

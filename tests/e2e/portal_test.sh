@@ -161,6 +161,9 @@ if len(in_csv) != want.get("IN", 0) or len(in_csv) == 0: bad.append(f"IN csv {le
 if any(r["src_geo"] != "NG" for r in ng_csv): bad.append("NG csv holds other countries")
 if any(r["src_geo"] != "IN" for r in in_csv): bad.append("IN csv holds other countries")
 if len(ng_lines) != len(ng_csv) or any(l.get("source.geolocation.cc") != "NG" for l in ng_lines): bad.append("NG intelmq")
+# IntelMQ rows as sinkd report writes them: each known AS named (source.as_name).
+with_asn = [l for l in ng_lines if l.get("source.asn")]
+if not with_asn or any(not l.get("source.as_name") for l in with_asn): bad.append(f"NG intelmq: AS names missing ({len(with_asn)} rows with an AS)")
 for ev in ng_n6 + in_n6:
     for k in ("id", "source", "restriction", "confidence", "category", "time", "modified", "address"):
         if k not in ev: bad.append(f"n6 event lacks {k}")
