@@ -5,7 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -106,7 +110,8 @@ static const char serve_usage[] =
     "  --keep-raw-max-mib N     ... at most N MiB of new bodies per run (default 4096, 0: no\n"
     "                           limit of its own)\n"
     "  --keep-raw-reserve-mib N ... and never into the disk's last N MiB (default 1024)\n"
-    "  --ready-file FILE        write the server's pid to FILE once listening\n"
+    "  --ready-file FILE        write the server's pid to FILE once listening (FILE.tmp is\n"
+    "                           made beside it, as --user: refuses to start if it cannot)\n"
     "  --help                   this text\n"
     "\n"
     "Signals: SIGTERM/SIGINT drain in-flight work and exit 0.\n";
@@ -114,6 +119,7 @@ static const char serve_usage[] =
 struct ready_ctx {
     const char *path;
     const struct server_config *cfg;
+    bool failed; /* the ready file could not be written: serve stops and exits 1 */
 };
 
 static void on_ready(void *arg)
@@ -126,13 +132,73 @@ static void on_ready(void *arg)
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", r->path);
     FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        fprintf(r->cfg->log, "sinkd: cannot write %s\n", tmp);
-        return;
+    bool ok = f != NULL && fprintf(f, "pid %ld\n", (long)getpid()) > 0;
+    int why = errno;
+    ok = f != NULL && fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, r->path) != 0) {
+        /* Fail closed: a script waiting for the file would wait for ever. */
+        fprintf(r->cfg->log, "sinkd serve: --ready-file %s: cannot write it: %s; stopping\n",
+                r->path, strerror(ok ? errno : why));
+        unlink(tmp);
+        r->failed = true;
+        raise(SIGTERM);
     }
-    fprintf(f, "pid %ld\n", (long)getpid());
-    fclose(f);
-    rename(tmp, r->path);
+}
+
+/* Before anything is bound: whether the ready file can be made as the user serve will run as
+ * (--user, when root), by making PATH.tmp and removing it, in a child that drops to that user.
+ * 0, or -1 with err naming the file, the user and why. */
+static int check_ready_file(const char *path, const char *user, char *err, size_t errlen)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+        snprintf(err, errlen, "--ready-file %s: path too long", path);
+        return -1;
+    }
+    bool as_user = user != NULL && geteuid() == 0;
+    char who[96];
+    struct passwd *pw = as_user ? getpwnam(user) : getpwuid(geteuid());
+    if (pw != NULL) {
+        snprintf(who, sizeof(who), "%s (uid %u)", pw->pw_name, (unsigned)pw->pw_uid);
+    } else {
+        snprintf(who, sizeof(who), "uid %u", (unsigned)geteuid());
+    }
+    fflush(NULL);
+    pid_t child = as_user ? fork() : 0;
+    if (child < 0) {
+        snprintf(err, errlen, "--ready-file %s: cannot check it: fork: %s", path, strerror(errno));
+        return -1;
+    }
+    if (child == 0) {
+        char why[256];
+        if (as_user && sandbox_drop_privileges(user, NULL, why, sizeof(why)) != 0) {
+            _exit(255);
+        }
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        int code = fd < 0 ? errno : 0;
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+        if (as_user) {
+            _exit(code > 0 && code < 255 ? code : (code == 0 ? 0 : 254));
+        }
+        errno = code;
+        child = code == 0 ? 0 : -1;
+    } else {
+        int status = 0;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+        }
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+        errno = code == 255 ? EPERM : code;
+        child = code == 0 ? 0 : -1;
+    }
+    if (child != 0) {
+        snprintf(err, errlen, "--ready-file %s: %s cannot write it: %s", path, who,
+                 strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 static bool parse_ciphers(const char *text, uint8_t *mask)
@@ -583,6 +649,11 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "sinkd serve: %s\n", err);
         return 1;
     }
+    /* Fail closed: a ready file that cannot be written leaves a waiting script hanging. */
+    if (ready_path != NULL && check_ready_file(ready_path, cfg.user, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sinkd serve: %s\n", err);
+        return 1;
+    }
     /* One writer per state directory (issue 19 #3): taken before anything is bound or written,
      * held until the process exits, and before the directory is handed to --user so the lock
      * file is theirs too. */
@@ -609,15 +680,15 @@ int cmd_serve(int argc, char **argv)
     if (fit > 0) {
         fprintf(stderr, "sinkd serve: %s\n", note);
     }
-    struct ready_ctx ready = {ready_path, &cfg};
+    struct ready_ctx ready = {ready_path, &cfg, false};
     cfg.on_ready = on_ready;
     cfg.ready_ctx = &ready;
     int rc = server_run(&cfg, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "sinkd serve: %s\n", err);
-    } else {
+    } else if (!ready.failed) {
         fprintf(stderr, "sinkd: stopped cleanly\n");
     }
     lockfile_release(lock_fd);
-    return rc != 0 ? 1 : 0;
+    return rc != 0 || ready.failed ? 1 : 0;
 }

@@ -70,4 +70,17 @@ PY
 done
 grep -q "stopped cleanly" "$E2E_DIR/serve.log" || fail "no clean stop in the log"
 "$SINKD_BINARY" contacts --state "$state" --summary >"$E2E_DIR/summary.json" || fail "contacts failed"
+
+# A ready file nobody cannot write (a root-owned 0755 directory): the start stops with exit 1
+# and one line naming the file and the user, instead of serving with no ready file while a
+# script waits for it; nothing is listening.
+mkdir -m 0755 "$E2E_DIR/root-only"
+port=$(free_port)
+status=0
+timeout 20 "$SINKD_BINARY" serve --state "$state" --listen "127.0.0.1:$port" --user nobody \
+    --ready-file "$E2E_DIR/root-only/ready" >/dev/null 2>"$E2E_DIR/ready.err" || status=$?
+[ "$status" -eq 1 ] || fail "serve with an unwritable --ready-file exited $status, not 1: $(cat "$E2E_DIR/ready.err")"
+grep -q -- "--ready-file $E2E_DIR/root-only/ready: nobody (uid $nobody_uid) cannot write it: .*Permission denied" "$E2E_DIR/ready.err" ||
+    fail "no clear line about the ready file: $(cat "$E2E_DIR/ready.err")"
+[ -z "$(ls -A "$E2E_DIR/root-only")" ] || fail "files left in the ready file's directory: $(ls -A "$E2E_DIR/root-only")"
 echo "ok: serve ran as nobody (uid $nobody_uid) under seccomp; every bot answered"
