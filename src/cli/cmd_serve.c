@@ -641,6 +641,11 @@ int cmd_serve(int argc, char **argv)
         snprintf(origin, sizeof(origin), "sinkd.local/%s", cfg.node);
         cfg.origin = origin;
     }
+    /* A bad policy is refused before anything is opened, bound or logged. */
+    if (server_check_policy(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sinkd serve: %s\n", err);
+        return 1;
+    }
     if (mkdir(cfg.state_dir, 0750) != 0 && access(cfg.state_dir, W_OK) != 0) {
         fprintf(stderr, "sinkd serve: state directory %s: cannot create or write\n", cfg.state_dir);
         return 1;

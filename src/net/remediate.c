@@ -278,6 +278,22 @@ int load_policy(struct server *srv, struct policy **out, char *err, size_t errle
     return 0;
 }
 
+int server_check_policy(const struct server_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->policy_path == NULL) {
+        return 0;
+    }
+    struct policy *p = NULL;
+    struct policy_env env;
+    policy_env_of(cfg, &env);
+    if (policy_load_file(cfg->policy_path, &p, err, errlen) != 0) {
+        return -1;
+    }
+    int rc = policy_check_env(p, &env, err, errlen) != 0 ? -1 : 0;
+    policy_free(p);
+    return rc;
+}
+
 int record_policy(struct server *srv, const struct policy *p, char *err, size_t errlen)
 {
     struct record rec;

@@ -117,6 +117,11 @@ void server_config_default(struct server_config *cfg);
 int server_fit_fd_limit(struct server_config *cfg, char *note, size_t notelen, char *err,
                         size_t errlen);
 
+/* Loads cfg->policy_path and checks it against what cfg will load (tables, --enforce, the
+ * uninstall command) as server_run will, without starting anything: so a bad policy is refused
+ * before the log is opened or a port bound. 0 (also when there is no policy) or -1 with err. */
+int server_check_policy(const struct server_config *cfg, char *err, size_t errlen);
+
 /* Runs until SIGTERM or SIGINT, then drains and returns 0; SIGHUP reloads enrichment tables and
  * the policy. Returns -1 with a message in err when it cannot start (port in use, unwritable
  * state directory, bad data file, bad policy). */

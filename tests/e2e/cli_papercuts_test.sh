@@ -36,6 +36,14 @@ status=0
 [ "$status" -eq 2 ] && grep -q -- "--enforce without --policy" "$E2E_DIR/err" ||
     fail "serve --enforce without --policy: exit $status: $(cat "$E2E_DIR/err")"
 [ ! -e "$E2E_DIR/enforce-alone" ] || fail "serve --enforce without --policy made its state directory"
+# A bad policy is refused before serve opens, binds or writes anything: one line, exit 1.
+printf '[policy]\nname = t\nversion = 1\n[authorisation a]\nbogus = 1\n' >"$E2E_DIR/bad-policy.ini"
+status=0
+"$SINKD_BINARY" serve --state "$E2E_DIR/bad-policy-state" --policy "$E2E_DIR/bad-policy.ini" \
+    >/dev/null 2>"$E2E_DIR/err" || status=$?
+[ "$status" -eq 1 ] && [ "$(wc -l <"$E2E_DIR/err")" -eq 1 ] && grep -q "bad-policy.ini:5" "$E2E_DIR/err" ||
+    fail "serve with a bad policy: exit $status: $(cat "$E2E_DIR/err")"
+[ ! -e "$E2E_DIR/bad-policy-state" ] || fail "serve with a bad policy made its state directory"
 for args in "" "no-such-command"; do
     status=0
     # shellcheck disable=SC2086
