@@ -32,8 +32,10 @@ static const char erase_usage[] =
     "bot keys sealed under it can never be read again (crypto-shredding), and appends an\n"
     "`erasure` record (the range, the epochs, the legal basis, the operator; no victim data).\n"
     "The registry's writer removes the same bots' and addresses' personal data (last seen\n"
-    "before TIME) when it applies that record: serve's follower or `registry follow` if one\n"
-    "runs, else this command. The log, its checkpoints, counts and times stay verifiable.\n"
+    "before the effective time: the start of the epoch holding TIME, which stays readable\n"
+    "until a later erase) when it applies that record: serve's follower or `registry follow`\n"
+    "if one runs, else this command. The log, its checkpoints, counts and times stay\n"
+    "verifiable.\n"
     "Safe while `sinkd serve` runs; an epoch that ended less than 10 s ago is kept.\n"
     "\n"
     "  --state DIR          the sinkd state directory\n"
@@ -55,6 +57,61 @@ static void iso_day(uint64_t s, char out[32])
     char t[32];
     event_format_time(s * 1000000u, t);
     snprintf(out, 32, "%.19sZ", t);
+}
+
+/* The effective erasure time (POSIX seconds): what the destroyed keys made unreadable, no
+ * more, so that the log and the registry agree. It is the start of the epoch that holds TIME
+ * (its key or tombstone file's, else the directory's epoch grid), lowered to the start of any
+ * earlier epoch whose key is still there (ended less than ERASE_GRACE_S ago, or not destroyed);
+ * 0 when no epoch before it has lost its key: nothing is unreadable, nothing may be scrubbed.
+ * An epoch counts as gone when it has a tombstone, or (dry_run) when this run would destroy it. */
+static uint64_t effective_before_s(const struct seal_epoch_file *e, size_t n, uint64_t before_s,
+                                   uint32_t epoch_s, uint64_t not_after_s, bool dry_run)
+{
+    uint64_t eff = before_s - before_s % epoch_s;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].start <= before_s && before_s < e[i].end) {
+            eff = e[i].start;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool gone = e[i].erased || (dry_run && e[i].end <= before_s && e[i].end <= not_after_s);
+        if (!gone && e[i].start < eff) {
+            eff = e[i].start;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool gone = e[i].erased || (dry_run && e[i].end <= before_s && e[i].end <= not_after_s);
+        if (gone && e[i].end <= eff) {
+            return eff;
+        }
+    }
+    return 0;
+}
+
+/* What the result line says about the time: up to when personal data is erased, and that the
+ * epoch holding TIME stays readable until a later erase. */
+static void erased_up_to(uint64_t asked_us, uint64_t eff_s, char *out, size_t cap)
+{
+    char asked[32], eff[32];
+    event_format_time(asked_us, asked);
+    if (eff_s == 0) {
+        snprintf(out, cap,
+                 "no epoch ended before %s (and over %u s ago) has a key left to destroy or "
+                 "destroyed: nothing erased, nothing scrubbed",
+                 asked, ERASE_GRACE_S);
+        return;
+    }
+    event_format_time(eff_s * 1000000u, eff);
+    if (eff_s * 1000000u >= asked_us) {
+        snprintf(out, cap, "personal data recorded before %s erased", eff);
+    } else {
+        snprintf(out, cap,
+                 "personal data recorded before %s erased; %s falls inside an epoch that is not "
+                 "over or not erased, so what was recorded from %s on stays readable until a "
+                 "later erase",
+                 eff, asked, eff);
+    }
 }
 
 /* The registry writer's turn: applies the log up to and including the erasure record when no
@@ -80,7 +137,8 @@ static void scrub_registry(const char *state, const char *target, char *line, si
     if (n < 0) {
         snprintf(line, cap, "registry not scrubbed: %s", err);
     } else {
-        snprintf(line, cap, "registry scrubbed (%" PRId64 " log entries applied)", n);
+        snprintf(line, cap,
+                 "registry up to date with the erasure (%" PRId64 " log entries applied)", n);
     }
 }
 
@@ -197,6 +255,7 @@ int cmd_erase(int argc, char **argv)
         fprintf(stderr, "sinkd erase: %s\n", err);
         return 1;
     }
+    uint32_t epoch_s = seal_epoch_seconds(state);
     for (size_t i = 0; i < n; i++) {
         bool goes = !epochs[i].erased && epochs[i].end <= before_s && epochs[i].end <= not_after_s;
         doomed += goes;
@@ -207,11 +266,16 @@ int cmd_erase(int argc, char **argv)
             printf("would destroy the key of epoch %s .. %s\n", a, b);
         }
     }
-    free(epochs);
+    char upto[512];
     if (dry_run) {
-        printf("sinkd erase: dry run: %zu epoch key(s) would be destroyed\n", doomed);
+        uint64_t eff_s = effective_before_s(epochs, n, before_s, epoch_s, not_after_s, true);
+        free(epochs);
+        erased_up_to(before_us, eff_s, upto, sizeof(upto));
+        printf("sinkd erase: dry run: %zu epoch key(s) would be destroyed; %s\n", doomed, upto);
         return 0;
     }
+    free(epochs);
+    epochs = NULL;
     int lock_fd = lockfile_take(state, LOCKFILE_ERASE, NULL, false, err, sizeof(err));
     if (lock_fd < 0) {
         fprintf(stderr, "sinkd erase: %s\n", err);
@@ -223,6 +287,16 @@ int cmd_erase(int argc, char **argv)
                                sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "sinkd erase: %s (%zu epoch key(s) destroyed before it)\n", err, erased);
+    }
+    /* The time every consumer of the record uses (the registry, serve's roll-up) is the
+     * effective one, read back from the key files as this run left them. */
+    uint64_t eff_s = 0;
+    if (seal_epochs_list(state, &epochs, &n, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sinkd erase: %s\n", err);
+        rc = -1;
+    } else {
+        eff_s = effective_before_s(epochs, n, before_s, epoch_s, not_after_s, false);
+        free(epochs);
     }
     /* Recorded whatever came of it: an order carried out (or found with nothing left to do) is a
      * fact of the operation. */
@@ -242,17 +316,21 @@ int cmd_erase(int argc, char **argv)
     } else {
         access_invoking_user(e->operator_name, sizeof(e->operator_name));
     }
-    e->before_us = before_us;
+    e->before_us = eff_s * 1000000u;
     char a[32] = "", b[32] = "";
     if (erased > 0) {
         iso_day(first, a);
         iso_day(last, b);
     }
+    char asked[32];
+    event_format_time(before_us, asked);
     snprintf(e->detail, sizeof(e->detail),
              "{\"epoch_keys_destroyed\":%zu,\"from\":\"%s\",\"to\":\"%s\",\"complete\":%s,"
-             "\"registry\":\"personal data of bots and addresses last seen before the time "
-             "removed by the registry's writer on applying this record\"}",
-             erased, a, b, rc == 0 ? "true" : "false");
+             "\"asked_before\":\"%s\",\"registry\":\"personal data of bots and addresses last "
+             "seen before the time (before_us: the start of the epoch holding asked_before, the "
+             "effective erasure time; 0 when no key was gone) removed by the registry's writer on "
+             "applying this record\"}",
+             erased, a, b, rc == 0 ? "true" : "false", asked);
     snprintf(e->legal_basis, sizeof(e->legal_basis), "%s", basis);
     struct access_receipt receipt;
     if (access_submit(state, &rec, &receipt, err, sizeof(err)) != 0) {
@@ -275,10 +353,8 @@ int cmd_erase(int argc, char **argv)
                  receipt.writer[0] ? receipt.writer : "the log's writer", receipt.writer_pid);
     }
     lockfile_release(lock_fd);
-    char when[32];
-    event_format_time(before_us, when);
-    printf("sinkd erase: %zu epoch key(s) destroyed%s%s%s%s (personal data recorded before %s); "
-           "%s\n",
-           erased, erased ? ", " : "", a, erased ? " .. " : "", b, when, registry_line);
+    erased_up_to(before_us, eff_s, upto, sizeof(upto));
+    printf("sinkd erase: %zu epoch key(s) destroyed%s%s%s%s; %s; %s\n", erased, erased ? ", " : "",
+           a, erased ? " .. " : "", b, upto, registry_line);
     return rc == 0 ? 0 : 1;
 }

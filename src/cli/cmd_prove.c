@@ -366,7 +366,9 @@ static void list_erasures(const char *state)
     size_t len;
     uint64_t index;
     while (evlog_reader_next(r, &entry, &len, &index, NULL, 0) == 1) {
-        if (len < 2 || entry[1] != RECORD_ERASURE || event_decode(entry, len, rec, NULL, 0) != 0) {
+        /* before_us 0: an erase that found no key to destroy, and erased nothing. */
+        if (len < 2 || entry[1] != RECORD_ERASURE || event_decode(entry, len, rec, NULL, 0) != 0 ||
+            rec->u.erasure.before_us == 0) {
             continue;
         }
         char when[32], before[32];

@@ -498,7 +498,7 @@ struct seal_keyring {
 
 /* DIR/keys/epochs/epoch_seconds: the epoch length of this state directory (one number,
  * SEAL_EPOCH_S_MIN..SEAL_EPOCH_S_MAX), else one UTC day. */
-static uint32_t epoch_seconds_setting(const char *state_dir)
+uint32_t seal_epoch_seconds(const char *state_dir)
 {
     char path[EVLOG_PATH_MAX + 64];
     snprintf(path, sizeof(path), "%s/" SEAL_EPOCH_DIR "/epoch_seconds", state_dir);
@@ -526,7 +526,7 @@ int seal_keyring_open(struct seal_keyring **out, const char *state_dir, bool wri
         return err_set(err, errlen, "%s: path too long", state_dir), EVLOG_EINVAL;
     }
     k->writer = writer;
-    k->epoch_s = epoch_s ? epoch_s : epoch_seconds_setting(state_dir);
+    k->epoch_s = epoch_s ? epoch_s : seal_epoch_seconds(state_dir);
     k->cache = calloc(SEAL_CACHE_MAX, sizeof(*k->cache));
     if (k->cache == NULL || crypto_init(&k->crypto) != 0) {
         seal_keyring_free(k);

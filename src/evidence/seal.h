@@ -99,6 +99,10 @@ uint32_t seal_key_id(const uint8_t key[SEAL_KEY_SIZE]);
 int seal_epochs_list(const char *state_dir, struct seal_epoch_file **out, size_t *n, char *err,
                      size_t errlen);
 
+/* The epoch length of a state directory: DIR/keys/epochs/epoch_seconds if it holds one in
+ * SEAL_EPOCH_S_MIN..SEAL_EPOCH_S_MAX, else SEAL_EPOCH_S_DEFAULT (the epochs a writer begins). */
+uint32_t seal_epoch_seconds(const char *state_dir);
+
 /* Destroys the key of every epoch that ended at or before before_s (and no later than
  * not_after_s, so the epoch being written is never touched): writes the tombstone, overwrites
  * and removes the key file, fsyncs the directory. *erased (may be NULL) receives how many. */

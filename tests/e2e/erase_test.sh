@@ -32,6 +32,12 @@ while [ $(($(date +%s) % 20)) -ge 12 ]; do sleep 0.3; done
     --heartbeat-ms 500 >"$E2E_DIR/swarm1.txt" || fail "swarm 1"
 "$SINKD_BINARY" contacts --state "$state" --justification "$E2E_WHY" >"$E2E_DIR/first.jsonl"
 first_epoch_end=$(python3 -c 'import json,sys; t=max(json.loads(l)["time"] for l in open(sys.argv[1])); import datetime; s=int(datetime.datetime.strptime(t[:19],"%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()); print(s - s % 20 + 20)' "$E2E_DIR/first.jsonl")
+# An erasure inside the first epoch: no epoch is wholly before TIME, so no key goes and nothing
+# may be scrubbed: the erasure record's time is 0, the line says nothing was erased.
+"$SINKD_BINARY" erase --state "$state" --before "$(date -u '+%Y-%m-%d %H:%M:%S')" \
+    --legal-basis "court order 2026/16" >"$E2E_DIR/erase0.txt" 2>&1 || fail "erase inside the epoch: $(cat "$E2E_DIR/erase0.txt")"
+grep -q "0 epoch key(s) destroyed; no epoch ended before .* nothing erased, nothing scrubbed" "$E2E_DIR/erase0.txt" ||
+    fail "erase inside the first epoch: $(cat "$E2E_DIR/erase0.txt")"
 # Wait until that epoch ended (and the grace of 10 s passed), then bots of seed 2.
 while [ "$(date +%s)" -lt $((first_epoch_end + 11)) ]; do sleep 0.5; done
 "$SINKD_BINARY" swarm --target "127.0.0.1:$port" --bots 25 --duration 2 --concurrency 25 --seed 2 --volunteer-share 1 \
@@ -49,23 +55,29 @@ for bad in "--before 2999-01-01 --legal-basis court-order-17" "--before 2026-01-
     "$SINKD_BINARY" erase --state "$state" $bad >/dev/null 2>"$E2E_DIR/err" || status=$?
     [ "$status" -eq 2 ] || fail "erase $bad: exit $status, not 2: $(cat "$E2E_DIR/err")"
 done
-"$SINKD_BINARY" erase --state "$state" --before "$(date -u -d "@$((first_epoch_end + 1))" '+%Y-%m-%d %H:%M:%S')" \
+# TIME is now, inside the second epoch (its bots' key stays): the effective erasure time is the
+# first epoch's end, and neither the registry nor serve may erase more than that.
+before="$(date -u '+%Y-%m-%d %H:%M:%S')"
+"$SINKD_BINARY" erase --state "$state" --before "$before" \
     --legal-basis "court order 2026/17" --dry-run >"$E2E_DIR/dry.txt" || fail "dry run"
 grep -q "dry run: 1 epoch key(s) would be destroyed" "$E2E_DIR/dry.txt" || fail "dry run: $(cat "$E2E_DIR/dry.txt")"
 
 # The erasure, while serve runs.
-before="$(date -u -d "@$((first_epoch_end + 1))" '+%Y-%m-%d %H:%M:%S')"
 "$SINKD_BINARY" erase --state "$state" --before "$before" --legal-basis "court order 2026/17, Art. 16 LED" \
     --operator "dpo@cert.example" >"$E2E_DIR/erase.txt" 2>&1 || fail "erase: $(cat "$E2E_DIR/erase.txt")"
 grep -q "1 epoch key(s) destroyed" "$E2E_DIR/erase.txt" || fail "erase: $(cat "$E2E_DIR/erase.txt")"
+eff="$(date -u -d "@$first_epoch_end" '+%Y-%m-%dT%H:%M:%S')"
+grep -q "personal data recorded before $eff.* stays readable until a later erase" "$E2E_DIR/erase.txt" ||
+    fail "erase does not name the effective time $eff: $(cat "$E2E_DIR/erase.txt")"
 ls "$state/keys/epochs" | grep -q '\.erased$' || fail "no tombstone"
 # serve's writer appends the erasure record (within ~200 ms); its follower applies it, at the
 # latest when serve stops (the follower applies everything durable before it exits).
+# (The second erasure record: the first is the one inside the first epoch.)
 for _ in $(seq 1 100); do
-    "$SINKD_BINARY" contacts --state "$state" --all --justification "$E2E_WHY" | grep -q '"kind":"erasure"' && break
+    [ "$("$SINKD_BINARY" contacts --state "$state" --all --justification "$E2E_WHY" | grep -c '"kind":"erasure"')" -ge 2 ] && break
     sleep 0.2
 done
-"$SINKD_BINARY" contacts --state "$state" --all --justification "$E2E_WHY" | grep -q '"kind":"erasure"' ||
+[ "$("$SINKD_BINARY" contacts --state "$state" --all --justification "$E2E_WHY" | grep -c '"kind":"erasure"')" -ge 2 ] ||
     fail "serve never appended the spooled erasure record"
 stop_server
 
@@ -110,6 +122,21 @@ gocheck="$E2E_DIR/tlogcheck"
     GOFLAGS=-mod=mod go build -o "$gocheck" tlogcheck.go) || fail "cannot build the Go verifier"
 "$gocheck" log "$state/log" "$state/keys/log.vkey" >/dev/null || fail "the Go verifier rejects the log after erase"
 
+# The registry agrees with the log: the second epoch's bots (their key is still there) keep their
+# addresses in the victims' rows; only the first epoch's are blank.
+"$SINKD_BINARY" report --state "$state" --format csv --justification "$E2E_WHY" >"$E2E_DIR/after.csv" || fail "csv after"
+python3 - "$E2E_DIR/after.csv" "$E2E_DIR/all.jsonl" "$first_epoch_end" <<'PY' || fail "the registry erased more than the destroyed key"
+import csv, datetime, sys
+rows = list(csv.DictReader(l for l in open(sys.argv[1]) if not l.startswith("#")))
+have = {r["src_ip"] for r in rows if r.get("src_ip")}
+end = int(sys.argv[3])
+def t(r):
+    return int(datetime.datetime.strptime(r["time"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp())
+import json
+new = {json.loads(l)["src_ip"] for l in open(sys.argv[2]) if json.loads(l).get("src_ip") and t(json.loads(l)) >= end}
+assert new and new <= have, (len(new), len(have), sorted(new - have)[:5])
+PY
+
 # Counts and times still report.
 "$SINKD_BINARY" report --state "$state" --format summary-json >"$E2E_DIR/after.json" || fail "summary after"
 python3 - "$E2E_DIR/before.json" "$E2E_DIR/after.json" <<'PY' || fail "counts changed with the erasure"
@@ -133,7 +160,12 @@ for r in erased:
     assert r["time"] and r["kind"] in ("contact", "access"), r
     assert r["kind"] != "contact" or (r["family"] == "plugx" and r["cc"] is not None), r
 er = [r for r in recs if r["kind"] == "erasure"]
-assert len(er) == 1 and er[0]["operator"] == "dpo@cert.example", er
+assert len(er) == 2 and er[0]["before"] == "", er  # the one inside the first epoch: nothing
+er = er[1:]
+assert er[0]["operator"] == "dpo@cert.example", er
+import datetime
+eff = datetime.datetime.fromtimestamp(int(sys.argv[2]), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+assert er[0]["before"] == eff, (er, eff)  # the effective time: the first epoch's end
 assert er[0]["legal_basis"] == "court order 2026/17, Art. 16 LED", er
 assert json.loads(er[0]["detail"])["epoch_keys_destroyed"] == 1, er
 kept = [r for r in recs if r["kind"] == "contact" and r.get("host")]
