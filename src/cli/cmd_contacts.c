@@ -96,6 +96,16 @@ static void summary_add(struct summary *s, const struct record *rec)
     }
     s->contacts += n;
     s->by_type[type < CONTACT_MSG_TYPES ? type : 0] += n;
+    /* Time and transport are clear fields, sealed or not: an erasure keeps these numbers. */
+    if (type != CONTACT_MSG_UNDECODED) {
+        s->by_transport[transport <= 3 ? transport : 0] += n;
+        if (s->first_us == 0 || first < s->first_us) {
+            s->first_us = first;
+        }
+        if (last > s->last_us) {
+            s->last_us = last;
+        }
+    }
     if (rec->seal.epoch != 0) {
         /* Still sealed (its epoch erased, or no key here): no bot key and no address to count
          * by, only the per-epoch pseudonym. */
@@ -115,13 +125,6 @@ static void summary_add(struct summary *s, const struct record *rec)
         uip[15] ^= src->family == AF_INET ? 0x4 : 0;
         keyset_add(&s->undecoded_ips, uip);
         return;
-    }
-    s->by_transport[transport <= 3 ? transport : 0] += n;
-    if (s->first_us == 0 || first < s->first_us) {
-        s->first_us = first;
-    }
-    if (last > s->last_us) {
-        s->last_us = last;
     }
     /* A bot is its identity's key, or (never identified, as every bot of a passive sinkhole)
      * its address's: event_bot_key of a contact without identity, as the registry counts. */

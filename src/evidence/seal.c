@@ -53,6 +53,39 @@ static bool bot_key_tag(uint8_t kind, uint8_t tag)
             tag == 32);
 }
 
+/* The key a bot known only by its address is counted by (event_bot_key over its address and
+ * family, as the registry counts it), so that its sealed records carry a per-epoch pseudonym too
+ * and stay countable once the epoch is erased. Callers no family decoded are no bots: none. */
+static bool anonymous_bot_key(const uint8_t *in, size_t len, char out[33])
+{
+    struct record rec;
+    if (event_decode(in, len, &rec, NULL, 0) != 0) {
+        return false;
+    }
+    struct contact anon;
+    memset(&anon, 0, sizeof(anon));
+    if (rec.kind == RECORD_CONTACT) {
+        if (rec.u.contact.msg_type == CONTACT_MSG_UNDECODED || rec.u.contact.bot_key[0] != '\0') {
+            return false;
+        }
+        anon.src = rec.u.contact.src;
+        memcpy(anon.family, rec.u.contact.family, sizeof(anon.family));
+    } else if (rec.kind == RECORD_HEARTBEATS) {
+        if (rec.u.heartbeats.bot_key[0] != '\0') {
+            return false;
+        }
+        anon.src = rec.u.heartbeats.src;
+        memcpy(anon.family, rec.u.heartbeats.family, sizeof(anon.family));
+    } else {
+        return false;
+    }
+    if (anon.src.family != AF_INET && anon.src.family != AF_INET6) {
+        return false;
+    }
+    event_bot_key(&anon, out);
+    return out[0] != '\0';
+}
+
 /* ---- TLV walking -------------------------------------------------------------------------- */
 
 struct tlv {
@@ -697,6 +730,12 @@ int seal_record(struct seal_keyring *k, uint64_t index, uint64_t now_us, const u
             memcpy(out + pos, in + t[i].off, whole);
             pos += whole;
         }
+    }
+    char anon_key[33];
+    if (bot_key == NULL && (kind == RECORD_CONTACT || kind == RECORD_HEARTBEATS) &&
+        anonymous_bot_key(in, len, anon_key)) {
+        bot_key = (const uint8_t *)anon_key;
+        bot_key_len = strlen(anon_key);
     }
     struct epoch_entry *e = epoch_current(k, now_us / 1000000u, err, errlen);
     if (e == NULL) {

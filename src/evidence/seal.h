@@ -7,8 +7,10 @@
  * Leaf: version, kind, the clear fields (time, kind, family, country, ASN, sector, counts,
  * verdicts, hashes), then tag 80 (epoch start, u32 POSIX seconds, and the u32 id of the epoch
  * key: the first 4 bytes of SHA-256("sinkd epoch key id v1" || key)), tag 81 (8-byte per-epoch
- * pseudonym of the bot key) and tag 82: AES-256-GCM(K, N, personal TLVs, AAD = every byte before
- * tag 82) || tag, where K || N = HKDF-Expand-SHA256(epoch key, "sinkd seal v1" || index (u64 BE)
+ * pseudonym of the bot key; for a contact or heartbeats record without one, of the key
+ * event_bot_key gives its address) and tag 82: AES-256-GCM(K, N, personal TLVs, AAD = every byte
+ * before tag 82) || tag, where K || N = HKDF-Expand-SHA256(epoch key, "sinkd seal v1" || index (u64
+ * BE)
  * || time_us (u64 BE, the record's tag 1), 44). The pseudonym is HKDF-Expand-SHA256(epoch key,
  * "sinkd bot-ref v1" || bot key, 8). Epoch keys: DIR/keys/epochs/<start>-<id>.key (0600), never
  * in a leaf; a key lost and made again for the same epoch has another id, so a record never

@@ -239,6 +239,47 @@ static void test_bot_ref(void **state)
     rm_rf(dir);
 }
 
+/* A bot known only by its address (a passive sinkhole's, no bot key) gets a per-epoch
+ * pseudonym too, of the key event_bot_key derives from its address: the same as an identified
+ * record carrying that key, another for another address. Without it, contacts --summary could
+ * not count such bots once their epoch is erased. */
+static void test_bot_ref_by_address(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    struct seal_keyring *w = NULL;
+    char err[256];
+    assert_int_equal(seal_keyring_open(&w, dir, true, 0, err, sizeof err), 0);
+    uint64_t t = (uint64_t)T0 * 1000000u + 1;
+    uint8_t rec[EVENT_RECORD_MAX], s[3][4096];
+    size_t len[3];
+    struct record r[3];
+    int n = contact(rec, sizeof rec, t, "", "");
+    assert_int_equal(event_decode(rec, (size_t)n, &r[0], err, sizeof err), 0);
+    char by_addr[33];
+    memset(&r[0].u.contact.bot, 0, sizeof r[0].u.contact.bot); /* its address's key */
+    event_bot_key(&r[0].u.contact, by_addr);
+    assert_int_equal(
+        seal_record(w, 0, t, rec, (size_t)n, s[0], sizeof s[0], &len[0], err, sizeof err), 1);
+    n = contact(rec, sizeof rec, t + 5, "", by_addr);
+    assert_int_equal(
+        seal_record(w, 1, t + 5, rec, (size_t)n, s[1], sizeof s[1], &len[1], err, sizeof err), 1);
+    n = contact(rec, sizeof rec, t + 9, "", "");
+    assert_int_equal(event_decode(rec, (size_t)n, &r[2], err, sizeof err), 0);
+    net_addr_parse_ip("198.51.100.78", &r[2].u.contact.src);
+    n = event_encode(&r[2], rec, sizeof rec);
+    assert_int_equal(
+        seal_record(w, 2, t + 9, rec, (size_t)n, s[2], sizeof s[2], &len[2], err, sizeof err), 1);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(event_decode(s[i], len[i], &r[i], err, sizeof err), 0);
+        assert_true(r[i].seal.has_bot_ref);
+    }
+    assert_memory_equal(r[0].seal.bot_ref, r[1].seal.bot_ref, 8);
+    assert_memory_not_equal(r[0].seal.bot_ref, r[2].seal.bot_ref, 8);
+    seal_keyring_free(w);
+    rm_rf(dir);
+}
+
 /* Erased: tombstone, key gone, records read as erased; a key lost and made again gets another
  * id, and the records of the lost key read as "no key", not as damage. */
 static void test_erase_and_lost_keys(void **state)
@@ -343,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_key_schedule_vectors),
         cmocka_unit_test(test_seal_and_open),
         cmocka_unit_test(test_bot_ref),
+        cmocka_unit_test(test_bot_ref_by_address),
         cmocka_unit_test(test_erase_and_lost_keys),
         cmocka_unit_test(test_epoch_file_parser),
     };
