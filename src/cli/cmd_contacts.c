@@ -47,6 +47,7 @@ struct summary {
     uint64_t last_us;
     struct keyset bots; /* by identity, or by address when never identified */
     struct keyset ips;
+    struct keyset identified_ips; /* addresses a bot identified itself from (registry's fold) */
     struct keyset undecoded_ips;
     json_t *last_stopped;
     uint64_t node_started;
@@ -126,27 +127,34 @@ static void summary_add(struct summary *s, const struct record *rec)
         keyset_add(&s->undecoded_ips, uip);
         return;
     }
-    /* A bot is its identity's key, or (never identified, as every bot of a passive sinkhole)
-     * its address's: event_bot_key of a contact without identity, as the registry counts. */
-    uint8_t key[16];
-    if (hex_decode(bot_key, key, sizeof(key)) != 0) {
-        struct contact anon;
-        memset(&anon, 0, sizeof(anon));
-        anon.src = *src;
-        memcpy(anon.family,
-               rec->kind == RECORD_CONTACT ? rec->u.contact.family : rec->u.heartbeats.family,
-               sizeof(anon.family));
-        char hex[33];
-        event_bot_key(&anon, hex);
-        (void)hex_decode(hex, key, sizeof(key));
-    }
-    keyset_add(&s->bots, key);
     uint8_t ip[16] = {0};
     memcpy(ip, src->ip, src->family == AF_INET ? 4 : 16);
     if (src->family == AF_INET) {
         ip[15] ^= 0x4; /* keep IPv4 and IPv6 spaces apart */
     }
     keyset_add(&s->ips, ip);
+    /* A bot is its identity's key, or (never identified, as every bot of a passive sinkhole)
+     * its address's: event_bot_key of a contact without identity. As the registry counts
+     * (docs/registry.md, "Hello before machine-info"): when a bot identifies itself, its
+     * address's key folds into it, and later contacts without identity from that address count
+     * for the address only, not as another bot. */
+    struct contact anon;
+    memset(&anon, 0, sizeof(anon));
+    anon.src = *src;
+    memcpy(anon.family,
+           rec->kind == RECORD_CONTACT ? rec->u.contact.family : rec->u.heartbeats.family,
+           sizeof(anon.family));
+    char hex[33];
+    uint8_t anon_key[16], key[16];
+    event_bot_key(&anon, hex);
+    (void)hex_decode(hex, anon_key, sizeof(anon_key));
+    if (hex_decode(bot_key, key, sizeof(key)) == 0 && memcmp(key, anon_key, sizeof(key)) != 0) {
+        keyset_add(&s->bots, key);
+        keyset_add(&s->identified_ips, ip);
+        keyset_remove(&s->bots, anon_key);
+    } else if (!keyset_contains(&s->identified_ips, ip)) {
+        keyset_add(&s->bots, anon_key);
+    }
 }
 
 static void summary_print(struct summary *s, FILE *out)
@@ -328,6 +336,7 @@ int cmd_contacts(int argc, char **argv)
         summary_print(&sum, out);
         keyset_free(&sum.bots);
         keyset_free(&sum.ips);
+        keyset_free(&sum.identified_ips);
         keyset_free(&sum.undecoded_ips);
         keyset_free(&sum.sealed_bot_epochs);
         json_decref(sum.last_stopped);
