@@ -177,6 +177,21 @@ int cli_as_invoker(bool invoker)
     return 0;
 }
 
+void cli_drop_kept_root(void)
+{
+    if (!keeping_root) {
+        return;
+    }
+    /* From euid 0 (the saved uid lets it back), setgid and setuid set all three ids. */
+    if (seteuid(0) != 0 || setgid(kept_owner_gid) != 0 || setuid(kept_owner_uid) != 0 ||
+        getuid() != kept_owner_uid || geteuid() != kept_owner_uid) {
+        fprintf(stderr, "sinkd: cannot drop to uid %u for good: %s\n", (unsigned)kept_owner_uid,
+                strerror(errno));
+        exit(1);
+    }
+    keeping_root = false;
+}
+
 void cli_set_where(const char *where)
 {
     snprintf(where_now, sizeof(where_now), "%s", where != NULL ? where : "");

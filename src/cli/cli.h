@@ -86,6 +86,11 @@ int cli_act_as_state_owner(const char *cmd, const char *dir);
  * Nothing to do when the command did not change ids. */
 int cli_act_as_state_owner_keeping_root(const char *cmd, const char *dir);
 int cli_as_invoker(bool invoker);
+/* Once root is needed no more: the kept root goes for good (real, effective and saved ids all
+ * the owner's), so the rest of the command runs as a full drop would (and the process can be
+ * traced by its own user again, as LeakSanitizer needs at exit). Exits 1 with a line if it
+ * cannot. Nothing to do when root was not kept. */
+void cli_drop_kept_root(void);
 
 /* After cli_act_as_state_owner dropped to the owner: " (writing as nobody (uid 65534), the
  * owner of the state directory)", for an error about a file that user could not write (an

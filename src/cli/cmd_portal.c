@@ -504,6 +504,7 @@ static int decide(int argc, char **argv, bool approve)
         free(old);
         free(next);
     }
+    cli_drop_kept_root(); /* the policy file is written: nothing more needs root */
     /* The decision goes on the record (a portal-decision record through the spool) before the
      * store says so; serve's writer, or this command when none runs, appends it to the log. */
     if (result == 0) {
