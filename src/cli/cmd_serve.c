@@ -78,6 +78,9 @@ static const char serve_usage[] =
     "  --undecoded-window-s S   ... the window (default 60)\n"
     "  --checkpoint-entries N   publish a signed checkpoint every N entries (default 100000)\n"
     "  --checkpoint-ms MS       ... or every MS milliseconds with new entries (default 1000)\n"
+    "  --checkpoint-keep-hours H  keep every checkpoint H hours, then only the newest of each\n"
+    "                           UTC hour and those timestamped or cosigned (default 24; 0:\n"
+    "                           keep every checkpoint; docs/evidence.md)\n"
     "  --commit-delay-us US     when recent group commits averaged 8+ records, wait this\n"
     "                           long for more before the next (default 1000; 0: never)\n"
     "  --geoip FILE             country database, any MaxMind-format file (default: the pinned\n"
@@ -294,6 +297,7 @@ int cmd_serve(int argc, char **argv)
         OPT_UNDECODED_WINDOW,
         OPT_CP_ENTRIES,
         OPT_CP_MS,
+        OPT_CP_KEEP_HOURS,
         OPT_READY,
         OPT_GEOIP,
         OPT_ASN4,
@@ -352,6 +356,7 @@ int cmd_serve(int argc, char **argv)
         {"undecoded-window-s", required_argument, NULL, OPT_UNDECODED_WINDOW},
         {"checkpoint-entries", required_argument, NULL, OPT_CP_ENTRIES},
         {"checkpoint-ms", required_argument, NULL, OPT_CP_MS},
+        {"checkpoint-keep-hours", required_argument, NULL, OPT_CP_KEEP_HOURS},
         {"ready-file", required_argument, NULL, OPT_READY},
         {"geoip", required_argument, NULL, OPT_GEOIP},
         {"asn-v4", required_argument, NULL, OPT_ASN4},
@@ -398,6 +403,8 @@ int cmd_serve(int argc, char **argv)
          U32_FIELD(limits.undecoded_window_s)},
         {OPT_CP_ENTRIES, "checkpoint-entries", 1, UINT32_MAX, U32_FIELD(checkpoint_every)},
         {OPT_CP_MS, "checkpoint-ms", 10, 86400000, U32_FIELD(checkpoint_interval_ms)},
+        {OPT_CP_KEEP_HOURS, "checkpoint-keep-hours", 0, 24 * 366 * 10,
+         U32_FIELD(checkpoint_keep_hours)},
         {OPT_REGISTRY_CACHE, "registry-cache-mib", 1, REGISTRY_CACHE_MIB_MAX,
          U32_FIELD(registry_cache_mib)},
     };

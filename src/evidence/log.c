@@ -718,6 +718,7 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     snprintf(log->logdir, sizeof log->logdir, "%s/log", state_dir);
     log->cp_entries = opt->checkpoint_entries ? opt->checkpoint_entries : DEFAULT_CP_ENTRIES;
     log->cp_ms = opt->checkpoint_ms ? opt->checkpoint_ms : DEFAULT_CP_MS;
+    log->retention.keep_s = opt->checkpoint_keep_s;
     log->stage_max = opt->max_batch_bytes ? opt->max_batch_bytes : DEFAULT_BATCH_BYTES;
     if (log->stage_max > INT32_MAX / 2) {
         log->stage_max = INT32_MAX / 2;
@@ -1059,6 +1060,10 @@ int evlog_maybe_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t
     rc = tile_writer_error(log, err, errlen);
     if (rc == 0) {
         rc = maybe_publish(log, now_ms, err, errlen);
+    }
+    if (rc >= 0 && spooled >= 0) {
+        int pruned = evlog_cp_retention_error(log, err, errlen); /* after publishing: once */
+        rc = pruned < 0 ? pruned : rc;
     }
     if (rc >= 0 && spooled < 0) {
         err_set(err, errlen, "%s", spool_err);

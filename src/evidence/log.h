@@ -189,6 +189,11 @@ struct evlog_options {
      * seal_off stores entries as given (benchmarks of the bare log, logs of other data). */
     bool seal_off;
     uint32_t seal_epoch_s;
+    /* Checkpoint retention (issue 20; docs/evidence.md "Checkpoint retention"): checkpoints/<size>
+     * files older than this many seconds (by mtime) are removed, except the newest of each UTC
+     * hour, the newest overall and those with a timestamp request or reply or a cosignature.
+     * 0: every checkpoint is kept. serve's --checkpoint-keep-hours sets it (default 24 h). */
+    uint64_t checkpoint_keep_s;
 };
 
 /* What open found (for the operator's log line). */
@@ -230,6 +235,9 @@ uint64_t evlog_size(const struct evlog *log);   /* durable entries */
 uint64_t evlog_staged(const struct evlog *log); /* staged, not yet durable */
 /* Root of the durable tree. */
 void evlog_root(const struct evlog *log, uint8_t out[EVLOG_HASH_SIZE]);
+/* Checkpoint files removed so far by this handle's retention (evlog_options.checkpoint_keep_s).
+ * Safe from any thread. A removal that failed is reported once by evlog_maybe_checkpoint. */
+uint64_t evlog_checkpoints_removed(struct evlog *log);
 /* Commit + final checkpoint (waits for the tile writer) + free. Returns the first error (err
  * filled) or 0. */
 int evlog_close(struct evlog *log, char *err, size_t errlen);

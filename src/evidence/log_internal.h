@@ -1,6 +1,7 @@
 /* log_internal.h -- what the evidence log's own files share (log.c: journal, commit, recovery,
  * checkpoints; tile_writer.c: the thread that writes tiles and publishes checkpoints;
- * log_reader.c: the journal reader). Not part of the module contract: evidence/log.h is. */
+ * cp_retention.c: the checkpoint retention it runs; log_reader.c: the journal reader). Not part of
+ * the module contract: evidence/log.h is. */
 #ifndef SINKD_EVIDENCE_LOG_INTERNAL_H
 #define SINKD_EVIDENCE_LOG_INTERNAL_H
 
@@ -82,6 +83,26 @@ struct tile_writer {
     uint64_t partials_of[TILE_SLOTS]; /* 1 + tile with partials on disk, 0 none, or unknown */
 };
 
+/* Checkpoint retention (cp_retention.c), run by the tile writer after it publishes a
+ * checkpoint: checkpoints/<size> files older than keep_s (by mtime) are removed unless they are
+ * the newest of their UTC hour, the newest overall, or have timestamps/<size>.tsq, .tsr or
+ * cosignatures/<size>. At most one run per CP_PRUNE_EVERY_S, each bounded (CP_PRUNE_SCAN_MAX
+ * files looked at, CP_PRUNE_UNLINKS_MAX removed); a run that stopped at a bound goes on after
+ * CP_PRUNE_AGAIN_S. */
+#define CP_PRUNE_EVERY_S 600u
+#define CP_PRUNE_AGAIN_S 10u
+#define CP_PRUNE_SCAN_MAX (1u << 18)
+#define CP_PRUNE_UNLINKS_MAX 4096u
+struct cp_retention {
+    uint64_t keep_s;     /* keep-all window; 0: keep every checkpoint (no run) */
+    uint64_t next_run_s; /* CLOCK_MONOTONIC seconds; 0: at the first checkpoint published */
+    bool failing;        /* the last run failed (a streak of failures is reported once) */
+    /* under tw.mu: */
+    uint64_t removed;           /* checkpoint files removed by this handle */
+    uint64_t err_seq, err_seen; /* failing streaks begun / reported */
+    char msg[256];              /* the first failure of the streak */
+};
+
 struct evlog {
     /* The latest time an erasure record appended through this handle erased personal data
      * before (evlog_erased_before_us): read by other threads. */
@@ -118,7 +139,8 @@ struct evlog {
     struct access_drain_state spool; /* records other processes handed in (access.h) */
     struct seal_keyring *seal;       /* NULL: entries stored as given (seal.h) */
     uint8_t seal_buf[EVLOG_SEAL_BUF];
-    char seal_err[256]; /* why the last record could not be sealed */
+    char seal_err[256];            /* why the last record could not be sealed */
+    struct cp_retention retention; /* the tile writer's; see above */
 };
 
 /* log.c's helpers, shared with the other two files. */
@@ -148,5 +170,12 @@ int evlog_tw_wait_idle(struct evlog *log, char *err, size_t errlen);
 /* Stops the tile writer's thread once its queue is empty (or at once if a job fails), then frees
  * what is left queued: a tile not written is rebuilt from the journal at the next open. */
 void evlog_tw_stop(struct evlog *log);
+
+/* cp_retention.c. A retention run, if one is due (tile writer thread, after publishing the
+ * checkpoint of newest_size). Failures are kept for evlog_cp_retention_error, never returned:
+ * they never stop a checkpoint. */
+void evlog_cp_retention_run(struct evlog *log, uint64_t newest_size);
+/* A retention failure not reported yet: EVLOG_EIO with err naming the file, else 0. */
+int evlog_cp_retention_error(struct evlog *log, char *err, size_t errlen);
 
 #endif

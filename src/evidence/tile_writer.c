@@ -158,6 +158,10 @@ static int checkpoint_store(struct evlog *log, const struct tile_job *j, char *e
     if (rc == 0) {
         rc = write_file_atomic(log, "checkpoint", j->data, j->len, true, err, errlen);
     }
+    if (rc == 0) {
+        /* Older checkpoints thinned out, if due; its failures never fail this job. */
+        evlog_cp_retention_run(log, j->size);
+    }
     return rc;
 }
 

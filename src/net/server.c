@@ -64,6 +64,7 @@ void server_config_default(struct server_config *cfg)
     cfg->family = proto_family_at(0); /* the table's first; the CLI names one */
     cfg->checkpoint_every = 100000;
     cfg->checkpoint_interval_ms = 1000;
+    cfg->checkpoint_keep_hours = 24;
     /* Only under load (pipeline.h): bench/churn.sh measured 3-10 % more connections/s and half
      * the writer's CPU per contact, while the demo's moderate load is never delayed
      * (docs/evidence.md). */
@@ -454,6 +455,7 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     lopt.create_key = true;
     lopt.checkpoint_entries = cfg->checkpoint_every;
     lopt.checkpoint_ms = cfg->checkpoint_interval_ms;
+    lopt.checkpoint_keep_s = (uint64_t)cfg->checkpoint_keep_hours * 3600;
     struct evlog_recovery recovery;
     if (evlog_open(&srv->log, cfg->state_dir, &lopt, &recovery, err, errlen) != 0) {
         goto out;
