@@ -36,7 +36,7 @@ swarm "$port"
 stop_server
 before=$(count_cps)
 [ "$before" -ge 6 ] || fail "only $before checkpoints published: nothing to thin out"
-mapfile -t sizes < <(ls "$log/checkpoints" | grep -E '^[0-9]+$' | sort -n)
+mapfile -t sizes < <(find "$log/checkpoints" -maxdepth 1 -type f -printf '%f\n' | grep -E '^[0-9]+$' | sort -n)
 cosigned=${sizes[$((${#sizes[@]} / 3))]}
 proved=${sizes[$((${#sizes[@]} / 2))]}
 [ "$cosigned" != "$proved" ] && [ "$proved" != "${sizes[-1]}" ] && [ "$cosigned" -gt 0 ] ||
@@ -46,7 +46,7 @@ proved=${sizes[$((${#sizes[@]} / 2))]}
 "$SINKD_BINARY" prove --state "$state" --entry 0 --checkpoint "$proved" --out "$E2E_DIR/bundle" \
     --justification "e2e $(basename "$0")" >/dev/null || fail "prove --checkpoint $proved failed"
 # prove's access record may have added a checkpoint
-mapfile -t sizes < <(ls "$log/checkpoints" | grep -E '^[0-9]+$' | sort -n)
+mapfile -t sizes < <(find "$log/checkpoints" -maxdepth 1 -type f -printf '%f\n' | grep -E '^[0-9]+$' | sort -n)
 newest=${sizes[-1]}
 
 # Two days old, all in one UTC hour: after the restart's first checkpoint only the newest of
