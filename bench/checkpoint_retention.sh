@@ -6,10 +6,17 @@
 # and bots again, and the files and disk blocks of log/checkpoints/ are counted before and after.
 # Prints the measured bytes on disk per checkpoint file and what that makes per day at serve's
 # default of a checkpoint a second, before and after; checks that `sinkd verify` still passes.
-# Usage: bench/checkpoint_retention.sh [SECONDS] [BOTS]   (defaults 30, 100)
+# Then the cost of one retention run and of opening the log on a directory of DIRFILES old
+# checkpoints (default 300,000, more than a run looks at; 0 skips it): bench/evidence_tool
+# appends DIRFILES entries to a bare log, the newest checkpoint is linked to DIRFILES names
+# (hard links, new files every 60,000: ext4 allows 65,000 per inode) aged over one day two days
+# back, and the tool opens the log with a 24-hour window and times a checkpoint with its run
+# against one without.
+# Usage: bench/checkpoint_retention.sh [SECONDS] [BOTS]   (defaults 30, 100; env DIRFILES)
 source "$(dirname "$0")/lib.sh"
 SECONDS_RUN=${1:-30}
 BOTS=${2:-100}
+DIRFILES=${DIRFILES:-300000}
 state="$B_DIR/cp/state"
 cps="$state/log/checkpoints"
 files() { find "$cps" -maxdepth 1 -type f -name '[0-9]*' ! -name '*.tmp' | wc -l; }
@@ -66,3 +73,27 @@ awk -v b="$per_file" 'BEGIN {
     printf "  with retention: %d files in the window, +24 a day after it (%.2f MB a day);" \
         " after 180 days %d files, %.2f GB\n",
         86400, 24 * b / 1e6, 86400 + 180 * 24, (86400 + 180 * 24) * b / 1e9 }'
+
+[ "$DIRFILES" -gt 0 ] || exit 0
+bash "$ROOT/bench/evidence_build_tool.sh" "$BUILD" "$B_DIR/evidence_tool"
+big="$B_DIR/big"
+"$B_DIR/evidence_tool" gen "$big" bench.example/retention $((DIRFILES + 1000)) 64 10000 0 >/dev/null
+python3 - "$big/log/checkpoints" $((DIRFILES + 1000)) "$DIRFILES" <<'PY'
+import os, shutil, sys, time
+d, newest, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+base = int(time.time()) // 3600 * 3600 - 48 * 3600
+src = None
+for i in range(1, n + 1):
+    p = os.path.join(d, str(i))
+    if src is None or i % 60000 == 0:
+        shutil.copyfile(os.path.join(d, newest), p)
+        src = p
+    else:
+        os.link(src, p)
+for i in range(1, n + 1):
+    t = base + i * 86400 // (n + 1)
+    os.utime(os.path.join(d, str(i)), (t, t))
+PY
+sync
+echo "a directory of $DIRFILES old checkpoints (warm cache):"
+"$B_DIR/evidence_tool" retention "$big" 86400 | sed 's/^/  /'
