@@ -429,6 +429,22 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
+/* The recovered tree must have the root a published checkpoint of its size signed. */
+static int check_checkpoint_root(const struct evlog *log, const struct cp_entry *cp, char *err,
+                                 size_t errlen)
+{
+    uint8_t root[EVLOG_HASH_SIZE];
+    evlog_frontier_root(&log->tree, root);
+    if (memcmp(root, cp->root, EVLOG_HASH_SIZE) != 0) {
+        err_set(err, errlen,
+                "published checkpoint %llu does not match the journal's tree: refusing to open "
+                "(log/checkpoints/%llu)",
+                (unsigned long long)cp->size, (unsigned long long)cp->size);
+        return EVLOG_ECORRUPT;
+    }
+    return 0;
+}
+
 static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
                   struct evlog_recovery *rec, char *err, size_t errlen)
 {
@@ -454,16 +470,50 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
             return EVLOG_ECORRUPT;
         }
     }
-    size_t cap = 1 << 20, next_cp = 0;
+    /* A compacted journal starts at its base: the tree and upper tiles of that size come from
+     * journal/base; entries below it are in the entry bundles (journal_base.c). */
+    struct evlog_journal_base *base = NULL;
+    int rc = evlog_base_read(log->state, &base, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = 0;
+    uint64_t off = WAL_HDR, skip_below = 0;
+    size_t next_cp = 0;
+    if (base != NULL) {
+        if (base->offset >= flen) {
+            err_set(err, errlen,
+                    "%s/journal/base starts the journal at byte %llu, beyond its end (%llu): "
+                    "refusing to open",
+                    log->state, (unsigned long long)base->offset, (unsigned long long)flen);
+            free(base);
+            return EVLOG_ECORRUPT;
+        }
+        log->tree = base->tree;
+        for (int L = 1; L <= EVLOG_BASE_LEVELS; L++) {
+            memcpy(log->tile[L], base->upper[L - 1], TILE_BYTES);
+        }
+        log->base_index = skip_below = base->index;
+        log->base_off = off = base->offset;
+        rec->base = base->index;
+        free(base);
+        /* Checkpoints below the base were checked when the base was made (its tree reproduced
+         * the commit root of the journal's next batch); `sinkd verify` checks them all. */
+        while (next_cp < ncp && cps[next_cp].size < skip_below) {
+            next_cp++;
+        }
+    }
+    size_t cap = 1 << 20;
     uint8_t *buf = malloc(cap);
     if (buf == NULL) {
         return EVLOG_ENOMEM;
     }
-    uint64_t off = WAL_HDR;
-    int rc = 0;
     bool torn = false;
     while (next_cp < ncp && cps[next_cp].size == 0) {
         next_cp++; /* the empty tree's root is checked after replay */
+    }
+    while (rc == 0 && next_cp < ncp && cps[next_cp].size == log->tree.size) {
+        rc = check_checkpoint_root(log, &cps[next_cp++], err, errlen); /* one at the base */
     }
     while (off < flen && rc == 0) {
         size_t have = flen - off < BATCH_HDR ? (size_t)(flen - off) : BATCH_HDR;
@@ -507,7 +557,9 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
         uint32_t count;
         int n = evlog_journal_parse_batch(buf, total, &first, &count);
         bool last = off + total == flen;
-        if (n <= 0 || first != log->tree.size) {
+        bool in_place = skip_below > 0 ? first <= log->tree.size && log->tree.size - first < count
+                                       : first == log->tree.size;
+        if (n <= 0 || !in_place) {
             if (last) {
                 torn = true;
             } else {
@@ -523,22 +575,15 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
         const uint8_t *p = buf + BATCH_HDR;
         for (uint32_t i = 0; i < count && rc == 0; i++) {
             size_t el = (size_t)p[0] << 8 | p[1];
-            rc = tree_add(log, p, el);
+            if (first + i >= skip_below) { /* the base's batch: entries below it are in bundles */
+                rc = tree_add(log, p, el);
+            }
             p += 2 + el;
             while (rc == 0 && next_cp < ncp && cps[next_cp].size == log->tree.size) {
-                uint8_t root[EVLOG_HASH_SIZE];
-                evlog_frontier_root(&log->tree, root);
-                if (memcmp(root, cps[next_cp].root, EVLOG_HASH_SIZE) != 0) {
-                    err_set(err, errlen,
-                            "published checkpoint %llu does not match the journal's tree: "
-                            "refusing to open (log/checkpoints/%llu)",
-                            (unsigned long long)cps[next_cp].size,
-                            (unsigned long long)cps[next_cp].size);
-                    rc = EVLOG_ECORRUPT;
-                }
-                next_cp++;
+                rc = check_checkpoint_root(log, &cps[next_cp++], err, errlen);
             }
         }
+        skip_below = 0;
         if (rc != 0) {
             evlog_jobs_free(&log->pending);
             break;
@@ -563,6 +608,9 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
         /* The batch is part of the tree: (re)write its full tiles now, before the tile writer
          * starts, so the files match the journal when open returns. */
         rc = evlog_tw_submit(log, &log->pending, err, errlen);
+        if (rc == 0) {
+            rc = evlog_mark_batch(log, first, count, off);
+        }
         off += total;
     }
     free(buf);
@@ -674,6 +722,7 @@ static void log_free(struct evlog *log)
     }
     free(log->bundle);
     free(log->stage);
+    free(log->marks);
     seal_keyring_free(log->seal);
     pthread_mutex_destroy(&log->tw.mu);
     pthread_cond_destroy(&log->tw.work);
@@ -719,6 +768,8 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     log->cp_entries = opt->checkpoint_entries ? opt->checkpoint_entries : DEFAULT_CP_ENTRIES;
     log->cp_ms = opt->checkpoint_ms ? opt->checkpoint_ms : DEFAULT_CP_MS;
     log->retention.keep_s = opt->checkpoint_keep_s;
+    log->compact_bytes = opt->compact_bytes ? opt->compact_bytes : DEFAULT_COMPACT_BYTES;
+    log->base_off = WAL_HDR;
     log->stage_max = opt->max_batch_bytes ? opt->max_batch_bytes : DEFAULT_BATCH_BYTES;
     if (log->stage_max > INT32_MAX / 2) {
         log->stage_max = INT32_MAX / 2;
@@ -1000,12 +1051,14 @@ int evlog_commit(struct evlog *log, char *err, size_t errlen)
         log->broken = true;
         return err_set(err, errlen, "journal fdatasync failed: %s", strerror(errno)), EVLOG_EIO;
     }
+    uint64_t batch_off = log->wal_len;
     log->wal_len += total;
     /* Readers trust only bytes below the durable length, set after the fdatasync. */
     if (set_durable_len(log) != 0) {
         log->broken = true;
         return err_set(err, errlen, "journal header write failed: %s", strerror(errno)), EVLOG_EIO;
     }
+    (void)evlog_mark_batch(log, first, log->staged, batch_off); /* lost: compaction waits */
     log->staged = 0;
     log->stage_len = BATCH_HDR;
     evlog_shrink_after_burst(&log->stage, &log->stage_cap, total);
@@ -1085,13 +1138,19 @@ static int maybe_publish(struct evlog *log, uint64_t now_ms, char *err, size_t e
         return 0;
     }
     pthread_mutex_lock(&log->tw.mu);
-    bool behind = log->tw.published != log->cp_size;
+    uint64_t published = log->tw.published;
     pthread_mutex_unlock(&log->tw.mu);
-    if (behind) {
+    if (published != log->cp_size) {
         return 0; /* the previous one is still being written: the next one will cover these */
     }
+    /* Everything the previous checkpoint names is on disk: entries in its full bundles may
+     * leave the journal. */
+    int compacted = evlog_compact(log, published, err, errlen);
     rc = publish_checkpoint(log, now_ms, err, errlen);
-    return rc != 0 ? rc : 1;
+    if (rc != 0) {
+        return rc;
+    }
+    return compacted < 0 ? compacted : 1; /* a failed compaction is reported, once per base */
 }
 
 uint64_t evlog_size(const struct evlog *log)

@@ -194,6 +194,11 @@ struct evlog_options {
      * hour, the newest overall and those with a timestamp request or reply or a cosignature.
      * 0: every checkpoint is kept. serve's --checkpoint-keep-hours sets it (default 24 h). */
     uint64_t checkpoint_keep_s;
+    /* Journal compaction (docs/evidence.md "Journal compaction"): once a published checkpoint
+     * covers this many journal bytes past the journal base, entries whose full entry bundles are
+     * on disk leave the journal (its prefix is punched out; readers and recovery take them from
+     * the bundles). 0: 1 MiB; UINT64_MAX: never. */
+    uint64_t compact_bytes;
 };
 
 /* What open found (for the operator's log line). */
@@ -202,6 +207,7 @@ struct evlog_recovery {
     uint64_t cut_bytes;     /* bytes of a torn tail removed from the journal */
     uint64_t checkpoints;   /* published checkpoints checked against the recovered tree */
     uint64_t tiles_written; /* tiles / bundles (re)written from the journal */
+    uint64_t base;          /* entries below it were compacted out of the journal (0: none) */
 };
 
 struct evlog;
@@ -262,6 +268,23 @@ void evlog_reader_close(struct evlog_reader *r);
  * it is complete and well formed, 0 if more bytes are needed, negative if malformed. Does not
  * check the commit root (that needs hashing). */
 int evlog_journal_parse_batch(const uint8_t *buf, size_t len, uint64_t *first, uint32_t *count);
+
+/* The journal base (<state>/journal/base), written by compaction: entries below `index` are no
+ * longer in the journal but in the log's full entry bundles; the journal's batches start at byte
+ * `offset` (the batch holding entry `index`); recovery starts from `tree` (the tree of size
+ * `index`) and the partly filled hash tiles of levels 1..7 at that size. */
+#define EVLOG_BASE_LEVELS 7
+struct evlog_journal_base {
+    uint64_t index;  /* a multiple of EVLOG_TILE_WIDTH */
+    uint64_t offset; /* journal byte of the batch that holds entry `index` */
+    struct evlog_frontier tree;
+    /* upper[L-1]: the first (index >> 8L) % 256 hashes of the level-L tile being filled */
+    uint8_t upper[EVLOG_BASE_LEVELS][EVLOG_TILE_WIDTH][EVLOG_HASH_SIZE];
+};
+/* Pure parser of journal/base (recovery, the reader and the fuzzer): 0, or EVLOG_ECORRUPT with
+ * err saying what is wrong (bad magic, length, checksum, an index not on a bundle boundary). */
+int evlog_journal_base_parse(const uint8_t *buf, size_t len, struct evlog_journal_base *out,
+                             char *err, size_t errlen);
 
 /* ---- RFC 3161 timestamps of checkpoints --------------------------------------------------- */
 

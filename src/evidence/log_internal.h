@@ -141,6 +141,15 @@ struct evlog {
     uint8_t seal_buf[EVLOG_SEAL_BUF];
     char seal_err[256];            /* why the last record could not be sealed */
     struct cp_retention retention; /* the tile writer's; see above */
+    /* Journal compaction (journal_base.c): entries below base_index live in the entry bundles
+     * only; the journal's live batches start at byte base_off. */
+    uint64_t base_index, base_off;
+    uint64_t compact_bytes;
+    struct batch_mark *marks; /* batches from the base on that hold an entry on a bundle edge */
+    size_t nmarks, marks_cap;
+    uint64_t compact_failed_at; /* base a compaction failed at: retried once it moves on */
+    bool punch_unsupported;     /* the file system cannot punch holes: the base still bounds
+                                   recovery, the bytes stay */
 };
 
 /* log.c's helpers, shared with the other two files. */
@@ -177,5 +186,29 @@ void evlog_tw_stop(struct evlog *log);
 void evlog_cp_retention_run(struct evlog *log, uint64_t newest_size);
 /* A retention failure not reported yet: EVLOG_EIO with err naming the file, else 0. */
 int evlog_cp_retention_error(struct evlog *log, char *err, size_t errlen);
+/* journal_base.c: the journal base and compaction (docs/evidence.md "Journal compaction"). */
+#define DEFAULT_COMPACT_BYTES (1u << 20)
+struct batch_mark {
+    uint64_t first; /* index of the batch's first entry */
+    uint32_t count;
+    uint64_t off; /* journal byte where the batch starts */
+};
+/* Notes a batch that reached the journal (committed or replayed) at byte off, if it holds an
+ * entry whose index is a multiple of EVLOG_TILE_WIDTH (a base can only fall there). Returns 0,
+ * or EVLOG_ENOMEM (the mark is lost: compaction waits for the next one). */
+int evlog_mark_batch(struct evlog *log, uint64_t first, uint32_t count, uint64_t off);
+/* Reads a file of at most max bytes whole into *out (malloc'd): 0, 1 if it does not exist, or a
+ * negative code naming it. */
+int evlog_read_whole(const char *path, size_t max, uint8_t **out, size_t *len, char *err,
+                     size_t errlen);
+/* Reads <state>/journal/base: 0 with *out (malloc'd, caller frees) if it exists, 1 if there is
+ * none, or a negative code naming the file. */
+int evlog_base_read(const char *state, struct evlog_journal_base **out, char *err, size_t errlen);
+/* Moves the journal base up to the newest bundle edge at or below `published` (the size of a
+ * checkpoint on disk, so its tiles and bundles are durable) once that drops at least
+ * compact_bytes of journal: writes journal/base (after checking it reproduces the commit root of
+ * the batch it starts at), then punches the journal's prefix out. 1 if it compacted, 0 if not
+ * due, negative on failure (the journal is then unchanged or merely not yet punched). */
+int evlog_compact(struct evlog *log, uint64_t published, char *err, size_t errlen);
 
 #endif

@@ -1,5 +1,6 @@
-/* log_reader.c -- the evidence log's journal reader: durable entries in order, from any process
- * (sinkd contacts, the registry follower), opening sealed entries where their keys are here. */
+/* log_reader.c -- the evidence log's reader: durable entries in order, from any process (sinkd
+ * contacts, the registry follower), from the entry bundles below the journal base and from the
+ * journal above it, opening sealed entries where their keys are here. */
 #include "evidence/log_internal.h"
 
 #include <errno.h>
@@ -29,8 +30,71 @@ struct evlog_reader {
     size_t cap;
     size_t pos, end;     /* payload cursor within buf */
     uint64_t batch_next; /* index of the entry at pos */
-    uint32_t left;       /* entries left in the current batch */
+    uint32_t left;       /* entries left in the current batch (or entry bundle) */
+    /* The journal base (journal_base.c): entries below base_index are read from the full entry
+     * bundles, the journal from byte base_off. Read again when the journal shows a hole. */
+    uint64_t base_index, base_off;
 };
+
+/* Reads journal/base again. 1 if it moved past the journal byte the reader is at (the reader
+ * follows it), 0 if not, negative on error. */
+static int reader_refresh_base(struct evlog_reader *r, char *err, size_t errlen)
+{
+    struct evlog_journal_base *b = NULL;
+    int rc = evlog_base_read(r->state, &b, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rc == 1) {
+        return 0;
+    }
+    bool moved = b->offset > r->off;
+    if (moved) {
+        r->base_index = b->index;
+        r->base_off = b->offset;
+        r->off = b->offset;
+        r->left = 0;
+    }
+    free(b);
+    return moved ? 1 : 0;
+}
+
+/* Loads the full entry bundle holding entry r->next into r->buf, as a batch of 256 entries
+ * (its framing is the journal's). */
+static int reader_load_bundle(struct evlog_reader *r, char *err, size_t errlen)
+{
+    uint64_t n = r->next / EVLOG_TILE_WIDTH;
+    char rel[160], path[EVLOG_PATH_MAX + 200];
+    evlog_tile_path(EVLOG_TILE_ENTRIES, n, EVLOG_TILE_WIDTH, rel, sizeof rel);
+    snprintf(path, sizeof path, "%s/log/%s", r->state, rel);
+    uint8_t *b = NULL;
+    size_t len = 0;
+    int rc = evlog_read_whole(path, (size_t)EVLOG_TILE_WIDTH * (2 + EVLOG_ENTRY_MAX), &b, &len, err,
+                              errlen);
+    if (rc != 0) {
+        if (rc == 1) {
+            err_set(err, errlen, "%s: missing (entries below %llu are read from the bundles)", path,
+                    (unsigned long long)r->base_index);
+        }
+        return rc == 1 ? EVLOG_ECORRUPT : rc;
+    }
+    size_t off = 0;
+    for (unsigned j = 0; j < EVLOG_TILE_WIDTH && off <= len; j++) {
+        off += off + 2 <= len ? 2 + ((size_t)b[off] << 8 | b[off + 1]) : len + 1;
+    }
+    if (off != len) {
+        free(b);
+        return err_set(err, errlen, "%s: not %u well-framed entries", path, EVLOG_TILE_WIDTH),
+               EVLOG_ECORRUPT;
+    }
+    free(r->buf);
+    r->buf = b;
+    r->cap = len + 1;
+    r->pos = 0;
+    r->batch_next = n * EVLOG_TILE_WIDTH;
+    r->left = EVLOG_TILE_WIDTH;
+    return 0;
+}
 
 int evlog_reader_open(struct evlog_reader **out, const char *state_dir, uint64_t start_index,
                       char *err, size_t errlen)
@@ -49,6 +113,12 @@ int evlog_reader_open(struct evlog_reader **out, const char *state_dir, uint64_t
     }
     r->off = WAL_HDR;
     r->next = start_index;
+    r->base_off = WAL_HDR;
+    int rc = reader_refresh_base(r, err, errlen);
+    if (rc < 0) {
+        evlog_reader_close(r);
+        return rc;
+    }
     *out = r;
     return 0;
 }
@@ -122,6 +192,13 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
                 return reader_open_sealed(r, entry, len, idx, err, errlen);
             }
         }
+        if (r->next < r->base_index) {
+            int rc = reader_load_bundle(r, err, errlen);
+            if (rc != 0) {
+                return rc;
+            }
+            continue;
+        }
         uint8_t h[WAL_HDR];
         if (pread(r->fd, h, WAL_HDR, 0) != WAL_HDR || memcmp(h, WAL_MAGIC, 8) != 0) {
             return err_set(err, errlen, "%s: not a sinkd journal", r->path), EVLOG_ECORRUPT;
@@ -142,6 +219,14 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
         uint64_t total =
             plen <= INT32_MAX - BATCH_HDR - BATCH_TRL ? BATCH_HDR + plen + BATCH_TRL : UINT64_MAX;
         if (memcmp(bh, "BTCH", 4) != 0 || total > INT32_MAX || r->off + total > durable) {
+            /* A hole: compaction moved the journal base past this byte meanwhile. */
+            int moved = reader_refresh_base(r, err, errlen);
+            if (moved != 0) {
+                if (moved < 0) {
+                    return moved;
+                }
+                continue;
+            }
             return err_set(err, errlen, "%s: bad batch at byte %llu", r->path,
                            (unsigned long long)r->off),
                    EVLOG_ECORRUPT;
@@ -166,6 +251,13 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
         uint64_t f2;
         uint32_t c2;
         if (evlog_journal_parse_batch(r->buf, total, &f2, &c2) != (int)total) {
+            int moved = reader_refresh_base(r, err, errlen);
+            if (moved != 0) {
+                if (moved < 0) {
+                    return moved;
+                }
+                continue;
+            }
             return err_set(err, errlen, "%s: malformed batch at byte %llu", r->path,
                            (unsigned long long)r->off),
                    EVLOG_ECORRUPT;
