@@ -81,6 +81,8 @@ static const char serve_usage[] =
     "  --checkpoint-keep-hours H  keep every checkpoint H hours, then only the newest of each\n"
     "                           UTC hour and those timestamped or cosigned (default 24; 0:\n"
     "                           keep every checkpoint; docs/evidence.md)\n"
+    "  --journal-compact-kib N  drop entries from the journal once their entry bundles are\n"
+    "                           under a checkpoint and N KiB can go (default 1024; 0: never)\n"
     "  --commit-delay-us US     when recent group commits averaged 8+ records, wait this\n"
     "                           long for more before the next (default 1000; 0: never)\n"
     "  --geoip FILE             country database, any MaxMind-format file (default: the pinned\n"
@@ -298,6 +300,7 @@ int cmd_serve(int argc, char **argv)
         OPT_CP_ENTRIES,
         OPT_CP_MS,
         OPT_CP_KEEP_HOURS,
+        OPT_COMPACT_KIB,
         OPT_READY,
         OPT_GEOIP,
         OPT_ASN4,
@@ -357,6 +360,7 @@ int cmd_serve(int argc, char **argv)
         {"checkpoint-entries", required_argument, NULL, OPT_CP_ENTRIES},
         {"checkpoint-ms", required_argument, NULL, OPT_CP_MS},
         {"checkpoint-keep-hours", required_argument, NULL, OPT_CP_KEEP_HOURS},
+        {"journal-compact-kib", required_argument, NULL, OPT_COMPACT_KIB},
         {"ready-file", required_argument, NULL, OPT_READY},
         {"geoip", required_argument, NULL, OPT_GEOIP},
         {"asn-v4", required_argument, NULL, OPT_ASN4},
@@ -405,6 +409,7 @@ int cmd_serve(int argc, char **argv)
         {OPT_CP_MS, "checkpoint-ms", 10, 86400000, U32_FIELD(checkpoint_interval_ms)},
         {OPT_CP_KEEP_HOURS, "checkpoint-keep-hours", 0, 24 * 366 * 10,
          U32_FIELD(checkpoint_keep_hours)},
+        {OPT_COMPACT_KIB, "journal-compact-kib", 0, 4u << 20, U32_FIELD(journal_compact_kib)},
         {OPT_REGISTRY_CACHE, "registry-cache-mib", 1, REGISTRY_CACHE_MIB_MAX,
          U32_FIELD(registry_cache_mib)},
     };

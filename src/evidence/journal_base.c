@@ -27,8 +27,8 @@
 #define BASE_HDR 24
 #define BASE_NAME "base"
 #define BASE_MAX                                                                                   \
-    (BASE_HDR + 64 * EVLOG_HASH_SIZE +                                                             \
-     EVLOG_BASE_LEVELS * EVLOG_TILE_WIDTH * EVLOG_HASH_SIZE + EVLOG_HASH_SIZE)
+    (BASE_HDR + 64 * EVLOG_HASH_SIZE + EVLOG_BASE_LEVELS * EVLOG_TILE_WIDTH * EVLOG_HASH_SIZE +    \
+     EVLOG_HASH_SIZE)
 
 static size_t upper_count(uint64_t index, int level)
 {
@@ -266,8 +266,8 @@ static int base_check(struct evlog *log, const struct evlog_journal_base *b,
     uint32_t count = 0;
     int rc = 0;
     if (pread(log->wal_fd, buf, total, (off_t)m->off) != (ssize_t)total ||
-        evlog_journal_parse_batch(buf, total, &first, &count) != (int)total ||
-        first != m->first || count != m->count) {
+        evlog_journal_parse_batch(buf, total, &first, &count) != (int)total || first != m->first ||
+        count != m->count) {
         rc = EVLOG_ECORRUPT;
         err_set(err, errlen, "journal: the batch at byte %llu is not the one committed there",
                 (unsigned long long)m->off);

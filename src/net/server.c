@@ -65,6 +65,7 @@ void server_config_default(struct server_config *cfg)
     cfg->checkpoint_every = 100000;
     cfg->checkpoint_interval_ms = 1000;
     cfg->checkpoint_keep_hours = 24;
+    cfg->journal_compact_kib = 1024;
     /* Only under load (pipeline.h): bench/churn.sh measured 3-10 % more connections/s and half
      * the writer's CPU per contact, while the demo's moderate load is never delayed
      * (docs/evidence.md). */
@@ -456,12 +457,18 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
     lopt.checkpoint_entries = cfg->checkpoint_every;
     lopt.checkpoint_ms = cfg->checkpoint_interval_ms;
     lopt.checkpoint_keep_s = (uint64_t)cfg->checkpoint_keep_hours * 3600;
+    lopt.compact_bytes =
+        cfg->journal_compact_kib == 0 ? UINT64_MAX : (uint64_t)cfg->journal_compact_kib << 10;
     struct evlog_recovery recovery;
     if (evlog_open(&srv->log, cfg->state_dir, &lopt, &recovery, err, errlen) != 0) {
         goto out;
     }
-    fprintf(cfg->log, "sinkd: evidence log: %llu entries%s", (unsigned long long)recovery.size,
-            recovery.cut_bytes ? "" : "\n");
+    fprintf(cfg->log, "sinkd: evidence log: %llu entries", (unsigned long long)recovery.size);
+    if (recovery.base > 0) {
+        fprintf(cfg->log, " (the %llu below the journal base read from the entry bundles)",
+                (unsigned long long)recovery.base);
+    }
+    fprintf(cfg->log, "%s", recovery.cut_bytes ? "" : "\n");
     if (recovery.cut_bytes) {
         fprintf(cfg->log, ", torn tail of %llu bytes cut (an unacknowledged batch)\n",
                 (unsigned long long)recovery.cut_bytes);

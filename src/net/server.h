@@ -80,6 +80,7 @@ struct server_config {
     uint32_t checkpoint_every;       /* entries */
     uint32_t checkpoint_interval_ms; /* or this long */
     uint32_t checkpoint_keep_hours;  /* keep every checkpoint this long, then hourly (0: all) */
+    uint32_t journal_compact_kib;    /* evlog_options.compact_bytes in KiB; 0: never compact */
     uint32_t commit_delay_us;        /* group-commit pause under load (pipeline.h); default 1000 */
     /* --keep-raw: each message's decrypted body kept under state/raw by its hash (evidence/raw.h);
      * off by default (bodies hold victims' host and user names). At most keep_raw_max_bytes

@@ -340,13 +340,11 @@ static void test_base_parse(void **state)
     assert_int_equal(evlog_journal_base_parse(buf, 10, b, err, sizeof err), EVLOG_ECORRUPT);
     buf[15] = 1; /* index 1: not a bundle edge */
     buf[23] = 16;
-    assert_int_equal(evlog_journal_base_parse(buf, sizeof buf, b, err, sizeof err),
-                     EVLOG_ECORRUPT);
+    assert_int_equal(evlog_journal_base_parse(buf, sizeof buf, b, err, sizeof err), EVLOG_ECORRUPT);
     assert_non_null(strstr(err, "edge"));
     buf[15] = 0;
     buf[14] = 1; /* index 256: a frontier hash, a level-1 hash, the sum (which is wrong) */
-    assert_int_equal(evlog_journal_base_parse(buf, sizeof buf, b, err, sizeof err),
-                     EVLOG_ECORRUPT);
+    assert_int_equal(evlog_journal_base_parse(buf, sizeof buf, b, err, sizeof err), EVLOG_ECORRUPT);
     assert_non_null(strstr(err, "checksum"));
     free(b);
 }
