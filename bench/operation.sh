@@ -10,6 +10,10 @@
 # a two-minute window would see almost no roll-up records: the bench then rolls up every
 # INTERVAL seconds (default 60), measures the bytes of one bot-interval, and scales it to the
 # default hour (24 records per bot-day), printing both.
+# Bytes are counted two ways: as the files' lengths (what a copy of the log carries) and as the
+# blocks they occupy on disk (what the operator's disk pays: a journal compacted by punching holes
+# is long but small, and a 300-byte checkpoint takes a whole block). Checkpoints are published
+# per second, not per record: their cost is counted per day, kept as `serve` keeps them.
 # Usage: bench/operation.sh [STEADY_SECONDS] [BOTS]   (defaults 120 s, 10000; env INTERVAL,
 # HTTP_SHARE: the share of bots polling over HTTP, default 0.3)
 source "$(dirname "$0")/lib.sh"
@@ -18,9 +22,19 @@ BOTS=${2:-10000}
 INTERVAL=${INTERVAL:-60}
 HTTP_SHARE=${HTTP_SHARE:-0.3}
 ROLLUP_OPTS=()
-if [[ "$("$SINKD" serve --help)" == *--heartbeat-interval* ]]; then
+serve_help=$("$SINKD" serve --help)
+if [[ "$serve_help" == *--heartbeat-interval* ]]; then
     ROLLUP_OPTS=(--heartbeat-interval "$INTERVAL")
 fi
+# A small compaction threshold keeps the journal's live tail (bounded, not growing) from
+# swinging the two samples by up to the default 1 MiB.
+COMPACT_OPTS=()
+if [[ "$serve_help" == *--journal-compact-kib* ]]; then
+    COMPACT_OPTS=(--journal-compact-kib 64)
+fi
+# Whether serve prunes old checkpoints (how many a day it keeps in the long run).
+CP_RETENTION=no
+[[ "$serve_help" != *--checkpoint-keep-hours* ]] || CP_RETENTION=yes
 SLOW=$((BOTS * 8 / 10))
 FAST=$((BOTS - SLOW))
 
@@ -28,9 +42,17 @@ port=$(free_port)
 mport=$(free_port)
 start_sinkd op "$port" "${WORKER_OPTS[@]}" --trusted-proxy 127.0.1.0/24 --trusted-proxy 127.0.2.0/24 \
     --max-per-ip $((BOTS + 10)) --max-connections $((BOTS + 2000)) --checkpoint-ms 1000 \
-    --metrics-listen "127.0.0.1:$mport" "${ROLLUP_OPTS[@]}"
+    --metrics-listen "127.0.0.1:$mport" "${ROLLUP_OPTS[@]}" "${COMPACT_OPTS[@]}"
 state="$B_DIR/op/state"
-log_bytes() { du -sb "$state/journal" "$state/log" | awk '{s += $1} END {print s}'; }
+# "LENGTH DISK" of the journal, of the tiles and bundles, and of the checkpoints.
+sizes() {
+    local j t c
+    j=$(stat -c '%s %b' "$state/journal/wal" | awk '{print $1, $2 * 512}')
+    t=$(find "$state/log/tile" -type f -printf '%s %b\n' | awk '{l += $1; d += $2 * 512} END {print l + 0, d + 0}')
+    c=$(find "$state/log/checkpoints" -type f -printf '%s %b\n' | awk '{l += $1; d += $2 * 512} END {print l + 0, d + 0}')
+    echo "$j $t $c"
+}
+log_bytes() { sizes | awk '{print $1 + $3 + $5}'; }
 metric() { curl -sf "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 checkpoints() { find "$state/log/checkpoints" -type f | wc -l; }
 
@@ -49,12 +71,14 @@ B_PIDS+=("$slow_pid")
 fast_pid=$!
 B_PIDS+=("$fast_pid")
 sleep "$ramp" # every bot has made its first contact and polled
+s0=$(sizes)
 j0=$(du -sb "$state/journal" | cut -f1)
 b0=$(log_bytes); e0=$(metric sinkd_log_entries); c0=$(metric sinkd_log_commits_total); k0=$(checkpoints)
 t0=$(date +%s.%N)
 sleep "$STEADY"
 b1=$(log_bytes); e1=$(metric sinkd_log_entries); c1=$(metric sinkd_log_commits_total); k1=$(checkpoints)
 j1=$(du -sb "$state/journal" | cut -f1)
+s1=$(sizes)
 t1=$(date +%s.%N)
 wait "$slow_pid" "$fast_pid" || true
 stop_sinkd
@@ -71,7 +95,7 @@ for l in sys.stdin:
         window[r["kind"]] += 1
 print(json.dumps({"run": run, "window": window}))' "$e0" "$e1" >"$B_DIR/kinds.json"
 
-python3 - "$B_DIR" "$BOTS" "$SLOW" "$FAST" "$b0" "$b1" "$e0" "$e1" "$t0" "$t1" "$ROOT" "$c0" "$c1" "$k0" "$k1" "${#ROLLUP_OPTS[@]}" "$INTERVAL" "$HTTP_SHARE" "$j0" "$j1" <<'PY'
+python3 - "$B_DIR" "$BOTS" "$SLOW" "$FAST" "$b0" "$b1" "$e0" "$e1" "$t0" "$t1" "$ROOT" "$c0" "$c1" "$k0" "$k1" "${#ROLLUP_OPTS[@]}" "$INTERVAL" "$HTTP_SHARE" "$j0" "$j1" "$s0" "$s1" "$CP_RETENTION" "${#COMPACT_OPTS[@]}" <<'PY'
 import json, subprocess, sys
 rolling, interval = sys.argv[16] != "0", int(sys.argv[17])
 d, bots, slow, fast = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -86,28 +110,40 @@ dt = t1 - t0
 commit = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h %cs %s"], capture_output=True, text=True).stdout.strip()
 rollup = kinds.get("heartbeats", 0) > 0
 sealed = subprocess.run(["sh", "-c", "ls %s/op/state/keys/epochs/*.key 2>/dev/null | wc -l" % d], capture_output=True, text=True).stdout.strip() != "0"
-per_bot_day = (b1 - b0) / dt / bots * 86400
 polls_per_day = slow * 86400 / 60 + fast * 86400 / 15
-if rolling:
-    # Records of the window: heartbeats records (one per bot that polled in an interval) scale
-    # with the interval; the others (a session's first contact, machine information, ...) do
-    # not. Measured at `interval`, scaled to the default hour.
-    per_record = (b1 - b0) / max(1, e1 - e0)
-    measured = per_bot_day
-    hb = window.get("heartbeats", 0)
-    other = (e1 - e0) - hb
-    per_bot_day = (other / dt * 86400 / bots + hb / dt * 86400 / bots * interval / 3600) * per_record
+s0 = [int(x) for x in sys.argv[21].split()]
+s1 = [int(x) for x in sys.argv[22].split()]
+cp_retention, compacting = sys.argv[23] == "yes", sys.argv[24] != "0"
+records = max(1, e1 - e0)
+# Per record: the journal's blocks (its length keeps growing once compaction punches it, so its
+# blocks are what it costs), the tiles' and bundles' lengths and blocks.
+journal = (s1[1] - s0[1]) / records
+tiles_len, tiles_disk = (s1[2] - s0[2]) / records, (s1[3] - s0[3]) / records
+# Records per bot-day: heartbeats records (one per bot that polled in an interval) scale with the
+# interval, measured at `interval` and scaled to the default hour; the others (a session's first
+# contact, machine information, ...) do not.
+hb = window.get("heartbeats", 0)
+other = (e1 - e0) - hb
+rec_per_bot_day = (other + hb * (interval / 3600 if rolling else 1)) / dt * 86400 / bots
+# Checkpoints come once a second whatever the load: counted per day, as many as serve keeps in
+# the long run (all, or with retention one per hour past its window, which holds a constant
+# number of files rather than a growing one).
+ncp = max(1, k1 - k0)
+cp_len, cp_disk = (s1[4] - s0[4]) / ncp, (s1[5] - s0[5]) / ncp
+cp_per_day = (k1 - k0) / dt * 86400
+cp_kept_per_day = 24 if cp_retention else cp_per_day
+per_bot_day_len = rec_per_bot_day * (journal + tiles_len) + cp_kept_per_day * cp_len / bots
+per_bot_day = rec_per_bot_day * (journal + tiles_disk) + cp_kept_per_day * cp_disk / bots
 print("operation: %d bots (%d polling every 60 s, %d every 15 s, +-50%%; %s of them over HTTP; cipher mix), steady state measured over %.0f s" % (bots, slow, fast, sys.argv[18], dt))
 print("  tree: %s" % commit)
-print("  heartbeats rolled up: %s; personal data sealed: %s; record kinds: %s" % ("yes" if rollup else "no (one record per poll)", "yes" if sealed else "no", json.dumps(kinds)))
-if rolling:
-    print("  log growth %d B in %.0f s for %d records (%.0f B per record; window: %s): %.0f B per bot-day rolling up every %d s as measured; scaled to the default hour, **%.0f B per bot-day** (%.2f B per poll at this mix's %.0f polls per bot-day)" % (
-        b1 - b0, dt, e1 - e0, per_record, json.dumps(window), measured, interval, per_bot_day, per_bot_day * bots / polls_per_day, polls_per_day / bots))
-else:
-    print("  log growth %d B in %.0f s: %.0f B per bot-day (%.0f B per poll at this mix's %.0f polls per bot-day)" % (b1 - b0, dt, per_bot_day, per_bot_day * bots / polls_per_day, polls_per_day / bots))
-j0, j1 = int(sys.argv[19]), int(sys.argv[20])
-print("  of the growth: journal (the durable store, every entry once) %d B = %.0f B per record; tiles, entry bundles and checkpoints %d B = %.0f B per record" % (
-    j1 - j0, (j1 - j0) / max(1, e1 - e0), (b1 - b0) - (j1 - j0), ((b1 - b0) - (j1 - j0)) / max(1, e1 - e0)))
+print("  heartbeats rolled up: %s (measured every %d s, scaled to the default hour); personal data sealed: %s; journal compacted: %s; old checkpoints pruned: %s" % (
+    "yes" if rollup else "no (one record per poll)", interval, "yes" if sealed else "no", "yes" if compacting else "no", "yes" if cp_retention else "no"))
+print("  record kinds: %s; in the window: %s" % (json.dumps(kinds), json.dumps(window)))
+print("  per record: journal %.0f B on disk; tiles and entry bundles %.0f B (%.0f B on disk)" % (journal, tiles_len, tiles_disk))
+print("  checkpoints: %.0f a day, %.0f B each (%.0f B on disk), %.0f a day kept in the long run" % (cp_per_day, cp_len, cp_disk, cp_kept_per_day))
+print("  records per bot-day %.1f: **%.0f B per bot-day on disk** (%.0f B as file lengths); %.2f B per poll at this mix's %.0f polls per bot-day, %.2f B at a 60 s beacon" % (
+    rec_per_bot_day, per_bot_day, per_bot_day_len, per_bot_day * bots / polls_per_day, polls_per_day / bots, per_bot_day / 1440))
+print("  journal now: %d B long, %d B on disk (its live tail)" % (s1[0], s1[1]))
 print("  records/s %.1f; journal fdatasyncs/s %.1f (group commits, %.1f records each); checkpoints/s %.2f (each: one syncfs, three fsyncs)" % (
     (e1 - e0) / dt, (c1 - c0) / dt, (e1 - e0) / max(1, c1 - c0), (k1 - k0) / dt))
 for n in (100000, 1000000):
