@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +27,9 @@
 #define BASE_MAGIC "SNKDBAS1"
 #define BASE_HDR 24
 #define BASE_NAME "base"
+/* Held shared by whoever copies a live state directory (docs/operations.md "Backups"): while it
+ * is, compaction waits, so a copy's journal never starts above the bundles copied before it. */
+#define COMPACT_LOCK "compact.lock"
 #define BASE_MAX                                                                                   \
     (BASE_HDR + 64 * EVLOG_HASH_SIZE + EVLOG_BASE_LEVELS * EVLOG_TILE_WIDTH * EVLOG_HASH_SIZE +    \
      EVLOG_HASH_SIZE)
@@ -296,6 +300,63 @@ static int base_check(struct evlog *log, const struct evlog_journal_base *b,
     return rc;
 }
 
+int evlog_compact_lock_open(struct evlog *log, char *err, size_t errlen)
+{
+    if (log->compact_lock_fd < 0) {
+        char path[EVLOG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/journal/%s", log->state, COMPACT_LOCK);
+        /* read-only: the lock works on it, and a copy run as root may have made the file */
+        log->compact_lock_fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (log->compact_lock_fd < 0) {
+            return evlog_sys_err(err, errlen, "open", path);
+        }
+    }
+    return 0;
+}
+
+/* Takes the compaction lock without waiting: 1 taken, 0 a copy holds it, negative on error. */
+static int compact_lock(struct evlog *log, char *err, size_t errlen)
+{
+    int rc = evlog_compact_lock_open(log, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (flock(log->compact_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        return errno == EWOULDBLOCK
+                   ? 0
+                   : (err_set(err, errlen, "flock journal/%s: %s", COMPACT_LOCK, strerror(errno)),
+                      EVLOG_EIO);
+    }
+    return 1;
+}
+
+int evlog_base_bundles_present(const struct evlog *log, char *err, size_t errlen)
+{
+    if (log->base_index == 0) {
+        return 0;
+    }
+    uint64_t n = log->base_index / EVLOG_TILE_WIDTH - 1;
+    char rel[160], path[EVLOG_PATH_MAX + 200];
+    struct stat st;
+    for (int level = EVLOG_TILE_ENTRIES; level <= 0; level++) {
+        evlog_tile_path(level, n, EVLOG_TILE_WIDTH, rel, sizeof rel);
+        snprintf(path, sizeof path, "%s/%s", log->logdir, rel);
+        if (stat(path, &st) != 0) {
+            return err_set(err, errlen,
+                           "%s is missing, but the journal starts above it (journal/base: entry "
+                           "%llu): the entries below the base are only in the bundles. A copy of "
+                           "a running node taken without holding journal/%s? (docs/operations.md "
+                           "\"Backups\"): refusing to open",
+                           path, (unsigned long long)log->base_index, COMPACT_LOCK),
+                   EVLOG_ECORRUPT;
+        }
+    }
+    return 0;
+}
+
+static int compact_locked(struct evlog *log, uint64_t published, uint64_t index, size_t i,
+                          char *err, size_t errlen);
+
 int evlog_compact(struct evlog *log, uint64_t published, char *err, size_t errlen)
 {
     uint64_t index = published / EVLOG_TILE_WIDTH * EVLOG_TILE_WIDTH;
@@ -314,6 +375,20 @@ int evlog_compact(struct evlog *log, uint64_t published, char *err, size_t errle
     if (index >= m.first + m.count || m.off - log->base_off < log->compact_bytes) {
         return 0;
     }
+    int locked = compact_lock(log, err, errlen);
+    if (locked <= 0) {
+        return locked; /* a copy of the state directory is being taken: later */
+    }
+    int rc = compact_locked(log, published, index, i, err, errlen);
+    (void)flock(log->compact_lock_fd, LOCK_UN);
+    return rc;
+}
+
+/* evlog_compact once the lock is held; marks[i - 1] is the batch that holds entry `index`. */
+static int compact_locked(struct evlog *log, uint64_t published, uint64_t index, size_t i,
+                          char *err, size_t errlen)
+{
+    struct batch_mark m = log->marks[i - 1];
     struct evlog_journal_base *b = calloc(1, sizeof *b);
     uint8_t *buf = malloc(BASE_MAX);
     int rc = b == NULL || buf == NULL ? (err_set(err, errlen, "out of memory"), EVLOG_ENOMEM) : 0;

@@ -715,6 +715,9 @@ static void log_free(struct evlog *log)
     if (log->log_fd >= 0) {
         close(log->log_fd);
     }
+    if (log->compact_lock_fd >= 0) {
+        close(log->compact_lock_fd);
+    }
     evlog_hasher_free(log->hasher);
     evlog_jobs_free(&log->pending);
     for (int i = 0; i < TILE_LEVELS; i++) {
@@ -750,6 +753,7 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     }
     log->wal_fd = -1;
     log->log_fd = -1;
+    log->compact_lock_fd = -1;
     pthread_mutex_init(&log->tw.mu, NULL);
     pthread_cond_init(&log->tw.work, NULL);
     pthread_cond_init(&log->tw.idle, NULL);
@@ -848,6 +852,12 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     log->rewrite_from = ncp > 0 ? cps[ncp - 1].size : 0;
     rc = replay(log, cps, ncp, rec, err, errlen);
     log->recovering = false;
+    if (rc == 0) {
+        rc = evlog_base_bundles_present(log, err, errlen);
+    }
+    if (rc == 0 && log->compact_bytes != UINT64_MAX) {
+        rc = evlog_compact_lock_open(log, err, errlen); /* before any sandbox, with its owner */
+    }
     if (rc != 0) {
         goto fail;
     }

@@ -150,6 +150,7 @@ struct evlog {
     uint64_t compact_failed_at; /* base a compaction failed at: retried once it moves on */
     bool punch_unsupported;     /* the file system cannot punch holes: the base still bounds
                                    recovery, the bytes stay */
+    int compact_lock_fd;        /* journal/compact.lock, -1 until the first compaction */
 };
 
 /* log.c's helpers, shared with the other two files. */
@@ -204,11 +205,17 @@ int evlog_read_whole(const char *path, size_t max, uint8_t **out, size_t *len, c
 /* Reads <state>/journal/base: 0 with *out (malloc'd, caller frees) if it exists, 1 if there is
  * none, or a negative code naming the file. */
 int evlog_base_read(const char *state, struct evlog_journal_base **out, char *err, size_t errlen);
+/* Opens (creating) journal/compact.lock, which copies of a live state directory hold shared. */
+int evlog_compact_lock_open(struct evlog *log, char *err, size_t errlen);
+/* At open: the full entry bundle and level-0 tile just below the journal base exist (else a
+ * copy taken while compacting lost entries): 0, or EVLOG_ECORRUPT saying so. */
+int evlog_base_bundles_present(const struct evlog *log, char *err, size_t errlen);
 /* Moves the journal base up to the newest bundle edge at or below `published` (the size of a
  * checkpoint on disk, so its tiles and bundles are durable) once that drops at least
- * compact_bytes of journal: writes journal/base (after checking it reproduces the commit root of
- * the batch it starts at), then punches the journal's prefix out. 1 if it compacted, 0 if not
- * due, negative on failure (the journal is then unchanged or merely not yet punched). */
+ * compact_bytes of journal, unless a copy holds journal/compact.lock: writes journal/base (after
+ * checking it reproduces the commit root of the batch it starts at), then punches the journal's
+ * prefix out. 1 if it compacted, 0 if not due, negative on failure (the journal is then unchanged
+ * or merely not yet punched). */
 int evlog_compact(struct evlog *log, uint64_t published, char *err, size_t errlen);
 
 #endif

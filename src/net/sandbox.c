@@ -427,6 +427,8 @@ static const char *const allowed_syscalls[] = {
     "openat", "open", "mkdir", "mkdirat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
     "rmdir", "getdents64", "access", "faccessat", "faccessat2", "readlink", "readlinkat", "getcwd",
     "fchmod", "fchown", "umask",
+    /* journal compaction waits while a backup copy holds journal/compact.lock */
+    "flock",
     /* network, on descriptors that exist already: no socket, connect, bind or listen */
     "accept", "accept4", "recvfrom", "recvmsg", "sendto", "sendmsg", "shutdown", "getsockname",
     "getpeername", "getsockopt", "setsockopt",
