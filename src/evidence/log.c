@@ -259,8 +259,11 @@ static int cmp_cp(const void *a, const void *b)
 }
 
 /* Loads and verifies every published checkpoint (log/checkpoints/<size> and log/checkpoint). */
-static int load_checkpoints(struct evlog *log, struct cp_entry **out, size_t *n, char *err,
-                            size_t errlen)
+/* Every checkpoint at or above min_size (the journal base: recovery checks those against the
+ * tree it rebuilds; older ones were checked when the base was made, and `sinkd verify` checks them
+ * all), and the latest, each opened with the log's key. */
+static int load_checkpoints(struct evlog *log, uint64_t min_size, struct cp_entry **out, size_t *n,
+                            char *err, size_t errlen)
 {
     char dir[EVLOG_PATH_MAX + 32];
     snprintf(dir, sizeof dir, "%s/checkpoints", log->logdir);
@@ -286,7 +289,9 @@ static int load_checkpoints(struct evlog *log, struct cp_entry **out, size_t *n,
             if (de == NULL) {
                 break;
             }
-            if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp") != NULL) {
+            uint64_t named = 0;
+            if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp") != NULL ||
+                (evfile_parse_sized_name(de->d_name, "", &named) && named < min_size)) {
                 continue;
             }
             snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
@@ -446,7 +451,8 @@ static int check_checkpoint_root(const struct evlog *log, const struct cp_entry 
 }
 
 static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
-                  struct evlog_recovery *rec, char *err, size_t errlen)
+                  const struct evlog_journal_base *base, struct evlog_recovery *rec, char *err,
+                  size_t errlen)
 {
     char wal[EVLOG_PATH_MAX + 32];
     snprintf(wal, sizeof wal, "%s/journal/wal", log->state);
@@ -472,12 +478,7 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
     }
     /* A compacted journal starts at its base: the tree and upper tiles of that size come from
      * journal/base; entries below it are in the entry bundles (journal_base.c). */
-    struct evlog_journal_base *base = NULL;
-    int rc = evlog_base_read(log->state, &base, err, errlen);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = 0;
+    int rc = 0;
     uint64_t off = WAL_HDR, skip_below = 0;
     size_t next_cp = 0;
     if (base != NULL) {
@@ -486,7 +487,6 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
                     "%s/journal/base starts the journal at byte %llu, beyond its end (%llu): "
                     "refusing to open",
                     log->state, (unsigned long long)base->offset, (unsigned long long)flen);
-            free(base);
             return EVLOG_ECORRUPT;
         }
         log->tree = base->tree;
@@ -496,7 +496,6 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
         log->base_index = skip_below = base->index;
         log->base_off = off = base->offset;
         rec->base = base->index;
-        free(base);
         /* Checkpoints below the base were checked when the base was made (its tree reproduced
          * the commit root of the journal's next batch); `sinkd verify` checks them all. */
         while (next_cp < ncp && cps[next_cp].size < skip_below) {
@@ -763,6 +762,7 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     int rc = 0;
     struct cp_entry *cps = NULL;
     size_t ncp = 0;
+    struct evlog_journal_base *base = NULL;
     if ((size_t)snprintf(log->state, sizeof log->state, "%s", state_dir) >= 3000) {
         err_set(err, errlen, "state directory path too long");
         rc = EVLOG_EINVAL;
@@ -844,14 +844,21 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     char jdir[EVLOG_PATH_MAX + 16];
     snprintf(jdir, sizeof jdir, "%s/journal", state_dir);
     evlog_fsync_dir(jdir);
-    rc = load_checkpoints(log, &cps, &ncp, err, errlen);
+    /* A compacted journal starts at its base (journal_base.c). */
+    rc = evlog_base_read(state_dir, &base, err, errlen);
+    if (rc < 0) {
+        goto fail;
+    }
+    rc = load_checkpoints(log, base != NULL ? base->index : 0, &cps, &ncp, err, errlen);
     if (rc != 0) {
         goto fail;
     }
     log->recovering = true;
     log->rewrite_from = ncp > 0 ? cps[ncp - 1].size : 0;
-    rc = replay(log, cps, ncp, rec, err, errlen);
+    rc = replay(log, cps, ncp, base, rec, err, errlen);
     log->recovering = false;
+    free(base);
+    base = NULL;
     if (rc == 0) {
         rc = evlog_base_bundles_present(log, err, errlen);
     }
@@ -890,6 +897,7 @@ int evlog_open(struct evlog **out, const char *state_dir, const struct evlog_opt
     return 0;
 fail:
     free(cps);
+    free(base);
     log->broken = true;
     log_free(log);
     return rc;

@@ -330,6 +330,45 @@ static void test_compact_checks_tiles(void **state)
     rm_rf(dir);
 }
 
+/* Opening reads only the checkpoints at or above the base (recovery checks those against the
+ * tree it rebuilds): a damaged one below the base does not stop serve, `sinkd verify` names it;
+ * a damaged one above the base is refused at open. */
+static void test_compact_open_checkpoints(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    char err[512];
+    struct evlog *log;
+    assert_int_equal(open_log(&log, dir, 1, err, sizeof err), 0);
+    append_range(log, 0, 1000);
+    assert_true(evlog_checkpoint(log, 1, err, sizeof err) >= 0); /* checkpoints/1000 */
+    append_range(log, 1000, 3000);
+    assert_true(checkpoint_then_compact(log, 3000, err, sizeof err) >= 0);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    corrupt_byte(dir, "log/checkpoints/1000", 3);
+    struct evlog_recovery rec;
+    struct evlog_options opt = {.origin = "example.com/testlog", .seal_off = true};
+    if (evlog_open(&log, dir, &opt, &rec, err, sizeof err) != 0) {
+        fail_msg("open with a damaged checkpoint below the base: %s", err);
+    }
+    assert_int_equal(rec.base, 2816);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    char ldir[128];
+    snprintf(ldir, sizeof ldir, "%s/log", dir);
+    struct evlog_signer sk;
+    struct evlog_verifier v;
+    assert_int_equal(evlog_signer_parse(PN_SKEY, strlen(PN_SKEY), &sk, err, sizeof err), 0);
+    evlog_signer_verifier(&sk, &v);
+    struct evlog_verify_report rep;
+    assert_true(evlog_verify_dir(ldir, &v, &rep, err, sizeof err) < 0);
+    assert_non_null(strstr(err, "checkpoints/1000"));
+    corrupt_byte(dir, "log/checkpoints/1000", 3);
+    corrupt_byte(dir, "log/checkpoints/3000", 3);
+    assert_true(evlog_open(&log, dir, &opt, &rec, err, sizeof err) < 0);
+    assert_non_null(strstr(err, "checkpoints/3000"));
+    rm_rf(dir);
+}
+
 /* The parser refuses what is not a base (the fuzzer explores the rest). */
 static void test_base_parse(void **state)
 {
@@ -352,8 +391,11 @@ static void test_base_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_compact_read_reopen),  cmocka_unit_test(test_compact_threshold),
-        cmocka_unit_test(test_compact_damaged_base), cmocka_unit_test(test_compact_checks_tiles),
+        cmocka_unit_test(test_compact_read_reopen),
+        cmocka_unit_test(test_compact_threshold),
+        cmocka_unit_test(test_compact_damaged_base),
+        cmocka_unit_test(test_compact_checks_tiles),
+        cmocka_unit_test(test_compact_open_checkpoints),
         cmocka_unit_test(test_base_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
