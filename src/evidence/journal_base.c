@@ -57,7 +57,8 @@ static void sha256(const uint8_t *p, size_t n, uint8_t out[EVLOG_HASH_SIZE])
 /* out must hold BASE_MAX bytes; returns the length. */
 static size_t base_format(const struct evlog_journal_base *b, uint8_t *out)
 {
-    memcpy(out, BASE_MAGIC, 8);
+    /* an 8-byte magic in a binary header, deliberately without NUL */
+    memcpy(out, BASE_MAGIC, 8); /* NOLINT(bugprone-not-null-terminated-result) */
     be_put64(out + 8, b->index);
     be_put64(out + 16, b->offset);
     size_t n = BASE_HDR;

@@ -552,8 +552,8 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
             rc = evlog_sys_err(err, errlen, "read", wal);
             break;
         }
-        uint64_t first;
-        uint32_t count;
+        uint64_t first = 0;
+        uint32_t count = 0;
         int n = evlog_journal_parse_batch(buf, total, &first, &count);
         bool last = off + total == flen;
         bool in_place = skip_below > 0 ? first <= log->tree.size && log->tree.size - first < count
