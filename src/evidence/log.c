@@ -1176,6 +1176,11 @@ uint64_t evlog_size(const struct evlog *log)
     return log->tree.size;
 }
 
+uint64_t evlog_journal_base(const struct evlog *log)
+{
+    return log->base_index;
+}
+
 uint64_t evlog_staged(const struct evlog *log)
 {
     return log->staged;

@@ -239,6 +239,8 @@ int evlog_maybe_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t
 int evlog_checkpoint(struct evlog *log, uint64_t now_ms, char *err, size_t errlen);
 uint64_t evlog_size(const struct evlog *log);   /* durable entries */
 uint64_t evlog_staged(const struct evlog *log); /* staged, not yet durable */
+/* The journal base: entries below it were compacted out of the journal (0: none). */
+uint64_t evlog_journal_base(const struct evlog *log);
 /* Root of the durable tree. */
 void evlog_root(const struct evlog *log, uint8_t out[EVLOG_HASH_SIZE]);
 /* Checkpoint files removed so far by this handle's retention (evlog_options.checkpoint_keep_s).

@@ -398,6 +398,7 @@ static void *writer_main(void *arg)
         if (evlog_maybe_checkpoint(p->log, now_ms(), err, sizeof(err)) < 0) {
             fprintf(p->logfile, "sinkd: evidence: checkpoint failed: %s\n", err);
         }
+        atomic_store(&p->stats.journal_base, evlog_journal_base(p->log));
         if (staged > 0) {
             continue;
         }
@@ -457,6 +458,7 @@ int pipeline_start(struct pipeline **out, struct evlog *log, unsigned nrings, ui
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->durable_cv, NULL);
     atomic_store(&p->stats.log_size, evlog_size(log));
+    atomic_store(&p->stats.journal_base, evlog_journal_base(log));
     int rc = pthread_create(&p->thread, NULL, writer_main, p);
     if (rc != 0) {
         for (unsigned j = 0; j <= nrings; j++) {

@@ -65,7 +65,8 @@ struct pipeline_stats {
     _Atomic uint64_t delayed; /* commits the writer paused before (group-commit delay) */
     _Atomic uint64_t commit_errors;
     _Atomic uint64_t log_size;
-    _Atomic int stalled; /* 1 while commits fail (disk full, I/O error) */
+    _Atomic uint64_t journal_base; /* entries below it are read from the entry bundles only */
+    _Atomic int stalled;           /* 1 while commits fail (disk full, I/O error) */
 };
 
 struct evlog;

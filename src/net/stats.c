@@ -267,6 +267,12 @@ void render_metrics(void *ctx, struct metrics_text *m)
     const struct pipeline_stats *ps = pipeline_stats(srv->pipe);
     metrics_family(m, "sinkd_log_entries", "gauge", "Durable entries in the evidence log.");
     metrics_sample(m, "sinkd_log_entries", atomic_load(&ps->log_size));
+    metrics_family(m, "sinkd_log_journal_base", "gauge",
+                   "Entries compacted out of the journal (stored once, in the entry bundles).");
+    metrics_sample(m, "sinkd_log_journal_base", atomic_load(&ps->journal_base));
+    metrics_family(m, "sinkd_log_checkpoints_removed_total", "counter",
+                   "Old checkpoint files removed by retention (--checkpoint-keep-hours).");
+    metrics_sample(m, "sinkd_log_checkpoints_removed_total", evlog_checkpoints_removed(srv->log));
     metrics_family(m, "sinkd_log_commits_total", "counter", "Group commits (one fdatasync each).");
     metrics_sample(m, "sinkd_log_commits_total", atomic_load(&ps->batches));
     metrics_family(m, "sinkd_log_commit_errors_total", "counter",

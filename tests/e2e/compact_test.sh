@@ -9,7 +9,9 @@ source "$(dirname "$0")/lib.sh"
 
 state="$E2E_DIR/state"
 port=$(free_port)
-opts=(--workers 2 --checkpoint-ms 100 --heartbeat-interval 0 --journal-compact-kib 16 --no-registry)
+mport=$(free_port)
+opts=(--workers 2 --checkpoint-ms 100 --heartbeat-interval 0 --journal-compact-kib 16 --no-registry
+    --metrics-listen "127.0.0.1:$mport")
 start_server "$state" "$port" "${opts[@]}"
 # A follower in its own process reads the journal while compaction punches it under its feet.
 "$SINKD_BINARY" registry follow --state "$state" 2>"$E2E_DIR/follow.log" &
@@ -24,6 +26,8 @@ kill -KILL "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null || true
 start_server "$state" "$port" "${opts[@]}"
 wait "$swarm" || fail "swarm failed"
+base_metric=$(curl -sf "http://127.0.0.1:$mport/metrics" | awk '$1 == "sinkd_log_journal_base" {print $2}')
+[ "${base_metric:-0}" -gt 0 ] || fail "/metrics: sinkd_log_journal_base is '${base_metric:-}'"
 stop_server
 grep -q "below the journal base read from the entry bundles" "$E2E_DIR/serve.log" ||
     fail "the restart did not start from a journal base: $(grep 'evidence log' "$E2E_DIR/serve.log")"
