@@ -15,31 +15,16 @@
 #include <cmocka.h>
 
 #include "evidence/log.h"
-
-#define PN_SKEY                                                                                    \
-    "PRIVATE+KEY+example.com/testlog+3814a360+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz\n"
+#include "evlog_fixture.h"
 
 static char *make_state(void)
 {
-    static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/evidence_compact_test.XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    char keys[128], path[160];
-    snprintf(keys, sizeof keys, "%s/keys", dir);
-    mkdir(keys, 0700);
-    snprintf(path, sizeof path, "%s/log.key", keys);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(PN_SKEY, f);
-    fclose(f);
-    return dir;
+    return evlog_fixture_state("evidence_compact_test");
 }
 
 static void rm_rf(const char *dir)
 {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    evlog_fixture_rm(dir);
 }
 
 static int open_log(struct evlog **log, const char *dir, uint64_t compact_bytes, char *err,
@@ -141,6 +126,19 @@ static void journal_size(const char *dir, uint64_t *disk, uint64_t *length)
     *length = (uint64_t)st.st_size;
 }
 
+/* evlog_verify_dir (what `sinkd verify` runs) over the state directory's log/. */
+static int verify_log(const char *dir, char *err, size_t errlen)
+{
+    char ldir[128];
+    snprintf(ldir, sizeof ldir, "%s/log", dir);
+    struct evlog_signer sk;
+    struct evlog_verifier v;
+    assert_int_equal(evlog_signer_parse(PN_SKEY, strlen(PN_SKEY), &sk, err, errlen), 0);
+    evlog_signer_verifier(&sk, &v);
+    struct evlog_verify_report rep;
+    return evlog_verify_dir(ldir, &v, &rep, err, errlen);
+}
+
 static void test_compact_read_reopen(void **state)
 {
     (void)state;
@@ -210,14 +208,7 @@ static void test_compact_read_reopen(void **state)
     read_all(dir, 65530, 70001);
     /* Every tile made after the reopen from the base (level 1's first full tile among them)
      * agrees with the entries and every checkpoint. */
-    char ldir[128];
-    snprintf(ldir, sizeof ldir, "%s/log", dir);
-    struct evlog_verifier v;
-    struct evlog_signer sk;
-    assert_int_equal(evlog_signer_parse(PN_SKEY, strlen(PN_SKEY), &sk, err, sizeof err), 0);
-    evlog_signer_verifier(&sk, &v);
-    struct evlog_verify_report rep;
-    if (evlog_verify_dir(ldir, &v, &rep, err, sizeof err) != 0) {
+    if (verify_log(dir, err, sizeof err) != 0) {
         fail_msg("verify: %s", err);
     }
     rm_rf(dir);
@@ -252,15 +243,7 @@ static void test_compact_threshold(void **state)
 
 static void corrupt_byte(const char *dir, const char *rel, long at)
 {
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", dir, rel);
-    FILE *f = fopen(p, "r+b");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, at, SEEK_SET), 0);
-    int c = fgetc(f);
-    assert_int_equal(fseek(f, at, SEEK_SET), 0);
-    fputc(c ^ 0x01, f);
-    fclose(f);
+    evlog_fixture_flip(dir, rel, at);
 }
 
 /* A damaged or missing base is refused by the writer and the reader; the journal is not cut. */
@@ -353,14 +336,7 @@ static void test_compact_open_checkpoints(void **state)
     }
     assert_int_equal(rec.base, 2816);
     assert_int_equal(evlog_close(log, err, sizeof err), 0);
-    char ldir[128];
-    snprintf(ldir, sizeof ldir, "%s/log", dir);
-    struct evlog_signer sk;
-    struct evlog_verifier v;
-    assert_int_equal(evlog_signer_parse(PN_SKEY, strlen(PN_SKEY), &sk, err, sizeof err), 0);
-    evlog_signer_verifier(&sk, &v);
-    struct evlog_verify_report rep;
-    assert_true(evlog_verify_dir(ldir, &v, &rep, err, sizeof err) < 0);
+    assert_true(verify_log(dir, err, sizeof err) < 0);
     assert_non_null(strstr(err, "checkpoints/1000"));
     corrupt_byte(dir, "log/checkpoints/1000", 3);
     corrupt_byte(dir, "log/checkpoints/3000", 3);

@@ -18,31 +18,16 @@
 #include <openssl/sha.h>
 
 #include "evidence/log.h"
-
-#define PN_SKEY                                                                                    \
-    "PRIVATE+KEY+example.com/testlog+3814a360+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz\n"
+#include "evlog_fixture.h"
 
 static char *make_state(void)
 {
-    static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/evidence_log_test.XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    char keys[128], path[160];
-    snprintf(keys, sizeof keys, "%s/keys", dir);
-    mkdir(keys, 0700);
-    snprintf(path, sizeof path, "%s/log.key", keys);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(PN_SKEY, f);
-    fclose(f);
-    return dir;
+    return evlog_fixture_state("evidence_log_test");
 }
 
 static void rm_rf(const char *dir)
 {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    evlog_fixture_rm(dir);
 }
 
 static int file_sha256(const char *dir, const char *rel, char hex[65], long *size)

@@ -21,32 +21,18 @@
 #include <cmocka.h>
 
 #include "evidence/log.h"
+#include "evlog_fixture.h"
 
-#define PN_SKEY                                                                                    \
-    "PRIVATE+KEY+example.com/testlog+3814a360+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz\n"
 #define KEEP_S (24 * 3600)
 
 static char *make_state(void)
 {
-    static char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/evidence_retention_test.XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    char keys[128], path[160];
-    snprintf(keys, sizeof keys, "%s/keys", dir);
-    mkdir(keys, 0700);
-    snprintf(path, sizeof path, "%s/log.key", keys);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(PN_SKEY, f);
-    fclose(f);
-    return dir;
+    return evlog_fixture_state("evidence_retention_test");
 }
 
 static void rm_rf(const char *dir)
 {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    evlog_fixture_rm(dir);
 }
 
 static struct evlog *open_log(const char *dir, uint64_t keep_s, struct evlog_recovery *rec)
