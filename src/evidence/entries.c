@@ -1,7 +1,7 @@
 /* entries.c -- the entries of a published log read back from its entry bundles (tile/entries/),
  * the bytes evlog_verify_dir checks: for tools that recount what a log holds (`sinkd verify`
  * over several nodes' logs and their shared registry). */
-#include "evidence/files.h"
+#include "evidence/log_internal.h"
 #include "evidence/log.h"
 #include "util/err.h"
 
@@ -35,15 +35,19 @@ int evlog_entries_walk(const char *log_dir, uint64_t size,
     for (uint64_t n = 0; n * EVLOG_TILE_WIDTH < size; n++) {
         uint64_t left = size - n * EVLOG_TILE_WIDTH;
         unsigned w = left >= EVLOG_TILE_WIDTH ? EVLOG_TILE_WIDTH : (unsigned)left;
-        char rel[160];
+        char rel[160], path[EVLOG_PATH_MAX + 200];
         evlog_tile_path(EVLOG_TILE_ENTRIES, n, w, rel, sizeof rel);
-        char *b = NULL;
+        snprintf(path, sizeof path, "%s/%s", log_dir, rel);
+        uint8_t *b = NULL;
         size_t blen = 0;
-        int rc = evfile_read(log_dir, rel, &b, &blen, 256u * 65537u, err, errlen);
+        /* sized to the file (a full bundle's bound, 16 MiB, is only the limit) */
+        const size_t max = (size_t)EVLOG_TILE_WIDTH * (2 + EVLOG_ENTRY_MAX);
+        int rc = evlog_read_whole(path, max, &b, &blen, err, errlen);
         if (rc != 0 && w < EVLOG_TILE_WIDTH) {
             /* A partial bundle may be gone once its full one exists (as C2SP clients expect). */
             evlog_tile_path(EVLOG_TILE_ENTRIES, n, EVLOG_TILE_WIDTH, rel, sizeof rel);
-            rc = evfile_read(log_dir, rel, &b, &blen, 256u * 65537u, err, errlen);
+            snprintf(path, sizeof path, "%s/%s", log_dir, rel);
+            rc = evlog_read_whole(path, max, &b, &blen, err, errlen);
         }
         if (rc > 0) {
             return err_set(err, errlen, "%s/%s: missing", log_dir, rel), EVLOG_EVERIFY;
@@ -52,8 +56,7 @@ int evlog_entries_walk(const char *log_dir, uint64_t size,
             return rc;
         }
         char why[256] = "";
-        rc = evlog_entry_bundle_parse((const uint8_t *)b, blen, w, n * EVLOG_TILE_WIDTH, fn, ctx,
-                                      why, sizeof why);
+        rc = evlog_entry_bundle_parse(b, blen, w, n * EVLOG_TILE_WIDTH, fn, ctx, why, sizeof why);
         free(b);
         if (rc < 0 && why[0] != '\0') {
             err_set(err, errlen, "%s/%s: %s", log_dir, rel, why);
