@@ -533,8 +533,23 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
                  all_zero(buf, rest))) {
                 torn = true;
             } else {
-                err_set(err, errlen, "%s: damaged batch header at byte %llu (not a torn tail)", wal,
-                        (unsigned long long)off);
+                /* Zeros where a batch must start, with batches after them: a compacted journal
+                 * (its start punched out) without its journal/base, or with an older one. */
+                uint8_t head[BATCH_HDR];
+                bool hole = have == BATCH_HDR &&
+                            pread(log->wal_fd, head, BATCH_HDR, (off_t)off) == BATCH_HDR &&
+                            all_zero(head, BATCH_HDR);
+                if (hole) {
+                    err_set(err, errlen,
+                            "%s: zeros at byte %llu where a batch must start, with batches after "
+                            "them: the journal was compacted but journal/base is missing or older "
+                            "than it. Restore journal/base with journal/wal from the same copy "
+                            "(docs/operations.md \"Backups\"): refusing to open",
+                            wal, (unsigned long long)off);
+                } else {
+                    err_set(err, errlen, "%s: damaged batch header at byte %llu (not a torn tail)",
+                            wal, (unsigned long long)off);
+                }
                 rc = EVLOG_ECORRUPT;
             }
             break;
@@ -625,7 +640,8 @@ static int replay(struct evlog *log, const struct cp_entry *cps, size_t ncp,
     if (ncp > 0 && cps[ncp - 1].size > log->tree.size) {
         err_set(err, errlen,
                 "checkpoint %llu was published but the journal holds only %llu durable "
-                "entries: refusing to open",
+                "entries: refusing to open (a copy whose journal was taken before its log/? "
+                "docs/operations.md \"Backups\")",
                 (unsigned long long)cps[ncp - 1].size, (unsigned long long)log->tree.size);
         return EVLOG_ECORRUPT;
     }

@@ -227,8 +227,13 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
                 }
                 continue;
             }
-            return err_set(err, errlen, "%s: bad batch at byte %llu", r->path,
-                           (unsigned long long)r->off),
+            static const uint8_t zeros[4] = {0};
+            return err_set(err, errlen, "%s: bad batch at byte %llu%s", r->path,
+                           (unsigned long long)r->off,
+                           memcmp(bh, zeros, 4) == 0
+                               ? " (zeros: a compacted journal whose journal/base is missing or "
+                                 "older than it; restore both from the same copy)"
+                               : ""),
                    EVLOG_ECORRUPT;
         }
         if (first + count <= r->next) {
