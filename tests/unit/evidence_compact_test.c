@@ -346,6 +346,29 @@ static void test_compact_open_checkpoints(void **state)
     rm_rf(dir);
 }
 
+/* `checkpoint` set back to an older checkpoint is damage: verify names the newer archived one
+ * (a newer one published while verify runs is not: it re-reads `checkpoint` first). */
+static void test_verify_checkpoint_rolled_back(void **state)
+{
+    (void)state;
+    char *dir = make_state();
+    char err[512];
+    struct evlog *log;
+    assert_int_equal(open_log(&log, dir, UINT64_MAX, err, sizeof err), 0);
+    append_range(log, 0, 100);
+    assert_true(evlog_checkpoint(log, 1, err, sizeof err) >= 0);
+    append_range(log, 100, 200);
+    assert_true(evlog_checkpoint(log, 2, err, sizeof err) >= 0);
+    assert_int_equal(evlog_close(log, err, sizeof err), 0);
+    assert_int_equal(verify_log(dir, err, sizeof err), 0);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "cp '%s/log/checkpoints/100' '%s/log/checkpoint'", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    assert_true(verify_log(dir, err, sizeof err) < 0);
+    assert_non_null(strstr(err, "checkpoints/200: larger than the latest checkpoint (100)"));
+    rm_rf(dir);
+}
+
 /* The parser refuses what is not a base (the fuzzer explores the rest). */
 static void test_base_parse(void **state)
 {
@@ -373,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_compact_damaged_base),
         cmocka_unit_test(test_compact_checks_tiles),
         cmocka_unit_test(test_compact_open_checkpoints),
+        cmocka_unit_test(test_verify_checkpoint_rolled_back),
         cmocka_unit_test(test_base_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
