@@ -31,9 +31,9 @@ struct evlog_reader {
     size_t pos, end;     /* payload cursor within buf */
     uint64_t batch_next; /* index of the entry at pos */
     uint32_t left;       /* entries left in the current batch (or entry bundle) */
-    /* The journal base (journal_base.c): entries below base_index are read from the full entry
-     * bundles, the journal from byte base_off. Read again when the journal shows a hole. */
-    uint64_t base_index, base_off;
+    /* The journal base (journal_base.c): entries below it are read from the full entry bundles.
+     * Read again when the journal shows a hole. */
+    uint64_t base_index;
 };
 
 /* Reads journal/base again. 1 if it moved past the journal byte the reader is at (the reader
@@ -51,12 +51,25 @@ static int reader_refresh_base(struct evlog_reader *r, char *err, size_t errlen)
     bool moved = b->offset > r->off;
     if (moved) {
         r->base_index = b->index;
-        r->base_off = b->offset;
         r->off = b->offset;
         r->left = 0;
     }
     free(b);
     return moved ? 1 : 0;
+}
+
+/* Where the last entry of a bundle ends (evlog_entry_bundle_parse's callback). */
+struct bundle_end {
+    const uint8_t *base;
+    size_t end;
+};
+
+static int bundle_end_of(void *ctx, uint64_t index, const uint8_t *entry, size_t len)
+{
+    struct bundle_end *e = ctx;
+    (void)index;
+    e->end = (size_t)(entry - e->base) + len;
+    return 0;
 }
 
 /* Loads the full entry bundle holding entry r->next into r->buf, as a batch of 256 entries
@@ -78,11 +91,11 @@ static int reader_load_bundle(struct evlog_reader *r, char *err, size_t errlen)
         }
         return rc == 1 ? EVLOG_ECORRUPT : rc;
     }
-    size_t off = 0;
-    for (unsigned j = 0; j < EVLOG_TILE_WIDTH && off <= len; j++) {
-        off += off + 2 <= len ? 2 + ((size_t)b[off] << 8 | b[off + 1]) : len + 1;
-    }
-    if (off != len) {
+    /* The bundle parser verify uses; a full bundle ends with its 256th entry. */
+    struct bundle_end end = {.base = b};
+    if (evlog_entry_bundle_parse(b, len, EVLOG_TILE_WIDTH, n * EVLOG_TILE_WIDTH, bundle_end_of,
+                                 &end, NULL, 0) != 0 ||
+        end.end != len) {
         free(b);
         return err_set(err, errlen, "%s: not %u well-framed entries", path, EVLOG_TILE_WIDTH),
                EVLOG_ECORRUPT;
@@ -113,7 +126,6 @@ int evlog_reader_open(struct evlog_reader **out, const char *state_dir, uint64_t
     }
     r->off = WAL_HDR;
     r->next = start_index;
-    r->base_off = WAL_HDR;
     int rc = reader_refresh_base(r, err, errlen);
     if (rc < 0) {
         evlog_reader_close(r);
