@@ -266,8 +266,10 @@ int cmd_contacts(int argc, char **argv)
     }
     char err[512];
     struct evlog_reader *r = NULL;
-    if (evlog_reader_open(&r, state, 0, err, sizeof(err)) != 0) {
-        fprintf(stderr, "sinkd contacts: %s\n", err);
+    if (evlog_reader_open(&r, state, 0, err, sizeof(err)) != 0 ||
+        evlog_reader_fill_described(r) != 0) {
+        fprintf(stderr, "sinkd contacts: %s\n", r == NULL ? err : "out of memory");
+        evlog_reader_close(r);
         return 1;
     }
     struct access_output *held = NULL;

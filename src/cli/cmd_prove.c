@@ -204,7 +204,16 @@ static int select_named(struct selection *s, uint64_t index, const struct record
     for (size_t i = 0; !chosen && i < s->nips; i++) {
         chosen = net_addr_equal_ip(v.src, &s->ips[i]);
     }
-    return chosen ? add_index(s, index) : 0;
+    if (!chosen) {
+        return 0;
+    }
+    /* A heartbeats record naming the leaf that describes its bot is proved with that leaf: it
+     * is what says who polled. */
+    if (rec->kind == RECORD_HEARTBEATS && rec->u.heartbeats.described_in != 0 &&
+        add_index(s, rec->u.heartbeats.described_in) != 0) {
+        return -1;
+    }
+    return add_index(s, index);
 }
 
 /* Second pass: the first contacts of the chosen bots' connections (no bot key yet). */
@@ -230,7 +239,11 @@ static int scan(const char *state, struct selection *s, select_pass pass, char *
     if (rec == NULL) {
         return snprintf(err, errlen, "out of memory"), -1;
     }
-    if (evlog_reader_open(&r, state, 0, err, errlen) != 0) {
+    if (evlog_reader_open(&r, state, 0, err, errlen) != 0 || evlog_reader_fill_described(r) != 0) {
+        if (r != NULL) {
+            evlog_reader_close(r);
+            snprintf(err, errlen, "out of memory");
+        }
         free(rec);
         return -1;
     }

@@ -71,6 +71,7 @@ static const struct field heartbeats_fields[] = {
     FLD(41, F_U64, "first_time_us", struct heartbeats, first_time_us),
     FLD(42, F_U32, "count", struct heartbeats, count),
     FLD(43, F_HASH, "heartbeats_sha256", struct heartbeats, heartbeats_sha256),
+    FLD(53, F_U64, "described_in", struct heartbeats, described_in),
 };
 
 static const struct field decision_fields[] = {
@@ -600,7 +601,10 @@ json_t *event_to_json(const struct record *rec)
         switch (f->type) {
         case F_U8:
             if ((rec->kind == RECORD_CONTACT || rec->kind == RECORD_HEARTBEATS) && f->tag == 6) {
-                json_object_set_new(obj, "transport", json_string(event_transport_name(*p)));
+                /* A heartbeats record naming its bot's leaf has none of its own. */
+                bool none = rec->kind == RECORD_HEARTBEATS && *p == 0;
+                json_object_set_new(obj, "transport",
+                                    json_string(none ? "" : event_transport_name(*p)));
             } else if (rec->kind == RECORD_CONTACT && f->tag == 9) {
                 json_object_set_new(obj, "type", json_string(event_msg_type_name(*p)));
             } else if (f->tag == 34) {
@@ -629,7 +633,8 @@ json_t *event_to_json(const struct record *rec)
         case F_U64: {
             uint64_t v;
             memcpy(&v, p, 8);
-            if (f->tag == 48 || f->tag == 61) { /* access: rows; portal: request id */
+            /* access: rows; portal: request id; heartbeats: the leaf named */
+            if (f->tag == 48 || f->tag == 61 || f->tag == 53) {
                 json_object_set_new(obj, f->name, json_integer((json_int_t)v));
                 break;
             }

@@ -263,6 +263,11 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
 /* What the last entry returned was: enum seal_state (evidence/seal.h): 0 plain, 1 opened,
  * 2 sealed under an erased epoch, 3 sealed and no key here. */
 int evlog_reader_seal_state(const struct evlog_reader *r);
+/* From now on a heartbeats record that names the leaf describing its bot (described_in) is
+ * handed out filled in from that leaf (evidence/described.h): for readers that ask who polled
+ * (the registry, contacts, prove's selection, the portal), never for what is proved or exported
+ * as the log holds it. 0, or EVLOG_ENOMEM. */
+int evlog_reader_fill_described(struct evlog_reader *r);
 void evlog_reader_close(struct evlog_reader *r);
 
 /* Pure parser of the journal framing (used by recovery, the reader and the fuzzer). Given the

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "evidence/described.h"
 #include "util/bigendian.h"
 #include "util/err.h"
 
@@ -34,6 +35,7 @@ struct evlog_reader {
     /* The journal base (journal_base.c): entries below it are read from the full entry bundles.
      * Read again when the journal shows a hole. */
     uint64_t base_index;
+    struct described *described; /* evlog_reader_fill_described: on; NULL: off */
 };
 
 /* Reads journal/base again. 1 if it moved past the journal byte the reader is at (the reader
@@ -140,10 +142,19 @@ void evlog_reader_close(struct evlog_reader *r)
     if (r != NULL) {
         close(r->fd);
         free(r->buf);
+        described_free(r->described);
         seal_keyring_free(r->seal);
         OPENSSL_cleanse(r->opened, sizeof r->opened);
         free(r);
     }
+}
+
+int evlog_reader_fill_described(struct evlog_reader *r)
+{
+    if (r->described == NULL && (r->described = described_new(r->state)) == NULL) {
+        return EVLOG_ENOMEM;
+    }
+    return 0;
 }
 
 int evlog_reader_seal_state(const struct evlog_reader *r)
@@ -201,7 +212,11 @@ int evlog_reader_next(struct evlog_reader *r, const uint8_t **entry, size_t *len
                 *entry = e;
                 *len = el;
                 *index = idx;
-                return reader_open_sealed(r, entry, len, idx, err, errlen);
+                int rc = reader_open_sealed(r, entry, len, idx, err, errlen);
+                if (rc == 1 && r->described != NULL) {
+                    rc = described_pass(r->described, idx, entry, len, err, errlen);
+                }
+                return rc;
             }
         }
         if (r->next < r->base_index) {

@@ -122,23 +122,22 @@ void handle_message(struct conn *c, const struct proto_message *msg, uint8_t tra
      * connection (answering now would overtake them). */
     bool poll = msg->msg_type == CONTACT_MSG_HELLO || msg->msg_type == CONTACT_MSG_HEARTBEAT;
     bool presence_start = msg->msg_type == CONTACT_MSG_HELLO;
-    if (poll && srv->rollup != NULL && c->inflight == 0) {
-        uint8_t k[16];
+    uint8_t k[16];
+    bool keyed = poll && srv->rollup != NULL && hex_decode(key, k, sizeof(k)) == 0;
+    if (keyed && c->inflight == 0) {
         bool due = false;
         uint32_t gen = atomic_load(&srv->policy_gen);
-        if (hex_decode(key, k, sizeof(k)) == 0) {
-            if (rollup_poll(srv->rollup, k, ct, gen, &due) == ROLLUP_COUNTED) {
-                w->stats.rolled_up++;
-                if (due && srv->policy != NULL) {
-                    /* A policy loaded during the bot's presence decides for it now, not only at
-                     * its next presence (a bot that never stops polling would never get one). */
-                    decide(c, ct, key, true);
-                }
-                reply_now(c, msg);
-                return;
+        if (rollup_poll(srv->rollup, k, ct, gen, &due) == ROLLUP_COUNTED) {
+            w->stats.rolled_up++;
+            if (due && srv->policy != NULL) {
+                /* A policy loaded during the bot's presence decides for it now, not only at
+                 * its next presence (a bot that never stops polling would never get one). */
+                decide(c, ct, key, true);
             }
-            presence_start = true;
+            reply_now(c, msg);
+            return;
         }
+        presence_start = true;
     }
 
     struct pipe_slot *slot = pipe_reserve(w->ring); /* conn_can_submit() said there is one */
@@ -150,6 +149,13 @@ void handle_message(struct conn *c, const struct proto_message *msg, uint8_t tra
         return;
     }
     slot->reply_len = (uint16_t)reply;
+    if (keyed) {
+        /* A poll's leaf describes its bot: the roll-up's later records may name it. */
+        slot->describes = 1;
+        memcpy(slot->describes_key, k, sizeof(k));
+        slot->describes_desc = rollup_contact_desc(ct);
+        slot->describes_time_us = ct->time_us;
+    }
     if (!submit(c, &rec, slot, c->http != NULL ? SLOT_REPLY_HTTP : SLOT_REPLY_RAW, c)) {
         return;
     }

@@ -169,6 +169,7 @@ struct pipe_slot *pipe_reserve(struct pipe_ring *ring)
     }
     struct pipe_slot *slot = &ring->slots[head & ring->mask];
     slot->rewind = 0;
+    slot->describes = 0;
     return slot;
 }
 
@@ -245,6 +246,8 @@ static uint64_t stage_published(struct pipeline *p, uint64_t *batch_end)
                 slot->failed = 1;
                 fprintf(p->logfile, "sinkd: evidence: cannot stage a record of %u bytes (%d)\n",
                         slot->record_len, rc);
+            } else {
+                slot->index = index;
             }
             ring->appended++;
             staged++;

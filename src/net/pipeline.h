@@ -36,6 +36,13 @@ struct pipe_slot {
     /* Set by the writer when the log refused the record: it is NOT durable, so the worker must
      * not acknowledge it (no reply, no command). */
     uint8_t failed;
+    uint64_t index; /* set by the writer: the record's index in the log */
+    /* Worker-defined: the bot whose description the record holds (describes != 0), what it says
+     * and when, for the roll-up to name the leaf once durable (net/rollup.h). */
+    uint8_t describes;
+    uint8_t describes_key[16];
+    uint64_t describes_desc;
+    uint64_t describes_time_us;
     uint8_t record[PIPE_RECORD_MAX];
     uint8_t reply[PIPE_REPLY_MAX];
 };

@@ -12,6 +12,9 @@ struct entry {
     uint8_t used;
     uint32_t policy_gen; /* the policy generation its bot was last decided under */
     uint64_t interval_start_us;
+    /* The leaf that describes the bot (0: none known), what it says (rollup_contact_desc) and
+     * its seal epoch's number. */
+    uint64_t described_in, described_desc, described_epoch;
     struct heartbeats hb; /* count 0: nothing rolled up yet in this interval */
 };
 
@@ -24,11 +27,13 @@ struct stripe {
 
 struct rollup {
     uint64_t interval_us;
+    _Atomic uint64_t epoch_us; /* 0: records never name a leaf */
     size_t max_per_stripe;
     struct stripe stripes[ROLLUP_STRIPES];
     _Atomic uint64_t counted;
     _Atomic uint64_t pending;
     _Atomic uint64_t full;
+    _Atomic uint64_t named;
 };
 
 struct rollup *rollup_new(uint64_t interval_us, size_t max_entries)
@@ -141,6 +146,78 @@ static void describe(struct heartbeats *hb, const struct contact *ct)
     hb->enrich_id = ct->enrich_id;
 }
 
+void rollup_set_seal_epoch(struct rollup *r, uint64_t epoch_us)
+{
+    atomic_store(&r->epoch_us, epoch_us);
+}
+
+/* What a record says of its bot apart from counts, times and enrichment that may change
+ * between polls (country, AS, tags stay in every record). The source port and the proxy's
+ * address are left out: a bot that reconnects calls from another port, maybe through another
+ * proxy of the pool, and its record would never name a leaf. */
+static uint64_t desc_of(const struct heartbeats *hb)
+{
+    /* Fixed-size fields one after another, strings zero-padded: one encoding per description. */
+    uint8_t buf[sizeof(hb->node) + 2 * (2 + 16) + 1 + 2 + 1 + sizeof(hb->family) +
+                sizeof(hb->bot_key) + 4];
+    memset(buf, 0, sizeof(buf));
+    size_t pos = 0;
+    memcpy(buf, hb->node, strnlen(hb->node, sizeof(hb->node) - 1));
+    pos += sizeof(hb->node);
+    const struct net_addr *a[] = {&hb->src, &hb->dst};
+    for (size_t i = 0; i < 2; i++) {
+        buf[pos] = (uint8_t)(a[i]->family >> 8);
+        buf[pos + 1] = (uint8_t)a[i]->family;
+        memcpy(buf + pos + 2, a[i]->ip, 16);
+        pos += 2 + 16;
+    }
+    buf[pos++] = hb->peer.family != 0;         /* through a proxy or not; which one may change */
+    buf[pos++] = (uint8_t)(hb->dst.port >> 8); /* the seized address's port does not change */
+    buf[pos++] = (uint8_t)hb->dst.port;
+    buf[pos++] = hb->transport;
+    memcpy(buf + pos, hb->family, strnlen(hb->family, sizeof(hb->family) - 1));
+    pos += sizeof(hb->family);
+    memcpy(buf + pos, hb->bot_key, strnlen(hb->bot_key, sizeof(hb->bot_key) - 1));
+    pos += sizeof(hb->bot_key);
+    for (int i = 0; i < 4; i++) {
+        buf[pos++] = (uint8_t)(hb->enrich_id >> (24 - 8 * i));
+    }
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    SHA256(buf, pos, d);
+    uint64_t v;
+    memcpy(&v, d, sizeof(v));
+    return v;
+}
+
+uint64_t rollup_contact_desc(const struct contact *ct)
+{
+    struct heartbeats hb;
+    memset(&hb, 0, sizeof(hb));
+    describe(&hb, ct);
+    return desc_of(&hb);
+}
+
+void rollup_described(struct rollup *r, const uint8_t key[16], uint64_t index, uint64_t desc,
+                      uint64_t record_time_us, uint64_t now_us)
+{
+    uint64_t epoch_us = atomic_load(&r->epoch_us);
+    /* The writer sealed the leaf in the epoch of some moment between the two: only when both
+     * are in one epoch is it certain. Leaf 0 is a log's node-started record, never a bot's. */
+    if (epoch_us == 0 || index == 0 || record_time_us / epoch_us != now_us / epoch_us) {
+        return;
+    }
+    struct stripe *s = &r->stripes[key[0] % ROLLUP_STRIPES];
+    pthread_mutex_lock(&s->mu);
+    struct entry *e = find(s, key);
+    /* Writers on several rings may report out of order: the latest leaf wins. */
+    if (e != NULL && index > e->described_in) {
+        e->described_in = index;
+        e->described_desc = desc;
+        e->described_epoch = record_time_us / epoch_us;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const struct contact *ct,
                                 uint32_t policy_gen, bool *decide_due)
 {
@@ -188,10 +265,25 @@ enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const s
     return ROLLUP_COUNTED;
 }
 
+/* Leaves out of rec what the leaf it names says (source port and proxy too: see desc_of). */
+static void name_leaf(struct heartbeats *hb, uint64_t index)
+{
+    memset(hb->node, 0, sizeof(hb->node));
+    memset(&hb->src, 0, sizeof(hb->src));
+    memset(&hb->dst, 0, sizeof(hb->dst));
+    memset(&hb->peer, 0, sizeof(hb->peer));
+    hb->transport = 0;
+    memset(hb->family, 0, sizeof(hb->family));
+    memset(hb->bot_key, 0, sizeof(hb->bot_key));
+    hb->enrich_id = 0;
+    hb->described_in = index;
+}
+
 size_t rollup_take_due(struct rollup *r, unsigned from, unsigned to, uint64_t now_us, bool all,
-                       uint64_t erased_before_us, struct heartbeats *out, size_t max)
+                       uint64_t erased_before_us, struct rollup_record *out, size_t max)
 {
     size_t n = 0;
+    uint64_t epoch_us = atomic_load(&r->epoch_us);
     for (unsigned st = from; st < to && st < ROLLUP_STRIPES && n < max; st++) {
         struct stripe *s = &r->stripes[st];
         pthread_mutex_lock(&s->mu);
@@ -207,12 +299,23 @@ size_t rollup_take_due(struct rollup *r, unsigned from, unsigned to, uint64_t no
                 }
                 continue;
             }
-            out[n] = e->hb;
+            struct rollup_record *o = &out[n];
+            o->hb = e->hb;
+            memcpy(o->key, e->key, sizeof(o->key));
+            o->desc = desc_of(&e->hb);
             if (e->hb.time_us < erased_before_us) {
                 /* Erased since counted: who it was must not come back through this record. */
-                memset(&out[n].src, 0, sizeof(out[n].src));
-                memset(&out[n].peer, 0, sizeof(out[n].peer));
-                out[n].bot_key[0] = '\0';
+                memset(&o->hb.src, 0, sizeof(o->hb.src));
+                memset(&o->hb.peer, 0, sizeof(o->hb.peer));
+                o->hb.bot_key[0] = '\0';
+                o->desc = 0; /* describes nobody */
+            } else if (epoch_us != 0 && e->described_in != 0 && e->described_desc == o->desc &&
+                       e->described_epoch == e->hb.time_us / epoch_us) {
+                /* Every poll counted is before the end of the named leaf's epoch: erasing that
+                 * epoch erases these polls' "who" with their own. */
+                name_leaf(&o->hb, e->described_in);
+                o->desc = 0;
+                atomic_fetch_add(&r->named, 1);
             }
             n++;
             atomic_fetch_sub(&r->pending, e->hb.count);
@@ -240,4 +343,5 @@ void rollup_stats(struct rollup *r, struct rollup_stats *out)
     out->counted = atomic_load(&r->counted);
     out->pending = atomic_load(&r->pending);
     out->full = atomic_load(&r->full);
+    out->named = atomic_load(&r->named);
 }

@@ -2,6 +2,8 @@
  * writer, registry, policy, workers, sandbox), signals and reloads, and the orderly stop. */
 #include "net/server_internal.h"
 
+#include "evidence/seal.h"
+
 /* Addresses the undecoded-contact bound remembers at once (~40 bytes each). */
 #define UNDECODED_SLOTS 65536
 
@@ -389,6 +391,8 @@ int server_run(const struct server_config *cfg, char *err, size_t errlen)
             err_set(err, errlen, "out of memory");
             goto out;
         }
+        /* Records name a leaf only of the epoch the writer seals in (evidence/seal.h). */
+        rollup_set_seal_epoch(srv->rollup, (uint64_t)seal_epoch_seconds(cfg->state_dir) * 1000000u);
     }
     if (srv->ipcount == NULL || srv->workers == NULL || srv->undecoded == NULL) {
         err_set(err, errlen, "out of memory");

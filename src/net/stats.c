@@ -256,6 +256,10 @@ void render_metrics(void *ctx, struct metrics_text *m)
         metrics_family(m, "sinkd_heartbeats_pending", "gauge",
                        "Rolled-up polls not yet in a written record (what a kill -9 would lose).");
         metrics_sample(m, "sinkd_heartbeats_pending", ro.pending);
+        metrics_family(m, "sinkd_heartbeats_named_total", "counter",
+                       "Heartbeats records that named the leaf describing their bot instead of "
+                       "repeating it.");
+        metrics_sample(m, "sinkd_heartbeats_named_total", ro.named);
     }
     metrics_family(m, "sinkd_decisions_total", "counter",
                    "Remediation decisions made durable, by verdict.");

@@ -28,6 +28,11 @@ void complete_durable(struct worker *w)
     struct pipe_slot *slot;
     while ((slot = pipe_next_durable(w->ring)) != NULL) {
         struct conn *c = slot->owner;
+        if (slot->describes && !slot->failed && w->srv->rollup != NULL) {
+            /* Later heartbeats records of this bot may name this leaf instead of repeating it. */
+            rollup_described(w->srv->rollup, slot->describes_key, slot->index, slot->describes_desc,
+                             slot->describes_time_us, event_now_us());
+        }
         if (slot->failed && c != NULL) {
             /* Not in the log: no acknowledgement, no command. The bot will call again. */
             c->inflight--;
@@ -189,7 +194,7 @@ static bool queue_heartbeats(struct server *srv, struct pipe_ring *ring, unsigne
                              bool all, uint64_t *queued)
 {
     uint64_t now_us = event_now_us();
-    struct heartbeats hb[HEARTBEATS_BATCH];
+    struct rollup_record hb[HEARTBEATS_BATCH];
     for (;;) {
         size_t room = pipe_free_slots(ring);
         if (room <= HEARTBEATS_RING_RESERVE) {
@@ -203,7 +208,7 @@ static bool queue_heartbeats(struct server *srv, struct pipe_ring *ring, unsigne
             struct record rec;
             memset(&rec, 0, sizeof(rec));
             rec.kind = RECORD_HEARTBEATS;
-            rec.u.heartbeats = hb[i];
+            rec.u.heartbeats = hb[i].hb;
             struct pipe_slot *slot = pipe_reserve(ring);
             int rlen = event_encode(&rec, slot->record, PIPE_RECORD_MAX);
             if (rlen < 0) { /* bounded fields: unreachable */
@@ -214,6 +219,12 @@ static bool queue_heartbeats(struct server *srv, struct pipe_ring *ring, unsigne
             slot->record_len = (uint16_t)rlen;
             slot->reply_len = 0;
             slot->kind = SLOT_RECORD;
+            if (hb[i].desc != 0) {
+                slot->describes = 1;
+                memcpy(slot->describes_key, hb[i].key, sizeof(slot->describes_key));
+                slot->describes_desc = hb[i].desc;
+                slot->describes_time_us = hb[i].hb.time_us;
+            }
             pipe_publish(srv->pipe, ring);
             (*queued)++;
         }

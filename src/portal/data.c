@@ -754,6 +754,33 @@ static int tar_dir(const char *dir, char **body, size_t *len, char *err, size_t 
     return 0;
 }
 
+/* Whether `index` is among the n sorted indexes of idx. */
+static bool index_listed(const uint64_t *idx, size_t n, uint64_t index)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (idx[mid] < index) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < n && idx[lo] == index;
+}
+
+/* Puts `index` in its place among the n sorted indexes of idx (room for one more). */
+static void insert_sorted(uint64_t *idx, size_t *n, uint64_t index)
+{
+    size_t i = *n;
+    while (i > 0 && idx[i - 1] > index) {
+        idx[i] = idx[i - 1];
+        i--;
+    }
+    idx[i] = index;
+    (*n)++;
+}
+
 int portal_bundle(struct portal_state *st, const struct portal_authority *a,
                   const struct net_addr *ip, uint64_t since_us, char **body, size_t *len,
                   uint64_t *rows, bool *foreign, char *err, size_t errlen)
@@ -778,7 +805,12 @@ int portal_bundle(struct portal_state *st, const struct portal_authority *a,
         free(rec);
         return err_set(err, errlen, "out of memory");
     }
-    if (evlog_reader_open(&r, st->cfg->state_dir, 0, err, errlen) != 0) {
+    if (evlog_reader_open(&r, st->cfg->state_dir, 0, err, errlen) != 0 ||
+        evlog_reader_fill_described(r) != 0) {
+        if (r != NULL) {
+            evlog_reader_close(r);
+            err_set(err, errlen, "out of memory");
+        }
         free(idx);
         free(rec);
         return -1;
@@ -796,6 +828,15 @@ int portal_bundle(struct portal_state *st, const struct portal_authority *a,
         }
         const struct net_addr *src = record_src(rec);
         if (src != NULL && net_addr_equal_ip(src, ip) && record_time(rec) >= since_us) {
+            /* A heartbeats record naming the leaf that describes its bot goes with that leaf
+             * (what says who polled), unless it is in already. */
+            uint64_t named = rec->kind == RECORD_HEARTBEATS ? rec->u.heartbeats.described_in : 0;
+            if (named != 0 && !index_listed(idx, n, named)) {
+                if (n + 2 > PORTAL_BUNDLE_ENTRIES_MAX) {
+                    break;
+                }
+                insert_sorted(idx, &n, named);
+            }
             idx[n++] = index;
         }
     }

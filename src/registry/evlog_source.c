@@ -2,12 +2,19 @@
 #include "evidence/log.h"
 #include "registry/internal.h"
 #include "registry/registry.h"
+#include "util/err.h"
 
 static int evlog_src_open(void **reader, const char *state_dir, uint64_t start_index, char *err,
                           size_t errlen)
 {
     struct evlog_reader *r = NULL;
     int rc = evlog_reader_open(&r, state_dir, start_index, err, errlen);
+    /* The registry counts a heartbeats record for the bot its named leaf describes. */
+    if (rc == 0 && (rc = evlog_reader_fill_described(r)) != 0) {
+        evlog_reader_close(r);
+        r = NULL;
+        err_set(err, errlen, "out of memory");
+    }
     *reader = r;
     return rc < 0 ? rc : 0;
 }

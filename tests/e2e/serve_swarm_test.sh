@@ -70,6 +70,16 @@ with_asn = sum(1 for r in rows if r["asn"] > 0)
 check(with_asn >= 0.9 * len(rows), f"only {with_asn} of {len(rows)} bot addresses have an ASN")
 idx = [r["index"] for r in recs]
 check(idx == sorted(idx) and len(set(idx)) == len(idx), "indices increase")
+# Heartbeats records name the earlier leaf that describes their bot instead of repeating it;
+# `contacts` fills them in from it: the same address and family as that leaf.
+by_index = {r["index"]: r for r in recs}
+named = [b for b in beats if b.get("described_in")]
+check(len(named) >= len(beats) // 2, f"only {len(named)} of {len(beats)} heartbeats records name a leaf")
+for b in named:
+    leaf = by_index.get(b["described_in"])
+    check(leaf is not None and leaf["index"] < b["index"], f"record {b['index']} names no earlier leaf")
+    check(leaf["kind"] in ("contact", "heartbeats") and b["src_ip"] == leaf["src_ip"] != ""
+          and b["family"] == leaf["family"] == "plugx", f"record {b['index']} filled in wrongly from {leaf}")
 PY
 
 # Bots that volunteer their machine information (not the worm's habit: docs/swarm.md): each is

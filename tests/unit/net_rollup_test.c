@@ -1,7 +1,8 @@
 /* net_rollup_test.c -- the heartbeat roll-up and presence table: a bot's first poll is a leaf,
  * later ones count; a record per interval with the exact count, first and last time and the
  * digest chain; an idle interval ends the presence; a full table leaves polls as leaves; a new
- * policy generation makes a present bot due for a decision. */
+ * policy generation makes a present bot due for a decision; a record names the leaf that describes
+ * its bot only while that leaf says the same and is of the record's seal epoch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,15 +53,15 @@ static void test_counts_and_records(void **state)
     assert_int_equal(st.entries, 1);
     assert_int_equal(st.counted, 5);
     assert_int_equal(st.pending, 5);
-    struct heartbeats out[4];
+    struct rollup_record out[4];
     /* Not due before the interval ends. */
     assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 150 * S, false, 0, out, 4), 0);
     assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 161 * S, false, 0, out, 4), 1);
-    assert_int_equal(out[0].count, 5);
-    assert_int_equal(out[0].first_time_us, 101 * S);
-    assert_int_equal(out[0].time_us, 105 * S);
-    assert_memory_equal(out[0].heartbeats_sha256, chain, 32);
-    assert_string_equal(out[0].cc, "NG");
+    assert_int_equal(out[0].hb.count, 5);
+    assert_int_equal(out[0].hb.first_time_us, 101 * S);
+    assert_int_equal(out[0].hb.time_us, 105 * S);
+    assert_memory_equal(out[0].hb.heartbeats_sha256, chain, 32);
+    assert_string_equal(out[0].hb.cc, "NG");
     rollup_stats(r, &st);
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.entries, 1); /* the presence goes on */
@@ -68,7 +69,7 @@ static void test_counts_and_records(void **state)
     c = poll_at(170 * S, 9);
     assert_int_equal(rollup_poll(r, key, &c, 1, &due), ROLLUP_COUNTED);
     assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 222 * S, false, 0, out, 4), 1);
-    assert_int_equal(out[0].count, 1);
+    assert_int_equal(out[0].hb.count, 1);
     assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 283 * S, false, 0, out, 4), 0);
     rollup_stats(r, &st);
     assert_int_equal(st.entries, 0);
@@ -93,12 +94,12 @@ static void test_stop_takes_everything(void **state)
             }
         }
     }
-    struct heartbeats out[64];
+    struct rollup_record out[64];
     uint64_t taken = 0, records = 0;
     size_t n;
     while ((n = rollup_take_due(r, 0, ROLLUP_STRIPES, 11 * S, true, 0, out, 64)) > 0) {
         for (size_t i = 0; i < n; i++) {
-            taken += out[i].count;
+            taken += out[i].hb.count;
         }
         records += n;
         if (n < 64) {
@@ -160,21 +161,94 @@ static void test_erased_counts_lose_who(void **state)
     assert_int_equal(rollup_poll(r, live_key, &c, 1, &due), ROLLUP_COUNTED);
     c.time_us = 40 * S; /* after the erasure at 30 s */
     assert_int_equal(rollup_poll(r, live_key, &c, 1, &due), ROLLUP_COUNTED);
-    struct heartbeats out[4];
+    struct rollup_record out[4];
     size_t n = rollup_take_due(r, 0, ROLLUP_STRIPES, 100 * S, true, 30 * S, out, 4);
     assert_int_equal(n, 2);
     for (size_t i = 0; i < n; i++) {
-        if (out[i].time_us < 30 * S) {
-            assert_int_equal(out[i].src.family, 0);
-            assert_string_equal(out[i].bot_key, "");
-            assert_int_equal(out[i].count, 1);
-            assert_string_equal(out[i].cc, "NG");
+        if (out[i].hb.time_us < 30 * S) {
+            assert_int_equal(out[i].hb.src.family, 0);
+            assert_string_equal(out[i].hb.bot_key, "");
+            assert_int_equal(out[i].hb.count, 1);
+            assert_string_equal(out[i].hb.cc, "NG");
         } else {
-            assert_int_not_equal(out[i].src.family, 0);
-            assert_string_equal(out[i].bot_key, "00112233445566778899aabbccddeeff");
-            assert_int_equal(out[i].count, 2);
+            assert_int_not_equal(out[i].hb.src.family, 0);
+            assert_string_equal(out[i].hb.bot_key, "00112233445566778899aabbccddeeff");
+            assert_int_equal(out[i].hb.count, 2);
         }
     }
+    rollup_free(r);
+}
+
+/* Records name the durable leaf that describes their bot (described_in) and leave out what it
+ * says, but only while the description is the same (ports aside) and the leaf is of the
+ * record's seal epoch; a record describing its bot itself is reported for naming. */
+static void test_records_name_the_describing_leaf(void **state)
+{
+    (void)state;
+    struct rollup *r = rollup_new(60 * S, 100);
+    rollup_set_seal_epoch(r, 1000 * S);
+    uint8_t key[16] = {5, 6, 7};
+    bool due;
+    struct contact c = poll_at(100 * S, 1);
+    snprintf(c.node, sizeof(c.node), "n1");
+    c.src.port = 40000;
+    assert_int_equal(rollup_poll(r, key, &c, 1, &due), ROLLUP_FIRST);
+    uint64_t desc = rollup_contact_desc(&c);
+    /* Recorded and made durable in different epochs: not certain, not named. */
+    rollup_described(r, key, 7, desc, 999 * S, 1000 * S);
+    /* Leaf 0 is never a bot's. */
+    rollup_described(r, key, 0, desc, 100 * S, 100 * S);
+    c.time_us = 110 * S;
+    c.src.port = 40001; /* reconnected: another port, the same bot */
+    assert_int_equal(rollup_poll(r, key, &c, 1, &due), ROLLUP_COUNTED);
+    struct rollup_record out[4];
+    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 161 * S, false, 0, out, 4), 1);
+    assert_int_equal(out[0].hb.described_in, 0); /* nothing certain to name yet */
+    assert_string_equal(out[0].hb.node, "n1");
+    assert_int_equal(out[0].desc, desc); /* ports are not in the description */
+    assert_memory_equal(out[0].key, key, 16);
+
+    rollup_described(r, key, 9, desc, 100 * S, 101 * S);
+    rollup_described(r, key, 8, desc, 100 * S, 101 * S); /* reported late: the latest wins */
+    c.time_us = 170 * S;
+    assert_int_equal(rollup_poll(r, key, &c, 1, &due), ROLLUP_COUNTED);
+    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 222 * S, false, 0, out, 4), 1);
+    assert_int_equal(out[0].hb.described_in, 9);
+    assert_int_equal(out[0].desc, 0);
+    assert_int_equal(out[0].hb.count, 1);
+    assert_string_equal(out[0].hb.cc, "NG"); /* counts, times and enrichment stay */
+    assert_string_equal(out[0].hb.node, "");
+    assert_string_equal(out[0].hb.family, "");
+    assert_int_equal(out[0].hb.src.family, 0);
+
+    /* Another description (a new enrichment table): the record describes the bot again. */
+    c.time_us = 230 * S;
+    c.enrich_id = 2;
+    assert_int_equal(rollup_poll(r, key, &c, 1, &due), ROLLUP_COUNTED);
+    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 283 * S, false, 0, out, 4), 1);
+    assert_int_equal(out[0].hb.described_in, 0);
+    assert_int_equal(out[0].desc, rollup_contact_desc(&c));
+    rollup_described(r, key, 20, out[0].desc, out[0].hb.time_us, 290 * S);
+
+    /* Polls in the next epoch do not name a leaf of the previous one. */
+    c.time_us = 1001 * S;
+    assert_int_equal(rollup_poll(r, key, &c, 1, &due), ROLLUP_COUNTED);
+    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 1100 * S, false, 0, out, 4), 1);
+    assert_int_equal(out[0].hb.described_in, 0);
+    struct rollup_stats st;
+    rollup_stats(r, &st);
+    assert_int_equal(st.named, 1);
+    rollup_free(r);
+
+    /* Off (no seal epoch set): never named. */
+    r = rollup_new(60 * S, 100);
+    c.time_us = 100 * S;
+    assert_int_equal(rollup_poll(r, key, &c, 1, &due), ROLLUP_FIRST);
+    rollup_described(r, key, 9, rollup_contact_desc(&c), 100 * S, 100 * S);
+    c.time_us = 110 * S;
+    assert_int_equal(rollup_poll(r, key, &c, 1, &due), ROLLUP_COUNTED);
+    assert_int_equal(rollup_take_due(r, 0, ROLLUP_STRIPES, 161 * S, false, 0, out, 4), 1);
+    assert_int_equal(out[0].hb.described_in, 0);
     rollup_free(r);
 }
 
@@ -185,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_stop_takes_everything),
         cmocka_unit_test(test_full_table_and_policy_generation),
         cmocka_unit_test(test_erased_counts_lose_who),
+        cmocka_unit_test(test_records_name_the_describing_leaf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
