@@ -60,6 +60,11 @@ start_sinkd() {
     shift 2
     rm -rf "${B_DIR:?}/$name"
     mkdir -p "$B_DIR/$name"
+    # B_EPOCH_SECONDS: the seal epoch length of the new state directory (keys/epochs/epoch_seconds).
+    if [ -n "${B_EPOCH_SECONDS:-}" ]; then
+        mkdir -p -m 700 "$B_DIR/$name/state" "$B_DIR/$name/state/keys" "$B_DIR/$name/state/keys/epochs"
+        echo "$B_EPOCH_SECONDS" >"$B_DIR/$name/state/keys/epochs/epoch_seconds"
+    fi
     local as_root=()
     [ "$(id -u)" -ne 0 ] || as_root=(--allow-root) # benches run in throwaway sandboxes
     # SINKD_OPTS: extra serve options for an experiment (word-split on purpose).

@@ -80,6 +80,7 @@ b1=$(log_bytes); e1=$(metric sinkd_log_entries); c1=$(metric sinkd_log_commits_t
 j1=$(du -sb "$state/journal" | cut -f1)
 s1=$(sizes)
 t1=$(date +%s.%N)
+named=$(metric sinkd_heartbeats_named_total)
 wait "$slow_pid" "$fast_pid" || true
 stop_sinkd
 "$SINKD" contacts --state "$state" --summary >"$B_DIR/summary.json"
@@ -95,7 +96,42 @@ for l in sys.stdin:
         window[r["kind"]] += 1
 print(json.dumps({"run": run, "window": window}))' "$e0" "$e1" >"$B_DIR/kinds.json"
 
-python3 - "$B_DIR" "$BOTS" "$SLOW" "$FAST" "$b0" "$b1" "$e0" "$e1" "$t0" "$t1" "$ROOT" "$c0" "$c1" "$k0" "$k1" "${#ROLLUP_OPTS[@]}" "$INTERVAL" "$HTTP_SHARE" "$j0" "$j1" "$s0" "$s1" "$CP_RETENTION" "${#COMPACT_OPTS[@]}" <<'PY'
+# A heartbeats record names the leaf that describes its bot, when there is one of the same seal
+# epoch (one UTC day): the first record of each bot-day describes its bot again and costs more.
+# The window above holds only naming records, so a second, smaller run measures what a record
+# that describes its bot costs: seal epochs of 10 s, shorter than its roll-up interval, so that
+# no record finds a leaf of its own epoch to name (bots polling every 20 s +-50%, so that no
+# presence ends and the window holds heartbeats records only).
+full_rec=0
+if [ -n "$named" ]; then
+    FULL_BOTS=$((BOTS / 10 > 500 ? BOTS / 10 : 500))
+    port2=$(free_port)
+    mport=$(free_port)
+    B_EPOCH_SECONDS=10 start_sinkd full "$port2" "${WORKER_OPTS[@]}" --trusted-proxy 127.0.1.0/24 \
+        --max-per-ip $((FULL_BOTS + 10)) --max-connections $((FULL_BOTS + 2000)) --checkpoint-ms 1000 \
+        --metrics-listen "127.0.0.1:$mport" --heartbeat-interval 60 --journal-compact-kib 64
+    state="$B_DIR/full/state"
+    "$SINKD" swarm --target "127.0.0.1:$port2" --bots "$FULL_BOTS" --concurrency "$FULL_BOTS" \
+        --duration 260 --source-net 127.0.1.0/24 --seed 13 --heartbeat-ms 20000 \
+        --http-share "$HTTP_SHARE" --cipher mix --json "$B_DIR/full.json" >"$B_DIR/full.txt" 2>&1 &
+    full_pid=$!
+    B_PIDS+=("$full_pid")
+    sleep 134 # the bots start over 104 s; then every one has made its first contact
+    f0=$(sizes); fe0=$(metric sinkd_log_entries); fn0=$(metric sinkd_heartbeats_named_total)
+    sleep 120
+    f1=$(sizes); fe1=$(metric sinkd_log_entries); fn1=$(metric sinkd_heartbeats_named_total)
+    wait "$full_pid" || true
+    stop_sinkd
+    full_rec=$(python3 -c '
+import sys
+s0 = [int(x) for x in sys.argv[1].split()]
+s1 = [int(x) for x in sys.argv[2].split()]
+n = max(1, int(float(sys.argv[4])) - int(float(sys.argv[3])))
+assert int(float(sys.argv[6])) == int(float(sys.argv[5])), "records named a leaf in the describing run"
+print("%.1f %.1f" % ((s1[2] - s0[2]) / n, (s1[3] - s0[3]) / n))' "$f0" "$f1" "$fe0" "$fe1" "$fn0" "$fn1")
+fi
+
+python3 - "$B_DIR" "$BOTS" "$SLOW" "$FAST" "$b0" "$b1" "$e0" "$e1" "$t0" "$t1" "$ROOT" "$c0" "$c1" "$k0" "$k1" "${#ROLLUP_OPTS[@]}" "$INTERVAL" "$HTTP_SHARE" "$j0" "$j1" "$s0" "$s1" "$CP_RETENTION" "${#COMPACT_OPTS[@]}" "$full_rec" <<'PY'
 import json, subprocess, sys
 rolling, interval = sys.argv[16] != "0", int(sys.argv[17])
 d, bots, slow, fast = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -132,14 +168,24 @@ ncp = max(1, k1 - k0)
 cp_len, cp_disk = (s1[4] - s0[4]) / ncp, (s1[5] - s0[5]) / ncp
 cp_per_day = (k1 - k0) / dt * 86400
 cp_kept_per_day = 24 if cp_retention else cp_per_day
-per_bot_day_len = rec_per_bot_day * (journal + tiles_len) + cp_kept_per_day * cp_len / bots
-per_bot_day = rec_per_bot_day * (journal + tiles_disk) + cp_kept_per_day * cp_disk / bots
+# With naming, one record a bot-day (its first of the UTC day) describes its bot: it costs what
+# the second run measured instead of what the window's naming records cost.
+naming = sys.argv[25] != "0"
+if naming:
+    full_len, full_disk = (float(x) for x in sys.argv[25].split())
+    extra_len, extra_disk = full_len - tiles_len, full_disk - tiles_disk
+else:
+    extra_len = extra_disk = 0.0
+per_bot_day_len = rec_per_bot_day * (journal + tiles_len) + extra_len + cp_kept_per_day * cp_len / bots
+per_bot_day = rec_per_bot_day * (journal + tiles_disk) + extra_disk + cp_kept_per_day * cp_disk / bots
 print("operation: %d bots (%d polling every 60 s, %d every 15 s, +-50%%; %s of them over HTTP; cipher mix), steady state measured over %.0f s" % (bots, slow, fast, sys.argv[18], dt))
 print("  tree: %s" % commit)
 print("  heartbeats rolled up: %s (measured every %d s, scaled to the default hour); personal data sealed: %s; journal compacted: %s; old checkpoints pruned: %s" % (
     "yes" if rollup else "no (one record per poll)", interval, "yes" if sealed else "no", "yes" if compacting else "no", "yes" if cp_retention else "no"))
 print("  record kinds: %s; in the window: %s" % (json.dumps(kinds), json.dumps(window)))
 print("  per record: journal %.0f B on disk; tiles and entry bundles %.0f B (%.0f B on disk)" % (journal, tiles_len, tiles_disk))
+if naming:
+    print("  records naming the leaf that describes their bot: the window's; a record describing its bot (the first of each bot-day), measured in a second run: %.0f B (%.0f B on disk)" % (full_len, full_disk))
 print("  checkpoints: %.0f a day, %.0f B each (%.0f B on disk), %.0f a day kept in the long run" % (cp_per_day, cp_len, cp_disk, cp_kept_per_day))
 print("  records per bot-day %.1f: **%.0f B per bot-day on disk** (%.0f B as file lengths); %.2f B per poll at this mix's %.0f polls per bot-day, %.2f B at a 60 s beacon" % (
     rec_per_bot_day, per_bot_day, per_bot_day_len, per_bot_day * bots / polls_per_day, polls_per_day / bots, per_bot_day / 1440))

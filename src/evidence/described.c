@@ -2,16 +2,18 @@
  * (described.h). */
 #include "evidence/described.h"
 
+#include <openssl/crypto.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "evidence/log.h"
+#include "evidence/log_internal.h"
+#include "evidence/seal.h"
 #include "util/err.h"
 
 /* What a leaf says of its bot: what a naming record leaves out (rollup.c, name_leaf). */
 struct desc {
-    uint64_t index; /* + 1; 0: an empty slot */
     uint64_t time_us;
     char node[32];
     struct net_addr src, dst, peer;
@@ -21,12 +23,30 @@ struct desc {
     uint32_t enrich_id;
 };
 
+/* Entry bundles kept at once (each at most ~16 MiB, in practice 20-60 KiB). A stripe of the
+ * roll-up writes, within seconds, the records of bots whose presences began (or were described
+ * again) within seconds of each other: the leaves they name sit in a few neighbouring bundles,
+ * so a few cached bundles serve nearly every record, whatever the number of bots, and the memory
+ * does not grow with them. */
+#define DESCRIBED_BUNDLES 32
+
+struct bundle {
+    uint64_t n;    /* bundle number + 1; 0: empty */
+    uint64_t used; /* LRU tick */
+    uint8_t *bytes;
+    size_t len;
+    uint32_t off[EVLOG_TILE_WIDTH]; /* where entry j's length prefix is */
+};
+
 struct described {
-    char state_dir[4096];
-    struct desc *slots; /* open addressing by index, linear probing; a power of two */
-    size_t cap, n;
-    uint64_t newest_us; /* the latest time remembered */
+    char state_dir[EVLOG_PATH_MAX];
+    struct seal_keyring *seal; /* opened at the first sealed leaf */
+    bool seal_failed;          /* no keyring here: a sealed leaf cannot tell */
+    struct bundle bundles[DESCRIBED_BUNDLES];
+    uint64_t tick;
+    struct described_stats stats;
     struct record leaf, rec;
+    uint8_t opened[EVLOG_SEAL_BUF];
     uint8_t buf[EVENT_RECORD_MAX];
 };
 
@@ -42,9 +62,18 @@ struct described *described_new(const char *state_dir)
 void described_free(struct described *d)
 {
     if (d != NULL) {
-        free(d->slots);
+        for (size_t i = 0; i < DESCRIBED_BUNDLES; i++) {
+            free(d->bundles[i].bytes);
+        }
+        seal_keyring_free(d->seal);
+        OPENSSL_cleanse(d->opened, sizeof(d->opened));
         free(d);
     }
+}
+
+void described_stats(const struct described *d, struct described_stats *out)
+{
+    *out = d->stats;
 }
 
 static bool contact_is_poll(const struct contact *c)
@@ -109,111 +138,127 @@ int described_fill(struct heartbeats *hb, const struct record *leaf)
     return 0;
 }
 
-static size_t slot_of(const struct described *d, uint64_t index)
+struct offsets {
+    const uint8_t *base;
+    uint32_t *off;
+};
+
+static int note_offset(void *ctx, uint64_t index, const uint8_t *entry, size_t len)
 {
-    uint64_t h = index * 0x9E3779B97F4A7C15ull; /* Fibonacci hashing: indexes are sequential */
-    return (size_t)(h >> 20) & (d->cap - 1);
+    struct offsets *o = ctx;
+    (void)len;
+    o->off[index % EVLOG_TILE_WIDTH] = (uint32_t)(entry - 2 - o->base);
+    return 0;
 }
 
-static struct desc *find(struct described *d, uint64_t index)
+/* The cached full entry bundle n, loaded if needed. NULL with *rc 1 when it is not on disk
+ * (not full yet), or with *rc negative on error. */
+static struct bundle *bundle_of(struct described *d, uint64_t n, int *rc, char *err, size_t errlen)
 {
-    if (d->cap == 0) {
+    struct bundle *lru = &d->bundles[0];
+    for (size_t i = 0; i < DESCRIBED_BUNDLES; i++) {
+        struct bundle *b = &d->bundles[i];
+        if (b->n == n + 1) {
+            b->used = ++d->tick;
+            return b;
+        }
+        if (b->used < lru->used) {
+            lru = b;
+        }
+    }
+    char rel[160], path[EVLOG_PATH_MAX + 200];
+    evlog_tile_path(EVLOG_TILE_ENTRIES, n, EVLOG_TILE_WIDTH, rel, sizeof(rel));
+    snprintf(path, sizeof(path), "%s/log/%s", d->state_dir, rel);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    *rc = evlog_read_whole(path, (size_t)EVLOG_TILE_WIDTH * (2 + EVLOG_ENTRY_MAX), &bytes, &len,
+                           err, errlen);
+    if (*rc != 0) {
         return NULL;
     }
-    for (size_t i = slot_of(d, index);; i = (i + 1) & (d->cap - 1)) {
-        if (d->slots[i].index == 0) {
-            return NULL;
-        }
-        if (d->slots[i].index == index + 1) {
-            return &d->slots[i];
-        }
+    struct offsets o = {bytes, lru->off};
+    char why[128];
+    if (evlog_entry_bundle_parse(bytes, len, EVLOG_TILE_WIDTH, n * EVLOG_TILE_WIDTH, note_offset,
+                                 &o, why, sizeof(why)) != 0) {
+        free(bytes);
+        *rc = err_set(err, errlen, "%s: %s", path, why);
+        return NULL;
     }
+    free(lru->bytes);
+    lru->bytes = bytes;
+    lru->len = len;
+    lru->n = n + 1;
+    lru->used = ++d->tick;
+    d->stats.bundle_reads++;
+    return lru;
 }
 
-static void place(struct described *d, const struct desc *s)
+/* Decodes leaf `index` from its bytes as the log holds them into d->leaf, opening it if sealed.
+ * 1 when decoded with its personal fields, 0 when they are not here (erased, no key), negative
+ * when the leaf is damaged. */
+static int decode_stored(struct described *d, uint64_t index, const uint8_t *e, size_t len,
+                         char *err, size_t errlen)
 {
-    size_t i = slot_of(d, s->index - 1);
-    while (d->slots[i].index != 0) {
-        i = (i + 1) & (d->cap - 1);
-    }
-    d->slots[i] = *s;
-    d->n++;
-}
-
-/* Makes room for one more: the table doubles up to DESCRIBED_MAX entries; at it, descriptions
- * older than a week and a day go (a record names only a leaf of its own seal epoch, a week at
- * most), and all of them if that frees less than a quarter. Keeps the load at most 1/2. */
-static bool make_room(struct described *d)
-{
-    if ((d->n + 1) * 2 <= d->cap) {
-        return true;
-    }
-    size_t cap = d->cap ? d->cap * 2 : 1024;
-    uint64_t keep_after = 0;
-    if (d->n + 1 > DESCRIBED_MAX) {
-        cap = d->cap;
-        const uint64_t span_us = 8ull * 86400 * 1000000;
-        keep_after = d->newest_us > span_us ? d->newest_us - span_us : 0;
-    }
-    struct desc *old = d->slots;
-    size_t oldcap = d->cap;
-    struct desc *slots = calloc(cap, sizeof(*slots));
-    if (slots == NULL) {
-        return false;
-    }
-    d->slots = slots;
-    d->cap = cap;
-    d->n = 0;
-    for (size_t i = 0; i < oldcap; i++) {
-        if (old[i].index != 0 && old[i].time_us >= keep_after) {
-            place(d, &old[i]);
+    uint32_t epoch;
+    uint64_t t;
+    int sealed = seal_inspect(e, len, &epoch, &t);
+    if (sealed == 1) {
+        if (d->seal == NULL && !d->seal_failed &&
+            seal_keyring_open(&d->seal, d->state_dir, false, 0, NULL, 0) != 0) {
+            d->seal_failed = true;
         }
-    }
-    free(old);
-    if ((d->n + 1) * 2 > d->cap) {
-        memset(d->slots, 0, d->cap * sizeof(*d->slots));
-        d->n = 0;
-    }
-    return true;
-}
-
-static void remember(struct described *d, uint64_t index, const struct desc *s)
-{
-    struct desc *e = find(d, index);
-    if (e == NULL) {
-        if (!make_room(d)) {
-            return; /* out of memory: a record naming it reads the leaf from the log */
+        if (d->seal == NULL) {
+            return 0;
         }
-        struct desc copy = *s;
-        copy.index = index + 1;
-        place(d, &copy);
-    } else {
-        *e = *s;
-        e->index = index + 1;
+        size_t olen = 0;
+        char why[256];
+        int st = seal_open(d->seal, index, e, len, d->opened, sizeof(d->opened), &olen, why,
+                           sizeof(why));
+        if (st < 0) {
+            return err_set(err, errlen, "entry %llu: %s", (unsigned long long)index, why),
+                   EVLOG_ECORRUPT;
+        }
+        if (st != SEAL_OPENED) {
+            return 0;
+        }
+        e = d->opened;
+        len = olen;
     }
-    if (s->time_us > d->newest_us) {
-        d->newest_us = s->time_us;
-    }
+    return event_decode(e, len, &d->leaf, NULL, 0) == 0 ? 1 : 0;
 }
 
-/* Reads leaf `index` from the log (a reader that started after it). 1 with *out set, 0 when it
- * does not describe a bot (or is not there), negative on error. */
+/* What leaf `index` says of its bot: from its full entry bundle, or, while it has none yet, from
+ * a reader of the journal. 1 with *out set, 0 when it does not say (not a bot's description,
+ * its personal fields not here, not in the log), negative on error. */
 static int read_leaf(struct described *d, uint64_t index, struct desc *out, char *err,
                      size_t errlen)
 {
-    struct evlog_reader *r = NULL;
-    int rc = evlog_reader_open(&r, d->state_dir, index, err, errlen);
+    int rc = 0;
+    struct bundle *b = bundle_of(d, index / EVLOG_TILE_WIDTH, &rc, err, errlen);
+    if (b != NULL) {
+        size_t at = b->off[index % EVLOG_TILE_WIDTH];
+        size_t len = (size_t)b->bytes[at] << 8 | b->bytes[at + 1];
+        rc = decode_stored(d, index, b->bytes + at + 2, len, err, errlen);
+        return rc == 1 ? desc_of(&d->leaf, out) : rc;
+    }
     if (rc < 0) {
         return rc;
     }
+    /* Not in a full bundle yet: the journal (a reader opens sealed entries itself). */
+    struct evlog_reader *r = NULL;
+    rc = evlog_reader_open(&r, d->state_dir, index, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    d->stats.journal_reads++;
     const uint8_t *entry;
     size_t len;
     uint64_t got;
     rc = evlog_reader_next(r, &entry, &len, &got, err, errlen);
     int found = 0;
-    if (rc == 1 && got == index && event_decode(entry, len, &d->leaf, NULL, 0) == 0 &&
-        desc_of(&d->leaf, out)) {
-        found = 1;
+    if (rc == 1 && got == index && evlog_reader_seal_state(r) <= SEAL_OPENED &&
+        event_decode(entry, len, &d->leaf, NULL, 0) == 0) {
+        found = desc_of(&d->leaf, out);
     }
     evlog_reader_close(r);
     return rc < 0 ? rc : found;
@@ -222,42 +267,27 @@ static int read_leaf(struct described *d, uint64_t index, struct desc *out, char
 int described_pass(struct described *d, uint64_t index, const uint8_t **entry, size_t *len,
                    char *err, size_t errlen)
 {
-    if (*len < 2 || ((*entry)[1] != RECORD_CONTACT && (*entry)[1] != RECORD_HEARTBEATS)) {
-        return 1;
-    }
-    if (event_decode(*entry, *len, &d->rec, NULL, 0) != 0) {
-        return 1; /* its reader reports what is wrong with it */
-    }
-    struct desc s;
-    if (desc_of(&d->rec, &s)) {
-        remember(d, index, &s);
-        return 1;
-    }
-    if (d->rec.kind != RECORD_HEARTBEATS || d->rec.u.heartbeats.described_in == 0) {
-        return 1;
+    if (*len < 2 || (*entry)[1] != RECORD_HEARTBEATS ||
+        event_decode(*entry, *len, &d->rec, NULL, 0) != 0 ||
+        d->rec.u.heartbeats.described_in == 0) {
+        return 1; /* not a naming record (a reader reports what is wrong with a damaged one) */
     }
     uint64_t named = d->rec.u.heartbeats.described_in;
-    if (named >= index) {
-        return 1; /* names no earlier leaf: nothing to fill it from (verify reports it) */
-    }
-    const struct desc *found = find(d, named);
-    if (found == NULL) {
-        int rc = read_leaf(d, named, &s, err, errlen);
-        if (rc < 0) {
-            return rc;
-        }
+    struct desc s;
+    int rc = named < index ? read_leaf(d, named, &s, err, errlen) : 0;
+    if (rc <= 0) {
         if (rc == 0) {
-            return 1;
+            d->stats.unfilled++;
         }
-        remember(d, named, &s);
-        found = &s;
+        return rc < 0 ? rc : 1;
     }
-    fill_from(&d->rec.u.heartbeats, found);
+    fill_from(&d->rec.u.heartbeats, &s);
     int n = event_encode(&d->rec, d->buf, sizeof(d->buf));
     if (n < 0) {
         return err_set(err, errlen, "entry %llu: cannot encode it filled in",
                        (unsigned long long)index);
     }
+    d->stats.filled++;
     *entry = d->buf;
     *len = (size_t)n;
     return 1;

@@ -2,11 +2,10 @@
  * their readers. A roll-up record (event.h, struct heartbeats) whose bot is described by an
  * earlier leaf of the same seal epoch names it (described_in) and holds only its counts, times,
  * country, AS and sector tags: ~90 bytes instead of ~175 (net/rollup.h). The registry, `contacts`,
- * `prove` and the portal read who it was from that leaf: this module keeps what the leaves that
- * may be named said (a poll's contact record, a heartbeats record describing its bot) as the
- * log is read, and fills a naming record in from it, reading the named leaf from the log when
- * it was not seen (a reader that started later). Used through evlog_reader_fill_described
- * (log.h). */
+ * `prove` and the portal read who it was from that leaf: this module reads the named leaf from
+ * its entry bundle (a few recent bundles cached: memory does not grow with the bots), or from
+ * the journal while its bundle is not full, opens it with the epoch keys and fills the naming
+ * record in. Used through evlog_reader_fill_described (log.h). */
 #ifndef SINKD_EVIDENCE_DESCRIBED_H
 #define SINKD_EVIDENCE_DESCRIBED_H
 
@@ -15,17 +14,21 @@
 
 #include "event/event.h"
 
-/* Descriptions kept at most (~180 bytes each); past it the oldest go, and a record naming one
- * of them reads its leaf from the log again. */
-#define DESCRIBED_MAX (1u << 20)
-
 struct described;
-/* state_dir: the log to read a named leaf from when it was not seen. */
+/* state_dir: the log the named leaves are read from. */
 struct described *described_new(const char *state_dir);
 void described_free(struct described *d);
 
-/* Entry `index`, as a reader hands it out (opened when its key is here). Remembers it if it may
- * be named. If it is a heartbeats record naming a leaf, *entry and *len are replaced by the
+struct described_stats {
+    uint64_t filled;        /* naming records filled in */
+    uint64_t unfilled;      /* ... left as they are: their leaf cannot tell */
+    uint64_t bundle_reads;  /* entry bundles read (a cache miss) */
+    uint64_t journal_reads; /* leaves read from the journal (their bundle not full yet) */
+};
+void described_stats(const struct described *d, struct described_stats *out);
+
+/* Entry `index`, as a reader hands it out (opened when its key is here). If it is a heartbeats
+ * record naming an earlier leaf, *entry and *len are replaced by the
  * record with the leaf's description filled in (node, endpoints with the leaf's ports,
  * transport, family, bot key, enrichment id; described_in stays), valid until the next call.
  * Returns 1, or negative on error (err says which). A named leaf that cannot tell (its personal

@@ -1,7 +1,7 @@
 /* evidence_described_test.c -- a heartbeats record naming the leaf that describes its bot is
- * handed out filled in from that leaf by a reader that asks for it: from what it saw, or by
- * reading the leaf from the log when it started after it; a named leaf that cannot tell (its key
- * not here, not a bot's description, not earlier) leaves the record as it is, and a reader that
+ * handed out filled in from that leaf by a reader that asks for it, read from the leaf's entry
+ * bundle (cached) or, while that is not full, from the journal; a named leaf that cannot tell (its
+ * key not here, not a bot's description, not earlier) leaves the record as it is, and a reader that
  * did not ask gets the record as the log holds it. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -98,6 +98,24 @@ static struct record read_at(const char *dir, uint64_t start, bool fill, uint64_
     return rec;
 }
 
+/* Reads entry `want` as the log holds it (opened) and hands it to a described of its own. */
+static struct record pass_through(struct described *d, const char *dir, uint64_t want)
+{
+    struct evlog_reader *r = NULL;
+    char err[256];
+    assert_int_equal(evlog_reader_open(&r, dir, want, err, sizeof(err)), 0);
+    const uint8_t *e;
+    size_t len;
+    uint64_t idx;
+    assert_int_equal(evlog_reader_next(r, &e, &len, &idx, err, sizeof(err)), 1);
+    assert_int_equal(idx, want);
+    assert_int_equal(described_pass(d, idx, &e, &len, err, sizeof(err)), 1);
+    struct record rec;
+    assert_int_equal(event_decode(e, len, &rec, err, sizeof(err)), 0);
+    evlog_reader_close(r);
+    return rec;
+}
+
 static void test_filled_in(void **state)
 {
     (void)state;
@@ -120,10 +138,20 @@ static void test_filled_in(void **state)
     append(log, &of_naming, 3);
     struct record later = naming(9); /* names no earlier leaf */
     append(log, &later, 4);
+    /* Past the first full entry bundle, then a leaf and its naming record in the partial one. */
+    for (uint64_t i = 5; i < 300; i++) {
+        append(log, &note, i);
+    }
+    struct record fresh = poll_contact();
+    fresh.u.contact.src.port = 40002;
+    append(log, &fresh, 300);
+    struct record named_fresh = naming(300);
+    append(log, &named_fresh, 301);
     assert_int_equal(evlog_commit(log, err, sizeof(err)), 0);
+    assert_true(evlog_checkpoint(log, 0, err, sizeof(err)) >= 0);
     assert_int_equal(evlog_close(log, err, sizeof(err)), 0);
 
-    /* From the start: filled in from the leaf it saw; the leaf's port, its own counts. */
+    /* From the start: filled in from the leaf; the leaf's port, its own counts. */
     struct record got = read_at(dir, 0, true, 2);
     struct heartbeats *h = &got.u.heartbeats;
     assert_int_equal(got.kind, RECORD_HEARTBEATS);
@@ -135,10 +163,12 @@ static void test_filled_in(void **state)
     assert_int_equal(h->enrich_id, 7);
     assert_int_equal(h->count, 12);
     assert_int_equal(h->described_in, 1);
-    /* Started after the leaf: read from the log. */
+    /* A reader that starts after the leaf reads it from the log all the same. */
     got = read_at(dir, 2, true, 2);
     assert_true(same_endpoint(&got.u.heartbeats.src, &first.u.contact.src));
     assert_string_equal(got.u.heartbeats.family, "plugx");
+    got = read_at(dir, 301, true, 301);
+    assert_true(same_endpoint(&got.u.heartbeats.src, &fresh.u.contact.src));
     /* Not asked: as the log holds it. */
     got = read_at(dir, 0, false, 2);
     assert_int_equal(got.u.heartbeats.src.family, 0);
@@ -150,6 +180,28 @@ static void test_filled_in(void **state)
     assert_int_equal(got.u.heartbeats.src.family, 0);
     assert_int_equal(got.u.heartbeats.count, 12);
 
+    /* Where the leaves come from: a full entry bundle, read once and then cached; the journal
+     * while the leaf's bundle is not full. */
+    struct described *d = described_new(dir);
+    assert_non_null(d);
+    struct described_stats st;
+    got = pass_through(d, dir, 2);
+    assert_string_equal(got.u.heartbeats.family, "plugx");
+    got = pass_through(d, dir, 2);
+    assert_string_equal(got.u.heartbeats.node, "n1");
+    described_stats(d, &st);
+    assert_int_equal(st.filled, 2);
+    assert_int_equal(st.bundle_reads, 1);
+    assert_int_equal(st.journal_reads, 0);
+    got = pass_through(d, dir, 301);
+    assert_int_equal(got.u.heartbeats.src.port, 40002);
+    got = pass_through(d, dir, 3);
+    described_stats(d, &st);
+    assert_int_equal(st.journal_reads, 1);
+    assert_int_equal(st.filled, 3);
+    assert_int_equal(st.unfilled, 1);
+    described_free(d);
+
     /* Without the epoch keys the leaf cannot say who: the record stays as it is. */
     char keys[160], away[160];
     snprintf(keys, sizeof(keys), "%s/keys/epochs", dir);
@@ -158,7 +210,7 @@ static void test_filled_in(void **state)
     got = read_at(dir, 0, true, 2);
     assert_int_equal(got.u.heartbeats.src.family, 0);
     assert_string_equal(got.u.heartbeats.node, "");
-    got = read_at(dir, 2, true, 2);
+    got = read_at(dir, 300, true, 301);
     assert_int_equal(got.u.heartbeats.src.family, 0);
     evlog_fixture_rm(dir);
 }
