@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* fopencookie */
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -34,8 +35,15 @@ bool cli_parse_u64(const char *cmd, const char *opt, const char *text, uint64_t 
         cli_usage_error(cmd, "--%s: '%s' is not a number", opt, text ? text : "");
         return false;
     }
-    unsigned long long v = strtoull(text, &end, 0);
-    if (errno != 0 || *end != '\0') {
+    /* Decimal, or hexadecimal after 0x (command ids); never octal: a leading zero, as in
+     * "010", is ten, not eight. */
+    bool hex = text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
+    const char *digits = hex ? text + 2 : text;
+    unsigned long long v = 0;
+    if (isxdigit((unsigned char)digits[0])) {
+        v = strtoull(digits, &end, hex ? 16 : 10);
+    }
+    if (end == NULL || errno != 0 || *end != '\0') {
         cli_usage_error(cmd, "--%s: '%s' is not a number", opt, text);
         return false;
     }

@@ -71,6 +71,8 @@ refused "workers = many" "--workers: 'many' is not a number"
 refused "listen = nowhere" "--listen:"
 refused "seccomp = sometimes" "--seccomp: 'sometimes'"
 refused "max-message = 1" "--max-message: 1 is out of range"
+# A leading zero is decimal, not octal (0040 is forty, not 32).
+refused "max-message = 0040" "--max-message: 40 is out of range"
 refused "enforce = perhaps" "'enforce' is a switch"
 refused "enforse = true" "unknown key 'enforse'"
 refused "state = /elsewhere" "duplicate key 'state' (first on line 2)"
