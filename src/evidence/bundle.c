@@ -191,6 +191,17 @@ int evlog_bundle_write(const char *state_dir, uint64_t at_size, const uint64_t *
     if (at_size != 0) {
         snprintf(cp_rel, sizeof cp_rel, "checkpoints/%llu", (unsigned long long)at_size);
     }
+    char cp_path[EVLOG_PATH_MAX + 96];
+    snprintf(cp_path, sizeof cp_path, "%s/%s", log_dir, cp_rel);
+    if (at_size != 0 && access(cp_path, F_OK) != 0 && errno == ENOENT) {
+        return err_set(err, errlen,
+                       "%s: no checkpoint of size %llu is kept here (past serve "
+                       "--checkpoint-keep-hours only the newest of each hour and those "
+                       "timestamped or cosigned stay); the sizes kept are the names in %s/"
+                       "checkpoints/",
+                       cp_path, (unsigned long long)at_size, log_dir),
+               EVLOG_EINVAL;
+    }
     rc = evfile_read(log_dir, cp_rel, &note, &note_len, EVLOG_NOTE_MAX, err, errlen);
     if (rc != 0) {
         return rc;

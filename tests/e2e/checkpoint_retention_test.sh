@@ -72,6 +72,13 @@ done
 [ "${left_old[*]}" = "$cosigned $newest" ] ||
     fail "old checkpoints left: ${left_old[*]}; want the cosigned $cosigned and the newest $newest"
 [ -f "$log/checkpoints/$proved" ] && fail "checkpoints/$proved was not removed"
+# Proving against it now says it is not kept, and where the kept sizes are.
+status=0
+"$SINKD_BINARY" prove --state "$state" --entry 0 --checkpoint "$proved" --out "$E2E_DIR/bundle2" \
+    --justification "e2e $(basename "$0")" >/dev/null 2>"$E2E_DIR/prove2.err" || status=$?
+[ "$status" -ne 0 ] || fail "prove --checkpoint $proved succeeded after its checkpoint was removed"
+grep -q "no checkpoint of size $proved is kept here" "$E2E_DIR/prove2.err" ||
+    fail "prove --checkpoint $proved: $(cat "$E2E_DIR/prove2.err")"
 after=$(count_cps)
 [ "$after" -gt 2 ] || fail "no checkpoint published after the restart"
 
