@@ -121,6 +121,15 @@ static int on_pair(void *user, const char *section, const char *name, const char
     if (value[0] == '\0') {
         return fail(st, "empty value for '%s'", name);
     }
+    /* inih ends a value at " ;" (an inline comment) but not at " #": "node = paris # main"
+     * would name the node "paris # main". Refused rather than guessed. */
+    const char *hash = strchr(value, '#');
+    if (hash != NULL && hash > value && is_blank(hash[-1])) {
+        return fail(st,
+                    "'#' inside the value of '%s' (a comment after a value starts with ' ;'; "
+                    "'#' comments take a line of their own)",
+                    name);
+    }
     if (!o->takes_value) {
         static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no",
                                                                                "off"};

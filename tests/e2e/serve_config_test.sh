@@ -68,6 +68,7 @@ refused() { # LINE-TEXT EXPECTED-SUBSTRING
     grep -qF -- "$E2E_DIR/bad.conf:3: $2" "$E2E_DIR/err" || fail "'$1': $(cat "$E2E_DIR/err")"
 }
 refused "workers = many" "--workers: 'many' is not a number"
+refused "node = paris # main" "'#' inside the value of 'node'"
 refused "listen = nowhere" "--listen:"
 refused "seccomp = sometimes" "--seccomp: 'sometimes'"
 refused "max-message = 1" "--max-message: 1 is out of range"
