@@ -48,9 +48,14 @@ state="$B_DIR/op/state"
 sizes() {
     local j t c
     j=$(stat -c '%s %b' "$state/journal/wal" | awk '{print $1, $2 * 512}')
-    t=$(find "$state/log/tile" -type f -printf '%s %b\n' | awk '{l += $1; d += $2 * 512} END {print l + 0, d + 0}')
+    # Full tiles and bundles only: the partial ones (tile/.../N.p/W) of the bundle being filled
+    # are rewritten at every checkpoint and removed once it is full, so where the two samples
+    # fall in that cycle would swing the count by up to ~0.5 MB.
+    t=$(find "$state/log/tile" -type f -not -path '*.p/*' -printf '%s %b\n' | awk '{l += $1; d += $2 * 512} END {print l + 0, d + 0}')
     c=$(find "$state/log/checkpoints" -type f -printf '%s %b\n' | awk '{l += $1; d += $2 * 512} END {print l + 0, d + 0}')
-    echo "$j $t $c"
+    local nb
+    nb=$(find "$state/log/tile/entries" -type f -not -path '*.p/*' 2>/dev/null | wc -l)
+    echo "$j $t $c $nb"
 }
 log_bytes() { sizes | awk '{print $1 + $3 + $5}'; }
 metric() { curl -sf "http://127.0.0.1:$mport/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
@@ -126,9 +131,10 @@ if [ -n "$named" ]; then
 import sys
 s0 = [int(x) for x in sys.argv[1].split()]
 s1 = [int(x) for x in sys.argv[2].split()]
-n = max(1, int(float(sys.argv[4])) - int(float(sys.argv[3])))
+n = max(1, (s1[6] - s0[6]) * 256) # the entries of the full bundles written in the window
 assert int(float(sys.argv[6])) == int(float(sys.argv[5])), "records named a leaf in the describing run"
-print("%.1f %.1f" % ((s1[2] - s0[2]) / n, (s1[3] - s0[3]) / n))' "$f0" "$f1" "$fe0" "$fe1" "$fn0" "$fn1")
+upper = 32 / 256 + 32 / 65536 # hash tiles above level 0, per entry
+print("%.1f %.1f" % ((s1[2] - s0[2]) / n + upper, (s1[3] - s0[3]) / n + upper))' "$f0" "$f1" "$fe0" "$fe1" "$fn0" "$fn1")
 fi
 
 python3 - "$B_DIR" "$BOTS" "$SLOW" "$FAST" "$b0" "$b1" "$e0" "$e1" "$t0" "$t1" "$ROOT" "$c0" "$c1" "$k0" "$k1" "${#ROLLUP_OPTS[@]}" "$INTERVAL" "$HTTP_SHARE" "$j0" "$j1" "$s0" "$s1" "$CP_RETENTION" "${#COMPACT_OPTS[@]}" "$full_rec" <<'PY'
@@ -152,9 +158,14 @@ s1 = [int(x) for x in sys.argv[22].split()]
 cp_retention, compacting = sys.argv[23] == "yes", sys.argv[24] != "0"
 records = max(1, e1 - e0)
 # Per record: the journal's blocks (its length keeps growing once compaction punches it, so its
-# blocks are what it costs), the tiles' and bundles' lengths and blocks.
+# blocks are what it costs), the tiles' and bundles' lengths and blocks (below).
 journal = (s1[1] - s0[1]) / records
-tiles_len, tiles_disk = (s1[2] - s0[2]) / records, (s1[3] - s0[3]) / records
+# Per entry of the full bundles (and their level-0 hash tiles) written in the window, plus the
+# hash tiles above level 0 (32 bytes per 256 entries, per 65,536, ...), which fill too slowly to
+# be seen whole in a window.
+covered = max(1, (s1[6] - s0[6]) * 256)
+upper = 32 / 256 + 32 / 65536
+tiles_len, tiles_disk = (s1[2] - s0[2]) / covered + upper, (s1[3] - s0[3]) / covered + upper
 # Records per bot-day: heartbeats records (one per bot that polled in an interval) scale with the
 # interval, measured at `interval` and scaled to the default hour; the others (a session's first
 # contact, machine information, ...) do not.
