@@ -174,6 +174,33 @@ static const struct kind_desc *kind_lookup(uint8_t kind)
     return &kinds[kind];
 }
 
+void event_heartbeats_describe(struct heartbeats *hb, const struct contact *ct)
+{
+    hb->src = ct->src;
+    hb->dst = ct->dst;
+    hb->peer = ct->peer;
+    hb->transport = ct->transport;
+    memcpy(hb->node, ct->node, sizeof(hb->node));
+    memcpy(hb->family, ct->family, sizeof(hb->family));
+    memcpy(hb->bot_key, ct->bot_key, sizeof(hb->bot_key));
+    memcpy(hb->cc, ct->cc, sizeof(hb->cc));
+    hb->asn = ct->asn;
+    memcpy(hb->tags, ct->tags, sizeof(hb->tags));
+    hb->enrich_id = ct->enrich_id;
+}
+
+void event_heartbeats_copy_description(struct heartbeats *to, const struct heartbeats *from)
+{
+    memcpy(to->node, from->node, sizeof(to->node));
+    to->src = from->src;
+    to->dst = from->dst;
+    to->peer = from->peer;
+    to->transport = from->transport;
+    memcpy(to->family, from->family, sizeof(to->family));
+    memcpy(to->bot_key, from->bot_key, sizeof(to->bot_key));
+    to->enrich_id = from->enrich_id;
+}
+
 const char *event_kind_name(uint8_t kind)
 {
     const struct kind_desc *k = kind_lookup(kind);

@@ -101,6 +101,13 @@ struct heartbeats {
     uint64_t described_in;
 };
 
+/* What a heartbeats record says of its bot, from a contact of it: node, endpoints, transport,
+ * family, bot key, country, AS, tags, enrichment id (counts, times and digest untouched). */
+void event_heartbeats_describe(struct heartbeats *hb, const struct contact *ct);
+/* Copies the description a record naming a leaf leaves out (node, endpoints, transport, family,
+ * bot key, enrichment id; not country, AS, tags) from `from` to `to`. */
+void event_heartbeats_copy_description(struct heartbeats *to, const struct heartbeats *from);
+
 /* Remediation verdicts (issue: remediate only where authorised). */
 enum decision_verdict {
     VERDICT_SEND = 1,

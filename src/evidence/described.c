@@ -12,17 +12,6 @@
 #include "evidence/seal.h"
 #include "util/err.h"
 
-/* What a leaf says of its bot: what a naming record leaves out (rollup.c, name_leaf). */
-struct desc {
-    uint64_t time_us;
-    char node[32];
-    struct net_addr src, dst, peer;
-    uint8_t transport;
-    char family[16];
-    char bot_key[33];
-    uint32_t enrich_id;
-};
-
 /* Entry bundles kept at once (each at most ~16 MiB, in practice 20-60 KiB). A stripe of the
  * roll-up writes, within seconds, the records of bots whose presences began (or were described
  * again) within seconds of each other: the leaves they name sit in a few neighbouring bundles,
@@ -81,60 +70,30 @@ static bool contact_is_poll(const struct contact *c)
     return c->msg_type == CONTACT_MSG_HELLO || c->msg_type == CONTACT_MSG_HEARTBEAT;
 }
 
-/* Whether a decoded leaf describes a bot, and then what it says. */
-static bool desc_of(const struct record *leaf, struct desc *out)
+/* Whether a decoded leaf describes a bot, and then what it says (in out's description). */
+static bool desc_of(const struct record *leaf, struct heartbeats *out)
 {
     if (leaf->seal.sealed_len > 0) {
         return false; /* still sealed: who it was is not here */
     }
     memset(out, 0, sizeof(*out));
     if (leaf->kind == RECORD_CONTACT && contact_is_poll(&leaf->u.contact)) {
-        const struct contact *c = &leaf->u.contact;
-        out->time_us = c->time_us;
-        memcpy(out->node, c->node, sizeof(out->node));
-        out->src = c->src;
-        out->dst = c->dst;
-        out->peer = c->peer;
-        out->transport = c->transport;
-        memcpy(out->family, c->family, sizeof(out->family));
-        memcpy(out->bot_key, c->bot_key, sizeof(out->bot_key));
-        out->enrich_id = c->enrich_id;
+        event_heartbeats_describe(out, &leaf->u.contact);
     } else if (leaf->kind == RECORD_HEARTBEATS && leaf->u.heartbeats.described_in == 0) {
-        const struct heartbeats *h = &leaf->u.heartbeats;
-        out->time_us = h->time_us;
-        memcpy(out->node, h->node, sizeof(out->node));
-        out->src = h->src;
-        out->dst = h->dst;
-        out->peer = h->peer;
-        out->transport = h->transport;
-        memcpy(out->family, h->family, sizeof(out->family));
-        memcpy(out->bot_key, h->bot_key, sizeof(out->bot_key));
-        out->enrich_id = h->enrich_id;
+        *out = leaf->u.heartbeats;
     } else {
         return false;
     }
     return out->src.family != 0; /* a record written after an erasure describes nobody */
 }
 
-static void fill_from(struct heartbeats *hb, const struct desc *s)
-{
-    memcpy(hb->node, s->node, sizeof(hb->node));
-    hb->src = s->src;
-    hb->dst = s->dst;
-    hb->peer = s->peer;
-    hb->transport = s->transport;
-    memcpy(hb->family, s->family, sizeof(hb->family));
-    memcpy(hb->bot_key, s->bot_key, sizeof(hb->bot_key));
-    hb->enrich_id = s->enrich_id;
-}
-
 int described_fill(struct heartbeats *hb, const struct record *leaf)
 {
-    struct desc s;
+    struct heartbeats s;
     if (!desc_of(leaf, &s)) {
         return -1;
     }
-    fill_from(hb, &s);
+    event_heartbeats_copy_description(hb, &s);
     return 0;
 }
 
@@ -230,7 +189,7 @@ static int decode_stored(struct described *d, uint64_t index, const uint8_t *e, 
 /* What leaf `index` says of its bot: from its full entry bundle, or, while it has none yet, from
  * a reader of the journal. 1 with *out set, 0 when it does not say (not a bot's description,
  * its personal fields not here, not in the log), negative on error. */
-static int read_leaf(struct described *d, uint64_t index, struct desc *out, char *err,
+static int read_leaf(struct described *d, uint64_t index, struct heartbeats *out, char *err,
                      size_t errlen)
 {
     int rc = 0;
@@ -273,7 +232,7 @@ int described_pass(struct described *d, uint64_t index, const uint8_t **entry, s
         return 1; /* not a naming record (a reader reports what is wrong with a damaged one) */
     }
     uint64_t named = d->rec.u.heartbeats.described_in;
-    struct desc s;
+    struct heartbeats s;
     int rc = named < index ? read_leaf(d, named, &s, err, errlen) : 0;
     if (rc <= 0) {
         if (rc == 0) {
@@ -281,7 +240,7 @@ int described_pass(struct described *d, uint64_t index, const uint8_t **entry, s
         }
         return rc < 0 ? rc : 1;
     }
-    fill_from(&d->rec.u.heartbeats, &s);
+    event_heartbeats_copy_description(&d->rec.u.heartbeats, &s);
     int n = event_encode(&d->rec, d->buf, sizeof(d->buf));
     if (n < 0) {
         return err_set(err, errlen, "entry %llu: cannot encode it filled in",

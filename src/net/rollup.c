@@ -130,22 +130,6 @@ static void erase(struct stripe *s, struct entry *e)
     }
 }
 
-/* What the record says of the bot: its latest endpoints and enrichment. */
-static void describe(struct heartbeats *hb, const struct contact *ct)
-{
-    hb->src = ct->src;
-    hb->dst = ct->dst;
-    hb->peer = ct->peer;
-    hb->transport = ct->transport;
-    memcpy(hb->node, ct->node, sizeof(hb->node));
-    memcpy(hb->family, ct->family, sizeof(hb->family));
-    memcpy(hb->bot_key, ct->bot_key, sizeof(hb->bot_key));
-    memcpy(hb->cc, ct->cc, sizeof(hb->cc));
-    hb->asn = ct->asn;
-    memcpy(hb->tags, ct->tags, sizeof(hb->tags));
-    hb->enrich_id = ct->enrich_id;
-}
-
 void rollup_set_seal_epoch(struct rollup *r, uint64_t epoch_us)
 {
     atomic_store(&r->epoch_us, epoch_us);
@@ -193,7 +177,7 @@ uint64_t rollup_contact_desc(const struct contact *ct)
 {
     struct heartbeats hb;
     memset(&hb, 0, sizeof(hb));
-    describe(&hb, ct);
+    event_heartbeats_describe(&hb, ct);
     return desc_of(&hb);
 }
 
@@ -237,7 +221,7 @@ enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const s
         memcpy(e->key, key, 16);
         e->interval_start_us = ct->time_us;
         e->policy_gen = policy_gen;
-        describe(&e->hb, ct);
+        event_heartbeats_describe(&e->hb, ct);
         s->n++;
         pthread_mutex_unlock(&s->mu);
         return ROLLUP_FIRST;
@@ -254,7 +238,7 @@ enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const s
     memcpy(chain, hb->heartbeats_sha256, 32);
     memcpy(chain + 32, ct->body_sha256, 32);
     SHA256(chain, sizeof(chain), hb->heartbeats_sha256);
-    describe(hb, ct);
+    event_heartbeats_describe(hb, ct); /* the bot's latest endpoints and enrichment */
     if (e->policy_gen != policy_gen) {
         e->policy_gen = policy_gen;
         *decide_due = true;
@@ -268,14 +252,8 @@ enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const s
 /* Leaves out of rec what the leaf it names says (source port and proxy too: see desc_of). */
 static void name_leaf(struct heartbeats *hb, uint64_t index)
 {
-    memset(hb->node, 0, sizeof(hb->node));
-    memset(&hb->src, 0, sizeof(hb->src));
-    memset(&hb->dst, 0, sizeof(hb->dst));
-    memset(&hb->peer, 0, sizeof(hb->peer));
-    hb->transport = 0;
-    memset(hb->family, 0, sizeof(hb->family));
-    memset(hb->bot_key, 0, sizeof(hb->bot_key));
-    hb->enrich_id = 0;
+    static const struct heartbeats none;
+    event_heartbeats_copy_description(hb, &none);
     hb->described_in = index;
 }
 
