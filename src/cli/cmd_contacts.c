@@ -30,7 +30,8 @@ static const char contacts_usage[] =
     "              type and transport, heartbeats records, unique bots,\n"
     "              unique source IPs, first/last time, contacts per second, and the server's\n"
     "              own counters from its last node-stopped record; contacts still sealed\n"
-    "              (erased, or no key here) count as sealed_contacts, and their bots once per\n"
+    "              (erased, or no key here), and the polls of heartbeats records naming such\n"
+    "              a leaf, count as sealed_contacts, and their bots once per\n"
     "              epoch as sealed_bot_epochs; counts only, no address\n"
     "              or name, so it needs no --justification\n" CLI_ACCESS_USAGE
     "  --help      this text\n"
@@ -106,6 +107,12 @@ static void summary_add(struct summary *s, const struct record *rec)
         if (last > s->last_us) {
             s->last_us = last;
         }
+    }
+    if (rec->kind == RECORD_HEARTBEATS && rec->seal.epoch == 0 && src->family == 0) {
+        /* Polls whose bot is not known here: the leaf the record names is sealed (erased, or no
+         * key here; that leaf counts its bot by pseudonym), or an erasure came first. */
+        s->sealed_contacts += n;
+        return;
     }
     if (rec->seal.epoch != 0) {
         /* Still sealed (its epoch erased, or no key here): no bot key and no address to count

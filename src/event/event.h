@@ -94,8 +94,8 @@ struct heartbeats {
     uint8_t heartbeats_sha256[32]; /* SHA-256 chain over the polls' body hashes, in order */
     /* Index of the leaf that describes the bot these polls came from (0: this record describes
      * it itself; leaf 0 is always a log's first node-started record, never such a leaf). A record
-     * naming one holds only the counts, times, country, AS and sector tags; node, endpoints,
-     * transport, family, bot key and enrichment id are those of the named leaf (a contact or a
+     * naming one holds only the counts, times, country, AS, sector tags and transport; node,
+     * endpoints, family, bot key and enrichment id are those of the named leaf (a contact or a
      * heartbeats record of the same seal epoch), except the source port and the proxy peer, which
      * may have changed between polls (docs/evidence.md, "Heartbeats rolled up"). */
     uint64_t described_in;

@@ -249,11 +249,14 @@ enum rollup_outcome rollup_poll(struct rollup *r, const uint8_t key[16], const s
     return ROLLUP_COUNTED;
 }
 
-/* Leaves out of rec what the leaf it names says (source port and proxy too: see desc_of). */
+/* Leaves out of hb what the leaf it names says (source port and proxy too: see desc_of), but
+ * its transport (one byte, the same as the leaf's). */
 static void name_leaf(struct heartbeats *hb, uint64_t index)
 {
     static const struct heartbeats none;
+    uint8_t transport = hb->transport; /* kept: a clear count by transport survives erasure */
     event_heartbeats_copy_description(hb, &none);
+    hb->transport = transport;
     hb->described_in = index;
 }
 

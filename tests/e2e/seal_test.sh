@@ -63,6 +63,7 @@ done
 # Without the keys: clear fields only, marked sealed; unique bots per epoch from the pseudonym.
 mv "$state/keys/epochs" "$E2E_DIR/epochs.away"
 "$SINKD_BINARY" contacts --state "$state" --all --justification "$E2E_WHY" >"$E2E_DIR/sealed.jsonl"
+"$SINKD_BINARY" contacts --state "$state" --summary >"$E2E_DIR/sealed-summary.json"
 # (its access record was sealed under a new key of the epoch, with another id: it goes here)
 rm -rf "$state/keys/epochs"
 mv "$E2E_DIR/epochs.away" "$state/keys/epochs"
@@ -103,6 +104,18 @@ for o, s in zip(opened, sealed):
         assert "sealed" not in s and o == s, (o, s)
 assert bots_by_epoch and all(len(bots_by_epoch[e]) == len(refs_by_epoch[e]) for e in bots_by_epoch), \
     ({e: len(b) for e, b in bots_by_epoch.items()}, {e: len(r) for e, r in refs_by_epoch.items()})
+PY
+
+# Without the keys the summary knows no address and no bot, yet every poll counts: the polls of
+# heartbeats records naming a sealed leaf among the sealed contacts, their transport in the clear.
+python3 - "$E2E_DIR/sealed-summary.json" <<'PY' || fail "the summary without keys: $(cat "$E2E_DIR/sealed-summary.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["unique_source_ips"] == 0 and s["unique_bots"] == 0, s
+undecoded = s["by_type"].get("undecoded", 0)
+assert s["sealed_contacts"] == s["contacts"], s
+assert sum(s["by_transport"].values()) == s["contacts"] - undecoded, s
+assert s["heartbeats_records"] > 0, s
 PY
 
 # A bundle discloses exactly its records: their keys open them in sinkd, Go and Python.

@@ -191,6 +191,7 @@ static void test_records_name_the_describing_leaf(void **state)
     bool due;
     struct contact c = poll_at(100 * S, 1);
     snprintf(c.node, sizeof(c.node), "n1");
+    c.transport = CONTACT_TRANSPORT_TCP;
     c.src.port = 40000;
     assert_int_equal(rollup_poll(r, key, &c, 1, &due), ROLLUP_FIRST);
     uint64_t desc = rollup_contact_desc(&c);
@@ -220,6 +221,7 @@ static void test_records_name_the_describing_leaf(void **state)
     assert_string_equal(out[0].hb.node, "");
     assert_string_equal(out[0].hb.family, "");
     assert_int_equal(out[0].hb.src.family, 0);
+    assert_int_equal(out[0].hb.transport, CONTACT_TRANSPORT_TCP); /* clear, kept */
 
     /* Another description (a new enrichment table): the record describes the bot again. */
     c.time_us = 230 * S;
