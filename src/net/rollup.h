@@ -17,9 +17,10 @@
 
 struct rollup;
 
-/* interval_us: how long a heartbeats record covers (> 0). max_entries bounds the memory (~260
- * bytes an entry); a bot arriving when it is reached is recorded as a first contact every time
- * (nothing is lost, the log only grows faster) and counted in rollup_stats.full. */
+/* interval_us: how long a heartbeats record covers (> 0). max_entries bounds the memory (336
+ * bytes an entry, in tables at most half full); a bot arriving when it is reached is recorded as a
+ * first contact every time (nothing is lost, the log only grows faster) and counted in
+ * rollup_stats.full. */
 struct rollup *rollup_new(uint64_t interval_us, size_t max_entries);
 void rollup_free(struct rollup *r);
 

@@ -74,7 +74,8 @@ struct server_config {
     uint32_t uninstall_command;
     /* A bot's polls after the first contact of its presence are rolled up into one heartbeats
      * record per interval (net/rollup.h): seconds, default 3600; 0: every poll its own record.
-     * rollup_max_bots bounds the table (default 4,000,000, ~260 bytes each). */
+     * rollup_max_bots bounds the table (default 4,000,000, 336 bytes each, in tables at most half
+     * full). */
     uint32_t heartbeat_interval_s;
     uint32_t rollup_max_bots;
     uint32_t checkpoint_every;       /* entries */
