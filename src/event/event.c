@@ -628,10 +628,7 @@ json_t *event_to_json(const struct record *rec)
         switch (f->type) {
         case F_U8:
             if ((rec->kind == RECORD_CONTACT || rec->kind == RECORD_HEARTBEATS) && f->tag == 6) {
-                /* A heartbeats record naming its bot's leaf has none of its own. */
-                bool none = rec->kind == RECORD_HEARTBEATS && *p == 0;
-                json_object_set_new(obj, "transport",
-                                    json_string(none ? "" : event_transport_name(*p)));
+                json_object_set_new(obj, "transport", json_string(event_transport_name(*p)));
             } else if (rec->kind == RECORD_CONTACT && f->tag == 9) {
                 json_object_set_new(obj, "type", json_string(event_msg_type_name(*p)));
             } else if (f->tag == 34) {

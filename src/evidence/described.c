@@ -2,7 +2,6 @@
  * (described.h). */
 #include "evidence/described.h"
 
-#include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +22,16 @@ struct bundle {
     uint64_t n;    /* bundle number + 1; 0: empty */
     uint64_t used; /* LRU tick */
     uint8_t *bytes;
-    size_t len;
     uint32_t off[EVLOG_TILE_WIDTH]; /* where entry j's length prefix is */
 };
 
 struct described {
     char state_dir[EVLOG_PATH_MAX];
-    struct seal_keyring *seal; /* opened at the first sealed leaf */
-    bool seal_failed;          /* no keyring here: a sealed leaf cannot tell */
+    struct evlog_unsealer unseal; /* a sealed leaf whose key is not here cannot tell */
     struct bundle bundles[DESCRIBED_BUNDLES];
     uint64_t tick;
     struct described_stats stats;
     struct record leaf, rec;
-    uint8_t opened[EVLOG_SEAL_BUF];
     uint8_t buf[EVENT_RECORD_MAX];
 };
 
@@ -44,6 +40,7 @@ struct described *described_new(const char *state_dir)
     struct described *d = calloc(1, sizeof(*d));
     if (d != NULL) {
         snprintf(d->state_dir, sizeof(d->state_dir), "%s", state_dir);
+        d->unseal.state = d->state_dir;
     }
     return d;
 }
@@ -54,8 +51,7 @@ void described_free(struct described *d)
         for (size_t i = 0; i < DESCRIBED_BUNDLES; i++) {
             free(d->bundles[i].bytes);
         }
-        seal_keyring_free(d->seal);
-        OPENSSL_cleanse(d->opened, sizeof(d->opened));
+        evlog_unsealer_release(&d->unseal);
         free(d);
     }
 }
@@ -145,7 +141,6 @@ static struct bundle *bundle_of(struct described *d, uint64_t n, int *rc, char *
     }
     free(lru->bytes);
     lru->bytes = bytes;
-    lru->len = len;
     lru->n = n + 1;
     lru->used = ++d->tick;
     d->stats.bundle_reads++;
@@ -158,30 +153,12 @@ static struct bundle *bundle_of(struct described *d, uint64_t n, int *rc, char *
 static int decode_stored(struct described *d, uint64_t index, const uint8_t *e, size_t len,
                          char *err, size_t errlen)
 {
-    uint32_t epoch;
-    uint64_t t;
-    int sealed = seal_inspect(e, len, &epoch, &t);
-    if (sealed == 1) {
-        if (d->seal == NULL && !d->seal_failed &&
-            seal_keyring_open(&d->seal, d->state_dir, false, 0, NULL, 0) != 0) {
-            d->seal_failed = true;
-        }
-        if (d->seal == NULL) {
-            return 0;
-        }
-        size_t olen = 0;
-        char why[256];
-        int st = seal_open(d->seal, index, e, len, d->opened, sizeof(d->opened), &olen, why,
-                           sizeof(why));
-        if (st < 0) {
-            return err_set(err, errlen, "entry %llu: %s", (unsigned long long)index, why),
-                   EVLOG_ECORRUPT;
-        }
-        if (st != SEAL_OPENED) {
-            return 0;
-        }
-        e = d->opened;
-        len = olen;
+    int st = evlog_unseal(&d->unseal, index, &e, &len, err, errlen);
+    if (st < 0) {
+        return st;
+    }
+    if (st != SEAL_PLAIN && st != SEAL_OPENED) {
+        return 0;
     }
     return event_decode(e, len, &d->leaf, NULL, 0) == 0 ? 1 : 0;
 }

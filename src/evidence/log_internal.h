@@ -198,6 +198,21 @@ struct batch_mark {
  * entry whose index is a multiple of EVLOG_TILE_WIDTH (a base can only fall there). Returns 0,
  * or EVLOG_ENOMEM (the mark is lost: compaction waits for the next one). */
 int evlog_mark_batch(struct evlog *log, uint64_t first, uint32_t count, uint64_t off);
+/* Opens sealed entries with a state directory's epoch keys, for the log's readers (the reader,
+ * evidence/described.c); the keyring is opened at the first sealed entry. */
+struct evlog_unsealer {
+    const char *state;
+    struct seal_keyring *seal;
+    bool failed; /* no keyring here: sealed entries are handed out as they are */
+    uint8_t opened[EVLOG_SEAL_BUF];
+};
+/* Entry idx: replaced by its opened bytes (in u->opened) when it is sealed and its key is here.
+ * Returns an enum seal_state (evidence/seal.h), or EVLOG_ECORRUPT with err ("entry N: why")
+ * when its seal does not open with its own key (damage). */
+int evlog_unseal(struct evlog_unsealer *u, uint64_t idx, const uint8_t **entry, size_t *len,
+                 char *err, size_t errlen);
+void evlog_unsealer_release(struct evlog_unsealer *u);
+
 /* Reads a file of at most max bytes whole into *out (malloc'd): 0, 1 if it does not exist, or a
  * negative code naming it. */
 int evlog_read_whole(const char *path, size_t max, uint8_t **out, size_t *len, char *err,

@@ -21,13 +21,11 @@ struct evlog_reader {
     int fd;
     char path[EVLOG_PATH_MAX + 32];
     char state[EVLOG_PATH_MAX];
-    struct seal_keyring *seal; /* opened at the first sealed entry */
-    bool seal_failed;          /* no keyring here: sealed entries are handed out as they are */
-    int seal_state;            /* of the last entry returned */
-    uint8_t opened[EVLOG_SEAL_BUF];
-    uint64_t off;  /* journal offset of the next batch */
-    uint64_t next; /* index of the next entry to return */
-    uint8_t *buf;  /* current batch */
+    struct evlog_unsealer unseal;
+    int seal_state; /* of the last entry returned */
+    uint64_t off;   /* journal offset of the next batch */
+    uint64_t next;  /* index of the next entry to return */
+    uint8_t *buf;   /* current batch */
     size_t cap;
     size_t pos, end;     /* payload cursor within buf */
     uint64_t batch_next; /* index of the entry at pos */
@@ -120,6 +118,7 @@ int evlog_reader_open(struct evlog_reader **out, const char *state_dir, uint64_t
     }
     snprintf(r->path, sizeof r->path, "%s/journal/wal", state_dir);
     snprintf(r->state, sizeof r->state, "%s", state_dir);
+    r->unseal.state = r->state;
     r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
     if (r->fd < 0) {
         int rc = evlog_sys_err(err, errlen, "open", r->path);
@@ -143,8 +142,7 @@ void evlog_reader_close(struct evlog_reader *r)
         close(r->fd);
         free(r->buf);
         described_free(r->described);
-        seal_keyring_free(r->seal);
-        OPENSSL_cleanse(r->opened, sizeof r->opened);
+        evlog_unsealer_release(&r->unseal);
         free(r);
     }
 }
@@ -162,37 +160,52 @@ int evlog_reader_seal_state(const struct evlog_reader *r)
     return r->seal_state;
 }
 
-/* A sealed entry is opened with the state directory's epoch keys (seal.h); one that cannot be
- * (key erased, or not readable by this user) is handed out as it is. A sealed entry whose seal
- * does not open with its own key is damage: an error naming the entry. */
-static int reader_open_sealed(struct evlog_reader *r, const uint8_t **entry, size_t *len,
-                              uint64_t idx, char *err, size_t errlen)
+int evlog_unseal(struct evlog_unsealer *u, uint64_t idx, const uint8_t **entry, size_t *len,
+                 char *err, size_t errlen)
 {
     uint32_t epoch = 0;
     uint64_t t = 0;
-    r->seal_state = SEAL_PLAIN;
     if (*len >= EVENT_RECORD_MAX || seal_inspect(*entry, *len, &epoch, &t) != 1) {
-        return 1;
+        return SEAL_PLAIN;
     }
-    if (r->seal == NULL && !r->seal_failed &&
-        seal_keyring_open(&r->seal, r->state, false, 0, NULL, 0) != 0) {
-        r->seal_failed = true;
+    if (u->seal == NULL && !u->failed &&
+        seal_keyring_open(&u->seal, u->state, false, 0, NULL, 0) != 0) {
+        u->failed = true;
     }
-    if (r->seal == NULL) {
-        r->seal_state = SEAL_NO_KEY;
-        return 1;
+    if (u->seal == NULL) {
+        return SEAL_NO_KEY;
     }
     size_t olen = 0;
     char why[256];
     int st =
-        seal_open(r->seal, idx, *entry, *len, r->opened, sizeof r->opened, &olen, why, sizeof why);
+        seal_open(u->seal, idx, *entry, *len, u->opened, sizeof u->opened, &olen, why, sizeof why);
     if (st < 0) {
-        return err_set(err, errlen, "%s: entry %llu: %s", r->path, (unsigned long long)idx, why),
-               EVLOG_ECORRUPT;
+        return err_set(err, errlen, "entry %llu: %s", (unsigned long long)idx, why), EVLOG_ECORRUPT;
+    }
+    *entry = u->opened;
+    *len = olen;
+    return st;
+}
+
+void evlog_unsealer_release(struct evlog_unsealer *u)
+{
+    seal_keyring_free(u->seal);
+    u->seal = NULL;
+    OPENSSL_cleanse(u->opened, sizeof u->opened);
+}
+
+/* A sealed entry is opened with the state directory's epoch keys (seal.h); one that cannot be
+ * (key erased, or not readable by this user) is handed out as it is. A sealed entry whose seal
+ * does not open with its own key is damage: an error naming the journal and the entry. */
+static int reader_open_sealed(struct evlog_reader *r, const uint8_t **entry, size_t *len,
+                              uint64_t idx, char *err, size_t errlen)
+{
+    char why[320];
+    int st = evlog_unseal(&r->unseal, idx, entry, len, why, sizeof why);
+    if (st < 0) {
+        return err_set(err, errlen, "%s: %s", r->path, why), st;
     }
     r->seal_state = st;
-    *entry = r->opened;
-    *len = olen;
     return 1;
 }
 

@@ -142,7 +142,7 @@ void rollup_set_seal_epoch(struct rollup *r, uint64_t epoch_us)
 static uint64_t desc_of(const struct heartbeats *hb)
 {
     /* Fixed-size fields one after another, strings zero-padded: one encoding per description. */
-    uint8_t buf[sizeof(hb->node) + 2 * (2 + 16) + 1 + 2 + 1 + sizeof(hb->family) +
+    uint8_t buf[sizeof(hb->node) + 2 * (1 + 16) + 1 + 2 + 1 + sizeof(hb->family) +
                 sizeof(hb->bot_key) + 4];
     memset(buf, 0, sizeof(buf));
     size_t pos = 0;
@@ -150,10 +150,9 @@ static uint64_t desc_of(const struct heartbeats *hb)
     pos += sizeof(hb->node);
     const struct net_addr *a[] = {&hb->src, &hb->dst};
     for (size_t i = 0; i < 2; i++) {
-        buf[pos] = (uint8_t)(a[i]->family >> 8);
-        buf[pos + 1] = (uint8_t)a[i]->family;
-        memcpy(buf + pos + 2, a[i]->ip, 16);
-        pos += 2 + 16;
+        buf[pos] = a[i]->family;
+        memcpy(buf + pos + 1, a[i]->ip, 16);
+        pos += 1 + 16;
     }
     buf[pos++] = hb->peer.family != 0;         /* through a proxy or not; which one may change */
     buf[pos++] = (uint8_t)(hb->dst.port >> 8); /* the seized address's port does not change */
